@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:  `make run` (whole pipeline on generated data)
+# and `make test` (all tests). Both set up what they need first.
+PYTHON ?= $(or $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3)),python3)
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_ARGS ?=
+
+.PHONY: setup run test bench layer clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# osls (open-source serverless fork) packages serverless.yml offline in the tests
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(BIN)/apy-runway run-all $(RUN_ARGS)
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf data runs dbt_project/target dbt_project/logs .serverless python layer*.zip

@@ -1,0 +1,1 @@
+"""apy-runway: will this DeFi pool keep its APY over the next 30 days?"""

@@ -1,0 +1,94 @@
+-- One row per pool per UTC day that has at least one snapshot.
+-- var('daily_downsampling'):
+--   last   -> the values of the day's last snapshot (DefiLlama's /chart)
+--   mean   -> the mean of the day's snapshots
+--   median -> the median of the day's snapshots
+-- Strings and static attributes always come from the day's last snapshot.
+
+{% set mode = var('daily_downsampling') %}
+{% set measures = ['apy', 'apy_base', 'apy_reward', 'tvl_usd'] %}
+{% if mode not in ['last', 'mean', 'median'] %}
+    {{ exceptions.raise_compiler_error(
+        "var daily_downsampling must be last, mean or median, got '"
+        ~ mode ~ "'") }}
+{% endif %}
+
+with
+
+snapshots as (
+
+    select * from {{ ref('stg_defillama__pool_snapshots') }}
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by pool_id, snapshot_date
+            order by snapshot_at desc
+        ) as recency_rank
+    from snapshots
+
+),
+
+aggregated as (
+
+    select
+        pool_id,
+        snapshot_date,
+        {% if mode != 'last' %}
+        {% for column in measures %}
+        {{ mode }}({{ column }}) as {{ column }},
+        {% endfor %}
+        {% endif %}
+        count(*) as snapshot_count,
+        max(snapshot_at) as last_snapshot_at
+    from snapshots
+    group by pool_id, snapshot_date
+
+),
+
+last_of_day as (
+
+    select * from ranked where recency_rank = 1
+
+),
+
+joined as (
+
+    select
+        -- ids
+        aggregated.pool_id,
+
+        -- strings
+        last_of_day.chain,
+        last_of_day.project,
+        last_of_day.symbol,
+        last_of_day.pool_meta,
+        last_of_day.il_risk,
+        last_of_day.exposure,
+
+        -- numerics: `last` keeps the last snapshot's values as they are
+        -- (nulls included), the aggregates ignore null snapshots
+        {% for column in measures %}
+        {{ 'last_of_day' if mode == 'last' else 'aggregated' }}.{{ column }},
+        {% endfor %}
+        aggregated.snapshot_count,
+
+        -- booleans
+        last_of_day.is_stablecoin,
+
+        -- dates and timestamps
+        aggregated.snapshot_date,
+        aggregated.last_snapshot_at
+
+    from aggregated
+    inner join last_of_day
+        on aggregated.pool_id = last_of_day.pool_id
+        and aggregated.snapshot_date = last_of_day.snapshot_date
+
+)
+
+select * from joined
