@@ -1,0 +1,521 @@
+"""`apy-runway ingest`: validate inputs into the raw contract, quarantine the rest.
+
+Inputs (files or folders of them):
+  *.csv / *.parquet  long tables with DefiLlama's field names (timestamp, pool,
+                     chain, ..., apy); missing optional columns become null.
+  *.json             saved DefiLlama /chart/{pool} responses, one per pool; the
+                     pool id is the file name (<pool-id>.json). `--pools-json`
+                     adds per-pool metadata from a saved /pools response.
+
+Everything is read as text and classified in DuckDB SQL (never pandas), so a
+50M-row input streams through a disk-backed work database with bounded memory.
+Each row ends up in exactly one of two files, both replaced atomically:
+  data/raw/pool_snapshots.parquet                     the raw contract (dbt source)
+  data/quarantine/pool_snapshots_quarantined.parquet  bad rows, as text, + reason
+
+Quarantine reasons, checked in this order (first match wins):
+  unparseable_timestamp  timestamp missing, unparseable or infinite
+  missing_pool_id        pool missing or blank
+  missing_apy            apy missing or blank
+  non_numeric_apy        apy, apyBase or apyReward present but not a number
+  non_finite_apy         apy, apyBase or apyReward NaN or +-inf (also '1e400')
+  non_numeric_tvl        tvlUsd present but not a finite number
+  negative_tvl           tvlUsd < 0
+  exact_duplicate        the same values as a later input row (the later one stays)
+  superseded_in_hour     another row of the pool in the same UTC hour wins: the
+                         latest timestamp, ties -> the later input row
+"Later input row" means later file on the command line (folders expanded in
+name order), then later row in the file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from apy_runway.console import UserError, log
+from apy_runway.paths import ProjectPaths
+
+COMMAND = "ingest"
+HELP = "validate snapshots (CSV/parquet exports, /chart JSON) into the raw contract; quarantine bad rows"
+
+DEFAULT_INPUT_NAME = "generated_snapshots.parquet"
+
+# The raw contract, in order: (column, DuckDB type). The dbt source reads these.
+CONTRACT = [
+    ("timestamp", "TIMESTAMPTZ"),
+    ("pool", "VARCHAR"),
+    ("chain", "VARCHAR"),
+    ("project", "VARCHAR"),
+    ("symbol", "VARCHAR"),
+    ("poolMeta", "VARCHAR"),
+    ("tvlUsd", "DOUBLE"),
+    ("apy", "DOUBLE"),
+    ("apyBase", "DOUBLE"),
+    ("apyReward", "DOUBLE"),
+    ("stablecoin", "BOOLEAN"),
+    ("ilRisk", "VARCHAR"),
+    ("exposure", "VARCHAR"),
+]
+CONTRACT_COLUMNS = [name for name, _ in CONTRACT]
+REQUIRED_COLUMNS = ("timestamp", "pool")
+
+# The only /pools fields ingest reads: static pool metadata. Everything else in
+# /pools is either the current state (tvlUsd, apy...) or a model output /
+# look-ahead summary (predictions, mu, sigma, apyPct*, outlier, apyMean30d,
+# count) and must never become an input.
+POOLS_METADATA_FIELDS = ("chain", "project", "symbol", "poolMeta", "stablecoin", "ilRisk", "exposure")
+# The /chart item fields that map onto the contract; the whole item is kept in
+# the quarantine's extra_fields.
+CHART_FIELDS = ("timestamp", "tvlUsd", "apy", "apyBase", "apyReward")
+
+REASONS = (
+    "unparseable_timestamp",
+    "missing_pool_id",
+    "missing_apy",
+    "non_numeric_apy",
+    "non_finite_apy",
+    "non_numeric_tvl",
+    "negative_tvl",
+    "exact_duplicate",
+    "superseded_in_hour",
+)
+SUFFIXES = (".csv", ".parquet", ".json")
+
+
+@dataclass
+class IngestResult:
+    rows_in: int
+    rows_staged: int
+    rows_quarantined: int
+    by_reason: dict[str, int] = field(default_factory=dict)
+    pools: int = 0
+    seconds: float = 0.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        type=Path,
+        help="CSV / parquet / /chart JSON files or folders of them "
+             f"(default: data/landing/{DEFAULT_INPUT_NAME} from `apy-runway generate`)",
+    )
+    parser.add_argument(
+        "--pools-json",
+        type=Path,
+        default=None,
+        help="a saved DefiLlama /pools response: chain, project, symbol, stablecoin, "
+             "ilRisk, exposure, poolMeta per pool, joined by pool id",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        default="2GB",
+        help="DuckDB memory limit for the work database (spills to disk beyond it; default 2GB)",
+    )
+
+
+def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    inputs = list(args.inputs) or [paths.landing / DEFAULT_INPUT_NAME]
+    if not args.inputs and not inputs[0].exists():
+        raise UserError(
+            f"no input given and {inputs[0]} does not exist: run `apy-runway generate` "
+            "or pass CSV / parquet / JSON files"
+        )
+    ingest(inputs, paths, pools_json=args.pools_json, memory_limit=args.memory_limit)
+    return 0
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class _InputFile:
+    index: int  # position in the expanded input list: later wins ties
+    path: Path
+    kind: str  # csv | parquet | json
+
+
+def _expand_inputs(inputs: list[Path]) -> list[_InputFile]:
+    files: list[_InputFile] = []
+    for raw in inputs:
+        path = Path(raw).expanduser().resolve()
+        if not path.exists():
+            raise UserError(f"input not found: {raw}")
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            if not found:
+                raise UserError(f"no .csv, .parquet or .json files in folder {raw}")
+        elif path.suffix.lower() not in SUFFIXES:
+            raise UserError(f"{raw}: unsupported input type (expected .csv, .parquet or .json)")
+        else:
+            found = [path]
+        for item in found:
+            files.append(_InputFile(len(files), item, item.suffix.lower().lstrip(".")))
+    if not files:
+        raise UserError("no input files")
+    return files
+
+
+def _sql_str(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, reader_sql: str, file: _InputFile) -> list[str]:
+    try:
+        return [row[0] for row in con.execute(f"describe select * from {reader_sql}").fetchall()]
+    except duckdb.Error as error:
+        raise UserError(f"{file.path}: cannot read {file.kind}: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _tabular_select(con: duckdb.DuckDBPyConnection, file: _InputFile) -> str:
+    """SELECT of one CSV/parquet file as contract text columns + provenance."""
+    path = _sql_str(str(file.path))
+    if file.kind == "csv":
+        reader = f"read_csv({path}, all_varchar = true, header = true)"
+    else:
+        reader = f"read_parquet({path}, file_row_number = true)"
+    columns = _table_columns(con, reader, file)
+    if file.kind == "parquet":
+        columns = [c for c in columns if c != "file_row_number"]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise UserError(f"{file.path}: missing required column(s) {', '.join(missing)} "
+                        f"(has: {', '.join(columns) or 'none'})")
+    selected = [
+        f"cast({_ident(c)} as varchar) as {_ident(c)}" if c in columns
+        else f"cast(null as varchar) as {_ident(c)}"
+        for c in CONTRACT_COLUMNS
+    ]
+    extras = [c for c in columns if c not in CONTRACT_COLUMNS]
+    extra_sql = (
+        "json_object(" + ", ".join(f"{_sql_str(c)}, {_ident(c)}" for c in extras) + ")::varchar"
+        if extras else "cast(null as varchar)"
+    )
+    # CSV has no row-number column: a single-file scan keeps file order, which
+    # row_number() over () follows (checked against Python's csv reader in tests).
+    row_number = ("file_row_number + 1" if file.kind == "parquet" else "row_number() over ()")
+    return (
+        f"select {file.index} as file_index, {path} as source_file, "
+        f"cast({row_number} as bigint) as source_row, {', '.join(selected)}, "
+        f"{extra_sql} as extra_fields from {reader}"
+    )
+
+
+def _check_json_files(con: duckdb.DuckDBPyConnection, files: list[_InputFile], what: str) -> None:
+    """Every file must be valid JSON with a "data" array (DefiLlama's envelope)."""
+    for file in files:
+        try:
+            valid, data_type = con.execute(
+                "select json_valid(content), "
+                "case when json_valid(content) then json_type(content, '$.data') end "
+                "from read_text(?)",
+                [str(file.path)],
+            ).fetchone()
+        except duckdb.Error as error:
+            raise UserError(f"{file.path}: cannot read: {_first_line(error)}") from None
+        if not valid:
+            raise UserError(f"{file.path}: malformed JSON (not a saved DefiLlama {what} response)")
+        if data_type != "ARRAY":
+            raise UserError(f"{file.path}: no \"data\" array (not a saved DefiLlama {what} response)")
+
+
+def _json_select(files: list[_InputFile]) -> str:
+    """SELECT of all /chart files: one row per item of "data", pool id = file stem."""
+    values = ", ".join(
+        f"({f.index}, {_sql_str(str(f.path))}, {_sql_str(f.path.stem)})" for f in files
+    )
+    chart_fields = ", ".join(
+        f"item.value ->> {_sql_str(c)} as {_ident(c)}" if c in CHART_FIELDS
+        else "pool_file.pool_id as pool" if c == "pool"
+        # a /chart item has no metadata, but a hand-made file may carry some
+        else f"item.value ->> {_sql_str(c)} as {_ident(c)}"
+        for c in CONTRACT_COLUMNS
+    )
+    return f"""
+        select
+            pool_file.file_index,
+            pool_file.source_file,
+            cast(item.key as bigint) + 1 as source_row,
+            {chart_fields},
+            cast(item.value as varchar) as extra_fields
+        from (values {values}) as pool_file(file_index, source_file, pool_id)
+        join read_text([{", ".join(_sql_str(str(f.path)) for f in files)}]) as text
+            on text.filename = pool_file.source_file
+        cross join json_each(text.content, '$.data') as item
+    """
+
+
+def _load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None) -> None:
+    columns = ", ".join(f"cast(null as varchar) as {_ident(c)}" for c in POOLS_METADATA_FIELDS)
+    if pools_json is None:
+        con.execute(f"create or replace temp table pool_metadata as "
+                    f"select cast(null as varchar) as pool, {columns} where false")
+        return
+    path = Path(pools_json).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"--pools-json file not found: {pools_json}")
+    _check_json_files(con, [_InputFile(0, path, "json")], "/pools")
+    fields = ", ".join(f"nullif(trim(item.value ->> {_sql_str(c)}), '') as {_ident(c)}"
+                       for c in POOLS_METADATA_FIELDS)
+    con.execute(f"""
+        create or replace temp table pool_metadata as
+        select nullif(trim(item.value ->> 'pool'), '') as pool, {fields}
+        from read_text({_sql_str(str(path))}) as text
+        cross join json_each(text.content, '$.data') as item
+        where nullif(trim(item.value ->> 'pool'), '') is not null
+        qualify row_number() over (partition by pool order by cast(item.key as bigint)) = 1
+    """)
+    count = con.execute("select count(*) from pool_metadata").fetchone()[0]
+    log(f"pool metadata: {count:,} pools from {pools_json} "
+        f"(fields: {', '.join(POOLS_METADATA_FIELDS)})")
+
+
+# --------------------------------------------------------------------------- classify
+
+_NUMBER = "try_cast({x} as double)"
+
+
+def _text(column: str) -> str:
+    return f"nullif(trim(input.{_ident(column)}), '')"
+
+
+def _classify_sql(source_sql: str) -> str:
+    """Parse every text row and give it its verdict (reason null = staged)."""
+    ts = _text("timestamp")
+    epoch = f"try_cast({ts} as double)"
+    strings = {
+        c: f"coalesce({_text(c)}, nullif(trim(meta.{_ident(c)}), ''))"
+        for c in ("chain", "project", "symbol", "poolMeta", "ilRisk", "exposure")
+    }
+    stablecoin = f"coalesce({_text('stablecoin')}, meta.stablecoin)"
+    return f"""
+    with
+
+    input as (
+        {source_sql}
+    ),
+
+    parsed as (
+        select
+            input.*,
+            case
+                when regexp_full_match({ts}, '-?[0-9]+(\\.[0-9]+)?') then
+                    try(to_timestamp(case when abs({epoch}) >= 1e11
+                                          then {epoch} / 1000 else {epoch} end))
+                else try_cast({ts} as timestamptz)
+            end as parsed_timestamp,
+            {_text('pool')} as parsed_pool,
+            {", ".join(f"{v} as parsed_{k}" for k, v in strings.items())},
+            {_text('tvlUsd')} as tvl_text,
+            {_text('apy')} as apy_text,
+            {_text('apyBase')} as apy_base_text,
+            {_text('apyReward')} as apy_reward_text,
+            {_NUMBER.format(x=_text('tvlUsd'))} as parsed_tvlUsd,
+            {_NUMBER.format(x=_text('apy'))} as parsed_apy,
+            {_NUMBER.format(x=_text('apyBase'))} as parsed_apyBase,
+            {_NUMBER.format(x=_text('apyReward'))} as parsed_apyReward,
+            try_cast(lower(trim({stablecoin})) as boolean) as parsed_stablecoin
+        from input
+        left join pool_metadata as meta
+            on meta.pool = {_text('pool')}
+    ),
+
+    flagged as (
+        select
+            *,
+            case
+                when parsed_timestamp is null or not isfinite(parsed_timestamp)
+                    then 'unparseable_timestamp'
+                when parsed_pool is null then 'missing_pool_id'
+                when apy_text is null then 'missing_apy'
+                when parsed_apy is null
+                    or (apy_base_text is not null and parsed_apyBase is null)
+                    or (apy_reward_text is not null and parsed_apyReward is null)
+                    then 'non_numeric_apy'
+                when not isfinite(parsed_apy)
+                    or not isfinite(coalesce(parsed_apyBase, 0))
+                    or not isfinite(coalesce(parsed_apyReward, 0))
+                    then 'non_finite_apy'
+                when tvl_text is not null
+                    and (parsed_tvlUsd is null or not isfinite(parsed_tvlUsd))
+                    then 'non_numeric_tvl'
+                when parsed_tvlUsd < 0 then 'negative_tvl'
+            end as row_reason
+        from parsed
+    ),
+
+    -- identical values: the last input copy stays, earlier copies are duplicates
+    copies_ranked as (
+        select
+            *,
+            case when row_reason is null then row_number() over (
+                partition by
+                    row_reason, parsed_pool, parsed_timestamp, parsed_chain,
+                    parsed_project, parsed_symbol, parsed_poolMeta,
+                    parsed_tvlUsd, parsed_apy, parsed_apyBase, parsed_apyReward,
+                    parsed_stablecoin, parsed_ilRisk, parsed_exposure
+                order by file_index desc, source_row desc
+            ) end as copy_rank
+        from flagged
+    ),
+
+    -- one row per pool per UTC hour: the latest timestamp, then the later input
+    hours_ranked as (
+        select
+            *,
+            case when row_reason is null and copy_rank = 1 then row_number() over (
+                partition by
+                    row_reason, copy_rank, parsed_pool,
+                    date_trunc('hour', parsed_timestamp)
+                order by parsed_timestamp desc, file_index desc, source_row desc
+            ) end as hour_rank
+        from copies_ranked
+    )
+
+    select
+        * exclude (row_reason, copy_rank, hour_rank),
+        case
+            when row_reason is not null then row_reason
+            when copy_rank > 1 then 'exact_duplicate'
+            when hour_rank > 1 then 'superseded_in_hour'
+        end as reason
+    from hours_ranked
+    """
+
+
+def _staged_sql() -> str:
+    typed = {
+        "timestamp": "parsed_timestamp",
+        "pool": "parsed_pool",
+    }
+    select = ", ".join(
+        f"cast({typed.get(name, 'parsed_' + name)} as {kind}) as {_ident(name)}"
+        for name, kind in CONTRACT
+    )
+    return (f"select {select} from classified where reason is null "
+            f"order by parsed_pool, parsed_timestamp")
+
+
+def _quarantine_sql(ingested_at: datetime) -> str:
+    text = ", ".join(_ident(c) for c in CONTRACT_COLUMNS)
+    return (
+        f"select {text}, extra_fields, reason, source_file, source_row, "
+        f"cast({_sql_str(ingested_at.isoformat())} as timestamptz) as ingested_at "
+        f"from classified where reason is not null order by file_index, source_row"
+    )
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def ingest(
+    inputs: list[Path],
+    paths: ProjectPaths,
+    pools_json: Path | None = None,
+    memory_limit: str = "2GB",
+) -> IngestResult:
+    """Validate `inputs` into paths.raw_snapshots; bad rows to paths.quarantined_rows.
+
+    Both files are replaced atomically, and only when every input was readable:
+    a missing or malformed input raises UserError and writes nothing.
+    """
+    started = time.perf_counter()
+    paths.ensure()
+    files = _expand_inputs(inputs)
+    ingested_at = datetime.now(timezone.utc)
+    work_dir = paths.data / ".ingest_work"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    staged_tmp = paths.raw_snapshots.with_name(f".{paths.raw_snapshots.name}.{os.getpid()}.tmp")
+    quarantine_tmp = paths.quarantined_rows.with_name(
+        f".{paths.quarantined_rows.name}.{os.getpid()}.tmp")
+    con = duckdb.connect(str(work_dir / "work.duckdb"))
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(f"set memory_limit = {_sql_str(memory_limit)}")
+        con.execute(f"set temp_directory = {_sql_str(str(work_dir / 'spill'))}")
+        _load_pools_metadata(con, pools_json)
+
+        tabular = [f for f in files if f.kind != "json"]
+        charts = [f for f in files if f.kind == "json"]
+        selects = [_tabular_select(con, f) for f in tabular]
+        if charts:
+            _check_json_files(con, charts, "/chart")
+            selects.append(_json_select(charts))
+        log(f"ingest: {len(tabular)} CSV/parquet file(s), {len(charts)} /chart JSON file(s)")
+
+        step = time.perf_counter()
+        source_sql = "\nunion all by name\n".join(f"({s})" for s in selects)
+        try:
+            con.execute(f"create table classified as {_classify_sql(source_sql)}")
+        except duckdb.Error as error:
+            raise UserError(f"cannot read inputs: {_first_line(error)}") from None
+        rows_in = con.execute("select count(*) from classified").fetchone()[0]
+        log(f"read and classified {rows_in:,} rows in {time.perf_counter() - step:.1f} s")
+
+        step = time.perf_counter()
+        rows_staged = con.execute(
+            f"copy ({_staged_sql()}) to {_sql_str(str(staged_tmp))} "
+            "(format parquet, compression zstd)").fetchone()[0]
+        rows_quarantined = con.execute(
+            f"copy ({_quarantine_sql(ingested_at)}) to {_sql_str(str(quarantine_tmp))} "
+            "(format parquet, compression zstd)").fetchone()[0]
+        log(f"wrote {rows_staged:,} staged and {rows_quarantined:,} quarantined rows "
+            f"in {time.perf_counter() - step:.1f} s")
+        if rows_in != rows_staged + rows_quarantined:
+            raise AssertionError(
+                f"accounting broken: rows in {rows_in} != staged {rows_staged} "
+                f"+ quarantined {rows_quarantined}")
+        by_reason = dict.fromkeys(REASONS, 0)
+        for reason, count in con.execute(
+                "select reason, count(*) from classified where reason is not null "
+                "group by reason").fetchall():
+            by_reason[reason] = count
+        pools = con.execute(
+            "select count(distinct parsed_pool) from classified where reason is null"
+        ).fetchone()[0]
+        con.close()
+        os.replace(staged_tmp, paths.raw_snapshots)
+        os.replace(quarantine_tmp, paths.quarantined_rows)
+    finally:
+        con.close()
+        for tmp in (staged_tmp, quarantine_tmp):
+            tmp.unlink(missing_ok=True)
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    result = IngestResult(
+        rows_in=rows_in,
+        rows_staged=rows_staged,
+        rows_quarantined=rows_quarantined,
+        by_reason=by_reason,
+        pools=pools,
+        seconds=time.perf_counter() - started,
+    )
+    _report(result, paths)
+    return result
+
+
+def _report(result: IngestResult, paths: ProjectPaths) -> None:
+    for reason, count in result.by_reason.items():
+        if count:
+            log(f"  quarantined {reason}: {count:,}")
+    log(f"rows in = rows staged + rows quarantined: {result.rows_in:,} = "
+        f"{result.rows_staged:,} + {result.rows_quarantined:,}")
+    log(f"{result.pools:,} pools -> {paths.raw_snapshots}")
+    if result.rows_quarantined:
+        log(f"quarantine -> {paths.quarantined_rows}")
