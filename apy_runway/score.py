@@ -1,0 +1,145 @@
+"""`apy-runway score`: run the scheduled inference Lambda once, locally.
+
+Starts a local S3 (moto's server on 127.0.0.1, a free port), publishes the
+trained artefact (runs/latest) and the latest features there exactly as
+`apy-runway publish` does, invokes ``inference.handler.scheduled`` with an
+EventBridge event, and prints the pools with the highest and lowest runway
+probability (p_keep) and the counts scored / not scored / stale. A copy of the
+predictions is written to data/exports/predictions_latest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import uuid
+
+from apy_runway.console import UserError, log
+from apy_runway.local_s3 import (
+    LOCAL_CREDENTIALS,
+    ensure_bucket,
+    environment,
+    local_s3_server,
+    s3_client,
+)
+from apy_runway.paths import ProjectPaths
+from apy_runway.publish import load_features_payload, resolve_run, upload_features, upload_run
+from inference import handler, predict
+
+COMMAND = "score"
+HELP = "invoke the scheduled inference Lambda once against a local S3 and show its predictions"
+
+LOCAL_BUCKET = "apy-runway-local"
+MODEL_PREFIX = "models/latest/"
+FEATURES_KEY = "features/latest_features.json"
+PREDICTIONS_PREFIX = "predictions/"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--event-time", default=None,
+                        help="EventBridge event time, ISO 8601 UTC (default: the day after "
+                             "the newest feature date, 00:00Z)")
+    parser.add_argument("--run", default="latest",
+                        help="training run to score with: folder, run id or 'latest' (default)")
+    parser.add_argument("--top", type=int, default=10,
+                        help="pools shown at each end of the table (default: 10)")
+    parser.add_argument("--stale-after-hours", type=float, default=48.0,
+                        help="features older than this at the event time are flagged stale")
+
+
+def default_event_time(feature_date_max: str | None) -> str:
+    if not feature_date_max:
+        raise UserError("the latest features have no snapshot_date: cannot pick an event time")
+    day = dt.date.fromisoformat(feature_date_max[:10]) + dt.timedelta(days=1)
+    return f"{day.isoformat()}T00:00:00Z"
+
+
+def scheduled_event(event_time: str) -> dict:
+    """An EventBridge scheduled event, shaped like tests/events/scheduled.json."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"apy-runway-local/{event_time}")),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": event_time,
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:000000000000:rule/apy-runway-local-hourly"],
+        "detail": {},
+    }
+
+
+def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    if args.top < 1:
+        raise UserError(f"--top must be at least 1, got {args.top}")
+    run_dir = resolve_run(paths, args.run)
+    payload = load_features_payload(paths)
+    event_time = args.event_time or default_event_time(payload["snapshot_date_max"])
+    try:
+        predict.parse_event_time(event_time)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+
+    with local_s3_server() as endpoint:
+        env = {
+            **LOCAL_CREDENTIALS,
+            "AWS_PROFILE": None,
+            "AWS_SESSION_TOKEN": None,
+            "AWS_ENDPOINT_URL": endpoint,
+            "APY_RUNWAY_BUCKET": LOCAL_BUCKET,
+            "APY_RUNWAY_MODEL_PREFIX": MODEL_PREFIX,
+            "APY_RUNWAY_FEATURES_KEY": FEATURES_KEY,
+            "APY_RUNWAY_PREDICTIONS_PREFIX": PREDICTIONS_PREFIX,
+            "APY_RUNWAY_STALE_AFTER_HOURS": str(args.stale_after_hours),
+        }
+        with environment(**env):
+            client = s3_client(endpoint)
+            ensure_bucket(client, LOCAL_BUCKET)
+            upload_features(client, LOCAL_BUCKET, FEATURES_KEY, payload)
+            upload_run(client, LOCAL_BUCKET, MODEL_PREFIX, run_dir)
+            log(f"local S3 at {endpoint}: published {payload['row_count']} pools and "
+                f"run {run_dir.name}; invoking the scheduled handler at {event_time}")
+            summary = handler.scheduled(scheduled_event(event_time), None)
+            body = client.get_object(Bucket=LOCAL_BUCKET, Key=summary["hourly_key"])["Body"].read()
+    published = json.loads(body)
+    out = paths.exports / "predictions_latest.json"
+    out.write_text(json.dumps(published, indent=1) + "\n")
+    print(render_report(published, args.top))
+    log(f"wrote {out}")
+    return 0
+
+
+def render_report(published: dict, top: int) -> str:
+    """Highest / lowest runway probability table and the counts."""
+    scored = [p for p in published["predictions"] if p["status"] == predict.STATUS_SCORED]
+    ranked = sorted(scored, key=lambda p: (-p["p_keep"], p["pool_id"]))
+    counts = published["counts"]
+    lines = [
+        f"model {published['model_id']}  event {published['event_time']}  "
+        f"features of {published['feature_date_max']}",
+        f"pools {counts['pools']}: scored {counts['scored']}, not scored {counts['not_scored']}, "
+        f"stale {counts['stale']}",
+    ]
+    reasons: dict[str, int] = {}
+    for p in published["predictions"]:
+        if p["reason"]:
+            reasons[p["reason"]] = reasons.get(p["reason"], 0) + 1
+    for reason, n in sorted(reasons.items()):
+        lines.append(f"  not scored: {reason}: {n}")
+    if not ranked:
+        return "\n".join(lines)
+    header = f"{'':4} {'pool_id':38} {'symbol':14} {'p_keep':>7} {'class':10} {'conf':>4} stale"
+    if len(ranked) <= 2 * top:
+        sections = [("all scored pools, highest runway probability first", ranked)]
+    else:
+        sections = [(f"highest runway probability (top {top})", ranked[:top]),
+                    (f"lowest runway probability (bottom {top})", ranked[-top:])]
+    for title, rows in sections:
+        lines += ["", title, header]
+        for rank, p in enumerate(rows, 1):
+            lines.append(
+                f"{rank:>4} {str(p['pool_id'])[:38]:38} {str(p['symbol'] or '')[:14]:14} "
+                f"{p['p_keep']:7.3f} {p['predicted_class']:10} {p['binned_confidence']:>4} "
+                f"{'yes' if p['is_stale'] else 'no'}")
+    return "\n".join(lines)
+
