@@ -287,136 +287,174 @@ def _load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None
 
 # --------------------------------------------------------------------------- classify
 
-_NUMBER = "try_cast({x} as double)"
-
-
 def _text(column: str) -> str:
-    return f"nullif(trim(input.{_ident(column)}), '')"
+    return f"nullif(trim(input_rows.{_ident(column)}), '')"
 
 
-def _classify_sql(source_sql: str) -> str:
-    """Parse every text row and give it its verdict (reason null = staged)."""
+def _number(column: str) -> str:
+    return f"try_cast({_text(column)} as double)"
+
+
+PARSED_VALUES = [
+    "parsed_pool", "parsed_timestamp", "parsed_chain", "parsed_project", "parsed_symbol",
+    "parsed_poolMeta", "parsed_tvlUsd", "parsed_apy", "parsed_apyBase", "parsed_apyReward",
+    "parsed_stablecoin", "parsed_ilRisk", "parsed_exposure",
+]
+
+
+def _parsed_view_sql() -> str:
+    """View over input_rows: typed values + the per-row reason (null = row is fine).
+
+    Metadata from --pools-json fills the string fields a row leaves empty.
+    """
     ts = _text("timestamp")
     epoch = f"try_cast({ts} as double)"
-    strings = {
-        c: f"coalesce({_text(c)}, nullif(trim(meta.{_ident(c)}), ''))"
+    strings = ", ".join(
+        f"coalesce({_text(c)}, meta.{_ident(c)}) as parsed_{c}"
         for c in ("chain", "project", "symbol", "poolMeta", "ilRisk", "exposure")
-    }
-    stablecoin = f"coalesce({_text('stablecoin')}, meta.stablecoin)"
+    )
     return f"""
-    with
+    create or replace temp view parsed_rows as
 
-    input as (
-        {source_sql}
-    ),
+    with
 
     parsed as (
         select
-            input.*,
+            input_rows.file_index,
+            input_rows.source_row,
             case
+                -- epoch seconds, or milliseconds from 1e11 on (year 5138 in seconds)
                 when regexp_full_match({ts}, '-?[0-9]+(\\.[0-9]+)?') then
                     try(to_timestamp(case when abs({epoch}) >= 1e11
                                           then {epoch} / 1000 else {epoch} end))
                 else try_cast({ts} as timestamptz)
             end as parsed_timestamp,
             {_text('pool')} as parsed_pool,
-            {", ".join(f"{v} as parsed_{k}" for k, v in strings.items())},
-            {_text('tvlUsd')} as tvl_text,
-            {_text('apy')} as apy_text,
-            {_text('apyBase')} as apy_base_text,
-            {_text('apyReward')} as apy_reward_text,
-            {_NUMBER.format(x=_text('tvlUsd'))} as parsed_tvlUsd,
-            {_NUMBER.format(x=_text('apy'))} as parsed_apy,
-            {_NUMBER.format(x=_text('apyBase'))} as parsed_apyBase,
-            {_NUMBER.format(x=_text('apyReward'))} as parsed_apyReward,
-            try_cast(lower(trim({stablecoin})) as boolean) as parsed_stablecoin
-        from input
+            {strings},
+            {_number('tvlUsd')} as parsed_tvlUsd,
+            {_number('apy')} as parsed_apy,
+            {_number('apyBase')} as parsed_apyBase,
+            {_number('apyReward')} as parsed_apyReward,
+            try_cast(lower(coalesce({_text('stablecoin')}, meta.stablecoin)) as boolean)
+                as parsed_stablecoin,
+            {_text('tvlUsd')} is not null as has_tvl,
+            {_text('apy')} is not null as has_apy,
+            {_text('apyBase')} is not null as has_apy_base,
+            {_text('apyReward')} is not null as has_apy_reward
+        from input_rows
         left join pool_metadata as meta
             on meta.pool = {_text('pool')}
-    ),
+    )
 
-    flagged as (
-        select
-            *,
-            case
-                when parsed_timestamp is null or not isfinite(parsed_timestamp)
-                    then 'unparseable_timestamp'
-                when parsed_pool is null then 'missing_pool_id'
-                when apy_text is null then 'missing_apy'
-                when parsed_apy is null
-                    or (apy_base_text is not null and parsed_apyBase is null)
-                    or (apy_reward_text is not null and parsed_apyReward is null)
-                    then 'non_numeric_apy'
-                when not isfinite(parsed_apy)
-                    or not isfinite(coalesce(parsed_apyBase, 0))
-                    or not isfinite(coalesce(parsed_apyReward, 0))
-                    then 'non_finite_apy'
-                when tvl_text is not null
-                    and (parsed_tvlUsd is null or not isfinite(parsed_tvlUsd))
-                    then 'non_numeric_tvl'
-                when parsed_tvlUsd < 0 then 'negative_tvl'
-            end as row_reason
-        from parsed
+    select
+        * exclude (has_tvl, has_apy, has_apy_base, has_apy_reward),
+        case
+            when parsed_timestamp is null or not isfinite(parsed_timestamp)
+                then 'unparseable_timestamp'
+            when parsed_pool is null then 'missing_pool_id'
+            when not has_apy then 'missing_apy'
+            when parsed_apy is null
+                or (has_apy_base and parsed_apyBase is null)
+                or (has_apy_reward and parsed_apyReward is null)
+                then 'non_numeric_apy'
+            when not isfinite(parsed_apy)
+                or not isfinite(coalesce(parsed_apyBase, 0))
+                or not isfinite(coalesce(parsed_apyReward, 0))
+                then 'non_finite_apy'
+            when has_tvl and (parsed_tvlUsd is null or not isfinite(parsed_tvlUsd))
+                then 'non_numeric_tvl'
+            when parsed_tvlUsd < 0 then 'negative_tvl'
+        end as row_reason
+    from parsed
+    """
+
+
+# Only these narrow columns are materialised; the rest is re-read from the
+# inputs when the two output files are written.
+KEYS_SQL = f"""
+    create table row_keys as
+    select
+        file_index,
+        source_row,
+        row_reason,
+        parsed_pool,
+        parsed_timestamp,
+        -- 64-bit hash of every contract value: equal hashes at the same pool and
+        -- timestamp are exact duplicates (a collision could only relabel a
+        -- superseded row as a duplicate; the kept row is the same either way)
+        case when row_reason is null
+             then hash({", ".join(PARSED_VALUES)}) end as value_hash
+    from parsed_rows
+"""
+
+VERDICTS_SQL = """
+    create table verdicts as
+
+    with
+
+    valid as (
+        select * from row_keys where row_reason is null
     ),
 
     -- identical values: the last input copy stays, earlier copies are duplicates
     copies_ranked as (
         select
             *,
-            case when row_reason is null then row_number() over (
-                partition by
-                    row_reason, parsed_pool, parsed_timestamp, parsed_chain,
-                    parsed_project, parsed_symbol, parsed_poolMeta,
-                    parsed_tvlUsd, parsed_apy, parsed_apyBase, parsed_apyReward,
-                    parsed_stablecoin, parsed_ilRisk, parsed_exposure
+            row_number() over (
+                partition by parsed_pool, parsed_timestamp, value_hash
                 order by file_index desc, source_row desc
-            ) end as copy_rank
-        from flagged
+            ) as copy_rank
+        from valid
     ),
 
     -- one row per pool per UTC hour: the latest timestamp, then the later input
     hours_ranked as (
         select
             *,
-            case when row_reason is null and copy_rank = 1 then row_number() over (
-                partition by
-                    row_reason, copy_rank, parsed_pool,
-                    date_trunc('hour', parsed_timestamp)
+            row_number() over (
+                partition by parsed_pool, date_trunc('hour', parsed_timestamp)
                 order by parsed_timestamp desc, file_index desc, source_row desc
-            ) end as hour_rank
+            ) as hour_rank
         from copies_ranked
+        where copy_rank = 1
+    ),
+
+    rejected as (
+        select file_index, source_row, row_reason as reason
+        from row_keys
+        where row_reason is not null
+        union all
+        select file_index, source_row, 'exact_duplicate' as reason
+        from copies_ranked
+        where copy_rank > 1
+        union all
+        select file_index, source_row, 'superseded_in_hour' as reason
+        from hours_ranked
+        where hour_rank > 1
     )
 
-    select
-        * exclude (row_reason, copy_rank, hour_rank),
-        case
-            when row_reason is not null then row_reason
-            when copy_rank > 1 then 'exact_duplicate'
-            when hour_rank > 1 then 'superseded_in_hour'
-        end as reason
-    from hours_ranked
-    """
+    select * from rejected
+"""
 
 
-def _staged_sql() -> str:
-    typed = {
-        "timestamp": "parsed_timestamp",
-        "pool": "parsed_pool",
-    }
-    select = ", ".join(
-        f"cast({typed.get(name, 'parsed_' + name)} as {kind}) as {_ident(name)}"
-        for name, kind in CONTRACT
+def _staged_sql(sort: bool) -> str:
+    select = ", ".join(f"cast(parsed_{name} as {kind}) as {_ident(name)}" for name, kind in CONTRACT)
+    order = " order by parsed_pool, parsed_timestamp" if sort else ""
+    return (
+        f"select {select} from parsed_rows "
+        f"anti join verdicts using (file_index, source_row) "
+        f"where row_reason is null{order}"
     )
-    return (f"select {select} from classified where reason is null "
-            f"order by parsed_pool, parsed_timestamp")
 
 
 def _quarantine_sql(ingested_at: datetime) -> str:
-    text = ", ".join(_ident(c) for c in CONTRACT_COLUMNS)
+    text = ", ".join(f"input_rows.{_ident(c)}" for c in CONTRACT_COLUMNS)
     return (
-        f"select {text}, extra_fields, reason, source_file, source_row, "
+        f"select {text}, input_rows.extra_fields, verdicts.reason, "
+        f"input_rows.source_file, input_rows.source_row, "
         f"cast({_sql_str(ingested_at.isoformat())} as timestamptz) as ingested_at "
-        f"from classified where reason is not null order by file_index, source_row"
+        f"from input_rows join verdicts using (file_index, source_row) "
+        f"order by input_rows.file_index, input_rows.source_row"
     )
 
 
@@ -428,11 +466,13 @@ def ingest(
     paths: ProjectPaths,
     pools_json: Path | None = None,
     memory_limit: str = "2GB",
+    sort: bool = True,
 ) -> IngestResult:
     """Validate `inputs` into paths.raw_snapshots; bad rows to paths.quarantined_rows.
 
     Both files are replaced atomically, and only when every input was readable:
-    a missing or malformed input raises UserError and writes nothing.
+    a missing or malformed input raises UserError and writes nothing. The staged
+    rows are sorted by pool and timestamp unless sort=False.
     """
     started = time.perf_counter()
     paths.ensure()
@@ -458,36 +498,41 @@ def ingest(
             _check_json_files(con, charts, "/chart")
             selects.append(_json_select(charts))
         log(f"ingest: {len(tabular)} CSV/parquet file(s), {len(charts)} /chart JSON file(s)")
+        con.execute("create or replace temp view input_rows as "
+                    + "\nunion all by name\n".join(f"({s})" for s in selects))
+        con.execute(_parsed_view_sql())
 
         step = time.perf_counter()
-        source_sql = "\nunion all by name\n".join(f"({s})" for s in selects)
         try:
-            con.execute(f"create table classified as {_classify_sql(source_sql)}")
+            con.execute(KEYS_SQL)
         except duckdb.Error as error:
             raise UserError(f"cannot read inputs: {_first_line(error)}") from None
-        rows_in = con.execute("select count(*) from classified").fetchone()[0]
-        log(f"read and classified {rows_in:,} rows in {time.perf_counter() - step:.1f} s")
+        rows_in = con.execute("select count(*) from row_keys").fetchone()[0]
+        log(f"read and parsed {rows_in:,} rows in {time.perf_counter() - step:.1f} s")
+
+        step = time.perf_counter()
+        con.execute(VERDICTS_SQL)
+        log(f"checked duplicates and hours in {time.perf_counter() - step:.1f} s")
 
         step = time.perf_counter()
         rows_staged = con.execute(
-            f"copy ({_staged_sql()}) to {_sql_str(str(staged_tmp))} "
+            f"copy ({_staged_sql(sort)}) to {_sql_str(str(staged_tmp))} "
             "(format parquet, compression zstd)").fetchone()[0]
+        log(f"wrote {rows_staged:,} staged rows in {time.perf_counter() - step:.1f} s")
         rows_quarantined = con.execute(
             f"copy ({_quarantine_sql(ingested_at)}) to {_sql_str(str(quarantine_tmp))} "
             "(format parquet, compression zstd)").fetchone()[0]
-        log(f"wrote {rows_staged:,} staged and {rows_quarantined:,} quarantined rows "
-            f"in {time.perf_counter() - step:.1f} s")
         if rows_in != rows_staged + rows_quarantined:
             raise AssertionError(
                 f"accounting broken: rows in {rows_in} != staged {rows_staged} "
                 f"+ quarantined {rows_quarantined}")
         by_reason = dict.fromkeys(REASONS, 0)
         for reason, count in con.execute(
-                "select reason, count(*) from classified where reason is not null "
-                "group by reason").fetchall():
+                "select reason, count(*) from verdicts group by reason").fetchall():
             by_reason[reason] = count
         pools = con.execute(
-            "select count(distinct parsed_pool) from classified where reason is null"
+            "select count(distinct parsed_pool) from row_keys "
+            "anti join verdicts using (file_index, source_row)"
         ).fetchone()[0]
         con.close()
         os.replace(staged_tmp, paths.raw_snapshots)
