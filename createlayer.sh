@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Build the inference Lambda layer (scikit-learn, numpy, scipy, joblib, ...) without
+# Docker: pip installs manylinux wheels for the target Python and architecture into
+# python/, prunes tests/caches/docs, strips shared objects (not those under *.libs:
+# stripping those breaks numpy and scipy imports), zips, prints the sizes and fails if
+# the unzipped layer passes Lambda's 250 MB.
+#
+# Usage: ./createlayer.sh [PYTHON_VERSION] [options]
+#   PYTHON_VERSION         e.g. 3.12; must match serverless.yml's provider.runtime,
+#                          the one place the runtime is set (default: read from there)
+#   --metadata FILE        pin the library versions a training run recorded
+#                          (runs/<run_id>/metadata.json); else inference/requirements.txt
+#   --out-dir DIR          where python/ and layer.zip go (default: this folder)
+#   --compile              ship .pyc files (only when this Python is PYTHON_VERSION);
+#                          /opt is read-only on Lambda, so modules are otherwise compiled
+#                          at every cold start
+#   --upload s3://B/KEY    upload layer.zip there afterwards (boto3; AWS_ENDPOINT_URL honoured)
+# Environment: PYTHON (interpreter running pip, default python3).
+# boto3 is not shipped: the Lambda runtime has it.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-python3}"
+LIMIT_BYTES=$((250 * 1024 * 1024))
+
+die() { echo "createlayer.sh: error: $*" >&2; exit 1; }
+
+# The one runtime setting: provider.runtime / provider.architecture in serverless.yml.
+RUNTIME_LINE="$(grep -E '^  runtime: python[0-9]+\.[0-9]+' "$HERE/serverless.yml" | head -n1 || true)"
+[[ -n "$RUNTIME_LINE" ]] || die "no 'runtime: pythonX.Y' under provider in serverless.yml"
+RUNTIME_VERSION="${RUNTIME_LINE##*python}"
+RUNTIME_VERSION="${RUNTIME_VERSION%%[!0-9.]*}"
+ARCH_LINE="$(grep -E '^  architecture: ' "$HERE/serverless.yml" | head -n1 || true)"
+ARCH="${ARCH_LINE##*: }"
+ARCH="${ARCH:-x86_64}"
+
+VERSION=""
+METADATA=""
+OUT_DIR="$HERE"
+UPLOAD=""
+COMPILE=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --metadata) METADATA="${2:?--metadata needs a file}"; shift 2 ;;
+        --out-dir) OUT_DIR="${2:?--out-dir needs a folder}"; shift 2 ;;
+        --upload) UPLOAD="${2:?--upload needs s3://bucket/key}"; shift 2 ;;
+        --compile) COMPILE=1; shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -*) die "unknown option $1" ;;
+        *) [[ -z "$VERSION" ]] || die "one PYTHON_VERSION only"; VERSION="$1"; shift ;;
+    esac
+done
+VERSION="${VERSION:-$RUNTIME_VERSION}"
+[[ "$VERSION" =~ ^3\.[0-9]+$ ]] || die "PYTHON_VERSION must look like 3.12, got '$VERSION'"
+[[ "$VERSION" == "$RUNTIME_VERSION" ]] \
+    || die "PYTHON_VERSION $VERSION differs from serverless.yml's python$RUNTIME_VERSION; change the runtime there (one place)"
+case "$ARCH" in
+    x86_64) PLATFORM_ARCH=x86_64 ;;
+    arm64) PLATFORM_ARCH=aarch64 ;;
+    *) die "unsupported architecture '$ARCH' in serverless.yml" ;;
+esac
+if [[ -n "$UPLOAD" && "$UPLOAD" != s3://*/* ]]; then
+    die "--upload needs s3://bucket/key, got '$UPLOAD'"
+fi
+
+mkdir -p "$OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+LAYER="$OUT_DIR/python"
+ZIP="$OUT_DIR/layer.zip"
+REQUIREMENTS="$OUT_DIR/layer-requirements.txt"
+
+# Pins: inference/requirements.txt, overridden by a run's library_versions.
+"$PYTHON" - "$HERE/inference/requirements.txt" "$METADATA" "$REQUIREMENTS" <<'PY'
+import json, re, sys
+source, metadata, target = sys.argv[1:4]
+lines = [l.strip() for l in open(source) if l.strip() and not l.lstrip().startswith("#")]
+pins = {re.split(r"[=<>!~ ]", l, maxsplit=1)[0].lower(): l for l in lines}
+if metadata:
+    versions = json.load(open(metadata)).get("library_versions") or {}
+    for name in ("numpy", "scipy", "scikit-learn", "joblib"):
+        if not versions.get(name):
+            sys.exit(f"createlayer.sh: error: {metadata} has no library_versions[{name!r}]")
+        pins[name] = f"{name}=={versions[name]}"
+open(target, "w").write("\n".join(pins.values()) + "\n")
+PY
+echo "createlayer.sh: python$VERSION $ARCH, pins: $(tr '\n' ' ' < "$REQUIREMENTS")" >&2
+
+rm -rf "$LAYER" "$ZIP"
+"$PYTHON" -m pip install --quiet --no-compile --disable-pip-version-check \
+    --target "$LAYER" \
+    --platform "manylinux_2_28_$PLATFORM_ARCH" --platform "manylinux2014_$PLATFORM_ARCH" \
+    --implementation cp --python-version "$VERSION" --only-binary=:all: \
+    -r "$REQUIREMENTS" 2> >(grep -v "is neither a file nor a directory" >&2)
+
+# Prune what a running Lambda never reads. dist-info stays: the handler compares
+# installed versions with the model's metadata through importlib.metadata.
+find "$LAYER" -depth -type d \( -name tests -o -name test -o -name __pycache__ \
+    -o -name doc -o -name docs -o -name benchmarks \) -exec rm -rf {} +
+find "$LAYER" -type f \( -name '*.pyc' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \
+    -o -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' -o -name '*.f90' \
+    -o -name 'RECORD' \) -delete
+rm -rf "$LAYER/bin" "$LAYER"/numpy/_core/include "$LAYER"/numpy/f2py/src "$LAYER"/numpy/_pyinstaller
+
+# Strip shared objects, but never those vendored under <package>.libs.
+if command -v strip >/dev/null; then
+    find "$LAYER" -type f -name '*.so*' -not -path '*.libs/*' -exec strip --strip-unneeded {} +
+else
+    echo "createlayer.sh: warning: no strip on PATH; shared objects left unstripped" >&2
+fi
+
+if [[ "$COMPILE" == 1 ]]; then
+    HAVE="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+    [[ "$HAVE" == "$VERSION" ]] || die "--compile needs Python $VERSION to run pip, not $HAVE"
+    "$PYTHON" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$LAYER" >/dev/null
+fi
+
+UNZIPPED=$(du -sb "$LAYER" | cut -f1)
+(cd "$OUT_DIR" && if command -v zip >/dev/null; then
+    zip -q -r -9 -X "$ZIP" python
+else
+    "$PYTHON" -m zipfile -c "$ZIP" python
+fi)
+ZIPPED=$(stat -c %s "$ZIP")
+echo "layer: $ZIP"
+echo "unzipped: $UNZIPPED bytes ($((UNZIPPED / 1024 / 1024)) MiB)"
+echo "zipped: $ZIPPED bytes ($((ZIPPED / 1024 / 1024)) MiB)"
+if (( UNZIPPED > LIMIT_BYTES )); then
+    die "unzipped layer is $UNZIPPED bytes, over Lambda's 250 MB ($LIMIT_BYTES bytes) for function + layers"
+fi
+
+if [[ -n "$UPLOAD" ]]; then
+    "$PYTHON" - "$ZIP" "$UPLOAD" <<'PY'
+import sys
+import boto3
+path, url = sys.argv[1:3]
+bucket, _, key = url[len("s3://"):].partition("/")
+boto3.client("s3").upload_file(path, bucket, key)
+print(f"uploaded: {url}")
+PY
+fi
