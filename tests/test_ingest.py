@@ -1,0 +1,371 @@
+"""`apy-runway ingest`: real DuckDB reads of DefiLlama-format fixtures, the shared
+real sample, every quarantine reason, clear errors, and the dbt staging model
+reading the contract it writes."""
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from apy_runway.console import UserError
+from apy_runway.ingest import (
+    CONTRACT,
+    POOLS_METADATA_FIELDS,
+    REASONS,
+    ingest,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "defillama"
+CHART_DIR = FIXTURES / "chart"
+POOLS_JSON = FIXTURES / "pools.json"
+BAD_ROWS_CSV = FIXTURES / "bad_rows.csv"
+SAMPLE_CSV = Path("/work/shared/data/defillama_sample/chart_history.csv")
+
+# /pools fields that are model outputs or look-ahead summaries: never inputs
+FORBIDDEN_POOLS_FIELDS = {
+    "predictions", "mu", "sigma", "apyPct1D", "apyPct7D", "apyPct30D",
+    "outlier", "apyMean30d", "count", "predictedClass", "predictedProbability",
+}
+
+
+def query(sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    return con.execute(sql, params or []).fetchall()
+
+
+def columns_of(path: Path) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in query(f"describe select * from '{path}'")]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+# --------------------------------------------------------------------------- contract
+
+
+CONTRACT_TYPES = [
+    (name, {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(kind, kind)) for name, kind in CONTRACT
+]
+
+
+def test_chart_json_with_pools_metadata(project_home):
+    result = ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
+
+    # 3 files: 5 + 4 + 2 items; one null apy, one text tvl
+    assert (result.rows_in, result.rows_staged, result.rows_quarantined) == (11, 9, 2)
+    assert result.by_reason["missing_apy"] == 1
+    assert result.by_reason["non_numeric_tvl"] == 1
+    assert result.pools == 3
+    assert columns_of(project_home.raw_snapshots) == CONTRACT_TYPES
+
+    staged = {
+        row[0]: row[1:]
+        for row in query(
+            f"select pool, count(*), any_value(chain), any_value(project), any_value(symbol), "
+            f"any_value(stablecoin), any_value(ilRisk), any_value(exposure), any_value(poolMeta) "
+            f"from '{project_home.raw_snapshots}' group by pool")
+    }
+    # pool id comes from the file name; metadata is joined from /pools by that id
+    assert staged["aa70268e-4b52-42bf-a116-608b370f9501"] == (
+        4, "Ethereum", "aave-v3", "USDC", True, "no", "single", None)
+    assert staged["6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11"] == (
+        3, "Arbitrum", "uniswap-v3", "WETH-USDC", False, "yes", "multi", "0.05%")
+    # a pool missing from /pools keeps its history, with unknown metadata
+    assert staged["0c5e9a1b-33f4-4d8e-b1a2-7f6e5d4c3b2a"] == (
+        2, None, None, None, None, None, None, None)
+
+    # values come from /chart, never from the /pools current state
+    apy, tvl = query(
+        f"select apy, tvlUsd from '{project_home.raw_snapshots}' "
+        f"where pool = '6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11' order by timestamp limit 1")[0]
+    assert (apy, tvl) == (22.1, 91_000_000.0)
+
+    for path in (project_home.raw_snapshots, project_home.quarantined_rows):
+        names = {name for name, _ in columns_of(path)}
+        assert not names & FORBIDDEN_POOLS_FIELDS
+    forbidden_values = query(
+        f"select count(*) from '{project_home.quarantined_rows}' "
+        f"where extra_fields like '%predict%' or extra_fields like '%apyMean30d%'")[0][0]
+    assert forbidden_values == 0
+    assert set(POOLS_METADATA_FIELDS) <= {name for name, _ in CONTRACT}
+
+
+def test_chart_json_quarantine_keeps_the_original_item(project_home):
+    ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
+    rows = query(
+        f"select reason, pool, tvlUsd, extra_fields, source_file, source_row, ingested_at "
+        f"from '{project_home.quarantined_rows}' order by reason")
+    assert [row[0] for row in rows] == ["missing_apy", "non_numeric_tvl"]
+    reason, pool, tvl, extra, source_file, source_row, ingested_at = rows[1]
+    assert pool == "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11"
+    assert tvl == "not reported"
+    assert json.loads(extra) == {
+        "timestamp": "2024-11-13T23:01:05.000Z", "tvlUsd": "not reported", "apy": 20.4,
+        "apyBase": 18.1, "apyReward": 2.3, "il7d": -0.43, "apyBase7d": 17.9,
+    }
+    assert Path(source_file).name == f"{pool}.json"
+    assert source_row == 3  # third item of "data"
+    assert abs((datetime.now(timezone.utc) - ingested_at).total_seconds()) < 600
+
+
+@pytest.mark.skipif(not SAMPLE_CSV.exists(), reason=f"shared real sample not mounted at {SAMPLE_CSV}")
+def test_real_shared_sample(project_home):
+    result = ingest([SAMPLE_CSV], project_home)
+    assert result.rows_in == 30_327
+    assert result.rows_in == result.rows_staged + result.rows_quarantined
+    assert result.pools == 161
+    first, last, pools, rows = query(
+        f"select min(timestamp)::date, max(timestamp)::date, count(distinct pool), count(*) "
+        f"from '{project_home.raw_snapshots}'")[0]
+    assert (str(first), str(last)) == ("2024-06-06", "2025-06-05")
+    assert (pools, rows) == (161, result.rows_staged)
+    # optional columns the sample lacks are present and null
+    assert query(f"select count(stablecoin), count(ilRisk), count(exposure) "
+                 f"from '{project_home.raw_snapshots}'")[0] == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------- quarantine
+
+
+@pytest.fixture(scope="module")
+def bad_rows_ingested(tmp_path_factory):
+    from apy_runway.paths import project_paths
+
+    paths = project_paths(tmp_path_factory.mktemp("bad_rows_home")).ensure()
+    result = ingest([BAD_ROWS_CSV], paths)
+    with BAD_ROWS_CSV.open(newline="") as handle:
+        expected = list(csv.DictReader(handle))  # row i+1 = source_row
+    quarantined = query(
+        f"select source_row, reason, apy, tvlUsd, extra_fields, source_file "
+        f"from '{paths.quarantined_rows}'")
+    return paths, result, expected, quarantined
+
+
+def test_bad_rows_fixture_covers_every_reason(bad_rows_ingested):
+    _, _, expected, _ = bad_rows_ingested
+    assert {row["expected"] for row in expected} == set(REASONS) | {"staged"}
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_every_bad_row_is_quarantined_with_its_reason(bad_rows_ingested, reason):
+    _, result, expected, quarantined = bad_rows_ingested
+    expected_rows = {i + 1 for i, row in enumerate(expected) if row["expected"] == reason}
+    got_rows = {row[0] for row in quarantined if row[1] == reason}
+    assert got_rows == expected_rows
+    assert result.by_reason[reason] == len(expected_rows)
+
+
+def test_accounting_and_staged_rows(bad_rows_ingested):
+    paths, result, expected, quarantined = bad_rows_ingested
+    assert result.rows_in == len(expected) == 29
+    assert result.rows_in == result.rows_staged + result.rows_quarantined
+    assert result.rows_quarantined == len(quarantined) == sum(result.by_reason.values())
+    staged = query(f"select pool, timestamp, apy from '{paths.raw_snapshots}'")
+    assert len(staged) == sum(row["expected"] == "staged" for row in expected)
+    kept = {(pool, ts.isoformat(), apy) for pool, ts, apy in staged}
+    # the hour's latest row, the tie's later input row, the duplicate's last copy
+    assert ("p-hour", "2024-06-04T10:45:00+00:00", 6.0) in kept
+    assert ("p-tie", "2024-06-05T12:00:00+00:00", 9.0) in kept
+    assert ("p-dup", "2024-06-03T00:00:00+00:00", 5.0) in kept
+    # epoch seconds, epoch milliseconds and naive ISO are UTC
+    assert {ts for pool, ts, _ in kept if pool == "p-epoch"} == {
+        "2024-06-05T00:00:00+00:00", "2024-06-06T00:00:00+00:00", "2024-06-07T00:00:00+00:00"}
+
+
+def test_quarantine_keeps_original_text_and_provenance(bad_rows_ingested):
+    _, _, expected, quarantined = bad_rows_ingested
+    by_row = {row[0]: row for row in quarantined}
+    for source_row, row in by_row.items():
+        original = expected[source_row - 1]
+        # every original field survives as text: contract columns + extra columns
+        assert row[2] == (original["apy"] or None)
+        assert row[3] == (original["tvlUsd"] or None)
+        assert json.loads(row[4]) == {"expected": original["expected"], "note": original["note"]}
+        assert row[5] == str(BAD_ROWS_CSV.resolve())
+    assert by_row[13][2] == "1e400"  # try_cast gives inf: caught by isfinite
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2022-02-11T00:00:00.000Z", "2022-02-11T00:00:00+00:00"),
+        ("2024-11-14T23:01:13.171Z", "2024-11-14T23:01:13.171000+00:00"),
+        ("2024-11-14 23:01:13", "2024-11-14T23:01:13+00:00"),
+        ("2024-11-14T23:01:13", "2024-11-14T23:01:13+00:00"),
+        ("2024-11-15T01:01:13+02:00", "2024-11-14T23:01:13+00:00"),
+        ("1731625273", "2024-11-14T23:01:13+00:00"),
+        ("1731625273171", "2024-11-14T23:01:13.171000+00:00"),
+    ],
+)
+def test_timestamp_formats_are_utc(project_home, tmp_path, text, expected):
+    path = write_csv(tmp_path / "one.csv", ["timestamp", "pool", "apy"], [[text, "p", "3.5"]])
+    result = ingest([path], project_home)
+    assert result.rows_staged == 1
+    (ts,) = query(f"select timestamp from '{project_home.raw_snapshots}'")[0]
+    assert ts.isoformat() == expected
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_missing_optional_columns_become_null(project_home, tmp_path, kind):
+    rows = [["2024-01-01T00:00:00Z", "p1", "2.5"], ["2024-01-02T00:00:00Z", "p1", "2.0"]]
+    path = write_csv(tmp_path / "minimal.csv", ["timestamp", "pool", "apy"], rows)
+    if kind == "parquet":
+        parquet = tmp_path / "minimal.parquet"
+        query(f"copy (select cast(timestamp as timestamptz) as timestamp, pool, "
+              f"cast(apy as double) as apy from read_csv('{path}')) to '{parquet}'")
+        path = parquet
+    result = ingest([path], project_home)
+    assert (result.rows_in, result.rows_staged) == (2, 2)
+    assert columns_of(project_home.raw_snapshots) == CONTRACT_TYPES
+    nulls = query(
+        f"select count(chain) + count(project) + count(symbol) + count(poolMeta) + count(tvlUsd)"
+        f" + count(apyBase) + count(apyReward) + count(stablecoin) + count(ilRisk)"
+        f" + count(exposure), sum(apy) from '{project_home.raw_snapshots}'")[0]
+    assert nulls == (0, 4.5)
+
+
+def test_typed_contract_parquet_round_trips_exactly(project_home, tmp_path):
+    """`apy-runway generate` writes the contract itself: values must survive as-is."""
+    source = tmp_path / "generated_snapshots.parquet"
+    query(f"""
+        copy (
+            select
+                timestamptz '2024-01-01 00:00:00+00' + to_hours(h) as "timestamp",
+                'pool-' || p as pool, 'Ethereum' as chain, 'aave-v3' as project,
+                'USDC' as symbol, null::varchar as poolMeta,
+                1e6 / 3 + h as tvlUsd, 0.1 + h / 7 as apy, 0.1 as apyBase, h / 7 as apyReward,
+                p % 2 = 0 as stablecoin, 'no' as ilRisk, 'single' as exposure
+            from range(3) t(p), range(50) s(h)
+        ) to '{source}'
+    """)
+    result = ingest([source], project_home)
+    assert (result.rows_in, result.rows_staged, result.pools) == (150, 150, 3)
+    differences = query(f"""
+        select count(*) from (
+            (select * from '{source}' except all select * from '{project_home.raw_snapshots}')
+            union all
+            (select * from '{project_home.raw_snapshots}' except all select * from '{source}')
+        )
+    """)[0][0]
+    assert differences == 0
+
+
+def test_several_inputs_later_input_wins(project_home, tmp_path):
+    header = ["timestamp", "pool", "apy"]
+    first = write_csv(tmp_path / "a.csv", header, [["2024-01-01T00:10:00Z", "p", "1.0"]])
+    second = write_csv(tmp_path / "b.csv", header, [["2024-01-01T00:10:00Z", "p", "2.0"]])
+    result = ingest([first, second], project_home)
+    assert result.by_reason["superseded_in_hour"] == 1
+    assert query(f"select apy from '{project_home.raw_snapshots}'") == [(2.0,)]
+    (source_file,) = query(f"select source_file from '{project_home.quarantined_rows}'")[0]
+    assert source_file == str(first.resolve())
+
+
+def test_reingest_is_idempotent(project_home):
+    first = ingest([BAD_ROWS_CSV, CHART_DIR], project_home, pools_json=POOLS_JSON)
+    staged_before = query(f"select * from '{project_home.raw_snapshots}'")
+    quarantined_before = query(
+        f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
+    second = ingest([BAD_ROWS_CSV, CHART_DIR], project_home, pools_json=POOLS_JSON)
+    assert (second.rows_in, second.rows_staged, second.by_reason) == (
+        first.rows_in, first.rows_staged, first.by_reason)
+    assert query(f"select * from '{project_home.raw_snapshots}'") == staged_before
+    assert query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'") \
+        == quarantined_before
+    folders = (project_home.raw, project_home.quarantine, project_home.data)
+    leftovers = [f.name for folder in folders for f in folder.iterdir() if f.name.startswith(".")]
+    assert leftovers == []
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _bad_input(tmp_path: Path, case: str) -> tuple[list[Path], Path | None, Path]:
+    """(inputs, pools_json, the file the message must name)."""
+    if case == "missing_file":
+        missing = tmp_path / "nope.csv"
+        return [missing], None, missing
+    if case == "malformed_json":
+        path = tmp_path / "chart" / "0000-bad.json"
+        path.parent.mkdir()
+        path.write_text('{"status": "success", "data": [{"timestamp": ')
+        return [path.parent], None, path
+    if case == "chart_without_data":
+        path = tmp_path / "0000-nodata.json"
+        path.write_text('{"status": "error", "message": "pool not found"}')
+        return [path], None, path
+    if case == "csv_without_pool":
+        path = write_csv(tmp_path / "nopool.csv", ["timestamp", "apy"], [["2024-01-01", "1"]])
+        return [path], None, path
+    if case == "csv_without_timestamp":
+        path = write_csv(tmp_path / "nots.csv", ["pool", "apy"], [["p", "1"]])
+        return [path], None, path
+    if case == "malformed_pools_json":
+        path = tmp_path / "pools.json"
+        path.write_text("<html>rate limited</html>")
+        return [CHART_DIR], path, path
+    if case == "missing_pools_json":
+        path = tmp_path / "pools.json"
+        return [CHART_DIR], path, path
+    if case == "empty_folder":
+        folder = tmp_path / "empty"
+        folder.mkdir()
+        return [folder], None, folder
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing_file", "malformed_json", "chart_without_data", "csv_without_pool",
+     "csv_without_timestamp", "malformed_pools_json", "missing_pools_json", "empty_folder"],
+)
+def test_bad_input_is_one_clear_error_and_writes_nothing(project_home, tmp_path, case):
+    ingest([BAD_ROWS_CSV], project_home)
+    before = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
+    inputs, pools_json, named = _bad_input(tmp_path, case)
+    with pytest.raises(UserError) as error:
+        ingest(inputs, project_home, pools_json=pools_json)
+    message = str(error.value)
+    assert "\n" not in message
+    assert named.name in message
+    after = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
+    assert after == before
+
+
+# --------------------------------------------------------------------------- dbt
+
+
+@pytest.mark.slow
+def test_dbt_staging_and_daily_models_read_the_contract(project_home, tmp_path):
+    from apy_runway.build import run_dbt
+
+    result = ingest([CHART_DIR, BAD_ROWS_CSV], project_home, pools_json=POOLS_JSON)
+    run_dbt(
+        project_home, "build",
+        select="stg_defillama__pool_snapshots int_pool_snapshots_downsampled_to_daily",
+        quiet=True, target_path=tmp_path / "target",
+        # eager selection would also pick singular tests that read the marts,
+        # which this selection does not build
+        extra_args=["--indirect-selection", "cautious"],
+    )
+    con = duckdb.connect(str(project_home.warehouse), read_only=True)
+    con.execute("set TimeZone = 'UTC'")
+    staged_rows = con.execute("select count(*) from stg_defillama__pool_snapshots").fetchone()[0]
+    assert staged_rows == result.rows_staged
+    daily, expected_daily = con.execute(f"""
+        select
+            (select count(*) from int_pool_snapshots_downsampled_to_daily),
+            (select count(distinct (pool, cast(timestamp as date)))
+             from '{project_home.raw_snapshots}')
+    """).fetchone()
+    assert daily == expected_daily
