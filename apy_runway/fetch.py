@@ -1,0 +1,307 @@
+"""`apy-runway fetch`: save DefiLlama's yields API responses for `apy-runway ingest`.
+
+    data/landing/defillama/pools.json           GET {base}/pools (the pool list)
+    data/landing/defillama/chart/<pool>.json    GET {base}/chart/{pool} (one pool's history)
+    data/landing/defillama/fetch_failures.json  pools that failed after every retry
+
+Then: apy-runway ingest data/landing/defillama/chart --pools-json data/landing/defillama/pools.json
+
+Polite (a fixed delay between requests), resumable (a saved chart is never
+fetched again, and a saved pools.json is reused unless --refresh-pools), and
+every file is written to a temporary name and renamed, so an interrupted run
+leaves no half-written JSON. A pool that keeps failing is retried with
+exponential backoff, then reported; it never stops the other pools.
+Standard library only (urllib).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apy_runway.console import UserError, log
+from apy_runway.paths import ProjectPaths
+
+COMMAND = "fetch"
+HELP = "download DefiLlama /pools and /chart/{pool} responses into data/landing/defillama/"
+
+DEFAULT_BASE_URL = "https://yields.llama.fi"
+USER_AGENT = "apy-runway/0.1 (+https://github.com/; research use, rate-limited)"
+# pool ids become file names: DefiLlama serves UUIDs; refuse anything path-like
+SAFE_POOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+
+
+class FetchError(Exception):
+    """One request failed; `retryable` says whether trying again can help."""
+
+    def __init__(self, message: str, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass
+class FetchResult:
+    selected: int = 0
+    saved: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already on disk
+    failed: dict[str, str] = field(default_factory=dict)  # pool -> last error
+    requests: int = 0
+
+
+def landing_dir(paths: ProjectPaths) -> Path:
+    return paths.landing / "defillama"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
+                        help=f"yields API base URL (default: {DEFAULT_BASE_URL})")
+    parser.add_argument("--pool", action="append", default=[], metavar="POOL_ID",
+                        help="fetch only this pool id (repeatable)")
+    parser.add_argument("--project", action="append", default=[],
+                        help="only pools of this project, e.g. aave-v3 (repeatable)")
+    parser.add_argument("--chain", action="append", default=[],
+                        help="only pools on this chain, e.g. Ethereum (repeatable)")
+    parser.add_argument("--min-tvl", type=float, default=None,
+                        help="only pools whose current tvlUsd is at least this")
+    parser.add_argument("--max-pools", type=int, default=None,
+                        help="at most this many pools, largest current TVL first")
+    parser.add_argument("--delay", type=float, default=1.0,
+                        help="seconds to wait between requests (default 1.0)")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="retries per request after the first attempt (default 3)")
+    parser.add_argument("--backoff", type=float, default=2.0,
+                        help="first retry wait in seconds, doubled each retry (default 2)")
+    parser.add_argument("--timeout", type=float, default=60.0,
+                        help="seconds before a request times out (default 60)")
+    parser.add_argument("--refresh-pools", action="store_true",
+                        help="download /pools again even if pools.json is saved")
+
+
+def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    result = fetch(
+        paths,
+        base_url=args.base_url,
+        pool_ids=args.pool,
+        projects=args.project,
+        chains=args.chain,
+        min_tvl=args.min_tvl,
+        max_pools=args.max_pools,
+        delay=args.delay,
+        retries=args.retries,
+        backoff=args.backoff,
+        timeout=args.timeout,
+        refresh_pools=args.refresh_pools,
+    )
+    return 1 if result.failed else 0
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def _get_json(url: str, timeout: float) -> dict:
+    request = urllib.request.Request(
+        url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        # 429 and 5xx are worth another try; other 4xx will not change
+        retryable = error.code == 429 or error.code >= 500
+        raise FetchError(f"HTTP {error.code} {error.reason}", retryable) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise FetchError(f"network error: {reason}") from None
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FetchError(f"response is not JSON ({len(body)} bytes)") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        status = payload.get("status") if isinstance(payload, dict) else type(payload).__name__
+        raise FetchError(f"response has no \"data\" list (status: {status})")
+    return payload
+
+
+class _Client:
+    """Sequential GETs with a polite delay between them and retries with backoff."""
+
+    def __init__(self, delay: float, retries: int, backoff: float, timeout: float):
+        if delay < 0 or retries < 0 or backoff < 0 or timeout <= 0:
+            raise ValueError(
+                f"delay, retries and backoff must be >= 0 and timeout > 0, got "
+                f"delay={delay}, retries={retries}, backoff={backoff}, timeout={timeout}")
+        self.delay, self.retries, self.backoff, self.timeout = delay, retries, backoff, timeout
+        self.requests = 0
+        self._last_request: float | None = None
+
+    def _wait_turn(self) -> None:
+        if self._last_request is not None:
+            remaining = self.delay - (time.monotonic() - self._last_request)
+            if remaining > 0:
+                time.sleep(remaining)
+        self._last_request = time.monotonic()
+
+    def get(self, url: str, label: str) -> dict:
+        attempt = 0
+        while True:
+            self._wait_turn()
+            self.requests += 1
+            try:
+                return _get_json(url, self.timeout)
+            except FetchError as error:
+                if not error.retryable or attempt >= self.retries:
+                    raise FetchError(f"{error} after {attempt + 1} attempt(s)",
+                                     error.retryable) from None
+                wait = self.backoff * 2 ** attempt
+                attempt += 1
+                log(f"  {label}: {error}; retry {attempt}/{self.retries} in {wait:.1f} s")
+                time.sleep(wait)
+
+
+def _write_json_atomically(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w") as handle:
+            json.dump(payload, handle, separators=(",", ":"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def select_pools(
+    pools: list[dict],
+    pool_ids: list[str] | None = None,
+    projects: list[str] | None = None,
+    chains: list[str] | None = None,
+    min_tvl: float | None = None,
+    max_pools: int | None = None,
+) -> list[str]:
+    """Pool ids from a /pools `data` list, filtered, largest current TVL first."""
+    if max_pools is not None and max_pools < 1:
+        raise ValueError(f"max_pools must be >= 1, got {max_pools}")
+    wanted_ids = set(pool_ids or [])
+    wanted_projects = {p.lower() for p in projects or []}
+    wanted_chains = {c.lower() for c in chains or []}
+
+    def tvl(item: dict) -> float:
+        value = item.get("tvlUsd")
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    chosen: dict[str, float] = {}
+    for item in pools:
+        if not isinstance(item, dict) or not isinstance(item.get("pool"), str):
+            continue
+        pool = item["pool"]
+        if wanted_ids and pool not in wanted_ids:
+            continue
+        if wanted_projects and str(item.get("project", "")).lower() not in wanted_projects:
+            continue
+        if wanted_chains and str(item.get("chain", "")).lower() not in wanted_chains:
+            continue
+        if min_tvl is not None and tvl(item) < min_tvl:
+            continue
+        chosen.setdefault(pool, tvl(item))
+    # explicit ids DefiLlama no longer lists are still worth asking for
+    if not (wanted_projects or wanted_chains or min_tvl is not None):
+        for pool in wanted_ids - chosen.keys():
+            chosen[pool] = 0.0
+    ordered = sorted(chosen, key=lambda pool: (-chosen[pool], pool))
+    return ordered[:max_pools] if max_pools is not None else ordered
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+def fetch(
+    paths: ProjectPaths,
+    base_url: str = DEFAULT_BASE_URL,
+    pool_ids: list[str] | None = None,
+    projects: list[str] | None = None,
+    chains: list[str] | None = None,
+    min_tvl: float | None = None,
+    max_pools: int | None = None,
+    delay: float = 1.0,
+    retries: int = 3,
+    backoff: float = 2.0,
+    timeout: float = 60.0,
+    refresh_pools: bool = False,
+) -> FetchResult:
+    """Save /pools and the selected pools' /chart responses under landing/defillama/."""
+    client = _Client(delay, retries, backoff, timeout)
+    base = base_url.rstrip("/")
+    folder = landing_dir(paths)
+    pools_path = folder / "pools.json"
+    chart_dir = folder / "chart"
+    chart_dir.mkdir(parents=True, exist_ok=True)
+
+    if pools_path.exists() and not refresh_pools:
+        try:
+            pools_payload = json.loads(pools_path.read_text())
+            pools = pools_payload["data"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{pools_path}: not a saved /pools response; "
+                            "delete it or pass --refresh-pools") from None
+        log(f"reusing {pools_path} ({len(pools):,} pools; --refresh-pools to download again)")
+    else:
+        log(f"GET {base}/pools")
+        try:
+            pools_payload = client.get(f"{base}/pools", "/pools")
+        except FetchError as error:
+            raise UserError(f"cannot download {base}/pools: {error}") from None
+        _write_json_atomically(pools_path, pools_payload)
+        pools = pools_payload["data"]
+        log(f"saved {pools_path} ({len(pools):,} pools)")
+
+    selected = select_pools(pools, pool_ids, projects, chains, min_tvl, max_pools)
+    result = FetchResult(selected=len(selected))
+    todo = []
+    for pool in selected:
+        if not SAFE_POOL_ID.match(pool):
+            result.failed[pool] = "pool id is not a safe file name"
+        elif (chart_dir / f"{pool}.json").exists():
+            result.skipped.append(pool)
+        else:
+            todo.append(pool)
+    log(f"{len(selected):,} pools selected: {len(result.skipped):,} already saved, "
+        f"{len(todo):,} to fetch (delay {delay:g} s, ~{len(todo) * delay / 60:.0f} min at least)")
+
+    started = time.monotonic()
+    for number, pool in enumerate(todo, start=1):
+        url = f"{base}/chart/{urllib.parse.quote(pool, safe='')}"
+        try:
+            payload = client.get(url, pool)
+        except FetchError as error:
+            result.failed[pool] = str(error)
+            log(f"  {pool}: failed: {error}")
+        else:
+            _write_json_atomically(chart_dir / f"{pool}.json", payload)
+            result.saved.append(pool)
+        if number % 50 == 0 or number == len(todo):
+            elapsed = time.monotonic() - started
+            log(f"  {number:,}/{len(todo):,} pools ({len(result.failed):,} failed, "
+                f"{elapsed:.0f} s, ~{elapsed / number * (len(todo) - number):.0f} s left)")
+
+    result.requests = client.requests
+    failures_path = folder / "fetch_failures.json"
+    if result.failed:
+        _write_json_atomically(failures_path, {"failed": result.failed})
+        log(f"{len(result.failed):,} pools failed (listed in {failures_path}); "
+            "run fetch again to retry them")
+    else:
+        failures_path.unlink(missing_ok=True)
+    log(f"fetch: {len(result.saved):,} saved, {len(result.skipped):,} already saved, "
+        f"{len(result.failed):,} failed; next: apy-runway ingest {chart_dir} "
+        f"--pools-json {pools_path}")
+    return result
