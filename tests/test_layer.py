@@ -1,0 +1,171 @@
+"""createlayer.sh builds a layer that holds everything the handler needs.
+
+The layer is built for the local interpreter (the venv is Python 3.12 = the Lambda
+runtime) and cached under build/layer-cache/<hash of createlayer.sh, the
+requirements and serverless.yml>; a fresh clone builds it once (~40 s, wheels from
+the package index). Then a clean `python -I -S` process whose sys.path holds only
+the stdlib, the layer, a copy of inference/ and a test-only boto3 folder (boto3 is
+in the Lambda runtime, so the layer does not ship it) imports the handler and
+scores events against the local moto S3 server.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import pytest
+
+from test_inference_support import (  # noqa: F401  (fixtures by name)
+    EVENTS,
+    feature_columns,
+    lambda_env,
+    tiny_run,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "build" / "layer-cache"
+LAMBDA_LIMIT = 250 * 1024 * 1024
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256(sys.version.encode())
+    for path in paths:
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="module")
+def built_layer() -> dict:
+    key = _digest(REPO / "createlayer.sh", REPO / "inference" / "requirements.txt",
+                  REPO / "serverless.yml")
+    folder = CACHE / key
+    report = folder / "build-output.txt"
+    if not report.exists():
+        staging = CACHE / f"{key}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        version = "%d.%d" % sys.version_info[:2]
+        result = subprocess.run(
+            [str(REPO / "createlayer.sh"), version, "--out-dir", str(staging)],
+            env={**os.environ, "PYTHON": sys.executable},
+            capture_output=True, text=True, timeout=900,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        (staging / "build-output.txt").write_text(result.stdout)
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    output = report.read_text()
+    sizes = {k: int(v) for k, v in re.findall(r"^(unzipped|zipped): (\d+) bytes", output, re.M)}
+    return {"folder": folder, "python": folder / "python", "zip": folder / "layer.zip",
+            "sizes": sizes}
+
+
+@pytest.fixture(scope="module")
+def boto3_only(built_layer) -> Path:
+    """boto3 and its dependencies alone (the Lambda runtime provides them)."""
+    version = importlib_metadata.version("boto3")
+    target = CACHE / f"boto3-{version}"
+    if not (target / "boto3").is_dir():
+        staging = CACHE / f"boto3-{version}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
+                        "--disable-pip-version-check", "--target", str(staging),
+                        f"boto3=={version}"], check=True, capture_output=True, timeout=600)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target
+
+
+def test_layer_is_within_lambda_limits_and_holds_the_pinned_libraries(built_layer):
+    sizes = built_layer["sizes"]
+    on_disk = sum(p.stat().st_size for p in built_layer["python"].rglob("*") if p.is_file())
+    assert 0 < sizes["zipped"] < sizes["unzipped"] <= LAMBDA_LIMIT
+    assert abs(on_disk - sizes["unzipped"]) < 0.05 * sizes["unzipped"]
+    assert built_layer["zip"].stat().st_size == sizes["zipped"]
+    pins = dict(line.split("==") for line in
+                (REPO / "inference" / "requirements.txt").read_text().split("\n")
+                if "==" in line and not line.startswith("#"))
+    for name, version in pins.items():
+        dist = name.replace("-", "_")
+        assert (built_layer["python"] / f"{dist}-{version}.dist-info").is_dir(), name
+    top = {p.name.split("-")[0] for p in built_layer["python"].iterdir()}
+    assert not top & {"boto3", "botocore", "pandas", "pyarrow", "bin"}
+    assert not list(built_layer["python"].rglob("tests"))
+    assert not list(built_layer["python"].rglob("__pycache__"))
+    with zipfile.ZipFile(built_layer["zip"]) as archive:
+        assert all(name.startswith("python/") for name in archive.namelist())
+
+
+def test_only_shared_objects_outside_libs_are_stripped(built_layer):
+    """The layer's *.libs files are byte-identical to the installed wheel's (the venv
+    has the same manylinux wheels); the package extension modules were stripped."""
+    site = Path(importlib_metadata.distribution("numpy").locate_file(""))
+    libs = sorted(built_layer["python"].glob("numpy.libs/*.so*"))
+    assert libs, "expected vendored shared objects under numpy.libs"
+    for lib in libs:
+        assert lib.read_bytes() == (site / "numpy.libs" / lib.name).read_bytes(), lib.name
+    extension = next(built_layer["python"].glob("numpy/_core/_multiarray_umath*.so"))
+    original = site / "numpy" / "_core" / extension.name
+    assert extension.stat().st_size < original.stat().st_size
+
+
+def test_runtime_version_is_read_from_serverless_yml(tmp_path):
+    result = subprocess.run([str(REPO / "createlayer.sh"), "3.11", "--out-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "serverless.yml" in result.stderr and "python3.12" in result.stderr
+    assert not (tmp_path / "python").exists()
+
+
+CLEAN_SCRIPT = r"""
+import json, sys, time
+layer, code, boto = sys.argv[1:4]
+sys.path[:0] = [layer, code, boto]
+started = time.perf_counter()
+from inference import handler
+import_seconds = time.perf_counter() - started
+rows = json.load(open(sys.argv[4]))
+scheduled = json.load(open(sys.argv[5]))
+response = handler.http(rows, None)
+summary = handler.scheduled(scheduled, None)
+import sklearn, numpy, scipy, joblib, boto3
+print(json.dumps({
+    "status": response["statusCode"], "body": json.loads(response["body"]),
+    "summary": summary, "import_seconds": import_seconds,
+    "files": {m.__name__: m.__file__ for m in (sklearn, numpy, scipy, joblib, boto3)},
+    "pandas": any(name.split(".")[0] in ("pandas", "pyarrow") for name in sys.modules),
+    "path": sys.path,
+}))
+"""
+
+
+def test_handler_imports_and_scores_from_the_layer_alone(
+        built_layer, boto3_only, lambda_env, tmp_path, moto_endpoint):
+    code = tmp_path / "code"
+    shutil.copytree(REPO / "inference", code / "inference",
+                    ignore=shutil.ignore_patterns("__pycache__", "requirements.txt"))
+    env = {name: value for name, value in os.environ.items()
+           if name.startswith(("AWS_", "APY_RUNWAY_"))}
+    env["PATH"] = os.environ.get("PATH", "")
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", CLEAN_SCRIPT, str(built_layer["python"]), str(code),
+         str(boto3_only), str(EVENTS / "http_rows.json"), str(EVENTS / "scheduled.json")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["status"] == 200 and len(out["body"]["predictions"]) == 3
+    assert out["summary"]["scored"] > 0 and out["summary"]["hourly_key"]
+    layer = str(built_layer["python"])
+    for name in ("sklearn", "numpy", "scipy", "joblib"):
+        assert out["files"][name].startswith(layer), out["files"]
+    assert out["files"]["boto3"].startswith(str(boto3_only))
+    assert not out["pandas"]
+    assert not any("site-packages" in entry for entry in out["path"]), out["path"]
