@@ -239,6 +239,8 @@ def fetch(
     refresh_pools: bool = False,
 ) -> FetchResult:
     """Save /pools and the selected pools' /chart responses under landing/defillama/."""
+    if max_pools is not None and max_pools < 1:
+        raise ValueError(f"max_pools must be >= 1, got {max_pools}")
     client = _Client(delay, retries, backoff, timeout)
     base = base_url.rstrip("/")
     folder = landing_dir(paths)

@@ -85,7 +85,8 @@ class FakeDefiLlama:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def chart_requests(self) -> int:
         return sum(n for path, n in self.requests.items() if path.startswith("/chart/"))
@@ -186,6 +187,7 @@ def test_fetch_limits_fetch_only_the_selected_pools(project_home, defillama):
 def test_bad_options_are_rejected(project_home, defillama, options, message):
     with pytest.raises(ValueError, match=message):
         fetch(project_home, base_url=defillama.url, **{**FAST, **options})
+    assert defillama.requests == {}  # rejected before any request
 
 
 def test_unreachable_api_is_a_clear_error(project_home):
