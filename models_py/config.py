@@ -1,0 +1,79 @@
+"""Defaults for the train stage: paths and model settings only.
+
+Label settings (horizon, threshold, statistic, coverage, dead pools) are never
+retyped here: they come from the training set's own columns (see data.py).
+"""
+from __future__ import annotations
+
+# The prototype's six features: the anchor every report compares against.
+ANCHOR_NUMERIC = ("apy", "tvl_usd", "apy_expanding_mean", "apy_expanding_std")
+ANCHOR_CATEGORICAL = ("chain", "project")
+ANCHOR_FEATURES = ANCHOR_NUMERIC + ANCHOR_CATEGORICAL
+
+KEY_COLUMNS = ("pool_id", "snapshot_date")
+LABEL_COLUMN = "is_apy_kept"
+# Label settings that travel as columns of the training set (one value each).
+LABEL_SETTING_COLUMNS = (
+    "horizon_days",
+    "apy_drop_threshold",
+    "apy_future_stat",
+    "min_future_coverage",
+    "dead_pool_is_dropped",
+)
+
+# Eligibility as DefiLlama applied it: pools with apy <= 0 or fewer than 7
+# observed days are "not scored". Train and evaluate on eligible rows only.
+ELIGIBILITY = {"min_apy_exclusive": 0, "min_observed_days": 7}
+
+# Date split: the test period is the last TEST_FRACTION of labelled dates.
+TEST_FRACTION = 0.3
+# Walk-forward CV on the purged dates before the test start.
+CV_FOLDS = 5
+# Share of the pre-test dates covered by the validation blocks (the earlier
+# part is only ever used for training, so fold 1 has something to learn from).
+CV_VALIDATION_FRACTION = 0.5
+
+MODEL_NAMES = ("prior", "heuristic", "logistic", "random_forest", "anchor")
+# Models that may become the production artefact (baselines never do).
+PRODUCTION_CANDIDATES = ("random_forest", "logistic", "anchor")
+PREFERRED_PRODUCTION_MODEL = "random_forest"
+# Another model replaces the random forest only if its mean fold AUC is higher
+# by more than this.
+PRODUCTION_SWITCH_MARGIN = 0.01
+
+# Random forest: lean by default (Lambda load time and a < 100 ms warm score of
+# 20k pools). Candidates are compared on the walk-forward folds only, leanest
+# first; the first one within RF_SELECTION_TOLERANCE of the best mean fold AUC
+# wins, and the report states its AUC cost.
+RF_TREES = 40
+RF_CANDIDATES = (
+    {"min_samples_leaf": 100, "max_depth": 10, "max_samples": 0.3},
+    {"min_samples_leaf": 50, "max_depth": None, "max_samples": 0.3},
+    {"min_samples_leaf": 25, "max_depth": None, "max_samples": 0.5},
+)
+RF_SELECTION_TOLERANCE = 0.005
+RF_N_JOBS = 2
+RANDOM_STATE = 0
+# Categories seen fewer times than this in training share the infrequent column.
+ONE_HOT_MIN_FREQUENCY = 20
+MAX_ARTEFACT_MB = 50.0
+# Isotonic calibration is checked on this many of the last walk-forward folds.
+CALIBRATION_CHECK_FOLDS = 2
+# ... fitting isotonic on the last this share of the training dates (purged).
+CALIBRATION_FRACTION = 0.2
+
+# Evaluation
+BOOTSTRAP_SAMPLES = 200
+TOP_PROJECTS = 10
+PERMUTATION_ROWS = 3000
+PERMUTATION_REPEATS = 3
+# Rows used to time predict_proba (the Lambda scores ~20k pools per hour).
+LATENCY_ROWS = 20_000
+
+# Label exploration: (apy_drop_threshold, apy_future_stat) variants.
+LABEL_VARIANTS = tuple(
+    (threshold, stat)
+    for threshold in (0.0, -0.2)
+    for stat in ("point", "mean", "median")
+)
+LABELS_MODEL = "int_pool_snapshots_labeled"

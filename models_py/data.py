@@ -1,0 +1,142 @@
+"""Load and validate the exported training set; turn it into the model matrix.
+
+The model matrix is a 2-D numpy object array whose columns are the features in
+the order of feature_columns.json (numerics as float with NaN for missing,
+categoricals as str): exactly what the Lambda builds without pandas.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from apy_runway.console import UserError
+from models_py import config
+
+
+@dataclass
+class TrainingData:
+    frame: pd.DataFrame            # eligible, labelled rows, sorted by date then pool
+    numeric: list[str]
+    categorical: list[str]
+    label: dict                    # label settings read from the columns
+    dropped: dict = field(default_factory=dict)  # rows removed and why
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame[config.LABEL_COLUMN].to_numpy(dtype=int)
+
+    @property
+    def dates(self) -> np.ndarray:
+        return self.frame["snapshot_date"].to_numpy(dtype="datetime64[D]")
+
+    @property
+    def label_end_dates(self) -> np.ndarray:
+        return self.frame["label_window_end_date"].to_numpy(dtype="datetime64[D]")
+
+    def matrix(self, features: list[str] | None = None) -> np.ndarray:
+        return to_matrix(self.frame, features or self.features, self.categorical)
+
+
+def read_feature_columns(path: Path) -> dict:
+    if not Path(path).exists():
+        raise UserError(f"no feature columns at {path}: run `apy-runway build` first")
+    contract = json.loads(Path(path).read_text())
+    for key in ("numeric", "categorical"):
+        if not isinstance(contract.get(key), list):
+            raise UserError(f"{path}: key {key!r} is missing or not a list")
+    return contract
+
+
+def to_matrix(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> np.ndarray:
+    """Ordered object array: floats (NaN for missing) and str ('unknown' for missing)."""
+    matrix = np.empty((len(frame), len(features)), dtype=object)
+    for j, name in enumerate(features):
+        column = frame[name]
+        if name in categorical:
+            values = column.astype(object).where(column.notna(), "unknown")
+            matrix[:, j] = values.astype(str).to_numpy(dtype=object)
+        else:
+            matrix[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan)
+    return matrix
+
+
+def label_settings(frame: pd.DataFrame) -> dict:
+    """One value per label-setting column; fail on a missing or mixed column."""
+    settings = {"column": config.LABEL_COLUMN}
+    for name in config.LABEL_SETTING_COLUMNS:
+        if name not in frame.columns:
+            raise UserError(f"training set has no label-setting column {name!r}")
+        values = frame[name].dropna().unique()
+        if len(values) != 1:
+            shown = sorted(map(str, values))[:5]
+            raise UserError(
+                f"training set column {name!r} holds {len(values)} values {shown}: "
+                "mixed label settings; rebuild the training set with one setting")
+        value = values[0]
+        settings[name] = value.item() if hasattr(value, "item") else value
+    settings["horizon_days"] = int(settings["horizon_days"])
+    settings["apy_drop_threshold"] = float(settings["apy_drop_threshold"])
+    settings["min_future_coverage"] = float(settings["min_future_coverage"])
+    settings["dead_pool_is_dropped"] = bool(settings["dead_pool_is_dropped"])
+    settings["apy_future_stat"] = str(settings["apy_future_stat"])
+    return settings
+
+
+def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
+    """Validate the training set against the feature contract; keep eligible labelled rows."""
+    numeric, categorical = list(contract["numeric"]), list(contract["categorical"])
+    if not numeric + categorical:
+        raise UserError("feature_columns.json lists no features")
+    if frame.empty:
+        raise UserError("training set is empty: no labelled rows to train on")
+    required = [*config.KEY_COLUMNS, config.LABEL_COLUMN, "apy", "observed_day_count"]
+    missing = [c for c in required + numeric + categorical if c not in frame.columns]
+    if missing:
+        raise UserError(f"training set misses column(s) {missing} "
+                        "listed in feature_columns.json or required for training")
+    settings = label_settings(frame)
+    frame = frame.copy()
+    frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.normalize()
+    if "label_window_end_date" in frame.columns:
+        frame["label_window_end_date"] = pd.to_datetime(frame["label_window_end_date"]).dt.normalize()
+    else:
+        frame["label_window_end_date"] = frame["snapshot_date"] + pd.Timedelta(
+            days=settings["horizon_days"])
+    dropped = {}
+    unlabelled = frame[config.LABEL_COLUMN].isna()
+    dropped["unlabelled"] = int(unlabelled.sum())
+    frame = frame[~unlabelled]
+    eligible = (frame["apy"] > config.ELIGIBILITY["min_apy_exclusive"]) & (
+        frame["observed_day_count"] >= config.ELIGIBILITY["min_observed_days"])
+    dropped["not_eligible"] = int((~eligible).sum())
+    frame = frame[eligible]
+    if frame.empty:
+        raise UserError("training set is empty after dropping unlabelled and ineligible "
+                        "rows (apy <= 0 or fewer than 7 observed days)")
+    labels = set(frame[config.LABEL_COLUMN].astype(int).unique())
+    if not labels <= {0, 1}:
+        raise UserError(f"label column {config.LABEL_COLUMN} holds {sorted(labels)}, not 0/1")
+    if len(labels) < 2:
+        raise UserError(f"training set is single-class: every eligible row has "
+                        f"{config.LABEL_COLUMN}={labels.pop()}; nothing to learn")
+    frame[config.LABEL_COLUMN] = frame[config.LABEL_COLUMN].astype(int)
+    frame["pool_id"] = frame["pool_id"].astype(str)
+    frame = frame.sort_values(["snapshot_date", "pool_id"], kind="stable").reset_index(drop=True)
+    return TrainingData(frame, numeric, categorical, settings, dropped)
+
+
+def load_training_set(training_set: Path, feature_columns: Path) -> TrainingData:
+    if not Path(training_set).exists():
+        raise UserError(f"no training set at {training_set}: run `apy-runway build` first")
+    contract = read_feature_columns(feature_columns)
+    frame = pd.read_parquet(training_set)
+    return prepare(frame, contract)

@@ -1,0 +1,130 @@
+"""Metrics on predicted probabilities (p_keep = P(is_apy_kept = 1)).
+
+Pure functions over arrays. The headline is ROC AUC on the test period; the
+walk-forward fold AUCs are what settings are chosen on.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import (average_precision_score, brier_score_loss, log_loss,
+                             roc_auc_score)
+
+
+def safe_auc(y, p) -> float:
+    y = np.asarray(y)
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def metrics(y, p_keep) -> dict:
+    y, p = np.asarray(y, dtype=int), np.clip(np.asarray(p_keep, dtype=float), 1e-6, 1 - 1e-6)
+    return {
+        "roc_auc": safe_auc(y, p),
+        # PR AUC of the "Down" class (the warning users need), and its base rate
+        "pr_auc_down": float(average_precision_score(1 - y, 1 - p)) if 0 in y else float("nan"),
+        "down_rate": float(1 - y.mean()),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "rows": int(len(y)),
+    }
+
+
+def cross_validate(pipeline, X, y, folds) -> dict:
+    """Fit a clone per walk-forward fold; fold AUCs and out-of-fold predictions."""
+    aucs, briers, predictions, seconds = [], [], [], []
+    for train, validation in folds:
+        model = clone(pipeline)
+        started = time.perf_counter()
+        model.fit(X[train], y[train])
+        seconds.append(time.perf_counter() - started)
+        p = model.predict_proba(X[validation])[:, 1]
+        aucs.append(safe_auc(y[validation], p))
+        briers.append(float(brier_score_loss(y[validation], p)))
+        predictions.append((validation, p))
+    return {"fold_auc": aucs, "cv_auc_mean": float(np.nanmean(aucs)),
+            "cv_auc_std": float(np.nanstd(aucs)), "fold_brier": briers,
+            "fit_seconds_mean": float(np.mean(seconds)), "predictions": predictions,
+            "last_model": model}
+
+
+def bootstrap_auc_by_pool(y, p, pools, samples: int = 200, seed: int = 0,
+                          level: float = 0.95) -> dict:
+    """Percentile CI of the AUC resampling whole pools (rows of a pool are correlated)."""
+    y, p, pools = np.asarray(y), np.asarray(p), np.asarray(pools)
+    codes, uniques = pd.factorize(pools)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(samples):
+        chosen = rng.integers(0, len(uniques), len(uniques))
+        rows = np.concatenate([order[bounds[c]:bounds[c + 1]] for c in chosen])
+        auc = safe_auc(y[rows], p[rows])
+        if np.isfinite(auc):
+            values.append(auc)
+    if not values:
+        return {"low": float("nan"), "high": float("nan"), "samples": 0}
+    alpha = (1 - level) / 2
+    return {"low": float(np.quantile(values, alpha)), "high": float(np.quantile(values, 1 - alpha)),
+            "samples": len(values), "level": level}
+
+
+def auc_by_group(y, p, groups, top: int | None = None) -> pd.DataFrame:
+    """AUC per group (month or project), with row count and down rate."""
+    frame = pd.DataFrame({"y": np.asarray(y), "p": np.asarray(p), "group": np.asarray(groups)})
+    rows = []
+    for group, part in frame.groupby("group", sort=True):
+        rows.append({"group": group, "rows": len(part), "down_rate": 1 - part["y"].mean(),
+                     "roc_auc": safe_auc(part["y"], part["p"])})
+    table = pd.DataFrame(rows, columns=["group", "rows", "down_rate", "roc_auc"])
+    if top is not None:
+        table = table.sort_values("rows", ascending=False).head(top)
+    return table.reset_index(drop=True)
+
+
+def predicted_probability(p_keep) -> np.ndarray:
+    """DefiLlama's shown probability: 100 x max(p_down, p_keep)."""
+    p_keep = np.asarray(p_keep, dtype=float)
+    return 100 * np.maximum(p_keep, 1 - p_keep)
+
+
+def confidence_cutpoints(p_keep) -> list[float]:
+    """Tercile cut-points [q1, q2] of the predicted probability (stored, not recomputed)."""
+    q1, q2 = np.quantile(predicted_probability(p_keep), [1 / 3, 2 / 3])
+    return [float(q1), float(q2)]
+
+
+def confidence_bin(p_keep, cutpoints) -> np.ndarray:
+    """1 (lowest) .. 3 (highest) from the stored cut-points."""
+    return 1 + np.searchsorted(np.asarray(cutpoints, dtype=float),
+                               predicted_probability(p_keep), side="right")
+
+
+def hit_rate_by_confidence(y, p_keep, cutpoints) -> pd.DataFrame:
+    """Share of correct class calls ('Down' when p_down >= p_keep) per confidence bin."""
+    y, p_keep = np.asarray(y), np.asarray(p_keep)
+    predicted_keep = (p_keep > 1 - p_keep).astype(int)
+    bins = confidence_bin(p_keep, cutpoints)
+    rows = []
+    for b in (1, 2, 3):
+        mask = bins == b
+        rows.append({"confidence": b, "rows": int(mask.sum()),
+                     "hit_rate": float((predicted_keep[mask] == y[mask]).mean()) if mask.any() else float("nan"),
+                     "predicted_down_share": float((predicted_keep[mask] == 0).mean()) if mask.any() else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def time_predict(model, X, rows: int, repeats: int = 3) -> float:
+    """Best-of-`repeats` milliseconds of predict_proba on `rows` rows (tiled if needed)."""
+    reps = int(np.ceil(rows / max(len(X), 1)))
+    batch = np.concatenate([X] * reps)[:rows] if reps > 1 else X[:rows]
+    model.predict_proba(batch[:10])
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict_proba(batch)
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best
