@@ -1,0 +1,1 @@
+"""Benchmarks: pipeline scale, hourly refresh, training and inference costs."""

@@ -1,0 +1,50 @@
+"""Engine-only timing: the dbt project's compiled SQL run directly in DuckDB.
+
+Reads the manifest of a finished `apy-runway build` in HOME and executes every
+model's compiled SQL in dependency order in a fresh DuckDB file, without dbt's
+start-up, parsing, tests or adapter overhead. Exports (external models) become
+plain tables here, so the parquet writes of the marts are not included.
+
+    python -m benchmarks.engine_only HOME
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+import duckdb
+
+from apy_runway.build import dbt_target_dir
+from apy_runway.paths import project_paths
+
+
+def model_order(manifest: dict) -> list[dict]:
+    models = {key: node for key, node in manifest["nodes"].items() if node["resource_type"] == "model"}
+    graph = {key: [dep for dep in node["depends_on"]["nodes"] if dep in models]
+             for key, node in models.items()}
+    return [models[key] for key in TopologicalSorter(graph).static_order()]
+
+
+def main(argv: list[str]) -> int:
+    paths = project_paths(argv[0])
+    manifest = json.loads((dbt_target_dir(paths) / "manifest.json").read_text())
+    with tempfile.TemporaryDirectory(dir=paths.data) as scratch:
+        # same database name as the warehouse, so compiled relation names resolve
+        con = duckdb.connect(str(Path(scratch) / paths.warehouse.name))
+        con.execute("set TimeZone = 'UTC'; set threads = 2")
+        started = time.perf_counter()
+        for node in model_order(manifest):
+            kind = "view" if node["config"]["materialized"] == "view" else "table"
+            con.execute(f"create or replace {kind} {node['relation_name']} as ({node['compiled_code']})")
+        elapsed = time.perf_counter() - started
+        con.close()
+    print(json.dumps({"engine_only_s": round(elapsed, 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
