@@ -75,8 +75,9 @@ def run_dbt(
         argv += ["--vars", dbt_vars if isinstance(dbt_vars, str) else json.dumps(dbt_vars)]
     if select:
         argv += ["--select", select]
-    if target_path is not None:
-        argv += ["--target-path", str(target_path)]
+    # each project home keeps its own dbt target (manifest, compiled SQL), so
+    # builds of different homes never overwrite each other's artefacts
+    argv += ["--target-path", str(target_path or dbt_target_dir(paths))]
     argv += extra_args or []
     env = {**os.environ, **paths.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     # dbt writes its logs under the project dir unless told otherwise
@@ -92,6 +93,10 @@ def run_dbt(
             detail = "\n" + (result.stdout or "")[-4000:]
         raise UserError(f"dbt {command} failed (exit {result.returncode}){detail}")
     return result
+
+
+def dbt_target_dir(paths: ProjectPaths) -> Path:
+    return paths.data / "dbt_target"
 
 
 def feature_columns_from_manifest(manifest: dict, model: str = "latest_features") -> dict:
@@ -117,7 +122,7 @@ def feature_columns_from_manifest(manifest: dict, model: str = "latest_features"
 
 def export_feature_columns(paths: ProjectPaths, target_dir: Path | None = None) -> dict:
     """Write data/exports/feature_columns.json from dbt's manifest."""
-    manifest_path = (target_dir or DBT_PROJECT_DIR / "target") / "manifest.json"
+    manifest_path = (target_dir or dbt_target_dir(paths)) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     contract = feature_columns_from_manifest(manifest)
     payload = {
