@@ -1,0 +1,163 @@
+"""Compare two builds of the warehouse for look-ahead leakage.
+
+One build sees the full history, the other the history cut at ``cut_date``
+(dbt var ``as_of_date``). A point-in-time feature of day d uses days <= d
+only, so for every day up to the cut it must be identical in both builds.
+A label may need days after the cut: in the cut build it must either equal
+the full build's label or be null, and it must be null for the last
+``horizon_days`` days before the cut (their future windows reach past it).
+
+Pure comparison: reads both DuckDB files (read-only) and returns a report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+KEY_COLUMNS = ("pool_id", "snapshot_date")
+FEATURES_TABLE = "int_pool_days_featurized"
+LABELS_TABLE = "int_pool_days_labeled"
+LABEL_COLUMN = "is_apy_kept"
+# Floating-point aggregates over windows may be summed in another order when a
+# partition is shorter; anything above this relative difference is a change.
+RELATIVE_TOLERANCE = 1e-9
+
+
+@dataclass
+class LeakageReport:
+    cut_date: date
+    compared_rows: int = 0
+    # feature column -> number of days <= cut where the two builds differ
+    feature_mismatches: dict[str, int] = field(default_factory=dict)
+    # (pool, day) rows <= cut present in only one of the builds
+    rows_only_in_full: int = 0
+    rows_only_in_cut: int = 0
+    # labels the cut build gives that differ from the full build's (not null)
+    label_mismatches: int = 0
+    # labels the cut build gives although day + horizon is after the cut
+    labels_past_cut: int = 0
+    labeled_rows_in_cut: int = 0
+
+    @property
+    def leaking_features(self) -> list[str]:
+        return sorted(name for name, count in self.feature_mismatches.items() if count)
+
+    @property
+    def is_clean(self) -> bool:
+        return not (self.leaking_features or self.rows_only_in_full or self.rows_only_in_cut
+                    or self.label_mismatches or self.labels_past_cut)
+
+    def summary(self) -> str:
+        if self.is_clean:
+            return (f"no leakage at cut {self.cut_date}: {self.compared_rows} feature rows "
+                    f"identical, {self.labeled_rows_in_cut} cut-build labels consistent")
+        parts = []
+        if self.leaking_features:
+            parts.append("features differ: " + ", ".join(
+                f"{name} ({self.feature_mismatches[name]} rows)" for name in self.leaking_features))
+        if self.rows_only_in_full or self.rows_only_in_cut:
+            parts.append(f"rows only in full build: {self.rows_only_in_full}, "
+                         f"only in cut build: {self.rows_only_in_cut}")
+        if self.label_mismatches:
+            parts.append(f"{self.label_mismatches} cut-build labels differ from the full build")
+        if self.labels_past_cut:
+            parts.append(f"{self.labels_past_cut} cut-build labels whose window passes the cut")
+        return f"leakage at cut {self.cut_date}: " + "; ".join(parts)
+
+
+def _differs(column: str, data_type: str) -> str:
+    """SQL: the column differs between aliases full_side and cut_side (nulls compare equal)."""
+    if data_type.upper() in ("DOUBLE", "FLOAT", "REAL") or data_type.upper().startswith("DECIMAL"):
+        return (
+            f"(full_side.{column} is distinct from cut_side.{column} and not ("
+            f"full_side.{column} is not null and cut_side.{column} is not null and "
+            f"abs(full_side.{column} - cut_side.{column}) <= {RELATIVE_TOLERANCE} * "
+            f"greatest(1.0, abs(full_side.{column}), abs(cut_side.{column}))))"
+        )
+    return f"(full_side.{column} is distinct from cut_side.{column})"
+
+
+def compare_builds(
+    full_warehouse: str | Path,
+    cut_warehouse: str | Path,
+    cut_date: date,
+    horizon_days: int,
+    features_table: str = FEATURES_TABLE,
+    labels_table: str = LABELS_TABLE,
+) -> LeakageReport:
+    """Compare every feature and label of days <= cut_date between two builds."""
+    if horizon_days < 1:
+        raise ValueError(f"horizon_days must be >= 1, got {horizon_days}")
+    report = LeakageReport(cut_date=cut_date)
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(f"attach '{Path(full_warehouse)}' as full_build (read_only)")
+        con.execute(f"attach '{Path(cut_warehouse)}' as cut_build (read_only)")
+        columns = con.execute(
+            "select column_name, data_type from duckdb_columns() "
+            "where database_name = 'full_build' and table_name = ? order by column_index",
+            [features_table],
+        ).fetchall()
+        if not columns:
+            raise ValueError(f"no table {features_table} in {full_warehouse}")
+        compared = [(name, kind) for name, kind in columns if name not in KEY_COLUMNS]
+        keys = " and ".join(f"full_side.{key} = cut_side.{key}" for key in KEY_COLUMNS)
+        counts = ",\n".join(
+            f"count(*) filter (where {_differs(name, kind)}) as \"{name}\"" for name, kind in compared
+        )
+        cut_literal = f"date '{cut_date.isoformat()}'"
+        row = con.execute(f"""
+            with
+            full_rows as (
+                select * from full_build.main.{features_table}
+                where snapshot_date <= {cut_literal}
+            ),
+            cut_rows as (
+                select * from cut_build.main.{features_table}
+                where snapshot_date <= {cut_literal}
+            )
+            select
+                count(*) as compared_rows,
+                {counts}
+            from full_rows as full_side
+            inner join cut_rows as cut_side on {keys}
+        """).fetchone()
+        report.compared_rows = row[0]
+        report.feature_mismatches = {
+            name: count for (name, _), count in zip(compared, row[1:], strict=True)
+        }
+        report.rows_only_in_full, report.rows_only_in_cut = con.execute(f"""
+            select
+                count(*) filter (where cut_side.pool_id is null),
+                count(*) filter (where full_side.pool_id is null)
+            from (
+                select pool_id, snapshot_date from full_build.main.{features_table}
+                where snapshot_date <= {cut_literal}
+            ) as full_side
+            full outer join (
+                select pool_id, snapshot_date from cut_build.main.{features_table}
+                where snapshot_date <= {cut_literal}
+            ) as cut_side on {keys}
+        """).fetchone()
+        (report.labeled_rows_in_cut, report.label_mismatches,
+         report.labels_past_cut) = con.execute(f"""
+            select
+                count(*) filter (where cut_side.{LABEL_COLUMN} is not null),
+                count(*) filter (
+                    where cut_side.{LABEL_COLUMN} is not null
+                    and cut_side.{LABEL_COLUMN} is distinct from full_side.{LABEL_COLUMN}
+                ),
+                count(*) filter (
+                    where cut_side.{LABEL_COLUMN} is not null
+                    and cut_side.snapshot_date + {int(horizon_days)} > {cut_literal}
+                )
+            from cut_build.main.{labels_table} as cut_side
+            left join full_build.main.{labels_table} as full_side on {keys}
+        """).fetchone()
+    finally:
+        con.close()
+    return report

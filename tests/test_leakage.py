@@ -1,0 +1,153 @@
+"""Leakage test: build on the full history and on the history cut at a date
+(dbt var as_of_date); every feature of the days up to the cut must be
+identical, and the cut build's labels must equal the full build's or be null
+(null in the last horizon_days before the cut).
+
+The test of the test copies the dbt project to a temporary folder, adds a
+deliberately leaking feature (a centred window) and a label that ignores
+where the data ends, and checks that the comparison reports exactly those.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from apy_runway.build import dbt_executable
+from apy_runway.generate import generate_snapshots
+from apy_runway.ingest import ingest
+from apy_runway.leakage import compare_builds
+from apy_runway.paths import DBT_PROJECT_DIR, PROFILES_DIR, project_paths
+
+pytestmark = pytest.mark.slow
+
+START = date(2024, 1, 1)
+N_DAYS = 240
+CUT = START + timedelta(days=150)
+HORIZON = 30
+SELECT = "+int_pool_days_featurized +int_pool_days_labeled"
+
+
+@pytest.fixture(scope="module")
+def raw_snapshots(tmp_path_factory) -> Path:
+    """Generated daily snapshots (with gaps, late launches and dead pools), ingested once."""
+    paths = project_paths(tmp_path_factory.mktemp("leakage_source")).ensure()
+    landing = paths.landing / "generated.parquet"
+    generate_snapshots(landing, n_pools=40, n_days=N_DAYS, seed=7, start_date=START, freq="daily")
+    ingest([landing], paths)
+    return paths.raw_snapshots
+
+
+def dbt_run(project_dir: Path, home: Path, raw: Path, dbt_vars: dict | None = None) -> Path:
+    """`dbt run` of the feature and label models of project_dir into home's warehouse."""
+    paths = project_paths(home).ensure()
+    shutil.copy(raw, paths.raw_snapshots)
+    argv = [dbt_executable(), "run", "--project-dir", str(project_dir),
+            "--profiles-dir", str(PROFILES_DIR), "--target-path", str(home / "target"),
+            "--select", SELECT]
+    if dbt_vars:
+        argv += ["--vars", json.dumps(dbt_vars)]
+    env = {**os.environ, **paths.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+           "DBT_LOG_PATH": str(home / "dbt_logs")}
+    result = subprocess.run(argv, cwd=project_dir, env=env, text=True, capture_output=True)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return paths.warehouse
+
+
+def build_full_and_cut(project_dir: Path, tmp: Path, raw: Path) -> tuple[Path, Path]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        full = pool.submit(dbt_run, project_dir, tmp / "full", raw)
+        cut = pool.submit(dbt_run, project_dir, tmp / "cut", raw, {"as_of_date": CUT.isoformat()})
+        return full.result(), cut.result()
+
+
+@pytest.fixture(scope="module")
+def product_builds(raw_snapshots, tmp_path_factory) -> tuple[Path, Path]:
+    return build_full_and_cut(DBT_PROJECT_DIR, tmp_path_factory.mktemp("leakage_product"),
+                              raw_snapshots)
+
+
+def test_features_and_labels_do_not_leak_across_the_cut(product_builds):
+    full, cut = product_builds
+    report = compare_builds(full, cut, CUT, HORIZON)
+    assert report.is_clean, report.summary()
+    # the comparison had real work to do
+    assert report.compared_rows > 40 * 100
+    assert len(report.feature_mismatches) > 60
+    assert report.labeled_rows_in_cut > 1000
+
+
+def test_the_cut_build_really_ends_at_the_cut_and_nulls_the_last_horizon(product_builds):
+    full, cut = product_builds
+    with duckdb.connect(str(cut), read_only=True) as con:
+        last_day, data_end = con.execute(
+            "select max(snapshot_date), max(data_end_date) from int_pool_days_labeled"
+        ).fetchone()
+        late_labels = con.execute(
+            "select count(*) from int_pool_days_labeled "
+            "where is_apy_kept is not null and snapshot_date > ?",
+            [CUT - timedelta(days=HORIZON)],
+        ).fetchone()[0]
+    assert last_day == data_end == CUT
+    assert late_labels == 0
+    # ... while the full build does label those days: the cut build had to null them
+    with duckdb.connect(str(full), read_only=True) as con:
+        full_late_labels = con.execute(
+            "select count(*) from int_pool_days_labeled "
+            "where is_apy_kept is not null and snapshot_date > ? and snapshot_date <= ?",
+            [CUT - timedelta(days=HORIZON), CUT],
+        ).fetchone()[0]
+    assert full_late_labels > 100
+
+
+def _leaking_project(tmp: Path) -> Path:
+    """A copy of the dbt project with a centred-window feature and a label
+    that ignores where the data ends."""
+    project = tmp / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    featurized = project / "models" / "intermediate" / "int_pool_days_featurized.sql"
+    text = featurized.read_text()
+    anchor = "        -- dates\n        daily.snapshot_date\n"
+    assert anchor in text
+    featurized.write_text(text.replace(anchor, (
+        "        avg(daily.apy) over (\n"
+        "            partition by daily.pool_id\n"
+        "            order by daily.snapshot_date\n"
+        "            rows between 3 preceding and 3 following\n"
+        "        ) as apy_centred_7d_mean,\n" + anchor)))
+    # a label that thinks the data goes on one horizon past its last day
+    labeled = project / "models" / "intermediate" / "int_pool_days_labeled.sql"
+    text = labeled.read_text()
+    data_end = "select max(snapshot_date) as data_end_date from densified"
+    assert data_end in text
+    labeled.write_text(text.replace(data_end, data_end.replace(
+        "max(snapshot_date)", "max(snapshot_date) + {{ horizon }}")))
+    return project
+
+
+def test_the_comparison_reports_a_centred_window_and_a_label_past_the_cut(
+    raw_snapshots, tmp_path
+):
+    project = _leaking_project(tmp_path)
+    full, cut = build_full_and_cut(project, tmp_path, raw_snapshots)
+    report = compare_builds(full, cut, CUT, HORIZON)
+    assert not report.is_clean
+    assert report.leaking_features == ["apy_centred_7d_mean"]
+    # the last 3 observed days before the cut of (nearly) every pool change
+    assert report.feature_mismatches["apy_centred_7d_mean"] >= 3 * 20
+    # every pool still reporting at the cut looks dead in its last 30 days
+    assert report.labels_past_cut > 20 * HORIZON
+    assert report.label_mismatches > 0
+    assert "apy_centred_7d_mean" in report.summary()
+
+
+def test_compare_builds_rejects_a_bad_horizon(tmp_path):
+    with pytest.raises(ValueError, match="horizon_days"):
+        compare_builds(tmp_path / "a.duckdb", tmp_path / "b.duckdb", CUT, 0)
