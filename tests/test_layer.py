@@ -3,7 +3,7 @@
 The layer is built for the local interpreter (the venv is Python 3.12 = the Lambda
 runtime) and cached under build/layer-cache/<hash of createlayer.sh, the
 requirements and serverless.yml>; a fresh clone builds it once (~40 s, wheels from
-the package index). Then a clean `python -I -S` process whose sys.path holds only
+the package index). Then a clean `python -I -S -B` process (no .pyc written, as on the read-only /opt) whose sys.path holds only
 the stdlib, the layer, a copy of inference/ and a test-only boto3 folder (boto3 is
 in the Lambda runtime, so the layer does not ship it) imports the handler and
 scores events against the local moto S3 server.
@@ -155,7 +155,7 @@ def test_handler_imports_and_scores_from_the_layer_alone(
            if name.startswith(("AWS_", "APY_RUNWAY_"))}
     env["PATH"] = os.environ.get("PATH", "")
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", CLEAN_SCRIPT, str(built_layer["python"]), str(code),
+        [sys.executable, "-I", "-S", "-B", "-c", CLEAN_SCRIPT, str(built_layer["python"]), str(code),
          str(boto3_only), str(EVENTS / "http_rows.json"), str(EVENTS / "scheduled.json")],
         env=env, capture_output=True, text=True, timeout=300,
     )
