@@ -76,4 +76,4 @@ LABEL_VARIANTS = tuple(
     for threshold in (0.0, -0.2)
     for stat in ("point", "mean", "median")
 )
-LABELS_MODEL = "int_pool_snapshots_labeled"
+LABELS_MODEL = "int_pool_days_labeled"

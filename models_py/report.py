@@ -16,7 +16,13 @@ from sklearn.metrics import roc_curve  # noqa: E402
 def _fmt(value, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "n/a"
-    if isinstance(value, float):
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) >= 1000:
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}f}"
     return str(value)
 
@@ -24,8 +30,8 @@ def _fmt(value, digits: int = 4) -> str:
 def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     columns = list(frame.columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(_fmt(row[c], digits) for c in columns) + " |")
+    for i in range(len(frame)):
+        lines.append("| " + " | ".join(_fmt(frame[c].iloc[i], digits) for c in columns) + " |")
     return "\n".join(lines)
 
 

@@ -92,7 +92,8 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         f"{metadata['model_size_bytes'] / 1e6:.1f} MB); {link} -> {run_id}")
     if args.explore_labels:
         from models_py.explore_labels import explore_label_variants
-        explore_label_variants(paths, run_dir, settings, labels_model=args.labels_model,
+        explore_label_variants(paths, run_dir, settings, result.rf_params,
+                               labels_model=args.labels_model,
                                training_set=training_set, feature_columns=feature_columns)
     if upload_target:
         bucket, prefix = upload_target

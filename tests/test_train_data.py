@@ -1,0 +1,91 @@
+"""Loading and validating the training set: clear UserErrors, eligibility, the matrix."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from apy_runway.console import UserError
+from models_py.data import load_training_set, prepare, to_matrix
+from models_py.synthetic import make_training_set
+
+
+@pytest.fixture(scope="module")
+def small():
+    return make_training_set(n_pools=8, n_days=60, seed=3)
+
+
+def test_prepare_keeps_eligible_labelled_rows_and_reads_label_settings(small):
+    frame, contract = small
+    frame = frame.copy()
+    frame.loc[frame.index[:5], "apy"] = 0.0           # apy <= 0: not scored
+    frame.loc[frame.index[5:8], "is_apy_kept"] = None  # no label
+    data = prepare(frame, contract)
+    assert (data.frame["apy"] > 0).all()
+    assert (data.frame["observed_day_count"] >= 7).all()
+    assert data.dropped["unlabelled"] == 3
+    labelled = frame[frame["is_apy_kept"].notna()]
+    ineligible = (labelled["apy"] <= 0) | (labelled["observed_day_count"] < 7)
+    assert data.dropped["not_eligible"] == int(ineligible.sum()) > 5
+    assert len(data.frame) == len(frame) - 3 - int(ineligible.sum())
+    assert data.label == {"column": "is_apy_kept", "horizon_days": 30, "apy_drop_threshold": -0.2,
+                          "apy_future_stat": "median", "min_future_coverage": 0.5,
+                          "dead_pool_is_dropped": True}
+    assert data.features == contract["numeric"] + contract["categorical"]
+    assert data.frame["snapshot_date"].is_monotonic_increasing
+
+
+def test_matrix_is_an_ordered_object_array(small):
+    frame, contract = small
+    frame = frame.head(4).copy()
+    frame.loc[frame.index[0], "chain"] = None
+    frame.loc[frame.index[1], "apy_rolling_7d_std"] = np.nan
+    features = contract["numeric"] + contract["categorical"]
+    X = to_matrix(frame, features, contract["categorical"])
+    assert X.dtype == object and X.shape == (4, len(features))
+    chain = features.index("chain")
+    assert X[0, chain] == "unknown" and all(isinstance(v, str) for v in X[:, chain])
+    std = features.index("apy_rolling_7d_std")
+    assert isinstance(X[1, std], float) and np.isnan(X[1, std])
+    assert X[2, features.index("apy")] == pytest.approx(frame["apy"].iloc[2])
+
+
+def _mixed(frame):
+    frame = frame.copy()
+    frame.loc[frame.index[:10], "apy_drop_threshold"] = 0.0
+    return frame
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda f: f.iloc[0:0], "empty"),
+    (lambda f: f.assign(is_apy_kept=1), "single-class"),
+    (_mixed, "apy_drop_threshold.*mixed label settings"),
+    (lambda f: f.assign(apy_future_stat=np.where(np.arange(len(f)) % 2, "mean", "median")),
+     "apy_future_stat.*mixed"),
+    (lambda f: f.drop(columns=["tvl_usd_change_7d"]), r"misses column\(s\) \['tvl_usd_change_7d'\]"),
+    (lambda f: f.drop(columns=["horizon_days"]), "label-setting column 'horizon_days'"),
+    (lambda f: f.assign(apy=-1.0), "empty after dropping"),
+    (lambda f: f.assign(is_apy_kept=np.where(np.arange(len(f)) % 2, 1, 2)), "not 0/1"),
+])
+def test_bad_training_sets_fail_with_a_named_problem(small, mutate, match):
+    frame, contract = small
+    with pytest.raises(UserError, match=match):
+        prepare(mutate(frame), contract)
+
+
+def test_load_names_missing_files(tmp_path, small):
+    frame, contract = small
+    with pytest.raises(UserError, match="no training set"):
+        load_training_set(tmp_path / "missing.parquet", tmp_path / "fc.json")
+    frame.to_parquet(tmp_path / "ts.parquet")
+    with pytest.raises(UserError, match="no feature columns"):
+        load_training_set(tmp_path / "ts.parquet", tmp_path / "fc.json")
+    (tmp_path / "fc.json").write_text(json.dumps(contract))
+    data = load_training_set(tmp_path / "ts.parquet", tmp_path / "fc.json")
+    assert len(data.frame) > 0 and data.y.dtype.kind == "i"
+    # dates come back as dates from parquet and the label windows are H days long
+    gap = (data.frame["label_window_end_date"] - data.frame["snapshot_date"]).dt.days
+    assert (gap == 30).all()
+    assert isinstance(data.frame["snapshot_date"].iloc[0], pd.Timestamp)

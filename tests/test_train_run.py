@@ -1,0 +1,203 @@
+"""`apy-runway train` end to end on a small synthetic training set: the run folder,
+metadata.json, the hash check, the Lambda-facing model contract and the S3 upload."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from apy_runway.console import UserError
+from apy_runway.paths import project_paths
+from models_py import artefact, evaluate, train
+from models_py.data import load_training_set
+from models_py.splits import time_split
+from models_py.synthetic import make_training_set
+
+pytestmark = pytest.mark.slow
+RUN_ID = "20260101T000000Z"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def write_training_set(paths, **kwargs):
+    frame, contract = make_training_set(**{"n_pools": 40, "n_days": 200, **kwargs})
+    frame.to_parquet(paths.training_set)
+    paths.feature_columns.write_text(json.dumps(contract))
+    return frame, contract
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    paths = project_paths(tmp_path_factory.mktemp("train") / "home").ensure()
+    frame, contract = write_training_set(paths)
+    assert train.run(parse("--run-id", RUN_ID, "--rf-trees", "15"), paths) == 0
+    return paths, frame, contract, paths.runs / RUN_ID
+
+
+def test_run_folder_holds_model_metadata_report_and_latest_link(trained):
+    paths, _, _, run_dir = trained
+    for name in ("model.joblib", "metadata.json", "report.md", "roc.png", "calibration.png",
+                 "permutation_importance.png", "auc_by_month.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    latest = paths.runs / "latest"
+    assert latest.is_symlink() and latest.resolve() == run_dir.resolve()
+    text = (run_dir / "report.md").read_text()
+    for needle in ("| anchor |", "lift vs anchor", "CV AUC mean", "hit_rate", "AUC by month",
+                   "Permutation importance", "optimistic"):
+        assert needle in text, needle
+
+
+def test_metadata_is_complete_and_true_to_the_training_set(trained):
+    _, frame, contract, run_dir = trained
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert set(artefact.REQUIRED_METADATA) <= set(meta)
+    assert meta["model_id"] == RUN_ID and meta["model_file"] == "model.joblib"
+    assert meta["features"] == contract["numeric"] + contract["categorical"]
+    assert meta["numeric_features"] == contract["numeric"]
+    assert meta["categorical_features"] == contract["categorical"]
+    assert meta["label"] == {"column": "is_apy_kept", "horizon_days": 30, "apy_drop_threshold": -0.2,
+                             "apy_future_stat": "median", "min_future_coverage": 0.5,
+                             "dead_pool_is_dropped": True}
+    assert meta["eligibility"] == {"min_apy_exclusive": 0, "min_observed_days": 7}
+    q1, q2 = meta["confidence_cutpoints"]
+    assert 50 <= q1 <= q2 <= 100
+    assert meta["model_name"] in ("random_forest", "logistic", "anchor")
+    assert set(meta["metrics"]) == {"prior", "heuristic", "logistic", "random_forest", "anchor"}
+    for name, entry in meta["metrics"].items():
+        assert 0 <= entry["test"]["roc_auc"] <= 1 and len(entry["cv"]["fold_auc"]) == 5
+        assert entry["lift_over_anchor"]["test_roc_auc"] == pytest.approx(
+            entry["test"]["roc_auc"] - meta["metrics"]["anchor"]["test"]["roc_auc"])
+    assert meta["metrics"]["prior"]["test"]["roc_auc"] == 0.5
+    assert meta["metrics"]["random_forest"]["oob_auc_or_accuracy"] is not None
+    versions = meta["library_versions"]
+    assert versions["scikit-learn"] == __import__("sklearn").__version__
+    assert set(versions) == {"python", "scikit-learn", "numpy", "scipy", "joblib", "pandas"}
+    training = meta["training"]
+    # the purge, as recorded: the last training day + H is before the test start
+    last_train = np.datetime64(training["train_end"]) + np.timedelta64(30, "D")
+    assert last_train < np.datetime64(training["test_start"])
+    assert training["train_rows"] > 0 and training["test_rows"] > 0 and training["purged_rows"] > 0
+
+
+def test_sha256_is_written_and_verifiable_and_tampering_is_detected(trained, tmp_path):
+    _, _, _, run_dir = trained
+    meta = artefact.verify_artefact(run_dir)
+    assert meta["model_sha256"] == artefact.sha256_file(run_dir / "model.joblib")
+    assert meta["model_size_bytes"] == (run_dir / "model.joblib").stat().st_size
+
+    same_size = shutil.copytree(run_dir, tmp_path / "flipped")
+    data = bytearray((same_size / "model.joblib").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (same_size / "model.joblib").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="sha256"):
+        artefact.verify_artefact(same_size)
+
+    longer = shutil.copytree(run_dir, tmp_path / "longer")
+    with open(longer / "model.joblib", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(UserError, match="size"):
+        artefact.verify_artefact(longer)
+
+    incomplete = shutil.copytree(run_dir, tmp_path / "incomplete")
+    meta = json.loads((incomplete / "metadata.json").read_text())
+    del meta["confidence_cutpoints"]
+    (incomplete / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="confidence_cutpoints"):
+        artefact.verify_artefact(incomplete)
+
+
+def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
+    paths, frame, contract, run_dir = trained
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    model = joblib.load(run_dir / "model.joblib")
+    assert isinstance(model, Pipeline)
+    preprocess = model.steps[0][1]
+    assert isinstance(preprocess, ColumnTransformer)
+    for _, _, columns in preprocess.transformers:
+        if columns != "drop" and not isinstance(columns, str):
+            assert all(isinstance(c, (int, np.integer)) for c in columns)
+    # rows as the Lambda builds them: plain Python floats/None/str, no pandas
+    features = meta["features"]
+    rows = []
+    for record in frame.head(5).to_dict("records"):
+        rows.append([float(record[f]) if f in meta["numeric_features"] else record[f]
+                     for f in features])
+    rows[0][features.index("chain")] = None                     # missing category
+    rows[1][features.index("project")] = "never-seen-project"   # unseen category
+    rows[2][features.index("tvl_usd")] = float("nan")           # missing numeric
+    X = np.array(rows, dtype=object)
+    proba = model.predict_proba(X)
+    assert proba.shape == (5, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert list(model.classes_) == [0, 1]   # [:, 0] = p_down, [:, 1] = p_keep
+
+
+def test_stored_cutpoints_are_the_test_period_terciles(trained):
+    paths, _, _, run_dir = trained
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    data = load_training_set(paths.training_set, paths.feature_columns)
+    split = time_split(data.dates, data.label_end_dates, 0.3)
+    assert str(split.test_start) == meta["training"]["test_start"]
+    model = joblib.load(run_dir / "model.joblib")
+    p_keep = model.predict_proba(data.matrix()[split.test_index])[:, 1]
+    assert meta["confidence_cutpoints"] == pytest.approx(evaluate.confidence_cutpoints(p_keep))
+    bins = evaluate.confidence_bin(p_keep, meta["confidence_cutpoints"])
+    assert set(np.unique(bins)) == {1, 2, 3}
+
+
+def test_upload_to_s3_puts_the_run_folder_under_the_prefix(trained, s3_client, moto_endpoint):
+    _, _, _, run_dir = trained
+    s3_client.create_bucket(Bucket="models")
+    keys = artefact.upload_run(run_dir, "models", "apy-runway/runs", endpoint_url=moto_endpoint)
+    assert keys[-1] == f"apy-runway/runs/{RUN_ID}/metadata.json"   # metadata last
+    listed = {o["Key"] for o in s3_client.list_objects_v2(Bucket="models")["Contents"]}
+    assert f"apy-runway/runs/{RUN_ID}/model.joblib" in listed
+    assert f"apy-runway/runs/{RUN_ID}/report.md" in listed
+    body = s3_client.get_object(Bucket="models", Key=f"apy-runway/runs/{RUN_ID}/model.joblib")["Body"].read()
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert __import__("hashlib").sha256(body).hexdigest() == meta["model_sha256"]
+
+
+def test_cli_refuses_bad_runs(trained):
+    paths, _, _, _ = trained
+    with pytest.raises(UserError, match="already exists"):
+        train.run(parse("--run-id", RUN_ID), paths)
+    with pytest.raises(UserError, match="unknown"):
+        train.run(parse("--models", "random_forest,xgboost"), paths)
+    with pytest.raises(UserError, match="s3://"):
+        train.run(parse("--upload", "models/prefix"), paths)
+
+
+def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint, s3_client):
+    paths = project_paths(tmp_path / "home").ensure()
+    write_training_set(paths, n_pools=30, n_days=150, seed=1)
+    common = ["--models", "random_forest", "--rf-trees", "10", "--no-report"]
+    assert train.run(parse("--run-id", "free", *common), paths) == 0
+    free = json.loads((paths.runs / "free" / "metadata.json").read_text())
+    limit_mb = 0.6 * free["model_size_bytes"] / 1e6
+    s3_client.create_bucket(Bucket="guarded")
+    assert train.run(parse("--run-id", "small", "--max-artefact-mb", f"{limit_mb:.6f}",
+                           "--upload", "s3://guarded/runs", "--endpoint-url", moto_endpoint,
+                           *common), paths) == 0
+    small = json.loads((paths.runs / "small" / "metadata.json").read_text())
+    guard = small["random_forest"]["size_guard"]
+    assert len(guard) >= 2 and guard[-1]["size_mb"] <= limit_mb
+    assert guard[-1]["cv_auc_mean"] is not None          # the AUC cost is recorded
+    assert small["model_size_bytes"] / 1e6 <= limit_mb
+    assert small["random_forest"]["params"]["min_samples_leaf"] > free["random_forest"]["params"]["min_samples_leaf"]
+    assert not (paths.runs / "small" / "report.md").exists()
+    assert (paths.runs / "latest").resolve() == (paths.runs / "small").resolve()
+    listed = {o["Key"] for o in s3_client.list_objects_v2(Bucket="guarded")["Contents"]}
+    assert listed == {"runs/small/model.joblib", "runs/small/metadata.json"}
+    with pytest.raises(UserError, match="could not bring"):
+        train.run(parse("--run-id", "tiny", "--max-artefact-mb", "0.0001", *common), paths)
