@@ -49,15 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if not args.bucket:
         raise UserError("no bucket: pass --bucket or set APY_RUNWAY_BUCKET")
+    payload = load_features_payload(paths)
+    run_dir = resolve_run(paths, args.run) if args.run else None
     client = s3_client(args.endpoint_url)
     if args.create_bucket:
         ensure_bucket(client, args.bucket)
-    payload = load_features_payload(paths)
     size = upload_features(client, args.bucket, args.features_key, payload)
     log(f"published {payload['row_count']} pools (features of {payload['snapshot_date_max']}) "
         f"to s3://{args.bucket}/{args.features_key} ({size / 1e6:.2f} MB)")
-    if args.run:
-        run_dir = resolve_run(paths, args.run)
+    if run_dir is not None:
         keys = upload_run(client, args.bucket, args.model_prefix, run_dir)
         log(f"published run {run_dir.name} to s3://{args.bucket}/{args.model_prefix} "
             f"({len(keys)} files)")
