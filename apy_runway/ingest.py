@@ -171,48 +171,62 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, reader_sql: str, file: _InputFile) -> list[str]:
-    try:
-        return [row[0] for row in con.execute(f"describe select * from {reader_sql}").fetchall()]
-    except duckdb.Error as error:
-        raise UserError(f"{file.path}: cannot read {file.kind}: {_first_line(error)}") from None
-
-
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def _tabular_select(con: duckdb.DuckDBPyConnection, file: _InputFile) -> str:
-    """SELECT of one CSV/parquet file as contract text columns + provenance."""
+@dataclass(frozen=True)
+class _Source:
+    """One input as two SELECTs with file_index, source_row and the contract columns.
+
+    text_sql: every column as text + extra_fields (what the quarantine keeps).
+    native_sql: the columns in their stored types (what gets parsed); a
+    parquet column already of the contract type is not sent through text.
+    """
+    text_sql: str
+    native_sql: str
+    types: dict[str, str]
+
+
+def _tabular_source(con: duckdb.DuckDBPyConnection, file: _InputFile) -> _Source:
+    """One CSV/parquet file."""
     path = _sql_str(str(file.path))
     if file.kind == "csv":
         reader = f"read_csv({path}, all_varchar = true, header = true)"
     else:
         reader = f"read_parquet({path}, file_row_number = true)"
-    columns = _table_columns(con, reader, file)
-    if file.kind == "parquet":
-        columns = [c for c in columns if c != "file_row_number"]
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    try:
+        described = con.execute(f"describe select * from {reader}").fetchall()
+    except duckdb.Error as error:
+        raise UserError(f"{file.path}: cannot read {file.kind}: {_first_line(error)}") from None
+    types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+    missing = [c for c in REQUIRED_COLUMNS if c not in types]
     if missing:
         raise UserError(f"{file.path}: missing required column(s) {', '.join(missing)} "
-                        f"(has: {', '.join(columns) or 'none'})")
-    selected = [
-        f"cast({_ident(c)} as varchar) as {_ident(c)}" if c in columns
-        else f"cast(null as varchar) as {_ident(c)}"
-        for c in CONTRACT_COLUMNS
-    ]
-    extras = [c for c in columns if c not in CONTRACT_COLUMNS]
+                        f"(has: {', '.join(types) or 'none'})")
+    extras = [c for c in types if c not in CONTRACT_COLUMNS]
     extra_sql = (
         "json_object(" + ", ".join(f"{_sql_str(c)}, {_ident(c)}" for c in extras) + ")::varchar"
         if extras else "cast(null as varchar)"
     )
     # CSV has no row-number column: a single-file scan keeps file order, which
-    # row_number() over () follows (checked against Python's csv reader in tests).
-    row_number = ("file_row_number + 1" if file.kind == "parquet" else "row_number() over ()")
-    return (
-        f"select {file.index} as file_index, {path} as source_file, "
-        f"cast({row_number} as bigint) as source_row, {', '.join(selected)}, "
-        f"{extra_sql} as extra_fields from {reader}"
+    # row_number() over () follows (the quarantine tests check source_row).
+    row_number = "file_row_number + 1" if file.kind == "parquet" else "row_number() over ()"
+    head = f"select {file.index} as file_index, cast({row_number} as bigint) as source_row"
+    text = ", ".join(
+        f"cast({_ident(c)} as varchar) as {_ident(c)}" if c in types
+        else f"cast(null as varchar) as {_ident(c)}"
+        for c in CONTRACT_COLUMNS
+    )
+    native = ", ".join(
+        _ident(c) if c in types else f"cast(null as varchar) as {_ident(c)}"
+        for c in CONTRACT_COLUMNS
+    )
+    return _Source(
+        text_sql=f"{head}, {path} as source_file, {text}, {extra_sql} as extra_fields "
+                 f"from {reader}",
+        native_sql=f"{head}, {native} from {reader}",
+        types={c: types.get(c, "VARCHAR") for c in CONTRACT_COLUMNS},
     )
 
 
@@ -234,30 +248,30 @@ def _check_json_files(con: duckdb.DuckDBPyConnection, files: list[_InputFile], w
             raise UserError(f"{file.path}: no \"data\" array (not a saved DefiLlama {what} response)")
 
 
-def _json_select(files: list[_InputFile]) -> str:
-    """SELECT of all /chart files: one row per item of "data", pool id = file stem."""
+def _json_source(files: list[_InputFile]) -> _Source:
+    """All /chart files: one row per item of "data", pool id = file stem."""
     values = ", ".join(
         f"({f.index}, {_sql_str(str(f.path))}, {_sql_str(f.path.stem)})" for f in files
     )
-    chart_fields = ", ".join(
-        f"item.value ->> {_sql_str(c)} as {_ident(c)}" if c in CHART_FIELDS
-        else "pool_file.pool_id as pool" if c == "pool"
-        # a /chart item has no metadata, but a hand-made file may carry some
+    # a /chart item has no metadata, but a hand-made file may carry some
+    fields = ", ".join(
+        "pool_file.pool_id as pool" if c == "pool"
         else f"item.value ->> {_sql_str(c)} as {_ident(c)}"
         for c in CONTRACT_COLUMNS
     )
-    return f"""
+    sql = f"""
         select
             pool_file.file_index,
-            pool_file.source_file,
             cast(item.key as bigint) + 1 as source_row,
-            {chart_fields},
+            pool_file.source_file,
+            {fields},
             cast(item.value as varchar) as extra_fields
         from (values {values}) as pool_file(file_index, source_file, pool_id)
         join read_text([{", ".join(_sql_str(str(f.path)) for f in files)}]) as text
             on text.filename = pool_file.source_file
         cross join json_each(text.content, '$.data') as item
     """
+    return _Source(text_sql=sql, native_sql=sql, types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"))
 
 
 def _load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None) -> None:
@@ -287,12 +301,74 @@ def _load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None
 
 # --------------------------------------------------------------------------- classify
 
-def _text(column: str) -> str:
-    return f"nullif(trim(input_rows.{_ident(column)}), '')"
+TIMESTAMP_TYPES = ("TIMESTAMP", "DATE")  # prefixes: TIMESTAMP WITH TIME ZONE, TIMESTAMP_NS...
+NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "TINYINT", "SMALLINT", "INTEGER",
+                 "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 
 
-def _number(column: str) -> str:
-    return f"try_cast({_text(column)} as double)"
+def _is_numeric(kind: str) -> bool:
+    return kind.split("(")[0] in NUMERIC_TYPES
+
+
+def _text(column: str, kind: str = "VARCHAR") -> str:
+    value = f"input_rows.{_ident(column)}"
+    if kind != "VARCHAR":
+        value = f"cast({value} as varchar)"
+    return f"nullif(trim({value}), '')"
+
+
+def _timestamp(kind: str) -> str:
+    column = "input_rows.timestamp"
+    if kind.startswith(TIMESTAMP_TYPES):
+        return f"cast({column} as timestamptz)"
+    # epoch seconds, or milliseconds from 1e11 on (which is year 5138 in seconds)
+    epoch = f"try_cast({column} as double)" if not _is_numeric(kind) else f"cast({column} as double)"
+    from_epoch = f"try(to_timestamp(case when abs({epoch}) >= 1e11 then {epoch} / 1000 else {epoch} end))"
+    if _is_numeric(kind):
+        return from_epoch
+    text = _text("timestamp", kind)
+    return (f"case when regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') then {from_epoch} "
+            f"else try_cast({text} as timestamptz) end")
+
+
+def _number(column: str, kind: str) -> tuple[str, str]:
+    """(value, is-present) for a DOUBLE contract column."""
+    if _is_numeric(kind):
+        value = f"cast(input_rows.{_ident(column)} as double)"
+        return value, f"input_rows.{_ident(column)} is not null"
+    return f"try_cast({_text(column, kind)} as double)", f"{_text(column, kind)} is not null"
+
+
+def _parse_sql(source: _Source) -> str:
+    """Typed values of one source; metadata from --pools-json fills empty strings."""
+    types = source.types
+    strings = ", ".join(
+        f"coalesce({_text(c, types[c])}, meta.{_ident(c)}) as parsed_{c}"
+        for c in ("chain", "project", "symbol", "poolMeta", "ilRisk", "exposure")
+    )
+    numbers = []
+    for column, flag in (("tvlUsd", "has_tvl"), ("apy", "has_apy"),
+                         ("apyBase", "has_apy_base"), ("apyReward", "has_apy_reward")):
+        value, present = _number(column, types[column])
+        numbers.append(f"{value} as parsed_{column}, {present} as {flag}")
+    if types["stablecoin"] == "BOOLEAN":
+        stablecoin = "coalesce(input_rows.stablecoin, try_cast(meta.stablecoin as boolean))"
+    else:
+        stablecoin = (f"try_cast(lower(coalesce({_text('stablecoin', types['stablecoin'])}, "
+                      f"meta.stablecoin)) as boolean)")
+    return f"""
+        select
+            input_rows.file_index,
+            input_rows.source_row,
+            {_timestamp(types['timestamp'])} as parsed_timestamp,
+            {_text('pool', types['pool'])} as parsed_pool,
+            {strings},
+            {", ".join(numbers)},
+            {stablecoin} as parsed_stablecoin
+        from ({source.native_sql}) as input_rows
+        left join pool_metadata as meta
+            on meta.pool = {_text('pool', types['pool'])}
+    """
 
 
 PARSED_VALUES = [
@@ -302,48 +378,16 @@ PARSED_VALUES = [
 ]
 
 
-def _parsed_view_sql() -> str:
-    """View over input_rows: typed values + the per-row reason (null = row is fine).
-
-    Metadata from --pools-json fills the string fields a row leaves empty.
-    """
-    ts = _text("timestamp")
-    epoch = f"try_cast({ts} as double)"
-    strings = ", ".join(
-        f"coalesce({_text(c)}, meta.{_ident(c)}) as parsed_{c}"
-        for c in ("chain", "project", "symbol", "poolMeta", "ilRisk", "exposure")
-    )
+def _parsed_view_sql(sources: list[_Source]) -> str:
+    """View: typed values + the per-row reason (null = the row itself is fine)."""
+    parsed = "\n        union all by name\n".join(f"({_parse_sql(s)})" for s in sources)
     return f"""
     create or replace temp view parsed_rows as
 
     with
 
     parsed as (
-        select
-            input_rows.file_index,
-            input_rows.source_row,
-            case
-                -- epoch seconds, or milliseconds from 1e11 on (year 5138 in seconds)
-                when regexp_full_match({ts}, '-?[0-9]+(\\.[0-9]+)?') then
-                    try(to_timestamp(case when abs({epoch}) >= 1e11
-                                          then {epoch} / 1000 else {epoch} end))
-                else try_cast({ts} as timestamptz)
-            end as parsed_timestamp,
-            {_text('pool')} as parsed_pool,
-            {strings},
-            {_number('tvlUsd')} as parsed_tvlUsd,
-            {_number('apy')} as parsed_apy,
-            {_number('apyBase')} as parsed_apyBase,
-            {_number('apyReward')} as parsed_apyReward,
-            try_cast(lower(coalesce({_text('stablecoin')}, meta.stablecoin)) as boolean)
-                as parsed_stablecoin,
-            {_text('tvlUsd')} is not null as has_tvl,
-            {_text('apy')} is not null as has_apy,
-            {_text('apyBase')} is not null as has_apy_base,
-            {_text('apyReward')} is not null as has_apy_reward
-        from input_rows
-        left join pool_metadata as meta
-            on meta.pool = {_text('pool')}
+        {parsed}
     )
 
     select
@@ -493,14 +537,14 @@ def ingest(
 
         tabular = [f for f in files if f.kind != "json"]
         charts = [f for f in files if f.kind == "json"]
-        selects = [_tabular_select(con, f) for f in tabular]
+        sources = [_tabular_source(con, f) for f in tabular]
         if charts:
             _check_json_files(con, charts, "/chart")
-            selects.append(_json_select(charts))
+            sources.append(_json_source(charts))
         log(f"ingest: {len(tabular)} CSV/parquet file(s), {len(charts)} /chart JSON file(s)")
         con.execute("create or replace temp view input_rows as "
-                    + "\nunion all by name\n".join(f"({s})" for s in selects))
-        con.execute(_parsed_view_sql())
+                    + "\nunion all by name\n".join(f"({s.text_sql})" for s in sources))
+        con.execute(_parsed_view_sql(sources))
 
         step = time.perf_counter()
         try:
