@@ -146,8 +146,7 @@ def test_no_label_in_the_last_horizon_days_of_the_data(variant_builds):
     assert labels.loc[~late, "is_apy_kept"].notna().mean() > 0.8
 
 
-def test_a_bad_label_setting_fails_the_build_with_a_clear_message(paths):
-    with pytest.raises(UserError, match="apy_future_stat must be point, mean or median"):
-        run_dbt(paths, "compile", dbt_vars={"apy_future_stat": "mode"},
-                select="int_pool_days_labeled", target_path=paths.data / "dbt_target_bad",
-                quiet=True)
+def test_an_unknown_label_statistic_is_refused_when_dbt_parses_the_project(paths):
+    with pytest.raises(UserError, match="apy_future_stat must be point, mean or median, got 'mode'"):
+        run_dbt(paths, "parse", dbt_vars={"apy_future_stat": "mode"},
+                target_path=paths.data / "dbt_target_bad", quiet=True)
