@@ -376,13 +376,17 @@ def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: date
 
     scored_at = event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
     feature_dates = columns["snapshot_date"]
-    stale_flags = [feature_is_stale(d, event_time, stale_after_hours) for d in feature_dates]
+    stale_by_date = {d: feature_is_stale(d, event_time, stale_after_hours)
+                     for d in set(feature_dates)}
+    stale_flags = [stale_by_date[d] for d in feature_dates]
     by_row = dict(zip(eligible, zip(proba.tolist(), described)))
+    pool_ids = columns["pool_id"]
+    symbols = columns.get("symbol") or [None] * n_rows
     predictions = []
     for i in range(n_rows):
         record: dict[str, Any] = {
-            "pool_id": columns["pool_id"][i],
-            "symbol": columns.get("symbol", [None] * n_rows)[i],
+            "pool_id": pool_ids[i],
+            "symbol": symbols[i],
             "status": STATUS_SCORED if i in by_row else STATUS_NOT_SCORED,
             "reason": reasons[i],
             "p_down": None, "p_keep": None,

@@ -11,6 +11,7 @@ scores events against the local moto S3 server.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -98,7 +99,18 @@ def test_layer_is_within_lambda_limits_and_holds_the_pinned_libraries(built_laye
     top = {p.name.split("-")[0] for p in built_layer["python"].iterdir()}
     assert not top & {"boto3", "botocore", "pandas", "pyarrow", "bin"}
     assert not list(built_layer["python"].rglob("tests"))
-    assert not list(built_layer["python"].rglob("__pycache__"))
+
+
+def test_layer_ships_unchecked_hash_bytecode(built_layer):
+    """/opt is read-only on Lambda: without .pyc every cold start recompiles."""
+    tag = sys.implementation.cache_tag
+    pyc = built_layer["python"] / "sklearn" / "__pycache__" / f"__init__.{tag}.pyc"
+    header = pyc.read_bytes()[:8]
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source not checked
+    sources = list(built_layer["python"].glob("sklearn/**/*.py"))
+    compiled = list(built_layer["python"].glob(f"sklearn/**/__pycache__/*.{tag}.pyc"))
+    assert len(compiled) == len(sources)
     with zipfile.ZipFile(built_layer["zip"]) as archive:
         assert all(name.startswith("python/") for name in archive.namelist())
 
