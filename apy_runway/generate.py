@@ -120,15 +120,15 @@ class Category:
 
 
 CATEGORIES = {
-    "lending": Category(1.6, 5.0, 0.04, 0.10, 0.35, 0.0, 0.015, 0.55, 0.3, 2.5, 150,
+    "lending": Category(1.6, 5.0, 0.04, 0.10, 0.35, 0.0, 0.015, 0.55, 0.45, 3.0, 90,
                         0.5, 0.05, 0.15, 2e7, 0.03, 1 / 4000),
-    "dex-lp": Category(14.0, 5.0, 0.12, 0.22, 0.6, 0.8, 0.10, 0.3, 0.5, 18.0, 60,
+    "dex-lp": Category(14.0, 5.0, 0.12, 0.22, 0.6, 0.8, 0.10, 0.3, 0.6, 18.0, 40,
                        0.6, 0.14, 0.3, 3e6, 0.05, 1 / 900),
-    "yield-vault": Category(7.0, 7.0, 0.06, 0.12, 0.4, 0.3, 0.03, 0.4, 0.25, 5.0, 90,
+    "yield-vault": Category(7.0, 7.0, 0.06, 0.12, 0.4, 0.3, 0.03, 0.4, 0.35, 5.0, 60,
                             0.5, 0.09, 0.25, 5e6, 0.03, 1 / 2500),
     "staking": Category(3.2, 3.2, 0.03, 0.025, 0.1, 0.0, 0.005, 0.0, 0.1, 1.0, 365,
                         0.3, 0.01, 0.1, 3e8, 0.01, 1 / 10000),
-    "farm": Category(4.0, 2.5, 0.15, 0.3, 0.6, 0.6, 0.08, 0.25, 1.0, 45.0, 30,
+    "farm": Category(4.0, 2.5, 0.15, 0.3, 0.6, 0.6, 0.08, 0.25, 1.0, 45.0, 20,
                      0.75, 0.3, 0.45, 1e6, 0.07, 1 / 600),
 }
 CATEGORY_NAMES = tuple(CATEGORIES)
@@ -374,7 +374,7 @@ def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
     cliff_day = np.where(has_reward, cliff_day, np.inf)
 
     death_p = np.clip(per_category("death_prob") * death_mult * chain_death *
-                      np.where(late, 1.5, 1.0) * 1.5 * n_days / 365, 0, 0.9)
+                      np.where(late, 1.5, 1.0) * 2.5 * n_days / 365, 0, 0.9)
     dies = u[:, 14] < death_p
     earliest = launch_day + 30
     death_day = np.where(dies, earliest + np.floor(u[:, 15] * np.maximum(n_days - earliest, 1)),
@@ -401,8 +401,9 @@ def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
         "ou_sigma": per_category("ou_sigma") * vol,
         "market_beta": per_category("market_beta") * np.where(stable, 0.7, 1.0) * vol_mult,
         "dilution": per_category("dilution"),
-        # slow persistent drift of the APY level (yields compress or recover)
-        "level_drift": per_category("ou_sigma") * vol * (-0.035 + 0.04 * z[:, 4]),
+        # long-run pull of the APY level: equilibrium at level_drift / 0.01 in log
+        # APY (yields compress or recover over months)
+        "level_drift": per_category("ou_sigma") * vol * (-0.012 + 0.01 * z[:, 4]),
         "hourly_sigma": per_category("hourly_sigma") * vol,
         "spike_rate": per_category("spike_rate") * vol_mult,
         "flow": per_category("flow"),
@@ -447,6 +448,7 @@ def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: d
 
     x = np.zeros(n)
     level = np.zeros(n)
+    slope = np.zeros(n)
     borrow = np.zeros(n)
     log_tvl = np.log(p["tvl0"])
     slow_tvl = log_tvl.copy()
@@ -457,7 +459,10 @@ def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: d
     market_change = np.diff(market, prepend=market[0])
     for d in range(n_days):
         x += -p["ou_kappa"] * x + p["ou_sigma"] * noise["x"][:, d]
-        level += p["level_drift"] + 0.35 * p["ou_sigma"] * noise["level"][:, d]
+        # trends that persist for weeks: an integrated OU around a slowly
+        # compressing (or recovering) pool-specific level
+        slope += -0.05 * slope + 0.012 * p["ou_sigma"] * noise["level"][:, d]
+        level += slope - 0.01 * level + p["level_drift"]
         borrow += -0.06 * borrow + 0.05 * noise["borrow"][:, d] + \
             0.3 * p["market_beta"] * market_change[d]
         dilution = log_tvl - slow_tvl
@@ -479,9 +484,11 @@ def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: d
         tvl[:, d] = np.exp(log_tvl)
 
         apy = today_base + 100 * today_emission / np.exp(log_tvl)
-        ema_apy += 0.25 * (apy - ema_apy)
+        ema_apy += 0.08 * (apy - ema_apy)  # capital arrives over weeks
         live = d >= p["launch_day"]
-        step = (p["tvl_drift"] + p["flow"] * np.clip(np.log(ema_apy / norm), -1.5, 1.5) +
+        pull = np.clip(np.log(ema_apy / norm), -1.5, 1.5)
+        pull = np.where(pull > 0, pull, 0.3 * pull)  # capital is sticky on the way out
+        step = (p["tvl_drift"] + p["flow"] * pull +
                 p["tvl_sigma"] * noise["tvl"][:, d] + 0.15 * market_change[d] -
                 np.where(draining, p["drain_rate"], 0.0))
         log_tvl = log_tvl + np.where(live, step, 0.0)
