@@ -30,7 +30,6 @@ ranked as (
     select
         pool_id,
         snapshot_date,
-        apy,
         {% for group in groups %}
         -- ranking functions take no frame; the aggregates carry theirs
         percent_rank() over (
@@ -40,6 +39,7 @@ ranked as (
         count(*) over same_day_{{ group }} as {{ group }}_pool_count,
         median(apy) over same_day_{{ group }} as {{ group }}_apy_median,
         {% endfor %}
+        apy
     from grouped
     window
         {% for group in groups %}

@@ -21,7 +21,7 @@ rolling_features as (
 
 ),
 
-cross_sectional_features as (
+cross_sectional as (
 
     select * from {{ ref('int_pool_days_cross_sectional_features') }}
 
@@ -53,11 +53,12 @@ joined as (
         daily.pool_meta,
 
         -- numeric features
-        rolling_features.* exclude (pool_id, snapshot_date),
-        cross_sectional_features.* exclude (pool_id, snapshot_date),
+        -- (the exclude lists name the key columns of each joined table)
+        rolling_features.* exclude (pool_id, snapshot_date),  -- noqa: RF02
+        cross_sectional.* exclude (pool_id, snapshot_date),  -- noqa: RF02
 
         -- categorical features
-        coalesce(daily.chain, 'unknown') as chain,
+        coalesce(daily.chain, 'unknown') as chain,  -- noqa: RF04
         coalesce(daily.project, 'unknown') as project,
         coalesce(static_attributes.il_risk, 'unknown') as il_risk,
         coalesce(static_attributes.exposure, 'unknown') as exposure,
@@ -74,9 +75,9 @@ joined as (
     inner join rolling_features
         on daily.pool_id = rolling_features.pool_id
         and daily.snapshot_date = rolling_features.snapshot_date
-    inner join cross_sectional_features
-        on daily.pool_id = cross_sectional_features.pool_id
-        and daily.snapshot_date = cross_sectional_features.snapshot_date
+    inner join cross_sectional
+        on daily.pool_id = cross_sectional.pool_id
+        and daily.snapshot_date = cross_sectional.snapshot_date
     left join static_attributes
         on daily.pool_id = static_attributes.pool_id
 

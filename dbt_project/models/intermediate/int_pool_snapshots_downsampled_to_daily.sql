@@ -52,7 +52,8 @@ aggregated as (
 
 last_of_day as (
 
-    select * from ranked where recency_rank = 1
+    select * from ranked
+    where recency_rank = 1
 
 ),
 
