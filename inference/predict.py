@@ -31,8 +31,9 @@ import numpy as np
 # API Gateway caps a request body at 6 MB: about 3,500 rows of ~1.7 kB. A batch
 # over this many rows gets HTTP 413 (the handler reads an override from env).
 MAX_BATCH_ROWS = 3500
-# Lookups of published predictions: pool ids per request.
-MAX_LOOKUP_POOLS = 20000
+# Lookups of published predictions: pool ids per request (~330 bytes per answer:
+# 5,000 pools stay well under Lambda's 6 MB response limit).
+MAX_LOOKUP_POOLS = 5000
 
 CLASS_DOWN = "Down"
 CLASS_KEEP = "Stable/Up"
@@ -319,6 +320,13 @@ def check_feature_columns(payload: dict, spec: ModelSpec) -> tuple[int, list[str
     if missing:
         raise FeatureContractError(
             f"published features lack columns the model needs: {sorted(set(missing))}")
+    for kind, other in (("numeric", spec.categorical_features),
+                        ("categorical", spec.numeric_features)):
+        published_kind = set(payload.get(kind) or [])
+        retyped = sorted(published_kind & other)
+        if retyped:
+            raise FeatureContractError(
+                f"published features call {retyped} {kind}, the model does not")
     published_features = payload.get("features") or []
     unused = sorted(set(published_features) - set(spec.features))
     lengths = {len(values) for values in columns.values()}

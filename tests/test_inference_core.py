@@ -150,6 +150,16 @@ def test_published_columns_must_cover_the_model_features(loaded):
                                 dt.datetime(2025, 6, 6, tzinfo=dt.timezone.utc), 48)
 
 
+def test_published_feature_types_must_match_the_model(loaded):
+    model, spec, _ = loaded
+    payload = feature_columns(5)
+    payload["numeric"].append("chain")
+    payload["categorical"].remove("chain")
+    with pytest.raises(predict.FeatureContractError, match="chain"):
+        predict.score_published(model, spec, payload,
+                                dt.datetime(2025, 6, 6, tzinfo=dt.timezone.utc), 48)
+
+
 @pytest.mark.parametrize("feature_date, event_time, stale", [
     ("2025-06-05", "2025-06-06T00:00:00Z", False),
     ("2025-06-05", "2025-06-08T00:00:00Z", False),   # 48 h after the day's end: not yet
