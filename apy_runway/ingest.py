@@ -7,8 +7,12 @@ Inputs (files or folders of them):
                      pool id is the file name (<pool-id>.json). `--pools-json`
                      adds per-pool metadata from a saved /pools response.
 
-Everything is read as text and classified in DuckDB SQL (never pandas), so a
-50M-row input streams through a disk-backed work database with bounded memory.
+Everything is parsed and classified in DuckDB SQL, never pandas: CSV and JSON
+are read as text and cast with try_cast; parquet columns already in the
+contract type are used as they are. Only narrow keys (file, row, pool,
+timestamp, a hash of the values, the reason) are materialised, in a disk-backed
+work database under data/ (memory_limit, spilling to disk), and the two output
+files are streamed with COPY, so a 50M-row input runs in bounded memory.
 Each row ends up in exactly one of two files, both replaced atomically:
   data/raw/pool_snapshots.parquet                     the raw contract (dbt source)
   data/quarantine/pool_snapshots_quarantined.parquet  bad rows, as text, + reason
@@ -87,6 +91,9 @@ REASONS = (
     "superseded_in_hour",
 )
 SUFFIXES = (".csv", ".parquet", ".json")
+# `apy-runway fetch` writes these beside the /chart files: skipped in folders
+# (pass pools.json with --pools-json)
+NOT_SNAPSHOT_FILES = ("pools.json", "fetch_failures.json")
 
 
 @dataclass
@@ -149,7 +156,11 @@ def _expand_inputs(inputs: list[Path]) -> list[_InputFile]:
         if not path.exists():
             raise UserError(f"input not found: {raw}")
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in SUFFIXES
+                and not p.name.startswith(".") and p.name not in NOT_SNAPSHOT_FILES
+            )
             if not found:
                 raise UserError(f"no .csv, .parquet or .json files in folder {raw}")
         elif path.suffix.lower() not in SUFFIXES:
@@ -437,7 +448,26 @@ VERDICTS_SQL = """
     with
 
     valid as (
-        select * from row_keys where row_reason is null
+        select
+            *,
+            date_trunc('hour', parsed_timestamp) as parsed_hour
+        from row_keys
+        where row_reason is null
+    ),
+
+    -- one hash aggregate over all rows finds the few crowded hours; only
+    -- their rows are ranked (exact duplicates always share pool and hour)
+    crowded_hours as (
+        select parsed_pool, parsed_hour
+        from valid
+        group by parsed_pool, parsed_hour
+        having count(*) > 1
+    ),
+
+    contenders as (
+        select valid.*
+        from valid
+        semi join crowded_hours using (parsed_pool, parsed_hour)
     ),
 
     -- identical values: the last input copy stays, earlier copies are duplicates
@@ -448,7 +478,7 @@ VERDICTS_SQL = """
                 partition by parsed_pool, parsed_timestamp, value_hash
                 order by file_index desc, source_row desc
             ) as copy_rank
-        from valid
+        from contenders
     ),
 
     -- one row per pool per UTC hour: the latest timestamp, then the later input
@@ -456,7 +486,7 @@ VERDICTS_SQL = """
         select
             *,
             row_number() over (
-                partition by parsed_pool, date_trunc('hour', parsed_timestamp)
+                partition by parsed_pool, parsed_hour
                 order by parsed_timestamp desc, file_index desc, source_row desc
             ) as hour_rank
         from copies_ranked
@@ -603,6 +633,8 @@ def _report(result: IngestResult, paths: ProjectPaths) -> None:
     for reason, count in result.by_reason.items():
         if count:
             log(f"  quarantined {reason}: {count:,}")
+    if not result.rows_quarantined:
+        log("  quarantined: none")
     log(f"rows in = rows staged + rows quarantined: {result.rows_in:,} = "
         f"{result.rows_staged:,} + {result.rows_quarantined:,}")
     log(f"{result.pools:,} pools -> {paths.raw_snapshots}")

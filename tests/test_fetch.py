@@ -143,10 +143,12 @@ def test_fetch_resumes_without_fetching_saved_pools(project_home, defillama):
     assert (fourth.saved, fourth.skipped, defillama.chart_requests()) == ([], [FLAKY], fourth_before)
 
 
-def test_fetched_files_ingest(project_home, defillama):
+@pytest.mark.parametrize("folder_name", ["chart", "."])
+def test_fetched_files_ingest(project_home, defillama, folder_name):
     fetch(project_home, base_url=defillama.url, retries=2, **FAST)
     folder = landing_dir(project_home)
-    result = ingest([folder / "chart"], project_home, pools_json=folder / "pools.json")
+    # the whole landing folder works too: pools.json and fetch_failures.json are skipped
+    result = ingest([folder / folder_name], project_home, pools_json=folder / "pools.json")
     # listed pools' fixture charts (5 + 4 items, 2 bad), kamino's empty history,
     # the flaky pool's one item; the broken pool has no file
     assert (result.rows_in, result.rows_staged, result.rows_quarantined) == (10, 8, 2)
