@@ -82,7 +82,7 @@ def build_pipeline(name: str, features: list[str], categorical: list[str],
                                  ("categorical", make_pipeline(categorical_imputer(), one_hot()),
                                   cat_index)])
         return Pipeline([("preprocess", pre),
-                         ("classifier", LogisticRegression(max_iter=2000, C=1.0))])
+                         ("classifier", LogisticRegression(solver="newton-cholesky", max_iter=200))])
     if name == "random_forest":
         pre = ColumnTransformer([
             ("numeric", SimpleImputer(strategy="median", add_indicator=True,

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "dbt, then restores the default build); writes label_variants.md")
     parser.add_argument("--labels-model", default=config.LABELS_MODEL,
                         help=f"dbt labels model rebuilt per variant (default {config.LABELS_MODEL})")
+    parser.add_argument("--calibration", choices=["auto", "off"], default="auto",
+                        help="auto (default): isotonic calibration only if it improves Brier "
+                             "without worse log loss on the last walk-forward folds; off: never")
     parser.add_argument("--no-report", action="store_true",
                         help="skip report.md, plots and permutation importance")
 
@@ -66,7 +69,8 @@ def parse_models(text: str) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     settings = Settings(models=parse_models(args.models), rf_trees=args.rf_trees,
-                        max_artefact_mb=args.max_artefact_mb)
+                        max_artefact_mb=args.max_artefact_mb,
+                        calibration=getattr(args, "calibration", "auto"))
     if args.rf_trees < 1:
         raise UserError(f"--rf-trees must be >= 1, got {args.rf_trees}")
     upload_target = artefact.parse_s3_url(args.upload) if args.upload else None
@@ -195,6 +199,19 @@ def model_table(result: TrainingResult, metadata: dict) -> pd.DataFrame:
             "PR AUC (Down)": res.test["pr_auc_down"], "Brier": res.test["brier"],
             "log loss": res.test["log_loss"], "OOB accuracy": oob if oob is not None else float("nan"),
         })
+    if result.calibration.get("applied") or len(result.size_guard) > 1:
+        test = metadata["metrics"][result.production]["production_test"]
+        changes = (["isotonic"] if result.calibration.get("applied") else []) + (
+            ["size guard"] if len(result.size_guard) > 1 else [])
+        rows.append({
+            "model": f"{result.production} + {' + '.join(changes)} (model.joblib)",
+            "test ROC AUC": test["roc_auc"],
+            "95% CI (pools)": f"{test['ci']['low']:.3f}-{test['ci']['high']:.3f}",
+            "lift vs anchor": test["roc_auc"] - anchor.test["roc_auc"] if anchor else float("nan"),
+            "CV AUC mean": float("nan"), "CV AUC std": float("nan"),
+            "PR AUC (Down)": test["pr_auc_down"], "Brier": test["brier"],
+            "log loss": test["log_loss"], "OOB accuracy": float("nan"),
+        })
     return pd.DataFrame(rows)
 
 
@@ -284,9 +301,19 @@ def write_full_report(result: TrainingResult, run_dir: Path, metadata: dict, X, 
         f"Isotonic calibration (fit on the last {config.CALIBRATION_FRACTION:.0%} of training dates, "
         f"purged) checked on the last {calibration.get('folds_checked', 0)} folds: fold Brier "
         f"{report._fmt(calibration.get('raw_brier'))} raw vs "
-        f"{report._fmt(calibration.get('isotonic_brier'))} calibrated -> "
-        f"{'applied' if calibration.get('applied') else 'not applied'}.\n\n"
-        "![calibration](calibration.png)\n\n"
+        f"{report._fmt(calibration.get('isotonic_brier'))} calibrated, log loss "
+        f"{report._fmt(calibration.get('raw_log_loss'))} vs "
+        f"{report._fmt(calibration.get('isotonic_log_loss'))} -> "
+        f"{'applied' if calibration.get('applied') else 'not applied'}"
+        + (" (--calibration off)" if calibration.get("disabled") else "") + ".\n\n"
+        + (f"On the test period (reported, not used to decide): Brier "
+           f"{result.results[result.production].test['brier']:.4f} raw vs "
+           f"{calibration['test']['brier']:.4f} calibrated, log loss "
+           f"{result.results[result.production].test['log_loss']:.4f} vs "
+           f"{calibration['test']['log_loss']:.4f}, ROC AUC "
+           f"{result.results[result.production].test['roc_auc']:.4f} vs "
+           f"{calibration['test']['roc_auc']:.4f}.\n\n" if calibration.get("applied") else "")
+        + "![calibration](calibration.png)\n\n"
         "Confidence bins as DefiLlama shows them: class 'Down' when p_down >= p_keep, predicted "
         "probability = 100 x max(p_down, p_keep); bins from the stored test-period terciles "
         f"{[round(c, 2) for c in meta['confidence_cutpoints']]}.\n\n"

@@ -19,7 +19,6 @@ from apy_runway.console import UserError, log
 from models_py import config
 from models_py.data import TrainingData
 from sklearn.base import clone
-from sklearn.metrics import brier_score_loss
 
 from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics
 from models_py.pipelines import build_pipeline
@@ -36,6 +35,7 @@ class Settings:
     cv_folds: int = config.CV_FOLDS
     cv_validation_fraction: float = config.CV_VALIDATION_FRACTION
     bootstrap_samples: int = config.BOOTSTRAP_SAMPLES
+    calibration: str = "auto"   # "auto": decided on the folds; "off": never
 
 
 @dataclass
@@ -121,7 +121,7 @@ def calibrated(pipeline, split) -> Pipeline:
 
 def calibration_check(pipeline, X, y, dates, ends, folds, fold_predictions,
                       n_check: int) -> dict:
-    """Does isotonic calibration improve Brier on the last walk-forward folds?
+    """Does isotonic calibration improve Brier (without worse log loss) on the last folds?
 
     For fold k the calibrated variant trains on fold k's training rows minus its
     last CALIBRATION_FRACTION of dates (purged), is calibrated on those dates,
@@ -137,13 +137,19 @@ def calibration_check(pipeline, X, y, dates, ends, folds, fold_predictions,
         model = calibrated(pipeline, (fit_pos, cal_pos)).fit(X[train_k], y[train_k])
         p_iso = model.predict_proba(X[validation_k])[:, 1]
         index, p_raw = fold_predictions[k]
-        raw.append(brier_score_loss(y[index], p_raw))
-        isotonic.append(brier_score_loss(y[validation_k], p_iso))
+        raw.append(metrics(y[index], p_raw))
+        isotonic.append(metrics(y[validation_k], p_iso))
     if not raw:
         return {"raw_brier": None, "isotonic_brier": None, "improves": False, "folds_checked": 0}
-    raw_mean, iso_mean = float(np.mean(raw)), float(np.mean(isotonic))
-    return {"raw_brier": raw_mean, "isotonic_brier": iso_mean, "improves": iso_mean < raw_mean,
-            "folds_checked": len(raw)}
+    summary = {"folds_checked": len(raw)}
+    for key in ("brier", "log_loss"):
+        summary[f"raw_{key}"] = float(np.mean([m[key] for m in raw]))
+        summary[f"isotonic_{key}"] = float(np.mean([m[key] for m in isotonic]))
+    # Brier must improve and log loss must not get worse: isotonic steps can
+    # output exactly 0 or 1 ("100 %" shown to users), which log loss punishes.
+    summary["improves"] = (summary["isotonic_brier"] < summary["raw_brier"]
+                           and summary["isotonic_log_loss"] <= summary["raw_log_loss"])
+    return summary
 
 
 def train_models(data: TrainingData, settings: Settings | None = None) -> TrainingResult:
@@ -214,6 +220,8 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
                                     train_ends, folds, results[production].cv["predictions"],
                                     config.CALIBRATION_CHECK_FOLDS)
     calibration["applied"] = False
+    if settings.calibration == "off":
+        calibration.update(improves=False, disabled=True)
     final_calibration_split = calibration_split(train_dates, train_ends, np.arange(len(train)),
                                                 config.CALIBRATION_FRACTION)
     if calibration["improves"]:
@@ -225,7 +233,9 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         results[production].extra["calibrated_test"] = calibration["test"]
     if calibration["raw_brier"] is not None:
         log(f"isotonic calibration: fold Brier {calibration['raw_brier']:.4f} -> "
-            f"{calibration['isotonic_brier']:.4f} ({'applied' if calibration['applied'] else 'not applied'})")
+            f"{calibration['isotonic_brier']:.4f}, log loss {calibration['raw_log_loss']:.4f} -> "
+            f"{calibration['isotonic_log_loss']:.4f} "
+            f"({'applied' if calibration['applied'] else 'not applied'})")
     size_guard = guard_size(production, production_model, X_train, y_train, folds,
                             features, categorical, rf_params, settings, calibration,
                             final_calibration_split)
