@@ -122,6 +122,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "ilRisk, exposure, poolMeta per pool, joined by pool id",
     )
     parser.add_argument(
+        "--no-sort",
+        dest="sort",
+        action="store_false",
+        help="write staged rows in no particular order instead of by pool and timestamp "
+             "(about 3x faster to write at 50M rows; the order differs run to run)",
+    )
+    parser.add_argument(
         "--memory-limit",
         default="2GB",
         help="DuckDB memory limit for the work database (spills to disk beyond it; default 2GB)",
@@ -135,7 +142,8 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
             f"no input given and {inputs[0]} does not exist: run `apy-runway generate` "
             "or pass CSV / parquet / JSON files"
         )
-    ingest(inputs, paths, pools_json=args.pools_json, memory_limit=args.memory_limit)
+    ingest(inputs, paths, pools_json=args.pools_json, memory_limit=args.memory_limit,
+           sort=args.sort)
     return 0
 
 
@@ -245,9 +253,12 @@ def _check_json_files(con: duckdb.DuckDBPyConnection, files: list[_InputFile], w
     """Every file must be valid JSON with a "data" array (DefiLlama's envelope)."""
     for file in files:
         try:
-            valid, data_type = con.execute(
+            valid, data_type, looks_like_pools = con.execute(
                 "select json_valid(content), "
-                "case when json_valid(content) then json_type(content, '$.data') end "
+                "case when json_valid(content) then json_type(content, '$.data') end, "
+                "case when json_valid(content) then "
+                "    json_exists(content, '$.data[0].pool') "
+                "    and not json_exists(content, '$.data[0].timestamp') end "
                 "from read_text(?)",
                 [str(file.path)],
             ).fetchone()
@@ -257,6 +268,9 @@ def _check_json_files(con: duckdb.DuckDBPyConnection, files: list[_InputFile], w
             raise UserError(f"{file.path}: malformed JSON (not a saved DefiLlama {what} response)")
         if data_type != "ARRAY":
             raise UserError(f"{file.path}: no \"data\" array (not a saved DefiLlama {what} response)")
+        if what == "/chart" and looks_like_pools:
+            raise UserError(f"{file.path}: a /pools response, not /chart: "
+                            "pass it with --pools-json")
 
 
 def _json_source(files: list[_InputFile]) -> _Source:
@@ -638,5 +652,7 @@ def _report(result: IngestResult, paths: ProjectPaths) -> None:
     log(f"rows in = rows staged + rows quarantined: {result.rows_in:,} = "
         f"{result.rows_staged:,} + {result.rows_quarantined:,}")
     log(f"{result.pools:,} pools -> {paths.raw_snapshots}")
+    if not result.rows_staged:
+        log("warning: no row passed validation; see the quarantine reasons above")
     if result.rows_quarantined:
         log(f"quarantine -> {paths.quarantined_rows}")

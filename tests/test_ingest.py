@@ -274,6 +274,7 @@ def test_several_inputs_later_input_wins(project_home, tmp_path):
 def test_reingest_is_idempotent(project_home):
     first = ingest([BAD_ROWS_CSV, CHART_DIR], project_home, pools_json=POOLS_JSON)
     staged_before = query(f"select * from '{project_home.raw_snapshots}'")
+    assert staged_before == sorted(staged_before, key=lambda row: (row[1], row[0]))
     quarantined_before = query(
         f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
     second = ingest([BAD_ROWS_CSV, CHART_DIR], project_home, pools_json=POOLS_JSON)
@@ -317,6 +318,8 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[list[Path], Path | None, Path
     if case == "missing_pools_json":
         path = tmp_path / "pools.json"
         return [CHART_DIR], path, path
+    if case == "pools_json_as_chart":
+        return [POOLS_JSON], None, POOLS_JSON
     if case == "empty_folder":
         folder = tmp_path / "empty"
         folder.mkdir()
@@ -327,7 +330,8 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[list[Path], Path | None, Path
 @pytest.mark.parametrize(
     "case",
     ["missing_file", "malformed_json", "chart_without_data", "csv_without_pool",
-     "csv_without_timestamp", "malformed_pools_json", "missing_pools_json", "empty_folder"],
+     "csv_without_timestamp", "malformed_pools_json", "missing_pools_json",
+     "pools_json_as_chart", "empty_folder"],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(project_home, tmp_path, case):
     ingest([BAD_ROWS_CSV], project_home)
