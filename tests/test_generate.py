@@ -301,7 +301,7 @@ def test_bad_arguments_raise_value_error(tmp_path, bad):
 
 
 def _missing_stage_modules() -> list[str]:
-    return [name for name in cli.STAGES if importlib.util.find_spec(name) is None]
+    return [name for name in cli.STAGES.values() if importlib.util.find_spec(name) is None]
 
 
 def test_cli_generate_writes_the_landing_file(project_home):
