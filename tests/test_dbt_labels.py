@@ -45,10 +45,12 @@ def paths(tmp_path_factory):
 
 
 def build_labels(source, home, dbt_vars: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`dbt run` the labels (and their upstream) with dbt_vars in its own home."""
+    """`dbt build` the labels and their upstream (models, data and unit tests:
+    the unit tests must hold whatever --vars the run gets) in its own home."""
     paths = project_paths(home).ensure()
     shutil.copy(source.raw_snapshots, paths.raw_snapshots)
-    run_dbt(paths, "run", dbt_vars=dbt_vars or None, select="+int_pool_days_labeled",
+    run_dbt(paths, "build", dbt_vars=dbt_vars or None, select="+int_pool_days_labeled",
+            extra_args=["--indirect-selection", "cautious"],  # not the marts' tests
             target_path=paths.data / "dbt_target", quiet=True)
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         daily = con.execute(
