@@ -19,7 +19,7 @@ densified as (
 
 ),
 
-with_shares as (
+prepared as (
 
     select
         *,
@@ -60,15 +60,17 @@ windowed as (
         {% for n in change_days %}
         first_value(apy) over days_ago_{{ n }}d as apy_{{ n }}d_ago,
         first_value(tvl_usd) over days_ago_{{ n }}d as tvl_usd_{{ n }}d_ago,
+        {% if n > 1 %}
         first_value(apy_reward_share) over days_ago_{{ n }}d
             as apy_reward_share_{{ n }}d_ago,
+        {% endif %}
         {% endfor %}
 
         avg(apy) over expanding as apy_expanding_mean,
         stddev_samp(apy) over expanding as apy_expanding_std,
         sum(observed_flag) over expanding as observed_day_count
 
-    from with_shares
+    from prepared
     window
         {% for n in windows %}
         rolling_{{ n }}d as (
