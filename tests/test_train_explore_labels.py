@@ -1,0 +1,37 @@
+"""Label exploration rebuilds the labels with dbt per variant, retrains, and
+restores the default build (real dbt on a small generated project)."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from apy_runway.cli import main as cli_main
+from models_py.explore_labels import explore_label_variants
+from models_py.training import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def test_label_variant_is_built_trained_tabulated_and_the_default_restored(project_home):
+    home = str(project_home.home)
+    for argv in (["generate", "--pools", "40", "--days", "200", "--freq", "daily"],
+                 ["ingest"], ["build"]):
+        assert cli_main(["--home", home, *argv]) == 0, argv
+    default = pd.read_parquet(project_home.training_set)
+    run_dir = project_home.runs / "explore"
+    run_dir.mkdir()
+    settings = Settings(models=("random_forest",), rf_trees=10, bootstrap_samples=20)
+    table = explore_label_variants(
+        project_home, run_dir, settings, {"min_samples_leaf": 25, "max_samples": 0.5},
+        variants=[(0.0, "point")])
+    row = table.iloc[0]
+    assert (row["apy_drop_threshold"], row["apy_future_stat"]) == (0.0, "point")
+    assert 0 < row["kept_rate"] < 1 and 0 <= row["test_roc_auc"] <= 1
+    # a stricter label (any drop, a single future day) keeps fewer pools than the default
+    assert row["kept_rate"] < default["is_apy_kept"].mean()
+    text = (run_dir / "label_variants.md").read_text()
+    assert "| 0 | point |" in text or "| 0.0000 | point |" in text
+    restored = pd.read_parquet(project_home.training_set)
+    assert restored["apy_future_stat"].unique().tolist() == ["median"]
+    assert restored["apy_drop_threshold"].unique().tolist() == [-0.2]
+    assert len(restored) == len(default)
