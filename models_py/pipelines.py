@@ -47,6 +47,7 @@ def heuristic_score(X: np.ndarray) -> np.ndarray:
 def random_forest(params: dict | None = None, n_estimators: int = config.RF_TREES,
                   random_state: int = config.RANDOM_STATE) -> RandomForestClassifier:
     settings = {"min_samples_leaf": 50, "max_depth": None, "max_samples": 0.5, **(params or {})}
+    n_estimators = settings.pop("n_estimators", n_estimators)  # a candidate may set its own
     return RandomForestClassifier(
         n_estimators=n_estimators, oob_score=True, bootstrap=True,
         n_jobs=config.RF_N_JOBS, random_state=random_state, **settings)
