@@ -30,8 +30,12 @@ def free_port() -> int:
 @contextlib.contextmanager
 def local_s3_server() -> Iterator[str]:
     """Yield the URL of a moto S3 server on 127.0.0.1; stopped on exit."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # one access-log line per request would bury the score table
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -28,8 +28,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-# API Gateway caps a request body at 6 MB: about 3,500 rows of ~1.7 kB. A batch
-# over this many rows gets HTTP 413 (the handler reads an override from env).
+# API Gateway caps a request body at 6 MB: about 3,500 rows of DefiLlama's six
+# features. A batch over this many rows gets HTTP 413; the handler reads an
+# override from APY_RUNWAY_MAX_BATCH_ROWS (serverless.yml sets 2,000 for the
+# 66-feature model, whose rows are ~2.5 kB of JSON each).
 MAX_BATCH_ROWS = 3500
 # Lookups of published predictions: pool ids per request (~330 bytes per answer:
 # 5,000 pools stay well under Lambda's 6 MB response limit).
