@@ -202,6 +202,7 @@ class _Source:
     native_sql: the columns in their stored types (what gets parsed); a
     parquet column already of the contract type is not sent through text.
     """
+    name: str
     text_sql: str
     native_sql: str
     types: dict[str, str]
@@ -242,6 +243,7 @@ def _tabular_source(con: duckdb.DuckDBPyConnection, file: _InputFile) -> _Source
         for c in CONTRACT_COLUMNS
     )
     return _Source(
+        name=str(file.path),
         text_sql=f"{head}, {path} as source_file, {text}, {extra_sql} as extra_fields "
                  f"from {reader}",
         native_sql=f"{head}, {native} from {reader}",
@@ -251,52 +253,89 @@ def _tabular_source(con: duckdb.DuckDBPyConnection, file: _InputFile) -> _Source
 
 def _check_json_files(con: duckdb.DuckDBPyConnection, files: list[_InputFile], what: str) -> None:
     """Every file must be valid JSON with a "data" array (DefiLlama's envelope)."""
-    for file in files:
+    for start in range(0, len(files), JSON_FILES_PER_SCAN):
+        batch = files[start:start + JSON_FILES_PER_SCAN]
         try:
-            valid, data_type, looks_like_pools = con.execute(
-                "select json_valid(content), "
+            checks = con.execute(
+                "select filename, json_valid(content), "
                 "case when json_valid(content) then json_type(content, '$.data') end, "
                 "case when json_valid(content) then "
                 "    json_exists(content, '$.data[0].pool') "
                 "    and not json_exists(content, '$.data[0].timestamp') end "
                 "from read_text(?)",
-                [str(file.path)],
-            ).fetchone()
-        except duckdb.Error as error:
-            raise UserError(f"{file.path}: cannot read: {_first_line(error)}") from None
-        if not valid:
-            raise UserError(f"{file.path}: malformed JSON (not a saved DefiLlama {what} response)")
-        if data_type != "ARRAY":
-            raise UserError(f"{file.path}: no \"data\" array (not a saved DefiLlama {what} response)")
-        if what == "/chart" and looks_like_pools:
-            raise UserError(f"{file.path}: a /pools response, not /chart: "
-                            "pass it with --pools-json")
+                [[str(f.path) for f in batch]],
+            ).fetchall()
+        except duckdb.Error:
+            if len(batch) == 1:
+                raise UserError(f"{batch[0].path}: cannot read as text") from None
+            for file in batch:  # find the file that cannot be read
+                _check_json_files(con, [file], what)
+            raise UserError(f"cannot read {batch[0].path} .. {batch[-1].path}") from None
+        for filename, valid, data_type, looks_like_pools in sorted(checks):
+            if not valid:
+                raise UserError(f"{filename}: malformed JSON (not a saved DefiLlama {what} response)")
+            if data_type != "ARRAY":
+                raise UserError(f"{filename}: no \"data\" array "
+                                f"(not a saved DefiLlama {what} response)")
+            if what == "/chart" and looks_like_pools:
+                raise UserError(f"{filename}: a /pools response, not /chart: "
+                                "pass it with --pools-json")
 
 
-def _json_source(files: list[_InputFile]) -> _Source:
-    """All /chart files: one row per item of "data", pool id = file stem."""
-    values = ", ".join(
-        f"({f.index}, {_sql_str(str(f.path))}, {_sql_str(f.path.stem)})" for f in files
-    )
+JSON_FILES_PER_SCAN = 500  # bounds the JSON text DuckDB holds at once
+
+
+def _load_charts(con: duckdb.DuckDBPyConnection, files: list[_InputFile]) -> _Source:
+    """Flatten all /chart files into a text table: one row per item of "data".
+
+    The pool id is the file name. Files are read JSON_FILES_PER_SCAN at a time,
+    which bounds the JSON text held in memory.
+    """
     # a /chart item has no metadata, but a hand-made file may carry some
     fields = ", ".join(
-        "pool_file.pool_id as pool" if c == "pool"
-        else f"item.value ->> {_sql_str(c)} as {_ident(c)}"
+        "pool_id as pool" if c == "pool"
+        else f"item ->> {_sql_str(c)} as {_ident(c)}"
         for c in CONTRACT_COLUMNS
     )
-    sql = f"""
-        select
-            pool_file.file_index,
-            cast(item.key as bigint) + 1 as source_row,
-            pool_file.source_file,
-            {fields},
-            cast(item.value as varchar) as extra_fields
-        from (values {values}) as pool_file(file_index, source_file, pool_id)
-        join read_text([{", ".join(_sql_str(str(f.path)) for f in files)}]) as text
-            on text.filename = pool_file.source_file
-        cross join json_each(text.content, '$.data') as item
-    """
-    return _Source(text_sql=sql, native_sql=sql, types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"))
+    started = time.perf_counter()
+    for start in range(0, len(files), JSON_FILES_PER_SCAN):
+        batch = files[start:start + JSON_FILES_PER_SCAN]
+        names = "[" + ", ".join(_sql_str(str(f.path)) for f in batch) + "]"
+        pool_ids = "[" + ", ".join(_sql_str(f.path.stem) for f in batch) + "]"
+        verb = "create table chart_rows as" if start == 0 else "insert into chart_rows"
+        try:
+            con.execute(f"""
+                {verb}
+                select
+                    cast({batch[0].index} + file_position - 1 as integer) as file_index,
+                    cast(item_index as bigint) as source_row,
+                    filename as source_file,
+                    {fields},
+                    cast(item as varchar) as extra_fields
+                from (
+                    -- unnest in the select list: a lateral json_each would copy
+                    -- the whole file text into every item row
+                    select
+                        filename,
+                        list_position({names}, filename) as file_position,
+                        {pool_ids}[list_position({names}, filename)] as pool_id,
+                        unnest(cast(json_extract(content, '$.data') as json[])) as item,
+                        generate_subscripts(
+                            cast(json_extract(content, '$.data') as json[]), 1
+                        ) as item_index
+                    from read_text({names})
+                )
+            """)
+        except duckdb.Error as error:
+            raise UserError(f"cannot read /chart files {batch[0].path} .. {batch[-1].path}: "
+                            f"{_first_line(error)}") from None
+        done = start + len(batch)
+        if done % (JSON_FILES_PER_SCAN * 20) == 0 or done == len(files):
+            log(f"  read {done:,}/{len(files):,} /chart files "
+                f"({time.perf_counter() - started:.1f} s)")
+    sql = "select * from chart_rows"
+    return _Source(name=f"{len(files)} /chart files", text_sql=sql, native_sql=sql,
+                   types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"))
 
 
 def _load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None) -> None:
@@ -403,18 +442,9 @@ PARSED_VALUES = [
 ]
 
 
-def _parsed_view_sql(sources: list[_Source]) -> str:
-    """View: typed values + the per-row reason (null = the row itself is fine)."""
-    parsed = "\n        union all by name\n".join(f"({_parse_sql(s)})" for s in sources)
+def _flagged_sql(source: _Source) -> str:
+    """Typed values of one source + the per-row reason (null = the row itself is fine)."""
     return f"""
-    create or replace temp view parsed_rows as
-
-    with
-
-    parsed as (
-        {parsed}
-    )
-
     select
         * exclude (has_tvl, has_apy, has_apy_base, has_apy_reward),
         case
@@ -434,14 +464,15 @@ def _parsed_view_sql(sources: list[_Source]) -> str:
                 then 'non_numeric_tvl'
             when parsed_tvlUsd < 0 then 'negative_tvl'
         end as row_reason
-    from parsed
+    from ({_parse_sql(source)}) as parsed
     """
 
 
 # Only these narrow columns are materialised; the rest is re-read from the
 # inputs when the two output files are written.
-KEYS_SQL = f"""
-    create table row_keys as
+def _keys_sql(source: _Source) -> str:
+    return f"""
+    insert into row_keys
     select
         file_index,
         source_row,
@@ -453,8 +484,21 @@ KEYS_SQL = f"""
         -- superseded row as a duplicate; the kept row is the same either way)
         case when row_reason is null
              then hash({", ".join(PARSED_VALUES)}) end as value_hash
-    from parsed_rows
+    from ({_flagged_sql(source)})
+    """
+
+
+ROW_KEYS_TABLE = """
+    create table row_keys (
+        file_index integer,
+        source_row bigint,
+        row_reason varchar,
+        parsed_pool varchar,
+        parsed_timestamp timestamptz,
+        value_hash ubigint
+    )
 """
+
 
 VERDICTS_SQL = """
     create table verdicts as
@@ -584,17 +628,21 @@ def ingest(
         sources = [_tabular_source(con, f) for f in tabular]
         if charts:
             _check_json_files(con, charts, "/chart")
-            sources.append(_json_source(charts))
         log(f"ingest: {len(tabular)} CSV/parquet file(s), {len(charts)} /chart JSON file(s)")
+        step = time.perf_counter()
+        if charts:
+            sources.append(_load_charts(con, charts))
         con.execute("create or replace temp view input_rows as "
                     + "\nunion all by name\n".join(f"({s.text_sql})" for s in sources))
-        con.execute(_parsed_view_sql(sources))
-
-        step = time.perf_counter()
-        try:
-            con.execute(KEYS_SQL)
-        except duckdb.Error as error:
-            raise UserError(f"cannot read inputs: {_first_line(error)}") from None
+        con.execute("create or replace temp view parsed_rows as "
+                    + "\nunion all by name\n".join(f"({_flagged_sql(s)})" for s in sources))
+        # one source at a time: a union of many scans would run them all at once
+        con.execute(ROW_KEYS_TABLE)
+        for source in sources:
+            try:
+                con.execute(_keys_sql(source))
+            except duckdb.Error as error:
+                raise UserError(f"cannot read {source.name}: {_first_line(error)}") from None
         rows_in = con.execute("select count(*) from row_keys").fetchone()[0]
         log(f"read and parsed {rows_in:,} rows in {time.perf_counter() - step:.1f} s")
 
@@ -607,9 +655,11 @@ def ingest(
             f"copy ({_staged_sql(sort)}) to {_sql_str(str(staged_tmp))} "
             "(format parquet, compression zstd)").fetchone()[0]
         log(f"wrote {rows_staged:,} staged rows in {time.perf_counter() - step:.1f} s")
+        step = time.perf_counter()
         rows_quarantined = con.execute(
             f"copy ({_quarantine_sql(ingested_at)}) to {_sql_str(str(quarantine_tmp))} "
             "(format parquet, compression zstd)").fetchone()[0]
+        log(f"wrote {rows_quarantined:,} quarantined rows in {time.perf_counter() - step:.1f} s")
         if rows_in != rows_staged + rows_quarantined:
             raise AssertionError(
                 f"accounting broken: rows in {rows_in} != staged {rows_staged} "
