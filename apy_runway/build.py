@@ -69,7 +69,8 @@ def run_dbt(
 ) -> subprocess.CompletedProcess:
     """Run one dbt command against this project home; raise UserError on failure."""
     paths.ensure()
-    argv = [dbt_executable(), command, "--project-dir", str(DBT_PROJECT_DIR),
+    argv = [dbt_executable(), *(["--no-use-colors"] if quiet else []), command,
+            "--project-dir", str(DBT_PROJECT_DIR),
             "--profiles-dir", os.environ.get("DBT_PROFILES_DIR", paths.dbt_env()["DBT_PROFILES_DIR"])]
     if dbt_vars:
         argv += ["--vars", dbt_vars if isinstance(dbt_vars, str) else json.dumps(dbt_vars)]
