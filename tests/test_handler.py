@@ -240,3 +240,10 @@ def test_lookup_rereads_latest_only_when_it_changed(lambda_env, context):
     handler.scheduled(dict(load_event("scheduled.json"), time="2025-06-06T01:00:00Z"), context)
     body = json.loads(handler.http(load_event("http_lookup.json"), context)["body"])
     assert body["event_time"] == "2025-06-06T01:00:00Z"
+
+
+def test_batch_limit_comes_from_the_environment(lambda_env, context, monkeypatch):
+    monkeypatch.setenv("APY_RUNWAY_MAX_BATCH_ROWS", "2")
+    response = handler.http(load_event("http_rows.json"), context)  # 3 rows
+    assert response["statusCode"] == 413
+    assert "limit of 2 rows" in json.loads(response["body"])["message"]

@@ -181,3 +181,16 @@ def test_handler_imports_and_scores_from_the_layer_alone(
     assert out["files"]["boto3"].startswith(str(boto3_only))
     assert not out["pandas"]
     assert not any("site-packages" in entry for entry in out["path"]), out["path"]
+
+
+def test_metadata_pins_override_the_requirements(tmp_path):
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(json.dumps({"library_versions": {
+        "numpy": "2.5.5", "scipy": "1.18.1", "scikit-learn": "0.0.1", "joblib": "1.6.0"}}))
+    result = subprocess.run(
+        [str(REPO / "createlayer.sh"), "--metadata", str(metadata), "--out-dir", str(tmp_path)],
+        env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0  # no scikit-learn 0.0.1 wheel exists: pip refuses
+    pins = (tmp_path / "layer-requirements.txt").read_text().split()
+    assert "scikit-learn==0.0.1" in pins and "numpy==2.5.5" in pins
+    assert not (tmp_path / "layer.zip").exists()
