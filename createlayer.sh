@@ -69,7 +69,8 @@ mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 LAYER="$OUT_DIR/python"
 ZIP="$OUT_DIR/layer.zip"
-REQUIREMENTS="$OUT_DIR/layer-requirements.txt"
+REQUIREMENTS="$(mktemp)"
+trap 'rm -f "$REQUIREMENTS"' EXIT
 
 # Pins: inference/requirements.txt, overridden by a run's library_versions.
 "$PYTHON" - "$HERE/inference/requirements.txt" "$METADATA" "$REQUIREMENTS" <<'PY'
