@@ -206,6 +206,7 @@ class _Source:
     text_sql: str
     native_sql: str
     types: dict[str, str]
+    file_indices: frozenset[int]
 
 
 def _tabular_source(con: duckdb.DuckDBPyConnection, file: _InputFile) -> _Source:
@@ -248,6 +249,7 @@ def _tabular_source(con: duckdb.DuckDBPyConnection, file: _InputFile) -> _Source
                  f"from {reader}",
         native_sql=f"{head}, {native} from {reader}",
         types={c: types.get(c, "VARCHAR") for c in CONTRACT_COLUMNS},
+        file_indices=frozenset([file.index]),
     )
 
 
@@ -335,7 +337,8 @@ def _load_charts(con: duckdb.DuckDBPyConnection, files: list[_InputFile]) -> _So
                 f"({time.perf_counter() - started:.1f} s)")
     sql = "select * from chart_rows"
     return _Source(name=f"{len(files)} /chart files", text_sql=sql, native_sql=sql,
-                   types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"))
+                   types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"),
+                   file_indices=frozenset(f.index for f in files))
 
 
 def _load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None) -> None:
@@ -632,8 +635,6 @@ def ingest(
         step = time.perf_counter()
         if charts:
             sources.append(_load_charts(con, charts))
-        con.execute("create or replace temp view input_rows as "
-                    + "\nunion all by name\n".join(f"({s.text_sql})" for s in sources))
         con.execute("create or replace temp view parsed_rows as "
                     + "\nunion all by name\n".join(f"({_flagged_sql(s)})" for s in sources))
         # one source at a time: a union of many scans would run them all at once
@@ -656,6 +657,12 @@ def ingest(
             "(format parquet, compression zstd)").fetchone()[0]
         log(f"wrote {rows_staged:,} staged rows in {time.perf_counter() - step:.1f} s")
         step = time.perf_counter()
+        # the quarantine re-reads only the files that have quarantined rows
+        bad_files = {row[0] for row in con.execute(
+            "select distinct file_index from verdicts").fetchall()}
+        bad_sources = [s for s in sources if s.file_indices & bad_files] or sources[:1]
+        con.execute("create or replace temp view input_rows as "
+                    + "\nunion all by name\n".join(f"({s.text_sql})" for s in bad_sources))
         rows_quarantined = con.execute(
             f"copy ({_quarantine_sql(ingested_at)}) to {_sql_str(str(quarantine_tmp))} "
             "(format parquet, compression zstd)").fetchone()[0]
