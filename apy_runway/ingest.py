@@ -47,7 +47,8 @@ from apy_runway.console import UserError, log
 from apy_runway.paths import ProjectPaths
 
 COMMAND = "ingest"
-HELP = "validate snapshots (CSV/parquet exports, /chart JSON) into the raw contract; quarantine bad rows"
+HELP = ("validate snapshots (CSV/parquet exports, /chart JSON) into the raw contract; "
+        "quarantine bad rows")
 
 DEFAULT_INPUT_NAME = "generated_snapshots.parquet"
 
@@ -74,7 +75,9 @@ REQUIRED_COLUMNS = ("timestamp", "pool")
 # /pools is either the current state (tvlUsd, apy...) or a model output /
 # look-ahead summary (predictions, mu, sigma, apyPct*, outlier, apyMean30d,
 # count) and must never become an input.
-POOLS_METADATA_FIELDS = ("chain", "project", "symbol", "poolMeta", "stablecoin", "ilRisk", "exposure")
+POOLS_METADATA_FIELDS = (
+    "chain", "project", "symbol", "poolMeta", "stablecoin", "ilRisk", "exposure",
+)
 # The /chart item fields that map onto the contract; the whole item is kept in
 # the quarantine's extra_fields.
 CHART_FIELDS = ("timestamp", "tvlUsd", "apy", "apyBase", "apyReward")
@@ -275,7 +278,8 @@ def _check_json_files(con: duckdb.DuckDBPyConnection, files: list[_InputFile], w
             raise UserError(f"cannot read {batch[0].path} .. {batch[-1].path}") from None
         for filename, valid, data_type, looks_like_pools in sorted(checks):
             if not valid:
-                raise UserError(f"{filename}: malformed JSON (not a saved DefiLlama {what} response)")
+                raise UserError(f"{filename}: malformed JSON "
+                                f"(not a saved DefiLlama {what} response)")
             if data_type != "ARRAY":
                 raise UserError(f"{filename}: no \"data\" array "
                                 f"(not a saved DefiLlama {what} response)")
@@ -351,16 +355,24 @@ def _load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None
     if not path.is_file():
         raise UserError(f"--pools-json file not found: {pools_json}")
     _check_json_files(con, [_InputFile(0, path, "json")], "/pools")
-    fields = ", ".join(f"nullif(trim(item.value ->> {_sql_str(c)}), '') as {_ident(c)}"
+    fields = ", ".join(f"nullif(trim(item ->> {_sql_str(c)}), '') as {_ident(c)}"
                        for c in POOLS_METADATA_FIELDS)
-    con.execute(f"""
-        create or replace temp table pool_metadata as
-        select nullif(trim(item.value ->> 'pool'), '') as pool, {fields}
-        from read_text({_sql_str(str(path))}) as text
-        cross join json_each(text.content, '$.data') as item
-        where nullif(trim(item.value ->> 'pool'), '') is not null
-        qualify row_number() over (partition by pool order by cast(item.key as bigint)) = 1
-    """)
+    try:
+        con.execute(f"""
+            create or replace temp table pool_metadata as
+            select nullif(trim(item ->> 'pool'), '') as pool, {fields}
+            from (
+                select
+                    unnest(cast(json_extract(content, '$.data') as json[])) as item,
+                    generate_subscripts(
+                        cast(json_extract(content, '$.data') as json[]), 1) as item_index
+                from read_text({_sql_str(str(path))})
+            )
+            where nullif(trim(item ->> 'pool'), '') is not null
+            qualify row_number() over (partition by pool order by item_index) = 1
+        """)
+    except duckdb.Error as error:
+        raise UserError(f"{path}: cannot read /pools items: {_first_line(error)}") from None
     count = con.execute("select count(*) from pool_metadata").fetchone()[0]
     log(f"pool metadata: {count:,} pools from {pools_json} "
         f"(fields: {', '.join(POOLS_METADATA_FIELDS)})")
@@ -389,8 +401,10 @@ def _timestamp(kind: str) -> str:
     if kind.startswith(TIMESTAMP_TYPES):
         return f"cast({column} as timestamptz)"
     # epoch seconds, or milliseconds from 1e11 on (which is year 5138 in seconds)
-    epoch = f"try_cast({column} as double)" if not _is_numeric(kind) else f"cast({column} as double)"
-    from_epoch = f"try(to_timestamp(case when abs({epoch}) >= 1e11 then {epoch} / 1000 else {epoch} end))"
+    caster = "cast" if _is_numeric(kind) else "try_cast"
+    epoch = f"{caster}({column} as double)"
+    from_epoch = (f"try(to_timestamp(case when abs({epoch}) >= 1e11 "
+                  f"then {epoch} / 1000 else {epoch} end))")
     if _is_numeric(kind):
         return from_epoch
     text = _text("timestamp", kind)
@@ -573,7 +587,8 @@ VERDICTS_SQL = """
 
 
 def _staged_sql(sort: bool) -> str:
-    select = ", ".join(f"cast(parsed_{name} as {kind}) as {_ident(name)}" for name, kind in CONTRACT)
+    select = ", ".join(
+        f"cast(parsed_{name} as {kind}) as {_ident(name)}" for name, kind in CONTRACT)
     order = " order by parsed_pool, parsed_timestamp" if sort else ""
     return (
         f"select {select} from parsed_rows "

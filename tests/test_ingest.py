@@ -118,7 +118,8 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
     assert abs((datetime.now(timezone.utc) - ingested_at).total_seconds()) < 600
 
 
-@pytest.mark.skipif(not SAMPLE_CSV.exists(), reason=f"shared real sample not mounted at {SAMPLE_CSV}")
+@pytest.mark.skipif(not SAMPLE_CSV.exists(),
+                    reason=f"shared real sample not mounted at {SAMPLE_CSV}")
 def test_real_shared_sample(project_home):
     result = ingest([SAMPLE_CSV], project_home)
     assert result.rows_in == 30_327
