@@ -118,6 +118,20 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
     assert abs((datetime.now(timezone.utc) - ingested_at).total_seconds()) < 600
 
 
+def test_chart_files_read_in_several_batches_give_the_same_rows(project_home, monkeypatch):
+    import apy_runway.ingest as ingest_module
+
+    ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
+    staged = query(f"select * from '{project_home.raw_snapshots}'")
+    quarantined = query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
+    monkeypatch.setattr(ingest_module, "JSON_FILES_PER_SCAN", 2)  # 3 files -> 2 scans
+    ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
+    assert query(f"select * from '{project_home.raw_snapshots}'") == staged
+    assert query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'") \
+        == quarantined
+    assert len(staged) == 9
+
+
 @pytest.mark.skipif(not SAMPLE_CSV.exists(),
                     reason=f"shared real sample not mounted at {SAMPLE_CSV}")
 def test_real_shared_sample(project_home):
