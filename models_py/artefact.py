@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 from datetime import datetime, timezone
@@ -62,8 +63,22 @@ def write_metadata(run_dir: Path, metadata: dict) -> Path:
     if missing_label:
         raise ValueError(f"metadata label misses {missing_label}")
     path = run_dir / METADATA_FILE
-    path.write_text(json.dumps(metadata, indent=2, default=_json_default) + "\n")
+    path.write_text(json.dumps(_finite(metadata), indent=2, default=_json_default,
+                               allow_nan=False) + "\n")
     return path
+
+
+def _finite(value):
+    """NaN/inf -> null, so metadata.json is strict JSON (e.g. a single-class month's AUC)."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value):

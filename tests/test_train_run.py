@@ -59,7 +59,9 @@ def test_run_folder_holds_model_metadata_report_and_latest_link(trained):
 
 def test_metadata_is_complete_and_true_to_the_training_set(trained):
     _, frame, contract, run_dir = trained
-    meta = json.loads((run_dir / "metadata.json").read_text())
+    def refuse(constant):
+        raise AssertionError(f"metadata.json is not strict JSON: {constant}")
+    meta = json.loads((run_dir / "metadata.json").read_text(), parse_constant=refuse)
     assert set(artefact.REQUIRED_METADATA) <= set(meta)
     assert meta["model_id"] == RUN_ID and meta["model_file"] == "model.joblib"
     assert meta["features"] == contract["numeric"] + contract["categorical"]
