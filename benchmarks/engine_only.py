@@ -37,12 +37,13 @@ def main(argv: list[str]) -> int:
         con = duckdb.connect(str(Path(scratch) / paths.warehouse.name))
         con.execute("set TimeZone = 'UTC'; set threads = 2")
         started = time.perf_counter()
-        for node in model_order(manifest):
+        order = model_order(manifest)
+        for node in order:
             kind = "view" if node["config"]["materialized"] == "view" else "table"
             con.execute(f"create or replace {kind} {node['relation_name']} as ({node['compiled_code']})")
         elapsed = time.perf_counter() - started
         con.close()
-    print(json.dumps({"engine_only_s": round(elapsed, 2)}))
+    print(json.dumps({"engine_s": round(elapsed, 2), "models": len(order)}))
     return 0
 
 

@@ -19,12 +19,14 @@ class Measurement:
     wall_s: float
     peak_rss_mb: float
     returncode: int
+    loadavg_start: float = 0.0
 
 
 def measure(argv: list[str], env: dict | None = None, cwd=None, log_path=None) -> Measurement:
     """Run argv to completion; raise if it fails (its output goes to log_path)."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
+        load = round(os.getloadavg()[0], 2)
         started = time.perf_counter()
         process = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=cwd,
                                    stdout=out, stderr=subprocess.STDOUT)
@@ -34,7 +36,7 @@ def measure(argv: list[str], env: dict | None = None, cwd=None, log_path=None) -
     finally:
         if log_path:
             out.close()
-    result = Measurement(argv, wall, usage.ru_maxrss / 1024, process.returncode)
+    result = Measurement(argv, wall, usage.ru_maxrss / 1024, process.returncode, load)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {result.returncode} (log: {log_path})")
     return result
