@@ -218,14 +218,18 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     production = choose_production(results)
     log(f"production model: {production}")
     production_model = results[production].pipeline
-    log("checking isotonic calibration on the last folds")
     train_dates, train_ends = data.dates[train], data.label_end_dates[train]
-    calibration = calibration_check(results[production].pipeline, X_train, y_train, train_dates,
-                                    train_ends, folds, results[production].cv["predictions"],
-                                    config.CALIBRATION_CHECK_FOLDS)
-    calibration["applied"] = False
     if settings.calibration == "off":
-        calibration.update(improves=False, disabled=True)
+        log("isotonic calibration: off")
+        calibration = {"raw_brier": None, "isotonic_brier": None, "improves": False,
+                       "folds_checked": 0, "disabled": True}
+    else:
+        log("checking isotonic calibration on the last folds")
+        calibration = calibration_check(results[production].pipeline, X_train, y_train,
+                                        train_dates, train_ends, folds,
+                                        results[production].cv["predictions"],
+                                        config.CALIBRATION_CHECK_FOLDS)
+    calibration["applied"] = False
     final_calibration_split = calibration_split(train_dates, train_ends, np.arange(len(train)),
                                                 config.CALIBRATION_FRACTION)
     if calibration["improves"]:
@@ -242,7 +246,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             f"({'applied' if calibration['applied'] else 'not applied'})")
     size_guard = guard_size(production, production_model, X_train, y_train, folds,
                             features, categorical, rf_params, settings, calibration,
-                            final_calibration_split)
+                            final_calibration_split, results[production].cv["cv_auc_mean"])
     if size_guard and size_guard[-1].get("model") is not None:
         production_model = size_guard[-1].pop("model")
     for row in size_guard:
@@ -266,11 +270,11 @@ def choose_production(results: dict) -> str:
 
 
 def guard_size(production, model, X, y, folds, features, categorical, rf_params,
-               settings: Settings, calibration, calibration_split_) -> list[dict]:
+               settings: Settings, calibration, calibration_split_, cv_auc_mean) -> list[dict]:
     """--max-artefact-mb: grow min_samples_leaf until the artefact fits; record the cost."""
     size_mb = pickled_size(model) / 1e6
     history = [{"min_samples_leaf": rf_params.get("min_samples_leaf"), "size_mb": size_mb,
-                "cv_auc_mean": None}]
+                "cv_auc_mean": cv_auc_mean}]
     if size_mb <= settings.max_artefact_mb or production not in ("random_forest", "anchor"):
         if size_mb > settings.max_artefact_mb:
             raise UserError(f"{production} artefact is {size_mb:.1f} MB > "

@@ -183,7 +183,7 @@ def test_cli_refuses_bad_runs(trained):
 def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint, s3_client):
     paths = project_paths(tmp_path / "home").ensure()
     write_training_set(paths, n_pools=30, n_days=150, seed=1)
-    common = ["--models", "random_forest", "--rf-trees", "10", "--no-report"]
+    common = ["--models", "random_forest", "--rf-trees", "10", "--no-report", "--calibration", "off"]
     assert train.run(parse("--run-id", "free", *common), paths) == 0
     free = json.loads((paths.runs / "free" / "metadata.json").read_text())
     limit_mb = 0.6 * free["model_size_bytes"] / 1e6
@@ -198,6 +198,8 @@ def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint
     assert small["model_size_bytes"] / 1e6 <= limit_mb
     assert small["random_forest"]["params"]["min_samples_leaf"] > free["random_forest"]["params"]["min_samples_leaf"]
     assert not (paths.runs / "small" / "report.md").exists()
+    assert small["calibration"]["disabled"] and not small["calibration"]["applied"]
+    assert guard[0]["cv_auc_mean"] == small["metrics"]["random_forest"]["cv"]["cv_auc_mean"]
     assert (paths.runs / "latest").resolve() == (paths.runs / "small").resolve()
     listed = {o["Key"] for o in s3_client.list_objects_v2(Bucket="guarded")["Contents"]}
     assert listed == {"runs/small/model.joblib", "runs/small/metadata.json"}
