@@ -66,6 +66,9 @@ MAX_ARTEFACT_MB = 50.0
 CALIBRATION_CHECK_FOLDS = 2
 # ... fitting isotonic on the last this share of the training dates (purged).
 CALIBRATION_FRACTION = 0.2
+# "auto": isotonic only if it improves fold Brier without worse fold log loss;
+# "off": never (see the report: isotonic steps can output exactly 0 or 1).
+CALIBRATION_DEFAULT = "auto"
 
 # Evaluation
 BOOTSTRAP_SAMPLES = 200

@@ -54,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "dbt, then restores the default build); writes label_variants.md")
     parser.add_argument("--labels-model", default=config.LABELS_MODEL,
                         help=f"dbt labels model rebuilt per variant (default {config.LABELS_MODEL})")
-    parser.add_argument("--calibration", choices=["auto", "off"], default="auto",
-                        help="auto (default): isotonic calibration only if it improves Brier "
-                             "without worse log loss on the last walk-forward folds; off: never")
+    parser.add_argument("--calibration", choices=["auto", "off"], default=config.CALIBRATION_DEFAULT,
+                        help="auto: isotonic calibration only if it improves Brier without worse "
+                             "log loss on the last walk-forward folds; off: never "
+                             f"(default {config.CALIBRATION_DEFAULT})")
     parser.add_argument("--no-report", action="store_true",
                         help="skip report.md, plots and permutation importance")
 
@@ -73,7 +74,7 @@ def parse_models(text: str) -> tuple[str, ...]:
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     settings = Settings(models=parse_models(args.models), rf_trees=args.rf_trees,
                         max_artefact_mb=args.max_artefact_mb,
-                        calibration=getattr(args, "calibration", "auto"),
+                        calibration=getattr(args, "calibration", config.CALIBRATION_DEFAULT),
                         rf_reference=getattr(args, "rf_reference", False))
     if args.rf_trees < 1:
         raise UserError(f"--rf-trees must be >= 1, got {args.rf_trees}")

@@ -35,7 +35,7 @@ class Settings:
     cv_folds: int = config.CV_FOLDS
     cv_validation_fraction: float = config.CV_VALIDATION_FRACTION
     bootstrap_samples: int = config.BOOTSTRAP_SAMPLES
-    calibration: str = "auto"   # "auto": decided on the folds; "off": never
+    calibration: str = config.CALIBRATION_DEFAULT  # "auto": decided on the folds; "off": never
     rf_reference: bool = False  # also score config.RF_REFERENCE on the folds (never chosen)
 
 
