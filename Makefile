@@ -26,6 +26,10 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
+# the Lambda layer, pinned to the latest training run's library versions
+layer: setup
+	PYTHON=$(BIN)/python ./createlayer.sh --metadata runs/latest/metadata.json
+
 bench: setup
 	$(BIN)/python -m benchmarks.run
 
