@@ -11,6 +11,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+# `python -m benchmarks.<x>` children import this package from the repository root
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -28,7 +32,7 @@ def measure(argv: list[str], env: dict | None = None, cwd=None, log_path=None) -
     try:
         load = round(os.getloadavg()[0], 2)
         started = time.perf_counter()
-        process = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=cwd,
+        process = subprocess.Popen(argv, env={**os.environ, **(env or {})}, cwd=cwd or REPO_ROOT,
                                    stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started

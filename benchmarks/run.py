@@ -76,19 +76,43 @@ def parquet_rows(path: Path) -> int:
     return duckdb.connect().execute(f"select count(*) from read_parquet('{path}')").fetchone()[0]
 
 
+def dbt_profile(home: Path) -> dict:
+    """Where dbt build's time went, from its run_results.json (seconds)."""
+    from apy_runway.build import dbt_target_dir
+    from apy_runway.paths import project_paths
+
+    results = json.loads((dbt_target_dir(project_paths(home)) / "run_results.json").read_text())
+    models: dict[str, float] = {}
+    tests = 0.0
+    for node in results["results"]:
+        kind, *_, name = node["unique_id"].split(".")
+        if kind == "model":
+            models[name] = round(node["execution_time"], 2)
+        else:
+            tests += node["execution_time"]
+    return {"dbt_elapsed_s": round(results["elapsed_time"], 2), "models_s": round(sum(models.values()), 2),
+            "tests_s_summed_over_threads": round(tests, 2), "tests": sum(1 for n in results["results"]
+                                                                        if not n["unique_id"].startswith("model")),
+            "per_model_s": dict(sorted(models.items(), key=lambda kv: -kv[1]))}
+
+
 def bench_scale(workdir: Path, pools: int, days: int, log: Path, pandas: bool = True,
-                engine: bool = True, ingest_args: list[str] | None = None) -> dict:
+                engine: bool = True, ingest_args: list[str] | None = None,
+                wait_before_build: Path | None = None) -> dict:
     scale = f"{pools}x{days}"
     source = generated(workdir, pools, days, log)
     rows = parquet_rows(source)
     home = workdir / f"home_{scale}"
     ingest = measure(cli(home, "ingest", *(ingest_args or []), str(source)), log_path=log)
+    while wait_before_build and not wait_before_build.exists():
+        time.sleep(10)  # keep a big build from overlapping another memory-heavy measurement
     build = measure(cli(home, "build"), log_path=log)
     ours_s = ingest.wall_s + build.wall_s
     ours_mb = max(ingest.peak_rss_mb, build.peak_rss_mb)
     row = {"rows": rows, "ingest_args": ingest_args or [], "ingest": figures(ingest),
            "dbt_build": figures(build), "end_to_end_s": round(ours_s, 2),
-           "end_to_end_peak_mb": round(ours_mb, 1), "rows_per_s": round(rows / ours_s)}
+           "end_to_end_peak_mb": round(ours_mb, 1), "rows_per_s": round(rows / ours_s),
+           "dbt_profile": dbt_profile(home)}
     if engine:
         engine_log = workdir / f"engine_{scale}.log"
         engine_log.unlink(missing_ok=True)
@@ -107,6 +131,77 @@ def bench_scale(workdir: Path, pools: int, days: int, log: Path, pandas: bool = 
     return record("scale", scale, **row)
 
 
+def with_new_snapshots(source: Path, out: Path, hours: int) -> int:
+    """source + the last `hours` hours of snapshots repeated `hours` later (new rows)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"""
+        copy (
+            with src as (select * from read_parquet('{source}')),
+            cut as (select max("timestamp") - interval {hours} hour as cut_at from src)
+            select * from src
+            union all
+            select * replace ("timestamp" + interval {hours} hour as "timestamp")
+            from src where "timestamp" > (select cut_at from cut)
+        ) to '{out}' (format parquet)""")
+    return con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
+
+
+def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
+    """Full rebuild (ingest + dbt build) after one more hour / one more day of snapshots.
+
+    There is no incremental path yet: the refresh IS a full rebuild; the figures
+    and dbt's per-model profile say where that time goes.
+    """
+    source = generated(workdir, pools, days, log)
+    home = workdir / f"home_refresh_{pools}x{days}"
+    parse = measure(cli(home, "build", "--command", "parse"), log_path=log)
+    record("refresh", f"{pools}x{days}", step="dbt parse only", **figures(parse))
+    for label, hours in (("+1 hour", 1), ("+1 day", 24)):
+        landing = workdir / f"refresh_{pools}x{days}_plus{hours}h.parquet"
+        rows = with_new_snapshots(source, landing, hours)
+        ingest = measure(cli(home, "ingest", str(landing)), log_path=log)
+        build = measure(cli(home, "build"), log_path=log)
+        record("refresh", f"{pools}x{days}", step=f"full rebuild after {label}", rows=rows,
+               ingest=figures(ingest), dbt_build=figures(build),
+               total_s=round(ingest.wall_s + build.wall_s, 2), dbt_profile=dbt_profile(home))
+        landing.unlink()
+
+
+def bench_train(workdir: Path, pools: int, days: int, log: Path, grid: str) -> None:
+    home = workdir / f"home_{pools}x{days}"
+    run_id = f"bench_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    train = measure(cli(home, "train", "--no-report", "--run-id", run_id), log_path=log)
+    metadata = json.loads((home / "runs" / run_id / "metadata.json").read_text())
+    record("train", f"{pools}x{days}", step="apy-runway train --no-report", **figures(train),
+           production=metadata["model_name"], artefact_mb=round(metadata["model_size_bytes"] / 1e6, 3),
+           predict_proba_ms_20k_rows=metadata["predict_proba_ms_20k_rows"],
+           train_rows=metadata["training"]["train_rows"], test_rows=metadata["training"]["test_rows"],
+           models={name: {"test_auc": round(m["test"]["roc_auc"], 4), "fit_s": round(m["fit_seconds"], 2),
+                          "cv_auc_mean": round(m["cv"]["cv_auc_mean"], 4)}
+                   for name, m in metadata["metrics"].items()},
+           rf_candidates=[{**c["params"], "cv_auc_mean": round(c["cv_auc_mean"], 4), "reference": c["reference"],
+                           "last_fold_model_mb": round(c["last_fold_model_mb"], 2), "chosen": c["chosen"]}
+                          for c in metadata["random_forest"]["candidates_on_folds"]])
+    grid_log = workdir / f"train_grid_{pools}x{days}.log"
+    grid_log.unlink(missing_ok=True)
+    m = measure(python_argv("benchmarks.train_bench", str(home), "--grid", grid), log_path=grid_log)
+    record("train", f"{pools}x{days}", step="benchmarks.train_bench (one time split, each model)",
+           **figures(m), **last_json(grid_log))
+
+
+def bench_inference(workdir: Path, pools: int, days: int, log: Path, run: str | None, n_pools: int) -> None:
+    home = workdir / f"home_{pools}x{days}"
+    run_dir = Path(run) if run else (home / "runs" / "latest").resolve()
+    inference_log = workdir / "inference.log"
+    inference_log.unlink(missing_ok=True)
+    m = measure(python_argv("benchmarks.inference_bench", str(home), str(run_dir), "--pools", str(n_pools)),
+                log_path=inference_log)
+    record("inference", f"{n_pools} pools", run=run_dir.name, **figures(m), **last_json(inference_log))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="120,1200", help="comma-separated pool counts (hourly, --days each)")
@@ -115,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pandas", action="store_true", help="skip the pandas anchor (e.g. at 350M rows)")
     parser.add_argument("--no-engine", action="store_true", help="skip the engine-only rerun of the SQL")
     parser.add_argument("--ingest-args", default="", help="extra `apy-runway ingest` arguments, e.g. --no-sort")
+    parser.add_argument("--train-grid", default="10:50,20:50,40:50,40:25,100:50,100:1",
+                        help="random-forest TREES:MIN_SAMPLES_LEAF cells of the train section")
+    parser.add_argument("--run", default=None, help="inference: run folder (default: the scale's runs/latest)")
+    parser.add_argument("--inference-pools", type=int, default=20_000)
+    parser.add_argument("--wait-before-build", type=Path, default=None,
+                        help="scale: start dbt build only once this file exists")
+    parser.add_argument("--done-file", type=Path, default=None, help="touched when this run ends")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "data" / "bench"))
     args = parser.parse_args(argv)
     workdir = Path(args.workdir).resolve()
@@ -127,7 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     for pools in (int(p) for p in args.scales.split(",")):
         if "scale" in sections:
             bench_scale(workdir, pools, args.days, log, pandas=not args.no_pandas,
-                        engine=not args.no_engine, ingest_args=shlex.split(args.ingest_args))
+                        engine=not args.no_engine, ingest_args=shlex.split(args.ingest_args),
+                        wait_before_build=args.wait_before_build)
+        if "refresh" in sections:
+            bench_refresh(workdir, pools, args.days, log)
+        if "train" in sections:
+            bench_train(workdir, pools, args.days, log, args.train_grid)
+        if "inference" in sections:
+            bench_inference(workdir, pools, args.days, log, args.run, args.inference_pools)
+    if args.done_file:
+        args.done_file.touch()
     return 0
 
 

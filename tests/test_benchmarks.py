@@ -1,0 +1,146 @@
+"""Smoke tests of the benchmark harness on tiny data (no timing assertions:
+timing goals live in benchmarks/RESULTS.md).
+
+One tiny hourly build (8 pools x 75 days) is shared: the pandas anchor and the
+engine-only runner must compute what dbt computed, or their ratios would
+compare different work.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from apy_runway.build import dbt_target_dir
+from apy_runway.paths import REPO_ROOT, project_paths
+
+# benchmarks/ is a folder of the repository, not an installed package
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks import engine_only  # noqa: E402
+from benchmarks.measure import measure, python_argv  # noqa: E402
+from benchmarks.run import dbt_profile, last_json, with_new_snapshots  # noqa: E402
+
+
+pytestmark = pytest.mark.slow
+
+
+def cli(home: Path, *args: str) -> list[str]:
+    return python_argv("apy_runway.cli", "--home", str(home), *args)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    home = tmp_path_factory.mktemp("bench") / "home"
+    source = home.parent / "generated.parquet"
+    log = home.parent / "log.txt"
+    measure(cli(home, "generate", "--pools", "8", "--days", "75", "--out", str(source)), log_path=log)
+    measure(cli(home, "ingest", str(source)), log_path=log)
+    build = measure(cli(home, "build", "--command", "run"), log_path=log)
+    return project_paths(home), source, build
+
+
+def test_measure_reports_the_child_peak_memory_and_refuses_failures(tmp_path):
+    allocate = "import numpy; a = numpy.ones(300 * 2**20 // 8); a[::512] += 1"
+    big = measure([sys.executable, "-c", allocate])
+    small = measure([sys.executable, "-c", "pass"])
+    assert big.peak_rss_mb >= 300 > small.peak_rss_mb
+    assert big.wall_s > 0 and big.returncode == 0
+    with pytest.raises(RuntimeError, match="exited 3"):
+        measure([sys.executable, "-c", "raise SystemExit(3)"], log_path=tmp_path / "log")
+
+
+def test_measure_includes_grandchildren(tmp_path):
+    """dbt runs as a subprocess of the CLI: its memory must count."""
+    allocate = "import numpy; a = numpy.ones(300 * 2**20 // 8); a[::512] += 1"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {allocate!r}], check=True)"
+    assert measure([sys.executable, "-c", parent]).peak_rss_mb >= 300
+
+
+def test_pandas_prototype_computes_dbts_features_and_label(built, tmp_path):
+    paths, source, _ = built
+    out = tmp_path / "pandas.parquet"
+    measure(python_argv("benchmarks.pandas_prototype", str(paths.raw_snapshots), str(out)))
+    ours = pd.read_parquet(out).rename(columns={"pool": "pool_id"})
+    ours["snapshot_date"] = pd.to_datetime(ours["snapshot_date"]).dt.tz_localize(None).dt.normalize()
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        dbt = con.execute("select f.*, l.is_apy_kept from int_pool_days_featurized f "
+                          "left join int_pool_days_labeled l using (pool_id, snapshot_date)").df()
+    dbt["snapshot_date"] = pd.to_datetime(dbt["snapshot_date"])
+    merged = dbt.merge(ours, on=["pool_id", "snapshot_date"], suffixes=("_dbt", "_pandas"),
+                       validate="one_to_one")
+    assert len(merged) == len(dbt) == len(ours) > 8 * 30
+    for column in ("apy_rolling_7d_mean", "apy_rolling_30d_max", "apy_rolling_90d_median",
+                   "apy_rolling_14d_std", "apy_expanding_mean"):
+        np.testing.assert_allclose(merged[f"{column}_dbt"], merged[f"{column}_pandas"],
+                                   rtol=1e-9, atol=1e-9, err_msg=column)
+    both = merged.dropna(subset=["is_apy_kept_dbt", "is_apy_kept_pandas"])
+    assert len(both) > 8 * 20
+    assert (both["is_apy_kept_dbt"].astype(float) == both["is_apy_kept_pandas"]).all()
+    assert set(both["is_apy_kept_pandas"]) == {0.0, 1.0}
+
+
+def test_engine_only_builds_the_same_tables_as_dbt(built, tmp_path):
+    paths, _, _ = built
+    manifest = json.loads((dbt_target_dir(paths) / "manifest.json").read_text())
+    seconds, models = engine_only.run_models(manifest, tmp_path / paths.warehouse.name)
+    assert seconds > 0 and models == sum(1 for n in manifest["nodes"].values()
+                                         if n["resource_type"] == "model")
+    with duckdb.connect(str(tmp_path / paths.warehouse.name)) as con:
+        con.execute(f"attach '{paths.warehouse}' as dbt_built (read_only)")
+        for table in ("int_pool_days_featurized", "int_pool_days_labeled", "training_set"):
+            rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+            differ = con.execute(f"select count(*) from ((select * from {table} except all "
+                                 f"select * from dbt_built.main.{table}) union all "
+                                 f"(select * from dbt_built.main.{table} except all "
+                                 f"select * from {table}))").fetchone()[0]
+            assert rows > 0 and differ == 0, table
+
+
+def test_engine_only_cli_prints_its_figure(built):
+    paths, _, _ = built
+    result = subprocess.run(python_argv("benchmarks.engine_only", str(paths.home)), cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=True)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["engine_s"] > 0 and figures["models"] >= 5
+    assert not [p for p in paths.data.iterdir() if p.name.startswith("tmp")]
+
+
+def test_dbt_profile_reads_the_builds_run_results(built):
+    paths, _, build = built
+    profile = dbt_profile(paths.home)
+    assert "int_pool_days_rolling_features" in profile["per_model_s"]
+    assert 0 < profile["models_s"] <= profile["dbt_elapsed_s"] + 1 < build.wall_s + 1
+    assert profile["tests"] == 0  # built with `dbt run`
+
+
+def test_new_snapshots_repeat_the_last_hours_later(built, tmp_path):
+    _, source, _ = built
+    out = tmp_path / "plus.parquet"
+    rows = with_new_snapshots(source, out, 24)
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        before = con.execute(f"select count(*), max(timestamp) from '{source}'").fetchone()
+        after = con.execute(f"select count(*), max(timestamp), count(distinct (pool, timestamp)) "
+                            f"from '{out}'").fetchone()
+        last_day = con.execute(f"select count(*) from '{source}' "
+                               f"where timestamp > (select max(timestamp) from '{source}') "
+                               f"- interval 24 hour").fetchone()[0]
+    assert rows == after[0] == before[0] + last_day and last_day > 0
+    assert after[1] > before[1] and after[2] == after[0]
+
+
+def test_last_json_takes_the_last_result_line(tmp_path):
+    log = tmp_path / "log"
+    log.write_text('noise\n{"a": 1}\nmore noise\n{"b": 2}\ntrailing\n')
+    assert last_json(log) == {"b": 2}
+    log.write_text("no json\n")
+    with pytest.raises(RuntimeError):
+        last_json(log)
