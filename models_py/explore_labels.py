@@ -23,8 +23,9 @@ from models_py.training import Settings, train_models
 
 def variant_row(threshold: float, stat: str, data, result) -> dict:
     rf = result.results["random_forest"]
+    anchor = result.results.get("anchor")
     y = data.y
-    return {
+    row = {
         "apy_drop_threshold": threshold, "apy_future_stat": stat,
         "rows": len(y), "kept_rate": float(y.mean()),
         "test_kept_rate": float(y[result.test_index].mean()),
@@ -33,6 +34,10 @@ def variant_row(threshold: float, stat: str, data, result) -> dict:
         "test_auc_ci": f"{rf.test['ci']['low']:.3f}-{rf.test['ci']['high']:.3f}",
         "brier": rf.test["brier"],
     }
+    if anchor is not None:
+        row["anchor_test_roc_auc"] = anchor.test["roc_auc"]
+        row["lift_over_anchor"] = rf.test["roc_auc"] - anchor.test["roc_auc"]
+    return row
 
 
 def explore_label_variants(paths: ProjectPaths, run_dir: Path, settings: Settings,
@@ -45,8 +50,9 @@ def explore_label_variants(paths: ProjectPaths, run_dir: Path, settings: Setting
     if Path(training_set).resolve() != paths.training_set.resolve():
         raise UserError("--explore-labels rebuilds the project's own export; "
                         f"it cannot be combined with --training-set {training_set}")
+    models = ("random_forest", "anchor") if "anchor" in settings.models else ("random_forest",)
     variant_settings = replace(
-        settings, models=("random_forest",),
+        settings, models=models, calibration="off",
         rf_candidates=(rf_params,) if rf_params else settings.rf_candidates[-1:],
         bootstrap_samples=min(settings.bootstrap_samples, 100))
     rows = []
@@ -67,7 +73,8 @@ def explore_label_variants(paths: ProjectPaths, run_dir: Path, settings: Setting
         run_dbt(paths, "build", select=f"{labels_model}+", quiet=True)
     table = pd.DataFrame(rows)
     text = ["# Label variants", "",
-            "Random forest (the run's settings) retrained under each label definition; "
+            "Random forest (the run's settings) and the six-feature anchor retrained under each "
+            "label definition (no calibration); "
             "same date split and purge, eligible rows only. kept_rate = share of "
             "is_apy_kept = 1. AUCs are not comparable as model quality across variants "
             "(different targets): they show how learnable each label is.", "",
