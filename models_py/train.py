@@ -197,7 +197,7 @@ def model_table(result: TrainingResult, metadata: dict) -> pd.DataFrame:
     rows = []
     anchor = result.results.get("anchor")
     for name, res in result.results.items():
-        oob = res.extra.get("oob_auc_or_accuracy")
+        oob = res.extra.get("oob_roc_auc")
         rows.append({
             "model": name + (" (production)" if name == result.production else ""),
             "test ROC AUC": res.test["roc_auc"],
@@ -205,7 +205,7 @@ def model_table(result: TrainingResult, metadata: dict) -> pd.DataFrame:
             "lift vs anchor": res.test["roc_auc"] - anchor.test["roc_auc"] if anchor else float("nan"),
             "CV AUC mean": res.cv["cv_auc_mean"], "CV AUC std": res.cv["cv_auc_std"],
             "PR AUC (Down)": res.test["pr_auc_down"], "Brier": res.test["brier"],
-            "log loss": res.test["log_loss"], "OOB accuracy": oob if oob is not None else float("nan"),
+            "log loss": res.test["log_loss"], "OOB ROC AUC": oob if oob is not None else float("nan"),
         })
     if result.calibration.get("applied") or len(result.size_guard) > 1:
         test = metadata["metrics"][result.production]["production_test"]
@@ -218,7 +218,7 @@ def model_table(result: TrainingResult, metadata: dict) -> pd.DataFrame:
             "lift vs anchor": test["roc_auc"] - anchor.test["roc_auc"] if anchor else float("nan"),
             "CV AUC mean": float("nan"), "CV AUC std": float("nan"),
             "PR AUC (Down)": test["pr_auc_down"], "Brier": test["brier"],
-            "log loss": test["log_loss"], "OOB accuracy": float("nan"),
+            "log loss": test["log_loss"], "OOB ROC AUC": float("nan"),
         })
     return pd.DataFrame(rows)
 
@@ -305,9 +305,10 @@ def write_full_report(result: TrainingResult, run_dir: Path, metadata: dict, X, 
     rf_lines += ["", "Artefact size guard (--max-artefact-mb "
                  f"{rf['max_artefact_mb']:g}):", "",
                  report.markdown_table(pd.DataFrame(rf["size_guard"])),
-                 "", "OOB scores are accuracy on bootstrap-left-out rows of the same days and "
-                 "pools: optimistic on autocorrelated pool data (neighbouring days of a pool are "
-                 "near-copies), unlike the date-split numbers above."]
+                 "", "OOB ROC AUC (model table) scores each training row with the trees that "
+                 "did not sample it: those trees still saw the same pool on neighbouring days "
+                 "(near-copies) and the same dates, so OOB is optimistic on autocorrelated pool "
+                 "data; compare it with the walk-forward and test AUCs, which are not."]
     calibration = result.calibration
     calibration_text = (
         f"Isotonic calibration (fit on the last {config.CALIBRATION_FRACTION:.0%} of training dates, "

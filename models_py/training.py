@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import joblib
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from apy_runway.console import UserError, log
@@ -80,9 +81,15 @@ def pickled_size(model) -> int:
     return buffer.tell()
 
 
-def _oob(pipeline) -> float | None:
+def _oob(pipeline, y) -> dict:
+    """Out-of-bag accuracy and ROC AUC of a fitted forest (empty for other models)."""
     estimator = pipeline.named_steps["classifier"]
-    return float(estimator.oob_score_) if hasattr(estimator, "oob_score_") else None
+    if not hasattr(estimator, "oob_decision_function_"):
+        return {}
+    p = estimator.oob_decision_function_[:, 1]
+    seen = np.isfinite(p)
+    return {"oob_accuracy": float(estimator.oob_score_),
+            "oob_roc_auc": float(roc_auc_score(y[seen], p[seen]))}
 
 
 def select_rf_params(X, y, folds, features, categorical, settings: Settings) -> tuple[dict, list, dict]:
@@ -207,7 +214,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         fit_seconds = time.perf_counter() - fit_started
         p_test = pipeline.predict_proba(X[test])[:, 1]
         result = ModelResult(name, pipeline, cv, metrics(y[test], p_test), p_test,
-                             {"fit_seconds": fit_seconds, "oob_auc_or_accuracy": _oob(pipeline)})
+                             {"fit_seconds": fit_seconds, **_oob(pipeline, y_train)})
         result.test["ci"] = bootstrap_auc_by_pool(
             y[test], p_test, data.frame["pool_id"].to_numpy()[test], settings.bootstrap_samples)
         results[name] = result

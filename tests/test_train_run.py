@@ -80,7 +80,9 @@ def test_metadata_is_complete_and_true_to_the_training_set(trained):
         assert entry["lift_over_anchor"]["test_roc_auc"] == pytest.approx(
             entry["test"]["roc_auc"] - meta["metrics"]["anchor"]["test"]["roc_auc"])
     assert meta["metrics"]["prior"]["test"]["roc_auc"] == 0.5
-    assert meta["metrics"]["random_forest"]["oob_auc_or_accuracy"] is not None
+    rf = meta["metrics"]["random_forest"]
+    assert 0.5 < rf["oob_roc_auc"] <= 1 and 0 < rf["oob_accuracy"] <= 1
+    assert "oob_roc_auc" not in meta["metrics"]["logistic"]
     versions = meta["library_versions"]
     assert versions["scikit-learn"] == __import__("sklearn").__version__
     assert set(versions) == {"python", "scikit-learn", "numpy", "scipy", "joblib", "pandas"}
