@@ -338,23 +338,94 @@ def check_feature_columns(payload: dict, spec: ModelSpec) -> tuple[int, list[str
 
 
 def _column_to_numeric(values: list) -> np.ndarray:
-    return np.array([math.nan if v is None else v for v in values], dtype=float)
+    """JSON numbers (None = missing) -> float array; numpy maps None to NaN."""
+    return np.asarray(values, dtype=float)
 
 
 def eligibility_reasons(apy: np.ndarray, observed_days: np.ndarray,
                         spec: ModelSpec) -> list[str | None]:
     """DefiLlama's skip rule: apy <= 0 or fewer than 7 observed days -> not scored."""
-    reasons: list[str | None] = []
-    for a, d in zip(apy.tolist(), observed_days.tolist()):
-        if math.isnan(a):
-            reasons.append("apy is missing")
-        elif a <= spec.min_apy_exclusive:
-            reasons.append(f"apy <= {spec.min_apy_exclusive:g}")
-        elif math.isnan(d) or d < spec.min_observed_days:
-            reasons.append(f"observed_day_count < {spec.min_observed_days}")
+    reasons = np.full(apy.shape, None, dtype=object)
+    with np.errstate(invalid="ignore"):
+        too_young = np.isnan(observed_days) | (observed_days < spec.min_observed_days)
+        too_low = apy <= spec.min_apy_exclusive
+    # assigned from the weakest reason to the strongest, so the first rule that
+    # fails wins: missing apy, then apy <= 0, then too few observed days
+    reasons[too_young] = f"observed_day_count < {spec.min_observed_days}"
+    reasons[too_low] = f"apy <= {spec.min_apy_exclusive:g}"
+    reasons[np.isnan(apy)] = "apy is missing"
+    return reasons.tolist()
+
+
+def _categorical_column(values: list, rows: np.ndarray) -> list:
+    return [None if values[i] is None else str(values[i]) for i in rows.tolist()]
+
+
+def published_matrix(columns: dict, spec: ModelSpec, rows: np.ndarray) -> np.ndarray:
+    """The model's object matrix for the given row indices of column-wise features."""
+    matrix = np.empty((len(rows), len(spec.features)), dtype=object)
+    for j, name in enumerate(spec.features):
+        if name in spec.numeric_features:
+            matrix[:, j] = _column_to_numeric(columns[name])[rows]
         else:
-            reasons.append(None)
-    return reasons
+            matrix[:, j] = _categorical_column(columns[name], rows)
+    return matrix
+
+
+def _dense_column_transformer(model: Any):
+    """The fitted ColumnTransformer of Pipeline[ColumnTransformer, estimator]
+    when its transformers can be fed typed blocks directly; else None."""
+    steps = getattr(model, "steps", None)
+    if not steps or len(steps) != 2:
+        return None
+    transformer = steps[0][1]
+    fitted = getattr(transformer, "transformers_", None)
+    if fitted is None or getattr(transformer, "sparse_output_", True):
+        return None
+    for _, step, _columns in fitted:
+        if isinstance(step, str) and step != "drop":   # 'passthrough' needs the object path
+            return None
+    return transformer
+
+
+def predict_proba_columns(model: Any, spec: ModelSpec, columns: dict,
+                          rows: np.ndarray) -> np.ndarray:
+    """predict_proba on column-wise features, without the object matrix.
+
+    The pipeline is fitted on an object array (numerics and categoricals in one
+    ordered matrix). Building that matrix and letting each transformer convert
+    its object slice back to floats costs more than the forest itself at 20k
+    pools, so each fitted transformer of the ColumnTransformer gets its columns
+    as a typed block (floats for numeric slices, objects for categorical ones)
+    and the final estimator gets their concatenation: the same numbers as
+    `model.predict_proba(published_matrix(...))` (a test checks equality). Any
+    other model shape takes the generic path.
+    """
+    transformer = _dense_column_transformer(model)
+    if transformer is None:
+        return predict_proba(model, published_matrix(columns, spec, rows))
+    blocks = []
+    for _, step, indices in transformer.transformers_:
+        if isinstance(step, str):          # 'drop'
+            continue
+        names = [spec.features[i] for i in np.asarray(indices).tolist()]
+        if all(name in spec.numeric_features for name in names):
+            block = np.column_stack([_column_to_numeric(columns[n])[rows] for n in names])
+        else:
+            block = np.empty((len(rows), len(names)), dtype=object)
+            for j, name in enumerate(names):
+                if name in spec.numeric_features:
+                    block[:, j] = _column_to_numeric(columns[name])[rows]
+                else:
+                    block[:, j] = _categorical_column(columns[name], rows)
+        part = step.transform(block)
+        # the ColumnTransformer densifies sparse parts when its output is dense
+        blocks.append(part.toarray() if hasattr(part, "toarray") else part)
+    proba = np.asarray(model.steps[-1][1].predict_proba(np.hstack(blocks)), dtype=float)
+    if proba.ndim != 2 or proba.shape != (len(rows), 2):
+        raise ModelIntegrityError(f"model returned probabilities of shape {proba.shape}, "
+                                  f"expected ({len(rows)}, 2)")
+    return proba
 
 
 def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: datetime,
@@ -373,15 +444,7 @@ def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: date
 
     proba = np.empty((0, 2))
     if eligible:
-        matrix = np.empty((len(eligible), len(spec.features)), dtype=object)
-        for j, name in enumerate(spec.features):
-            values = columns[name]
-            if name in spec.numeric_features:
-                picked = [values[i] for i in eligible]
-                matrix[:, j] = np.array([math.nan if v is None else v for v in picked], dtype=float)
-            else:
-                matrix[:, j] = [None if values[i] is None else str(values[i]) for i in eligible]
-        proba = predict_proba(model, matrix)
+        proba = predict_proba_columns(model, spec, columns, np.asarray(eligible))
     described = describe(proba, spec.cutpoints)
 
     scored_at = event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -389,7 +452,7 @@ def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: date
     stale_by_date = {d: feature_is_stale(d, event_time, stale_after_hours)
                      for d in set(feature_dates)}
     stale_flags = [stale_by_date[d] for d in feature_dates]
-    by_row = dict(zip(eligible, zip(proba.tolist(), described)))
+    by_row = dict(zip(eligible, zip(np.round(proba, 6).tolist(), described)))
     pool_ids = columns["pool_id"]
     symbols = columns.get("symbol") or [None] * n_rows
     predictions = []
@@ -408,7 +471,7 @@ def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: date
         }
         if i in by_row:
             (p_down, p_keep), shown = by_row[i]
-            record.update(p_down=round(p_down, 6), p_keep=round(p_keep, 6), **shown)
+            record.update(p_down=p_down, p_keep=p_keep, **shown)
         predictions.append(record)
 
     dates = [d for d in feature_dates if d]

@@ -183,3 +183,31 @@ def test_core_and_handler_do_not_import_pandas():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'pyarrow')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_column_scoring_equals_the_object_matrix_path(loaded):
+    """The typed-block fast path gives exactly the pipeline's own probabilities."""
+    model, spec, _ = loaded
+    payload = json.loads(json.dumps(feature_columns(300), default=str))
+    columns = payload["columns"]
+    assert any(v is None for v in columns["apy_expanding_std"])   # missing numerics ...
+    assert any(v is None for v in columns["chain"])               # ... and categoricals
+    rows = np.arange(1, 300, 2)
+    assert predict._dense_column_transformer(model) is not None   # the fast path is taken
+    fast = predict.predict_proba_columns(model, spec, columns, rows)
+    generic = predict.predict_proba(model, predict.published_matrix(columns, spec, rows))
+    np.testing.assert_array_equal(fast, generic)
+
+
+def test_column_scoring_falls_back_for_other_model_shapes(loaded):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    model, spec, _ = loaded
+    wrapped = make_pipeline(FunctionTransformer(), model)   # not ColumnTransformer-first
+    assert predict._dense_column_transformer(wrapped) is None
+    payload = json.loads(json.dumps(feature_columns(50), default=str))
+    rows = np.arange(50)
+    np.testing.assert_array_equal(
+        predict.predict_proba_columns(wrapped, spec, payload["columns"], rows),
+        predict.predict_proba(model, predict.published_matrix(payload["columns"], spec, rows)))
