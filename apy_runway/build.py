@@ -75,7 +75,8 @@ def run_dbt(
     if dbt_vars:
         argv += ["--vars", dbt_vars if isinstance(dbt_vars, str) else json.dumps(dbt_vars)]
     if select:
-        argv += ["--select", select]
+        # cautious: a singular test that also reads an unselected model is not run
+        argv += ["--select", select, "--indirect-selection", "cautious"]
     # each project home keeps its own dbt target (manifest, compiled SQL), so
     # builds of different homes never overwrite each other's artefacts
     argv += ["--target-path", str(target_path or dbt_target_dir(paths))]

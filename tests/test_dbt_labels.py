@@ -50,7 +50,6 @@ def build_labels(source, home, dbt_vars: dict) -> tuple[pd.DataFrame, pd.DataFra
     paths = project_paths(home).ensure()
     shutil.copy(source.raw_snapshots, paths.raw_snapshots)
     run_dbt(paths, "build", dbt_vars=dbt_vars or None, select="+int_pool_days_labeled",
-            extra_args=["--indirect-selection", "cautious"],  # not the marts' tests
             target_path=paths.data / "dbt_target", quiet=True)
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         daily = con.execute(
