@@ -200,6 +200,12 @@ def bench_inference(workdir: Path, pools: int, days: int, log: Path, run: str | 
     m = measure(python_argv("benchmarks.inference_bench", str(home), str(run_dir), "--pools", str(n_pools)),
                 log_path=inference_log)
     record("inference", f"{n_pools} pools", run=run_dir.name, **figures(m), **last_json(inference_log))
+    lean_log = workdir / "lean.log"
+    lean_log.unlink(missing_ok=True)
+    m = measure(python_argv("benchmarks.lean_evaluator", str(home), str(run_dir), "--pools", str(n_pools)),
+                log_path=lean_log)
+    record("inference", f"{n_pools} pools", step="lean evaluator vs predict_proba", run=run_dir.name,
+           **figures(m), **last_json(lean_log))
 
 
 def main(argv: list[str] | None = None) -> int:
