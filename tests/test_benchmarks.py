@@ -166,5 +166,5 @@ def test_lean_evaluator_gives_the_pipelines_probabilities(built):
 
     evaluate = compile_forest(pipeline, list(data.numeric), list(data.categorical), list(data.features))
     reference = pipeline.predict_proba(standard_matrix(columns, Spec))
-    assert 0 < reference[:, 1].min() < reference[:, 1].max() < 1
+    assert len(np.unique(reference[:, 1])) > 10
     np.testing.assert_allclose(evaluate(columns), reference, rtol=0, atol=1e-12)
