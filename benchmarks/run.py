@@ -25,7 +25,7 @@ from apy_runway.paths import REPO_ROOT
 from benchmarks.measure import Measurement, measure, python_argv
 
 RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
-SECTIONS = ("scale", "refresh", "train", "inference")
+SECTIONS = ("scale", "refresh", "train", "inference", "layer")
 
 
 def cli(home: Path, *args: str) -> list[str]:
@@ -208,6 +208,25 @@ def bench_inference(workdir: Path, pools: int, days: int, log: Path, run: str | 
            **figures(m), **last_json(lean_log))
 
 
+def bench_layer(workdir: Path, log: Path) -> None:
+    """./createlayer.sh for this interpreter's version: its build time and the layer's sizes."""
+    import re
+    import shutil
+
+    out = workdir / "layer"
+    shutil.rmtree(out, ignore_errors=True)
+    layer_log = workdir / "layer.log"
+    layer_log.unlink(missing_ok=True)
+    version = "%d.%d" % sys.version_info[:2]
+    m = measure([str(REPO_ROOT / "createlayer.sh"), version, "--out-dir", str(out)],
+                env={"PYTHON": sys.executable}, log_path=layer_log)
+    sizes = {kind: int(n) for kind, n in re.findall(r"^(unzipped|zipped): (\d+) bytes", layer_log.read_text(), re.M)}
+    record("layer", f"python {version}", step="./createlayer.sh", **figures(m),
+           unzipped_mb=round(sizes["unzipped"] / 2**20, 1), zipped_mb=round(sizes["zipped"] / 2**20, 1),
+           lambda_unzipped_limit_mb=250)
+    shutil.rmtree(out / "python", ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="120,1200", help="comma-separated pool counts (hourly, --days each)")
@@ -232,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sections - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    if "layer" in sections:
+        bench_layer(workdir, log)
     for pools in (int(p) for p in args.scales.split(",")):
         if "scale" in sections:
             bench_scale(workdir, pools, args.days, log, pandas=not args.no_pandas,
