@@ -96,9 +96,23 @@ def dbt_profile(home: Path) -> dict:
             "per_model_s": dict(sorted(models.items(), key=lambda kv: -kv[1]))}
 
 
+def bounded_profiles(workdir: Path, memory_limit: str) -> Path:
+    """A copy of profiles.yml whose DuckDB settings add memory_limit and a spill folder."""
+    import yaml
+
+    profiles = yaml.safe_load((REPO_ROOT / "profiles.yml").read_text())
+    for output in profiles["apy_runway"]["outputs"].values():
+        output.setdefault("settings", {}).update(
+            {"memory_limit": memory_limit, "temp_directory": str(workdir / "duckdb_spill")})
+    folder = workdir / f"profiles_{memory_limit}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False, width=1000))
+    return folder
+
+
 def bench_scale(workdir: Path, pools: int, days: int, log: Path, pandas: bool = True,
                 engine: bool = True, ingest_args: list[str] | None = None,
-                wait_before_build: Path | None = None) -> dict:
+                wait_before_build: Path | None = None, dbt_memory_limit: str | None = None) -> dict:
     scale = f"{pools}x{days}"
     source = generated(workdir, pools, days, log)
     rows = parquet_rows(source)
@@ -106,10 +120,12 @@ def bench_scale(workdir: Path, pools: int, days: int, log: Path, pandas: bool = 
     ingest = measure(cli(home, "ingest", *(ingest_args or []), str(source)), log_path=log)
     while wait_before_build and not wait_before_build.exists():
         time.sleep(10)  # keep a big build from overlapping another memory-heavy measurement
-    build = measure(cli(home, "build"), log_path=log)
+    build_env = {"DBT_PROFILES_DIR": str(bounded_profiles(workdir, dbt_memory_limit))} if dbt_memory_limit else None
+    build = measure(cli(home, "build"), env=build_env, log_path=log)
     ours_s = ingest.wall_s + build.wall_s
     ours_mb = max(ingest.peak_rss_mb, build.peak_rss_mb)
-    row = {"rows": rows, "ingest_args": ingest_args or [], "ingest": figures(ingest),
+    row = {"rows": rows, "ingest_args": ingest_args or [], "dbt_memory_limit": dbt_memory_limit or "default (80% of RAM)",
+           "ingest": figures(ingest),
            "dbt_build": figures(build), "end_to_end_s": round(ours_s, 2),
            "end_to_end_peak_mb": round(ours_mb, 1), "rows_per_s": round(rows / ours_s),
            "dbt_profile": dbt_profile(home)}
@@ -241,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inference-pools", type=int, default=20_000)
     parser.add_argument("--wait-before-build", type=Path, default=None,
                         help="scale: start dbt build only once this file exists")
+    parser.add_argument("--dbt-memory-limit", default=None,
+                        help="scale: build with a profiles.yml copy setting DuckDB memory_limit (e.g. 1GB)")
     parser.add_argument("--done-file", type=Path, default=None, help="touched when this run ends")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "data" / "bench"))
     args = parser.parse_args(argv)
@@ -257,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         if "scale" in sections:
             bench_scale(workdir, pools, args.days, log, pandas=not args.no_pandas,
                         engine=not args.no_engine, ingest_args=shlex.split(args.ingest_args),
-                        wait_before_build=args.wait_before_build)
+                        wait_before_build=args.wait_before_build, dbt_memory_limit=args.dbt_memory_limit)
         if "refresh" in sections:
             bench_refresh(workdir, pools, args.days, log)
         if "train" in sections:
