@@ -23,6 +23,7 @@ from pathlib import Path
 
 from apy_runway.paths import REPO_ROOT
 from benchmarks.measure import Measurement, measure, python_argv
+from benchmarks.refresh_input import with_new_snapshots  # noqa: F401  (re-exported)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
 SECTIONS = ("scale", "refresh", "train", "inference", "layer")
@@ -147,24 +148,6 @@ def bench_scale(workdir: Path, pools: int, days: int, log: Path, pandas: bool = 
     return record("scale", scale, **row)
 
 
-def with_new_snapshots(source: Path, out: Path, hours: int) -> int:
-    """source + the last `hours` hours of snapshots repeated `hours` later (new rows)."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    con.execute(f"""
-        copy (
-            with src as (select * from read_parquet('{source}')),
-            cut as (select max("timestamp") - interval {hours} hour as cut_at from src)
-            select * from src
-            union all
-            select * replace ("timestamp" + interval {hours} hour as "timestamp")
-            from src where "timestamp" > (select cut_at from cut)
-        ) to '{out}' (format parquet)""")
-    return con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
-
-
 def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
     """Full rebuild (ingest + dbt build) after one more hour / one more day of snapshots.
 
@@ -177,7 +160,10 @@ def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
     record("refresh", f"{pools}x{days}", step="dbt parse only", **figures(parse))
     for label, hours in (("+1 hour", 1), ("+1 day", 24)):
         landing = workdir / f"refresh_{pools}x{days}_plus{hours}h.parquet"
-        rows = with_new_snapshots(source, landing, hours)
+        # in a child: a parent grown by DuckDB would hand its RSS high-water mark
+        # to every child it forks (Linux copies it at fork), inflating their peaks
+        measure(python_argv("benchmarks.refresh_input", str(source), str(landing), str(hours)), log_path=log)
+        rows = parquet_rows(landing)
         ingest = measure(cli(home, "ingest", str(landing)), log_path=log)
         build = measure(cli(home, "build"), log_path=log)
         record("refresh", f"{pools}x{days}", step=f"full rebuild after {label}", rows=rows,
