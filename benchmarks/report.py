@@ -29,11 +29,13 @@ def table(header: list[str], lines: list[list]) -> str:
 
 def scale_table(rows: list[dict]) -> str:
     lines = []
-    for r in sorted(newest([r for r in rows if r["section"] == "scale"], "scale"), key=lambda r: r["rows"]):
+    for r in sorted(newest([r for r in rows if r["section"] == "scale"], "scale", "ingest_args", "dbt_memory_limit"),
+                    key=lambda r: r["rows"]):
         engine, pandas = r.get("engine_only", {}), r.get("pandas", {})
         lines.append([
             f"{r['rows'] / 1e6:.1f}M ({r['scale']})",
-            f"{r['ingest']['wall_s']:.0f} s / {r['ingest']['peak_rss_mb'] / 1024:.2f} GB",
+            f"{r['ingest']['wall_s']:.0f} s / {r['ingest']['peak_rss_mb'] / 1024:.2f} GB"
+            if isinstance(r["ingest"], dict) else "-",
             f"{r['dbt_build']['wall_s']:.0f} s / {r['dbt_build']['peak_rss_mb'] / 1024:.2f} GB",
             f"{r['end_to_end_s']:.0f} s / {r['end_to_end_peak_mb'] / 1024:.2f} GB",
             f"{r['rows_per_s'] / 1e3:.0f}k",
@@ -41,7 +43,7 @@ def scale_table(rows: list[dict]) -> str:
             f"{pandas['wall_s']:.0f} s / {pandas['peak_rss_mb'] / 1024:.2f} GB" if pandas else "-",
             r.get("speedup_end_to_end", "-"), r.get("memory_ratio_end_to_end", "-"),
             r.get("speedup_engine_only", "-"), r.get("memory_ratio_engine_only", "-"),
-            f"{r['ingest']['loadavg_1m_start']}-{r['loadavg_1m_end']}", r["at"][11:16],
+            f"{r['dbt_build']['loadavg_1m_start']}-{r['loadavg_1m_end']}", r["at"][11:16],
         ])
     return table(["rows", "ingest (wall / peak)", "dbt build", "end to end", "rows/s", "engine only",
                   "pandas anchor", "speed-up e2e", "memory ratio e2e", "speed-up engine",

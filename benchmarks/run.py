@@ -104,7 +104,7 @@ def bounded_profiles(workdir: Path, memory_limit: str) -> Path:
     profiles = yaml.safe_load((REPO_ROOT / "profiles.yml").read_text())
     for output in profiles["apy_runway"]["outputs"].values():
         output.setdefault("settings", {}).update(
-            {"memory_limit": memory_limit, "temp_directory": str(workdir / "duckdb_spill")})
+            {"memory_limit": memory_limit})  # spills to <database>.tmp; temp_directory cannot be re-set per thread
     folder = workdir / f"profiles_{memory_limit}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False, width=1000))
@@ -113,20 +113,21 @@ def bounded_profiles(workdir: Path, memory_limit: str) -> Path:
 
 def bench_scale(workdir: Path, pools: int, days: int, log: Path, pandas: bool = True,
                 engine: bool = True, ingest_args: list[str] | None = None,
-                wait_before_build: Path | None = None, dbt_memory_limit: str | None = None) -> dict:
+                wait_before_build: Path | None = None, dbt_memory_limit: str | None = None,
+                skip_ingest: bool = False) -> dict:
     scale = f"{pools}x{days}"
     source = generated(workdir, pools, days, log)
     rows = parquet_rows(source)
     home = workdir / f"home_{scale}"
-    ingest = measure(cli(home, "ingest", *(ingest_args or []), str(source)), log_path=log)
+    ingest = None if skip_ingest else measure(cli(home, "ingest", *(ingest_args or []), str(source)), log_path=log)
     while wait_before_build and not wait_before_build.exists():
         time.sleep(10)  # keep a big build from overlapping another memory-heavy measurement
     build_env = {"DBT_PROFILES_DIR": str(bounded_profiles(workdir, dbt_memory_limit))} if dbt_memory_limit else None
     build = measure(cli(home, "build"), env=build_env, log_path=log)
-    ours_s = ingest.wall_s + build.wall_s
-    ours_mb = max(ingest.peak_rss_mb, build.peak_rss_mb)
+    ours_s = (ingest.wall_s if ingest else 0) + build.wall_s
+    ours_mb = max(ingest.peak_rss_mb if ingest else 0, build.peak_rss_mb)
     row = {"rows": rows, "ingest_args": ingest_args or [], "dbt_memory_limit": dbt_memory_limit or "default (80% of RAM)",
-           "ingest": figures(ingest),
+           "ingest": figures(ingest) if ingest else "skipped (already ingested)",
            "dbt_build": figures(build), "end_to_end_s": round(ours_s, 2),
            "end_to_end_peak_mb": round(ours_mb, 1), "rows_per_s": round(rows / ours_s),
            "dbt_profile": dbt_profile(home)}
@@ -179,7 +180,7 @@ def bench_train(workdir: Path, pools: int, days: int, log: Path, grid: str) -> N
     metadata = json.loads((home / "runs" / run_id / "metadata.json").read_text())
     record("train", f"{pools}x{days}", step="apy-runway train --no-report", **figures(train),
            production=metadata["model_name"], artefact_mb=round(metadata["model_size_bytes"] / 1e6, 3),
-           predict_proba_ms_20k_rows=metadata["predict_proba_ms_20k_rows"],
+           predict_proba_latency=metadata.get("predict_proba_latency", metadata.get("predict_proba_ms_20k_rows")),
            train_rows=metadata["training"]["train_rows"], test_rows=metadata["training"]["test_rows"],
            models={name: {"test_auc": round(m["test"]["roc_auc"], 4), "fit_s": round(m["fit_seconds"], 2),
                           "cv_auc_mean": round(m["cv"]["cv_auc_mean"], 4)}
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="scale: start dbt build only once this file exists")
     parser.add_argument("--dbt-memory-limit", default=None,
                         help="scale: build with a profiles.yml copy setting DuckDB memory_limit (e.g. 1GB)")
+    parser.add_argument("--skip-ingest", action="store_true", help="scale: build the already-ingested home")
     parser.add_argument("--done-file", type=Path, default=None, help="touched when this run ends")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "data" / "bench"))
     args = parser.parse_args(argv)
@@ -261,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         if "scale" in sections:
             bench_scale(workdir, pools, args.days, log, pandas=not args.no_pandas,
                         engine=not args.no_engine, ingest_args=shlex.split(args.ingest_args),
-                        wait_before_build=args.wait_before_build, dbt_memory_limit=args.dbt_memory_limit)
+                        wait_before_build=args.wait_before_build, dbt_memory_limit=args.dbt_memory_limit,
+                        skip_ingest=args.skip_ingest)
         if "refresh" in sections:
             bench_refresh(workdir, pools, args.days, log)
         if "train" in sections:
