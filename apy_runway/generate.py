@@ -528,10 +528,10 @@ def _chunk_table(pools: dict, index: np.ndarray, market: np.ndarray, outage_days
     base_d, emission_d, tvl_d = _simulate_daily(pools, index, market, noise, n_days)
     p = {key: value[index] for key, value in pools.items()}
 
-    # daily values are end-of-day states: interpolate within the day
+    # daily values are end-of-day states: within day d, move from the end of
+    # day d-1 to the end of day d
     position = hours / 24.0
     lower = np.floor(position).astype(np.int64)
-    upper = np.minimum(lower + 1, n_days - 1)
     weight = position - lower
     previous = np.maximum(lower - 1, 0)
 
