@@ -17,7 +17,7 @@ from benchmarks.run import RESULTS
 def newest(rows: list[dict], *keys: str) -> list[dict]:
     latest: dict[tuple, dict] = {}
     for row in rows:
-        latest[tuple(row.get(k) for k in keys)] = row
+        latest[tuple(json.dumps(row.get(k)) for k in keys)] = row
     return list(latest.values())
 
 
