@@ -1,14 +1,20 @@
 """`make bench`: measure the pipeline at scale against the pandas prototype.
 
-    python -m benchmarks.run [--scales 120,1200] [--days 365] [--sections scale,refresh,train,inference]
+    python -m benchmarks.run [--scales 120,1200] [--days 365]
+                             [--sections scale,refresh,train,inference,layer]
 
 Every figure is measured in its own child process (wall time, peak RSS via
 wait4, which includes dbt's subprocess) and appended as one JSON line, with the
 1-minute load average at its start and end, to benchmarks/results/results.jsonl;
-RESULTS.md is written by hand from those lines (machine, command, figures).
-The default run (1M and 10M rows, scale section) takes about 10 minutes on 2
-cores; 50M rows and DefiLlama's real scale (~350M rows) are a flag away:
---scales 6000  /  --scales 20000 --days 730 --no-pandas --no-engine --ingest-args=--no-sort.
+`python -m benchmarks.report` renders them, RESULTS.md says what they mean.
+The default run (0.8M and 7.9M rows, scale section with the pandas anchor) takes
+about 2 minutes on an idle 2-core machine. More (see RESULTS.md for the figures):
+
+    --scales 6000                                   # ~40M rows, ~5 min idle
+    --scales 6000 --ingest-args="--no-sort --memory-limit 1GB" --dbt-memory-limit 1GB
+    --scales 20000 --days 730 --no-pandas --no-engine \
+        --ingest-args="--no-sort --memory-limit 6GB" --dbt-memory-limit 8GB   # 231M rows, ~15 min
+    --scales 1200 --sections refresh,train,inference,layer
 """
 from __future__ import annotations
 
