@@ -64,7 +64,11 @@ def main(argv: list[str]) -> int:
         pipeline = build_pipeline(name, data.features, data.categorical, params, trees)
         fit_s = timed_fit(pipeline, X[train], y[train])
         auc = roc_auc_score(y[test], pipeline.predict_proba(X[test])[:, 1])
+        classifier = pipeline.named_steps["classifier"]
+        oob = getattr(classifier, "oob_decision_function_", None)
         row = {"model": label, "fit_s": round(fit_s, 2), "artefact_mb": round(pickled_size(pipeline) / 1e6, 3),
+               # out-of-bag predictions of every training row, pickled with the forest
+               "of_which_oob_decision_function_mb": round(pickled_size(oob) / 1e6, 3) if oob is not None else 0,
                "test_auc": round(float(auc), 4), "predict_proba_20k_ms": proba_ms(pipeline, X)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
