@@ -29,8 +29,7 @@ def table(header: list[str], lines: list[list]) -> str:
 
 def scale_table(rows: list[dict]) -> str:
     lines = []
-    for r in sorted(newest([r for r in rows if r["section"] == "scale"], "scale", "ingest_args", "dbt_memory_limit"),
-                    key=lambda r: r["rows"]):
+    for r in sorted([r for r in rows if r["section"] == "scale"], key=lambda r: (r["rows"], r["at"])):
         engine, pandas = r.get("engine_only", {}), r.get("pandas", {})
         lines.append([
             f"{r['rows'] / 1e6:.1f}M ({r['scale']})",
@@ -45,7 +44,7 @@ def scale_table(rows: list[dict]) -> str:
             r.get("speedup_engine_only", "-"), r.get("memory_ratio_engine_only", "-"),
             f"{r['dbt_build']['loadavg_1m_start']}-{r['loadavg_1m_end']}", r["at"][11:16],
         ])
-    return table(["rows", "ingest (wall / peak)", "dbt build", "end to end", "rows/s", "engine only",
+    return table(["rows (every run)", "ingest (wall / peak)", "dbt build", "end to end", "rows/s", "engine only",
                   "pandas anchor", "speed-up e2e", "memory ratio e2e", "speed-up engine",
                   "memory ratio engine", "load 1m", "UTC"], lines)
 
