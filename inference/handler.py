@@ -143,7 +143,7 @@ def get_model() -> LoadedModel:
 
     import joblib  # imported here: the layer's heavy imports are paid on first use
 
-    model = joblib.load(io.BytesIO(data))
+    model = predict.single_threaded(joblib.load(io.BytesIO(data)))
     if not hasattr(model, "predict_proba"):
         raise predict.ModelIntegrityError(f"{model_file} holds {type(model).__name__}, "
                                           f"not a classifier with predict_proba")

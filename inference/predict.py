@@ -238,6 +238,32 @@ def rows_to_matrix(rows: Any, spec: ModelSpec, max_rows: int = MAX_BATCH_ROWS) -
 
 # --------------------------------------------------------------------------- scoring
 
+def iter_estimators(model: Any):
+    """The model and every estimator nested in it (pipeline steps, column
+    transformers, calibrated classifiers and their base estimators)."""
+    stack = [model]
+    while stack:
+        estimator = stack.pop()
+        yield estimator
+        stack.extend(step for _, step in getattr(estimator, "steps", []) or [])
+        stack.extend(step for _, step, _ in getattr(estimator, "transformers_", []) or []
+                     if not isinstance(step, str))
+        stack.extend(getattr(estimator, "calibrated_classifiers_", []) or [])
+        inner = getattr(estimator, "estimator", None)
+        if inner is not None and hasattr(inner, "get_params"):
+            stack.append(inner)
+
+
+def single_threaded(model: Any) -> Any:
+    """Set n_jobs = 1 on every nested estimator: on 20k rows a forest's threads
+    save nothing (22.5 ms vs 24.1 ms idle) and make latency erratic under load
+    (benchmarks/RESULTS.md)."""
+    for estimator in iter_estimators(model):
+        if getattr(estimator, "n_jobs", None) not in (None, 1):
+            estimator.n_jobs = 1
+    return model
+
+
 def predict_proba(model: Any, matrix: np.ndarray) -> np.ndarray:
     """(n, 2) array: column 0 = p_down, column 1 = p_keep."""
     proba = np.asarray(model.predict_proba(matrix), dtype=float)

@@ -46,10 +46,28 @@ def library_versions() -> dict:
             "joblib": joblib.__version__, "pandas": pandas.__version__}
 
 
+# Per-training-row arrays a fitted forest keeps for its OOB score: two floats per
+# training row (68% of model.joblib at 300k rows, benchmarks/RESULTS.md), never
+# used for prediction. The OOB score itself is reported before they are dropped.
+TRAINING_ONLY_ATTRIBUTES = ("oob_decision_function_", "oob_prediction_")
+
+
+def strip_training_only_state(model):
+    """Drop the OOB arrays from every nested estimator (in place); return the model."""
+    from inference.predict import iter_estimators
+
+    for estimator in iter_estimators(model):
+        for attribute in TRAINING_ONLY_ATTRIBUTES:
+            if attribute in vars(estimator):
+                delattr(estimator, attribute)
+    return model
+
+
 def save_model(model, run_dir: Path) -> dict:
-    """Dump the pipeline; return its file name, sha256 and size."""
+    """Dump the pipeline without training-only state; return its file name, sha256 and size."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / MODEL_FILE
+    strip_training_only_state(model)
     joblib.dump(model, path, compress=3)
     return {"model_file": MODEL_FILE, "model_sha256": sha256_file(path),
             "model_size_bytes": path.stat().st_size}

@@ -6,6 +6,7 @@ once, for the reported numbers.
 """
 from __future__ import annotations
 
+import copy
 import io
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from apy_runway.console import UserError, log
 from models_py import config
+from models_py.artefact import strip_training_only_state
 from models_py.data import TrainingData
 from sklearn.base import clone
 
@@ -75,9 +77,10 @@ class TrainingResult:
 
 
 def pickled_size(model) -> int:
-    """Bytes of the model as saved (joblib, compress=3), without touching disk."""
+    """Bytes of the model as saved (joblib, compress=3, without training-only
+    state), without touching disk."""
     buffer = io.BytesIO()
-    joblib.dump(model, buffer, compress=3)
+    joblib.dump(strip_training_only_state(copy.deepcopy(model)), buffer, compress=3)
     return buffer.tell()
 
 

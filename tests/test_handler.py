@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from apy_runway.publish import upload_features
-from inference import handler
+from inference import handler, predict
 from test_inference_support import (  # noqa: F401  (fixtures by name)
     FEATURES,
     context,
@@ -56,6 +56,9 @@ def test_cold_load_then_cached_for_the_container(lambda_env, context, tiny_run):
     assert gets == ["models/latest/metadata.json", "models/latest/model.joblib"]
     assert handler.MODEL_LOADS == loads_before + 1
     assert first["statusCode"] == second["statusCode"] == 200
+    # loaded single-threaded: a forest's threads only add jitter on a Lambda's vCPUs
+    assert all(getattr(est, "n_jobs", None) in (None, 1)
+               for est in predict.iter_estimators(handler.get_model().model))
     assert first["body"] == second["body"]
 
 

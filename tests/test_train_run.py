@@ -146,6 +146,15 @@ def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
     assert list(model.classes_) == [0, 1]   # [:, 0] = p_down, [:, 1] = p_keep
 
 
+def test_saved_forest_drops_its_oob_arrays_but_reports_the_oob_score(trained):
+    _, frame, _, run_dir = trained
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    forest = joblib.load(run_dir / "model.joblib").steps[-1][1]
+    assert hasattr(forest, "estimators_") and hasattr(forest, "oob_score_")
+    assert not hasattr(forest, "oob_decision_function_")   # two floats per training row
+    assert 0.5 < meta["metrics"]["random_forest"]["oob_roc_auc"] <= 1.0
+
+
 def test_stored_cutpoints_are_the_test_period_terciles(trained):
     paths, _, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
