@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from apy_runway.console import UserError, log
+from apy_runway.console import UserError, log, memory_size
 from apy_runway.paths import DBT_PROJECT_DIR, ProjectPaths
 
 COMMAND = "build"
@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--select", default=None, help="dbt node selection (default: all)")
     parser.add_argument(
+        "--memory-limit",
+        default=None,
+        type=memory_size,
+        help="DuckDB memory limit for the build, e.g. 1GB (spills to disk beyond it; "
+             "default: $APY_RUNWAY_DUCKDB_MEMORY_LIMIT or 80%% of RAM)",
+    )
+    parser.add_argument(
         "--command",
         dest="dbt_command",
         default="build",
@@ -45,7 +52,8 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         raise UserError(
             f"no raw snapshots at {paths.raw_snapshots}: run `apy-runway ingest` first"
         )
-    run_dbt(paths, args.dbt_command, dbt_vars=args.vars, select=args.select)
+    run_dbt(paths, args.dbt_command, dbt_vars=args.vars, select=args.select,
+            memory_limit=args.memory_limit)
     if args.dbt_command in ("build", "run") and args.select is None:
         columns = export_feature_columns(paths)
         log(f"wrote {paths.feature_columns} ({len(columns['numeric'])} numeric, "
@@ -66,6 +74,7 @@ def run_dbt(
     extra_args: list[str] | None = None,
     target_path: Path | None = None,
     quiet: bool = False,
+    memory_limit: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run one dbt command against this project home; raise UserError on failure."""
     paths.ensure()
@@ -82,6 +91,8 @@ def run_dbt(
     argv += ["--target-path", str(target_path or dbt_target_dir(paths))]
     argv += extra_args or []
     env = {**os.environ, **paths.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    if memory_limit:
+        env["APY_RUNWAY_DUCKDB_MEMORY_LIMIT"] = memory_limit
     # dbt writes its logs under the project dir unless told otherwise
     env.setdefault("DBT_LOG_PATH", str(paths.data / "dbt_logs"))
     log(f"dbt {command} ({' '.join(argv[2:])})")

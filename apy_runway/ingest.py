@@ -43,7 +43,7 @@ from pathlib import Path
 
 import duckdb
 
-from apy_runway.console import UserError, log
+from apy_runway.console import UserError, log, memory_size
 from apy_runway.paths import ProjectPaths
 
 COMMAND = "ingest"
@@ -134,6 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-limit",
         default="2GB",
+        type=memory_size,
         help="DuckDB memory limit for the work database (spills to disk beyond it; default 2GB)",
     )
 
@@ -221,6 +222,8 @@ def _tabular_source(con: duckdb.DuckDBPyConnection, file: _InputFile) -> _Source
         reader = f"read_parquet({path}, file_row_number = true)"
     try:
         described = con.execute(f"describe select * from {reader}").fetchall()
+    except duckdb.OutOfMemoryException:  # reported once, by ingest()
+        raise
     except duckdb.Error as error:
         raise UserError(f"{file.path}: cannot read {file.kind}: {_first_line(error)}") from None
     types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
@@ -270,6 +273,8 @@ def _check_json_files(con: duckdb.DuckDBPyConnection, files: list[_InputFile], w
                 "from read_text(?)",
                 [[str(f.path) for f in batch]],
             ).fetchall()
+        except duckdb.OutOfMemoryException:  # reported once, by ingest()
+            raise
         except duckdb.Error:
             if len(batch) == 1:
                 raise UserError(f"{batch[0].path}: cannot read as text") from None
@@ -332,6 +337,8 @@ def _load_charts(con: duckdb.DuckDBPyConnection, files: list[_InputFile]) -> _So
                     from read_text({names})
                 )
             """)
+        except duckdb.OutOfMemoryException:  # reported once, by ingest()
+            raise
         except duckdb.Error as error:
             raise UserError(f"cannot read /chart files {batch[0].path} .. {batch[-1].path}: "
                             f"{_first_line(error)}") from None
@@ -371,6 +378,8 @@ def _load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None
             where nullif(trim(item ->> 'pool'), '') is not null
             qualify row_number() over (partition by pool order by item_index) = 1
         """)
+    except duckdb.OutOfMemoryException:  # reported once, by ingest()
+        raise
     except duckdb.Error as error:
         raise UserError(f"{path}: cannot read /pools items: {_first_line(error)}") from None
     count = con.execute("select count(*) from pool_metadata").fetchone()[0]
@@ -657,6 +666,8 @@ def ingest(
         for source in sources:
             try:
                 con.execute(_keys_sql(source))
+            except duckdb.OutOfMemoryException:  # reported once, by ingest()
+                raise
             except duckdb.Error as error:
                 raise UserError(f"cannot read {source.name}: {_first_line(error)}") from None
         rows_in = con.execute("select count(*) from row_keys").fetchone()[0]
@@ -697,6 +708,13 @@ def ingest(
         con.close()
         os.replace(staged_tmp, paths.raw_snapshots)
         os.replace(quarantine_tmp, paths.quarantined_rows)
+    except duckdb.OutOfMemoryException as error:
+        # nothing is written: the outputs are only replaced after both copies succeed
+        raise UserError(
+            f"DuckDB ran out of memory within --memory-limit {memory_limit} "
+            f"({_first_line(error)}); nothing was written. Raise --memory-limit "
+            f"(measured: 231M hourly rows need about 6GB, see benchmarks/RESULTS.md) "
+            f"or ingest the inputs in parts") from None
     finally:
         con.close()
         for tmp in (staged_tmp, quarantine_tmp):

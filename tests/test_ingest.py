@@ -361,6 +361,35 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(project_home, tmp_path,
     assert after == before
 
 
+@pytest.mark.parametrize("limit", ["1MB", "5MB"])
+def test_out_of_memory_is_one_clear_error_naming_the_limit_and_writes_nothing(
+        project_home, limit):
+    ingest([BAD_ROWS_CSV], project_home)
+    before = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
+    with pytest.raises(UserError) as error:
+        ingest([CHART_DIR, BAD_ROWS_CSV], project_home, pools_json=POOLS_JSON,
+               memory_limit=limit)
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"--memory-limit {limit}" in message and "nothing was written" in message
+    after = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
+    assert after == before
+
+
+@pytest.mark.parametrize("value, ok", [("2GB", True), ("512 MiB", True), ("80%", True),
+                                       ("lots", False), ("2", False), ("-1GB", False)])
+def test_memory_limit_flag_accepts_only_memory_sizes(value, ok):
+    import argparse
+
+    from apy_runway.console import memory_size
+
+    if ok:
+        assert memory_size(value) == value.strip()
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match="not a memory size"):
+            memory_size(value)
+
+
 # --------------------------------------------------------------------------- dbt
 
 
