@@ -282,17 +282,20 @@ def binned_confidence(probability: float, cutpoints: Sequence[float]) -> int:
     return 3
 
 
+def shown_fields(proba: np.ndarray, cutpoints: Sequence[float]) -> tuple[list, list, list]:
+    """DefiLlama's per-row (predicted_class, predicted_probability, binned_confidence)
+    as three lists, vectorised: class "Down" when p_down >= p_keep, probability
+    100 x max(p_down, p_keep), confidence 1/2/3 by the cut-points (see binned_confidence)."""
+    probability = 100.0 * proba.max(axis=1) if len(proba) else np.empty(0)
+    classes = np.where(proba[:, 0] >= proba[:, 1], CLASS_DOWN, CLASS_KEEP).tolist()
+    confidence = (1 + (probability > cutpoints[0]) + (probability > cutpoints[1])).tolist()
+    return classes, [round(p, 4) for p in probability.tolist()], confidence
+
+
 def describe(proba: np.ndarray, cutpoints: Sequence[float]) -> list[dict[str, Any]]:
     """DefiLlama's per-row fields from (p_down, p_keep)."""
-    out = []
-    for p_down, p_keep in proba.tolist():
-        probability = 100.0 * max(p_down, p_keep)
-        out.append({
-            "predicted_class": CLASS_DOWN if p_down >= p_keep else CLASS_KEEP,
-            "predicted_probability": round(probability, 4),
-            "binned_confidence": binned_confidence(probability, cutpoints),
-        })
-    return out
+    return [{"predicted_class": c, "predicted_probability": p, "binned_confidence": b}
+            for c, p, b in zip(*shown_fields(proba, cutpoints))]
 
 
 def score_rows(model: Any, spec: ModelSpec, rows: Any,
@@ -468,37 +471,36 @@ def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: date
     reasons = eligibility_reasons(apy, observed, spec)
     eligible = [i for i, reason in enumerate(reasons) if reason is None]
 
-    proba = np.empty((0, 2))
-    if eligible:
-        proba = predict_proba_columns(model, spec, columns, np.asarray(eligible))
-    described = describe(proba, spec.cutpoints)
-
     scored_at = event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
     feature_dates = columns["snapshot_date"]
     stale_by_date = {d: feature_is_stale(d, event_time, stale_after_hours)
                      for d in set(feature_dates)}
     stale_flags = [stale_by_date[d] for d in feature_dates]
-    by_row = dict(zip(eligible, zip(np.round(proba, 6).tolist(), described)))
-    pool_ids = columns["pool_id"]
+
+    # per-pool output columns: None / "not scored" unless the pool was scored
+    status = np.full(n_rows, STATUS_NOT_SCORED, dtype=object)
+    shown = [np.full(n_rows, None, dtype=object) for _ in range(5)]
+    if eligible:
+        rows = np.asarray(eligible)
+        proba = predict_proba_columns(model, spec, columns, rows)
+        status[rows] = STATUS_SCORED
+        rounded = np.round(proba, 6).tolist()
+        for column, values in zip(shown, ([p for p, _ in rounded], [p for _, p in rounded],
+                                          *shown_fields(proba, spec.cutpoints))):
+            column[rows] = values
+    p_down, p_keep, classes, probabilities, confidences = (c.tolist() for c in shown)
     symbols = columns.get("symbol") or [None] * n_rows
-    predictions = []
-    for i in range(n_rows):
-        record: dict[str, Any] = {
-            "pool_id": pool_ids[i],
-            "symbol": symbols[i],
-            "status": STATUS_SCORED if i in by_row else STATUS_NOT_SCORED,
-            "reason": reasons[i],
-            "p_down": None, "p_keep": None,
-            "predicted_class": None, "predicted_probability": None, "binned_confidence": None,
-            "is_stale": stale_flags[i],
-            "feature_date": feature_dates[i],
-            "model_id": spec.model_id,
-            "scored_at": scored_at,
-        }
-        if i in by_row:
-            (p_down, p_keep), shown = by_row[i]
-            record.update(p_down=p_down, p_keep=p_keep, **shown)
-        predictions.append(record)
+    predictions = [
+        {"pool_id": pool_id, "symbol": symbol, "status": state, "reason": reason,
+         "p_down": down, "p_keep": keep, "predicted_class": shown_class,
+         "predicted_probability": probability, "binned_confidence": confidence,
+         "is_stale": stale, "feature_date": feature_date, "model_id": spec.model_id,
+         "scored_at": scored_at}
+        for pool_id, symbol, state, reason, down, keep, shown_class, probability, confidence,
+        stale, feature_date in zip(columns["pool_id"], symbols, status.tolist(), reasons, p_down,
+                                   p_keep, classes, probabilities, confidences, stale_flags,
+                                   feature_dates)
+    ]
 
     dates = [d for d in feature_dates if d]
     return {
