@@ -47,6 +47,7 @@ from apy_runway.console import UserError, log, memory_size
 from apy_runway.paths import ProjectPaths
 
 COMMAND = "ingest"
+DEFAULT_MEMORY_LIMIT = "3GB"
 HELP = ("validate snapshots (CSV/parquet exports, /chart JSON) into the raw contract; "
         "quarantine bad rows")
 
@@ -133,9 +134,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--memory-limit",
-        default="2GB",
+        # 3GB: the measured need at DefiLlama's scale (231M hourly rows); 2GB ran out
+        default=DEFAULT_MEMORY_LIMIT,
         type=memory_size,
-        help="DuckDB memory limit for the work database (spills to disk beyond it; default 2GB)",
+        help=f"DuckDB memory limit for the work database (spills to disk beyond it; default {DEFAULT_MEMORY_LIMIT})",
     )
 
 
@@ -624,7 +626,7 @@ def ingest(
     inputs: list[Path],
     paths: ProjectPaths,
     pools_json: Path | None = None,
-    memory_limit: str = "2GB",
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
     sort: bool = True,
 ) -> IngestResult:
     """Validate `inputs` into paths.raw_snapshots; bad rows to paths.quarantined_rows.
@@ -713,7 +715,7 @@ def ingest(
         raise UserError(
             f"DuckDB ran out of memory within --memory-limit {memory_limit} "
             f"({_first_line(error)}); nothing was written. Raise --memory-limit "
-            f"(measured: 231M hourly rows need about 6GB, see benchmarks/RESULTS.md) "
+            f"(measured: 231M hourly rows need about 3GB, see benchmarks/RESULTS.md) "
             f"or ingest the inputs in parts") from None
     finally:
         con.close()
