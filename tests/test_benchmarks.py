@@ -57,6 +57,17 @@ def test_measure_reports_the_child_peak_memory_and_refuses_failures(tmp_path):
         measure([sys.executable, "-c", "raise SystemExit(3)"], log_path=tmp_path / "log")
 
 
+def test_measure_is_not_inflated_by_a_big_parent():
+    """A fork copies the parent's RSS into the child's high-water mark: measuring
+    from a 600 MB process must still report a small command as small."""
+    code = ("import numpy, sys; big = numpy.ones(600 * 2**20 // 8); big[::512] += 1\n"
+            "from benchmarks.measure import measure\n"
+            "print(measure([sys.executable, '-c', 'pass']).peak_rss_mb)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=REPO_ROOT)
+    assert float(done.stdout.strip().splitlines()[-1]) < 100
+
+
 def test_measure_includes_grandchildren(tmp_path):
     """dbt runs as a subprocess of the CLI: its memory must count."""
     allocate = "import numpy; a = numpy.ones(300 * 2**20 // 8); a[::512] += 1"
