@@ -81,12 +81,3 @@ def ensure_bucket(client, bucket: str) -> None:
         else:
             client.create_bucket(Bucket=bucket)
 
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """s3://bucket/key/prefix -> (bucket, key/prefix)."""
-    if not url.startswith("s3://") or len(url) <= 5:
-        raise ValueError(f"not an s3:// URL: {url!r}")
-    bucket, _, key = url[5:].partition("/")
-    if not bucket:
-        raise ValueError(f"s3 URL has no bucket: {url!r}")
-    return bucket, key

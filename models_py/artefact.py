@@ -159,15 +159,10 @@ def upload_run(run_dir: Path, bucket: str, prefix: str = "", endpoint_url: str |
     if client is None:
         endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         client = boto3.client("s3", endpoint_url=endpoint_url)
+    from apy_runway.publish import upload_run as upload_run_files
+
     base = "/".join(part for part in (prefix.strip("/"), run_dir.name) if part)
-    files = sorted((p for p in run_dir.rglob("*") if p.is_file()),
-                   key=lambda p: (p.name == METADATA_FILE, str(p)))
-    keys = []
-    for path in files:
-        key = f"{base}/{path.relative_to(run_dir).as_posix()}"
-        client.upload_file(str(path), bucket, key)
-        keys.append(key)
-    return keys
+    return upload_run_files(client, bucket, base + "/", run_dir)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
