@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import boto3
 import pytest
 
+from apy_runway.local_s3 import local_s3_server
 from apy_runway.paths import project_paths
 
 # Never let a test reach AWS: dummy credentials, and every client is pointed at
@@ -16,22 +16,12 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    """URL of a real moto S3 server (ThreadedMotoServer) on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    """URL of a real moto S3 server (ThreadedMotoServer) on 127.0.0.1: the same
+    server the local run (`apy-runway score`) uses."""
+    with local_s3_server() as url:
+        yield url
 
 
 @pytest.fixture
