@@ -1,0 +1,108 @@
+"""The golden fixture (tests/fixtures/golden/): a small trained run, its input
+features, and what training and serving computed from them when it was made.
+
+`record_expected` writes the fixture (see fixtures/golden/regenerate.py);
+tests/test_golden.py recomputes the same things with today's code and compares.
+Only this module knows how to call training and serving, so a refactor that
+moves code updates the calls here and leaves the expected numbers alone.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
+RF_TREES = 10
+RUN_ID = "golden"
+
+
+def inputs(folder: Path = GOLDEN) -> dict[str, Path]:
+    base = folder / "inputs"
+    return {"training_set": base / "training_set.parquet",
+            "feature_columns": base / "feature_columns.json",
+            "latest_features": base / "latest_features.parquet"}
+
+
+def train(folder: Path = GOLDEN):
+    """Train every model on the golden training set (10-tree forests)."""
+    from models_py.data import load_training_set
+    from models_py.training import Settings, train_models
+
+    files = inputs(folder)
+    data = load_training_set(files["training_set"], files["feature_columns"])
+    return train_models(data, Settings(rf_trees=RF_TREES))
+
+
+def training_metrics(result) -> dict:
+    return {
+        "production": result.production,
+        "models": {name: {"test_roc_auc": res.test["roc_auc"],
+                          "cv_auc_mean": res.cv["cv_auc_mean"],
+                          "test_p_keep_sum": float(np.sum(res.p_test))}
+                   for name, res in result.results.items()},
+    }
+
+
+def features_payload(folder: Path = GOLDEN) -> dict:
+    from apy_runway.publish import columnar_payload
+
+    files = inputs(folder)
+    contract = json.loads(files["feature_columns"].read_text())
+    table = pq.read_table(files["latest_features"])
+    return columnar_payload(table.to_pydict(), contract, source="golden")
+
+
+def event_time(payload: dict) -> str:
+    from apy_runway.score import default_event_time
+
+    return default_event_time(payload["snapshot_date_max"])
+
+
+def serve(run_dir: Path, payload: dict) -> dict:
+    """What the hourly handler's core publishes for the golden features, plus
+    the unrounded p_keep of every scored pool."""
+    import joblib
+
+    from inference import predict
+
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    data = (run_dir / metadata["model_file"]).read_bytes()
+    predict.verify_artefact(data, metadata)
+    model = predict.single_threaded(joblib.load(run_dir / metadata["model_file"]))
+    spec = predict.ModelSpec.from_metadata(metadata)
+    when = predict.parse_event_time(event_time(payload))
+    published = predict.score_published(model, spec, payload, when, 48.0)
+    columns = payload["columns"]
+    scored = [i for i, p in enumerate(published["predictions"]) if p["status"] == "scored"]
+    raw = predict.predict_proba_columns(model, spec, columns, np.asarray(scored))
+    rows = [{name: columns[name][i] for name in spec.features} for i in scored[:25]]
+    http = predict.score_rows(model, spec, rows)
+    return {
+        "event_time": published["event_time"],
+        "counts": published["counts"],
+        "records": [{k: p[k] for k in ("pool_id", "status", "reason", "p_keep",
+                                        "predicted_class", "binned_confidence")}
+                    for p in published["predictions"]],
+        "raw_p_keep": {columns["pool_id"][i]: float(p) for i, p in zip(scored, raw[:, 1])},
+        "http_rows": rows,
+        "http_predictions": http["predictions"],
+        "http_binned_confidence": [r["binned_confidence"] for r in http["rows"]],
+        "cutpoints": list(spec.cutpoints),
+    }
+
+
+def record_expected(folder: Path = GOLDEN) -> None:
+    from models_py.train import write_run
+    from models_py.training import Settings
+
+    result = train(folder)
+    run_dir = folder / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    write_run(result, run_dir, RUN_ID, Settings(rf_trees=RF_TREES), with_report=False)
+    payload = features_payload(folder)
+    expected = {"training": training_metrics(result), "serving": serve(run_dir, payload)}
+    (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
