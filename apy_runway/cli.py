@@ -1,32 +1,80 @@
 """`apy-runway`: one entry point, one subcommand per pipeline stage.
 
-Each stage lives in its own module exposing ``COMMAND``, ``HELP``,
-``add_arguments(parser)`` and ``run(args, paths) -> int``; this file only wires
-them together. ``run-all`` chains the stages in-process with their defaults.
+The top floor: it wires the stages and imports each one inside the function
+that names it, with a plain `from ... import ...`, so only the chosen command's
+module is imported (the others pull in scikit-learn, boto3, dbt and would cost
+seconds of start-up on every call). Each stage module exposes ``HELP``,
+``add_arguments(parser)`` and ``run(args, paths) -> int``.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
+from collections.abc import Callable
+from types import ModuleType
 
-from apy_runway.console import UserError, log
-from apy_runway.paths import project_paths
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import project_paths
 
-# command -> module, in pipeline order; each module owns its flags. Only the
-# module of the command being run is imported (the others pull in scikit-learn,
-# boto3, ... and would cost seconds of start-up on every call).
-STAGES = {
-    "generate": "apy_runway.generate",
-    "ingest": "apy_runway.ingest",
-    "fetch": "apy_runway.fetch",
-    "build": "apy_runway.build",
-    "train": "models_py.train",
-    "publish": "apy_runway.publish",
-    "score": "apy_runway.score",
-    "run-all": "apy_runway.run_all",
+
+def _generate() -> ModuleType:
+    from apy_runway.stages import generate
+    return generate
+
+
+def _ingest() -> ModuleType:
+    from apy_runway.stages import ingest
+    return ingest
+
+
+def _fetch() -> ModuleType:
+    from apy_runway.stages import fetch
+    return fetch
+
+
+def _build() -> ModuleType:
+    from apy_runway.stages import build
+    return build
+
+
+def _train() -> ModuleType:
+    from models_py import train
+    return train
+
+
+def _publish() -> ModuleType:
+    from apy_runway.stages import publish
+    return publish
+
+
+def _score() -> ModuleType:
+    from apy_runway.stages import score
+    return score
+
+
+def _check_leakage() -> ModuleType:
+    from apy_runway.stages import leakage
+    return leakage
+
+
+def _run_all() -> ModuleType:
+    from apy_runway import run_all
+    return run_all
+
+
+# command -> the function importing its module, in pipeline order
+COMMANDS: dict[str, Callable[[], ModuleType]] = {
+    "generate": _generate,
+    "ingest": _ingest,
+    "fetch": _fetch,
+    "build": _build,
+    "train": _train,
+    "publish": _publish,
+    "score": _score,
+    "check-leakage": _check_leakage,
+    "run-all": _run_all,
 }
 
 
@@ -43,7 +91,7 @@ def chosen_command(argv: list[str]) -> str | None:
     pre = argparse.ArgumentParser(add_help=False)
     _add_home(pre)
     _, rest = pre.parse_known_args(argv)
-    return rest[0] if rest and rest[0] in STAGES else None
+    return rest[0] if rest and rest[0] in COMMANDS else None
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -54,11 +102,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     _add_home(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command, module_path in STAGES.items():
+    for command, load in COMMANDS.items():
         if only is not None and command != only:
             sub.add_parser(command)
             continue
-        module = importlib.import_module(module_path)
+        module = load()
         stage = sub.add_parser(command, help=module.HELP, description=module.HELP)
         module.add_arguments(stage)
         stage.set_defaults(_run=module.run)

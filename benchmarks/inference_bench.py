@@ -12,7 +12,7 @@ shapes them), then runs the invocations in a fresh Python process (`child`):
   the predictions back to S3);
 - warm: the second invocation in the same process (model cached);
 - the warm invocation's parts, timed separately: features GET + json.loads,
-  `predict.score_published` (matrix + predict_proba + response rows) and
+  `publication.score_published` (matrix + predict_proba + response rows) and
   `predict_proba` alone on the eligible matrix.
 
 It prints one JSON line with the figures (milliseconds, best of --repeat for
@@ -35,8 +35,8 @@ def replicated_payload(home: Path, pools: int) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from apy_runway.paths import project_paths
-    from apy_runway.publish import columnar_payload
+    from apy_runway.foundation.paths import project_paths
+    from apy_runway.stages.publish import columnar_payload
 
     paths = project_paths(home)
     table = pq.read_table(paths.latest_features)
@@ -52,7 +52,7 @@ def replicated_payload(home: Path, pools: int) -> dict:
 
 def child(repeat: int, event_day: str) -> dict:
     started = time.perf_counter()
-    from inference import handler, predict  # noqa: E402  (the cold start includes imports)
+    from inference import handler, publication, scoring, service, settings  # noqa: E402  (the cold start includes imports)
 
     imported = time.perf_counter()
 
@@ -70,22 +70,22 @@ def child(repeat: int, event_day: str) -> dict:
         warm.append(time.perf_counter() - t0)
 
     # the warm invocation's parts
-    loaded = handler.get_model()
-    bucket = os.environ["APY_RUNWAY_BUCKET"]
-    features_key = os.environ["APY_RUNWAY_FEATURES_KEY"]
+    current = settings.current()
+    loaded = handler.get_model(current)
+    bucket, features_key = current.bucket, current.features_key
     get_parse, core, proba_only = [], [], []
-    event_time = predict.parse_event_time(f"{event_day}T12:00:00Z")
+    event_time = publication.parse_event_time(f"{event_day}T12:00:00Z")
     for _ in range(repeat):
         t0 = time.perf_counter()
-        payload = json.loads(handler._get_bytes(bucket, features_key))
+        payload = json.loads(service.get_bytes(handler.s3(current), bucket, features_key))
         get_parse.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        result = predict.score_published(loaded.model, loaded.spec, payload, event_time, 48.0)
+        result = publication.score_published(loaded.model, loaded.spec, payload, event_time, 48.0)
         core.append(time.perf_counter() - t0)
     import numpy as np
 
     columns = payload["columns"]
-    eligible = [i for i, p in enumerate(result["predictions"]) if p["status"] == predict.STATUS_SCORED]
+    eligible = [i for i, p in enumerate(result["predictions"]) if p["status"] == publication.STATUS_SCORED]
     matrix = np.empty((len(eligible), len(loaded.spec.features)), dtype=object)
     for j, name in enumerate(loaded.spec.features):
         values = columns[name]
@@ -95,7 +95,7 @@ def child(repeat: int, event_day: str) -> dict:
             matrix[:, j] = [None if values[i] is None else str(values[i]) for i in eligible]
     for _ in range(repeat):
         t0 = time.perf_counter()
-        predict.predict_proba(loaded.model, matrix)
+        scoring.predict_proba(loaded.model, matrix)
         proba_only.append(time.perf_counter() - t0)
 
     classifier = getattr(loaded.model, "named_steps", {}).get("classifier", loaded.model)
@@ -127,13 +127,14 @@ def main(argv: list[str]) -> int:
 
     import datetime as dt
 
-    from apy_runway.local_s3 import LOCAL_CREDENTIALS, ensure_bucket, local_s3_server, s3_client
-    from apy_runway.publish import upload_features, upload_run
+    from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client, upload_run
+    from apy_runway.stages.publish import upload_features
 
     payload = replicated_payload(Path(args.home), args.pools)
     event_day = (dt.date.fromisoformat(payload["snapshot_date_max"]) + dt.timedelta(days=1)).isoformat()
     bucket = "apy-runway-bench"
-    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                       "AWS_DEFAULT_REGION": "us-east-1"})
     os.environ.pop("AWS_PROFILE", None)
     with local_s3_server() as endpoint:
         client = s3_client(endpoint)

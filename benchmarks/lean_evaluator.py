@@ -105,7 +105,7 @@ def _column_spans(encoder, n_columns: int, width: int) -> list[tuple[int, int]]:
 
 
 def standard_matrix(columns: dict, spec) -> np.ndarray:
-    """The object matrix inference.predict.score_published builds (same code path)."""
+    """The object matrix inference.publication.score_published builds (same code path)."""
     n = len(columns["pool_id"])
     matrix = np.empty((n, len(spec.features)), dtype=object)
     for j, name in enumerate(spec.features):
@@ -136,11 +136,11 @@ def main(argv: list[str]) -> int:
     import joblib
 
     from benchmarks.inference_bench import replicated_payload
-    from inference import predict
+    from inference import artefact, publication
 
     run_dir = Path(args.run_dir)
     metadata = json.loads((run_dir / "metadata.json").read_text())
-    spec = predict.ModelSpec.from_metadata(metadata)
+    spec = artefact.ModelSpec.from_metadata(metadata)
     model = joblib.load(run_dir / metadata.get("model_file", "model.joblib"))
     columns = replicated_payload(Path(args.home), args.pools)["columns"]
 

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from apy_runway.paths import REPO_ROOT
+from apy_runway.foundation.paths import REPO_ROOT
 from benchmarks.measure import Measurement, measure, python_argv
 from benchmarks.refresh_input import with_new_snapshots  # noqa: F401  (re-exported)
 
@@ -85,8 +85,8 @@ def parquet_rows(path: Path) -> int:
 
 def dbt_profile(home: Path) -> dict:
     """Where dbt build's time went, from its run_results.json (seconds)."""
-    from apy_runway.build import dbt_target_dir
-    from apy_runway.paths import project_paths
+    from apy_runway.foundation.dbt import dbt_target_dir
+    from apy_runway.foundation.paths import project_paths
 
     results = json.loads((dbt_target_dir(project_paths(home)) / "run_results.json").read_text())
     models: dict[str, float] = {}

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import duckdb
 
-from apy_runway.build import dbt_target_dir
-from apy_runway.paths import project_paths
+from apy_runway.foundation.dbt import dbt_target_dir
+from apy_runway.foundation.paths import project_paths
 
 VARIANT = """
     with snapshots as (select * from {staging}),

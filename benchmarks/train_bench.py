@@ -6,7 +6,7 @@ time of each model, and a random-forest settings grid (trees x leaf size).
 Uses models_py's own pieces (load_training_set, time_split, build_pipeline) on
 HOME's exported training set: one purged time split (train before, test after),
 every model fitted once on the training rows. Sizes are joblib compress=3 bytes,
-as models_py.artefact saves model.joblib. The `apy-runway train` CLI does more
+as models_py.run_folder saves model.joblib. The `apy-runway train` CLI does more
 (walk-forward CV, calibration check, size guard, report); its own wall time is
 measured separately by benchmarks.run's train section.
 """
@@ -20,7 +20,7 @@ import time
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from apy_runway.paths import project_paths
+from apy_runway.foundation.paths import project_paths
 from models_py import config
 from models_py.data import load_training_set
 from models_py.pipelines import build_pipeline

@@ -1,7 +1,8 @@
-"""Defaults for the train stage: paths and model settings only.
+"""Defaults for the train stage: model settings only.
 
 Label settings (horizon, threshold, statistic, coverage, dead pools) are never
 retyped here: they come from the training set's own columns (see data.py).
+Key and label columns and eligibility live in inference/contracts.py.
 """
 from __future__ import annotations
 
@@ -9,21 +10,6 @@ from __future__ import annotations
 ANCHOR_NUMERIC = ("apy", "tvl_usd", "apy_expanding_mean", "apy_expanding_std")
 ANCHOR_CATEGORICAL = ("chain", "project")
 ANCHOR_FEATURES = ANCHOR_NUMERIC + ANCHOR_CATEGORICAL
-
-KEY_COLUMNS = ("pool_id", "snapshot_date")
-LABEL_COLUMN = "is_apy_kept"
-# Label settings that travel as columns of the training set (one value each).
-LABEL_SETTING_COLUMNS = (
-    "horizon_days",
-    "apy_drop_threshold",
-    "apy_future_stat",
-    "min_future_coverage",
-    "dead_pool_is_dropped",
-)
-
-# Eligibility as DefiLlama applied it: pools with apy <= 0 or fewer than 7
-# observed days are "not scored". Train and evaluate on eligible rows only.
-ELIGIBILITY = {"min_apy_exclusive": 0, "min_observed_days": 7}
 
 # Date split: the test period is the last TEST_FRACTION of labelled dates.
 TEST_FRACTION = 0.3

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from apy_runway.console import UserError
-from models_py import config
+from apy_runway.foundation.console import UserError
+from inference import contracts
 
 
 @dataclass
@@ -31,7 +31,7 @@ class TrainingData:
 
     @property
     def y(self) -> np.ndarray:
-        return self.frame[config.LABEL_COLUMN].to_numpy(dtype=int)
+        return self.frame[contracts.LABEL_COLUMN].to_numpy(dtype=int)
 
     @property
     def dates(self) -> np.ndarray:
@@ -39,7 +39,7 @@ class TrainingData:
 
     @property
     def label_end_dates(self) -> np.ndarray:
-        return self.frame["label_window_end_date"].to_numpy(dtype="datetime64[D]")
+        return self.frame[contracts.LABEL_WINDOW_END_COLUMN].to_numpy(dtype="datetime64[D]")
 
     def matrix(self, features: list[str] | None = None) -> np.ndarray:
         return to_matrix(self.frame, features or self.features, self.categorical)
@@ -71,8 +71,8 @@ def to_matrix(frame: pd.DataFrame, features: list[str], categorical: list[str]) 
 
 def label_settings(frame: pd.DataFrame) -> dict:
     """One value per label-setting column; fail on a missing or mixed column."""
-    settings = {"column": config.LABEL_COLUMN}
-    for name in config.LABEL_SETTING_COLUMNS:
+    settings = {"column": contracts.LABEL_COLUMN}
+    for name in contracts.LABEL_SETTING_COLUMNS:
         if name not in frame.columns:
             raise UserError(f"training set has no label-setting column {name!r}")
         values = frame[name].dropna().unique()
@@ -98,7 +98,7 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
         raise UserError("feature_columns.json lists no features")
     if frame.empty:
         raise UserError("training set is empty: no labelled rows to train on")
-    required = [*config.KEY_COLUMNS, config.LABEL_COLUMN, "apy", "observed_day_count"]
+    required = [*contracts.KEY_COLUMNS, contracts.LABEL_COLUMN, "apy", "observed_day_count"]
     missing = [c for c in required + numeric + categorical if c not in frame.columns]
     if missing:
         raise UserError(f"training set misses column(s) {missing} "
@@ -112,23 +112,23 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
         frame["label_window_end_date"] = frame["snapshot_date"] + pd.Timedelta(
             days=settings["horizon_days"])
     dropped = {}
-    unlabelled = frame[config.LABEL_COLUMN].isna()
+    unlabelled = frame[contracts.LABEL_COLUMN].isna()
     dropped["unlabelled"] = int(unlabelled.sum())
     frame = frame[~unlabelled]
-    eligible = (frame["apy"] > config.ELIGIBILITY["min_apy_exclusive"]) & (
-        frame["observed_day_count"] >= config.ELIGIBILITY["min_observed_days"])
+    eligible = (frame["apy"] > contracts.MIN_APY_EXCLUSIVE) & (
+        frame["observed_day_count"] >= contracts.MIN_OBSERVED_DAYS)
     dropped["not_eligible"] = int((~eligible).sum())
     frame = frame[eligible]
     if frame.empty:
         raise UserError("training set is empty after dropping unlabelled and ineligible "
-                        "rows (apy <= 0 or fewer than 7 observed days)")
-    labels = set(frame[config.LABEL_COLUMN].astype(int).unique())
+                        f"rows (eligible: {contracts.describe_eligibility()})")
+    labels = set(frame[contracts.LABEL_COLUMN].astype(int).unique())
     if not labels <= {0, 1}:
-        raise UserError(f"label column {config.LABEL_COLUMN} holds {sorted(labels)}, not 0/1")
+        raise UserError(f"label column {contracts.LABEL_COLUMN} holds {sorted(labels)}, not 0/1")
     if len(labels) < 2:
         raise UserError(f"training set is single-class: every eligible row has "
-                        f"{config.LABEL_COLUMN}={labels.pop()}; nothing to learn")
-    frame[config.LABEL_COLUMN] = frame[config.LABEL_COLUMN].astype(int)
+                        f"{contracts.LABEL_COLUMN}={labels.pop()}; nothing to learn")
+    frame[contracts.LABEL_COLUMN] = frame[contracts.LABEL_COLUMN].astype(int)
     frame["pool_id"] = frame["pool_id"].astype(str)
     frame = frame.sort_values(["snapshot_date", "pool_id"], kind="stable").reset_index(drop=True)
     return TrainingData(frame, numeric, categorical, settings, dropped)

@@ -9,9 +9,12 @@ import time
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.metrics import (average_precision_score, brier_score_loss, log_loss,
                              roc_auc_score)
+
+from inference import contracts
 
 
 def safe_auc(y, p) -> float:
@@ -50,6 +53,18 @@ def cross_validate(pipeline, X, y, folds) -> dict:
             "last_model": model}
 
 
+def rank_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count one half): the same
+    number as roc_auc_score, exact at perfect separation (1.0, not 1 - 1e-16)."""
+    y = np.asarray(y)
+    n_keep = int(y.sum())
+    n_down = len(y) - n_keep
+    if n_keep == 0 or n_down == 0:
+        return float("nan")
+    ranks = rankdata(p)
+    return float((ranks[y == 1].sum() - n_keep * (n_keep + 1) / 2) / (n_keep * n_down))
+
+
 def bootstrap_auc_by_pool(y, p, pools, samples: int = 200, seed: int = 0,
                           level: float = 0.95) -> dict:
     """Percentile CI of the AUC resampling whole pools (rows of a pool are correlated)."""
@@ -62,7 +77,7 @@ def bootstrap_auc_by_pool(y, p, pools, samples: int = 200, seed: int = 0,
     for _ in range(samples):
         chosen = rng.integers(0, len(uniques), len(uniques))
         rows = np.concatenate([order[bounds[c]:bounds[c + 1]] for c in chosen])
-        auc = safe_auc(y[rows], p[rows])
+        auc = rank_auc(y[rows], p[rows])
         if np.isfinite(auc):
             values.append(auc)
     if not values:
@@ -85,29 +100,19 @@ def auc_by_group(y, p, groups, top: int | None = None) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def predicted_probability(p_keep) -> np.ndarray:
-    """DefiLlama's shown probability: 100 x max(p_down, p_keep)."""
-    p_keep = np.asarray(p_keep, dtype=float)
-    return 100 * np.maximum(p_keep, 1 - p_keep)
-
-
 def confidence_cutpoints(p_keep) -> list[float]:
-    """Tercile cut-points [q1, q2] of the predicted probability (stored, not recomputed)."""
-    q1, q2 = np.quantile(predicted_probability(p_keep), [1 / 3, 2 / 3])
+    """Tercile cut-points [q1, q2] of the shown probability (stored, not recomputed)."""
+    shown = contracts.predicted_probability(np.asarray(p_keep, dtype=float))
+    q1, q2 = np.quantile(shown, [1 / 3, 2 / 3])
     return [float(q1), float(q2)]
 
 
-def confidence_bin(p_keep, cutpoints) -> np.ndarray:
-    """1 (lowest) .. 3 (highest) from the stored cut-points."""
-    return 1 + np.searchsorted(np.asarray(cutpoints, dtype=float),
-                               predicted_probability(p_keep), side="right")
-
-
 def hit_rate_by_confidence(y, p_keep, cutpoints) -> pd.DataFrame:
-    """Share of correct class calls ('Down' when p_down >= p_keep) per confidence bin."""
-    y, p_keep = np.asarray(y), np.asarray(p_keep)
-    predicted_keep = (p_keep > 1 - p_keep).astype(int)
-    bins = confidence_bin(p_keep, cutpoints)
+    """Share of correct class calls ('Down' when p_down >= p_keep) per confidence
+    bin, binned by the one shared bin function."""
+    y, p_keep = np.asarray(y), np.asarray(p_keep, dtype=float)
+    predicted_keep = (~contracts.predicted_class_is_down(p_keep)).astype(int)
+    bins = contracts.confidence_bin(contracts.predicted_probability(p_keep), cutpoints)
     rows = []
     for b in (1, 2, 3):
         mask = bins == b

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from apy_runway.build import run_dbt
-from apy_runway.console import UserError, log
-from apy_runway.paths import ProjectPaths
+from apy_runway.foundation.dbt import run_dbt
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import ProjectPaths
 from models_py import config, report
 from models_py.data import load_training_set
 from models_py.training import Settings, train_models

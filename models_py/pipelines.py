@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from inference.artefact import iter_estimators
 from models_py import config
 
 
@@ -101,3 +102,18 @@ def build_pipeline(name: str, features: list[str], categorical: list[str],
              index(config.ANCHOR_CATEGORICAL))])
         return Pipeline([("preprocess", pre), ("classifier", random_forest(rf_params, n_estimators))])
     raise ValueError(f"unknown model {name!r}; choose from {config.MODEL_NAMES}")
+
+
+# Per-training-row arrays a fitted forest keeps for its OOB score: two floats per
+# training row (68% of model.joblib at 300k rows, benchmarks/RESULTS.md), never
+# used for prediction. The OOB score itself is reported before they are dropped.
+TRAINING_ONLY_ATTRIBUTES = ("oob_decision_function_", "oob_prediction_")
+
+
+def strip_training_only_state(model):
+    """Drop the OOB arrays from every nested estimator (in place); return the model."""
+    for estimator in iter_estimators(model):
+        for attribute in TRAINING_ONLY_ATTRIBUTES:
+            if attribute in vars(estimator):
+                delattr(estimator, attribute)
+    return model

@@ -17,14 +17,13 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from apy_runway.console import UserError, log
-from models_py import config
-from models_py.artefact import strip_training_only_state
-from models_py.data import TrainingData
 from sklearn.base import clone
 
+from apy_runway.foundation.console import UserError, log
+from models_py import config
+from models_py.data import TrainingData
 from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics
-from models_py.pipelines import build_pipeline
+from models_py.pipelines import build_pipeline, strip_training_only_state
 from models_py.splits import PurgedWalkForward, calibration_split, time_split
 
 

@@ -48,7 +48,7 @@ def training_metrics(result) -> dict:
 
 
 def features_payload(folder: Path = GOLDEN) -> dict:
-    from apy_runway.publish import columnar_payload
+    from apy_runway.stages.publish import columnar_payload
 
     files = inputs(folder)
     contract = json.loads(files["feature_columns"].read_text())
@@ -57,7 +57,7 @@ def features_payload(folder: Path = GOLDEN) -> dict:
 
 
 def event_time(payload: dict) -> str:
-    from apy_runway.score import default_event_time
+    from apy_runway.stages.score import default_event_time
 
     return default_event_time(payload["snapshot_date_max"])
 
@@ -67,20 +67,20 @@ def serve(run_dir: Path, payload: dict) -> dict:
     the unrounded p_keep of every scored pool."""
     import joblib
 
-    from inference import predict
+    from inference import artefact, publication, scoring
 
     metadata = json.loads((run_dir / "metadata.json").read_text())
     data = (run_dir / metadata["model_file"]).read_bytes()
-    predict.verify_artefact(data, metadata)
-    model = predict.single_threaded(joblib.load(run_dir / metadata["model_file"]))
-    spec = predict.ModelSpec.from_metadata(metadata)
-    when = predict.parse_event_time(event_time(payload))
-    published = predict.score_published(model, spec, payload, when, 48.0)
+    artefact.verify_artefact(data, metadata)
+    model = artefact.single_threaded(joblib.load(run_dir / metadata["model_file"]))
+    spec = artefact.ModelSpec.from_metadata(metadata)
+    when = publication.parse_event_time(event_time(payload))
+    published = publication.score_published(model, spec, payload, when, 48.0)
     columns = payload["columns"]
     scored = [i for i, p in enumerate(published["predictions"]) if p["status"] == "scored"]
-    raw = predict.predict_proba_columns(model, spec, columns, np.asarray(scored))
+    raw = scoring.predict_proba_columns(model, spec, columns, np.asarray(scored))
     rows = [{name: columns[name][i] for name in spec.features} for i in scored[:25]]
-    http = predict.score_rows(model, spec, rows)
+    http = scoring.score_rows(model, spec, rows)
     return {
         "event_time": published["event_time"],
         "counts": published["counts"],

@@ -11,9 +11,9 @@ from datetime import date, datetime, timezone
 import duckdb
 import pytest
 
-from apy_runway.build import run_dbt
-from apy_runway.console import UserError
-from apy_runway.paths import project_paths
+from apy_runway.foundation.dbt import run_dbt
+from apy_runway.foundation.console import UserError
+from apy_runway.foundation.paths import project_paths
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apy_runway.build import run_dbt
-from apy_runway.console import UserError
-from apy_runway.generate import generate_snapshots
-from apy_runway.ingest import ingest
-from apy_runway.paths import project_paths
+from apy_runway.foundation.dbt import run_dbt
+from apy_runway.foundation.console import UserError
+from apy_runway.stages.generate import generate_snapshots
+from apy_runway.stages.ingest import ingest
+from apy_runway.foundation.paths import project_paths
 
 pytestmark = pytest.mark.slow
 

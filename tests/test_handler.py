@@ -9,23 +9,15 @@ import joblib
 import numpy as np
 import pytest
 
-from apy_runway.publish import upload_features
-from inference import handler, predict
-from test_inference_support import (  # noqa: F401  (fixtures by name)
-    FEATURES,
-    context,
-    feature_columns,
-    lambda_env,
-    load_event,
-    tiny_run,
-    write_run,
-)
+from apy_runway.stages.publish import upload_features
+from fixtures.tiny_model import FEATURES, feature_columns, load_event, write_run
+from inference import artefact, handler, settings
 
 
 def s3_calls(operation: str):
     """Record the keys the handler's own S3 client asks for (botocore event hook)."""
     seen: list[str] = []
-    client = handler.s3()
+    client = handler.s3(settings.current())
 
     def record(params, **_):
         seen.append(params.get("Key"))
@@ -44,7 +36,7 @@ def inference_logs(caplog):
     caplog.set_level(logging.INFO, logger="apy_runway.inference")
 
 
-def test_cold_load_then_cached_for_the_container(lambda_env, context, tiny_run):  # noqa: F811
+def test_cold_load_then_cached_for_the_container(lambda_env, context, tiny_run):
     gets, stop = s3_calls("GetObject")
     loads_before = handler.MODEL_LOADS
     try:
@@ -58,11 +50,11 @@ def test_cold_load_then_cached_for_the_container(lambda_env, context, tiny_run):
     assert first["statusCode"] == second["statusCode"] == 200
     # loaded single-threaded: a forest's threads only add jitter on a Lambda's vCPUs
     assert all(getattr(est, "n_jobs", None) in (None, 1)
-               for est in predict.iter_estimators(handler.get_model().model))
+               for est in artefact.iter_estimators(handler.get_model(settings.current()).model))
     assert first["body"] == second["body"]
 
 
-def test_http_rows_are_scored_by_the_model(lambda_env, context, tiny_run):  # noqa: F811
+def test_http_rows_are_scored_by_the_model(lambda_env, context, tiny_run):
     event = load_event("http_rows.json")
     response = handler.http(event, context)
     assert response["statusCode"] == 200

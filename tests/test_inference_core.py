@@ -1,4 +1,4 @@
-"""The pure scoring core (inference/predict.py), called directly with a tiny real model."""
+"""The pure serving core (inference/validation, scoring, publication, artefact), called directly with a tiny real model."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,14 +11,14 @@ import joblib
 import numpy as np
 import pytest
 
-from inference import predict
-from test_inference_support import FEATURES, feature_columns, tiny_run  # noqa: F401
+from inference import artefact, contracts, publication, scoring, validation
+from fixtures.tiny_model import FEATURES, feature_columns
 
 
 @pytest.fixture(scope="module")
-def loaded(tiny_run):  # noqa: F811
+def loaded(tiny_run):
     metadata = json.loads((tiny_run / "metadata.json").read_text())
-    return joblib.load(tiny_run / "model.joblib"), predict.ModelSpec.from_metadata(metadata), metadata
+    return joblib.load(tiny_run / "model.joblib"), artefact.ModelSpec.from_metadata(metadata), metadata
 
 
 def good_row(**overrides):
@@ -32,30 +32,30 @@ def test_score_rows_matches_the_model_and_derives_defillama_fields(loaded):
     model, spec, _ = loaded
     rows = [good_row(), good_row(apy=20.0, apy_rolling_7d_mean=3.0, chain="Base"),
             dict(reversed(list(good_row(project="never-seen").items())), extra="ignored")]
-    body = predict.score_rows(model, spec, rows)
+    body = scoring.score_rows(model, spec, rows)
     X = np.array([[r[f] for f in FEATURES] for r in rows], dtype=object)
     expected = model.predict_proba(X)
     np.testing.assert_allclose(body["predictions"], expected)
     for (p_down, p_keep), shown in zip(body["predictions"], body["rows"]):
         assert shown["predicted_class"] == ("Down" if p_down >= p_keep else "Stable/Up")
         assert shown["predicted_probability"] == pytest.approx(100 * max(p_down, p_keep), abs=1e-4)
-        assert shown["binned_confidence"] == predict.binned_confidence(
+        assert shown["binned_confidence"] == contracts.confidence_bin(
             shown["predicted_probability"], spec.cutpoints)
 
 
 def test_null_numeric_is_missing_and_null_categorical_is_allowed(loaded):
     model, spec, _ = loaded
-    matrix = predict.rows_to_matrix([good_row(apy_expanding_std=None, chain=None)], spec)
+    matrix = validation.rows_to_matrix([good_row(apy_expanding_std=None, chain=None)], spec)
     assert math.isnan(matrix[0, FEATURES.index("apy_expanding_std")])
     assert matrix[0, FEATURES.index("chain")] is None
-    assert predict.predict_proba(model, matrix).shape == (1, 2)
+    assert scoring.predict_proba(model, matrix).shape == (1, 2)
 
 
 @pytest.mark.parametrize("probability, expected", [
     (50.0, 1), (60.0, 1), (60.01, 2), (75.0, 2), (75.5, 3), (100.0, 3),
 ])
 def test_binned_confidence_uses_the_metadata_cutpoints(probability, expected):
-    assert predict.binned_confidence(probability, (60.0, 75.0)) == expected
+    assert contracts.confidence_bin(probability, (60.0, 75.0)) == expected
 
 
 @pytest.mark.parametrize("body, code, row, field", [
@@ -68,8 +68,8 @@ def test_binned_confidence_uses_the_metadata_cutpoints(probability, expected):
 ])
 def test_malformed_bodies_name_the_problem(loaded, body, code, row, field):
     _, spec, _ = loaded
-    with pytest.raises(predict.InputError) as info:
-        predict.rows_to_matrix(predict.parse_json_body(body), spec)
+    with pytest.raises(validation.InputError) as info:
+        validation.rows_to_matrix(validation.parse_json_body(body), spec)
     assert (info.value.code, info.value.row, info.value.field, info.value.status) == \
         (code, row, field, 400)
 
@@ -88,31 +88,31 @@ def test_bad_values_name_row_and_field(loaded, field, raw, code):
     _, spec, _ = loaded
     second = json.dumps(good_row(**{field: "__RAW__"})).replace('"__RAW__"', raw)
     body = f"[{json.dumps(good_row())}, {second}]"
-    with pytest.raises(predict.InputError) as info:
-        predict.rows_to_matrix(predict.parse_json_body(body), spec)
+    with pytest.raises(validation.InputError) as info:
+        validation.rows_to_matrix(validation.parse_json_body(body), spec)
     assert (info.value.row, info.value.field, info.value.code) == (1, field, code)
 
 
 def test_batch_over_the_limit_is_413(loaded):
     _, spec, _ = loaded
-    with pytest.raises(predict.InputError) as info:
-        predict.rows_to_matrix([good_row()] * 4, spec, max_rows=3)
+    with pytest.raises(validation.InputError) as info:
+        validation.rows_to_matrix([good_row()] * 4, spec, max_rows=3)
     assert info.value.status == 413
 
 
-def test_sha256_and_version_checks(loaded, tiny_run):  # noqa: F811
+def test_sha256_and_version_checks(loaded, tiny_run):
     _, _, metadata = loaded
     data = (tiny_run / "model.joblib").read_bytes()
-    predict.verify_artefact(data, metadata)
-    with pytest.raises(predict.ModelIntegrityError, match="sha256 mismatch"):
-        predict.verify_artefact(data + b"\0", metadata)
-    with pytest.raises(predict.ModelIntegrityError, match="no model_sha256"):
-        predict.verify_artefact(data, {**metadata, "model_sha256": None})
+    artefact.verify_artefact(data, metadata)
+    with pytest.raises(artefact.ModelIntegrityError, match="sha256 mismatch"):
+        artefact.verify_artefact(data + b"\0", metadata)
+    with pytest.raises(artefact.ModelIntegrityError, match="no model_sha256"):
+        artefact.verify_artefact(data, {**metadata, "model_sha256": None})
     installed = dict(metadata["library_versions"])
-    assert predict.check_library_versions(metadata, installed) == []
-    with pytest.raises(predict.ModelIntegrityError, match="scikit-learn version mismatch"):
-        predict.check_library_versions(metadata, {**installed, "scikit-learn": "1.0.2"})
-    assert predict.check_library_versions(metadata, {**installed, "numpy": "1.26.4"})
+    assert artefact.check_library_versions(metadata, installed) == []
+    with pytest.raises(artefact.ModelIntegrityError, match="scikit-learn version mismatch"):
+        artefact.check_library_versions(metadata, {**installed, "scikit-learn": "1.0.2"})
+    assert artefact.check_library_versions(metadata, {**installed, "numpy": "1.26.4"})
 
 
 def test_score_published_eligibility_staleness_and_counts(loaded):
@@ -120,7 +120,7 @@ def test_score_published_eligibility_staleness_and_counts(loaded):
     payload = feature_columns(40, snapshot_date="2025-06-05")
     payload["columns"]["snapshot_date"][5] = "2025-06-01"
     event_time = dt.datetime(2025, 6, 6, 0, tzinfo=dt.timezone.utc)
-    result = predict.score_published(model, spec, payload, event_time, stale_after_hours=48)
+    result = publication.score_published(model, spec, payload, event_time, stale_after_hours=48)
     by_pool = {p["pool_id"]: p for p in result["predictions"]}
     assert len(by_pool) == 40
     assert by_pool["pool-00000"]["status"] == "not scored"
@@ -145,8 +145,8 @@ def test_published_columns_must_cover_the_model_features(loaded):
     model, spec, _ = loaded
     payload = feature_columns(5)
     del payload["columns"]["apy_expanding_std"]
-    with pytest.raises(predict.FeatureContractError, match="apy_expanding_std"):
-        predict.score_published(model, spec, payload,
+    with pytest.raises(publication.FeatureContractError, match="apy_expanding_std"):
+        publication.score_published(model, spec, payload,
                                 dt.datetime(2025, 6, 6, tzinfo=dt.timezone.utc), 48)
 
 
@@ -155,8 +155,8 @@ def test_published_feature_types_must_match_the_model(loaded):
     payload = feature_columns(5)
     payload["numeric"].append("chain")
     payload["categorical"].remove("chain")
-    with pytest.raises(predict.FeatureContractError, match="chain"):
-        predict.score_published(model, spec, payload,
+    with pytest.raises(publication.FeatureContractError, match="chain"):
+        publication.score_published(model, spec, payload,
                                 dt.datetime(2025, 6, 6, tzinfo=dt.timezone.utc), 48)
 
 
@@ -167,19 +167,19 @@ def test_published_feature_types_must_match_the_model(loaded):
     (None, "2025-06-06T00:00:00Z", True),
 ])
 def test_staleness_counts_from_the_end_of_the_feature_day(feature_date, event_time, stale):
-    assert predict.feature_is_stale(feature_date, predict.parse_event_time(event_time), 48) \
+    assert publication.feature_is_stale(feature_date, publication.parse_event_time(event_time), 48) \
         is stale
 
 
 def test_hour_key_comes_from_the_event_time():
-    t = predict.parse_event_time("2025-06-06T13:59:59Z")
-    assert predict.hour_key("predictions/", t) == "predictions/hourly/2025-06-06T13Z.json"
+    t = publication.parse_event_time("2025-06-06T13:59:59Z")
+    assert contracts.hourly_predictions_key("predictions/", t) == "predictions/hourly/2025-06-06T13Z.json"
     with pytest.raises(ValueError):
-        predict.parse_event_time("yesterday")
+        publication.parse_event_time("yesterday")
 
 
 def test_core_and_handler_do_not_import_pandas():
-    code = ("import sys, inference.predict, inference.handler; "
+    code = ("import sys, inference.handler, inference.service; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'pyarrow')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -193,9 +193,9 @@ def test_column_scoring_equals_the_object_matrix_path(loaded):
     assert any(v is None for v in columns["apy_expanding_std"])   # missing numerics ...
     assert any(v is None for v in columns["chain"])               # ... and categoricals
     rows = np.arange(1, 300, 2)
-    assert predict._dense_column_transformer(model) is not None   # the fast path is taken
-    fast = predict.predict_proba_columns(model, spec, columns, rows)
-    generic = predict.predict_proba(model, predict.published_matrix(columns, spec, rows))
+    assert scoring._dense_column_transformer(model) is not None   # the fast path is taken
+    fast = scoring.predict_proba_columns(model, spec, columns, rows)
+    generic = scoring.predict_proba(model, scoring.published_matrix(columns, spec, rows))
     np.testing.assert_array_equal(fast, generic)
 
 
@@ -205,9 +205,9 @@ def test_column_scoring_falls_back_for_other_model_shapes(loaded):
 
     model, spec, _ = loaded
     wrapped = make_pipeline(FunctionTransformer(), model)   # not ColumnTransformer-first
-    assert predict._dense_column_transformer(wrapped) is None
+    assert scoring._dense_column_transformer(wrapped) is None
     payload = json.loads(json.dumps(feature_columns(50), default=str))
     rows = np.arange(50)
     np.testing.assert_array_equal(
-        predict.predict_proba_columns(wrapped, spec, payload["columns"], rows),
-        predict.predict_proba(model, predict.published_matrix(payload["columns"], spec, rows)))
+        scoring.predict_proba_columns(wrapped, spec, payload["columns"], rows),
+        scoring.predict_proba(model, scoring.published_matrix(payload["columns"], spec, rows)))

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from apy_runway.console import UserError
-from apy_runway.ingest import (
+from apy_runway.foundation.console import UserError
+from apy_runway.stages.ingest import (
     CONTRACT,
     POOLS_METADATA_FIELDS,
     REASONS,
@@ -119,12 +119,12 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
 
 
 def test_chart_files_read_in_several_batches_give_the_same_rows(project_home, monkeypatch):
-    import apy_runway.ingest as ingest_module
+    from apy_runway.stages.ingest import readers
 
     ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
     staged = query(f"select * from '{project_home.raw_snapshots}'")
     quarantined = query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
-    monkeypatch.setattr(ingest_module, "JSON_FILES_PER_SCAN", 2)  # 3 files -> 2 scans
+    monkeypatch.setattr(readers, "JSON_FILES_PER_SCAN", 2)  # 3 files -> 2 scans
     ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
     assert query(f"select * from '{project_home.raw_snapshots}'") == staged
     assert query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'") \
@@ -154,7 +154,7 @@ def test_real_shared_sample(project_home):
 
 @pytest.fixture(scope="module")
 def bad_rows_ingested(tmp_path_factory):
-    from apy_runway.paths import project_paths
+    from apy_runway.foundation.paths import project_paths
 
     paths = project_paths(tmp_path_factory.mktemp("bad_rows_home")).ensure()
     result = ingest([BAD_ROWS_CSV], paths)
@@ -381,7 +381,7 @@ def test_out_of_memory_is_one_clear_error_naming_the_limit_and_writes_nothing(
 def test_memory_limit_flag_accepts_only_memory_sizes(value, ok):
     import argparse
 
-    from apy_runway.console import memory_size
+    from apy_runway.foundation.console import memory_size
 
     if ok:
         assert memory_size(value) == value.strip()
@@ -395,7 +395,7 @@ def test_memory_limit_flag_accepts_only_memory_sizes(value, ok):
 
 @pytest.mark.slow
 def test_dbt_staging_and_daily_models_read_the_contract(project_home, tmp_path):
-    from apy_runway.build import run_dbt
+    from apy_runway.foundation.dbt import run_dbt
 
     result = ingest([CHART_DIR, BAD_ROWS_CSV], project_home, pools_json=POOLS_JSON)
     run_dbt(

@@ -24,12 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from test_inference_support import (  # noqa: F401  (fixtures by name)
-    EVENTS,
-    feature_columns,
-    lambda_env,
-    tiny_run,
-)
+from fixtures.tiny_model import EVENTS, feature_columns
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "build" / "layer-cache"

@@ -1,7 +1,8 @@
 """Leakage test: build on the full history and on the history cut at a date
 (dbt var as_of_date); every feature of the days up to the cut must be
 identical, and the cut build's labels must equal the full build's or be null
-(null in the last horizon_days before the cut).
+(null in the last horizon_days before the cut). It runs through `apy-runway
+check-leakage --cut DATE`, which exits 1 on a leak.
 
 The test of the test copies the dbt project to a temporary folder, adds a
 deliberately leaking feature (a centred window) and a label that ignores
@@ -10,21 +11,18 @@ where the data ends, and checks that the comparison reports exactly those.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from apy_runway.build import dbt_executable
-from apy_runway.generate import generate_snapshots
-from apy_runway.ingest import ingest
-from apy_runway.leakage import compare_builds
-from apy_runway.paths import DBT_PROJECT_DIR, PROFILES_DIR, project_paths
+from apy_runway.cli import main as cli_main
+from apy_runway.foundation.paths import DBT_PROJECT_DIR, project_paths
+from apy_runway.stages.generate import generate_snapshots
+from apy_runway.stages.ingest import ingest
+from apy_runway.stages.leakage import compare_builds, leakage_dir
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +30,6 @@ START = date(2024, 1, 1)
 N_DAYS = 240
 CUT = START + timedelta(days=150)
 HORIZON = 30
-SELECT = "+int_pool_days_featurized +int_pool_days_labeled"
 
 
 @pytest.fixture(scope="module")
@@ -45,33 +42,32 @@ def raw_snapshots(tmp_path_factory) -> Path:
     return paths.raw_snapshots
 
 
-def dbt_run(project_dir: Path, home: Path, raw: Path, dbt_vars: dict | None = None) -> Path:
-    """`dbt run` of the feature and label models of project_dir into home's warehouse."""
+def check_leakage(home: Path, raw: Path, *extra: str) -> tuple[int, dict, Path]:
+    """`apy-runway check-leakage --cut CUT` on a home holding `raw`: (exit code,
+    report.json, folder of the two warehouses)."""
     paths = project_paths(home).ensure()
     shutil.copy(raw, paths.raw_snapshots)
-    argv = [dbt_executable(), "run", "--project-dir", str(project_dir),
-            "--profiles-dir", str(PROFILES_DIR), "--target-path", str(home / "target"),
-            "--select", SELECT]
-    if dbt_vars:
-        argv += ["--vars", json.dumps(dbt_vars)]
-    env = {**os.environ, **paths.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           "DBT_LOG_PATH": str(home / "dbt_logs")}
-    result = subprocess.run(argv, cwd=project_dir, env=env, text=True, capture_output=True)
-    assert result.returncode == 0, result.stdout[-4000:]
-    return paths.warehouse
-
-
-def build_full_and_cut(project_dir: Path, tmp: Path, raw: Path) -> tuple[Path, Path]:
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        full = pool.submit(dbt_run, project_dir, tmp / "full", raw)
-        cut = pool.submit(dbt_run, project_dir, tmp / "cut", raw, {"as_of_date": CUT.isoformat()})
-        return full.result(), cut.result()
+    code = cli_main(["--home", str(home), "check-leakage", "--cut", CUT.isoformat(), *extra])
+    folder = leakage_dir(paths)
+    return code, json.loads((folder / "report.json").read_text()), folder
 
 
 @pytest.fixture(scope="module")
-def product_builds(raw_snapshots, tmp_path_factory) -> tuple[Path, Path]:
-    return build_full_and_cut(DBT_PROJECT_DIR, tmp_path_factory.mktemp("leakage_product"),
-                              raw_snapshots)
+def product_check(raw_snapshots, tmp_path_factory) -> tuple[int, dict, Path]:
+    return check_leakage(tmp_path_factory.mktemp("leakage_product"), raw_snapshots)
+
+
+@pytest.fixture(scope="module")
+def product_builds(product_check) -> tuple[Path, Path]:
+    _, _, folder = product_check
+    return folder / "full.duckdb", folder / "cut.duckdb"
+
+
+def test_check_leakage_passes_on_the_project(product_check):
+    code, report, _ = product_check
+    assert code == 0
+    assert report["is_clean"] and report["horizon_days"] == HORIZON
+    assert report["summary"].startswith("no leakage at cut")
 
 
 def test_features_and_labels_do_not_leak_across_the_cut(product_builds):
@@ -132,20 +128,25 @@ def _leaking_project(tmp: Path) -> Path:
     return project
 
 
-def test_the_comparison_reports_a_centred_window_and_a_label_past_the_cut(
+def test_check_leakage_fails_on_a_centred_window_and_a_label_past_the_cut(
     raw_snapshots, tmp_path
 ):
     project = _leaking_project(tmp_path)
-    full, cut = build_full_and_cut(project, tmp_path, raw_snapshots)
-    report = compare_builds(full, cut, CUT, HORIZON)
-    assert not report.is_clean
-    assert report.leaking_features == ["apy_centred_7d_mean"]
+    code, report, folder = check_leakage(tmp_path / "home", raw_snapshots,
+                                         "--project-dir", str(project))
+    assert code == 1
+    assert not report["is_clean"]
+    assert sorted(name for name, n in report["feature_mismatches"].items() if n) == \
+        ["apy_centred_7d_mean"]
     # the last 3 observed days before the cut of (nearly) every pool change
-    assert report.feature_mismatches["apy_centred_7d_mean"] >= 3 * 20
+    assert report["feature_mismatches"]["apy_centred_7d_mean"] >= 3 * 20
     # every pool still reporting at the cut looks dead in its last 30 days
-    assert report.labels_past_cut > 20 * HORIZON
-    assert report.label_mismatches > 0
-    assert "apy_centred_7d_mean" in report.summary()
+    assert report["labels_past_cut"] > 20 * HORIZON
+    assert report["label_mismatches"] > 0
+    assert "apy_centred_7d_mean" in report["summary"]
+    # the pure comparison says the same of the two warehouses
+    direct = compare_builds(folder / "full.duckdb", folder / "cut.duckdb", CUT, HORIZON)
+    assert direct.leaking_features == ["apy_centred_7d_mean"]
 
 
 def test_compare_builds_rejects_a_bad_horizon(tmp_path):

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apy_runway.console import UserError
+from apy_runway.foundation.console import UserError
 from models_py.data import load_training_set, prepare, to_matrix
-from models_py.synthetic import make_training_set
+from fixtures.synthetic import make_training_set
 
 
 @pytest.fixture(scope="module")

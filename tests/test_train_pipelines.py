@@ -8,9 +8,10 @@ from sklearn.calibration import CalibratedClassifierCV
 
 from models_py import config
 from models_py.data import prepare
-from models_py.evaluate import confidence_bin, confidence_cutpoints, hit_rate_by_confidence, predicted_probability
+from inference.contracts import confidence_bin, predicted_probability
+from models_py.evaluate import confidence_cutpoints, hit_rate_by_confidence
 from models_py.pipelines import build_pipeline, heuristic_score
-from models_py.synthetic import make_training_set
+from fixtures.synthetic import make_training_set
 from models_py.training import calibrated
 
 
@@ -84,7 +85,8 @@ def test_confidence_bins_follow_the_stored_cutpoints():
     np.testing.assert_allclose(predicted_probability(p_keep), [50, 60, 70, 80, 95, 95])
     cut = confidence_cutpoints(p_keep)
     assert cut == pytest.approx(np.quantile([50, 60, 70, 80, 95, 95], [1 / 3, 2 / 3]))
-    np.testing.assert_array_equal(confidence_bin(p_keep, [65, 85]), [1, 1, 2, 2, 3, 3])
+    np.testing.assert_array_equal(confidence_bin(predicted_probability(p_keep), [65, 85]),
+                                  [1, 1, 2, 2, 3, 3])
     y = np.array([1, 0, 1, 1, 1, 0])
     table = hit_rate_by_confidence(y, p_keep, [65, 85])
     # bin 1: 0.5 -> Down (p_down >= p_keep) wrong, 0.4 -> Down right; bin 3: both right

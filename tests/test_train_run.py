@@ -12,12 +12,14 @@ import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from apy_runway.console import UserError
-from apy_runway.paths import project_paths
-from models_py import artefact, evaluate, train
+from apy_runway.foundation.console import UserError
+from apy_runway.foundation.paths import project_paths
+from inference import contracts
+from models_py import evaluate, train
+from models_py import run_folder as artefact
 from models_py.data import load_training_set
 from models_py.splits import time_split
-from models_py.synthetic import make_training_set
+from fixtures.synthetic import make_training_set
 
 pytestmark = pytest.mark.slow
 RUN_ID = "20260101T000000Z"
@@ -164,7 +166,8 @@ def test_stored_cutpoints_are_the_test_period_terciles(trained):
     model = joblib.load(run_dir / "model.joblib")
     p_keep = model.predict_proba(data.matrix()[split.test_index])[:, 1]
     assert meta["confidence_cutpoints"] == pytest.approx(evaluate.confidence_cutpoints(p_keep))
-    bins = evaluate.confidence_bin(p_keep, meta["confidence_cutpoints"])
+    bins = contracts.confidence_bin(contracts.predicted_probability(p_keep),
+                                    meta["confidence_cutpoints"])
     assert set(np.unique(bins)) == {1, 2, 3}
 
 

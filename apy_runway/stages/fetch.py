@@ -26,8 +26,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apy_runway.console import UserError, log
-from apy_runway.paths import ProjectPaths
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import ProjectPaths
 
 COMMAND = "fetch"
 HELP = "download DefiLlama /pools and /chart/{pool} responses into data/landing/defillama/"

@@ -1,9 +1,10 @@
-"""`apy-runway score`: run the scheduled inference Lambda once, locally.
+"""`apy-runway score`: run the scheduled inference Lambda's core once, locally.
 
 Starts a local S3 (moto's server on 127.0.0.1, a free port), publishes the
 trained artefact (runs/latest) and the latest features there exactly as
-`apy-runway publish` does, invokes ``inference.handler.scheduled`` with an
-EventBridge event, and prints the pools with the highest and lowest runway
+`apy-runway publish` does, runs the scheduled function's core
+(``inference.service``: load the model, score the hour) with a Settings object
+for that S3 (no environment variables), and prints the pools with the highest and lowest runway
 probability (p_keep) and the counts scored / not scored / stale. A copy of the
 predictions is written to data/exports/predictions_latest.json.
 """
@@ -12,27 +13,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import uuid
 
-from apy_runway.console import UserError, log
-from apy_runway.local_s3 import (
-    LOCAL_CREDENTIALS,
-    ensure_bucket,
-    environment,
-    local_s3_server,
-    s3_client,
-)
-from apy_runway.paths import ProjectPaths
-from apy_runway.publish import load_features_payload, resolve_run, upload_features, upload_run
-from inference import handler, predict
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client, upload_run
+from apy_runway.stages.publish import load_features_payload, resolve_run, upload_features
+from inference import contracts, service
+from inference.publication import STATUS_SCORED, parse_event_time
+from inference.settings import Settings
 
 COMMAND = "score"
 HELP = "invoke the scheduled inference Lambda once against a local S3 and show its predictions"
 
 LOCAL_BUCKET = "apy-runway-local"
-MODEL_PREFIX = "models/latest/"
-FEATURES_KEY = "features/latest_features.json"
-PREDICTIONS_PREFIX = "predictions/"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training run to score with: folder, run id or 'latest' (default)")
     parser.add_argument("--top", type=int, default=10,
                         help="pools shown at each end of the table (default: 10)")
-    parser.add_argument("--stale-after-hours", type=float, default=48.0,
-                        help="features older than this at the event time are flagged stale")
+    parser.add_argument("--stale-after-hours", type=float,
+                        default=contracts.FEATURES_STALE_AFTER_HOURS,
+                        help="features older than this at the event time are flagged stale "
+                             f"(default: {contracts.FEATURES_STALE_AFTER_HOURS:g})")
 
 
 def default_event_time(feature_date_max: str | None) -> str:
@@ -54,64 +49,51 @@ def default_event_time(feature_date_max: str | None) -> str:
     return f"{day.isoformat()}T00:00:00Z"
 
 
-def scheduled_event(event_time: str) -> dict:
-    """An EventBridge scheduled event, shaped like tests/events/scheduled.json."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"apy-runway-local/{event_time}")),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "000000000000",
-        "time": event_time,
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:000000000000:rule/apy-runway-local-hourly"],
-        "detail": {},
-    }
-
-
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
-    run_dir = resolve_run(paths, args.run)
+    if not args.stale_after_hours > 0:
+        raise UserError(f"--stale-after-hours must be positive, got {args.stale_after_hours}")
+    published = score_locally(paths, run=args.run, event_time=args.event_time,
+                              stale_after_hours=args.stale_after_hours)
+    print(render_report(published, args.top))
+    return 0
+
+
+def score_locally(paths: ProjectPaths, run: str = "latest", event_time: str | None = None,
+                  stale_after_hours: float = contracts.FEATURES_STALE_AFTER_HOURS) -> dict:
+    """Publish run + features to a local S3, score one hour with the Lambda's
+    core, write data/exports/predictions_latest.json; return the hour's document."""
+    run_dir = resolve_run(paths, run)
     payload = load_features_payload(paths)
-    event_time = args.event_time or default_event_time(payload["snapshot_date_max"])
+    event_time = event_time or default_event_time(payload["snapshot_date_max"])
     try:
-        predict.parse_event_time(event_time)
+        when = parse_event_time(event_time)
     except ValueError as error:
         raise UserError(str(error)) from error
 
     with local_s3_server() as endpoint:
-        env = {
-            **LOCAL_CREDENTIALS,
-            "AWS_PROFILE": None,
-            "AWS_SESSION_TOKEN": None,
-            "AWS_ENDPOINT_URL": endpoint,
-            "APY_RUNWAY_BUCKET": LOCAL_BUCKET,
-            "APY_RUNWAY_MODEL_PREFIX": MODEL_PREFIX,
-            "APY_RUNWAY_FEATURES_KEY": FEATURES_KEY,
-            "APY_RUNWAY_PREDICTIONS_PREFIX": PREDICTIONS_PREFIX,
-            "APY_RUNWAY_STALE_AFTER_HOURS": str(args.stale_after_hours),
-        }
-        with environment(**env):
-            client = s3_client(endpoint)
-            ensure_bucket(client, LOCAL_BUCKET)
-            upload_features(client, LOCAL_BUCKET, FEATURES_KEY, payload)
-            upload_run(client, LOCAL_BUCKET, MODEL_PREFIX, run_dir)
-            log(f"local S3 at {endpoint}: published {payload['row_count']} pools and "
-                f"run {run_dir.name}; invoking the scheduled handler at {event_time}")
-            summary = handler.scheduled(scheduled_event(event_time), None)
-            body = client.get_object(Bucket=LOCAL_BUCKET, Key=summary["hourly_key"])["Body"].read()
+        settings = Settings(bucket=LOCAL_BUCKET, stale_after_hours=stale_after_hours,
+                            endpoint_url=endpoint)
+        client = s3_client(endpoint, local=True)
+        ensure_bucket(client, LOCAL_BUCKET)
+        upload_features(client, LOCAL_BUCKET, settings.features_key, payload)
+        upload_run(client, LOCAL_BUCKET, settings.model_prefix, run_dir)
+        log(f"local S3 at {endpoint}: published {payload['row_count']} pools and "
+            f"run {run_dir.name}; scoring the hour {event_time}")
+        loaded = service.load_model(settings, client)
+        summary, _ = service.score_hour(settings, client, loaded, when)
+        body = client.get_object(Bucket=LOCAL_BUCKET, Key=summary["hourly_key"])["Body"].read()
     published = json.loads(body)
     out = paths.exports / "predictions_latest.json"
     out.write_text(json.dumps(published, indent=1) + "\n")
-    print(render_report(published, args.top))
     log(f"wrote {out}")
-    return 0
+    return published
 
 
 def render_report(published: dict, top: int) -> str:
     """Highest / lowest runway probability table and the counts."""
-    scored = [p for p in published["predictions"] if p["status"] == predict.STATUS_SCORED]
+    scored = [p for p in published["predictions"] if p["status"] == STATUS_SCORED]
     ranked = sorted(scored, key=lambda p: (-p["p_keep"], p["pool_id"]))
     counts = published["counts"]
     lines = [

@@ -17,16 +17,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from apy_runway.console import UserError, log
-from apy_runway.local_s3 import ensure_bucket, s3_client
-from apy_runway.paths import ProjectPaths
-from inference.handler import DEFAULT_FEATURES_KEY, DEFAULT_MODEL_PREFIX
-from inference.predict import FEATURES_FORMAT
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.s3 import ensure_bucket, s3_client, upload_run
+from inference import contracts
 
 COMMAND = "publish"
 HELP = "upload latest_features (column-wise JSON) and optionally a run folder to S3"
 
-RUN_FILES_REQUIRED = ("metadata.json",)
+RUN_FILES_REQUIRED = (contracts.MODEL_METADATA_FILE,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,14 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="S3 bucket (default: $APY_RUNWAY_BUCKET)")
     parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
                         help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL)")
-    parser.add_argument("--features-key", default=os.environ.get(
-        "APY_RUNWAY_FEATURES_KEY", DEFAULT_FEATURES_KEY),
-        help=f"key of the features JSON (default: {DEFAULT_FEATURES_KEY})")
+    parser.add_argument("--features-key", default=contracts.FEATURES_KEY,
+                        help=f"key of the features JSON (default: {contracts.FEATURES_KEY})")
     parser.add_argument("--run", default=None, metavar="RUN",
                         help="also upload this training run (folder, run id or 'latest')")
-    parser.add_argument("--model-prefix", default=os.environ.get(
-        "APY_RUNWAY_MODEL_PREFIX", DEFAULT_MODEL_PREFIX),
-        help=f"key prefix for the run's files (default: {DEFAULT_MODEL_PREFIX})")
+    parser.add_argument("--model-prefix", default=contracts.MODEL_PREFIX,
+                        help=f"key prefix for the run's files (default: {contracts.MODEL_PREFIX})")
     parser.add_argument("--create-bucket", action="store_true",
                         help="create the bucket if missing (local S3 servers)")
 
@@ -75,8 +72,8 @@ def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
     missing = [name for name in RUN_FILES_REQUIRED if not (candidate / name).is_file()]
     if missing:
         raise UserError(f"run folder {candidate} lacks {missing}")
-    metadata = json.loads((candidate / "metadata.json").read_text())
-    model_file = metadata.get("model_file") or "model.joblib"
+    metadata = json.loads((candidate / contracts.MODEL_METADATA_FILE).read_text())
+    model_file = metadata.get("model_file") or contracts.MODEL_FILE
     if not (candidate / model_file).is_file():
         raise UserError(f"run folder {candidate} lacks its model file {model_file}")
     return candidate
@@ -108,7 +105,7 @@ def columnar_payload(columns: dict[str, list], feature_columns: dict,
     clean = {name: [_json_value(v) for v in values] for name, values in columns.items()}
     dates = [d for d in clean["snapshot_date"] if d]
     return {
-        "format": FEATURES_FORMAT,
+        "format": contracts.FEATURES_FORMAT,
         "source": source,
         "published_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "row_count": len(clean["pool_id"]),
@@ -137,19 +134,3 @@ def upload_features(client, bucket: str, key: str, payload: dict) -> int:
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return len(body)
-
-
-def upload_run(client, bucket: str, prefix: str, run_dir: Path) -> list[str]:
-    """Upload the run folder's top-level files (model, metadata, reports) under prefix.
-
-    metadata.json goes last: a Lambda cold start in between sees the old metadata
-    and a new model, which the sha256 check refuses, never a silent mix.
-    """
-    keys = []
-    files = sorted(run_dir.iterdir(), key=lambda p: (p.name == "metadata.json", p.name))
-    for path in files:
-        if path.is_file():
-            key = prefix + path.name
-            client.upload_file(str(path), bucket, key)
-            keys.append(key)
-    return keys

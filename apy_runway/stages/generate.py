@@ -46,8 +46,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.signal import lfilter
 
-from apy_runway.console import UserError, log
-from apy_runway.paths import ProjectPaths
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import ProjectPaths
+from inference.contracts import RAW_CONTRACT
 
 COMMAND = "generate"
 HELP = "write synthetic hourly DefiLlama pool snapshots (the embedded default data)"
@@ -64,21 +65,15 @@ DEFAULT_START = date(2024, 1, 1)
 DEFAULT_CHUNK_POOLS = 250
 FREQUENCIES = ("hourly", "daily")
 
-SCHEMA = pa.schema([
-    ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("pool", pa.string()),
-    ("chain", pa.string()),
-    ("project", pa.string()),
-    ("symbol", pa.string()),
-    ("poolMeta", pa.string()),
-    ("tvlUsd", pa.float64()),
-    ("apy", pa.float64()),
-    ("apyBase", pa.float64()),
-    ("apyReward", pa.float64()),
-    ("stablecoin", pa.bool_()),
-    ("ilRisk", pa.string()),
-    ("exposure", pa.string()),
-])
+# The raw contract (inference/contracts.py) in arrow types: the generated file
+# is exactly what ingest stages.
+ARROW_TYPES = {
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "VARCHAR": pa.string(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
+SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in RAW_CONTRACT])
 
 # --------------------------------------------------------------------------- regimes
 
@@ -214,7 +209,7 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         start = date.fromisoformat(args.start)
     except ValueError:
         raise UserError(f"--start must be YYYY-MM-DD, got {args.start!r}") from None
-    out = Path(args.out) if args.out else paths.landing / "generated_snapshots.parquet"
+    out = Path(args.out) if args.out else paths.generated_snapshots
     generate_snapshots(out, n_pools=args.pools, n_days=args.days, seed=args.seed,
                        start_date=start, freq=args.freq, chunk_pools=args.chunk_pools)
     return 0

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PROFILES_DIR = REPO_ROOT
 
@@ -31,6 +31,11 @@ class ProjectPaths:
     def landing(self) -> Path:
         """Inputs before validation (generated data, fetched API responses)."""
         return self.data / "landing"
+
+    @property
+    def generated_snapshots(self) -> Path:
+        """`apy-runway generate`'s output, ingest's default input."""
+        return self.landing / "generated_snapshots.parquet"
 
     @property
     def raw(self) -> Path:

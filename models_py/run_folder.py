@@ -1,5 +1,6 @@
-"""The run folder: model.joblib + metadata.json, its hash check, the 'latest'
-link and the optional S3 upload. The Lambda relies on this layout exactly.
+"""The run folder runs/<run_id>/: the writer (model.joblib + metadata.json),
+its hash check, the 'latest' link and the optional S3 upload. The Lambda
+relies on this layout exactly (file names from inference.contracts).
 """
 from __future__ import annotations
 
@@ -10,13 +11,22 @@ import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import joblib
+import numpy as np
 
-from apy_runway.console import UserError
+from apy_runway.foundation import s3
+from apy_runway.foundation.console import UserError
+from inference import contracts
+from models_py import config, evaluate, report
+from models_py.pipelines import strip_training_only_state
 
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
+if TYPE_CHECKING:
+    from models_py.training import Settings, TrainingResult
+
+MODEL_FILE = contracts.MODEL_FILE
+METADATA_FILE = contracts.MODEL_METADATA_FILE
 LATEST = "latest"
 REQUIRED_METADATA = (
     "model_id", "model_name", "model_file", "model_sha256", "model_size_bytes",
@@ -44,23 +54,6 @@ def library_versions() -> dict:
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
             "numpy": numpy.__version__, "scipy": scipy.__version__,
             "joblib": joblib.__version__, "pandas": pandas.__version__}
-
-
-# Per-training-row arrays a fitted forest keeps for its OOB score: two floats per
-# training row (68% of model.joblib at 300k rows, benchmarks/RESULTS.md), never
-# used for prediction. The OOB score itself is reported before they are dropped.
-TRAINING_ONLY_ATTRIBUTES = ("oob_decision_function_", "oob_prediction_")
-
-
-def strip_training_only_state(model):
-    """Drop the OOB arrays from every nested estimator (in place); return the model."""
-    from inference.predict import iter_estimators
-
-    for estimator in iter_estimators(model):
-        for attribute in TRAINING_ONLY_ATTRIBUTES:
-            if attribute in vars(estimator):
-                delattr(estimator, attribute)
-    return model
 
 
 def save_model(model, run_dir: Path) -> dict:
@@ -146,29 +139,97 @@ def update_latest(runs_dir: Path, run_id: str) -> Path:
     return link
 
 
+# --------------------------------------------------------------------------- writer
+
+
+def _clean_cv(cv: dict) -> dict:
+    return {k: v for k, v in cv.items() if k not in ("predictions", "last_model")}
+
+
+def _dates(values: np.ndarray) -> tuple[str, str]:
+    values = np.asarray(values).astype("datetime64[D]")
+    return str(values.min()), str(values.max())
+
+
+def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Settings,
+              with_report: bool = True) -> dict:
+    """Evaluate the production model, save model + metadata (+ report)."""
+    data, train, test = result.data, result.train_index, result.test_index
+    X, y = data.matrix(), data.y
+    frame = data.frame
+    production = result.production_model
+    p_test = production.predict_proba(X[test])[:, 1]
+    production_test = evaluate.metrics(y[test], p_test)
+    pools_test = frame["pool_id"].to_numpy()[test]
+    production_test["ci"] = evaluate.bootstrap_auc_by_pool(
+        y[test], p_test, pools_test, settings.bootstrap_samples)
+    cutpoints = evaluate.confidence_cutpoints(p_test)
+    hit_rate = evaluate.hit_rate_by_confidence(y[test], p_test, cutpoints)
+    latency = evaluate.time_predict(production, X[test], config.LATENCY_ROWS)
+
+    anchor = result.results.get("anchor")
+    model_metrics = {}
+    for name, res in result.results.items():
+        entry = {"test": res.test, "cv": _clean_cv(res.cv), **res.extra}
+        if anchor is not None:
+            entry["lift_over_anchor"] = {
+                "test_roc_auc": res.test["roc_auc"] - anchor.test["roc_auc"],
+                "cv_auc_mean": res.cv["cv_auc_mean"] - anchor.cv["cv_auc_mean"]}
+        model_metrics[name] = entry
+    model_metrics[result.production]["production_test"] = production_test
+
+    run_dir.mkdir(parents=True)
+    saved = save_model(production, run_dir)
+    train_dates, test_dates = _dates(data.dates[train]), _dates(data.dates[test])
+    metadata = {
+        "model_id": run_id,
+        "model_name": result.production,
+        **saved,
+        "features": data.features,
+        "numeric_features": data.numeric,
+        "categorical_features": data.categorical,
+        "label": data.label,
+        "eligibility": dict(contracts.ELIGIBILITY),
+        "confidence_cutpoints": cutpoints,
+        "classes": {str(label): name for label, name in contracts.CLASS_NAMES.items()},
+        "training": {
+            "train_start": train_dates[0], "train_end": train_dates[1],
+            "test_start": str(result.split.test_start), "test_end": test_dates[1],
+            "train_rows": int(len(train)), "test_rows": int(len(test)),
+            "purged_rows": int(result.split.purged_rows),
+            "train_pools": int(frame["pool_id"].iloc[train].nunique()),
+            "test_pools": int(frame["pool_id"].iloc[test].nunique()),
+            "dropped_rows": data.dropped,
+            "walk_forward_folds": result.fold_table,
+            "seconds": round(result.seconds, 1),
+        },
+        "metrics": model_metrics,
+        "random_forest": {
+            "n_estimators": settings.rf_trees, "params": result.rf_params,
+            "candidates_on_folds": result.rf_selection, "size_guard": result.size_guard,
+            "max_artefact_mb": settings.max_artefact_mb,
+        },
+        "calibration": {k: v for k, v in result.calibration.items()},
+        "predict_proba_latency": latency,
+        "library_versions": library_versions(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if with_report:
+        metadata["report"] = "report.md"
+        report.write_full_report(result, run_dir, metadata, X, y, p_test, hit_rate)
+    write_metadata(run_dir, metadata)
+    return metadata
+
+
 def upload_run(run_dir: Path, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-               client=None) -> list[str]:
+               client: Any = None) -> list[str]:
     """Upload every file of the run folder to s3://bucket/prefix/<run_id>/...
 
     metadata.json goes last, so a reader that sees it finds the model already there.
     The endpoint comes from the argument, else AWS_ENDPOINT_URL (boto3 reads it).
     """
-    import boto3
-
     verify_artefact(run_dir)
     if client is None:
-        endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
-        client = boto3.client("s3", endpoint_url=endpoint_url)
-    from apy_runway.publish import upload_run as upload_run_files
-
+        client = s3.s3_client(endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
     base = "/".join(part for part in (prefix.strip("/"), run_dir.name) if part)
-    return upload_run_files(client, bucket, base + "/", run_dir)
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    if not url.startswith("s3://") or len(url) <= 5:
-        raise UserError(f"--upload wants s3://bucket/prefix, got {url!r}")
-    bucket, _, prefix = url[5:].partition("/")
-    if not bucket:
-        raise UserError(f"--upload wants s3://bucket/prefix, got {url!r}")
-    return bucket, prefix.strip("/")
+    return s3.upload_run(client, bucket, base + "/", run_dir)

@@ -1,4 +1,6 @@
-"""Compare two builds of the warehouse for look-ahead leakage.
+"""`apy-runway check-leakage --cut DATE`: build the features and labels twice
+from the home's raw snapshots, once in full and once cut at DATE (dbt var
+as_of_date), and compare them; exit 1 on a leak.
 
 One build sees the full history, the other the history cut at ``cut_date``
 (dbt var ``as_of_date``). A point-in-time feature of day d uses days <= d
@@ -7,20 +9,34 @@ A label may need days after the cut: in the cut build it must either equal
 the full build's label or be null, and it must be null for the last
 ``horizon_days`` days before the cut (their future windows reach past it).
 
-Pure comparison: reads both DuckDB files (read-only) and returns a report.
+compare_builds is the pure comparison: it reads both DuckDB files (read-only)
+and returns a report. The builds land in <home>/data/leakage/{full,cut}.duckdb
+and the report in <home>/data/leakage/report.json.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import argparse
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-KEY_COLUMNS = ("pool_id", "snapshot_date")
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.dbt import run_dbt
+from apy_runway.foundation.paths import DBT_PROJECT_DIR, ProjectPaths
+from inference.contracts import KEY_COLUMNS, LABEL_COLUMN
+
+COMMAND = "check-leakage"
+HELP = ("build features and labels in full and cut at --cut, compare them; "
+        "exit 1 on look-ahead leakage")
+
 FEATURES_TABLE = "int_pool_days_featurized"
 LABELS_TABLE = "int_pool_days_labeled"
-LABEL_COLUMN = "is_apy_kept"
+SELECT = f"+{FEATURES_TABLE} +{LABELS_TABLE}"
 # Floating-point aggregates over windows may be summed in another order when a
 # partition is shorter; anything above this relative difference is a change.
 RELATIVE_TOLERANCE = 1e-9
@@ -68,6 +84,11 @@ class LeakageReport:
         return f"leakage at cut {self.cut_date}: " + "; ".join(parts)
 
 
+def _quoted(path: str | Path) -> str:
+    """A path inside a single-quoted SQL string literal."""
+    return str(Path(path)).replace("'", "''")
+
+
 def _differs(column: str, data_type: str) -> str:
     """SQL: the column differs between aliases full_side and cut_side (nulls compare equal)."""
     if data_type.upper() in ("DOUBLE", "FLOAT", "REAL") or data_type.upper().startswith("DECIMAL"):
@@ -95,8 +116,8 @@ def compare_builds(
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
-        con.execute(f"attach '{Path(full_warehouse)}' as full_build (read_only)")
-        con.execute(f"attach '{Path(cut_warehouse)}' as cut_build (read_only)")
+        con.execute(f"attach '{_quoted(full_warehouse)}' as full_build (read_only)")
+        con.execute(f"attach '{_quoted(cut_warehouse)}' as cut_build (read_only)")
         columns = con.execute(
             "select column_name, data_type from duckdb_columns() "
             "where database_name = 'full_build' and table_name = ? order by column_index",
@@ -161,3 +182,87 @@ def compare_builds(
     finally:
         con.close()
     return report
+
+
+# --------------------------------------------------------------------------- command
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cut", type=_date, required=True,
+                        help="build as if the data ended this UTC day (YYYY-MM-DD)")
+    parser.add_argument("--vars", default=None,
+                        help="dbt vars for both builds, as YAML (as_of_date is set for the cut)")
+    parser.add_argument("--project-dir", type=Path, default=DBT_PROJECT_DIR,
+                        help="the dbt project to check (default: this repository's)")
+
+
+def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    report = check_leakage(paths, args.cut, project_dir=args.project_dir, dbt_vars=args.vars)
+    print(report.summary())
+    return 0 if report.is_clean else 1
+
+
+def leakage_dir(paths: ProjectPaths) -> Path:
+    return paths.data / "leakage"
+
+
+def check_leakage(paths: ProjectPaths, cut: date, project_dir: Path = DBT_PROJECT_DIR,
+                  dbt_vars: str | None = None) -> LeakageReport:
+    """Build full and cut warehouses side by side, compare, write report.json."""
+    if not paths.raw_snapshots.exists():
+        raise UserError(f"no raw snapshots at {paths.raw_snapshots}: run `apy-runway ingest` first")
+    base = _yaml_vars(dbt_vars)
+    if "as_of_date" in base:
+        raise UserError("--vars must not set as_of_date: check-leakage sets it for the cut build")
+    folder = leakage_dir(paths)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    builds = {"full": base, "cut": {**base, "as_of_date": cut.isoformat()}}
+    log(f"check-leakage: building features and labels in full and cut at {cut}")
+
+    def build(name: str) -> Path:
+        warehouse = folder / f"{name}.duckdb"
+        run_dbt(paths, "run", dbt_vars=builds[name] or None, select=SELECT, quiet=True,
+                project_dir=Path(project_dir).resolve(), warehouse=warehouse,
+                target_path=folder / f"target_{name}")
+        return warehouse
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        full, cut_build = pool.map(build, ("full", "cut"))
+    horizon = _horizon_days(full)
+    report = compare_builds(full, cut_build, cut, horizon)
+    (folder / "report.json").write_text(
+        json.dumps({**asdict(report), "cut_date": cut.isoformat(), "horizon_days": horizon,
+                    "is_clean": report.is_clean, "summary": report.summary()}, indent=1) + "\n")
+    log(f"wrote {folder / 'report.json'}")
+    return report
+
+
+def _yaml_vars(text: str | None) -> dict:
+    if not text:
+        return {}
+    import yaml  # comes with dbt
+
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise UserError(f"--vars is not YAML: {error}") from None
+    if not isinstance(parsed, dict):
+        raise UserError(f"--vars must be a YAML mapping, got {text!r}")
+    return parsed
+
+
+def _horizon_days(warehouse: Path) -> int:
+    """The label horizon the build used (label settings travel as columns)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        values = con.execute(f"select distinct horizon_days from {LABELS_TABLE}").fetchall()
+    if len(values) != 1:
+        raise UserError(f"{warehouse}: {LABELS_TABLE} holds {len(values)} horizons")
+    return int(values[0][0])

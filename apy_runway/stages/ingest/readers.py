@@ -1,0 +1,333 @@
+"""Ingest's readers: input files -> one typed, parsed relation per input.
+
+  *.csv / *.parquet  long tables with DefiLlama's field names (timestamp, pool,
+                     chain, ..., apy); missing optional columns become null.
+  *.json             saved DefiLlama /chart/{pool} responses, one per pool; the
+                     pool id is the file name (<pool-id>.json).
+  --pools-json       a saved /pools response: static pool metadata only
+                     (contracts.POOLS_METADATA_FIELDS), joined by pool id.
+
+CSV and JSON are read as text and cast with try_cast; parquet columns already
+in the contract type are used as they are. Everything runs in DuckDB SQL.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from apy_runway.foundation.console import UserError, log
+from inference.contracts import POOLS_METADATA_FIELDS, RAW_COLUMNS, RAW_REQUIRED_COLUMNS
+
+CONTRACT_COLUMNS = list(RAW_COLUMNS)
+SUFFIXES = (".csv", ".parquet", ".json")
+# `apy-runway fetch` writes these beside the /chart files: skipped in folders
+# (pass pools.json with --pools-json)
+NOT_SNAPSHOT_FILES = ("pools.json", "fetch_failures.json")
+JSON_FILES_PER_SCAN = 500  # bounds the JSON text DuckDB holds at once
+
+@dataclass(frozen=True)
+class InputFile:
+    index: int  # position in the expanded input list: later wins ties
+    path: Path
+    kind: str  # csv | parquet | json
+
+
+def expand_inputs(inputs: list[Path]) -> list[InputFile]:
+    files: list[InputFile] = []
+    for raw in inputs:
+        path = Path(raw).expanduser().resolve()
+        if not path.exists():
+            raise UserError(f"input not found: {raw}")
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in SUFFIXES
+                and not p.name.startswith(".") and p.name not in NOT_SNAPSHOT_FILES
+            )
+            if not found:
+                raise UserError(f"no .csv, .parquet or .json files in folder {raw}")
+        elif path.suffix.lower() not in SUFFIXES:
+            raise UserError(f"{raw}: unsupported input type (expected .csv, .parquet or .json)")
+        else:
+            found = [path]
+        for item in found:
+            files.append(InputFile(len(files), item, item.suffix.lower().lstrip(".")))
+    if not files:
+        raise UserError("no input files")
+    return files
+
+
+def sql_str(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input as two SELECTs with file_index, source_row and the contract columns.
+
+    text_sql: every column as text + extra_fields (what the quarantine keeps).
+    native_sql: the columns in their stored types (what gets parsed); a
+    parquet column already of the contract type is not sent through text.
+    """
+    name: str
+    text_sql: str
+    native_sql: str
+    types: dict[str, str]
+    file_indices: frozenset[int]
+
+
+def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
+    """One CSV/parquet file."""
+    path = sql_str(str(file.path))
+    if file.kind == "csv":
+        reader = f"read_csv({path}, all_varchar = true, header = true)"
+    else:
+        reader = f"read_parquet({path}, file_row_number = true)"
+    try:
+        described = con.execute(f"describe select * from {reader}").fetchall()
+    except duckdb.OutOfMemoryException:  # reported once, by ingest()
+        raise
+    except duckdb.Error as error:
+        raise UserError(f"{file.path}: cannot read {file.kind}: {first_line(error)}") from None
+    types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+    missing = [c for c in RAW_REQUIRED_COLUMNS if c not in types]
+    if missing:
+        raise UserError(f"{file.path}: missing required column(s) {', '.join(missing)} "
+                        f"(has: {', '.join(types) or 'none'})")
+    extras = [c for c in types if c not in CONTRACT_COLUMNS]
+    extra_sql = (
+        "json_object(" + ", ".join(f"{sql_str(c)}, {ident(c)}" for c in extras) + ")::varchar"
+        if extras else "cast(null as varchar)"
+    )
+    # CSV has no row-number column: a single-file scan keeps file order, which
+    # row_number() over () follows (the quarantine tests check source_row).
+    row_number = "file_row_number + 1" if file.kind == "parquet" else "row_number() over ()"
+    head = f"select {file.index} as file_index, cast({row_number} as bigint) as source_row"
+    text = ", ".join(
+        f"cast({ident(c)} as varchar) as {ident(c)}" if c in types
+        else f"cast(null as varchar) as {ident(c)}"
+        for c in CONTRACT_COLUMNS
+    )
+    native = ", ".join(
+        ident(c) if c in types else f"cast(null as varchar) as {ident(c)}"
+        for c in CONTRACT_COLUMNS
+    )
+    return Source(
+        name=str(file.path),
+        text_sql=f"{head}, {path} as source_file, {text}, {extra_sql} as extra_fields "
+                 f"from {reader}",
+        native_sql=f"{head}, {native} from {reader}",
+        types={c: types.get(c, "VARCHAR") for c in CONTRACT_COLUMNS},
+        file_indices=frozenset([file.index]),
+    )
+
+
+def check_json_files(con: duckdb.DuckDBPyConnection, files: list[InputFile], what: str) -> None:
+    """Every file must be valid JSON with a "data" array (DefiLlama's envelope)."""
+    for start in range(0, len(files), JSON_FILES_PER_SCAN):
+        batch = files[start:start + JSON_FILES_PER_SCAN]
+        try:
+            checks = con.execute(
+                "select filename, json_valid(content), "
+                "case when json_valid(content) then json_type(content, '$.data') end, "
+                "case when json_valid(content) then "
+                "    json_exists(content, '$.data[0].pool') "
+                "    and not json_exists(content, '$.data[0].timestamp') end "
+                "from read_text(?)",
+                [[str(f.path) for f in batch]],
+            ).fetchall()
+        except duckdb.OutOfMemoryException:  # reported once, by ingest()
+            raise
+        except duckdb.Error:
+            if len(batch) == 1:
+                raise UserError(f"{batch[0].path}: cannot read as text") from None
+            for file in batch:  # find the file that cannot be read
+                check_json_files(con, [file], what)
+            raise UserError(f"cannot read {batch[0].path} .. {batch[-1].path}") from None
+        for filename, valid, data_type, looks_like_pools in sorted(checks):
+            if not valid:
+                raise UserError(f"{filename}: malformed JSON "
+                                f"(not a saved DefiLlama {what} response)")
+            if data_type != "ARRAY":
+                raise UserError(f"{filename}: no \"data\" array "
+                                f"(not a saved DefiLlama {what} response)")
+            if what == "/chart" and looks_like_pools:
+                raise UserError(f"{filename}: a /pools response, not /chart: "
+                                "pass it with --pools-json")
+
+
+
+def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Source:
+    """Flatten all /chart files into a text table: one row per item of "data".
+
+    The pool id is the file name. Files are read JSON_FILES_PER_SCAN at a time,
+    which bounds the JSON text held in memory.
+    """
+    # a /chart item has no metadata, but a hand-made file may carry some
+    fields = ", ".join(
+        "pool_id as pool" if c == "pool"
+        else f"item ->> {sql_str(c)} as {ident(c)}"
+        for c in CONTRACT_COLUMNS
+    )
+    started = time.perf_counter()
+    for start in range(0, len(files), JSON_FILES_PER_SCAN):
+        batch = files[start:start + JSON_FILES_PER_SCAN]
+        names = "[" + ", ".join(sql_str(str(f.path)) for f in batch) + "]"
+        pool_ids = "[" + ", ".join(sql_str(f.path.stem) for f in batch) + "]"
+        verb = "create table chart_rows as" if start == 0 else "insert into chart_rows"
+        try:
+            con.execute(f"""
+                {verb}
+                select
+                    cast({batch[0].index} + file_position - 1 as integer) as file_index,
+                    cast(item_index as bigint) as source_row,
+                    filename as source_file,
+                    {fields},
+                    cast(item as varchar) as extra_fields
+                from (
+                    -- unnest in the select list: a lateral json_each would copy
+                    -- the whole file text into every item row
+                    select
+                        filename,
+                        list_position({names}, filename) as file_position,
+                        {pool_ids}[list_position({names}, filename)] as pool_id,
+                        unnest(cast(json_extract(content, '$.data') as json[])) as item,
+                        generate_subscripts(
+                            cast(json_extract(content, '$.data') as json[]), 1
+                        ) as item_index
+                    from read_text({names})
+                )
+            """)
+        except duckdb.OutOfMemoryException:  # reported once, by ingest()
+            raise
+        except duckdb.Error as error:
+            raise UserError(f"cannot read /chart files {batch[0].path} .. {batch[-1].path}: "
+                            f"{first_line(error)}") from None
+        done = start + len(batch)
+        if done % (JSON_FILES_PER_SCAN * 20) == 0 or done == len(files):
+            log(f"  read {done:,}/{len(files):,} /chart files "
+                f"({time.perf_counter() - started:.1f} s)")
+    sql = "select * from chart_rows"
+    return Source(name=f"{len(files)} /chart files", text_sql=sql, native_sql=sql,
+                   types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"),
+                   file_indices=frozenset(f.index for f in files))
+
+
+def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None) -> None:
+    columns = ", ".join(f"cast(null as varchar) as {ident(c)}" for c in POOLS_METADATA_FIELDS)
+    if pools_json is None:
+        con.execute(f"create or replace temp table pool_metadata as "
+                    f"select cast(null as varchar) as pool, {columns} where false")
+        return
+    path = Path(pools_json).expanduser().resolve()
+    if not path.is_file():
+        raise UserError(f"--pools-json file not found: {pools_json}")
+    check_json_files(con, [InputFile(0, path, "json")], "/pools")
+    fields = ", ".join(f"nullif(trim(item ->> {sql_str(c)}), '') as {ident(c)}"
+                       for c in POOLS_METADATA_FIELDS)
+    try:
+        con.execute(f"""
+            create or replace temp table pool_metadata as
+            select nullif(trim(item ->> 'pool'), '') as pool, {fields}
+            from (
+                select
+                    unnest(cast(json_extract(content, '$.data') as json[])) as item,
+                    generate_subscripts(
+                        cast(json_extract(content, '$.data') as json[]), 1) as item_index
+                from read_text({sql_str(str(path))})
+            )
+            where nullif(trim(item ->> 'pool'), '') is not null
+            qualify row_number() over (partition by pool order by item_index) = 1
+        """)
+    except duckdb.OutOfMemoryException:  # reported once, by ingest()
+        raise
+    except duckdb.Error as error:
+        raise UserError(f"{path}: cannot read /pools items: {first_line(error)}") from None
+    count = con.execute("select count(*) from pool_metadata").fetchone()[0]
+    log(f"pool metadata: {count:,} pools from {pools_json} "
+        f"(fields: {', '.join(POOLS_METADATA_FIELDS)})")
+
+
+# --------------------------------------------------------------------------- typed parse
+
+TIMESTAMP_TYPES = ("TIMESTAMP", "DATE")  # prefixes: TIMESTAMP WITH TIME ZONE, TIMESTAMP_NS...
+NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "TINYINT", "SMALLINT", "INTEGER",
+                 "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+
+
+def _is_numeric(kind: str) -> bool:
+    return kind.split("(")[0] in NUMERIC_TYPES
+
+
+def _text(column: str, kind: str = "VARCHAR") -> str:
+    value = f"input_rows.{ident(column)}"
+    if kind != "VARCHAR":
+        value = f"cast({value} as varchar)"
+    return f"nullif(trim({value}), '')"
+
+
+def _timestamp(kind: str) -> str:
+    column = "input_rows.timestamp"
+    if kind.startswith(TIMESTAMP_TYPES):
+        return f"cast({column} as timestamptz)"
+    # epoch seconds, or milliseconds from 1e11 on (which is year 5138 in seconds)
+    caster = "cast" if _is_numeric(kind) else "try_cast"
+    epoch = f"{caster}({column} as double)"
+    from_epoch = (f"try(to_timestamp(case when abs({epoch}) >= 1e11 "
+                  f"then {epoch} / 1000 else {epoch} end))")
+    if _is_numeric(kind):
+        return from_epoch
+    text = _text("timestamp", kind)
+    return (f"case when regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') then {from_epoch} "
+            f"else try_cast({text} as timestamptz) end")
+
+
+def _number(column: str, kind: str) -> tuple[str, str]:
+    """(value, is-present) for a DOUBLE contract column."""
+    if _is_numeric(kind):
+        value = f"cast(input_rows.{ident(column)} as double)"
+        return value, f"input_rows.{ident(column)} is not null"
+    return f"try_cast({_text(column, kind)} as double)", f"{_text(column, kind)} is not null"
+
+
+def parse_sql(source: Source) -> str:
+    """Typed values of one source; metadata from --pools-json fills empty strings."""
+    types = source.types
+    strings = ", ".join(
+        f"coalesce({_text(c, types[c])}, meta.{ident(c)}) as parsed_{c}"
+        for c in ("chain", "project", "symbol", "poolMeta", "ilRisk", "exposure")
+    )
+    numbers = []
+    for column, flag in (("tvlUsd", "has_tvl"), ("apy", "has_apy"),
+                         ("apyBase", "has_apy_base"), ("apyReward", "has_apy_reward")):
+        value, present = _number(column, types[column])
+        numbers.append(f"{value} as parsed_{column}, {present} as {flag}")
+    if types["stablecoin"] == "BOOLEAN":
+        stablecoin = "coalesce(input_rows.stablecoin, try_cast(meta.stablecoin as boolean))"
+    else:
+        stablecoin = (f"try_cast(lower(coalesce({_text('stablecoin', types['stablecoin'])}, "
+                      f"meta.stablecoin)) as boolean)")
+    return f"""
+        select
+            input_rows.file_index,
+            input_rows.source_row,
+            {_timestamp(types['timestamp'])} as parsed_timestamp,
+            {_text('pool', types['pool'])} as parsed_pool,
+            {strings},
+            {", ".join(numbers)},
+            {stablecoin} as parsed_stablecoin
+        from ({source.native_sql}) as input_rows
+        left join pool_metadata as meta
+            on meta.pool = {_text('pool', types['pool'])}
+    """

@@ -1,0 +1,28 @@
+-- The typed values of one input + the per-row quarantine reason (null = the
+-- row itself is fine). Reasons are checked in this order; the first wins.
+-- <parsed_source>: the typed parse of one input (readers.parse_sql).
+
+select
+    * exclude (has_tvl, has_apy, has_apy_base, has_apy_reward),
+    case
+        when
+            parsed_timestamp is null or not isfinite(parsed_timestamp)
+            then 'unparseable_timestamp'
+        when parsed_pool is null then 'missing_pool_id'
+        when not has_apy then 'missing_apy'
+        when
+            parsed_apy is null
+            or (has_apy_base and parsed_apybase is null)
+            or (has_apy_reward and parsed_apyreward is null)
+            then 'non_numeric_apy'
+        when
+            not isfinite(parsed_apy)
+            or not isfinite(coalesce(parsed_apybase, 0))
+            or not isfinite(coalesce(parsed_apyreward, 0))
+            then 'non_finite_apy'
+        when
+            has_tvl and (parsed_tvlusd is null or not isfinite(parsed_tvlusd))
+            then 'non_numeric_tvl'
+        when parsed_tvlusd < 0 then 'negative_tvl'
+    end as row_reason
+from ({parsed_source}) as parsed

@@ -1,0 +1,14 @@
+-- The rejected rows as their input text, with the reason and where they came
+-- from. <text_columns>: input_rows.<column> of every raw contract column.
+-- <ingested_at>: the ingest's start time as a timestamptz literal.
+
+select
+    {text_columns},
+    input_rows.extra_fields,
+    verdicts.reason,
+    input_rows.source_file,
+    input_rows.source_row,
+    {ingested_at} as ingested_at
+from input_rows
+inner join verdicts using (file_index, source_row)
+order by input_rows.file_index, input_rows.source_row

@@ -1,0 +1,161 @@
+"""The one home of every fact two parts of apy-runway must agree on.
+
+The lowest floor: the standard library only (no numpy, pyarrow or duckdb), so
+the Lambda ships it and everyone else imports it. Types are written as strings
+(DuckDB's 'DOUBLE', numpy's 'float64') for the floor that owns the engine.
+
+What lives here:
+- the raw contract (the validated snapshot columns ingest writes and dbt reads);
+- key, label and label-setting columns;
+- class names, the shown probability and the ONE confidence-bin function;
+- eligibility (who is scored), the staleness and inactivity limits;
+- the S3 layout between `publish` and the Lambda, and the document formats;
+- the schema versions of the hourly output and of the HTTP answers.
+
+serverless.yml repeats the S3 keys and limits CloudFormation needs; a test
+(tests/test_contracts.py) holds the two equal.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# --------------------------------------------------------------------------- raw contract
+
+# The validated raw snapshot, in order: (column, DuckDB type). DefiLlama's own
+# field names; APY in percent; one row per pool per UTC hour. `ingest` writes
+# it, `generate` writes it, the dbt source `defillama.pool_snapshots` reads it.
+RAW_CONTRACT: tuple[tuple[str, str], ...] = (
+    ("timestamp", "TIMESTAMPTZ"),
+    ("pool", "VARCHAR"),
+    ("chain", "VARCHAR"),
+    ("project", "VARCHAR"),
+    ("symbol", "VARCHAR"),
+    ("poolMeta", "VARCHAR"),
+    ("tvlUsd", "DOUBLE"),
+    ("apy", "DOUBLE"),
+    ("apyBase", "DOUBLE"),
+    ("apyReward", "DOUBLE"),
+    ("stablecoin", "BOOLEAN"),
+    ("ilRisk", "VARCHAR"),
+    ("exposure", "VARCHAR"),
+)
+RAW_COLUMNS: tuple[str, ...] = tuple(name for name, _ in RAW_CONTRACT)
+# An input file without these columns is refused as a whole.
+RAW_REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "pool")
+# The only /pools fields ever read: static pool metadata. The rest of /pools is
+# the current state or a model output / look-ahead summary (predictions, mu,
+# sigma, apyPct*, outlier, apyMean30d, count) and must never become an input.
+POOLS_METADATA_FIELDS: tuple[str, ...] = (
+    "chain", "project", "symbol", "poolMeta", "stablecoin", "ilRisk", "exposure",
+)
+
+# --------------------------------------------------------------------------- warehouse columns
+
+KEY_COLUMNS: tuple[str, str] = ("pool_id", "snapshot_date")
+LABEL_COLUMN = "is_apy_kept"
+LABEL_WINDOW_END_COLUMN = "label_window_end_date"
+# Label settings travel as columns of the training set (one value each), so a
+# `--vars` override can never make Python retype them.
+LABEL_SETTING_COLUMNS: tuple[str, ...] = (
+    "horizon_days",
+    "apy_drop_threshold",
+    "apy_future_stat",
+    "min_future_coverage",
+    "dead_pool_is_dropped",
+)
+
+# --------------------------------------------------------------------------- classes and bins
+
+LABEL_DOWN, LABEL_KEEP = 0, 1
+CLASS_DOWN = "Down"
+CLASS_KEEP = "Stable/Up"
+CLASS_NAMES: dict[int, str] = {LABEL_DOWN: CLASS_DOWN, LABEL_KEEP: CLASS_KEEP}
+
+
+def predicted_class_is_down(p_keep: Any) -> Any:
+    """DefiLlama's rule: "Down" when p_down >= p_keep, i.e. p_keep <= 0.5.
+    Works on a float or a numpy array alike."""
+    return p_keep <= 0.5
+
+
+def predicted_probability(p_keep: Any) -> Any:
+    """The probability users see, 100 x max(p_down, p_keep), on the 50..100
+    scale. Works on a float or a numpy array alike (0.5 + |p - 0.5| is
+    max(p, 1 - p) without a branch; exact for p >= 0.25)."""
+    return 100.0 * (0.5 + abs(p_keep - 0.5))
+
+
+def confidence_bin(probability: Any, cutpoints: Any) -> Any:
+    """Confidence 1 / 2 / 3 of a shown probability (50..100) by the training
+    run's two stored cut-points. A value equal to a cut-point goes to the LOWER
+    bin (probability <= cut). The one bin function: training, the report and
+    the Lambda all call it. Works on a float (-> int) or a numpy array alike."""
+    low, high = cutpoints[0], cutpoints[1]
+    return 1 + (probability > low) * 1 + (probability > high) * 1
+
+
+# --------------------------------------------------------------------------- who is scored
+
+# DefiLlama's eligibility: pools with apy <= 0 or fewer than 7 observed days are
+# "not scored". Training and evaluation use eligible rows only.
+MIN_APY_EXCLUSIVE = 0.0
+MIN_OBSERVED_DAYS = 7
+ELIGIBILITY: dict[str, float | int] = {
+    "min_apy_exclusive": MIN_APY_EXCLUSIVE,
+    "min_observed_days": MIN_OBSERVED_DAYS,
+}
+
+
+def describe_eligibility(eligibility: dict | None = None) -> str:
+    """The rule in words, for reports and reasons."""
+    rule = eligibility or ELIGIBILITY
+    return (f"apy > {rule['min_apy_exclusive']:g} and at least "
+            f"{int(rule['min_observed_days'])} observed days")
+
+
+# The published features are stale when their day ended this long before the
+# scoring hour: flagged on every prediction and in the run's health.
+FEATURES_STALE_AFTER_HOURS = 48.0
+# A pool whose last snapshot is more than this many days before the scoring
+# hour is inactive: not scored.
+POOL_INACTIVE_AFTER_DAYS = 7
+
+# --------------------------------------------------------------------------- S3 layout
+
+# Everything under one bucket: `publish` writes the model and the features,
+# the hourly Lambda writes the predictions.
+MODEL_PREFIX = "models/latest/"
+MODEL_METADATA_FILE = "metadata.json"
+MODEL_FILE = "model.joblib"
+FEATURES_KEY = "features/latest_features.json"
+PREDICTIONS_PREFIX = "predictions/"
+LATEST_PREDICTIONS_NAME = "latest.json"
+
+# Format tags of the documents the keys hold.
+FEATURES_FORMAT = "apy-runway/latest-features/columns/v1"
+PREDICTIONS_FORMAT = "apy-runway/predictions/v1"
+
+# Versions of what callers read: bump on any change of the hourly output or the
+# HTTP answers, and update the README's schema section with it.
+PREDICTIONS_SCHEMA_VERSION = 1
+HTTP_SCHEMA_VERSION = 1
+
+
+def hourly_predictions_key(prefix: str, hour: Any) -> str:
+    """One key per scoring hour (a datetime): a retried event overwrites it."""
+    return f"{prefix}hourly/{hour:%Y-%m-%dT%H}Z.json"
+
+
+def latest_predictions_key(prefix: str) -> str:
+    return f"{prefix}{LATEST_PREDICTIONS_NAME}"
+
+
+# --------------------------------------------------------------------------- request limits
+
+# API Gateway caps a request body at 6 MB: ~3,500 rows of DefiLlama's six
+# features. serverless.yml lowers it to 2,000 for the 66-feature model (~2.5 kB
+# of JSON per row), so the 413 is ours, with a JSON error.
+MAX_BATCH_ROWS = 3500
+# Lookups of published predictions: pool ids per request (~330 bytes per
+# answer: 5,000 pools stay under Lambda's 6 MB response limit).
+MAX_LOOKUP_POOLS = 5000

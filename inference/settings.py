@@ -1,0 +1,106 @@
+"""The Lambda's settings: one object built from the environment, cached by the
+environment's values (a warm container re-reads nothing; a changed variable,
+as in the tests, gives a fresh object).
+
+The core functions (inference/service.py) take a Settings and an S3 client as
+arguments, so callers such as `apy-runway score` build a Settings directly and
+never set environment variables.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from inference import contracts
+
+# field -> environment variable (serverless.yml sets them)
+ENVIRONMENT = {
+    "bucket": "APY_RUNWAY_BUCKET",
+    "model_prefix": "APY_RUNWAY_MODEL_PREFIX",
+    "features_key": "APY_RUNWAY_FEATURES_KEY",
+    "predictions_prefix": "APY_RUNWAY_PREDICTIONS_PREFIX",
+    "stale_after_hours": "APY_RUNWAY_STALE_AFTER_HOURS",
+    "max_batch_rows": "APY_RUNWAY_MAX_BATCH_ROWS",
+    # boto3 reads these itself; part of the cache key so a changed endpoint
+    # gets its own client
+    "endpoint_url": "AWS_ENDPOINT_URL_S3",
+}
+_ENDPOINT_FALLBACK = "AWS_ENDPOINT_URL"
+
+
+class ConfigError(RuntimeError):
+    """A missing or malformed setting of the function."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    model_prefix: str = contracts.MODEL_PREFIX
+    features_key: str = contracts.FEATURES_KEY
+    predictions_prefix: str = contracts.PREDICTIONS_PREFIX
+    stale_after_hours: float = contracts.FEATURES_STALE_AFTER_HOURS
+    max_batch_rows: int = contracts.MAX_BATCH_ROWS
+    endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.bucket:
+            raise ConfigError(f"environment variable {ENVIRONMENT['bucket']} is not set")
+        for name in ("model_prefix", "predictions_prefix"):
+            value = getattr(self, name)
+            if value and not value.endswith("/"):
+                raise ConfigError(f"{ENVIRONMENT[name]}={value!r} must end with '/'")
+        if not self.stale_after_hours > 0:
+            raise ConfigError(f"{ENVIRONMENT['stale_after_hours']}="
+                              f"{self.stale_after_hours!r} must be a positive number of hours")
+        if self.max_batch_rows < 1:
+            raise ConfigError(f"{ENVIRONMENT['max_batch_rows']}={self.max_batch_rows!r} "
+                              "must be a positive number of rows")
+
+    @property
+    def latest_predictions_key(self) -> str:
+        return contracts.latest_predictions_key(self.predictions_prefix)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        def text(field: str, default: str) -> str:
+            return environ.get(ENVIRONMENT[field]) or default
+
+        def number(field: str, default: float, kind: type) -> float:
+            raw = environ.get(ENVIRONMENT[field])
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"environment variable {ENVIRONMENT[field]}={raw!r} "
+                                  "is not a number") from None
+            if kind is int and not value.is_integer():
+                raise ConfigError(f"environment variable {ENVIRONMENT[field]}={raw!r} "
+                                  "is not a whole number")
+            return kind(value)
+
+        return cls(
+            bucket=environ.get(ENVIRONMENT["bucket"], ""),
+            model_prefix=text("model_prefix", contracts.MODEL_PREFIX),
+            features_key=text("features_key", contracts.FEATURES_KEY),
+            predictions_prefix=text("predictions_prefix", contracts.PREDICTIONS_PREFIX),
+            stale_after_hours=number("stale_after_hours",
+                                     contracts.FEATURES_STALE_AFTER_HOURS, float),
+            max_batch_rows=number("max_batch_rows", contracts.MAX_BATCH_ROWS, int),
+            endpoint_url=(environ.get(ENVIRONMENT["endpoint_url"])
+                          or environ.get(_ENDPOINT_FALLBACK) or None),
+        )
+
+
+_cache: dict[tuple[str | None, ...], Settings] = {}
+
+
+def current(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings of this process's environment, rebuilt only when a value changes."""
+    environ = os.environ if environ is None else environ
+    key = tuple(environ.get(name) for name in (*ENVIRONMENT.values(), _ENDPOINT_FALLBACK))
+    cached = _cache.get(key)
+    if cached is None:
+        cached = _cache[key] = Settings.from_environ(environ)
+    return cached

@@ -1,0 +1,167 @@
+"""The house in floors: every import of our own code, including those inside
+functions, points down or sideways; no cycles; no importlib on our modules.
+
+Floors, lowest first (README "Tree" and each package's opening comment):
+  0 inference.contracts      standard library only
+  1 inference                the Lambda: standard library, numpy, boto3/botocore
+  2 apy_runway.foundation    errors and output, paths, S3, the dbt runner
+  3 models_py                training
+  4 apy_runway.stages        the data stages
+  5 apy_runway.cli, run_all  the command line
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("inference", "apy_runway", "models_py")
+FLOORS = (
+    ("inference.contracts", 0),
+    ("inference", 1),
+    ("apy_runway.foundation", 2),
+    ("models_py", 3),
+    ("apy_runway.stages", 4),
+    ("apy_runway.cli", 5),
+    ("apy_runway.run_all", 5),
+    ("apy_runway", 5),
+)
+# What the Lambda's own code may import besides the standard library. joblib
+# and scikit-learn are loaded lazily by artefact.load_verified_model until the
+# model is served as plain arrays.
+SERVING_THIRD_PARTY = {"numpy", "boto3", "botocore", "joblib"}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def our_modules() -> dict[str, Path]:
+    modules = {}
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            modules[module_name(path)] = path
+    return modules
+
+
+MODULES = our_modules()
+
+
+def floor(module: str) -> int:
+    for prefix, level in FLOORS:
+        if module == prefix or module.startswith(prefix + "."):
+            return level
+    raise AssertionError(f"{module} is on no floor")
+
+
+def imports(path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) for every import statement, at any depth."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.append((candidate if candidate in MODULES else base, node.lineno))
+    return found
+
+
+def own_edges() -> list[tuple[str, str, int]]:
+    edges = []
+    for source, path in MODULES.items():
+        for target, line in imports(path):
+            if target.split(".")[0] in PACKAGES:
+                while target not in MODULES and "." in target:
+                    target = target.rpartition(".")[0]
+                edges.append((source, target, line))
+    return edges
+
+
+def test_every_module_sits_on_a_floor():
+    assert len(MODULES) > 30
+    for module in MODULES:
+        floor(module)
+
+
+def test_no_module_imports_a_floor_above_its_own():
+    upward = [f"{MODULES[s].relative_to(REPO)}:{line} imports {t} (floor {floor(t)} > {floor(s)})"
+              for s, t, line in own_edges() if floor(t) > floor(s)]
+    assert not upward, "\n".join(upward)
+
+
+def test_the_import_graph_has_no_cycles():
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for source, target, _ in own_edges():
+        if source != target:
+            graph[source].add(target)
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_no_importlib_on_our_own_modules():
+    offenders = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = ast.unparse(node.func)
+                if name.endswith("import_module") or name == "__import__":
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} calls {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def third_party(path: Path) -> set[str]:
+    return {name.split(".")[0] for name, _ in imports(path)
+            if name and name.split(".")[0] not in PACKAGES
+            and name.split(".")[0] not in sys.stdlib_module_names}
+
+
+def test_contracts_import_the_standard_library_only():
+    assert third_party(MODULES["inference.contracts"]) == set()
+    assert not [t for s, t, _ in own_edges() if s == "inference.contracts"]
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if floor(m) <= 1))
+def test_serving_imports_only_numpy_and_boto3(module):
+    assert third_party(MODULES[module]) <= SERVING_THIRD_PARTY
+
+
+def test_the_checker_sees_imports_inside_functions(tmp_path):
+    """A test of the test: an upward import hidden in a function is an edge."""
+    probe = REPO / "models_py" / "_probe_upward.py"
+    probe.write_text("def f():\n    from apy_runway.stages import build\n    return build\n")
+    try:
+        MODULES["models_py._probe_upward"] = probe
+        edges = [(s, t) for s, t, _ in own_edges() if s == "models_py._probe_upward"]
+        assert edges == [("models_py._probe_upward", "apy_runway.stages.build")]
+        assert floor("apy_runway.stages.build") > floor("models_py._probe_upward")
+    finally:
+        MODULES.pop("models_py._probe_upward", None)
+        probe.unlink()
