@@ -52,7 +52,7 @@ def replicated_payload(home: Path, pools: int) -> dict:
 
 def child(repeat: int, event_day: str) -> dict:
     started = time.perf_counter()
-    from inference import handler, publication, scoring, service, settings  # noqa: E402  (the cold start includes imports)
+    from inference import handler, publication, scoring, service, settings
 
     imported = time.perf_counter()
 

@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
     import joblib
 
     from benchmarks.inference_bench import replicated_payload
-    from inference import artefact, publication
+    from inference import artefact
 
     run_dir = Path(args.run_dir)
     metadata = json.loads((run_dir / "metadata.json").read_text())

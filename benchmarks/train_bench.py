@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
         trees, leaf = (int(v) for v in cell.split(":"))
         params = dict(config.RF_REFERENCE) if leaf == 1 else {**default_rf, "min_samples_leaf": leaf}
         fit_row("random_forest", params, trees, f"random_forest trees={trees} {params}")
-    print(json.dumps({"train_rows": int(len(train)), "test_rows": int(len(test)),
+    print(json.dumps({"train_rows": len(train), "test_rows": len(test),
                       "features": len(data.features), "load_s": round(load_s, 2),
                       "test_start": str(split.test_start), "models": rows}), flush=True)
     return 0

@@ -151,7 +151,7 @@ def http(event: dict, context: Any = None) -> dict:
                   error_type=type(error).__name__, message=str(error))
         return _response(503, {"error": "model_unavailable", "message": str(error),
                                "request_id": request_id})
-    except Exception as error:  # noqa: BLE001 - no stack trace may reach the caller
+    except Exception as error:
         log_event(logging.ERROR, "internal_error", request_id=request_id,
                   error_type=type(error).__name__, message=str(error),
                   traceback=traceback.format_exc())

@@ -4,15 +4,19 @@ no I/O.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 
 from inference import contracts
 from inference.artefact import ModelSpec
-from inference.scoring import (column_to_numeric, eligibility_reasons,
-                               predict_proba_columns, shown_fields)
+from inference.scoring import (
+    column_to_numeric,
+    eligibility_reasons,
+    predict_proba_columns,
+    shown_fields,
+)
 from inference.validation import lookup_pool_ids
 
 STATUS_SCORED = "scored"
@@ -34,8 +38,8 @@ def parse_event_time(value: Any) -> datetime:
     except ValueError as error:
         raise ValueError(f"scheduled event `time` is not ISO 8601: {value!r}") from error
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def check_feature_columns(payload: dict, spec: ModelSpec) -> tuple[int, list[str]]:
@@ -76,7 +80,7 @@ def feature_is_stale(feature_date: str | None, event_time: datetime,
     if not feature_date:
         return True
     day = date.fromisoformat(str(feature_date)[:10])
-    day_end = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() + 86400
+    day_end = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + 86400
     age_hours = (event_time.timestamp() - day_end) / 3600.0
     return age_hours > stale_after_hours
 

@@ -13,8 +13,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from inference import contracts
-from inference.artefact import (ModelSpec, check_library_versions, installed_versions,
-                                load_verified_model, model_file_name)
+from inference.artefact import (
+    ModelSpec,
+    check_library_versions,
+    installed_versions,
+    load_verified_model,
+    model_file_name,
+)
 from inference.publication import score_published
 from inference.settings import Settings
 from inference.validation import InputError

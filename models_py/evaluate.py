@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 from sklearn.base import clone
-from sklearn.metrics import (average_precision_score, brier_score_loss, log_loss,
-                             roc_auc_score)
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from inference import contracts
 
@@ -31,7 +30,7 @@ def metrics(y, p_keep) -> dict:
         "down_rate": float(1 - y.mean()),
         "brier": float(brier_score_loss(y, p)),
         "log_loss": float(log_loss(y, p, labels=[0, 1])),
-        "rows": int(len(y)),
+        "rows": len(y),
     }
 
 
@@ -134,4 +133,4 @@ def time_predict(model, X, rows: int, repeats: int = 3) -> dict:
         model.predict_proba(batch)
         wall = min(wall, time.perf_counter() - started)
         cpu = min(cpu, time.process_time() - started_cpu)
-    return {"rows": int(len(batch)), "wall_ms": round(1000 * wall, 1), "cpu_ms": round(1000 * cpu, 1)}
+    return {"rows": len(batch), "wall_ms": round(1000 * wall, 1), "cpu_ms": round(1000 * cpu, 1)}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import ProjectPaths
 from models_py import config, report
 from models_py.data import load_training_set

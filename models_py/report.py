@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.inspection import permutation_importance  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import roc_curve
 
-from apy_runway.foundation.console import log  # noqa: E402
-from inference import contracts  # noqa: E402
-from models_py import config, evaluate  # noqa: E402
+from apy_runway.foundation.console import log
+from inference import contracts
+from models_py import config, evaluate
 
 if TYPE_CHECKING:
     from models_py.training import TrainingResult

@@ -9,7 +9,7 @@ import json
 import math
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ REQUIRED_LABEL = ("column", "horizon_days", "apy_drop_threshold", "apy_future_st
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
 def sha256_file(path: Path) -> str:
@@ -50,7 +50,10 @@ def sha256_file(path: Path) -> str:
 
 
 def library_versions() -> dict:
-    import numpy, pandas, scipy, sklearn
+    import numpy
+    import pandas
+    import scipy
+    import sklearn
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
             "numpy": numpy.__version__, "scipy": scipy.__version__,
             "joblib": joblib.__version__, "pandas": pandas.__version__}
@@ -195,7 +198,7 @@ def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Sett
         "training": {
             "train_start": train_dates[0], "train_end": train_dates[1],
             "test_start": str(result.split.test_start), "test_end": test_dates[1],
-            "train_rows": int(len(train)), "test_rows": int(len(test)),
+            "train_rows": len(train), "test_rows": len(test),
             "purged_rows": int(result.split.purged_rows),
             "train_pools": int(frame["pool_id"].iloc[train].nunique()),
             "test_pools": int(frame["pool_id"].iloc[test].nunique()),
@@ -212,7 +215,7 @@ def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Sett
         "calibration": {k: v for k, v in result.calibration.items()},
         "predict_proba_latency": latency,
         "library_versions": library_versions(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if with_report:
         metadata["report"] = "report.md"

@@ -99,8 +99,8 @@ class PurgedWalkForward:
         for (first, last), (train, validation) in zip(self.blocks, self.split()):
             rows.append({
                 "validation_start": str(first), "validation_end": str(last),
-                "train_end": str(self.dates[train].max()), "train_rows": int(len(train)),
-                "validation_rows": int(len(validation)),
+                "train_end": str(self.dates[train].max()), "train_rows": len(train),
+                "validation_rows": len(validation),
             })
         return rows
 

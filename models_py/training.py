@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 
 import joblib
 import numpy as np
+from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
-
-from sklearn.base import clone
 
 from apy_runway.foundation.console import UserError, log
 from models_py import config

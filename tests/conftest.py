@@ -8,11 +8,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from fixtures.tiny_model import LambdaContext, feature_columns, write_run
 
 from apy_runway.foundation.paths import project_paths
 from apy_runway.foundation.s3 import local_s3_server, upload_run
 from apy_runway.stages.publish import upload_features
-from fixtures.tiny_model import LambdaContext, feature_columns, write_run
 
 # Never let a test reach AWS: dummy credentials, and every client is pointed at
 # the local moto server explicitly.

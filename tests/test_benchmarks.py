@@ -24,10 +24,9 @@ from apy_runway.foundation.paths import REPO_ROOT, project_paths
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import engine_only  # noqa: E402
-from benchmarks.measure import measure, python_argv  # noqa: E402
-from benchmarks.run import dbt_profile, last_json, with_new_snapshots  # noqa: E402
-
+from benchmarks import engine_only
+from benchmarks.measure import measure, python_argv
+from benchmarks.run import dbt_profile, last_json, with_new_snapshots
 
 pytestmark = pytest.mark.slow
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from fixtures.tiny_model import feature_columns
 
 from apy_runway.stages.generate import SCHEMA
-from fixtures.tiny_model import feature_columns
 from inference import contracts
 from inference.artefact import ModelSpec
 from inference.publication import score_published
@@ -128,7 +128,7 @@ def test_serving_scores_pools_from_seven_observed_days_and_positive_apy(tiny_run
                               apy=[5.0, 5.0, 5.0, 0.0, 1e-9, -1.0])
     model = joblib.load(tiny_run / "model.joblib")
     result = score_published(model, spec, payload,
-                             dt.datetime(2025, 6, 6, tzinfo=dt.timezone.utc), 48.0)
+                             dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48.0)
     status = [p["status"] for p in result["predictions"]]
     assert status == ["not scored", "scored", "scored", "not scored", "scored", "not scored"]
     reasons = [p["reason"] for p in result["predictions"]]

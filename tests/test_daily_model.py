@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import duckdb
 import pytest
 
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.console import UserError
+from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import project_paths
 
 pytestmark = pytest.mark.slow
@@ -114,7 +114,7 @@ def test_strings_and_counts_come_from_the_whole_day_and_its_last_snapshot(daily_
     row = daily_by_mode[mode][A1]
     assert row["symbol"] == "Y"
     assert row["snapshot_count"] == 3
-    assert row["last_snapshot_at"] == datetime(2024, 1, 1, 23, tzinfo=timezone.utc)
+    assert row["last_snapshot_at"] == datetime(2024, 1, 1, 23, tzinfo=UTC)
     assert row["is_stablecoin"] is True
     assert daily_by_mode[mode][("a", date(2024, 1, 2))]["snapshot_count"] == 1
 
@@ -122,7 +122,7 @@ def test_strings_and_counts_come_from_the_whole_day_and_its_last_snapshot(daily_
 def test_snapshots_land_on_their_utc_day(daily_by_mode):
     rows = daily_by_mode["last"]
     assert rows[B1]["apy"] == 10.0
-    assert rows[B1]["last_snapshot_at"] == datetime(2024, 1, 1, 22, 30, tzinfo=timezone.utc)
+    assert rows[B1]["last_snapshot_at"] == datetime(2024, 1, 1, 22, 30, tzinfo=UTC)
     assert rows[B3]["apy"] == 20.0
     assert ("b", date(2024, 1, 2)) not in rows
     assert len(rows) == 4

@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from apy_runway.foundation.dbt import run_dbt
+from apy_runway.foundation.paths import project_paths
 from apy_runway.stages.build import export_feature_columns
 from apy_runway.stages.generate import generate_snapshots
 from apy_runway.stages.ingest import ingest
-from apy_runway.foundation.paths import project_paths
 
 pytestmark = pytest.mark.slow
 

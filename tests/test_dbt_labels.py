@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.console import UserError
+from apy_runway.foundation.dbt import run_dbt
+from apy_runway.foundation.paths import project_paths
 from apy_runway.stages.generate import generate_snapshots
 from apy_runway.stages.ingest import ingest
-from apy_runway.foundation.paths import project_paths
 
 pytestmark = pytest.mark.slow
 
@@ -96,9 +96,7 @@ def expected_labels(daily: pd.DataFrame, horizon_days: int, apy_future_stat: str
             elif last_day < day + horizon:
                 dead = silent_for >= horizon_days
                 label = 0 if dead and dead_pool_is_dropped else None
-            elif math.isnan(apy_future):
-                label = None
-            elif apy_future_stat != "point" and coverage < min_future_coverage:
+            elif math.isnan(apy_future) or (apy_future_stat != "point" and coverage < min_future_coverage):
                 label = None
             else:
                 label = 0 if apy_future / apy - 1 < apy_drop_threshold else 1

@@ -54,7 +54,7 @@ class FakeDefiLlama:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server API)
+            def do_GET(self):
                 path = unquote(self.path)
                 with owner.lock:
                     owner.requests[path] = owner.requests.get(path, 0) + 1

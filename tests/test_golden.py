@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import golden
+import pytest
 
 EXPECTED = json.loads((golden.GOLDEN / "expected.json").read_text())
 TOLERANCE = 1e-12

@@ -8,9 +8,9 @@ import logging
 import joblib
 import numpy as np
 import pytest
+from fixtures.tiny_model import FEATURES, feature_columns, load_event, write_run
 
 from apy_runway.stages.publish import upload_features
-from fixtures.tiny_model import FEATURES, feature_columns, load_event, write_run
 from inference import artefact, handler, settings
 
 
@@ -46,7 +46,7 @@ def test_cold_load_then_cached_for_the_container(lambda_env, context, tiny_run):
     finally:
         stop()
     assert gets == ["models/latest/metadata.json", "models/latest/model.joblib"]
-    assert handler.MODEL_LOADS == loads_before + 1
+    assert loads_before + 1 == handler.MODEL_LOADS
     assert first["statusCode"] == second["statusCode"] == 200
     # loaded single-threaded: a forest's threads only add jitter on a Lambda's vCPUs
     assert all(getattr(est, "n_jobs", None) in (None, 1)
@@ -134,7 +134,7 @@ def test_tampered_model_is_refused_before_unpickling(
     assert response["statusCode"] == 503
     assert body["error"] == "model_unavailable" and "sha256 mismatch" in body["message"]
     assert not marker.exists()
-    assert handler.MODEL_LOADS == loads_before
+    assert loads_before == handler.MODEL_LOADS
     with pytest.raises(Exception, match="sha256 mismatch"):
         handler.scheduled(load_event("scheduled.json"), context)
     assert [line["event"] for line in json_lines(caplog)] == ["model_unavailable",

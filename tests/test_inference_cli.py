@@ -10,10 +10,10 @@ import math
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from apy_runway.stages import publish, score
-from apy_runway.foundation.console import UserError
 from fixtures.tiny_model import CATEGORICAL, FEATURES, NUMERIC, synthetic_rows, write_run
+
+from apy_runway.foundation.console import UserError
+from apy_runway.stages import publish, score
 
 
 def parse(module, argv: list[str]) -> argparse.Namespace:

@@ -10,9 +10,9 @@ import sys
 import joblib
 import numpy as np
 import pytest
+from fixtures.tiny_model import FEATURES, feature_columns
 
 from inference import artefact, contracts, publication, scoring, validation
-from fixtures.tiny_model import FEATURES, feature_columns
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_score_published_eligibility_staleness_and_counts(loaded):
     model, spec, _ = loaded
     payload = feature_columns(40, snapshot_date="2025-06-05")
     payload["columns"]["snapshot_date"][5] = "2025-06-01"
-    event_time = dt.datetime(2025, 6, 6, 0, tzinfo=dt.timezone.utc)
+    event_time = dt.datetime(2025, 6, 6, 0, tzinfo=dt.UTC)
     result = publication.score_published(model, spec, payload, event_time, stale_after_hours=48)
     by_pool = {p["pool_id"]: p for p in result["predictions"]}
     assert len(by_pool) == 40
@@ -147,7 +147,7 @@ def test_published_columns_must_cover_the_model_features(loaded):
     del payload["columns"]["apy_expanding_std"]
     with pytest.raises(publication.FeatureContractError, match="apy_expanding_std"):
         publication.score_published(model, spec, payload,
-                                dt.datetime(2025, 6, 6, tzinfo=dt.timezone.utc), 48)
+                                dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48)
 
 
 def test_published_feature_types_must_match_the_model(loaded):
@@ -157,7 +157,7 @@ def test_published_feature_types_must_match_the_model(loaded):
     payload["categorical"].remove("chain")
     with pytest.raises(publication.FeatureContractError, match="chain"):
         publication.score_published(model, spec, payload,
-                                dt.datetime(2025, 6, 6, tzinfo=dt.timezone.utc), 48)
+                                dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48)
 
 
 @pytest.mark.parametrize("feature_date, event_time, stale", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -115,7 +115,7 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
     }
     assert Path(source_file).name == f"{pool}.json"
     assert source_row == 3  # third item of "data"
-    assert abs((datetime.now(timezone.utc) - ingested_at).total_seconds()) < 600
+    assert abs((datetime.now(UTC) - ingested_at).total_seconds()) < 600
 
 
 def test_chart_files_read_in_several_batches_give_the_same_rows(project_home, monkeypatch):

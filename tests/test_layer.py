@@ -23,8 +23,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import pytest
-
-from fixtures.tiny_model import EVENTS, feature_columns
+from fixtures.tiny_model import EVENTS
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "build" / "layer-cache"

@@ -6,7 +6,6 @@ import json
 
 import joblib
 import numpy as np
-
 from fixtures.tiny_model import synthetic_rows
 
 

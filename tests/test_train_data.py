@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.synthetic import make_training_set
 
 from apy_runway.foundation.console import UserError
 from models_py.data import load_training_set, prepare, to_matrix
-from fixtures.synthetic import make_training_set
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures.synthetic import make_training_set
 from sklearn.calibration import CalibratedClassifierCV
 
+from inference.contracts import confidence_bin, predicted_probability
 from models_py import config
 from models_py.data import prepare
-from inference.contracts import confidence_bin, predicted_probability
 from models_py.evaluate import confidence_cutpoints, hit_rate_by_confidence
 from models_py.pipelines import build_pipeline, heuristic_score
-from fixtures.synthetic import make_training_set
 from models_py.training import calibrated
 
 

@@ -9,6 +9,7 @@ import shutil
 import joblib
 import numpy as np
 import pytest
+from fixtures.synthetic import make_training_set
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
@@ -19,7 +20,6 @@ from models_py import evaluate, train
 from models_py import run_folder as artefact
 from models_py.data import load_training_set
 from models_py.splits import time_split
-from fixtures.synthetic import make_training_set
 
 pytestmark = pytest.mark.slow
 RUN_ID = "20260101T000000Z"

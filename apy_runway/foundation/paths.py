@@ -80,7 +80,7 @@ class ProjectPaths:
         """One folder per training run: runs/<run_id>/ (model, metadata, report)."""
         return self.home / "runs"
 
-    def ensure(self) -> "ProjectPaths":
+    def ensure(self) -> ProjectPaths:
         for folder in (self.landing, self.raw, self.quarantine, self.exports, self.runs):
             folder.mkdir(parents=True, exist_ok=True)
         return self

@@ -38,7 +38,7 @@ import argparse
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -244,7 +244,7 @@ def generate_snapshots(
     pools = _pool_attributes(n_pools, n_days, seed)
     market = _market_factor(n_days, seed)
     start_us = int(datetime(start_date.year, start_date.month, start_date.day,
-                            tzinfo=timezone.utc).timestamp()) * 1_000_000
+                            tzinfo=UTC).timestamp()) * 1_000_000
     outage_days = _outage_days(n_days, seed)
 
     rows = 0

@@ -107,7 +107,7 @@ def columnar_payload(columns: dict[str, list], feature_columns: dict,
     return {
         "format": contracts.FEATURES_FORMAT,
         "source": source,
-        "published_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "published_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "row_count": len(clean["pool_id"]),
         "snapshot_date_max": max(dates)[:10] if dates else None,
         "features": list(feature_columns["features"]),

@@ -36,7 +36,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from functools import cache
 from pathlib import Path
 
@@ -200,7 +200,7 @@ def ingest(
     started = time.perf_counter()
     paths.ensure()
     files = expand_inputs(list(inputs) or default_inputs(paths))
-    ingested_at = datetime.now(timezone.utc)
+    ingested_at = datetime.now(UTC)
     work_dir = paths.data / ".ingest_work"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
