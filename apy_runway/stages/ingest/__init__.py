@@ -169,9 +169,11 @@ def _keys_sql(source: Source) -> str:
 
 def _staged_sql(sort: bool) -> str:
     return sql("staged_rows",
-               contract_columns=", ".join(f"cast(parsed_{name} as {kind}) as {ident(name)}"
-                                          for name, kind in CONTRACT),
-               order_by="order by parsed_pool, parsed_timestamp" if sort else "")
+               contract_columns=", ".join(
+                   f"cast(parsed_rows.parsed_{name} as {kind}) as {ident(name)}"
+                   for name, kind in CONTRACT),
+               order_by=("order by parsed_rows.parsed_pool, parsed_rows.parsed_timestamp"
+                         if sort else ""))
 
 
 def _quarantine_sql(ingested_at: datetime) -> str:

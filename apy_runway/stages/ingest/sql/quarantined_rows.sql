@@ -10,5 +10,8 @@ select
     input_rows.source_row,
     {ingested_at} as ingested_at
 from input_rows
-inner join verdicts using (file_index, source_row)
+inner join verdicts
+    on
+        input_rows.file_index = verdicts.file_index
+        and input_rows.source_row = verdicts.source_row
 order by input_rows.file_index, input_rows.source_row

@@ -29,7 +29,10 @@ crowded_hours as (
 contenders as (
     select valid.*
     from valid
-    semi join crowded_hours using (parsed_pool, parsed_hour)
+    semi join crowded_hours
+        on
+            valid.parsed_pool = crowded_hours.parsed_pool
+            and valid.parsed_hour = crowded_hours.parsed_hour
 ),
 
 -- identical values: the last input copy stays, earlier copies are duplicates
