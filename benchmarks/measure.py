@@ -4,6 +4,7 @@ Peak memory is the maximum resident set size reported by wait4(2) for the child,
 which on Linux also covers the grandchildren it waited for (dbt runs as a
 subprocess of the CLI), so `apy-runway build` is measured with dbt included.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,11 @@ def measure(argv: list[str], env: dict | None = None, cwd=None, log_path=None) -
             started = time.perf_counter()
             returncode = subprocess.run(
                 [sys.executable, "-S", "-c", _LAUNCHER, report.name, *argv],
-                env={**os.environ, **(env or {})}, cwd=cwd or REPO_ROOT,
-                stdout=out, stderr=subprocess.STDOUT).returncode
+                env={**os.environ, **(env or {})},
+                cwd=cwd or REPO_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            ).returncode
             wall = time.perf_counter() - started
         finally:
             if log_path:

@@ -3,6 +3,7 @@
 Pure functions over arrays. The headline is ROC AUC on the test period; the
 walk-forward fold AUCs are what settings are chosen on.
 """
+
 from __future__ import annotations
 
 import time
@@ -46,10 +47,15 @@ def cross_validate(pipeline, X, y, folds) -> dict:
         aucs.append(safe_auc(y[validation], p))
         briers.append(float(brier_score_loss(y[validation], p)))
         predictions.append((validation, p))
-    return {"fold_auc": aucs, "cv_auc_mean": float(np.nanmean(aucs)),
-            "cv_auc_std": float(np.nanstd(aucs)), "fold_brier": briers,
-            "fit_seconds_mean": float(np.mean(seconds)), "predictions": predictions,
-            "last_model": model}
+    return {
+        "fold_auc": aucs,
+        "cv_auc_mean": float(np.nanmean(aucs)),
+        "cv_auc_std": float(np.nanstd(aucs)),
+        "fold_brier": briers,
+        "fit_seconds_mean": float(np.mean(seconds)),
+        "predictions": predictions,
+        "last_model": model,
+    }
 
 
 def rank_auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -64,8 +70,9 @@ def rank_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n_keep * (n_keep + 1) / 2) / (n_keep * n_down))
 
 
-def bootstrap_auc_by_pool(y, p, pools, samples: int = 200, seed: int = 0,
-                          level: float = 0.95) -> dict:
+def bootstrap_auc_by_pool(
+    y, p, pools, samples: int = 200, seed: int = 0, level: float = 0.95
+) -> dict:
     """Percentile CI of the AUC resampling whole pools (rows of a pool are correlated)."""
     y, p, pools = np.asarray(y), np.asarray(p), np.asarray(pools)
     codes, uniques = pd.factorize(pools)
@@ -75,15 +82,19 @@ def bootstrap_auc_by_pool(y, p, pools, samples: int = 200, seed: int = 0,
     values = []
     for _ in range(samples):
         chosen = rng.integers(0, len(uniques), len(uniques))
-        rows = np.concatenate([order[bounds[c]:bounds[c + 1]] for c in chosen])
+        rows = np.concatenate([order[bounds[c] : bounds[c + 1]] for c in chosen])
         auc = rank_auc(y[rows], p[rows])
         if np.isfinite(auc):
             values.append(auc)
     if not values:
         return {"low": float("nan"), "high": float("nan"), "samples": 0}
     alpha = (1 - level) / 2
-    return {"low": float(np.quantile(values, alpha)), "high": float(np.quantile(values, 1 - alpha)),
-            "samples": len(values), "level": level}
+    return {
+        "low": float(np.quantile(values, alpha)),
+        "high": float(np.quantile(values, 1 - alpha)),
+        "samples": len(values),
+        "level": level,
+    }
 
 
 def auc_by_group(y, p, groups, top: int | None = None) -> pd.DataFrame:
@@ -91,8 +102,14 @@ def auc_by_group(y, p, groups, top: int | None = None) -> pd.DataFrame:
     frame = pd.DataFrame({"y": np.asarray(y), "p": np.asarray(p), "group": np.asarray(groups)})
     rows = []
     for group, part in frame.groupby("group", sort=True):
-        rows.append({"group": group, "rows": len(part), "down_rate": 1 - part["y"].mean(),
-                     "roc_auc": safe_auc(part["y"], part["p"])})
+        rows.append(
+            {
+                "group": group,
+                "rows": len(part),
+                "down_rate": 1 - part["y"].mean(),
+                "roc_auc": safe_auc(part["y"], part["p"]),
+            }
+        )
     table = pd.DataFrame(rows, columns=["group", "rows", "down_rate", "roc_auc"])
     if top is not None:
         table = table.sort_values("rows", ascending=False).head(top)
@@ -115,9 +132,18 @@ def hit_rate_by_confidence(y, p_keep, cutpoints) -> pd.DataFrame:
     rows = []
     for b in (1, 2, 3):
         mask = bins == b
-        rows.append({"confidence": b, "rows": int(mask.sum()),
-                     "hit_rate": float((predicted_keep[mask] == y[mask]).mean()) if mask.any() else float("nan"),
-                     "predicted_down_share": float((predicted_keep[mask] == 0).mean()) if mask.any() else float("nan")})
+        rows.append(
+            {
+                "confidence": b,
+                "rows": int(mask.sum()),
+                "hit_rate": float((predicted_keep[mask] == y[mask]).mean())
+                if mask.any()
+                else float("nan"),
+                "predicted_down_share": float((predicted_keep[mask] == 0).mean())
+                if mask.any()
+                else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 

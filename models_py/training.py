@@ -4,6 +4,7 @@ Settings (forest size, calibration, which model ships) are chosen on the
 walk-forward folds before the test start T only; the test period is looked at
 once, for the reported numbers.
 """
+
 from __future__ import annotations
 
 import copy
@@ -89,31 +90,49 @@ def _oob(pipeline, y) -> dict:
         return {}
     p = estimator.oob_decision_function_[:, 1]
     seen = np.isfinite(p)
-    return {"oob_accuracy": float(estimator.oob_score_),
-            "oob_roc_auc": float(roc_auc_score(y[seen], p[seen]))}
+    return {
+        "oob_accuracy": float(estimator.oob_score_),
+        "oob_roc_auc": float(roc_auc_score(y[seen], p[seen])),
+    }
 
 
-def select_rf_params(X, y, folds, features, categorical, settings: Settings) -> tuple[dict, list, dict]:
+def select_rf_params(
+    X, y, folds, features, categorical, settings: Settings
+) -> tuple[dict, list, dict]:
     """Leanest candidate within tolerance of the best mean fold AUC (folds only)."""
     rows, cvs = [], []
-    candidates = list(settings.rf_candidates) + ([config.RF_REFERENCE] if settings.rf_reference else [])
+    candidates = list(settings.rf_candidates) + (
+        [config.RF_REFERENCE] if settings.rf_reference else []
+    )
     for number, params in enumerate(candidates):
         pipeline = build_pipeline("random_forest", features, categorical, params, settings.rf_trees)
         cv = cross_validate(pipeline, X, y, folds)
         # size of the last (largest) fold model: a lower bound of the final artefact
         size_mb = pickled_size(cv.pop("last_model")) / 1e6
-        rows.append({"params": params, "reference": number >= len(settings.rf_candidates),
-                     "cv_auc_mean": cv["cv_auc_mean"],
-                     "cv_auc_std": cv["cv_auc_std"], "last_fold_model_mb": size_mb,
-                     "fit_seconds_mean": cv["fit_seconds_mean"]})
+        rows.append(
+            {
+                "params": params,
+                "reference": number >= len(settings.rf_candidates),
+                "cv_auc_mean": cv["cv_auc_mean"],
+                "cv_auc_std": cv["cv_auc_std"],
+                "last_fold_model_mb": size_mb,
+                "fit_seconds_mean": cv["fit_seconds_mean"],
+            }
+        )
         cvs.append(cv)
-        log(f"  random_forest {params}: fold AUC {cv['cv_auc_mean']:.4f} "
-            f"+- {cv['cv_auc_std']:.4f}, {size_mb:.1f} MB")
+        log(
+            f"  random_forest {params}: fold AUC {cv['cv_auc_mean']:.4f} "
+            f"+- {cv['cv_auc_std']:.4f}, {size_mb:.1f} MB"
+        )
     eligible = [row for row in rows if not row["reference"]]
     best = max(row["cv_auc_mean"] for row in eligible)
-    fitting = [i for i, row in enumerate(eligible) if row["last_fold_model_mb"] <= settings.max_artefact_mb]
-    chosen = next((i for i in fitting
-                   if eligible[i]["cv_auc_mean"] >= best - config.RF_SELECTION_TOLERANCE), 0)
+    fitting = [
+        i for i, row in enumerate(eligible) if row["last_fold_model_mb"] <= settings.max_artefact_mb
+    ]
+    chosen = next(
+        (i for i in fitting if eligible[i]["cv_auc_mean"] >= best - config.RF_SELECTION_TOLERANCE),
+        0,
+    )
     top = max(row["cv_auc_mean"] for row in rows)
     for i, row in enumerate(rows):
         row["chosen"] = i == chosen
@@ -124,15 +143,20 @@ def select_rf_params(X, y, folds, features, categorical, settings: Settings) -> 
 def calibrated(pipeline, split) -> Pipeline:
     """Same preprocessing; the estimator fitted on the split's first part and
     isotonic-calibrated on its second (one split: the artefact stays one forest)."""
-    return Pipeline([
-        ("preprocess", clone(pipeline.named_steps["preprocess"])),
-        ("classifier", CalibratedClassifierCV(clone(pipeline.named_steps["classifier"]),
-                                              method="isotonic", cv=[split])),
-    ])
+    return Pipeline(
+        [
+            ("preprocess", clone(pipeline.named_steps["preprocess"])),
+            (
+                "classifier",
+                CalibratedClassifierCV(
+                    clone(pipeline.named_steps["classifier"]), method="isotonic", cv=[split]
+                ),
+            ),
+        ]
+    )
 
 
-def calibration_check(pipeline, X, y, dates, ends, folds, fold_predictions,
-                      n_check: int) -> dict:
+def calibration_check(pipeline, X, y, dates, ends, folds, fold_predictions, n_check: int) -> dict:
     """Does isotonic calibration improve Brier (without worse log loss) on the last folds?
 
     For fold k the calibrated variant trains on fold k's training rows minus its
@@ -159,8 +183,10 @@ def calibration_check(pipeline, X, y, dates, ends, folds, fold_predictions,
         summary[f"isotonic_{key}"] = float(np.mean([m[key] for m in isotonic]))
     # Brier must improve and log loss must not get worse: isotonic steps can
     # output exactly 0 or 1 ("100 %" shown to users), which log loss punishes.
-    summary["improves"] = (summary["isotonic_brier"] < summary["raw_brier"]
-                           and summary["isotonic_log_loss"] <= summary["raw_log_loss"])
+    summary["improves"] = (
+        summary["isotonic_brier"] < summary["raw_brier"]
+        and summary["isotonic_log_loss"] <= summary["raw_log_loss"]
+    )
     return summary
 
 
@@ -173,22 +199,31 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     if "anchor" in settings.models:
         missing = [f for f in config.ANCHOR_FEATURES if f not in data.features]
         if missing:
-            raise UserError(f"the anchor model needs feature(s) {missing}, "
-                            "absent from feature_columns.json")
+            raise UserError(
+                f"the anchor model needs feature(s) {missing}, absent from feature_columns.json"
+            )
     features, categorical = data.features, data.categorical
     X, y = data.matrix(), data.y
     split = time_split(data.dates, data.label_end_dates, settings.test_fraction)
     train, test = split.train_index, split.test_index
     if len(train) == 0 or len(np.unique(y[train])) < 2:
-        raise UserError(f"no usable training rows before the test start {split.test_start} "
-                        f"once label windows reaching it are purged ({len(train)} rows)")
+        raise UserError(
+            f"no usable training rows before the test start {split.test_start} "
+            f"once label windows reaching it are purged ({len(train)} rows)"
+        )
     if len(np.unique(y[test])) < 2:
         raise UserError(f"the test period from {split.test_start} is single-class")
-    log(f"split: train {len(train)} rows (label windows end before {split.test_start}), "
-        f"test {len(test)} rows from {split.test_start}, {split.purged_rows} rows purged")
+    log(
+        f"split: train {len(train)} rows (label windows end before {split.test_start}), "
+        f"test {len(test)} rows from {split.test_start}, {split.purged_rows} rows purged"
+    )
     try:
-        walk = PurgedWalkForward(data.dates[train], data.label_end_dates[train],
-                                 settings.cv_folds, settings.cv_validation_fraction)
+        walk = PurgedWalkForward(
+            data.dates[train],
+            data.label_end_dates[train],
+            settings.cv_folds,
+            settings.cv_validation_fraction,
+        )
         folds = list(walk.split())
     except ValueError as error:
         raise UserError(f"walk-forward folds: {error}") from error
@@ -202,26 +237,39 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         if "random_forest" in settings.models and len(settings.rf_candidates) > 1:
             log(f"choosing random-forest settings on {len(folds)} walk-forward folds")
             rf_params, rf_selection, rf_cv = select_rf_params(
-                X_train, y_train, folds, features, categorical, settings)
+                X_train, y_train, folds, features, categorical, settings
+            )
         log(f"random forest: {settings.rf_trees} trees, {rf_params}")
 
     results: dict[str, ModelResult] = {}
     for name in settings.models:
         pipeline = build_pipeline(name, features, categorical, rf_params, settings.rf_trees)
-        cv = rf_cv if (name == "random_forest" and rf_cv is not None) else \
-            cross_validate(pipeline, X_train, y_train, folds)
+        cv = (
+            rf_cv
+            if (name == "random_forest" and rf_cv is not None)
+            else cross_validate(pipeline, X_train, y_train, folds)
+        )
         fit_started = time.perf_counter()
         pipeline.fit(X_train, y_train)
         fit_seconds = time.perf_counter() - fit_started
         p_test = pipeline.predict_proba(X[test])[:, 1]
-        result = ModelResult(name, pipeline, cv, metrics(y[test], p_test), p_test,
-                             {"fit_seconds": fit_seconds, **_oob(pipeline, y_train)})
+        result = ModelResult(
+            name,
+            pipeline,
+            cv,
+            metrics(y[test], p_test),
+            p_test,
+            {"fit_seconds": fit_seconds, **_oob(pipeline, y_train)},
+        )
         result.test["ci"] = bootstrap_auc_by_pool(
-            y[test], p_test, data.frame["pool_id"].to_numpy()[test], settings.bootstrap_samples)
+            y[test], p_test, data.frame["pool_id"].to_numpy()[test], settings.bootstrap_samples
+        )
         results[name] = result
-        log(f"  {name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
+        log(
+            f"  {name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
             f"test AUC {result.test['roc_auc']:.4f} [{result.test['ci']['low']:.3f}, "
-            f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s")
+            f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s"
+        )
 
     production = choose_production(results)
     log(f"production model: {production}")
@@ -229,17 +277,29 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     train_dates, train_ends = data.dates[train], data.label_end_dates[train]
     if settings.calibration == "off":
         log("isotonic calibration: off")
-        calibration = {"raw_brier": None, "isotonic_brier": None, "improves": False,
-                       "folds_checked": 0, "disabled": True}
+        calibration = {
+            "raw_brier": None,
+            "isotonic_brier": None,
+            "improves": False,
+            "folds_checked": 0,
+            "disabled": True,
+        }
     else:
         log("checking isotonic calibration on the last folds")
-        calibration = calibration_check(results[production].pipeline, X_train, y_train,
-                                        train_dates, train_ends, folds,
-                                        results[production].cv["predictions"],
-                                        config.CALIBRATION_CHECK_FOLDS)
+        calibration = calibration_check(
+            results[production].pipeline,
+            X_train,
+            y_train,
+            train_dates,
+            train_ends,
+            folds,
+            results[production].cv["predictions"],
+            config.CALIBRATION_CHECK_FOLDS,
+        )
     calibration["applied"] = False
-    final_calibration_split = calibration_split(train_dates, train_ends, np.arange(len(train)),
-                                                config.CALIBRATION_FRACTION)
+    final_calibration_split = calibration_split(
+        train_dates, train_ends, np.arange(len(train)), config.CALIBRATION_FRACTION
+    )
     if calibration["improves"]:
         model = calibrated(results[production].pipeline, final_calibration_split)
         model.fit(X_train, y_train)
@@ -248,45 +308,92 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         production_model = model
         results[production].extra["calibrated_test"] = calibration["test"]
     if calibration["raw_brier"] is not None:
-        log(f"isotonic calibration: fold Brier {calibration['raw_brier']:.4f} -> "
+        log(
+            f"isotonic calibration: fold Brier {calibration['raw_brier']:.4f} -> "
             f"{calibration['isotonic_brier']:.4f}, log loss {calibration['raw_log_loss']:.4f} -> "
             f"{calibration['isotonic_log_loss']:.4f} "
-            f"({'applied' if calibration['applied'] else 'not applied'})")
-    size_guard = guard_size(production, production_model, X_train, y_train, folds,
-                            features, categorical, rf_params, settings, calibration,
-                            final_calibration_split, results[production].cv["cv_auc_mean"])
+            f"({'applied' if calibration['applied'] else 'not applied'})"
+        )
+    size_guard = guard_size(
+        production,
+        production_model,
+        X_train,
+        y_train,
+        folds,
+        features,
+        categorical,
+        rf_params,
+        settings,
+        calibration,
+        final_calibration_split,
+        results[production].cv["cv_auc_mean"],
+    )
     if size_guard and size_guard[-1].get("model") is not None:
         production_model = size_guard[-1].pop("model")
     for row in size_guard:
         row.pop("model", None)
-    return TrainingResult(data, split, folds, walk.describe(), results, production,
-                          production_model, rf_selection, rf_params, calibration, size_guard,
-                          time.perf_counter() - started)
+    return TrainingResult(
+        data,
+        split,
+        folds,
+        walk.describe(),
+        results,
+        production,
+        production_model,
+        rf_selection,
+        rf_params,
+        calibration,
+        size_guard,
+        time.perf_counter() - started,
+    )
 
 
 def choose_production(results: dict) -> str:
     candidates = [n for n in config.PRODUCTION_CANDIDATES if n in results]
     if not candidates:
-        raise UserError("no production candidate among the models "
-                        f"(need one of {config.PRODUCTION_CANDIDATES})")
+        raise UserError(
+            f"no production candidate among the models (need one of {config.PRODUCTION_CANDIDATES})"
+        )
     best = max(candidates, key=lambda n: results[n].cv["cv_auc_mean"])
     preferred = config.PREFERRED_PRODUCTION_MODEL
-    if preferred in results and results[best].cv["cv_auc_mean"] <= \
-            results[preferred].cv["cv_auc_mean"] + config.PRODUCTION_SWITCH_MARGIN:
+    if (
+        preferred in results
+        and results[best].cv["cv_auc_mean"]
+        <= results[preferred].cv["cv_auc_mean"] + config.PRODUCTION_SWITCH_MARGIN
+    ):
         return preferred
     return best
 
 
-def guard_size(production, model, X, y, folds, features, categorical, rf_params,
-               settings: Settings, calibration, calibration_split_, cv_auc_mean) -> list[dict]:
+def guard_size(
+    production,
+    model,
+    X,
+    y,
+    folds,
+    features,
+    categorical,
+    rf_params,
+    settings: Settings,
+    calibration,
+    calibration_split_,
+    cv_auc_mean,
+) -> list[dict]:
     """--max-artefact-mb: grow min_samples_leaf until the artefact fits; record the cost."""
     size_mb = pickled_size(model) / 1e6
-    history = [{"min_samples_leaf": rf_params.get("min_samples_leaf"), "size_mb": size_mb,
-                "cv_auc_mean": cv_auc_mean}]
+    history = [
+        {
+            "min_samples_leaf": rf_params.get("min_samples_leaf"),
+            "size_mb": size_mb,
+            "cv_auc_mean": cv_auc_mean,
+        }
+    ]
     if size_mb <= settings.max_artefact_mb or production not in ("random_forest", "anchor"):
         if size_mb > settings.max_artefact_mb:
-            raise UserError(f"{production} artefact is {size_mb:.1f} MB > "
-                            f"--max-artefact-mb {settings.max_artefact_mb}")
+            raise UserError(
+                f"{production} artefact is {size_mb:.1f} MB > "
+                f"--max-artefact-mb {settings.max_artefact_mb}"
+            )
         return history
     params = dict(rf_params)
     for _ in range(6):
@@ -296,12 +403,22 @@ def guard_size(production, model, X, y, folds, features, categorical, rf_params,
         model = calibrated(pipeline, calibration_split_) if calibration.get("applied") else pipeline
         model.fit(X, y)
         size_mb = pickled_size(model) / 1e6
-        history.append({"min_samples_leaf": params["min_samples_leaf"], "size_mb": size_mb,
-                        "cv_auc_mean": cv["cv_auc_mean"], "model": model})
-        log(f"  size guard: min_samples_leaf={params['min_samples_leaf']} -> {size_mb:.1f} MB, "
-            f"fold AUC {cv['cv_auc_mean']:.4f}")
+        history.append(
+            {
+                "min_samples_leaf": params["min_samples_leaf"],
+                "size_mb": size_mb,
+                "cv_auc_mean": cv["cv_auc_mean"],
+                "model": model,
+            }
+        )
+        log(
+            f"  size guard: min_samples_leaf={params['min_samples_leaf']} -> {size_mb:.1f} MB, "
+            f"fold AUC {cv['cv_auc_mean']:.4f}"
+        )
         if size_mb <= settings.max_artefact_mb:
             rf_params.update(params)
             return history
-    raise UserError(f"could not bring the {production} artefact under "
-                    f"--max-artefact-mb {settings.max_artefact_mb} (last {size_mb:.1f} MB)")
+    raise UserError(
+        f"could not bring the {production} artefact under "
+        f"--max-artefact-mb {settings.max_artefact_mb} (last {size_mb:.1f} MB)"
+    )
