@@ -34,7 +34,8 @@ UNSEEN = "\x00unseen-category\x00"
 
 
 def compile_forest(pipeline, numeric: list[str], categorical: list[str], features: list[str]):
-    """A function columns(dict of lists) -> (n, 2) probabilities, equal to pipeline.predict_proba."""
+    """A function columns(dict of lists) -> (n, 2) probabilities, equal to
+    pipeline.predict_proba."""
     pre = pipeline.named_steps["preprocess"]
     classifier = pipeline.named_steps["classifier"]
     blocks = {

@@ -42,7 +42,10 @@ def cli(home: Path, *args: str) -> list[str]:
 
 def machine() -> str:
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.machine()} {os.cpu_count()} cpu {memory_gb:.0f} GB, Python {platform.python_version()}"
+    return (
+        f"{platform.machine()} {os.cpu_count()} cpu {memory_gb:.0f} GB, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def record(section: str, scale: str, **figures) -> dict:
@@ -327,7 +330,7 @@ def bench_layer(workdir: Path, log: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     layer_log = workdir / "layer.log"
     layer_log.unlink(missing_ok=True)
-    version = "%d.%d" % sys.version_info[:2]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
     m = measure(
         [str(REPO_ROOT / "createlayer.sh"), version, "--out-dir", str(out)],
         env={"PYTHON": sys.executable},

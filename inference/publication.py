@@ -150,7 +150,19 @@ def score_published(
             "model_id": spec.model_id,
             "scored_at": scored_at,
         }
-        for pool_id, symbol, state, reason, down, keep, shown_class, probability, confidence, stale, feature_date in zip(
+        for (
+            pool_id,
+            symbol,
+            state,
+            reason,
+            down,
+            keep,
+            shown_class,
+            probability,
+            confidence,
+            stale,
+            feature_date,
+        ) in zip(
             columns["pool_id"],
             symbols,
             status.tolist(),

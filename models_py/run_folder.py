@@ -253,7 +253,7 @@ def write_run(
             "size_guard": result.size_guard,
             "max_artefact_mb": settings.max_artefact_mb,
         },
-        "calibration": {k: v for k, v in result.calibration.items()},
+        "calibration": dict(result.calibration),
         "predict_proba_latency": latency,
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -77,7 +77,7 @@ class PurgedWalkForward:
         self.n_splits = int(n_splits)
         self.validation_fraction = validation_fraction
         unique = np.unique(self.dates)
-        n_validation = int(round(len(unique) * validation_fraction))
+        n_validation = round(len(unique) * validation_fraction)
         if n_validation < self.n_splits or len(unique) - n_validation < 1:
             raise ValueError(
                 f"{len(unique)} distinct dates are too few for {self.n_splits} "
@@ -102,7 +102,7 @@ class PurgedWalkForward:
 
     def describe(self) -> list[dict]:
         rows = []
-        for (first, last), (train, validation) in zip(self.blocks, self.split()):
+        for (first, last), (train, validation) in zip(self.blocks, self.split(), strict=True):
             rows.append(
                 {
                     "validation_start": str(first),

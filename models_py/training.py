@@ -228,7 +228,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     except ValueError as error:
         raise UserError(f"walk-forward folds: {error}") from error
     X_train, y_train = X[train], y[train]
-    for k, (tr, va) in enumerate(folds):
+    for k, (tr, _va) in enumerate(folds):
         if len(np.unique(y_train[tr])) < 2:
             raise UserError(f"walk-forward fold {k + 1} trains on a single class")
 

@@ -105,7 +105,9 @@ def serve(run_dir: Path, payload: dict) -> dict:
             }
             for p in published["predictions"]
         ],
-        "raw_p_keep": {columns["pool_id"][i]: float(p) for i, p in zip(scored, raw[:, 1])},
+        "raw_p_keep": {
+            columns["pool_id"][i]: float(p) for i, p in zip(scored, raw[:, 1], strict=True)
+        },
         "http_rows": rows,
         "http_predictions": http["predictions"],
         "http_binned_confidence": [r["binned_confidence"] for r in http["rows"]],

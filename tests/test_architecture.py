@@ -120,7 +120,7 @@ def test_the_import_graph_has_no_cycles():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(stack[stack.index(nxt) :] + [nxt]))
+                cycles.append(" -> ".join([*stack[stack.index(nxt) :], nxt]))
             elif nxt not in state:
                 visit(nxt, [*stack, nxt])
         state[node] = 2
@@ -133,7 +133,7 @@ def test_the_import_graph_has_no_cycles():
 
 def test_no_importlib_on_our_own_modules():
     offenders = []
-    for module, path in MODULES.items():
+    for path in MODULES.values():
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):

@@ -83,7 +83,7 @@ def test_measure_includes_grandchildren(tmp_path):
 
 
 def test_pandas_prototype_computes_dbts_features_and_label(built, tmp_path):
-    paths, source, _ = built
+    paths, _, _ = built
     out = tmp_path / "pandas.parquet"
     measure(python_argv("benchmarks.pandas_prototype", str(paths.raw_snapshots), str(out)))
     ours = pd.read_parquet(out).rename(columns={"pool": "pool_id"})

@@ -78,7 +78,9 @@ def build_daily(source, home, dbt_vars: dict) -> dict:
         )
         names = [column[0] for column in cursor.description]
         return {
-            (row[names.index("pool_id")], row[names.index("snapshot_date")]): dict(zip(names, row))
+            (row[names.index("pool_id")], row[names.index("snapshot_date")]): dict(
+                zip(names, row, strict=True)
+            )
             for row in cursor.fetchall()
         }
 

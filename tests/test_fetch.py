@@ -228,7 +228,7 @@ def test_bad_options_are_rejected(project_home, defillama, options, message):
 
 
 def test_unreachable_api_is_a_clear_error(project_home):
-    with pytest.raises(UserError, match="cannot download http://127.0.0.1:9/pools"):
+    with pytest.raises(UserError, match=r"cannot download http://127\.0\.0\.1:9/pools"):
         fetch(project_home, base_url="http://127.0.0.1:9", retries=1, **FAST)
     assert not (landing_dir(project_home) / "pools.json").exists()
 

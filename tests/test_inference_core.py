@@ -1,4 +1,5 @@
-"""The pure serving core (inference/validation, scoring, publication, artefact), called directly with a tiny real model."""
+"""The pure serving core (inference/validation, scoring, publication, artefact), called
+directly with a tiny real model."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def test_score_rows_matches_the_model_and_derives_defillama_fields(loaded):
     X = np.array([[r[f] for f in FEATURES] for r in rows], dtype=object)
     expected = model.predict_proba(X)
     np.testing.assert_allclose(body["predictions"], expected)
-    for (p_down, p_keep), shown in zip(body["predictions"], body["rows"]):
+    for (p_down, p_keep), shown in zip(body["predictions"], body["rows"], strict=True):
         assert shown["predicted_class"] == ("Down" if p_down >= p_keep else "Stable/Up")
         assert shown["predicted_probability"] == pytest.approx(100 * max(p_down, p_keep), abs=1e-4)
         assert shown["binned_confidence"] == contracts.confidence_bin(
@@ -161,7 +162,9 @@ def test_score_published_eligibility_staleness_and_counts(loaded):
     assert by_pool["pool-00001"]["reason"] == "observed_day_count < 7"
     expected_not_scored = sum(
         1
-        for a, d in zip(payload["columns"]["apy"], payload["columns"]["observed_day_count"])
+        for a, d in zip(
+            payload["columns"]["apy"], payload["columns"]["observed_day_count"], strict=True
+        )
         if a <= 0 or d < 7
     )
     assert result["counts"] == {

@@ -144,7 +144,7 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
         f"from '{project_home.quarantined_rows}' order by reason"
     )
     assert [row[0] for row in rows] == ["missing_apy", "non_numeric_tvl"]
-    reason, pool, tvl, extra, source_file, source_row, ingested_at = rows[1]
+    _, pool, tvl, extra, source_file, source_row, ingested_at = rows[1]
     assert pool == "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11"
     assert tvl == "not reported"
     assert json.loads(extra) == {

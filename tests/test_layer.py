@@ -3,10 +3,10 @@
 The layer is built for the local interpreter (the venv is Python 3.12 = the Lambda
 runtime) and cached under build/layer-cache/<hash of createlayer.sh, the
 requirements and serverless.yml>; a fresh clone builds it once (~40 s, wheels from
-the package index). Then a clean `python -I -S -B` process (no .pyc written, as on the read-only /opt) whose sys.path holds only
-the stdlib, the layer, a copy of inference/ and a test-only boto3 folder (boto3 is
-in the Lambda runtime, so the layer does not ship it) imports the handler and
-scores events against the local moto S3 server.
+the package index). Then a clean `python -I -S -B` process (no .pyc written, as on the
+read-only /opt) whose sys.path holds only the stdlib, the layer, a copy of inference/
+and a test-only boto3 folder (boto3 is in the Lambda runtime, so the layer does not
+ship it) imports the handler and scores events against the local moto S3 server.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def built_layer() -> dict:
     if not report.exists():
         staging = CACHE / f"{key}.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        version = "%d.%d" % sys.version_info[:2]
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
         result = subprocess.run(
             [str(REPO / "createlayer.sh"), version, "--out-dir", str(staging)],
             env={**os.environ, "PYTHON": sys.executable},

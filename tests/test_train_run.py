@@ -75,7 +75,7 @@ def test_run_folder_holds_model_metadata_report_and_latest_link(trained):
 
 
 def test_metadata_is_complete_and_true_to_the_training_set(trained):
-    _, frame, contract, run_dir = trained
+    _, _, contract, run_dir = trained
 
     def refuse(constant):
         raise AssertionError(f"metadata.json is not strict JSON: {constant}")
@@ -99,7 +99,7 @@ def test_metadata_is_complete_and_true_to_the_training_set(trained):
     assert 50 <= q1 <= q2 <= 100
     assert meta["model_name"] in ("random_forest", "logistic", "anchor")
     assert set(meta["metrics"]) == {"prior", "heuristic", "logistic", "random_forest", "anchor"}
-    for name, entry in meta["metrics"].items():
+    for entry in meta["metrics"].values():
         assert 0 <= entry["test"]["roc_auc"] <= 1 and len(entry["cv"]["fold_auc"]) == 5
         assert entry["lift_over_anchor"]["test_roc_auc"] == pytest.approx(
             entry["test"]["roc_auc"] - meta["metrics"]["anchor"]["test"]["roc_auc"]
@@ -146,7 +146,7 @@ def test_sha256_is_written_and_verifiable_and_tampering_is_detected(trained, tmp
 
 
 def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
-    paths, frame, contract, run_dir = trained
+    _, frame, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
     model = joblib.load(run_dir / "model.joblib")
     assert isinstance(model, Pipeline)
@@ -173,7 +173,7 @@ def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
 
 
 def test_saved_forest_drops_its_oob_arrays_but_reports_the_oob_score(trained):
-    _, frame, _, run_dir = trained
+    _, _, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
     forest = joblib.load(run_dir / "model.joblib").steps[-1][1]
     assert hasattr(forest, "estimators_") and hasattr(forest, "oob_score_")

@@ -37,7 +37,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -120,7 +120,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         # 3GB: the measured need at DefiLlama's scale (231M hourly rows); 2GB ran out
         default=DEFAULT_MEMORY_LIMIT,
         type=memory_size,
-        help=f"DuckDB memory limit for the work database (spills to disk beyond it; default {DEFAULT_MEMORY_LIMIT})",
+        help=(
+            "DuckDB memory limit for the work database (spills to disk beyond it; "
+            f"default {DEFAULT_MEMORY_LIMIT})"
+        ),
     )
 
 
