@@ -9,6 +9,7 @@ Writes <run>/label_variants.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,11 +19,11 @@ from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import ProjectPaths
 from models_py import config, report
-from models_py.data import load_training_set
-from models_py.training import Settings, train_models
+from models_py.data import TrainingData, load_training_set
+from models_py.training import Settings, TrainingResult, train_models
 
 
-def variant_row(threshold: float, stat: str, data, result) -> dict:
+def variant_row(threshold: float, stat: str, data: TrainingData, result: TrainingResult) -> dict:
     rf = result.results["random_forest"]
     anchor = result.results.get("anchor")
     y = data.y
@@ -50,7 +51,7 @@ def explore_label_variants(
     settings: Settings,
     rf_params: dict | None = None,
     labels_model: str = config.LABELS_MODEL,
-    variants=config.LABEL_VARIANTS,
+    variants: Iterable[tuple[float, str]] = config.LABEL_VARIANTS,
     training_set: Path | None = None,
     feature_columns: Path | None = None,
 ) -> pd.DataFrame:

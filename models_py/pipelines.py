@@ -9,6 +9,8 @@ the encoder's unknown path.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
@@ -20,6 +22,11 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEnc
 
 from inference.artefact import iter_estimators
 from models_py import config
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+EstimatorT = TypeVar("EstimatorT")
 
 
 def categorical_imputer() -> Pipeline:
@@ -78,7 +85,7 @@ def build_pipeline(
     cat_index = [i for i, f in enumerate(features) if f in categorical]
     num_index = [i for i, f in enumerate(features) if f not in categorical]
 
-    def index(names) -> list[int]:
+    def index(names: Sequence[str]) -> list[int]:
         missing = [n for n in names if n not in features]
         if missing:
             raise ValueError(f"model {name!r} needs feature(s) {missing} not in the feature list")
@@ -160,7 +167,7 @@ def build_pipeline(
 TRAINING_ONLY_ATTRIBUTES = ("oob_decision_function_", "oob_prediction_")
 
 
-def strip_training_only_state(model):
+def strip_training_only_state(model: EstimatorT) -> EstimatorT:
     """Drop the OOB arrays from every nested estimator (in place); return the model."""
     for estimator in iter_estimators(model):
         for attribute in TRAINING_ONLY_ATTRIBUTES:

@@ -26,12 +26,14 @@ from inference import contracts
 from models_py import config, evaluate
 
 if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
     from models_py.training import TrainingResult
 
 TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _fmt(value, digits: int = 4) -> str:
+def _fmt(value: object, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "n/a"
     if isinstance(value, (bool, np.bool_)):
@@ -53,7 +55,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
-def plot_roc(y, predictions: dict, path: Path) -> None:
+def plot_roc(y: ArrayLike, predictions: dict[str, np.ndarray], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, p in predictions.items():
         fpr, tpr, _ = roc_curve(y, p)
@@ -70,7 +72,7 @@ def plot_roc(y, predictions: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_calibration(y, predictions: dict, path: Path) -> None:
+def plot_calibration(y: ArrayLike, predictions: dict[str, np.ndarray], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, p in predictions.items():
         observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")

@@ -24,6 +24,8 @@ from models_py import config, evaluate, report
 from models_py.pipelines import strip_training_only_state
 
 if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
     from models_py.training import Settings, TrainingResult
 
 MODEL_FILE = contracts.MODEL_FILE
@@ -84,7 +86,7 @@ def library_versions() -> dict:
     }
 
 
-def save_model(model, run_dir: Path) -> dict:
+def save_model(model: Pipeline, run_dir: Path) -> dict:
     """Dump the pipeline without training-only state; return its file name, sha256 and size."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / MODEL_FILE
@@ -111,7 +113,7 @@ def write_metadata(run_dir: Path, metadata: dict) -> Path:
     return path
 
 
-def _finite(value):
+def _finite(value: Any) -> object:
     """NaN/inf -> null, so metadata.json is strict JSON (e.g. a single-class month's AUC)."""
     if isinstance(value, dict):
         return {key: _finite(item) for key, item in value.items()}
@@ -124,7 +126,7 @@ def _finite(value):
     return value
 
 
-def _json_default(value):
+def _json_default(value: Any) -> object:
     if hasattr(value, "item"):
         return value.item()
     if hasattr(value, "isoformat"):

@@ -10,15 +10,24 @@ already contains day T's APY. Splits count calendar dates, never rows
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
-def _as_days(values) -> np.ndarray:
+    from numpy.typing import ArrayLike
+
+# One walk-forward fold: (training positions, validation positions).
+Fold = tuple[np.ndarray, np.ndarray]
+
+
+def _as_days(values: ArrayLike) -> np.ndarray:
     return np.asarray(values).astype("datetime64[D]")
 
 
-def find_test_start(dates, test_fraction: float) -> np.datetime64:
+def find_test_start(dates: ArrayLike, test_fraction: float) -> np.datetime64:
     """First date of the test period: the last `test_fraction` of the distinct dates."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
@@ -39,7 +48,10 @@ class DateSplit:
 
 
 def time_split(
-    dates, label_end_dates, test_fraction: float = 0.3, test_start: np.datetime64 | None = None
+    dates: ArrayLike,
+    label_end_dates: ArrayLike,
+    test_fraction: float = 0.3,
+    test_start: np.datetime64 | None = None,
 ) -> DateSplit:
     """Test = rows dated >= T; train = rows whose label window ends before T."""
     dates, ends = _as_days(dates), _as_days(label_end_dates)
@@ -66,7 +78,13 @@ class PurgedWalkForward:
     positional indices into the arrays given to the constructor).
     """
 
-    def __init__(self, dates, label_end_dates, n_splits: int = 5, validation_fraction: float = 0.5):
+    def __init__(
+        self,
+        dates: ArrayLike,
+        label_end_dates: ArrayLike,
+        n_splits: int = 5,
+        validation_fraction: float = 0.5,
+    ) -> None:
         if int(n_splits) != n_splits or n_splits < 2:
             raise ValueError(f"n_splits must be an integer >= 2, got {n_splits!r}")
         if not 0 < validation_fraction < 1:
@@ -86,10 +104,21 @@ class PurgedWalkForward:
         blocks = np.array_split(unique[len(unique) - n_validation :], self.n_splits)
         self.blocks = [(block[0], block[-1]) for block in blocks]
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+    # X, y and groups are ignored: the folds come from the dates given to __init__
+    def get_n_splits(
+        self,
+        X: ArrayLike | None = None,
+        y: ArrayLike | None = None,
+        groups: ArrayLike | None = None,
+    ) -> int:
         return self.n_splits
 
-    def split(self, X=None, y=None, groups=None):
+    def split(
+        self,
+        X: ArrayLike | None = None,
+        y: ArrayLike | None = None,
+        groups: ArrayLike | None = None,
+    ) -> Iterator[Fold]:
         for first, last in self.blocks:
             validation = np.flatnonzero((self.dates >= first) & (self.dates <= last))
             train = np.flatnonzero(self.ends < first)
@@ -116,7 +145,7 @@ class PurgedWalkForward:
 
 
 def calibration_split(
-    dates, label_end_dates, rows, fraction: float = 0.2
+    dates: ArrayLike, label_end_dates: ArrayLike, rows: np.ndarray, fraction: float = 0.2
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split `rows` into (fit, calibrate) by date with the purge.
 

@@ -11,6 +11,7 @@ import copy
 import io
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
@@ -24,7 +25,12 @@ from models_py import config
 from models_py.data import TrainingData
 from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics
 from models_py.pipelines import build_pipeline, strip_training_only_state
-from models_py.splits import PurgedWalkForward, calibration_split, time_split
+from models_py.splits import DateSplit, PurgedWalkForward, calibration_split, time_split
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from models_py.splits import Fold
 
 
 @dataclass
@@ -44,7 +50,7 @@ class Settings:
 @dataclass
 class ModelResult:
     name: str
-    pipeline: object
+    pipeline: Pipeline
     cv: dict
     test: dict
     p_test: np.ndarray
@@ -54,12 +60,12 @@ class ModelResult:
 @dataclass
 class TrainingResult:
     data: TrainingData
-    split: object
-    folds: list
-    fold_table: list
-    results: dict
+    split: DateSplit
+    folds: list[Fold]
+    fold_table: list[dict]
+    results: dict[str, ModelResult]
     production: str
-    production_model: object
+    production_model: Pipeline
     rf_selection: list
     rf_params: dict
     calibration: dict
@@ -67,15 +73,15 @@ class TrainingResult:
     seconds: float
 
     @property
-    def train_index(self):
+    def train_index(self) -> np.ndarray:
         return self.split.train_index
 
     @property
-    def test_index(self):
+    def test_index(self) -> np.ndarray:
         return self.split.test_index
 
 
-def pickled_size(model) -> int:
+def pickled_size(model: object) -> int:
     """Bytes of the model as saved (joblib, compress=3, without training-only
     state), without touching disk."""
     buffer = io.BytesIO()
@@ -83,7 +89,7 @@ def pickled_size(model) -> int:
     return buffer.tell()
 
 
-def _oob(pipeline, y) -> dict:
+def _oob(pipeline: Pipeline, y: np.ndarray) -> dict:
     """Out-of-bag accuracy and ROC AUC of a fitted forest (empty for other models)."""
     estimator = pipeline.named_steps["classifier"]
     if not hasattr(estimator, "oob_decision_function_"):
@@ -97,7 +103,12 @@ def _oob(pipeline, y) -> dict:
 
 
 def select_rf_params(
-    X, y, folds, features, categorical, settings: Settings
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: Sequence[Fold],
+    features: list[str],
+    categorical: list[str],
+    settings: Settings,
 ) -> tuple[dict, list, dict]:
     """Leanest candidate within tolerance of the best mean fold AUC (folds only)."""
     rows, cvs = [], []
@@ -140,7 +151,7 @@ def select_rf_params(
     return dict(settings.rf_candidates[chosen]), rows, cvs[chosen]
 
 
-def calibrated(pipeline, split) -> Pipeline:
+def calibrated(pipeline: Pipeline, split: tuple[np.ndarray, np.ndarray]) -> Pipeline:
     """Same preprocessing; the estimator fitted on the split's first part and
     isotonic-calibrated on its second (one split: the artefact stays one forest)."""
     return Pipeline(
@@ -156,7 +167,16 @@ def calibrated(pipeline, split) -> Pipeline:
     )
 
 
-def calibration_check(pipeline, X, y, dates, ends, folds, fold_predictions, n_check: int) -> dict:
+def calibration_check(
+    pipeline: Pipeline,
+    X: np.ndarray,
+    y: np.ndarray,
+    dates: np.ndarray,
+    ends: np.ndarray,
+    folds: Sequence[Fold],
+    fold_predictions: Sequence[tuple[np.ndarray, np.ndarray]],
+    n_check: int,
+) -> dict:
     """Does isotonic calibration improve Brier (without worse log loss) on the last folds?
 
     For fold k the calibrated variant trains on fold k's training rows minus its
@@ -348,7 +368,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     )
 
 
-def choose_production(results: dict) -> str:
+def choose_production(results: dict[str, ModelResult]) -> str:
     candidates = [n for n in config.PRODUCTION_CANDIDATES if n in results]
     if not candidates:
         raise UserError(
@@ -366,18 +386,18 @@ def choose_production(results: dict) -> str:
 
 
 def guard_size(
-    production,
-    model,
-    X,
-    y,
-    folds,
-    features,
-    categorical,
-    rf_params,
+    production: str,
+    model: Pipeline,
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: Sequence[Fold],
+    features: list[str],
+    categorical: list[str],
+    rf_params: dict,
     settings: Settings,
-    calibration,
-    calibration_split_,
-    cv_auc_mean,
+    calibration: dict,
+    calibration_split_: tuple[np.ndarray, np.ndarray],
+    cv_auc_mean: float,
 ) -> list[dict]:
     """--max-artefact-mb: grow min_samples_leaf until the artefact fits; record the cost."""
     size_mb = pickled_size(model) / 1e6
