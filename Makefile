@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_ARGS ?=
 
-.PHONY: setup run test bench layer clean
+.PHONY: setup run lint test bench layer clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -23,7 +23,12 @@ node_modules/.installed: package.json package-lock.json
 run: setup
 	$(BIN)/apy-runway run-all $(RUN_ARGS)
 
-test: setup
+# ruff: lint and formatting (a few seconds); config in pyproject.toml [tool.ruff]
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/pytest
 
 # the Lambda layer, pinned to the latest training run's library versions

@@ -6,6 +6,7 @@ module is imported (the others pull in scikit-learn, boto3, dbt and would cost
 seconds of start-up on every call). Each stage module exposes ``HELP``,
 ``add_arguments(parser)`` and ``run(args, paths) -> int``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,46 +22,55 @@ from apy_runway.foundation.paths import project_paths
 
 def _generate() -> ModuleType:
     from apy_runway.stages import generate
+
     return generate
 
 
 def _ingest() -> ModuleType:
     from apy_runway.stages import ingest
+
     return ingest
 
 
 def _fetch() -> ModuleType:
     from apy_runway.stages import fetch
+
     return fetch
 
 
 def _build() -> ModuleType:
     from apy_runway.stages import build
+
     return build
 
 
 def _train() -> ModuleType:
     from models_py import train
+
     return train
 
 
 def _publish() -> ModuleType:
     from apy_runway.stages import publish
+
     return publish
 
 
 def _score() -> ModuleType:
     from apy_runway.stages import score
+
     return score
 
 
 def _check_leakage() -> ModuleType:
     from apy_runway.stages import leakage
+
     return leakage
 
 
 def _run_all() -> ModuleType:
     from apy_runway import run_all
+
     return run_all
 
 

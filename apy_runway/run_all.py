@@ -3,6 +3,7 @@
 generate -> ingest -> build (dbt) -> train -> score (local S3 + the Lambda's
 hourly core). Each step calls the same function as its own subcommand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +17,20 @@ HELP = "generate -> ingest -> build -> train -> score, on the embedded generated
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pools", type=int, default=None, help="pools to generate (generate's default if unset)")
-    parser.add_argument("--days", type=int, default=None, help="days to generate (generate's default if unset)")
+    parser.add_argument(
+        "--pools", type=int, default=None, help="pools to generate (generate's default if unset)"
+    )
+    parser.add_argument(
+        "--days", type=int, default=None, help="days to generate (generate's default if unset)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="generator seed")
-    parser.add_argument("--input", nargs="+", default=None, type=Path,
-                        help="skip generation and ingest these files/folders instead (e.g. a DefiLlama export)")
+    parser.add_argument(
+        "--input",
+        nargs="+",
+        default=None,
+        type=Path,
+        help="skip generation and ingest these files/folders instead (e.g. a DefiLlama export)",
+    )
     parser.add_argument("--vars", default=None, help="dbt vars for the build, as YAML")
     parser.add_argument("--skip-score", action="store_true", help="stop after training")
 
@@ -38,8 +48,11 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
 
     if not args.input:
         step("generate")
-        chosen = {key: value for key, value in (("n_pools", args.pools), ("n_days", args.days),
-                                                 ("seed", args.seed)) if value is not None}
+        chosen = {
+            key: value
+            for key, value in (("n_pools", args.pools), ("n_days", args.days), ("seed", args.seed))
+            if value is not None
+        }
         generate.generate_snapshots(paths.generated_snapshots, **chosen)
     step("ingest")
     ingest.ingest(args.input or [], paths)

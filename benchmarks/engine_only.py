@@ -7,6 +7,7 @@ plain tables here, so the parquet writes of the marts are not included.
 
     python -m benchmarks.engine_only HOME
 """
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,19 @@ from apy_runway.foundation.paths import project_paths
 
 
 def model_order(manifest: dict) -> list[dict]:
-    models = {key: node for key, node in manifest["nodes"].items() if node["resource_type"] == "model"}
-    graph = {key: [dep for dep in node["depends_on"]["nodes"] if dep in models]
-             for key, node in models.items()}
+    models = {
+        key: node for key, node in manifest["nodes"].items() if node["resource_type"] == "model"
+    }
+    graph = {
+        key: [dep for dep in node["depends_on"]["nodes"] if dep in models]
+        for key, node in models.items()
+    }
     return [models[key] for key in TopologicalSorter(graph).static_order()]
 
 
-def run_models(manifest: dict, database: Path, threads: int = 2,
-               per_model: dict[str, float] | None = None) -> tuple[float, int]:
+def run_models(
+    manifest: dict, database: Path, threads: int = 2, per_model: dict[str, float] | None = None
+) -> tuple[float, int]:
     """Create every model of the manifest in `database`; (seconds, models).
 
     per_model, if given, receives each model's seconds."""
@@ -43,7 +49,9 @@ def run_models(manifest: dict, database: Path, threads: int = 2,
         for node in order:
             kind = "view" if node["config"]["materialized"] == "view" else "table"
             step = time.perf_counter()
-            con.execute(f"create or replace {kind} {node['relation_name']} as ({node['compiled_code']})")
+            con.execute(
+                f"create or replace {kind} {node['relation_name']} as ({node['compiled_code']})"
+            )
             if per_model is not None:
                 per_model[node["name"]] = round(time.perf_counter() - step, 2)
         return time.perf_counter() - started, len(order)
@@ -56,9 +64,18 @@ def main(argv: list[str]) -> int:
     manifest = json.loads((dbt_target_dir(paths) / "manifest.json").read_text())
     with tempfile.TemporaryDirectory(dir=paths.data) as scratch:
         per_model: dict[str, float] = {}
-        elapsed, models = run_models(manifest, Path(scratch) / paths.warehouse.name, per_model=per_model)
-    print(json.dumps({"engine_s": round(elapsed, 2), "models": models,
-                      "per_model_s": dict(sorted(per_model.items(), key=lambda kv: -kv[1]))}))
+        elapsed, models = run_models(
+            manifest, Path(scratch) / paths.warehouse.name, per_model=per_model
+        )
+    print(
+        json.dumps(
+            {
+                "engine_s": round(elapsed, 2),
+                "models": models,
+                "per_model_s": dict(sorted(per_model.items(), key=lambda kv: -kv[1])),
+            }
+        )
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ shapes them), then runs the invocations in a fresh Python process (`child`):
 It prints one JSON line with the figures (milliseconds, best of --repeat for
 the warm parts).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,15 @@ def child(repeat: int, event_day: str) -> dict:
     imported = time.perf_counter()
 
     def event(hour: int) -> dict:
-        return {"version": "0", "id": f"bench-{hour}", "detail-type": "Scheduled Event",
-                "source": "aws.events", "time": f"{event_day}T{hour:02d}:00:00Z",
-                "region": "us-east-1", "detail": {}}
+        return {
+            "version": "0",
+            "id": f"bench-{hour}",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "time": f"{event_day}T{hour:02d}:00:00Z",
+            "region": "us-east-1",
+            "detail": {},
+        }
 
     first = handler.scheduled(event(0), None)
     cold_done = time.perf_counter()
@@ -85,12 +92,16 @@ def child(repeat: int, event_day: str) -> dict:
     import numpy as np
 
     columns = payload["columns"]
-    eligible = [i for i, p in enumerate(result["predictions"]) if p["status"] == publication.STATUS_SCORED]
+    eligible = [
+        i for i, p in enumerate(result["predictions"]) if p["status"] == publication.STATUS_SCORED
+    ]
     matrix = np.empty((len(eligible), len(loaded.spec.features)), dtype=object)
     for j, name in enumerate(loaded.spec.features):
         values = columns[name]
         if name in loaded.spec.numeric_features:
-            matrix[:, j] = np.array([np.nan if values[i] is None else values[i] for i in eligible], dtype=float)
+            matrix[:, j] = np.array(
+                [np.nan if values[i] is None else values[i] for i in eligible], dtype=float
+            )
         else:
             matrix[:, j] = [None if values[i] is None else str(values[i]) for i in eligible]
     for _ in range(repeat):
@@ -101,19 +112,27 @@ def child(repeat: int, event_day: str) -> dict:
     classifier = getattr(loaded.model, "named_steps", {}).get("classifier", loaded.model)
     ms = lambda s: round(s * 1000, 1)  # noqa: E731
     return {
-        "pools": first["pools"], "scored": first["scored"],
-        "model": loaded.metadata.get("model_name"), "model_mb": round(loaded.metadata["model_size_bytes"] / 1e6, 2),
+        "pools": first["pools"],
+        "scored": first["scored"],
+        "model": loaded.metadata.get("model_name"),
+        "model_mb": round(loaded.metadata["model_size_bytes"] / 1e6, 2),
         "n_estimators": getattr(classifier, "n_estimators", None),
-        "import_ms": ms(imported - started), "first_invocation_ms": ms(cold_done - imported),
+        "import_ms": ms(imported - started),
+        "first_invocation_ms": ms(cold_done - imported),
         "cold_start_ms": ms(cold_done - started),
-        "warm_invocation_ms": ms(min(warm)), "warm_invocation_ms_all": [ms(w) for w in warm],
-        "features_get_parse_ms": ms(min(get_parse)), "score_published_ms": ms(min(core)),
-        "predict_proba_ms": ms(min(proba_only)), "threads": os.cpu_count(),
+        "warm_invocation_ms": ms(min(warm)),
+        "warm_invocation_ms_all": [ms(w) for w in warm],
+        "features_get_parse_ms": ms(min(get_parse)),
+        "score_published_ms": ms(min(core)),
+        "predict_proba_ms": ms(min(proba_only)),
+        "threads": os.cpu_count(),
     }
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("home", nargs="?")
     parser.add_argument("run_dir", nargs="?")
     parser.add_argument("--pools", type=int, default=20_000)
@@ -131,26 +150,48 @@ def main(argv: list[str]) -> int:
     from apy_runway.stages.publish import upload_features
 
     payload = replicated_payload(Path(args.home), args.pools)
-    event_day = (dt.date.fromisoformat(payload["snapshot_date_max"]) + dt.timedelta(days=1)).isoformat()
+    event_day = (
+        dt.date.fromisoformat(payload["snapshot_date_max"]) + dt.timedelta(days=1)
+    ).isoformat()
     bucket = "apy-runway-bench"
-    os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-                       "AWS_DEFAULT_REGION": "us-east-1"})
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
     os.environ.pop("AWS_PROFILE", None)
     with local_s3_server() as endpoint:
         client = s3_client(endpoint)
         ensure_bucket(client, bucket)
         features_bytes = upload_features(client, bucket, "features/latest_features.json", payload)
         upload_run(client, bucket, "models/latest/", Path(args.run_dir))
-        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "APY_RUNWAY_BUCKET": bucket,
-               "APY_RUNWAY_MODEL_PREFIX": "models/latest/",
-               "APY_RUNWAY_FEATURES_KEY": "features/latest_features.json",
-               "APY_RUNWAY_PREDICTIONS_PREFIX": "predictions/",
-               "APY_RUNWAY_MAX_BATCH_ROWS": str(max(args.pools, 20_000))}
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": endpoint,
+            "APY_RUNWAY_BUCKET": bucket,
+            "APY_RUNWAY_MODEL_PREFIX": "models/latest/",
+            "APY_RUNWAY_FEATURES_KEY": "features/latest_features.json",
+            "APY_RUNWAY_PREDICTIONS_PREFIX": "predictions/",
+            "APY_RUNWAY_MAX_BATCH_ROWS": str(max(args.pools, 20_000)),
+        }
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.inference_bench", "--child", "--repeat", str(args.repeat),
-             "--event-day", event_day],
-            env=env, capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.inference_bench",
+                "--child",
+                "--repeat",
+                str(args.repeat),
+                "--event-day",
+                event_day,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         process_s = time.perf_counter() - started
     if result.returncode != 0:
         sys.stderr.write(result.stderr[-4000:])

@@ -19,6 +19,7 @@ model untouched and only evaluates it differently:
 It prints the time of each path and the largest probability difference (must be
 0 up to float rounding).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,11 +34,15 @@ UNSEEN = "\x00unseen-category\x00"
 
 
 def compile_forest(pipeline, numeric: list[str], categorical: list[str], features: list[str]):
-    """A function columns(dict of lists) -> (n, 2) probabilities, equal to pipeline.predict_proba."""
+    """A function columns(dict of lists) -> (n, 2) probabilities, equal to
+    pipeline.predict_proba."""
     pre = pipeline.named_steps["preprocess"]
     classifier = pipeline.named_steps["classifier"]
-    blocks = {name: (transformer, list(index)) for name, transformer, index in pre.transformers_
-              if name != "remainder"}
+    blocks = {
+        name: (transformer, list(index))
+        for name, transformer, index in pre.transformers_
+        if name != "remainder"
+    }
     if set(blocks) != {"numeric", "categorical"}:
         raise ValueError(f"expected numeric + categorical blocks, got {sorted(blocks)}")
     imputer, numeric_index = blocks["numeric"]
@@ -71,8 +76,14 @@ def compile_forest(pipeline, numeric: list[str], categorical: list[str], feature
         X_cat = np.empty((n, width), dtype=float)
         for j, name in enumerate(categorical_names):
             codes, unseen, rows, lo, hi = tables[j]
-            index = np.fromiter((codes.get(v if v is None or isinstance(v, str) else str(v), unseen)
-                                 for v in columns[name]), dtype=np.intp, count=n)
+            index = np.fromiter(
+                (
+                    codes.get(v if v is None or isinstance(v, str) else str(v), unseen)
+                    for v in columns[name]
+                ),
+                dtype=np.intp,
+                count=n,
+            )
             X_cat[:, lo:hi] = rows[index]
         parts.append(X_cat)
         matrix = np.hstack(parts)
@@ -127,7 +138,9 @@ def best_ms(fn, repeat: int = 5) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("home")
     parser.add_argument("run_dir")
     parser.add_argument("--pools", type=int, default=20_000)
@@ -145,8 +158,9 @@ def main(argv: list[str]) -> int:
     columns = replicated_payload(Path(args.home), args.pools)["columns"]
 
     started = time.perf_counter()
-    evaluate = compile_forest(model, list(spec.numeric_features), list(spec.categorical_features),
-                              list(spec.features))
+    evaluate = compile_forest(
+        model, list(spec.numeric_features), list(spec.categorical_features), list(spec.features)
+    )
     compile_ms = round((time.perf_counter() - started) * 1000, 1)
     matrix = standard_matrix(columns, spec)
     reference = model.predict_proba(matrix)
@@ -154,7 +168,8 @@ def main(argv: list[str]) -> int:
     pre, classifier = model.named_steps["preprocess"], model.named_steps["classifier"]
     transformed = pre.transform(matrix)
     figures = {
-        "pools": args.pools, "n_estimators": classifier.n_estimators,
+        "pools": args.pools,
+        "n_estimators": classifier.n_estimators,
         "max_abs_difference": float(np.max(np.abs(reference - lean))),
         "standard_matrix_ms": best_ms(lambda: standard_matrix(columns, spec)),
         "standard_preprocess_ms": best_ms(lambda: pre.transform(matrix)),
@@ -165,11 +180,17 @@ def main(argv: list[str]) -> int:
     }
     # the same evaluator when numeric columns arrive as arrays (a binary transport,
     # e.g. one float64 .npy block in S3, instead of JSON lists of Python floats)
-    arrays = {name: (np.array(values, dtype=float) if name in spec.numeric_features else values)
-              for name, values in columns.items()}
-    figures["json_lists_to_arrays_ms"] = best_ms(lambda: {
-        name: np.array(values, dtype=float) for name, values in columns.items()
-        if name in spec.numeric_features})
+    arrays = {
+        name: (np.array(values, dtype=float) if name in spec.numeric_features else values)
+        for name, values in columns.items()
+    }
+    figures["json_lists_to_arrays_ms"] = best_ms(
+        lambda: {
+            name: np.array(values, dtype=float)
+            for name, values in columns.items()
+            if name in spec.numeric_features
+        }
+    )
     figures["lean_from_arrays_ms"] = best_ms(lambda: evaluate(arrays))
     jobs = classifier.n_jobs
     classifier.n_jobs = 1

@@ -4,8 +4,10 @@ Peak memory is the maximum resident set size reported by wait4(2) for the child,
 which on Linux also covers the grandchildren it waited for (dbt runs as a
 subprocess of the CLI), so `apy-runway build` is measured with dbt included.
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -49,19 +51,20 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 def measure(argv: list[str], env: dict | None = None, cwd=None, log_path=None) -> Measurement:
     """Run argv to completion; raise if it fails (its output goes to log_path)."""
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    with tempfile.NamedTemporaryFile("r", suffix=".maxrss") as report:
-        try:
-            load = round(os.getloadavg()[0], 2)
-            started = time.perf_counter()
-            returncode = subprocess.run(
-                [sys.executable, "-S", "-c", _LAUNCHER, report.name, *argv],
-                env={**os.environ, **(env or {})}, cwd=cwd or REPO_ROOT,
-                stdout=out, stderr=subprocess.STDOUT).returncode
-            wall = time.perf_counter() - started
-        finally:
-            if log_path:
-                out.close()
+    with (
+        open(log_path, "ab") if log_path else contextlib.nullcontext(subprocess.DEVNULL) as out,
+        tempfile.NamedTemporaryFile("r", suffix=".maxrss") as report,
+    ):
+        load = round(os.getloadavg()[0], 2)
+        started = time.perf_counter()
+        returncode = subprocess.run(
+            [sys.executable, "-S", "-c", _LAUNCHER, report.name, *argv],
+            env={**os.environ, **(env or {})},
+            cwd=cwd or REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        ).returncode
+        wall = time.perf_counter() - started
         maxrss_kb = int(report.read() or 0)
     result = Measurement(argv, wall, maxrss_kb / 1024, returncode, load)
     if result.returncode != 0:

@@ -9,6 +9,7 @@ dbt project (about a third), so ratios against it are conservative.
 
     python -m benchmarks.pandas_prototype RAW.parquet OUT.parquet
 """
+
 from __future__ import annotations
 
 import sys
@@ -49,8 +50,9 @@ def features_and_label(daily: pd.DataFrame) -> pd.DataFrame:
         pd.DataFrame({"pool": pool, "snapshot_date": pd.date_range(lo, hi, freq="D")})
         for pool, (lo, hi) in spans.iterrows()
     )
-    dense = calendar.merge(out[["pool", "snapshot_date", "apy", "tvlUsd"]],
-                           on=["pool", "snapshot_date"], how="left")
+    dense = calendar.merge(
+        out[["pool", "snapshot_date", "apy", "tvlUsd"]], on=["pool", "snapshot_date"], how="left"
+    )
     by_pool = dense.groupby("pool", sort=False)
     for days in (1, 7, 30):
         dense[f"tvl_change_{days}d"] = dense["tvlUsd"] / by_pool["tvlUsd"].shift(days) - 1
@@ -59,21 +61,27 @@ def features_and_label(daily: pd.DataFrame) -> pd.DataFrame:
     dense["apy_future"] = backward_median.groupby(level=0).shift(-HORIZON).to_numpy()
     out = out.merge(dense.drop(columns=["apy", "tvlUsd"]), on=["pool", "snapshot_date"], how="left")
     ratio = out["apy_future"] / out["apy"] - 1
-    out["is_apy_kept"] = np.where(out["apy_future"].isna() | (out["apy"] <= 0), np.nan,
-                                  (ratio >= THRESHOLD).astype(float))
+    out["is_apy_kept"] = np.where(
+        out["apy_future"].isna() | (out["apy"] <= 0), np.nan, (ratio >= THRESHOLD).astype(float)
+    )
     return out
 
 
 def main(argv: list[str]) -> int:
     raw_path, out_path = argv
     started = time.perf_counter()
-    raw = pd.read_parquet(raw_path, columns=["timestamp", "pool", "chain", "project", "tvlUsd", "apy"])
+    raw = pd.read_parquet(
+        raw_path, columns=["timestamp", "pool", "chain", "project", "tvlUsd", "apy"]
+    )
     daily = daily_last(raw)
     del raw
     result = features_and_label(daily)
     result.to_parquet(out_path, index=False)
-    print(f"pandas prototype: {len(daily):,} daily rows, {len(result.columns)} columns, "
-          f"{time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"pandas prototype: {len(daily):,} daily rows, {len(result.columns)} columns, "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     return 0
 
 

@@ -1,7 +1,8 @@
 """Landing file for the refresh benchmark: the history plus new snapshots.
 
-    python -m benchmarks.refresh_input SOURCE OUT HOURS
+python -m benchmarks.refresh_input SOURCE OUT HOURS
 """
+
 from __future__ import annotations
 
 import sys

@@ -16,6 +16,7 @@ about 2 minutes on an idle 2-core machine. More (see RESULTS.md for the figures)
         --ingest-args="--no-sort --memory-limit 6GB" --dbt-memory-limit 8GB   # 231M rows, ~15 min
     --scales 1200 --sections refresh,train,inference,layer
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,12 +42,21 @@ def cli(home: Path, *args: str) -> list[str]:
 
 def machine() -> str:
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.machine()} {os.cpu_count()} cpu {memory_gb:.0f} GB, Python {platform.python_version()}"
+    return (
+        f"{platform.machine()} {os.cpu_count()} cpu {memory_gb:.0f} GB, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def record(section: str, scale: str, **figures) -> dict:
-    row = {"section": section, "scale": scale, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "machine": machine(), "loadavg_1m_end": round(os.getloadavg()[0], 2), **figures}
+    row = {
+        "section": section,
+        "scale": scale,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "loadavg_1m_end": round(os.getloadavg()[0], 2),
+        **figures,
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
@@ -55,8 +65,11 @@ def record(section: str, scale: str, **figures) -> dict:
 
 
 def figures(m: Measurement) -> dict:
-    return {"wall_s": round(m.wall_s, 2), "peak_rss_mb": round(m.peak_rss_mb, 1),
-            "loadavg_1m_start": m.loadavg_start}
+    return {
+        "wall_s": round(m.wall_s, 2),
+        "peak_rss_mb": round(m.peak_rss_mb, 1),
+        "loadavg_1m_start": m.loadavg_start,
+    }
 
 
 def last_json(log: Path) -> dict:
@@ -71,8 +84,19 @@ def generated(workdir: Path, pools: int, days: int, log: Path) -> Path:
     """Generate (once, cached) hourly data for pools x days."""
     path = workdir / f"generated_{pools}x{days}.parquet"
     if not path.exists():
-        m = measure(cli(workdir / "gen-home", "generate", "--pools", str(pools), "--days", str(days),
-                        "--out", str(path)), log_path=log)
+        m = measure(
+            cli(
+                workdir / "gen-home",
+                "generate",
+                "--pools",
+                str(pools),
+                "--days",
+                str(days),
+                "--out",
+                str(path),
+            ),
+            log_path=log,
+        )
         record("generate", f"{pools}x{days}", **figures(m))
     return path
 
@@ -97,10 +121,13 @@ def dbt_profile(home: Path) -> dict:
             models[name] = round(node["execution_time"], 2)
         else:
             tests += node["execution_time"]
-    return {"dbt_elapsed_s": round(results["elapsed_time"], 2), "models_s": round(sum(models.values()), 2),
-            "tests_s_summed_over_threads": round(tests, 2), "tests": sum(1 for n in results["results"]
-                                                                        if not n["unique_id"].startswith("model")),
-            "per_model_s": dict(sorted(models.items(), key=lambda kv: -kv[1]))}
+    return {
+        "dbt_elapsed_s": round(results["elapsed_time"], 2),
+        "models_s": round(sum(models.values()), 2),
+        "tests_s_summed_over_threads": round(tests, 2),
+        "tests": sum(1 for n in results["results"] if not n["unique_id"].startswith("model")),
+        "per_model_s": dict(sorted(models.items(), key=lambda kv: -kv[1])),
+    }
 
 
 def bounded_profiles(workdir: Path, memory_limit: str) -> Path:
@@ -110,33 +137,56 @@ def bounded_profiles(workdir: Path, memory_limit: str) -> Path:
     profiles = yaml.safe_load((REPO_ROOT / "profiles.yml").read_text())
     for output in profiles["apy_runway"]["outputs"].values():
         output.setdefault("settings", {}).update(
-            {"memory_limit": memory_limit})  # spills to <database>.tmp; temp_directory cannot be re-set per thread
+            {"memory_limit": memory_limit}
+        )  # spills to <database>.tmp; temp_directory cannot be re-set per thread
     folder = workdir / f"profiles_{memory_limit}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False, width=1000))
     return folder
 
 
-def bench_scale(workdir: Path, pools: int, days: int, log: Path, pandas: bool = True,
-                engine: bool = True, ingest_args: list[str] | None = None,
-                wait_before_build: Path | None = None, dbt_memory_limit: str | None = None,
-                skip_ingest: bool = False) -> dict:
+def bench_scale(
+    workdir: Path,
+    pools: int,
+    days: int,
+    log: Path,
+    pandas: bool = True,
+    engine: bool = True,
+    ingest_args: list[str] | None = None,
+    wait_before_build: Path | None = None,
+    dbt_memory_limit: str | None = None,
+    skip_ingest: bool = False,
+) -> dict:
     scale = f"{pools}x{days}"
     source = generated(workdir, pools, days, log)
     rows = parquet_rows(source)
     home = workdir / f"home_{scale}"
-    ingest = None if skip_ingest else measure(cli(home, "ingest", *(ingest_args or []), str(source)), log_path=log)
+    ingest = (
+        None
+        if skip_ingest
+        else measure(cli(home, "ingest", *(ingest_args or []), str(source)), log_path=log)
+    )
     while wait_before_build and not wait_before_build.exists():
         time.sleep(10)  # keep a big build from overlapping another memory-heavy measurement
-    build_env = {"DBT_PROFILES_DIR": str(bounded_profiles(workdir, dbt_memory_limit))} if dbt_memory_limit else None
+    build_env = (
+        {"DBT_PROFILES_DIR": str(bounded_profiles(workdir, dbt_memory_limit))}
+        if dbt_memory_limit
+        else None
+    )
     build = measure(cli(home, "build"), env=build_env, log_path=log)
     ours_s = (ingest.wall_s if ingest else 0) + build.wall_s
     ours_mb = max(ingest.peak_rss_mb if ingest else 0, build.peak_rss_mb)
-    row = {"rows": rows, "ingest_args": ingest_args or [], "dbt_memory_limit": dbt_memory_limit or "default (80% of RAM)",
-           "ingest": figures(ingest) if ingest else "skipped (already ingested)",
-           "dbt_build": figures(build), "end_to_end_s": round(ours_s, 2),
-           "end_to_end_peak_mb": round(ours_mb, 1), "rows_per_s": round(rows / ours_s),
-           "dbt_profile": dbt_profile(home)}
+    row = {
+        "rows": rows,
+        "ingest_args": ingest_args or [],
+        "dbt_memory_limit": dbt_memory_limit or "default (80% of RAM)",
+        "ingest": figures(ingest) if ingest else "skipped (already ingested)",
+        "dbt_build": figures(build),
+        "end_to_end_s": round(ours_s, 2),
+        "end_to_end_peak_mb": round(ours_mb, 1),
+        "rows_per_s": round(rows / ours_s),
+        "dbt_profile": dbt_profile(home),
+    }
     if engine:
         engine_log = workdir / f"engine_{scale}.log"
         engine_log.unlink(missing_ok=True)
@@ -144,13 +194,17 @@ def bench_scale(workdir: Path, pools: int, days: int, log: Path, pandas: bool = 
         row["engine_only"] = {**last_json(engine_log), **figures(m)}
     if pandas:
         out = workdir / f"pandas_{scale}.parquet"
-        proto = measure(python_argv("benchmarks.pandas_prototype", str(source), str(out)), log_path=log)
+        proto = measure(
+            python_argv("benchmarks.pandas_prototype", str(source), str(out)), log_path=log
+        )
         row["pandas"] = figures(proto)
         row["speedup_end_to_end"] = round(proto.wall_s / ours_s, 2)
         row["memory_ratio_end_to_end"] = round(ours_mb / proto.peak_rss_mb, 3)
         if engine:
             row["speedup_engine_only"] = round(proto.wall_s / row["engine_only"]["engine_s"], 2)
-            row["memory_ratio_engine_only"] = round(row["engine_only"]["peak_rss_mb"] / proto.peak_rss_mb, 3)
+            row["memory_ratio_engine_only"] = round(
+                row["engine_only"]["peak_rss_mb"] / proto.peak_rss_mb, 3
+            )
         out.unlink(missing_ok=True)
     return record("scale", scale, **row)
 
@@ -169,13 +223,23 @@ def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
         landing = workdir / f"refresh_{pools}x{days}_plus{hours}h.parquet"
         # in a child: a parent grown by DuckDB would hand its RSS high-water mark
         # to every child it forks (Linux copies it at fork), inflating their peaks
-        measure(python_argv("benchmarks.refresh_input", str(source), str(landing), str(hours)), log_path=log)
+        measure(
+            python_argv("benchmarks.refresh_input", str(source), str(landing), str(hours)),
+            log_path=log,
+        )
         rows = parquet_rows(landing)
         ingest = measure(cli(home, "ingest", str(landing)), log_path=log)
         build = measure(cli(home, "build"), log_path=log)
-        record("refresh", f"{pools}x{days}", step=f"full rebuild after {label}", rows=rows,
-               ingest=figures(ingest), dbt_build=figures(build),
-               total_s=round(ingest.wall_s + build.wall_s, 2), dbt_profile=dbt_profile(home))
+        record(
+            "refresh",
+            f"{pools}x{days}",
+            step=f"full rebuild after {label}",
+            rows=rows,
+            ingest=figures(ingest),
+            dbt_build=figures(build),
+            total_s=round(ingest.wall_s + build.wall_s, 2),
+            dbt_profile=dbt_profile(home),
+        )
         landing.unlink()
 
 
@@ -184,37 +248,77 @@ def bench_train(workdir: Path, pools: int, days: int, log: Path, grid: str) -> N
     run_id = f"bench_{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     train = measure(cli(home, "train", "--no-report", "--run-id", run_id), log_path=log)
     metadata = json.loads((home / "runs" / run_id / "metadata.json").read_text())
-    record("train", f"{pools}x{days}", step="apy-runway train --no-report", **figures(train),
-           production=metadata["model_name"], artefact_mb=round(metadata["model_size_bytes"] / 1e6, 3),
-           predict_proba_latency=metadata.get("predict_proba_latency", metadata.get("predict_proba_ms_20k_rows")),
-           train_rows=metadata["training"]["train_rows"], test_rows=metadata["training"]["test_rows"],
-           models={name: {"test_auc": round(m["test"]["roc_auc"], 4), "fit_s": round(m["fit_seconds"], 2),
-                          "cv_auc_mean": round(m["cv"]["cv_auc_mean"], 4)}
-                   for name, m in metadata["metrics"].items()},
-           rf_candidates=[{**c["params"], "cv_auc_mean": round(c["cv_auc_mean"], 4), "reference": c["reference"],
-                           "last_fold_model_mb": round(c["last_fold_model_mb"], 2), "chosen": c["chosen"]}
-                          for c in metadata["random_forest"]["candidates_on_folds"]])
+    record(
+        "train",
+        f"{pools}x{days}",
+        step="apy-runway train --no-report",
+        **figures(train),
+        production=metadata["model_name"],
+        artefact_mb=round(metadata["model_size_bytes"] / 1e6, 3),
+        predict_proba_latency=metadata.get(
+            "predict_proba_latency", metadata.get("predict_proba_ms_20k_rows")
+        ),
+        train_rows=metadata["training"]["train_rows"],
+        test_rows=metadata["training"]["test_rows"],
+        models={
+            name: {
+                "test_auc": round(m["test"]["roc_auc"], 4),
+                "fit_s": round(m["fit_seconds"], 2),
+                "cv_auc_mean": round(m["cv"]["cv_auc_mean"], 4),
+            }
+            for name, m in metadata["metrics"].items()
+        },
+        rf_candidates=[
+            {
+                **c["params"],
+                "cv_auc_mean": round(c["cv_auc_mean"], 4),
+                "reference": c["reference"],
+                "last_fold_model_mb": round(c["last_fold_model_mb"], 2),
+                "chosen": c["chosen"],
+            }
+            for c in metadata["random_forest"]["candidates_on_folds"]
+        ],
+    )
     grid_log = workdir / f"train_grid_{pools}x{days}.log"
     grid_log.unlink(missing_ok=True)
     m = measure(python_argv("benchmarks.train_bench", str(home), "--grid", grid), log_path=grid_log)
-    record("train", f"{pools}x{days}", step="benchmarks.train_bench (one time split, each model)",
-           **figures(m), **last_json(grid_log))
+    record(
+        "train",
+        f"{pools}x{days}",
+        step="benchmarks.train_bench (one time split, each model)",
+        **figures(m),
+        **last_json(grid_log),
+    )
 
 
-def bench_inference(workdir: Path, pools: int, days: int, log: Path, run: str | None, n_pools: int) -> None:
+def bench_inference(
+    workdir: Path, pools: int, days: int, log: Path, run: str | None, n_pools: int
+) -> None:
     home = workdir / f"home_{pools}x{days}"
     run_dir = Path(run) if run else (home / "runs" / "latest").resolve()
     inference_log = workdir / "inference.log"
     inference_log.unlink(missing_ok=True)
-    m = measure(python_argv("benchmarks.inference_bench", str(home), str(run_dir), "--pools", str(n_pools)),
-                log_path=inference_log)
-    record("inference", f"{n_pools} pools", run=run_dir.name, **figures(m), **last_json(inference_log))
+    m = measure(
+        python_argv("benchmarks.inference_bench", str(home), str(run_dir), "--pools", str(n_pools)),
+        log_path=inference_log,
+    )
+    record(
+        "inference", f"{n_pools} pools", run=run_dir.name, **figures(m), **last_json(inference_log)
+    )
     lean_log = workdir / "lean.log"
     lean_log.unlink(missing_ok=True)
-    m = measure(python_argv("benchmarks.lean_evaluator", str(home), str(run_dir), "--pools", str(n_pools)),
-                log_path=lean_log)
-    record("inference", f"{n_pools} pools", step="lean evaluator vs predict_proba", run=run_dir.name,
-           **figures(m), **last_json(lean_log))
+    m = measure(
+        python_argv("benchmarks.lean_evaluator", str(home), str(run_dir), "--pools", str(n_pools)),
+        log_path=lean_log,
+    )
+    record(
+        "inference",
+        f"{n_pools} pools",
+        step="lean evaluator vs predict_proba",
+        run=run_dir.name,
+        **figures(m),
+        **last_json(lean_log),
+    )
 
 
 def bench_layer(workdir: Path, log: Path) -> None:
@@ -226,33 +330,71 @@ def bench_layer(workdir: Path, log: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     layer_log = workdir / "layer.log"
     layer_log.unlink(missing_ok=True)
-    version = "%d.%d" % sys.version_info[:2]
-    m = measure([str(REPO_ROOT / "createlayer.sh"), version, "--out-dir", str(out)],
-                env={"PYTHON": sys.executable}, log_path=layer_log)
-    sizes = {kind: int(n) for kind, n in re.findall(r"^(unzipped|zipped): (\d+) bytes", layer_log.read_text(), re.M)}
-    record("layer", f"python {version}", step="./createlayer.sh", **figures(m),
-           unzipped_mb=round(sizes["unzipped"] / 2**20, 1), zipped_mb=round(sizes["zipped"] / 2**20, 1),
-           lambda_unzipped_limit_mb=250)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    m = measure(
+        [str(REPO_ROOT / "createlayer.sh"), version, "--out-dir", str(out)],
+        env={"PYTHON": sys.executable},
+        log_path=layer_log,
+    )
+    sizes = {
+        kind: int(n)
+        for kind, n in re.findall(r"^(unzipped|zipped): (\d+) bytes", layer_log.read_text(), re.M)
+    }
+    record(
+        "layer",
+        f"python {version}",
+        step="./createlayer.sh",
+        **figures(m),
+        unzipped_mb=round(sizes["unzipped"] / 2**20, 1),
+        zipped_mb=round(sizes["zipped"] / 2**20, 1),
+        lambda_unzipped_limit_mb=250,
+    )
     shutil.rmtree(out / "python", ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scales", default="120,1200", help="comma-separated pool counts (hourly, --days each)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scales", default="120,1200", help="comma-separated pool counts (hourly, --days each)"
+    )
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--sections", default="scale", help=f"comma-separated, of {','.join(SECTIONS)}")
-    parser.add_argument("--no-pandas", action="store_true", help="skip the pandas anchor (e.g. at 350M rows)")
-    parser.add_argument("--no-engine", action="store_true", help="skip the engine-only rerun of the SQL")
-    parser.add_argument("--ingest-args", default="", help="extra `apy-runway ingest` arguments, e.g. --no-sort")
-    parser.add_argument("--train-grid", default="10:50,20:50,40:50,40:25,100:50,100:1",
-                        help="random-forest TREES:MIN_SAMPLES_LEAF cells of the train section")
-    parser.add_argument("--run", default=None, help="inference: run folder (default: the scale's runs/latest)")
+    parser.add_argument(
+        "--sections", default="scale", help=f"comma-separated, of {','.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--no-pandas", action="store_true", help="skip the pandas anchor (e.g. at 350M rows)"
+    )
+    parser.add_argument(
+        "--no-engine", action="store_true", help="skip the engine-only rerun of the SQL"
+    )
+    parser.add_argument(
+        "--ingest-args", default="", help="extra `apy-runway ingest` arguments, e.g. --no-sort"
+    )
+    parser.add_argument(
+        "--train-grid",
+        default="10:50,20:50,40:50,40:25,100:50,100:1",
+        help="random-forest TREES:MIN_SAMPLES_LEAF cells of the train section",
+    )
+    parser.add_argument(
+        "--run", default=None, help="inference: run folder (default: the scale's runs/latest)"
+    )
     parser.add_argument("--inference-pools", type=int, default=20_000)
-    parser.add_argument("--wait-before-build", type=Path, default=None,
-                        help="scale: start dbt build only once this file exists")
-    parser.add_argument("--dbt-memory-limit", default=None,
-                        help="scale: build with a profiles.yml copy setting DuckDB memory_limit (e.g. 1GB)")
-    parser.add_argument("--skip-ingest", action="store_true", help="scale: build the already-ingested home")
+    parser.add_argument(
+        "--wait-before-build",
+        type=Path,
+        default=None,
+        help="scale: start dbt build only once this file exists",
+    )
+    parser.add_argument(
+        "--dbt-memory-limit",
+        default=None,
+        help="scale: build with a profiles.yml copy setting DuckDB memory_limit (e.g. 1GB)",
+    )
+    parser.add_argument(
+        "--skip-ingest", action="store_true", help="scale: build the already-ingested home"
+    )
     parser.add_argument("--done-file", type=Path, default=None, help="touched when this run ends")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "data" / "bench"))
     args = parser.parse_args(argv)
@@ -267,10 +409,18 @@ def main(argv: list[str] | None = None) -> int:
         bench_layer(workdir, log)
     for pools in (int(p) for p in args.scales.split(",")):
         if "scale" in sections:
-            bench_scale(workdir, pools, args.days, log, pandas=not args.no_pandas,
-                        engine=not args.no_engine, ingest_args=shlex.split(args.ingest_args),
-                        wait_before_build=args.wait_before_build, dbt_memory_limit=args.dbt_memory_limit,
-                        skip_ingest=args.skip_ingest)
+            bench_scale(
+                workdir,
+                pools,
+                args.days,
+                log,
+                pandas=not args.no_pandas,
+                engine=not args.no_engine,
+                ingest_args=shlex.split(args.ingest_args),
+                wait_before_build=args.wait_before_build,
+                dbt_memory_limit=args.dbt_memory_limit,
+                skip_ingest=args.skip_ingest,
+            )
         if "refresh" in sections:
             bench_refresh(workdir, pools, args.days, log)
         if "train" in sections:

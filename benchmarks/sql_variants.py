@@ -8,6 +8,7 @@ int_pool_snapshots_downsampled_to_daily (daily_downsampling = last) and the
 variant, checks both give the same rows (EXCEPT ALL both ways) and prints the
 seconds of each. A prototype for the dbt model's owner, not used by the build.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,20 +53,27 @@ def main(argv: list[str]) -> int:
     paths = project_paths(argv[0])
     manifest = json.loads((dbt_target_dir(paths) / "manifest.json").read_text())
     nodes = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    staging, daily = nodes["stg_defillama__pool_snapshots"], nodes["int_pool_snapshots_downsampled_to_daily"]
+    staging, daily = (
+        nodes["stg_defillama__pool_snapshots"],
+        nodes["int_pool_snapshots_downsampled_to_daily"],
+    )
     with tempfile.TemporaryDirectory(dir=paths.data) as scratch:
         con = duckdb.connect(str(Path(scratch) / paths.warehouse.name))
         con.execute("set TimeZone = 'UTC'; set threads = 2")
         con.execute(f"create view {staging['relation_name']} as ({staging['compiled_code']})")
         figures = {}
-        for name, sql in (("row_number_window (dbt model)", daily["compiled_code"]),
-                          ("grouped arg_max (variant)", VARIANT.format(staging=staging["relation_name"]))):
+        for name, sql in (
+            ("row_number_window (dbt model)", daily["compiled_code"]),
+            ("grouped arg_max (variant)", VARIANT.format(staging=staging["relation_name"])),
+        ):
             table = "current" if name.startswith("row") else "variant"
             started = time.perf_counter()
             con.execute(f"create table {table} as ({sql})")
             figures[name] = round(time.perf_counter() - started, 2)
-        differ = con.execute("select count(*) from ((select * from current except all select * from variant) "
-                             "union all (select * from variant except all select * from current))").fetchone()[0]
+        differ = con.execute(
+            "select count(*) from ((select * from current except all select * from variant) "
+            "union all (select * from variant except all select * from current))"
+        ).fetchone()[0]
         rows = con.execute("select count(*) from current").fetchone()[0]
         con.close()
     print(json.dumps({"daily_rows": rows, "rows_that_differ": differ, "seconds": figures}))

@@ -10,6 +10,7 @@ as models_py.run_folder saves model.joblib. The `apy-runway train` CLI does more
 (walk-forward CV, calibration check, size guard, report); its own wall time is
 measured separately by benchmarks.run's train section.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,11 +46,16 @@ def proba_ms(pipeline, X, rows: int = 20_000, repeat: int = 3) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("home")
     parser.add_argument("--models", default=",".join(config.MODEL_NAMES))
-    parser.add_argument("--grid", default="10:50,20:50,40:50,40:25,100:50,100:1",
-                        help="random-forest settings TREES:MIN_SAMPLES_LEAF (max_samples 0.3 unless leaf 1)")
+    parser.add_argument(
+        "--grid",
+        default="10:50,20:50,40:50,40:25,100:50,100:1",
+        help="random-forest settings TREES:MIN_SAMPLES_LEAF (max_samples 0.3 unless leaf 1)",
+    )
     args = parser.parse_args(argv)
     paths = project_paths(args.home)
     started = time.perf_counter()
@@ -66,10 +72,17 @@ def main(argv: list[str]) -> int:
         auc = roc_auc_score(y[test], pipeline.predict_proba(X[test])[:, 1])
         classifier = pipeline.named_steps["classifier"]
         oob = getattr(classifier, "oob_decision_function_", None)
-        row = {"model": label, "fit_s": round(fit_s, 2), "artefact_mb": round(pickled_size(pipeline) / 1e6, 3),
-               # out-of-bag predictions of every training row, pickled with the forest
-               "of_which_oob_decision_function_mb": round(pickled_size(oob) / 1e6, 3) if oob is not None else 0,
-               "test_auc": round(float(auc), 4), "predict_proba_20k_ms": proba_ms(pipeline, X)}
+        row = {
+            "model": label,
+            "fit_s": round(fit_s, 2),
+            "artefact_mb": round(pickled_size(pipeline) / 1e6, 3),
+            # out-of-bag predictions of every training row, pickled with the forest
+            "of_which_oob_decision_function_mb": round(pickled_size(oob) / 1e6, 3)
+            if oob is not None
+            else 0,
+            "test_auc": round(float(auc), 4),
+            "predict_proba_20k_ms": proba_ms(pipeline, X),
+        }
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
 
@@ -78,11 +91,23 @@ def main(argv: list[str]) -> int:
         fit_row(name, default_rf, config.RF_TREES, name)
     for cell in filter(None, args.grid.split(",")):
         trees, leaf = (int(v) for v in cell.split(":"))
-        params = dict(config.RF_REFERENCE) if leaf == 1 else {**default_rf, "min_samples_leaf": leaf}
+        params = (
+            dict(config.RF_REFERENCE) if leaf == 1 else {**default_rf, "min_samples_leaf": leaf}
+        )
         fit_row("random_forest", params, trees, f"random_forest trees={trees} {params}")
-    print(json.dumps({"train_rows": len(train), "test_rows": len(test),
-                      "features": len(data.features), "load_s": round(load_s, 2),
-                      "test_start": str(split.test_start), "models": rows}), flush=True)
+    print(
+        json.dumps(
+            {
+                "train_rows": len(train),
+                "test_rows": len(test),
+                "features": len(data.features),
+                "load_s": round(load_s, 2),
+                "test_start": str(split.test_start),
+                "models": rows,
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

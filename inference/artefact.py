@@ -5,6 +5,7 @@ The sha256 and size of the model file are checked against metadata.json before
 a single byte is deserialised; a scikit-learn version other than training's is
 refused.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,26 +44,32 @@ class ModelSpec:
             eligibility = metadata.get("eligibility") or {}
             model_id = str(metadata["model_id"])
         except (KeyError, TypeError, ValueError) as error:
-            raise ModelIntegrityError(f"metadata.json is missing or malformed: {error!r}") from error
+            raise ModelIntegrityError(
+                f"metadata.json is missing or malformed: {error!r}"
+            ) from error
         if not features:
             raise ModelIntegrityError("metadata.json lists no features")
         if set(features) != numeric | categorical or numeric & categorical:
             raise ModelIntegrityError(
-                "metadata.json: features must be exactly numeric_features + categorical_features")
+                "metadata.json: features must be exactly numeric_features + categorical_features"
+            )
         if len(cutpoints) != 2 or not (50.0 <= cutpoints[0] <= cutpoints[1] <= 100.0):
             raise ModelIntegrityError(
                 f"metadata.json: confidence_cutpoints must be [q1, q2] within 50..100, "
-                f"got {metadata.get('confidence_cutpoints')!r}")
+                f"got {metadata.get('confidence_cutpoints')!r}"
+            )
         return cls(
             model_id=model_id,
             features=features,
             numeric_features=numeric,
             categorical_features=categorical,
             cutpoints=(cutpoints[0], cutpoints[1]),
-            min_apy_exclusive=float(eligibility.get("min_apy_exclusive",
-                                                    contracts.MIN_APY_EXCLUSIVE)),
-            min_observed_days=int(eligibility.get("min_observed_days",
-                                                  contracts.MIN_OBSERVED_DAYS)),
+            min_apy_exclusive=float(
+                eligibility.get("min_apy_exclusive", contracts.MIN_APY_EXCLUSIVE)
+            ),
+            min_observed_days=int(
+                eligibility.get("min_observed_days", contracts.MIN_OBSERVED_DAYS)
+            ),
         )
 
 
@@ -87,11 +94,13 @@ def verify_artefact(data: bytes, metadata: dict) -> None:
     if actual != expected:
         raise ModelIntegrityError(
             f"model artefact sha256 mismatch: metadata says {expected}, "
-            f"the artefact is {actual}; refusing to load it")
+            f"the artefact is {actual}; refusing to load it"
+        )
     size = metadata.get("model_size_bytes")
     if size is not None and int(size) != len(data):
         raise ModelIntegrityError(
-            f"model artefact size mismatch: metadata says {size} bytes, got {len(data)}")
+            f"model artefact size mismatch: metadata says {size} bytes, got {len(data)}"
+        )
 
 
 def installed_versions() -> dict[str, str | None]:
@@ -115,7 +124,8 @@ def check_library_versions(metadata: dict, installed: dict[str, str | None]) -> 
         raise ModelIntegrityError(
             f"scikit-learn version mismatch: the model was trained with {want}, "
             f"this runtime has {have}; rebuild the layer with the training versions "
-            f"(./createlayer.sh <python> --metadata runs/<run_id>/metadata.json)")
+            f"(./createlayer.sh <python> --metadata runs/<run_id>/metadata.json)"
+        )
     warnings = []
     for name in ("numpy", "scipy", "joblib"):
         if trained.get(name) and installed.get(name) and trained[name] != installed[name]:
@@ -131,8 +141,11 @@ def iter_estimators(model: Any) -> Iterator[Any]:
         estimator = stack.pop()
         yield estimator
         stack.extend(step for _, step in getattr(estimator, "steps", []) or [])
-        stack.extend(step for _, step, _ in getattr(estimator, "transformers_", []) or []
-                     if not isinstance(step, str))
+        stack.extend(
+            step
+            for _, step, _ in getattr(estimator, "transformers_", []) or []
+            if not isinstance(step, str)
+        )
         stack.extend(getattr(estimator, "calibrated_classifiers_", []) or [])
         inner = getattr(estimator, "estimator", None)
         if inner is not None and hasattr(inner, "get_params"):
@@ -156,6 +169,8 @@ def load_verified_model(data: bytes, metadata: dict) -> Any:
 
     model = single_threaded(joblib.load(io.BytesIO(data)))
     if not hasattr(model, "predict_proba"):
-        raise ModelIntegrityError(f"{model_file_name(metadata)} holds {type(model).__name__}, "
-                                  f"not a classifier with predict_proba")
+        raise ModelIntegrityError(
+            f"{model_file_name(metadata)} holds {type(model).__name__}, "
+            f"not a classifier with predict_proba"
+        )
     return model

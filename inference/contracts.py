@@ -15,6 +15,7 @@ What lives here:
 serverless.yml repeats the S3 keys and limits CloudFormation needs; a test
 (tests/test_contracts.py) holds the two equal.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -46,7 +47,13 @@ RAW_REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "pool")
 # the current state or a model output / look-ahead summary (predictions, mu,
 # sigma, apyPct*, outlier, apyMean30d, count) and must never become an input.
 POOLS_METADATA_FIELDS: tuple[str, ...] = (
-    "chain", "project", "symbol", "poolMeta", "stablecoin", "ilRisk", "exposure",
+    "chain",
+    "project",
+    "symbol",
+    "poolMeta",
+    "stablecoin",
+    "ilRisk",
+    "exposure",
 )
 
 # --------------------------------------------------------------------------- warehouse columns
@@ -109,8 +116,10 @@ ELIGIBILITY: dict[str, float | int] = {
 def describe_eligibility(eligibility: dict | None = None) -> str:
     """The rule in words, for reports and reasons."""
     rule = eligibility or ELIGIBILITY
-    return (f"apy > {rule['min_apy_exclusive']:g} and at least "
-            f"{int(rule['min_observed_days'])} observed days")
+    return (
+        f"apy > {rule['min_apy_exclusive']:g} and at least "
+        f"{int(rule['min_observed_days'])} observed days"
+    )
 
 
 # The published features are stale when their day ended this long before the

@@ -13,6 +13,7 @@ cached for the container's life; its sha256 is checked before it is loaded.
 Routing and logs are hand-written (no Powertools in our layer: numpy alone
 fills most of its size budget).
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,16 +47,21 @@ _latest_cache: dict[tuple[str | None, str, str], tuple[str, dict]] = {}
 
 def log_event(level: int, event: str, **fields: Any) -> None:
     """One structured JSON line per event (CloudWatch Logs Insights can parse it)."""
-    logger.log(level, json.dumps({"level": logging.getLevelName(level), "event": event, **fields},
-                                 default=str))
+    logger.log(
+        level,
+        json.dumps({"level": logging.getLevelName(level), "event": event, **fields}, default=str),
+    )
 
 
 def s3(settings: Settings) -> Any:
     """The S3 client, created once per endpoint."""
     client = _clients.get(settings.endpoint_url)
     if client is None:
-        client = boto3.client("s3", endpoint_url=settings.endpoint_url,
-                              config=Config(retries={"max_attempts": 3, "mode": "standard"}))
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+        )
         _clients[settings.endpoint_url] = client
     return client
 
@@ -68,28 +74,37 @@ def get_model(settings: Settings) -> service.LoadedModel:
     if loaded is None:
         loaded = _models[key] = service.load_model(settings, s3(settings))
         MODEL_LOADS += 1
-        log_event(logging.INFO, "model_loaded", model_id=loaded.spec.model_id,
-                  source=loaded.source, size_bytes=loaded.size_bytes,
-                  seconds=round(loaded.seconds, 3), version_warnings=loaded.version_warnings)
+        log_event(
+            logging.INFO,
+            "model_loaded",
+            model_id=loaded.spec.model_id,
+            source=loaded.source,
+            size_bytes=loaded.size_bytes,
+            seconds=round(loaded.seconds, 3),
+            version_warnings=loaded.version_warnings,
+        )
     return loaded
 
 
 def _latest_predictions(settings: Settings) -> dict:
     """predictions/latest.json, re-read only when its ETag changes."""
     key = (settings.endpoint_url, settings.bucket, settings.latest_predictions_key)
-    _latest_cache[key] = service.read_latest_predictions(settings, s3(settings),
-                                                         _latest_cache.get(key))
+    _latest_cache[key] = service.read_latest_predictions(
+        settings, s3(settings), _latest_cache.get(key)
+    )
     return _latest_cache[key][1]
 
 
 # --------------------------------------------------------------------------- HTTP
 
+
 def _response(status: int, body: dict) -> dict:
     return {
         "statusCode": status,
         "headers": {"content-type": "application/json"},
-        "body": json.dumps({"schema_version": contracts.HTTP_SCHEMA_VERSION, **body},
-                           allow_nan=False),
+        "body": json.dumps(
+            {"schema_version": contracts.HTTP_SCHEMA_VERSION, **body}, allow_nan=False
+        ),
     }
 
 
@@ -108,13 +123,25 @@ def _predictions(event: dict, request_id: str | None, started: float) -> dict:
     parsed = parse_json_body(_http_body(event))
     if isinstance(parsed, dict) and "pools" in parsed:
         body = lookup(_latest_predictions(settings), parsed["pools"])
-        log_event(logging.INFO, "lookup", request_id=request_id, pools=len(parsed["pools"]),
-                  found=len(body["pools"]), ms=round(1000 * (time.perf_counter() - started), 1))
+        log_event(
+            logging.INFO,
+            "lookup",
+            request_id=request_id,
+            pools=len(parsed["pools"]),
+            found=len(body["pools"]),
+            ms=round(1000 * (time.perf_counter() - started), 1),
+        )
         return body
     loaded = get_model(settings)
     body = score_rows(loaded.model, loaded.spec, parsed, max_rows=settings.max_batch_rows)
-    log_event(logging.INFO, "scored_rows", request_id=request_id, rows=len(parsed),
-              model_id=loaded.spec.model_id, ms=round(1000 * (time.perf_counter() - started), 1))
+    log_event(
+        logging.INFO,
+        "scored_rows",
+        request_id=request_id,
+        rows=len(parsed),
+        model_id=loaded.spec.model_id,
+        ms=round(1000 * (time.perf_counter() - started), 1),
+    )
     return body
 
 
@@ -131,8 +158,11 @@ def _route(event: dict) -> Callable[[dict, str | None, float], dict]:
     if not methods:
         raise InputError(f"no route for {path!r}", status=404, code="not_found")
     if (method, path) not in ROUTES:
-        raise InputError(f"method {method} is not allowed; use {' or '.join(methods)}",
-                         status=405, code="method_not_allowed")
+        raise InputError(
+            f"method {method} is not allowed; use {' or '.join(methods)}",
+            status=405,
+            code="method_not_allowed",
+        )
     return ROUTES[(method, path)]
 
 
@@ -143,24 +173,46 @@ def http(event: dict, context: Any = None) -> dict:
     try:
         return _response(200, _route(event)(event, request_id, started))
     except InputError as error:
-        log_event(logging.WARNING, "bad_request", request_id=request_id, status=error.status,
-                  **error.to_dict())
+        log_event(
+            logging.WARNING,
+            "bad_request",
+            request_id=request_id,
+            status=error.status,
+            **error.to_dict(),
+        )
         return _response(error.status, error.to_dict())
     except (ModelIntegrityError, ConfigError) as error:
-        log_event(logging.ERROR, "model_unavailable", request_id=request_id,
-                  error_type=type(error).__name__, message=str(error))
-        return _response(503, {"error": "model_unavailable", "message": str(error),
-                               "request_id": request_id})
+        log_event(
+            logging.ERROR,
+            "model_unavailable",
+            request_id=request_id,
+            error_type=type(error).__name__,
+            message=str(error),
+        )
+        return _response(
+            503, {"error": "model_unavailable", "message": str(error), "request_id": request_id}
+        )
     except Exception as error:
-        log_event(logging.ERROR, "internal_error", request_id=request_id,
-                  error_type=type(error).__name__, message=str(error),
-                  traceback=traceback.format_exc())
-        return _response(500, {"error": "internal_error",
-                               "message": "the request could not be scored; see the logs",
-                               "request_id": request_id})
+        log_event(
+            logging.ERROR,
+            "internal_error",
+            request_id=request_id,
+            error_type=type(error).__name__,
+            message=str(error),
+            traceback=traceback.format_exc(),
+        )
+        return _response(
+            500,
+            {
+                "error": "internal_error",
+                "message": "the request could not be scored; see the logs",
+                "request_id": request_id,
+            },
+        )
 
 
 # --------------------------------------------------------------------------- scheduled
+
 
 def scheduled(event: dict, context: Any = None) -> dict:
     """EventBridge hourly: score the published latest features, write the hour's key."""
@@ -172,23 +224,42 @@ def scheduled(event: dict, context: Any = None) -> dict:
         loaded = get_model(settings)
         summary, result = service.score_hour(settings, s3(settings), loaded, event_time)
         if result["unused_published_features"]:
-            log_event(logging.WARNING, "unused_published_features", request_id=request_id,
-                      features=result["unused_published_features"])
+            log_event(
+                logging.WARNING,
+                "unused_published_features",
+                request_id=request_id,
+                features=result["unused_published_features"],
+            )
         if summary["stale"]:
-            log_event(logging.WARNING, "stale_features", request_id=request_id,
-                      stale=summary["stale"], pools=summary["pools"],
-                      feature_date_max=result["feature_date_max"],
-                      event_time=result["event_time"],
-                      stale_after_hours=settings.stale_after_hours)
-        log_event(logging.INFO, "scheduled_scored", request_id=request_id,
-                  seconds=round(time.perf_counter() - started, 3), **summary)
+            log_event(
+                logging.WARNING,
+                "stale_features",
+                request_id=request_id,
+                stale=summary["stale"],
+                pools=summary["pools"],
+                feature_date_max=result["feature_date_max"],
+                event_time=result["event_time"],
+                stale_after_hours=settings.stale_after_hours,
+            )
+        log_event(
+            logging.INFO,
+            "scheduled_scored",
+            request_id=request_id,
+            seconds=round(time.perf_counter() - started, 3),
+            **summary,
+        )
         return summary
     except Exception as error:
         # re-raised so the invocation fails and EventBridge's async retry runs it
         # again (same event time -> same key, no duplicates)
-        log_event(logging.ERROR, "scheduled_failed", request_id=request_id,
-                  error_type=type(error).__name__, message=str(error),
-                  traceback=traceback.format_exc())
+        log_event(
+            logging.ERROR,
+            "scheduled_failed",
+            request_id=request_id,
+            error_type=type(error).__name__,
+            message=str(error),
+            traceback=traceback.format_exc(),
+        )
         raise
 
 
@@ -197,4 +268,3 @@ def handler(event: dict, context: Any = None) -> dict:
     if "requestContext" in event:
         return http(event, context)
     return scheduled(event, context)
-

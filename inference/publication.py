@@ -2,6 +2,7 @@
 predictions document out (schema in the README, version in contracts). Pure:
 no I/O.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -49,23 +50,28 @@ def check_feature_columns(payload: dict, spec: ModelSpec) -> tuple[int, list[str
     handler, not fatal: the pipeline may add a feature before the next retrain).
     """
     if payload.get("format") != contracts.FEATURES_FORMAT:
-        raise FeatureContractError(f"published features have format {payload.get('format')!r}, "
-                                   f"expected {contracts.FEATURES_FORMAT!r}")
+        raise FeatureContractError(
+            f"published features have format {payload.get('format')!r}, "
+            f"expected {contracts.FEATURES_FORMAT!r}"
+        )
     columns = payload.get("columns")
     if not isinstance(columns, dict):
         raise FeatureContractError("published features have no `columns` object")
-    missing = [name for name in list(spec.features) + list(REQUIRED_COLUMNS)
-               if name not in columns]
+    missing = [name for name in list(spec.features) + list(REQUIRED_COLUMNS) if name not in columns]
     if missing:
         raise FeatureContractError(
-            f"published features lack columns the model needs: {sorted(set(missing))}")
-    for kind, other in (("numeric", spec.categorical_features),
-                        ("categorical", spec.numeric_features)):
+            f"published features lack columns the model needs: {sorted(set(missing))}"
+        )
+    for kind, other in (
+        ("numeric", spec.categorical_features),
+        ("categorical", spec.numeric_features),
+    ):
         published_kind = set(payload.get(kind) or [])
         retyped = sorted(published_kind & other)
         if retyped:
             raise FeatureContractError(
-                f"published features call {retyped} {kind}, the model does not")
+                f"published features call {retyped} {kind}, the model does not"
+            )
     published_features = payload.get("features") or []
     unused = sorted(set(published_features) - set(spec.features))
     lengths = {len(values) for values in columns.values()}
@@ -74,8 +80,9 @@ def check_feature_columns(payload: dict, spec: ModelSpec) -> tuple[int, list[str
     return (lengths.pop() if lengths else 0), unused
 
 
-def feature_is_stale(feature_date: str | None, event_time: datetime,
-                     stale_after_hours: float) -> bool:
+def feature_is_stale(
+    feature_date: str | None, event_time: datetime, stale_after_hours: float
+) -> bool:
     """A feature day counts until its end (next midnight UTC); None is stale."""
     if not feature_date:
         return True
@@ -85,8 +92,9 @@ def feature_is_stale(feature_date: str | None, event_time: datetime,
     return age_hours > stale_after_hours
 
 
-def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: datetime,
-                    stale_after_hours: float) -> dict[str, Any]:
+def score_published(
+    model: Any, spec: ModelSpec, payload: dict, event_time: datetime, stale_after_hours: float
+) -> dict[str, Any]:
     """Score every eligible pool of the column-wise published features.
 
     Stale features (older than `stale_after_hours` at the event time, counting a
@@ -101,8 +109,9 @@ def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: date
 
     scored_at = event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
     feature_dates = columns["snapshot_date"]
-    stale_by_date = {d: feature_is_stale(d, event_time, stale_after_hours)
-                     for d in set(feature_dates)}
+    stale_by_date = {
+        d: feature_is_stale(d, event_time, stale_after_hours) for d in set(feature_dates)
+    }
     stale_flags = [stale_by_date[d] for d in feature_dates]
 
     # per-pool output columns: None / "not scored" unless the pool was scored
@@ -113,22 +122,60 @@ def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: date
         proba = predict_proba_columns(model, spec, columns, rows)
         status[rows] = STATUS_SCORED
         rounded = np.round(proba, 6).tolist()
-        for column, values in zip(shown, ([p for p, _ in rounded], [p for _, p in rounded],
-                                          *shown_fields(proba[:, 1], spec.cutpoints)),
-                                  strict=True):
+        for column, values in zip(
+            shown,
+            (
+                [p for p, _ in rounded],
+                [p for _, p in rounded],
+                *shown_fields(proba[:, 1], spec.cutpoints),
+            ),
+            strict=True,
+        ):
             column[rows] = values
     p_down, p_keep, classes, probabilities, confidences = (c.tolist() for c in shown)
     symbols = columns.get("symbol") or [None] * n_rows
     predictions = [
-        {"pool_id": pool_id, "symbol": symbol, "status": state, "reason": reason,
-         "p_down": down, "p_keep": keep, "predicted_class": shown_class,
-         "predicted_probability": probability, "binned_confidence": confidence,
-         "is_stale": stale, "feature_date": feature_date, "model_id": spec.model_id,
-         "scored_at": scored_at}
-        for pool_id, symbol, state, reason, down, keep, shown_class, probability, confidence,
-        stale, feature_date in zip(columns["pool_id"], symbols, status.tolist(), reasons, p_down,
-                                   p_keep, classes, probabilities, confidences, stale_flags,
-                                   feature_dates, strict=True)
+        {
+            "pool_id": pool_id,
+            "symbol": symbol,
+            "status": state,
+            "reason": reason,
+            "p_down": down,
+            "p_keep": keep,
+            "predicted_class": shown_class,
+            "predicted_probability": probability,
+            "binned_confidence": confidence,
+            "is_stale": stale,
+            "feature_date": feature_date,
+            "model_id": spec.model_id,
+            "scored_at": scored_at,
+        }
+        for (
+            pool_id,
+            symbol,
+            state,
+            reason,
+            down,
+            keep,
+            shown_class,
+            probability,
+            confidence,
+            stale,
+            feature_date,
+        ) in zip(
+            columns["pool_id"],
+            symbols,
+            status.tolist(),
+            reasons,
+            p_down,
+            p_keep,
+            classes,
+            probabilities,
+            confidences,
+            stale_flags,
+            feature_dates,
+            strict=True,
+        )
     ]
 
     dates = [d for d in feature_dates if d]
@@ -150,8 +197,9 @@ def score_published(model: Any, spec: ModelSpec, payload: dict, event_time: date
     }
 
 
-def lookup(published: dict, pool_ids: Any,
-           max_pools: int = contracts.MAX_LOOKUP_POOLS) -> dict[str, Any]:
+def lookup(
+    published: dict, pool_ids: Any, max_pools: int = contracts.MAX_LOOKUP_POOLS
+) -> dict[str, Any]:
     """Answer {"pools": [...]} from the latest published predictions."""
     pool_ids = lookup_pool_ids(pool_ids, max_pools)
     index = {record["pool_id"]: record for record in published.get("predictions", [])}

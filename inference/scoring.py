@@ -8,6 +8,7 @@ imputed inside the pipeline), categorical features are str or None (imputed
 inside the pipeline; unseen categories go through the encoder's unknown path).
 ``predict_proba(X)[:, 0]`` is p_down, ``[:, 1]`` is p_keep.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,8 +25,9 @@ def predict_proba(model: Any, matrix: np.ndarray) -> np.ndarray:
     """(n, 2) array: column 0 = p_down, column 1 = p_keep."""
     proba = np.asarray(model.predict_proba(matrix), dtype=float)
     if proba.ndim != 2 or proba.shape[1] != 2 or proba.shape[0] != matrix.shape[0]:
-        raise ModelIntegrityError(f"model returned probabilities of shape {proba.shape}, "
-                                  f"expected ({matrix.shape[0]}, 2)")
+        raise ModelIntegrityError(
+            f"model returned probabilities of shape {proba.shape}, expected ({matrix.shape[0]}, 2)"
+        )
     return proba
 
 
@@ -34,20 +36,24 @@ def shown_fields(p_keep: np.ndarray, cutpoints: Sequence[float]) -> tuple[list, 
     binned_confidence) as three lists, by the contracts module's rules."""
     p_keep = np.asarray(p_keep, dtype=float)
     probability = contracts.predicted_probability(p_keep)
-    classes = np.where(contracts.predicted_class_is_down(p_keep),
-                       contracts.CLASS_DOWN, contracts.CLASS_KEEP).tolist()
+    classes = np.where(
+        contracts.predicted_class_is_down(p_keep), contracts.CLASS_DOWN, contracts.CLASS_KEEP
+    ).tolist()
     confidence = np.asarray(contracts.confidence_bin(probability, cutpoints)).tolist()
     return classes, [round(p, 4) for p in probability.tolist()], confidence
 
 
 def describe(p_keep: np.ndarray, cutpoints: Sequence[float]) -> list[dict[str, Any]]:
     """DefiLlama's per-row fields."""
-    return [{"predicted_class": c, "predicted_probability": p, "binned_confidence": b}
-            for c, p, b in zip(*shown_fields(p_keep, cutpoints), strict=True)]
+    return [
+        {"predicted_class": c, "predicted_probability": p, "binned_confidence": b}
+        for c, p, b in zip(*shown_fields(p_keep, cutpoints), strict=True)
+    ]
 
 
-def score_rows(model: Any, spec: ModelSpec, rows: Any,
-               max_rows: int = contracts.MAX_BATCH_ROWS) -> dict[str, Any]:
+def score_rows(
+    model: Any, spec: ModelSpec, rows: Any, max_rows: int = contracts.MAX_BATCH_ROWS
+) -> dict[str, Any]:
     """HTTP feature rows -> response body keeping DefiLlama's `predictions` shape."""
     matrix = rows_to_matrix(rows, spec, max_rows)
     proba = predict_proba(model, matrix)
@@ -63,8 +69,9 @@ def column_to_numeric(values: list) -> np.ndarray:
     return np.asarray(values, dtype=float)
 
 
-def eligibility_reasons(apy: np.ndarray, observed_days: np.ndarray,
-                        spec: ModelSpec) -> list[str | None]:
+def eligibility_reasons(
+    apy: np.ndarray, observed_days: np.ndarray, spec: ModelSpec
+) -> list[str | None]:
     """DefiLlama's skip rule: apy <= 0 or fewer than 7 observed days -> not scored."""
     reasons = np.full(apy.shape, None, dtype=object)
     with np.errstate(invalid="ignore"):
@@ -104,13 +111,14 @@ def _dense_column_transformer(model: Any) -> Any:
     if fitted is None or getattr(transformer, "sparse_output_", True):
         return None
     for _, step, _columns in fitted:
-        if isinstance(step, str) and step != "drop":   # 'passthrough' needs the object path
+        if isinstance(step, str) and step != "drop":  # 'passthrough' needs the object path
             return None
     return transformer
 
 
-def predict_proba_columns(model: Any, spec: ModelSpec, columns: dict,
-                          rows: np.ndarray) -> np.ndarray:
+def predict_proba_columns(
+    model: Any, spec: ModelSpec, columns: dict, rows: np.ndarray
+) -> np.ndarray:
     """predict_proba on column-wise features, without the object matrix.
 
     The pipeline is fitted on an object array (numerics and categoricals in one
@@ -127,7 +135,7 @@ def predict_proba_columns(model: Any, spec: ModelSpec, columns: dict,
         return predict_proba(model, published_matrix(columns, spec, rows))
     blocks = []
     for _, step, indices in transformer.transformers_:
-        if isinstance(step, str):          # 'drop'
+        if isinstance(step, str):  # 'drop'
             continue
         names = [spec.features[i] for i in np.asarray(indices).tolist()]
         if all(name in spec.numeric_features for name in names):
@@ -144,6 +152,7 @@ def predict_proba_columns(model: Any, spec: ModelSpec, columns: dict,
         blocks.append(part.toarray() if hasattr(part, "toarray") else part)
     proba = np.asarray(model.steps[-1][1].predict_proba(np.hstack(blocks)), dtype=float)
     if proba.ndim != 2 or proba.shape != (len(rows), 2):
-        raise ModelIntegrityError(f"model returned probabilities of shape {proba.shape}, "
-                                  f"expected ({len(rows)}, 2)")
+        raise ModelIntegrityError(
+            f"model returned probabilities of shape {proba.shape}, expected ({len(rows)}, 2)"
+        )
     return proba

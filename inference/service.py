@@ -2,6 +2,7 @@
 as arguments (no environment, no globals), so the handler and `apy-runway
 score` call the same code.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,32 +43,39 @@ def get_bytes(client: Any, bucket: str, key: str) -> bytes:
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def put_json(client: Any, bucket: str, key: str, payload: dict,
-             metadata: dict[str, str]) -> None:
+def put_json(client: Any, bucket: str, key: str, payload: dict, metadata: dict[str, str]) -> None:
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
-    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
-                      Metadata=metadata)
+    client.put_object(
+        Bucket=bucket, Key=key, Body=body, ContentType="application/json", Metadata=metadata
+    )
 
 
 def load_model(settings: Settings, client: Any) -> LoadedModel:
     """Read metadata.json and the model from the model prefix, verify, load."""
     started = time.perf_counter()
     prefix = settings.model_prefix
-    metadata = json.loads(get_bytes(client, settings.bucket,
-                                    prefix + contracts.MODEL_METADATA_FILE))
+    metadata = json.loads(
+        get_bytes(client, settings.bucket, prefix + contracts.MODEL_METADATA_FILE)
+    )
     spec = ModelSpec.from_metadata(metadata)
     warnings = check_library_versions(metadata, installed_versions())
     model_file = model_file_name(metadata)
     data = get_bytes(client, settings.bucket, prefix + model_file)
     model = load_verified_model(data, metadata)
-    return LoadedModel(model=model, spec=spec, metadata=metadata,
-                       source=f"s3://{settings.bucket}/{prefix}{model_file}",
-                       size_bytes=len(data), seconds=time.perf_counter() - started,
-                       version_warnings=tuple(warnings))
+    return LoadedModel(
+        model=model,
+        spec=spec,
+        metadata=metadata,
+        source=f"s3://{settings.bucket}/{prefix}{model_file}",
+        size_bytes=len(data),
+        seconds=time.perf_counter() - started,
+        version_warnings=tuple(warnings),
+    )
 
 
-def read_latest_predictions(settings: Settings, client: Any,
-                            cached: tuple[str, dict] | None = None) -> tuple[str, dict]:
+def read_latest_predictions(
+    settings: Settings, client: Any, cached: tuple[str, dict] | None = None
+) -> tuple[str, dict]:
     """(ETag, document) of predictions/latest.json; with `cached`, a conditional
     GET that returns the cached pair when the object has not changed."""
     key = settings.latest_predictions_key
@@ -79,9 +87,11 @@ def read_latest_predictions(settings: Settings, client: Any,
         if cached and code in ("304", "NotModified"):
             return cached
         if code in NOT_FOUND_CODES:
-            raise InputError("no predictions have been published yet; "
-                             "send feature rows instead", status=503,
-                             code="no_published_predictions") from error
+            raise InputError(
+                "no predictions have been published yet; send feature rows instead",
+                status=503,
+                code="no_published_predictions",
+            ) from error
         raise
     return response["ETag"], json.loads(response["Body"].read())
 
@@ -97,14 +107,16 @@ def _newer_than_latest(settings: Settings, client: Any, event_time: str) -> bool
     return head.get("Metadata", {}).get("event-time", "") <= event_time
 
 
-def score_hour(settings: Settings, client: Any, loaded: LoadedModel,
-               event_time: datetime) -> tuple[dict, dict]:
+def score_hour(
+    settings: Settings, client: Any, loaded: LoadedModel, event_time: datetime
+) -> tuple[dict, dict]:
     """Score the published features for one hour; write the hour's key and,
     unless a newer hour is already there, latest.json. Returns (summary, the
     published document)."""
     payload = json.loads(get_bytes(client, settings.bucket, settings.features_key))
-    result = score_published(loaded.model, loaded.spec, payload, event_time,
-                             settings.stale_after_hours)
+    result = score_published(
+        loaded.model, loaded.spec, payload, event_time, settings.stale_after_hours
+    )
     object_metadata = {"event-time": result["event_time"], "model-id": loaded.spec.model_id}
     hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
     put_json(client, settings.bucket, hourly, result, object_metadata)
@@ -112,7 +124,12 @@ def score_hour(settings: Settings, client: Any, loaded: LoadedModel,
     wrote_latest = _newer_than_latest(settings, client, result["event_time"])
     if wrote_latest:
         put_json(client, settings.bucket, latest, result, object_metadata)
-    summary = {"hourly_key": hourly, "latest_key": latest if wrote_latest else None,
-               "model_id": loaded.spec.model_id, "event_time": result["event_time"],
-               "feature_date_max": result["feature_date_max"], **result["counts"]}
+    summary = {
+        "hourly_key": hourly,
+        "latest_key": latest if wrote_latest else None,
+        "model_id": loaded.spec.model_id,
+        "event_time": result["event_time"],
+        "feature_date_max": result["feature_date_max"],
+        **result["counts"],
+    }
     return summary, result

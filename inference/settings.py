@@ -6,6 +6,7 @@ The core functions (inference/service.py) take a Settings and an S3 client as
 arguments, so callers such as `apy-runway score` build a Settings directly and
 never set environment variables.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,11 +52,15 @@ class Settings:
             if value and not value.endswith("/"):
                 raise ConfigError(f"{ENVIRONMENT[name]}={value!r} must end with '/'")
         if not self.stale_after_hours > 0:
-            raise ConfigError(f"{ENVIRONMENT['stale_after_hours']}="
-                              f"{self.stale_after_hours!r} must be a positive number of hours")
+            raise ConfigError(
+                f"{ENVIRONMENT['stale_after_hours']}="
+                f"{self.stale_after_hours!r} must be a positive number of hours"
+            )
         if self.max_batch_rows < 1:
-            raise ConfigError(f"{ENVIRONMENT['max_batch_rows']}={self.max_batch_rows!r} "
-                              "must be a positive number of rows")
+            raise ConfigError(
+                f"{ENVIRONMENT['max_batch_rows']}={self.max_batch_rows!r} "
+                "must be a positive number of rows"
+            )
 
     @property
     def latest_predictions_key(self) -> str:
@@ -73,11 +78,13 @@ class Settings:
             try:
                 value = float(raw)
             except ValueError:
-                raise ConfigError(f"environment variable {ENVIRONMENT[field]}={raw!r} "
-                                  "is not a number") from None
+                raise ConfigError(
+                    f"environment variable {ENVIRONMENT[field]}={raw!r} is not a number"
+                ) from None
             if kind is int and not value.is_integer():
-                raise ConfigError(f"environment variable {ENVIRONMENT[field]}={raw!r} "
-                                  "is not a whole number")
+                raise ConfigError(
+                    f"environment variable {ENVIRONMENT[field]}={raw!r} is not a whole number"
+                )
             return kind(value)
 
         return cls(
@@ -85,11 +92,13 @@ class Settings:
             model_prefix=text("model_prefix", contracts.MODEL_PREFIX),
             features_key=text("features_key", contracts.FEATURES_KEY),
             predictions_prefix=text("predictions_prefix", contracts.PREDICTIONS_PREFIX),
-            stale_after_hours=number("stale_after_hours",
-                                     contracts.FEATURES_STALE_AFTER_HOURS, float),
+            stale_after_hours=number(
+                "stale_after_hours", contracts.FEATURES_STALE_AFTER_HOURS, float
+            ),
             max_batch_rows=number("max_batch_rows", contracts.MAX_BATCH_ROWS, int),
-            endpoint_url=(environ.get(ENVIRONMENT["endpoint_url"])
-                          or environ.get(_ENDPOINT_FALLBACK) or None),
+            endpoint_url=(
+                environ.get(ENVIRONMENT["endpoint_url"]) or environ.get(_ENDPOINT_FALLBACK) or None
+            ),
         )
 
 

@@ -8,6 +8,7 @@ JSON input rules (HTTP rows):
   overflow a float are refused (use null for missing);
 - a categorical feature takes a JSON string, or ``null`` (imputed 'unknown').
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,15 @@ from inference.artefact import ModelSpec
 class InputError(ValueError):
     """A caller's input problem: HTTP 400 (or 404/405/413) naming the row and field."""
 
-    def __init__(self, message: str, *, status: int = 400, row: int | None = None,
-                 field: str | None = None, code: str = "bad_request") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        row: int | None = None,
+        field: str | None = None,
+        code: str = "bad_request",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -53,8 +61,10 @@ class _RefusedConstant:
 def parse_json_body(body: str | bytes | None) -> Any:
     """json.loads that keeps NaN/Infinity literals out of the numbers."""
     if body is None or (isinstance(body, (str, bytes)) and not body.strip()):
-        raise InputError("request body is empty; send a JSON array of feature rows "
-                         "or {\"pools\": [...]}", code="empty_body")
+        raise InputError(
+            'request body is empty; send a JSON array of feature rows or {"pools": [...]}',
+            code="empty_body",
+        )
     try:
         return json.loads(body, parse_constant=_RefusedConstant)
     except (ValueError, UnicodeDecodeError) as error:
@@ -65,17 +75,29 @@ def _numeric_value(value: Any, row: int, field: str) -> float:
     if value is None:
         return math.nan
     if isinstance(value, _RefusedConstant):
-        raise InputError(f"row {row}, field {field!r}: {value.literal} is not accepted; "
-                         f"use null for a missing value", row=row, field=field,
-                         code="non_finite_value")
+        raise InputError(
+            f"row {row}, field {field!r}: {value.literal} is not accepted; "
+            f"use null for a missing value",
+            row=row,
+            field=field,
+            code="non_finite_value",
+        )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = "string" if isinstance(value, str) else type(value).__name__
-        raise InputError(f"row {row}, field {field!r}: expected a number or null, got {kind}",
-                         row=row, field=field, code="non_numeric_value")
+        raise InputError(
+            f"row {row}, field {field!r}: expected a number or null, got {kind}",
+            row=row,
+            field=field,
+            code="non_numeric_value",
+        )
     number = float(value)
     if not math.isfinite(number):
-        raise InputError(f"row {row}, field {field!r}: {value!r} does not fit a finite float",
-                         row=row, field=field, code="non_finite_value")
+        raise InputError(
+            f"row {row}, field {field!r}: {value!r} does not fit a finite float",
+            row=row,
+            field=field,
+            code="non_finite_value",
+        )
     return number
 
 
@@ -85,31 +107,44 @@ def _categorical_value(value: Any, row: int, field: str) -> str | None:
     kind = type(value).__name__
     if isinstance(value, _RefusedConstant):
         kind = value.literal
-    raise InputError(f"row {row}, field {field!r}: expected a string or null, got {kind}",
-                     row=row, field=field, code="unknown_type")
+    raise InputError(
+        f"row {row}, field {field!r}: expected a string or null, got {kind}",
+        row=row,
+        field=field,
+        code="unknown_type",
+    )
 
 
-def rows_to_matrix(rows: Any, spec: ModelSpec,
-                   max_rows: int = contracts.MAX_BATCH_ROWS) -> np.ndarray:
+def rows_to_matrix(
+    rows: Any, spec: ModelSpec, max_rows: int = contracts.MAX_BATCH_ROWS
+) -> np.ndarray:
     """Validate HTTP feature rows (list of objects) into the model's object matrix."""
     if not isinstance(rows, list):
-        raise InputError(f"body must be a JSON array of feature rows, got {type(rows).__name__}",
-                         code="not_a_list")
+        raise InputError(
+            f"body must be a JSON array of feature rows, got {type(rows).__name__}",
+            code="not_a_list",
+        )
     if not rows:
-        raise InputError("body is an empty list; send at least one feature row",
-                         code="empty_list")
+        raise InputError("body is an empty list; send at least one feature row", code="empty_list")
     if len(rows) > max_rows:
-        raise InputError(f"batch of {len(rows)} rows is over the limit of {max_rows} rows "
-                         f"per request; split it", status=413, code="batch_too_large")
+        raise InputError(
+            f"batch of {len(rows)} rows is over the limit of {max_rows} rows per request; split it",
+            status=413,
+            code="batch_too_large",
+        )
     matrix = np.empty((len(rows), len(spec.features)), dtype=object)
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise InputError(f"row {i}: expected an object keyed by feature name, "
-                             f"got {type(row).__name__}", row=i, code="unknown_type")
+            raise InputError(
+                f"row {i}: expected an object keyed by feature name, got {type(row).__name__}",
+                row=i,
+                code="unknown_type",
+            )
         for j, name in enumerate(spec.features):
             if name not in row:
-                raise InputError(f"row {i}: missing feature {name!r}", row=i, field=name,
-                                 code="missing_feature")
+                raise InputError(
+                    f"row {i}: missing feature {name!r}", row=i, field=name, code="missing_feature"
+                )
             if name in spec.numeric_features:
                 matrix[i, j] = _numeric_value(row[name], i, name)
             else:
@@ -120,13 +155,22 @@ def rows_to_matrix(rows: Any, spec: ModelSpec,
 def lookup_pool_ids(pool_ids: Any, max_pools: int = contracts.MAX_LOOKUP_POOLS) -> list[str]:
     """Validate the `pools` list of a lookup request."""
     if not isinstance(pool_ids, list) or not pool_ids:
-        raise InputError("`pools` must be a non-empty JSON array of pool ids",
-                         field="pools", code="bad_lookup")
+        raise InputError(
+            "`pools` must be a non-empty JSON array of pool ids", field="pools", code="bad_lookup"
+        )
     if len(pool_ids) > max_pools:
-        raise InputError(f"lookup of {len(pool_ids)} pools is over the limit of {max_pools}",
-                         status=413, field="pools", code="batch_too_large")
+        raise InputError(
+            f"lookup of {len(pool_ids)} pools is over the limit of {max_pools}",
+            status=413,
+            field="pools",
+            code="batch_too_large",
+        )
     for i, pool_id in enumerate(pool_ids):
         if not isinstance(pool_id, str):
-            raise InputError(f"pools[{i}] must be a string pool id, got {type(pool_id).__name__}",
-                             row=i, field="pools", code="unknown_type")
+            raise InputError(
+                f"pools[{i}] must be a string pool id, got {type(pool_id).__name__}",
+                row=i,
+                field="pools",
+                code="unknown_type",
+            )
     return pool_ids

@@ -4,6 +4,7 @@ Label settings (horizon, threshold, statistic, coverage, dead pools) are never
 retyped here: they come from the training set's own columns (see data.py).
 Key and label columns and eligibility live in inference/contracts.py.
 """
+
 from __future__ import annotations
 
 # The prototype's six features: the anchor every report compares against.
@@ -66,8 +67,6 @@ LATENCY_ROWS = 20_000
 
 # Label exploration: (apy_drop_threshold, apy_future_stat) variants.
 LABEL_VARIANTS = tuple(
-    (threshold, stat)
-    for threshold in (0.0, -0.2)
-    for stat in ("point", "mean", "median")
+    (threshold, stat) for threshold in (0.0, -0.2) for stat in ("point", "mean", "median")
 )
 LABELS_MODEL = "int_pool_days_labeled"

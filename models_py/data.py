@@ -4,6 +4,7 @@ The model matrix is a 2-D numpy object array whose columns are the features in
 the order of feature_columns.json (numerics as float with NaN for missing,
 categoricals as str): exactly what the Lambda builds without pandas.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,10 @@ from inference import contracts
 
 @dataclass
 class TrainingData:
-    frame: pd.DataFrame            # eligible, labelled rows, sorted by date then pool
+    frame: pd.DataFrame  # eligible, labelled rows, sorted by date then pool
     numeric: list[str]
     categorical: list[str]
-    label: dict                    # label settings read from the columns
+    label: dict  # label settings read from the columns
     dropped: dict = field(default_factory=dict)  # rows removed and why
 
     @property
@@ -65,7 +66,8 @@ def to_matrix(frame: pd.DataFrame, features: list[str], categorical: list[str]) 
             matrix[:, j] = values.astype(str).to_numpy(dtype=object)
         else:
             matrix[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
-                dtype=float, na_value=np.nan)
+                dtype=float, na_value=np.nan
+            )
     return matrix
 
 
@@ -80,7 +82,8 @@ def label_settings(frame: pd.DataFrame) -> dict:
             shown = sorted(map(str, values))[:5]
             raise UserError(
                 f"training set column {name!r} holds {len(values)} values {shown}: "
-                "mixed label settings; rebuild the training set with one setting")
+                "mixed label settings; rebuild the training set with one setting"
+            )
         value = values[0]
         settings[name] = value.item() if hasattr(value, "item") else value
     settings["horizon_days"] = int(settings["horizon_days"])
@@ -101,33 +104,43 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
     required = [*contracts.KEY_COLUMNS, contracts.LABEL_COLUMN, "apy", "observed_day_count"]
     missing = [c for c in required + numeric + categorical if c not in frame.columns]
     if missing:
-        raise UserError(f"training set misses column(s) {missing} "
-                        "listed in feature_columns.json or required for training")
+        raise UserError(
+            f"training set misses column(s) {missing} "
+            "listed in feature_columns.json or required for training"
+        )
     settings = label_settings(frame)
     frame = frame.copy()
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.normalize()
     if "label_window_end_date" in frame.columns:
-        frame["label_window_end_date"] = pd.to_datetime(frame["label_window_end_date"]).dt.normalize()
+        frame["label_window_end_date"] = pd.to_datetime(
+            frame["label_window_end_date"]
+        ).dt.normalize()
     else:
         frame["label_window_end_date"] = frame["snapshot_date"] + pd.Timedelta(
-            days=settings["horizon_days"])
+            days=settings["horizon_days"]
+        )
     dropped = {}
     unlabelled = frame[contracts.LABEL_COLUMN].isna()
     dropped["unlabelled"] = int(unlabelled.sum())
     frame = frame[~unlabelled]
     eligible = (frame["apy"] > contracts.MIN_APY_EXCLUSIVE) & (
-        frame["observed_day_count"] >= contracts.MIN_OBSERVED_DAYS)
+        frame["observed_day_count"] >= contracts.MIN_OBSERVED_DAYS
+    )
     dropped["not_eligible"] = int((~eligible).sum())
     frame = frame[eligible]
     if frame.empty:
-        raise UserError("training set is empty after dropping unlabelled and ineligible "
-                        f"rows (eligible: {contracts.describe_eligibility()})")
+        raise UserError(
+            "training set is empty after dropping unlabelled and ineligible "
+            f"rows (eligible: {contracts.describe_eligibility()})"
+        )
     labels = set(frame[contracts.LABEL_COLUMN].astype(int).unique())
     if not labels <= {0, 1}:
         raise UserError(f"label column {contracts.LABEL_COLUMN} holds {sorted(labels)}, not 0/1")
     if len(labels) < 2:
-        raise UserError(f"training set is single-class: every eligible row has "
-                        f"{contracts.LABEL_COLUMN}={labels.pop()}; nothing to learn")
+        raise UserError(
+            f"training set is single-class: every eligible row has "
+            f"{contracts.LABEL_COLUMN}={labels.pop()}; nothing to learn"
+        )
     frame[contracts.LABEL_COLUMN] = frame[contracts.LABEL_COLUMN].astype(int)
     frame["pool_id"] = frame["pool_id"].astype(str)
     frame = frame.sort_values(["snapshot_date", "pool_id"], kind="stable").reset_index(drop=True)

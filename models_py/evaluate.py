@@ -3,9 +3,11 @@
 Pure functions over arrays. The headline is ROC AUC on the test period; the
 walk-forward fold AUCs are what settings are chosen on.
 """
+
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,13 +17,21 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 from inference import contracts
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
-def safe_auc(y, p) -> float:
+    from numpy.typing import ArrayLike
+    from sklearn.pipeline import Pipeline
+
+    from models_py.splits import Fold
+
+
+def safe_auc(y: ArrayLike, p: ArrayLike) -> float:
     y = np.asarray(y)
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
-def metrics(y, p_keep) -> dict:
+def metrics(y: ArrayLike, p_keep: ArrayLike) -> dict:
     y, p = np.asarray(y, dtype=int), np.clip(np.asarray(p_keep, dtype=float), 1e-6, 1 - 1e-6)
     return {
         "roc_auc": safe_auc(y, p),
@@ -34,7 +44,7 @@ def metrics(y, p_keep) -> dict:
     }
 
 
-def cross_validate(pipeline, X, y, folds) -> dict:
+def cross_validate(pipeline: Pipeline, X: np.ndarray, y: np.ndarray, folds: Iterable[Fold]) -> dict:
     """Fit a clone per walk-forward fold; fold AUCs and out-of-fold predictions."""
     aucs, briers, predictions, seconds = [], [], [], []
     for train, validation in folds:
@@ -46,10 +56,15 @@ def cross_validate(pipeline, X, y, folds) -> dict:
         aucs.append(safe_auc(y[validation], p))
         briers.append(float(brier_score_loss(y[validation], p)))
         predictions.append((validation, p))
-    return {"fold_auc": aucs, "cv_auc_mean": float(np.nanmean(aucs)),
-            "cv_auc_std": float(np.nanstd(aucs)), "fold_brier": briers,
-            "fit_seconds_mean": float(np.mean(seconds)), "predictions": predictions,
-            "last_model": model}
+    return {
+        "fold_auc": aucs,
+        "cv_auc_mean": float(np.nanmean(aucs)),
+        "cv_auc_std": float(np.nanstd(aucs)),
+        "fold_brier": briers,
+        "fit_seconds_mean": float(np.mean(seconds)),
+        "predictions": predictions,
+        "last_model": model,
+    }
 
 
 def rank_auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -64,8 +79,14 @@ def rank_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n_keep * (n_keep + 1) / 2) / (n_keep * n_down))
 
 
-def bootstrap_auc_by_pool(y, p, pools, samples: int = 200, seed: int = 0,
-                          level: float = 0.95) -> dict:
+def bootstrap_auc_by_pool(
+    y: ArrayLike,
+    p: ArrayLike,
+    pools: ArrayLike,
+    samples: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
     """Percentile CI of the AUC resampling whole pools (rows of a pool are correlated)."""
     y, p, pools = np.asarray(y), np.asarray(p), np.asarray(pools)
     codes, uniques = pd.factorize(pools)
@@ -75,38 +96,52 @@ def bootstrap_auc_by_pool(y, p, pools, samples: int = 200, seed: int = 0,
     values = []
     for _ in range(samples):
         chosen = rng.integers(0, len(uniques), len(uniques))
-        rows = np.concatenate([order[bounds[c]:bounds[c + 1]] for c in chosen])
+        rows = np.concatenate([order[bounds[c] : bounds[c + 1]] for c in chosen])
         auc = rank_auc(y[rows], p[rows])
         if np.isfinite(auc):
             values.append(auc)
     if not values:
         return {"low": float("nan"), "high": float("nan"), "samples": 0}
     alpha = (1 - level) / 2
-    return {"low": float(np.quantile(values, alpha)), "high": float(np.quantile(values, 1 - alpha)),
-            "samples": len(values), "level": level}
+    return {
+        "low": float(np.quantile(values, alpha)),
+        "high": float(np.quantile(values, 1 - alpha)),
+        "samples": len(values),
+        "level": level,
+    }
 
 
-def auc_by_group(y, p, groups, top: int | None = None) -> pd.DataFrame:
+def auc_by_group(
+    y: ArrayLike, p: ArrayLike, groups: ArrayLike, top: int | None = None
+) -> pd.DataFrame:
     """AUC per group (month or project), with row count and down rate."""
     frame = pd.DataFrame({"y": np.asarray(y), "p": np.asarray(p), "group": np.asarray(groups)})
     rows = []
     for group, part in frame.groupby("group", sort=True):
-        rows.append({"group": group, "rows": len(part), "down_rate": 1 - part["y"].mean(),
-                     "roc_auc": safe_auc(part["y"], part["p"])})
+        rows.append(
+            {
+                "group": group,
+                "rows": len(part),
+                "down_rate": 1 - part["y"].mean(),
+                "roc_auc": safe_auc(part["y"], part["p"]),
+            }
+        )
     table = pd.DataFrame(rows, columns=["group", "rows", "down_rate", "roc_auc"])
     if top is not None:
         table = table.sort_values("rows", ascending=False).head(top)
     return table.reset_index(drop=True)
 
 
-def confidence_cutpoints(p_keep) -> list[float]:
+def confidence_cutpoints(p_keep: ArrayLike) -> list[float]:
     """Tercile cut-points [q1, q2] of the shown probability (stored, not recomputed)."""
     shown = contracts.predicted_probability(np.asarray(p_keep, dtype=float))
     q1, q2 = np.quantile(shown, [1 / 3, 2 / 3])
     return [float(q1), float(q2)]
 
 
-def hit_rate_by_confidence(y, p_keep, cutpoints) -> pd.DataFrame:
+def hit_rate_by_confidence(
+    y: ArrayLike, p_keep: ArrayLike, cutpoints: Sequence[float]
+) -> pd.DataFrame:
     """Share of correct class calls ('Down' when p_down >= p_keep) per confidence
     bin, binned by the one shared bin function."""
     y, p_keep = np.asarray(y), np.asarray(p_keep, dtype=float)
@@ -115,13 +150,22 @@ def hit_rate_by_confidence(y, p_keep, cutpoints) -> pd.DataFrame:
     rows = []
     for b in (1, 2, 3):
         mask = bins == b
-        rows.append({"confidence": b, "rows": int(mask.sum()),
-                     "hit_rate": float((predicted_keep[mask] == y[mask]).mean()) if mask.any() else float("nan"),
-                     "predicted_down_share": float((predicted_keep[mask] == 0).mean()) if mask.any() else float("nan")})
+        rows.append(
+            {
+                "confidence": b,
+                "rows": int(mask.sum()),
+                "hit_rate": float((predicted_keep[mask] == y[mask]).mean())
+                if mask.any()
+                else float("nan"),
+                "predicted_down_share": float((predicted_keep[mask] == 0).mean())
+                if mask.any()
+                else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def time_predict(model, X, rows: int, repeats: int = 3) -> dict:
+def time_predict(model: Pipeline, X: np.ndarray, rows: int, repeats: int = 3) -> dict:
     """predict_proba on `rows` rows (tiled if needed): best-of-`repeats` wall ms
     and the CPU ms of this process for one call (less sensitive to other load)."""
     reps = int(np.ceil(rows / max(len(X), 1)))

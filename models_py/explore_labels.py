@@ -6,8 +6,10 @@ rebuilds the labels and everything downstream with dbt vars, then re-reads the
 export. The default build is restored at the end, also after a failure.
 Writes <run>/label_variants.md.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,19 +19,22 @@ from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import ProjectPaths
 from models_py import config, report
-from models_py.data import load_training_set
-from models_py.training import Settings, train_models
+from models_py.data import TrainingData, load_training_set
+from models_py.training import Settings, TrainingResult, train_models
 
 
-def variant_row(threshold: float, stat: str, data, result) -> dict:
+def variant_row(threshold: float, stat: str, data: TrainingData, result: TrainingResult) -> dict:
     rf = result.results["random_forest"]
     anchor = result.results.get("anchor")
     y = data.y
     row = {
-        "apy_drop_threshold": threshold, "apy_future_stat": stat,
-        "rows": len(y), "kept_rate": float(y.mean()),
+        "apy_drop_threshold": threshold,
+        "apy_future_stat": stat,
+        "rows": len(y),
+        "kept_rate": float(y.mean()),
         "test_kept_rate": float(y[result.test_index].mean()),
-        "cv_auc_mean": rf.cv["cv_auc_mean"], "cv_auc_std": rf.cv["cv_auc_std"],
+        "cv_auc_mean": rf.cv["cv_auc_mean"],
+        "cv_auc_std": rf.cv["cv_auc_std"],
         "test_roc_auc": rf.test["roc_auc"],
         "test_auc_ci": f"{rf.test['ci']['low']:.3f}-{rf.test['ci']['high']:.3f}",
         "brier": rf.test["brier"],
@@ -40,45 +45,69 @@ def variant_row(threshold: float, stat: str, data, result) -> dict:
     return row
 
 
-def explore_label_variants(paths: ProjectPaths, run_dir: Path, settings: Settings,
-                           rf_params: dict | None = None,
-                           labels_model: str = config.LABELS_MODEL,
-                           variants=config.LABEL_VARIANTS, training_set: Path | None = None,
-                           feature_columns: Path | None = None) -> pd.DataFrame:
+def explore_label_variants(
+    paths: ProjectPaths,
+    run_dir: Path,
+    settings: Settings,
+    rf_params: dict | None = None,
+    labels_model: str = config.LABELS_MODEL,
+    variants: Iterable[tuple[float, str]] = config.LABEL_VARIANTS,
+    training_set: Path | None = None,
+    feature_columns: Path | None = None,
+) -> pd.DataFrame:
     training_set = training_set or paths.training_set
     feature_columns = feature_columns or paths.feature_columns
     if Path(training_set).resolve() != paths.training_set.resolve():
-        raise UserError("--explore-labels rebuilds the project's own export; "
-                        f"it cannot be combined with --training-set {training_set}")
+        raise UserError(
+            "--explore-labels rebuilds the project's own export; "
+            f"it cannot be combined with --training-set {training_set}"
+        )
     models = ("random_forest", "anchor") if "anchor" in settings.models else ("random_forest",)
     variant_settings = replace(
-        settings, models=models, calibration="off",
+        settings,
+        models=models,
+        calibration="off",
         rf_candidates=(rf_params,) if rf_params else settings.rf_candidates[-1:],
-        bootstrap_samples=min(settings.bootstrap_samples, 100))
+        bootstrap_samples=min(settings.bootstrap_samples, 100),
+    )
     rows = []
     try:
         for threshold, stat in variants:
             log(f"label variant: apy_drop_threshold={threshold}, apy_future_stat={stat}")
-            run_dbt(paths, "build", dbt_vars={"apy_drop_threshold": threshold,
-                                               "apy_future_stat": stat},
-                    select=f"{labels_model}+", quiet=True)
+            run_dbt(
+                paths,
+                "build",
+                dbt_vars={"apy_drop_threshold": threshold, "apy_future_stat": stat},
+                select=f"{labels_model}+",
+                quiet=True,
+            )
             data = load_training_set(training_set, feature_columns)
-            if (data.label["apy_drop_threshold"], data.label["apy_future_stat"]) != (threshold, stat):
-                raise UserError(f"rebuilt training set carries {data.label}, not the variant "
-                                f"({threshold}, {stat}): is {labels_model!r} the labels model?")
+            if (data.label["apy_drop_threshold"], data.label["apy_future_stat"]) != (
+                threshold,
+                stat,
+            ):
+                raise UserError(
+                    f"rebuilt training set carries {data.label}, not the variant "
+                    f"({threshold}, {stat}): is {labels_model!r} the labels model?"
+                )
             result = train_models(data, variant_settings)
             rows.append(variant_row(threshold, stat, data, result))
     finally:
         log("restoring the default label build")
         run_dbt(paths, "build", select=f"{labels_model}+", quiet=True)
     table = pd.DataFrame(rows)
-    text = ["# Label variants", "",
-            "Random forest (the run's settings) and the six-feature anchor retrained under each "
-            "label definition (no calibration); "
-            "same date split and purge, eligible rows only. kept_rate = share of "
-            "is_apy_kept = 1. AUCs are not comparable as model quality across variants "
-            "(different targets): they show how learnable each label is.", "",
-            report.markdown_table(table), ""]
+    text = [
+        "# Label variants",
+        "",
+        "Random forest (the run's settings) and the six-feature anchor retrained under each "
+        "label definition (no calibration); "
+        "same date split and purge, eligible rows only. kept_rate = share of "
+        "is_apy_kept = 1. AUCs are not comparable as model quality across variants "
+        "(different targets): they show how learnable each label is.",
+        "",
+        report.markdown_table(table),
+        "",
+    ]
     (run_dir / "label_variants.md").write_text("\n".join(text))
     log(f"wrote {run_dir / 'label_variants.md'}")
     return table

@@ -3,6 +3,7 @@
 The prose lives in templates/report.md.j2 (Jinja2, which comes with dbt); this
 module computes the plots and tables it shows.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,12 +26,14 @@ from inference import contracts
 from models_py import config, evaluate
 
 if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
     from models_py.training import TrainingResult
 
 TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _fmt(value, digits: int = 4) -> str:
+def _fmt(value: object, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "n/a"
     if isinstance(value, (bool, np.bool_)):
@@ -52,28 +55,34 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines)
 
 
-def plot_roc(y, predictions: dict, path: Path) -> None:
+def plot_roc(y: ArrayLike, predictions: dict[str, np.ndarray], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, p in predictions.items():
         fpr, tpr, _ = roc_curve(y, p)
         ax.plot(fpr, tpr, label=name)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate (kept)",
-           title="ROC on the test period")
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate (kept)",
+        title="ROC on the test period",
+    )
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def plot_calibration(y, predictions: dict, path: Path) -> None:
+def plot_calibration(y: ArrayLike, predictions: dict[str, np.ndarray], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, p in predictions.items():
         observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
         ax.plot(predicted, observed, marker="o", label=name)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    ax.set(xlabel="predicted P(kept)", ylabel="observed share kept",
-           title="Calibration on the test period")
+    ax.set(
+        xlabel="predicted P(kept)",
+        ylabel="observed share kept",
+        title="Calibration on the test period",
+    )
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -107,28 +116,43 @@ def model_table(result: TrainingResult, metadata: dict) -> pd.DataFrame:
     anchor = result.results.get("anchor")
     for name, res in result.results.items():
         oob = res.extra.get("oob_roc_auc")
-        rows.append({
-            "model": name + (" (production)" if name == result.production else ""),
-            "test ROC AUC": res.test["roc_auc"],
-            "95% CI (pools)": f"{res.test['ci']['low']:.3f}-{res.test['ci']['high']:.3f}",
-            "lift vs anchor": res.test["roc_auc"] - anchor.test["roc_auc"] if anchor else float("nan"),
-            "CV AUC mean": res.cv["cv_auc_mean"], "CV AUC std": res.cv["cv_auc_std"],
-            "PR AUC (Down)": res.test["pr_auc_down"], "Brier": res.test["brier"],
-            "log loss": res.test["log_loss"], "OOB ROC AUC": oob if oob is not None else float("nan"),
-        })
+        rows.append(
+            {
+                "model": name + (" (production)" if name == result.production else ""),
+                "test ROC AUC": res.test["roc_auc"],
+                "95% CI (pools)": f"{res.test['ci']['low']:.3f}-{res.test['ci']['high']:.3f}",
+                "lift vs anchor": res.test["roc_auc"] - anchor.test["roc_auc"]
+                if anchor
+                else float("nan"),
+                "CV AUC mean": res.cv["cv_auc_mean"],
+                "CV AUC std": res.cv["cv_auc_std"],
+                "PR AUC (Down)": res.test["pr_auc_down"],
+                "Brier": res.test["brier"],
+                "log loss": res.test["log_loss"],
+                "OOB ROC AUC": oob if oob is not None else float("nan"),
+            }
+        )
     if result.calibration.get("applied") or len(result.size_guard) > 1:
         test = metadata["metrics"][result.production]["production_test"]
         changes = (["isotonic"] if result.calibration.get("applied") else []) + (
-            ["size guard"] if len(result.size_guard) > 1 else [])
-        rows.append({
-            "model": f"{result.production} + {' + '.join(changes)} (model.joblib)",
-            "test ROC AUC": test["roc_auc"],
-            "95% CI (pools)": f"{test['ci']['low']:.3f}-{test['ci']['high']:.3f}",
-            "lift vs anchor": test["roc_auc"] - anchor.test["roc_auc"] if anchor else float("nan"),
-            "CV AUC mean": float("nan"), "CV AUC std": float("nan"),
-            "PR AUC (Down)": test["pr_auc_down"], "Brier": test["brier"],
-            "log loss": test["log_loss"], "OOB ROC AUC": float("nan"),
-        })
+            ["size guard"] if len(result.size_guard) > 1 else []
+        )
+        rows.append(
+            {
+                "model": f"{result.production} + {' + '.join(changes)} (model.joblib)",
+                "test ROC AUC": test["roc_auc"],
+                "95% CI (pools)": f"{test['ci']['low']:.3f}-{test['ci']['high']:.3f}",
+                "lift vs anchor": test["roc_auc"] - anchor.test["roc_auc"]
+                if anchor
+                else float("nan"),
+                "CV AUC mean": float("nan"),
+                "CV AUC std": float("nan"),
+                "PR AUC (Down)": test["pr_auc_down"],
+                "Brier": test["brier"],
+                "log loss": test["log_loss"],
+                "OOB ROC AUC": float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -137,39 +161,64 @@ def render(template: str, **context: Any) -> str:
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True, autoescape=False)
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     environment.filters["fmt"] = _fmt
     return environment.get_template(template).render(**context)
 
 
-def write_full_report(result: TrainingResult, run_dir: Path, metadata: dict, X: np.ndarray,
-                      y: np.ndarray, p_test: np.ndarray, hit_rate: pd.DataFrame) -> Path:
+def write_full_report(
+    result: TrainingResult,
+    run_dir: Path,
+    metadata: dict,
+    X: np.ndarray,
+    y: np.ndarray,
+    p_test: np.ndarray,
+    hit_rate: pd.DataFrame,
+) -> Path:
     """Plots, permutation importance and report.md for a written run."""
     started = time.perf_counter()
     data, test = result.data, result.test_index
     y_test = y[test]
     months = data.frame["snapshot_date"].iloc[test].dt.strftime("%Y-%m").to_numpy()
-    projects = data.frame["project"].astype(str).to_numpy()[test] \
-        if "project" in data.frame.columns else None
+    projects = (
+        data.frame["project"].astype(str).to_numpy()[test]
+        if "project" in data.frame.columns
+        else None
+    )
     predictions = {name: res.p_test for name, res in result.results.items()}
     plot_roc(y_test, predictions, run_dir / "roc.png")
     shown = {k: v for k, v in predictions.items() if k != "prior"}
     shown[f"{result.production} (artefact)"] = p_test
     plot_calibration(y_test, shown, run_dir / "calibration.png")
-    by_month = {name: evaluate.auc_by_group(y_test, p, months)
-                for name, p in predictions.items() if name not in ("prior",)}
+    by_month = {
+        name: evaluate.auc_by_group(y_test, p, months)
+        for name, p in predictions.items()
+        if name not in ("prior",)
+    }
     plot_auc_by_month(by_month, run_dir / "auc_by_month.png")
 
     rng = np.random.default_rng(config.RANDOM_STATE)
     sample = rng.choice(len(test), min(config.PERMUTATION_ROWS, len(test)), replace=False)
     importance = permutation_importance(
-        result.production_model, X[test][sample], y_test[sample], scoring="roc_auc",
-        n_repeats=config.PERMUTATION_REPEATS, random_state=config.RANDOM_STATE, n_jobs=1)
-    importance = pd.DataFrame({"feature": data.features,
-                               "auc_drop_mean": importance.importances_mean,
-                               "auc_drop_std": importance.importances_std}
-                              ).sort_values("auc_drop_mean", ascending=False)
+        result.production_model,
+        X[test][sample],
+        y_test[sample],
+        scoring="roc_auc",
+        n_repeats=config.PERMUTATION_REPEATS,
+        random_state=config.RANDOM_STATE,
+        n_jobs=1,
+    )
+    importance = pd.DataFrame(
+        {
+            "feature": data.features,
+            "auc_drop_mean": importance.importances_mean,
+            "auc_drop_std": importance.importances_std,
+        }
+    ).sort_values("auc_drop_mean", ascending=False)
     plot_importance(importance, run_dir / "permutation_importance.png")
 
     project_table = ""
@@ -177,39 +226,77 @@ def write_full_report(result: TrainingResult, run_dir: Path, metadata: dict, X: 
         tables = []
         for name in [result.production, "anchor"]:
             if name in predictions:
-                t = evaluate.auc_by_group(y_test, predictions[name], projects, top=config.TOP_PROJECTS)
-                tables.append(t.rename(columns={"roc_auc": f"AUC {name}"}).set_index(
-                    ["group", "rows", "down_rate"]))
-        project_table = markdown_table(pd.concat(tables, axis=1).reset_index().rename(
-            columns={"group": "project"}))
-    month_table = pd.concat(
-        [t.set_index(["group", "rows", "down_rate"])["roc_auc"].rename(f"AUC {n}")
-         for n, t in by_month.items()], axis=1).reset_index().rename(columns={"group": "month"})
+                t = evaluate.auc_by_group(
+                    y_test, predictions[name], projects, top=config.TOP_PROJECTS
+                )
+                tables.append(
+                    t.rename(columns={"roc_auc": f"AUC {name}"}).set_index(
+                        ["group", "rows", "down_rate"]
+                    )
+                )
+        project_table = markdown_table(
+            pd.concat(tables, axis=1).reset_index().rename(columns={"group": "project"})
+        )
+    month_table = (
+        pd.concat(
+            [
+                t.set_index(["group", "rows", "down_rate"])["roc_auc"].rename(f"AUC {n}")
+                for n, t in by_month.items()
+            ],
+            axis=1,
+        )
+        .reset_index()
+        .rename(columns={"group": "month"})
+    )
     rf = metadata["random_forest"]
-    rf_table = markdown_table(pd.DataFrame([
-        {"settings": json.dumps(r["params"]) + (" (reference)" if r["reference"] else ""),
-         "CV AUC mean": r["cv_auc_mean"], "CV AUC std": r["cv_auc_std"],
-         "AUC cost vs best": r["auc_cost_vs_best"], "last-fold model MB": r["last_fold_model_mb"],
-         "fit s": r["fit_seconds_mean"], "chosen": r["chosen"]}
-        for r in result.rf_selection])) if result.rf_selection else ""
+    rf_table = (
+        markdown_table(
+            pd.DataFrame(
+                [
+                    {
+                        "settings": json.dumps(r["params"])
+                        + (" (reference)" if r["reference"] else ""),
+                        "CV AUC mean": r["cv_auc_mean"],
+                        "CV AUC std": r["cv_auc_std"],
+                        "AUC cost vs best": r["auc_cost_vs_best"],
+                        "last-fold model MB": r["last_fold_model_mb"],
+                        "fit s": r["fit_seconds_mean"],
+                        "chosen": r["chosen"],
+                    }
+                    for r in result.rf_selection
+                ]
+            )
+        )
+        if result.rf_selection
+        else ""
+    )
     anchor, heuristic = result.results.get("anchor"), result.results.get("heuristic")
     text = render(
         "report.md.j2",
-        meta=metadata, production=result.production,
+        meta=metadata,
+        production=result.production,
         test=metadata["metrics"][result.production]["production_test"],
-        anchor=anchor.test if anchor else None, heuristic=heuristic.test if heuristic else None,
-        latency=metadata["predict_proba_latency"], label=metadata["label"],
+        anchor=anchor.test if anchor else None,
+        heuristic=heuristic.test if heuristic else None,
+        latency=metadata["predict_proba_latency"],
+        label=metadata["label"],
         eligibility=contracts.describe_eligibility(metadata["eligibility"]),
-        training=metadata["training"], n_folds=len(result.fold_table),
+        training=metadata["training"],
+        n_folds=len(result.fold_table),
         model_table=markdown_table(model_table(result, metadata)),
         fold_table=markdown_table(pd.DataFrame(result.fold_table)),
-        rf=rf, rf_tolerance=config.RF_SELECTION_TOLERANCE, rf_table=rf_table,
+        rf=rf,
+        rf_tolerance=config.RF_SELECTION_TOLERANCE,
+        rf_table=rf_table,
         size_guard_table=markdown_table(pd.DataFrame(rf["size_guard"])),
-        calibration=result.calibration, calibration_fraction=config.CALIBRATION_FRACTION,
+        calibration=result.calibration,
+        calibration_fraction=config.CALIBRATION_FRACTION,
         raw_test=result.results[result.production].test,
         cutpoints=[round(c, 2) for c in metadata["confidence_cutpoints"]],
-        hit_rate_table=markdown_table(hit_rate), month_table=markdown_table(month_table),
-        top_projects=config.TOP_PROJECTS, project_table=project_table,
+        hit_rate_table=markdown_table(hit_rate),
+        month_table=markdown_table(month_table),
+        top_projects=config.TOP_PROJECTS,
+        project_table=project_table,
         importance_table=markdown_table(importance.head(20)),
     )
     path = run_dir / "report.md"

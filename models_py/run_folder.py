@@ -2,6 +2,7 @@
 its hash check, the 'latest' link and the optional S3 upload. The Lambda
 relies on this layout exactly (file names from inference.contracts).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,18 +24,38 @@ from models_py import config, evaluate, report
 from models_py.pipelines import strip_training_only_state
 
 if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
     from models_py.training import Settings, TrainingResult
 
 MODEL_FILE = contracts.MODEL_FILE
 METADATA_FILE = contracts.MODEL_METADATA_FILE
 LATEST = "latest"
 REQUIRED_METADATA = (
-    "model_id", "model_name", "model_file", "model_sha256", "model_size_bytes",
-    "features", "numeric_features", "categorical_features", "label", "eligibility",
-    "confidence_cutpoints", "training", "metrics", "library_versions", "created_at",
+    "model_id",
+    "model_name",
+    "model_file",
+    "model_sha256",
+    "model_size_bytes",
+    "features",
+    "numeric_features",
+    "categorical_features",
+    "label",
+    "eligibility",
+    "confidence_cutpoints",
+    "training",
+    "metrics",
+    "library_versions",
+    "created_at",
 )
-REQUIRED_LABEL = ("column", "horizon_days", "apy_drop_threshold", "apy_future_stat",
-                  "min_future_coverage", "dead_pool_is_dropped")
+REQUIRED_LABEL = (
+    "column",
+    "horizon_days",
+    "apy_drop_threshold",
+    "apy_future_stat",
+    "min_future_coverage",
+    "dead_pool_is_dropped",
+)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -54,19 +75,28 @@ def library_versions() -> dict:
     import pandas
     import scipy
     import sklearn
-    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__,
-            "joblib": joblib.__version__, "pandas": pandas.__version__}
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+        "pandas": pandas.__version__,
+    }
 
 
-def save_model(model, run_dir: Path) -> dict:
+def save_model(model: Pipeline, run_dir: Path) -> dict:
     """Dump the pipeline without training-only state; return its file name, sha256 and size."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / MODEL_FILE
     strip_training_only_state(model)
     joblib.dump(model, path, compress=3)
-    return {"model_file": MODEL_FILE, "model_sha256": sha256_file(path),
-            "model_size_bytes": path.stat().st_size}
+    return {
+        "model_file": MODEL_FILE,
+        "model_sha256": sha256_file(path),
+        "model_size_bytes": path.stat().st_size,
+    }
 
 
 def write_metadata(run_dir: Path, metadata: dict) -> Path:
@@ -77,12 +107,13 @@ def write_metadata(run_dir: Path, metadata: dict) -> Path:
     if missing_label:
         raise ValueError(f"metadata label misses {missing_label}")
     path = run_dir / METADATA_FILE
-    path.write_text(json.dumps(_finite(metadata), indent=2, default=_json_default,
-                               allow_nan=False) + "\n")
+    path.write_text(
+        json.dumps(_finite(metadata), indent=2, default=_json_default, allow_nan=False) + "\n"
+    )
     return path
 
 
-def _finite(value):
+def _finite(value: Any) -> object:
     """NaN/inf -> null, so metadata.json is strict JSON (e.g. a single-class month's AUC)."""
     if isinstance(value, dict):
         return {key: _finite(item) for key, item in value.items()}
@@ -95,7 +126,7 @@ def _finite(value):
     return value
 
 
-def _json_default(value):
+def _json_default(value: Any) -> object:
     if hasattr(value, "item"):
         return value.item()
     if hasattr(value, "isoformat"):
@@ -122,12 +153,16 @@ def verify_artefact(run_dir: Path | str) -> dict:
         raise UserError(f"no {metadata['model_file']} in {run_dir}")
     size = model_path.stat().st_size
     if size != metadata["model_size_bytes"]:
-        raise UserError(f"{model_path}: size {size} bytes, metadata says "
-                        f"{metadata['model_size_bytes']}: the artefact was changed")
+        raise UserError(
+            f"{model_path}: size {size} bytes, metadata says "
+            f"{metadata['model_size_bytes']}: the artefact was changed"
+        )
     digest = sha256_file(model_path)
     if digest != metadata["model_sha256"]:
-        raise UserError(f"{model_path}: sha256 {digest} does not match metadata "
-                        f"{metadata['model_sha256']}: the artefact was changed")
+        raise UserError(
+            f"{model_path}: sha256 {digest} does not match metadata "
+            f"{metadata['model_sha256']}: the artefact was changed"
+        )
     return metadata
 
 
@@ -154,8 +189,9 @@ def _dates(values: np.ndarray) -> tuple[str, str]:
     return str(values.min()), str(values.max())
 
 
-def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Settings,
-              with_report: bool = True) -> dict:
+def write_run(
+    result: TrainingResult, run_dir: Path, run_id: str, settings: Settings, with_report: bool = True
+) -> dict:
     """Evaluate the production model, save model + metadata (+ report)."""
     data, train, test = result.data, result.train_index, result.test_index
     X, y = data.matrix(), data.y
@@ -165,7 +201,8 @@ def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Sett
     production_test = evaluate.metrics(y[test], p_test)
     pools_test = frame["pool_id"].to_numpy()[test]
     production_test["ci"] = evaluate.bootstrap_auc_by_pool(
-        y[test], p_test, pools_test, settings.bootstrap_samples)
+        y[test], p_test, pools_test, settings.bootstrap_samples
+    )
     cutpoints = evaluate.confidence_cutpoints(p_test)
     hit_rate = evaluate.hit_rate_by_confidence(y[test], p_test, cutpoints)
     latency = evaluate.time_predict(production, X[test], config.LATENCY_ROWS)
@@ -177,7 +214,8 @@ def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Sett
         if anchor is not None:
             entry["lift_over_anchor"] = {
                 "test_roc_auc": res.test["roc_auc"] - anchor.test["roc_auc"],
-                "cv_auc_mean": res.cv["cv_auc_mean"] - anchor.cv["cv_auc_mean"]}
+                "cv_auc_mean": res.cv["cv_auc_mean"] - anchor.cv["cv_auc_mean"],
+            }
         model_metrics[name] = entry
     model_metrics[result.production]["production_test"] = production_test
 
@@ -196,9 +234,12 @@ def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Sett
         "confidence_cutpoints": cutpoints,
         "classes": {str(label): name for label, name in contracts.CLASS_NAMES.items()},
         "training": {
-            "train_start": train_dates[0], "train_end": train_dates[1],
-            "test_start": str(result.split.test_start), "test_end": test_dates[1],
-            "train_rows": len(train), "test_rows": len(test),
+            "train_start": train_dates[0],
+            "train_end": train_dates[1],
+            "test_start": str(result.split.test_start),
+            "test_end": test_dates[1],
+            "train_rows": len(train),
+            "test_rows": len(test),
             "purged_rows": int(result.split.purged_rows),
             "train_pools": int(frame["pool_id"].iloc[train].nunique()),
             "test_pools": int(frame["pool_id"].iloc[test].nunique()),
@@ -208,11 +249,13 @@ def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Sett
         },
         "metrics": model_metrics,
         "random_forest": {
-            "n_estimators": settings.rf_trees, "params": result.rf_params,
-            "candidates_on_folds": result.rf_selection, "size_guard": result.size_guard,
+            "n_estimators": settings.rf_trees,
+            "params": result.rf_params,
+            "candidates_on_folds": result.rf_selection,
+            "size_guard": result.size_guard,
             "max_artefact_mb": settings.max_artefact_mb,
         },
-        "calibration": {k: v for k, v in result.calibration.items()},
+        "calibration": dict(result.calibration),
         "predict_proba_latency": latency,
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -224,8 +267,13 @@ def write_run(result: TrainingResult, run_dir: Path, run_id: str, settings: Sett
     return metadata
 
 
-def upload_run(run_dir: Path, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-               client: Any = None) -> list[str]:
+def upload_run(
+    run_dir: Path,
+    bucket: str,
+    prefix: str = "",
+    endpoint_url: str | None = None,
+    client: Any = None,
+) -> list[str]:
     """Upload every file of the run folder to s3://bucket/prefix/<run_id>/...
 
     metadata.json goes last, so a reader that sees it finds the model already there.

@@ -6,6 +6,7 @@ baselines, logistic regression, the random forest and the prototype anchor on
 walk-forward folds and on the test period, and writes runs/<run_id>/
 (model.joblib, metadata.json, report.md + plots), then points runs/latest at it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,66 +24,127 @@ HELP = "train and evaluate the models on the exported training set; write runs/<
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--training-set", type=Path, default=None,
-                        help="training set parquet (default: data/exports/training_set.parquet)")
-    parser.add_argument("--feature-columns", type=Path, default=None,
-                        help="feature contract (default: data/exports/feature_columns.json)")
-    parser.add_argument("--run-id", default=None,
-                        help="run folder name (default: UTC time, e.g. 20261125T123456Z)")
-    parser.add_argument("--models", default=",".join(config.MODEL_NAMES),
-                        help=f"comma-separated models (default: all of {','.join(config.MODEL_NAMES)})")
-    parser.add_argument("--rf-trees", type=int, default=config.RF_TREES,
-                        help=f"trees per random forest (default {config.RF_TREES})")
-    parser.add_argument("--rf-reference", action="store_true",
-                        help="also score a prototype-sized forest (100 trees, min_samples_leaf=1) "
-                             "on the folds, to state the lean forest's AUC cost (slow; never chosen)")
-    parser.add_argument("--max-artefact-mb", type=float, default=config.MAX_ARTEFACT_MB,
-                        help="grow min_samples_leaf until model.joblib fits "
-                             f"(default {config.MAX_ARTEFACT_MB:g} MB)")
-    parser.add_argument("--upload", default=None, metavar="s3://BUCKET/PREFIX",
-                        help="upload the run folder to s3://BUCKET/PREFIX/<run_id>/")
-    parser.add_argument("--endpoint-url", default=None,
-                        help="S3 endpoint for --upload (default: $AWS_ENDPOINT_URL or AWS)")
-    parser.add_argument("--explore-labels", action="store_true",
-                        help="also retrain under each label variant (rebuilds the labels with "
-                             "dbt, then restores the default build); writes label_variants.md")
-    parser.add_argument("--labels-model", default=config.LABELS_MODEL,
-                        help=f"dbt labels model rebuilt per variant (default {config.LABELS_MODEL})")
-    parser.add_argument("--calibration", choices=["auto", "off"], default=config.CALIBRATION_DEFAULT,
-                        help="auto: isotonic calibration only if it improves Brier without worse "
-                             "log loss on the last walk-forward folds; off: never "
-                             f"(default {config.CALIBRATION_DEFAULT})")
-    parser.add_argument("--no-report", action="store_true",
-                        help="skip report.md, plots and permutation importance")
+    parser.add_argument(
+        "--training-set",
+        type=Path,
+        default=None,
+        help="training set parquet (default: data/exports/training_set.parquet)",
+    )
+    parser.add_argument(
+        "--feature-columns",
+        type=Path,
+        default=None,
+        help="feature contract (default: data/exports/feature_columns.json)",
+    )
+    parser.add_argument(
+        "--run-id", default=None, help="run folder name (default: UTC time, e.g. 20261125T123456Z)"
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(config.MODEL_NAMES),
+        help=f"comma-separated models (default: all of {','.join(config.MODEL_NAMES)})",
+    )
+    parser.add_argument(
+        "--rf-trees",
+        type=int,
+        default=config.RF_TREES,
+        help=f"trees per random forest (default {config.RF_TREES})",
+    )
+    parser.add_argument(
+        "--rf-reference",
+        action="store_true",
+        help="also score a prototype-sized forest (100 trees, min_samples_leaf=1) "
+        "on the folds, to state the lean forest's AUC cost (slow; never chosen)",
+    )
+    parser.add_argument(
+        "--max-artefact-mb",
+        type=float,
+        default=config.MAX_ARTEFACT_MB,
+        help="grow min_samples_leaf until model.joblib fits "
+        f"(default {config.MAX_ARTEFACT_MB:g} MB)",
+    )
+    parser.add_argument(
+        "--upload",
+        default=None,
+        metavar="s3://BUCKET/PREFIX",
+        help="upload the run folder to s3://BUCKET/PREFIX/<run_id>/",
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3 endpoint for --upload (default: $AWS_ENDPOINT_URL or AWS)",
+    )
+    parser.add_argument(
+        "--explore-labels",
+        action="store_true",
+        help="also retrain under each label variant (rebuilds the labels with "
+        "dbt, then restores the default build); writes label_variants.md",
+    )
+    parser.add_argument(
+        "--labels-model",
+        default=config.LABELS_MODEL,
+        help=f"dbt labels model rebuilt per variant (default {config.LABELS_MODEL})",
+    )
+    parser.add_argument(
+        "--calibration",
+        choices=["auto", "off"],
+        default=config.CALIBRATION_DEFAULT,
+        help="auto: isotonic calibration only if it improves Brier without worse "
+        "log loss on the last walk-forward folds; off: never "
+        f"(default {config.CALIBRATION_DEFAULT})",
+    )
+    parser.add_argument(
+        "--no-report", action="store_true", help="skip report.md, plots and permutation importance"
+    )
 
 
 def parse_models(text: str) -> tuple[str, ...]:
     models = tuple(m.strip() for m in text.split(",") if m.strip())
     unknown = [m for m in models if m not in config.MODEL_NAMES]
     if unknown or not models:
-        raise UserError(f"--models: unknown {unknown or text!r}; choose from "
-                        f"{','.join(config.MODEL_NAMES)}")
+        raise UserError(
+            f"--models: unknown {unknown or text!r}; choose from {','.join(config.MODEL_NAMES)}"
+        )
     return models
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if args.rf_trees < 1:
         raise UserError(f"--rf-trees must be >= 1, got {args.rf_trees}")
-    settings = Settings(models=parse_models(args.models), rf_trees=args.rf_trees,
-                        max_artefact_mb=args.max_artefact_mb, calibration=args.calibration,
-                        rf_reference=args.rf_reference)
-    train(paths, settings, training_set=args.training_set,
-          feature_columns=args.feature_columns, run_id=args.run_id,
-          with_report=not args.no_report, explore_labels=args.explore_labels,
-          labels_model=args.labels_model, upload=args.upload, endpoint_url=args.endpoint_url)
+    settings = Settings(
+        models=parse_models(args.models),
+        rf_trees=args.rf_trees,
+        max_artefact_mb=args.max_artefact_mb,
+        calibration=args.calibration,
+        rf_reference=args.rf_reference,
+    )
+    train(
+        paths,
+        settings,
+        training_set=args.training_set,
+        feature_columns=args.feature_columns,
+        run_id=args.run_id,
+        with_report=not args.no_report,
+        explore_labels=args.explore_labels,
+        labels_model=args.labels_model,
+        upload=args.upload,
+        endpoint_url=args.endpoint_url,
+    )
     return 0
 
 
-def train(paths: ProjectPaths, settings: Settings | None = None,
-          training_set: Path | None = None, feature_columns: Path | None = None,
-          run_id: str | None = None, with_report: bool = True, explore_labels: bool = False,
-          labels_model: str = config.LABELS_MODEL, upload: str | None = None,
-          endpoint_url: str | None = None) -> Path:
+def train(
+    paths: ProjectPaths,
+    settings: Settings | None = None,
+    training_set: Path | None = None,
+    feature_columns: Path | None = None,
+    run_id: str | None = None,
+    with_report: bool = True,
+    explore_labels: bool = False,
+    labels_model: str = config.LABELS_MODEL,
+    upload: str | None = None,
+    endpoint_url: str | None = None,
+) -> Path:
     """Train on the exported training set, write runs/<run_id>/ and point
     runs/latest at it; return the run folder."""
     settings = settings or Settings()
@@ -96,26 +158,41 @@ def train(paths: ProjectPaths, settings: Settings | None = None,
     if run_dir.exists():
         raise UserError(f"run folder {run_dir} already exists: choose another --run-id")
     if explore_labels and Path(training_set).resolve() != paths.training_set.resolve():
-        raise UserError("--explore-labels rebuilds the project's own export; "
-                        f"it cannot be combined with --training-set {training_set}")
+        raise UserError(
+            "--explore-labels rebuilds the project's own export; "
+            f"it cannot be combined with --training-set {training_set}"
+        )
     data = load_training_set(training_set, feature_columns)
-    log(f"training set: {len(data.frame)} eligible labelled rows, "
+    log(
+        f"training set: {len(data.frame)} eligible labelled rows, "
         f"{data.frame['pool_id'].nunique()} pools, {len(data.features)} features "
-        f"(dropped {data.dropped}); label {data.label}")
+        f"(dropped {data.dropped}); label {data.label}"
+    )
     result = train_models(data, settings)
     metadata = run_folder.write_run(result, run_dir, run_id, settings, with_report=with_report)
     run_folder.verify_artefact(run_dir)
     link = run_folder.update_latest(paths.runs, run_id)
-    log(f"wrote {run_dir} ({metadata['model_name']}, test AUC "
+    log(
+        f"wrote {run_dir} ({metadata['model_name']}, test AUC "
         f"{metadata['metrics'][metadata['model_name']]['production_test']['roc_auc']:.4f}, "
-        f"{metadata['model_size_bytes'] / 1e6:.1f} MB); {link} -> {run_id}")
+        f"{metadata['model_size_bytes'] / 1e6:.1f} MB); {link} -> {run_id}"
+    )
     if explore_labels:
         from models_py.explore_labels import explore_label_variants
-        explore_label_variants(paths, run_dir, settings, result.rf_params,
-                               labels_model=labels_model,
-                               training_set=training_set, feature_columns=feature_columns)
+
+        explore_label_variants(
+            paths,
+            run_dir,
+            settings,
+            result.rf_params,
+            labels_model=labels_model,
+            training_set=training_set,
+            feature_columns=feature_columns,
+        )
     if upload_target:
         bucket, prefix = upload_target
         keys = run_folder.upload_run(run_dir, bucket, prefix, endpoint_url=endpoint_url)
-        log(f"uploaded {len(keys)} files to s3://{bucket}/{prefix + '/' if prefix else ''}{run_id}/")
+        log(
+            f"uploaded {len(keys)} files to s3://{bucket}/{prefix + '/' if prefix else ''}{run_id}/"
+        )
     return run_dir

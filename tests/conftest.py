@@ -1,5 +1,6 @@
 """Shared fixtures: a local S3 (moto's server on 127.0.0.1), project homes, and
 the inference fixtures (a tiny run, a bucket holding it, a Lambda context)."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ tests/test_golden.py recomputes the same things with today's code and compares.
 Only this module knows how to call training and serving, so a refactor that
 moves code updates the calls here and leaves the expected numbers alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,11 @@ RUN_ID = "golden"
 
 def inputs(folder: Path = GOLDEN) -> dict[str, Path]:
     base = folder / "inputs"
-    return {"training_set": base / "training_set.parquet",
-            "feature_columns": base / "feature_columns.json",
-            "latest_features": base / "latest_features.parquet"}
+    return {
+        "training_set": base / "training_set.parquet",
+        "feature_columns": base / "feature_columns.json",
+        "latest_features": base / "latest_features.parquet",
+    }
 
 
 def train(folder: Path = GOLDEN):
@@ -40,10 +43,14 @@ def train(folder: Path = GOLDEN):
 def training_metrics(result) -> dict:
     return {
         "production": result.production,
-        "models": {name: {"test_roc_auc": res.test["roc_auc"],
-                          "cv_auc_mean": res.cv["cv_auc_mean"],
-                          "test_p_keep_sum": float(np.sum(res.p_test))}
-                   for name, res in result.results.items()},
+        "models": {
+            name: {
+                "test_roc_auc": res.test["roc_auc"],
+                "cv_auc_mean": res.cv["cv_auc_mean"],
+                "test_p_keep_sum": float(np.sum(res.p_test)),
+            }
+            for name, res in result.results.items()
+        },
     }
 
 
@@ -84,10 +91,23 @@ def serve(run_dir: Path, payload: dict) -> dict:
     return {
         "event_time": published["event_time"],
         "counts": published["counts"],
-        "records": [{k: p[k] for k in ("pool_id", "status", "reason", "p_keep",
-                                        "predicted_class", "binned_confidence")}
-                    for p in published["predictions"]],
-        "raw_p_keep": {columns["pool_id"][i]: float(p) for i, p in zip(scored, raw[:, 1])},
+        "records": [
+            {
+                k: p[k]
+                for k in (
+                    "pool_id",
+                    "status",
+                    "reason",
+                    "p_keep",
+                    "predicted_class",
+                    "binned_confidence",
+                )
+            }
+            for p in published["predictions"]
+        ],
+        "raw_p_keep": {
+            columns["pool_id"][i]: float(p) for i, p in zip(scored, raw[:, 1], strict=True)
+        },
         "http_rows": rows,
         "http_predictions": http["predictions"],
         "http_binned_confidence": [r["binned_confidence"] for r in http["rows"]],

@@ -9,6 +9,7 @@ Floors, lowest first (README "Tree" and each package's opening comment):
   4 apy_runway.stages        the data stages
   5 apy_runway.cli, run_all  the command line
 """
+
 from __future__ import annotations
 
 import ast
@@ -63,7 +64,9 @@ def floor(module: str) -> int:
 def imports(path: Path) -> list[tuple[str, int]]:
     """(imported module, line) for every import statement, at any depth."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -97,8 +100,11 @@ def test_every_module_sits_on_a_floor():
 
 
 def test_no_module_imports_a_floor_above_its_own():
-    upward = [f"{MODULES[s].relative_to(REPO)}:{line} imports {t} (floor {floor(t)} > {floor(s)})"
-              for s, t, line in own_edges() if floor(t) > floor(s)]
+    upward = [
+        f"{MODULES[s].relative_to(REPO)}:{line} imports {t} (floor {floor(t)} > {floor(s)})"
+        for s, t, line in own_edges()
+        if floor(t) > floor(s)
+    ]
     assert not upward, "\n".join(upward)
 
 
@@ -114,7 +120,7 @@ def test_the_import_graph_has_no_cycles():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join([*stack[stack.index(nxt) :], nxt]))
             elif nxt not in state:
                 visit(nxt, [*stack, nxt])
         state[node] = 2
@@ -127,7 +133,7 @@ def test_the_import_graph_has_no_cycles():
 
 def test_no_importlib_on_our_own_modules():
     offenders = []
-    for module, path in MODULES.items():
+    for path in MODULES.values():
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
@@ -138,9 +144,13 @@ def test_no_importlib_on_our_own_modules():
 
 
 def third_party(path: Path) -> set[str]:
-    return {name.split(".")[0] for name, _ in imports(path)
-            if name and name.split(".")[0] not in PACKAGES
-            and name.split(".")[0] not in sys.stdlib_module_names}
+    return {
+        name.split(".")[0]
+        for name, _ in imports(path)
+        if name
+        and name.split(".")[0] not in PACKAGES
+        and name.split(".")[0] not in sys.stdlib_module_names
+    }
 
 
 def test_contracts_import_the_standard_library_only():

@@ -5,6 +5,7 @@ One tiny hourly build (8 pools x 75 days) is shared: the pandas anchor and the
 engine-only runner must compute what dbt computed, or their ratios would
 compare different work.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,9 @@ def built(tmp_path_factory):
     home = tmp_path_factory.mktemp("bench") / "home"
     source = home.parent / "generated.parquet"
     log = home.parent / "log.txt"
-    measure(cli(home, "generate", "--pools", "8", "--days", "75", "--out", str(source)), log_path=log)
+    measure(
+        cli(home, "generate", "--pools", "8", "--days", "75", "--out", str(source)), log_path=log
+    )
     measure(cli(home, "ingest", str(source)), log_path=log)
     build = measure(cli(home, "build", "--command", "run"), log_path=log)
     return project_paths(home), source, build
@@ -59,38 +62,58 @@ def test_measure_reports_the_child_peak_memory_and_refuses_failures(tmp_path):
 def test_measure_is_not_inflated_by_a_big_parent():
     """A fork copies the parent's RSS into the child's high-water mark: measuring
     from a 600 MB process must still report a small command as small."""
-    code = ("import numpy, sys; big = numpy.ones(600 * 2**20 // 8); big[::512] += 1\n"
-            "from benchmarks.measure import measure\n"
-            "print(measure([sys.executable, '-c', 'pass']).peak_rss_mb)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, cwd=REPO_ROOT)
+    code = (
+        "import numpy, sys; big = numpy.ones(600 * 2**20 // 8); big[::512] += 1\n"
+        "from benchmarks.measure import measure\n"
+        "print(measure([sys.executable, '-c', 'pass']).peak_rss_mb)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
     assert float(done.stdout.strip().splitlines()[-1]) < 100
 
 
 def test_measure_includes_grandchildren(tmp_path):
     """dbt runs as a subprocess of the CLI: its memory must count."""
     allocate = "import numpy; a = numpy.ones(300 * 2**20 // 8); a[::512] += 1"
-    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {allocate!r}], check=True)"
+    parent = (
+        f"import subprocess, sys; subprocess.run([sys.executable, '-c', {allocate!r}], check=True)"
+    )
     assert measure([sys.executable, "-c", parent]).peak_rss_mb >= 300
 
 
 def test_pandas_prototype_computes_dbts_features_and_label(built, tmp_path):
-    paths, source, _ = built
+    paths, _, _ = built
     out = tmp_path / "pandas.parquet"
     measure(python_argv("benchmarks.pandas_prototype", str(paths.raw_snapshots), str(out)))
     ours = pd.read_parquet(out).rename(columns={"pool": "pool_id"})
-    ours["snapshot_date"] = pd.to_datetime(ours["snapshot_date"]).dt.tz_localize(None).dt.normalize()
+    ours["snapshot_date"] = (
+        pd.to_datetime(ours["snapshot_date"]).dt.tz_localize(None).dt.normalize()
+    )
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        dbt = con.execute("select f.*, l.is_apy_kept from int_pool_days_featurized f "
-                          "left join int_pool_days_labeled l using (pool_id, snapshot_date)").df()
+        dbt = con.execute(
+            "select f.*, l.is_apy_kept from int_pool_days_featurized f "
+            "left join int_pool_days_labeled l using (pool_id, snapshot_date)"
+        ).df()
     dbt["snapshot_date"] = pd.to_datetime(dbt["snapshot_date"])
-    merged = dbt.merge(ours, on=["pool_id", "snapshot_date"], suffixes=("_dbt", "_pandas"),
-                       validate="one_to_one")
+    merged = dbt.merge(
+        ours, on=["pool_id", "snapshot_date"], suffixes=("_dbt", "_pandas"), validate="one_to_one"
+    )
     assert len(merged) == len(dbt) == len(ours) > 8 * 30
-    for column in ("apy_rolling_7d_mean", "apy_rolling_30d_max", "apy_rolling_90d_median",
-                   "apy_rolling_14d_std", "apy_expanding_mean"):
-        np.testing.assert_allclose(merged[f"{column}_dbt"], merged[f"{column}_pandas"],
-                                   rtol=1e-9, atol=1e-9, err_msg=column)
+    for column in (
+        "apy_rolling_7d_mean",
+        "apy_rolling_30d_max",
+        "apy_rolling_90d_median",
+        "apy_rolling_14d_std",
+        "apy_expanding_mean",
+    ):
+        np.testing.assert_allclose(
+            merged[f"{column}_dbt"],
+            merged[f"{column}_pandas"],
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=column,
+        )
     both = merged.dropna(subset=["is_apy_kept_dbt", "is_apy_kept_pandas"])
     assert len(both) > 8 * 20
     assert (both["is_apy_kept_dbt"].astype(float) == both["is_apy_kept_pandas"]).all()
@@ -101,23 +124,31 @@ def test_engine_only_builds_the_same_tables_as_dbt(built, tmp_path):
     paths, _, _ = built
     manifest = json.loads((dbt_target_dir(paths) / "manifest.json").read_text())
     seconds, models = engine_only.run_models(manifest, tmp_path / paths.warehouse.name)
-    assert seconds > 0 and models == sum(1 for n in manifest["nodes"].values()
-                                         if n["resource_type"] == "model")
+    assert seconds > 0 and models == sum(
+        1 for n in manifest["nodes"].values() if n["resource_type"] == "model"
+    )
     with duckdb.connect(str(tmp_path / paths.warehouse.name)) as con:
         con.execute(f"attach '{paths.warehouse}' as dbt_built (read_only)")
         for table in ("int_pool_days_featurized", "int_pool_days_labeled", "training_set"):
             rows = con.execute(f"select count(*) from {table}").fetchone()[0]
-            differ = con.execute(f"select count(*) from ((select * from {table} except all "
-                                 f"select * from dbt_built.main.{table}) union all "
-                                 f"(select * from dbt_built.main.{table} except all "
-                                 f"select * from {table}))").fetchone()[0]
+            differ = con.execute(
+                f"select count(*) from ((select * from {table} except all "
+                f"select * from dbt_built.main.{table}) union all "
+                f"(select * from dbt_built.main.{table} except all "
+                f"select * from {table}))"
+            ).fetchone()[0]
             assert rows > 0 and differ == 0, table
 
 
 def test_engine_only_cli_prints_its_figure(built):
     paths, _, _ = built
-    result = subprocess.run(python_argv("benchmarks.engine_only", str(paths.home)), cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        python_argv("benchmarks.engine_only", str(paths.home)),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["engine_s"] > 0 and figures["models"] >= 5
     assert not [p for p in paths.data.iterdir() if p.name.startswith("tmp")]
@@ -138,11 +169,14 @@ def test_new_snapshots_repeat_the_last_hours_later(built, tmp_path):
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         before = con.execute(f"select count(*), max(timestamp) from '{source}'").fetchone()
-        after = con.execute(f"select count(*), max(timestamp), count(distinct (pool, timestamp)) "
-                            f"from '{out}'").fetchone()
-        last_day = con.execute(f"select count(*) from '{source}' "
-                               f"where timestamp > (select max(timestamp) from '{source}') "
-                               f"- interval 24 hour").fetchone()[0]
+        after = con.execute(
+            f"select count(*), max(timestamp), count(distinct (pool, timestamp)) from '{out}'"
+        ).fetchone()
+        last_day = con.execute(
+            f"select count(*) from '{source}' "
+            f"where timestamp > (select max(timestamp) from '{source}') "
+            f"- interval 24 hour"
+        ).fetchone()[0]
     assert rows == after[0] == before[0] + last_day and last_day > 0
     assert after[1] > before[1] and after[2] == after[0]
 
@@ -163,18 +197,27 @@ def test_lean_evaluator_gives_the_pipelines_probabilities(built):
 
     paths, _, _ = built
     data = load_training_set(paths.training_set, paths.feature_columns)
-    pipeline = build_pipeline("random_forest", data.features, data.categorical,
-                              {"min_samples_leaf": 5, "max_depth": None, "max_samples": 0.8}, 20)
+    pipeline = build_pipeline(
+        "random_forest",
+        data.features,
+        data.categorical,
+        {"min_samples_leaf": 5, "max_depth": None, "max_samples": 0.8},
+        20,
+    )
     pipeline.fit(data.matrix(), data.y)
-    columns = {name: [None if pd.isna(v) else v for v in data.frame[name].tolist()]
-               for name in [*data.features, "pool_id"]}
+    columns = {
+        name: [None if pd.isna(v) else v for v in data.frame[name].tolist()]
+        for name in [*data.features, "pool_id"]
+    }
     # unseen and missing categories must take sklearn's own unknown path
     columns["chain"][0], columns["project"][1] = "a-chain-never-seen", None
 
     class Spec:
         features, numeric_features = list(data.features), set(data.numeric)
 
-    evaluate = compile_forest(pipeline, list(data.numeric), list(data.categorical), list(data.features))
+    evaluate = compile_forest(
+        pipeline, list(data.numeric), list(data.categorical), list(data.features)
+    )
     reference = pipeline.predict_proba(standard_matrix(columns, Spec))
     assert len(np.unique(reference[:, 1])) > 10
     np.testing.assert_allclose(evaluate(columns), reference, rtol=0, atol=1e-12)

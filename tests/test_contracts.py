@@ -3,6 +3,7 @@ exist elsewhere (serverless.yml, the dbt source, the generator's schema) are hel
 equal to it, and the rule boundaries no other test pins are pinned here:
 the confidence bin at its cut-points, the 7-day eligibility through training
 and serving, and the by-pool bootstrap interval."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -56,7 +57,8 @@ def test_serverless_yml_repeats_the_s3_layout_and_limits_of_the_contracts(server
 
 def test_the_dbt_source_and_the_generator_use_the_raw_contract():
     sources = yaml.safe_load(
-        (REPO / "dbt_project/models/staging/_defillama__sources.yml").read_text())
+        (REPO / "dbt_project/models/staging/_defillama__sources.yml").read_text()
+    )
     [table] = [t for s in sources["sources"] for t in s["tables"] if t["name"] == "pool_snapshots"]
     assert tuple(c["name"] for c in table["columns"]) == contracts.RAW_COLUMNS
     assert tuple(SCHEMA.names) == contracts.RAW_COLUMNS
@@ -71,9 +73,18 @@ def test_contracts_types_are_written_as_strings():
 # --------------------------------------------------------------------------- the bin
 
 
-@pytest.mark.parametrize(("probability", "expected"), [
-    (50.0, 1), (59.999, 1), (60.0, 1), (60.0001, 2), (75.0, 2), (75.0001, 3), (100.0, 3),
-])
+@pytest.mark.parametrize(
+    ("probability", "expected"),
+    [
+        (50.0, 1),
+        (59.999, 1),
+        (60.0, 1),
+        (60.0001, 2),
+        (75.0, 2),
+        (75.0001, 3),
+        (100.0, 3),
+    ],
+)
 def test_a_value_equal_to_a_cut_point_goes_to_the_lower_bin(probability, expected):
     assert contracts.confidence_bin(probability, (60.0, 75.0)) == expected
     as_array = contracts.confidence_bin(np.array([probability]), (60.0, 75.0))
@@ -87,8 +98,9 @@ def test_equal_cut_points_leave_the_middle_bin_empty():
 
 def test_the_shown_probability_and_class_follow_defillama():
     p_keep = np.linspace(0.25, 1.0, 301)
-    np.testing.assert_array_equal(contracts.predicted_probability(p_keep),
-                                  100 * np.maximum(p_keep, 1 - p_keep))
+    np.testing.assert_array_equal(
+        contracts.predicted_probability(p_keep), 100 * np.maximum(p_keep, 1 - p_keep)
+    )
     assert contracts.predicted_probability(0.1) == pytest.approx(90.0)
     assert contracts.predicted_class_is_down(0.5) and not contracts.predicted_class_is_down(0.51)
 
@@ -104,14 +116,21 @@ def test_training_bins_hit_rates_with_the_same_tie_rule():
 
 def _training_frame(observed_days: list[int], apy: list[float]) -> pd.DataFrame:
     n = len(observed_days)
-    return pd.DataFrame({
-        "pool_id": [f"p{i}" for i in range(n)],
-        "snapshot_date": pd.to_datetime(["2025-01-01"] * n),
-        "is_apy_kept": [i % 2 for i in range(n)],
-        "apy": apy, "observed_day_count": observed_days, "x": np.arange(n, dtype=float),
-        "horizon_days": 30, "apy_drop_threshold": -0.2, "apy_future_stat": "median",
-        "min_future_coverage": 0.5, "dead_pool_is_dropped": True,
-    })
+    return pd.DataFrame(
+        {
+            "pool_id": [f"p{i}" for i in range(n)],
+            "snapshot_date": pd.to_datetime(["2025-01-01"] * n),
+            "is_apy_kept": [i % 2 for i in range(n)],
+            "apy": apy,
+            "observed_day_count": observed_days,
+            "x": np.arange(n, dtype=float),
+            "horizon_days": 30,
+            "apy_drop_threshold": -0.2,
+            "apy_future_stat": "median",
+            "min_future_coverage": 0.5,
+            "dead_pool_is_dropped": True,
+        }
+    )
 
 
 def test_training_keeps_rows_from_seven_observed_days_and_positive_apy():
@@ -124,11 +143,11 @@ def test_training_keeps_rows_from_seven_observed_days_and_positive_apy():
 def test_serving_scores_pools_from_seven_observed_days_and_positive_apy(tiny_run):
     spec = ModelSpec.from_metadata(json.loads((tiny_run / "metadata.json").read_text()))
     payload = feature_columns(6, snapshot_date="2025-06-05")
-    payload["columns"].update(observed_day_count=[6, 7, 8, 7, 7, 8],
-                              apy=[5.0, 5.0, 5.0, 0.0, 1e-9, -1.0])
+    payload["columns"].update(
+        observed_day_count=[6, 7, 8, 7, 7, 8], apy=[5.0, 5.0, 5.0, 0.0, 1e-9, -1.0]
+    )
     model = joblib.load(tiny_run / "model.joblib")
-    result = score_published(model, spec, payload,
-                             dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48.0)
+    result = score_published(model, spec, payload, dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48.0)
     status = [p["status"] for p in result["predictions"]]
     assert status == ["not scored", "scored", "scored", "not scored", "scored", "not scored"]
     reasons = [p["reason"] for p in result["predictions"]]

@@ -2,6 +2,7 @@
 `median` modes of var daily_downsampling, UTC day boundaries, strings from
 the day's last snapshot, and the as_of_date cut in staging.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,7 @@ def source_home(tmp_path_factory):
                 apyReward double, stablecoin boolean
             )
         """)
-        con.executemany("insert into snapshots values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        SNAPSHOTS)
+        con.executemany("insert into snapshots values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", SNAPSHOTS)
         con.execute(f"""
             copy (
                 select "timestamp", pool, chain, project, symbol,
@@ -63,17 +63,26 @@ def source_home(tmp_path_factory):
 def build_daily(source, home, dbt_vars: dict) -> dict:
     paths = project_paths(home).ensure()
     paths.raw_snapshots.write_bytes(source.raw_snapshots.read_bytes())
-    run_dbt(paths, "run", dbt_vars=dbt_vars,
-            select="stg_defillama__pool_snapshots int_pool_snapshots_downsampled_to_daily",
-            target_path=paths.data / "dbt_target", quiet=True)
+    run_dbt(
+        paths,
+        "run",
+        dbt_vars=dbt_vars,
+        select="stg_defillama__pool_snapshots int_pool_snapshots_downsampled_to_daily",
+        target_path=paths.data / "dbt_target",
+        quiet=True,
+    )
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         cursor = con.execute(
             "select * from int_pool_snapshots_downsampled_to_daily order by pool_id, snapshot_date"
         )
         names = [column[0] for column in cursor.description]
-        return {(row[names.index("pool_id")], row[names.index("snapshot_date")]):
-                dict(zip(names, row)) for row in cursor.fetchall()}
+        return {
+            (row[names.index("pool_id")], row[names.index("snapshot_date")]): dict(
+                zip(names, row, strict=True)
+            )
+            for row in cursor.fetchall()
+        }
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +91,10 @@ def daily_by_mode(source_home, tmp_path_factory) -> dict:
     runs = {mode: {"daily_downsampling": mode} for mode in MODES}
     runs["median"]["as_of_date"] = AS_OF_DATE
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        futures = {mode: pool.submit(build_daily, source_home, root / mode, dbt_vars)
-                   for mode, dbt_vars in runs.items()}
+        futures = {
+            mode: pool.submit(build_daily, source_home, root / mode, dbt_vars)
+            for mode, dbt_vars in runs.items()
+        }
         return {mode: future.result() for mode, future in futures.items()}
 
 
@@ -92,13 +103,17 @@ B1 = ("b", date(2024, 1, 1))
 B3 = ("b", date(2024, 1, 3))
 
 
-@pytest.mark.parametrize("mode, apy, apy_base, tvl_usd, apy_reward", [
-    ("last", 6.0, None, 600.0, 6.0),      # the 23:00 snapshot as it is, null included
-    ("mean", 3.0, 1.5, 300.0, 2.0),       # aggregates ignore the null apyBase
-    ("median", 2.0, 1.5, 200.0, 0.0),
-])
-def test_measures_follow_the_downsampling_mode(daily_by_mode, mode, apy, apy_base, tvl_usd,
-                                               apy_reward):
+@pytest.mark.parametrize(
+    "mode, apy, apy_base, tvl_usd, apy_reward",
+    [
+        ("last", 6.0, None, 600.0, 6.0),  # the 23:00 snapshot as it is, null included
+        ("mean", 3.0, 1.5, 300.0, 2.0),  # aggregates ignore the null apyBase
+        ("median", 2.0, 1.5, 200.0, 0.0),
+    ],
+)
+def test_measures_follow_the_downsampling_mode(
+    daily_by_mode, mode, apy, apy_base, tvl_usd, apy_reward
+):
     row = daily_by_mode[mode][A1]
     assert row["apy"] == pytest.approx(apy)
     assert row["tvl_usd"] == pytest.approx(tvl_usd)
@@ -136,6 +151,13 @@ def test_as_of_date_cuts_the_history_in_staging(daily_by_mode):
 
 
 def test_an_unknown_mode_is_refused_when_dbt_parses_the_project(source_home):
-    with pytest.raises(UserError, match="daily_downsampling must be last, mean or median, got 'first'"):
-        run_dbt(source_home, "parse", dbt_vars={"daily_downsampling": "first"},
-                target_path=source_home.data / "dbt_target_bad", quiet=True)
+    with pytest.raises(
+        UserError, match="daily_downsampling must be last, mean or median, got 'first'"
+    ):
+        run_dbt(
+            source_home,
+            "parse",
+            dbt_vars={"daily_downsampling": "first"},
+            target_path=source_home.data / "dbt_target_bad",
+            quiet=True,
+        )

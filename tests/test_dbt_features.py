@@ -8,6 +8,7 @@ tests, unit tests) per module, then
   (time-based windows over the observed days, exact day d-n lookups),
 - the build on the real DefiLlama sample, when it is mounted.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,10 +31,21 @@ pytestmark = pytest.mark.slow
 WINDOWS = (7, 14, 30, 90)
 CHANGE_DAYS = (1, 7, 30)
 AGGREGATES = ("mean", "std", "median", "min", "max")
-SQL_AGGREGATES = {"mean": "avg", "std": "stddev_samp", "median": "median", "min": "min",
-                  "max": "max"}
-PROTOTYPE_FEATURES = ["apy", "tvl_usd", "apy_expanding_mean", "apy_expanding_std", "chain",
-                      "project"]
+SQL_AGGREGATES = {
+    "mean": "avg",
+    "std": "stddev_samp",
+    "median": "median",
+    "min": "min",
+    "max": "max",
+}
+PROTOTYPE_FEATURES = [
+    "apy",
+    "tvl_usd",
+    "apy_expanding_mean",
+    "apy_expanding_std",
+    "chain",
+    "project",
+]
 REAL_SAMPLE = Path("/work/shared/data/defillama_sample/chart_history.csv")
 
 
@@ -91,12 +103,23 @@ def test_exports_match_the_marts_and_the_feature_contract_is_written(built, ware
     assert set(PROTOTYPE_FEATURES) <= set(written["features"])
     assert "observed_day_count" in written["numeric"]
     assert len(written["numeric"]) == len(set(written["numeric"])) > 50
-    not_features = {"pool_id", "snapshot_date", "symbol", "pool_meta", "is_apy_kept",
-                    "apy_future", "future_coverage", "label_window_end_date", "horizon_days"}
+    not_features = {
+        "pool_id",
+        "snapshot_date",
+        "symbol",
+        "pool_meta",
+        "is_apy_kept",
+        "apy_future",
+        "future_coverage",
+        "label_window_end_date",
+        "horizon_days",
+    }
     assert not not_features & set(written["features"])
 
-    for mart, path in (("training_set", paths.training_set),
-                       ("latest_features", paths.latest_features)):
+    for mart, path in (
+        ("training_set", paths.training_set),
+        ("latest_features", paths.latest_features),
+    ):
         exported = pd.read_parquet(path)
         in_warehouse = warehouse.execute(f"select count(*) from {mart}").fetchone()[0]
         assert len(exported) == in_warehouse > 0
@@ -108,17 +131,26 @@ def test_exports_match_the_marts_and_the_feature_contract_is_written(built, ware
     training = pd.read_parquet(paths.training_set)
     assert set(training["is_apy_kept"].unique()) == {0, 1}
     assert training["is_apy_kept"].dtype.kind == "i"
-    assert (pd.to_datetime(training["label_window_end_date"])
-            == pd.to_datetime(training["snapshot_date"]) + pd.Timedelta(days=30)).all()
-    for setting, value in (("horizon_days", 30), ("apy_drop_threshold", -0.2),
-                           ("apy_future_stat", "median"), ("min_future_coverage", 0.5),
-                           ("dead_pool_is_dropped", True)):
+    assert (
+        pd.to_datetime(training["label_window_end_date"])
+        == pd.to_datetime(training["snapshot_date"]) + pd.Timedelta(days=30)
+    ).all()
+    for setting, value in (
+        ("horizon_days", 30),
+        ("apy_drop_threshold", -0.2),
+        ("apy_future_stat", "median"),
+        ("min_future_coverage", 0.5),
+        ("dead_pool_is_dropped", True),
+    ):
         assert training[setting].unique().tolist() == [value], setting
     latest = pd.read_parquet(paths.latest_features)
     assert latest["pool_id"].is_unique
-    assert latest["pool_id"].nunique() == warehouse.execute(
-        "select count(distinct pool_id) from int_pool_snapshots_downsampled_to_daily"
-    ).fetchone()[0]
+    assert (
+        latest["pool_id"].nunique()
+        == warehouse.execute(
+            "select count(distinct pool_id) from int_pool_snapshots_downsampled_to_daily"
+        ).fetchone()[0]
+    )
 
 
 def test_rows_frames_on_the_densified_calendar_equal_range_frames(warehouse, daily):
@@ -129,8 +161,10 @@ def test_rows_frames_on_the_densified_calendar_equal_range_frames(warehouse, dai
     assert gaps > 0
     columns = []
     for n in WINDOWS:
-        frame = (f"partition by pool_id order by snapshot_date "
-                 f"range between interval {n - 1} days preceding and current row")
+        frame = (
+            f"partition by pool_id order by snapshot_date "
+            f"range between interval {n - 1} days preceding and current row"
+        )
         for agg in AGGREGATES:
             columns.append(f"{SQL_AGGREGATES[agg]}(apy) over ({frame}) as apy_rolling_{n}d_{agg}")
         columns.append(f"avg(apy_base) over ({frame}) as apy_base_rolling_{n}d_mean")
@@ -148,8 +182,14 @@ def test_rows_frames_on_the_densified_calendar_equal_range_frames(warehouse, dai
     assert len(ranged) == len(rowed) == len(daily)
     assert (ranged["pool_id"] == rowed["pool_id"]).all()
     for name in names:
-        np.testing.assert_allclose(rowed[name].to_numpy(float), ranged[name].to_numpy(float),
-                                   rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            rowed[name].to_numpy(float),
+            ranged[name].to_numpy(float),
+            rtol=1e-9,
+            atol=1e-9,
+            equal_nan=True,
+            err_msg=name,
+        )
 
 
 def _pandas_pool_features(pool: pd.DataFrame) -> pd.DataFrame:
@@ -185,7 +225,9 @@ def _pandas_pool_features(pool: pd.DataFrame) -> pd.DataFrame:
         out[f"apy_change_{n}d"] = apy.to_numpy() - apy_then
         out[f"tvl_usd_change_{n}d"] = np.where(tvl_then > 0, tvl.to_numpy() / tvl_then - 1, np.nan)
         if n > 1:
-            out[f"apy_reward_share_change_{n}d"] = share.to_numpy() - share.reindex(earlier).to_numpy()
+            out[f"apy_reward_share_change_{n}d"] = (
+                share.to_numpy() - share.reindex(earlier).to_numpy()
+            )
     out["pool_age_days"] = (s.index - s.index.min()).days
     out["observed_day_count"] = np.arange(1, len(s) + 1)
     return out
@@ -199,7 +241,9 @@ def _pandas_cross_sectional(daily: pd.DataFrame) -> pd.DataFrame:
         rank = frame.groupby(key)["apy"].rank(method="min")
         median = frame.groupby(key)["apy"].transform("median")
         frame[f"apy_{group}_percent_rank"] = ((rank - 1) / (size - 1)).where(size >= 2)
-        frame[f"apy_{group}_median_ratio"] = (frame["apy"] / median).where((size >= 2) & (median > 0))
+        frame[f"apy_{group}_median_ratio"] = (frame["apy"] / median).where(
+            (size >= 2) & (median > 0)
+        )
         frame[f"{group}_pool_count"] = size
     return frame.set_index(["pool_id", "snapshot_date"])
 
@@ -221,8 +265,14 @@ def test_features_match_an_independent_pandas_recomputation(daily, features):
     actual = features.set_index(["pool_id", "snapshot_date"]).loc[expected.index]
     assert len(expected) > 1000
     for name in expected.columns:
-        np.testing.assert_allclose(actual[name].to_numpy(float), expected[name].to_numpy(float),
-                                   rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            actual[name].to_numpy(float),
+            expected[name].to_numpy(float),
+            rtol=1e-9,
+            atol=1e-9,
+            equal_nan=True,
+            err_msg=name,
+        )
     # every numeric feature of the contract was recomputed
     contract_numeric = [c for c in features.columns if c in expected.columns]
     assert len(contract_numeric) == len(expected.columns) > 55

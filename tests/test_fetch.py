@@ -1,6 +1,7 @@
 """`apy-runway fetch` against a local http.server (127.0.0.1, in a thread)
 serving DefiLlama-format fixtures: retries, a pool that always fails, resume,
 filters, atomic files, and the hand-off to `apy-runway ingest`."""
+
 from __future__ import annotations
 
 import copy
@@ -38,9 +39,20 @@ def chart_payload(pool: str) -> dict | None:
     if path.exists():
         return json.loads(path.read_text())
     if pool == FLAKY:
-        return {"status": "success", "data": [
-            {"timestamp": "2024-11-13T00:00:00.000Z", "tvlUsd": 5e6, "apy": 3.1,
-             "apyBase": 3.1, "apyReward": None, "il7d": None, "apyBase7d": None}]}
+        return {
+            "status": "success",
+            "data": [
+                {
+                    "timestamp": "2024-11-13T00:00:00.000Z",
+                    "tvlUsd": 5e6,
+                    "apy": 3.1,
+                    "apyBase": 3.1,
+                    "apyReward": None,
+                    "il7d": None,
+                    "apyBase7d": None,
+                }
+            ],
+        }
     # a pool listed by /pools without a saved fixture chart: empty history
     return {"status": "success", "data": []}
 
@@ -86,7 +98,8 @@ class FakeDefiLlama:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def chart_requests(self) -> int:
         return sum(n for path, n in self.requests.items() if path.startswith("/chart/"))
@@ -128,8 +141,11 @@ def test_fetch_resumes_without_fetching_saved_pools(project_home, defillama):
 
     requests_before = dict(defillama.requests)
     second = fetch(project_home, base_url=defillama.url, retries=0, **FAST)
-    new = {path: n - requests_before.get(path, 0) for path, n in defillama.requests.items()
-           if n != requests_before.get(path, 0)}
+    new = {
+        path: n - requests_before.get(path, 0)
+        for path, n in defillama.requests.items()
+        if n != requests_before.get(path, 0)
+    }
     # only the two failed pools are asked again; pools.json and saved charts are reused
     assert new == {f"/chart/{BROKEN}": 1, f"/chart/{FLAKY}": 1}
     assert sorted(second.skipped) == sorted(first.saved)
@@ -159,16 +175,34 @@ def test_fetched_files_ingest(project_home, defillama, folder_name):
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({}, ["aa70268e-4b52-42bf-a116-608b370f9501", "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11",
-              "d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e", FLAKY, BROKEN]),
-        ({"max_pools": 2}, ["aa70268e-4b52-42bf-a116-608b370f9501",
-                            "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11"]),
+        (
+            {},
+            [
+                "aa70268e-4b52-42bf-a116-608b370f9501",
+                "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11",
+                "d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e",
+                FLAKY,
+                BROKEN,
+            ],
+        ),
+        (
+            {"max_pools": 2},
+            ["aa70268e-4b52-42bf-a116-608b370f9501", "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11"],
+        ),
         ({"projects": ["Kamino-Lend"]}, ["d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e"]),
-        ({"chains": ["arbitrum", "solana"]}, ["6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11",
-                                              "d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e"]),
-        ({"min_tvl": 4.5e6}, ["aa70268e-4b52-42bf-a116-608b370f9501",
-                              "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11",
-                              "d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e", FLAKY]),
+        (
+            {"chains": ["arbitrum", "solana"]},
+            ["6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11", "d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e"],
+        ),
+        (
+            {"min_tvl": 4.5e6},
+            [
+                "aa70268e-4b52-42bf-a116-608b370f9501",
+                "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11",
+                "d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e",
+                FLAKY,
+            ],
+        ),
         ({"pool_ids": [BROKEN, "unlisted-pool"]}, [BROKEN, "unlisted-pool"]),
         ({"pool_ids": [BROKEN, "unlisted-pool"], "projects": ["broken-bank"]}, [BROKEN]),
     ],
@@ -194,7 +228,7 @@ def test_bad_options_are_rejected(project_home, defillama, options, message):
 
 
 def test_unreachable_api_is_a_clear_error(project_home):
-    with pytest.raises(UserError, match="cannot download http://127.0.0.1:9/pools"):
+    with pytest.raises(UserError, match=r"cannot download http://127\.0\.0\.1:9/pools"):
         fetch(project_home, base_url="http://127.0.0.1:9", retries=1, **FAST)
     assert not (landing_dir(project_home) / "pools.json").exists()
 

@@ -1,6 +1,7 @@
 """The embedded data generator: determinism, the long-export contract, and the
 realism a naive generator would not have (gaps, spikes, cliffs, deaths, late
 launches, regimes, a sensible 30-day "kept" rate). Small sizes keep it fast."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -40,8 +41,9 @@ EXPECTED_DUCKDB_TYPES = {
 def generated(tmp_path_factory):
     """One hourly file (80 pools x 120 days) shared by the read-only checks."""
     path = tmp_path_factory.mktemp("generated") / "snapshots.parquet"
-    result = generate_snapshots(path, n_pools=N_POOLS, n_days=N_DAYS, seed=SEED,
-                                start_date=START, freq="hourly")
+    result = generate_snapshots(
+        path, n_pools=N_POOLS, n_days=N_DAYS, seed=SEED, start_date=START, freq="hourly"
+    )
     return path, result
 
 
@@ -65,8 +67,9 @@ def scalar(con, sql: str):
 def test_same_seed_gives_identical_content_whatever_the_chunking(generated, tmp_path):
     path, _ = generated
     again = tmp_path / "again.parquet"
-    generate_snapshots(again, n_pools=N_POOLS, n_days=N_DAYS, seed=SEED, start_date=START,
-                       chunk_pools=7)
+    generate_snapshots(
+        again, n_pools=N_POOLS, n_days=N_DAYS, seed=SEED, start_date=START, chunk_pools=7
+    )
     assert pq.read_table(again).equals(pq.read_table(path))
 
 
@@ -98,17 +101,22 @@ def test_schema_is_the_long_export_contract(generated, con):
 
 
 def test_timestamps_are_utc_within_the_hour_and_unique_per_pool_hour(con):
-    first, last = con.execute(
-        "select min(timestamp), max(timestamp) from snapshots").fetchone()
+    first, last = con.execute("select min(timestamp), max(timestamp) from snapshots").fetchone()
     assert first.utcoffset().total_seconds() == 0
     assert first.date() == START
     assert (last.date() - START).days == N_DAYS - 1
     # DefiLlama's hourly job writes a few minutes after the hour
     assert scalar(con, "select max(extract('minute' from timestamp)) from snapshots") < 6
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         select count(*) from (
             select pool, date_trunc('hour', timestamp) from snapshots
-            group by all having count(*) > 1)""") == 0
+            group by all having count(*) > 1)""",
+        )
+        == 0
+    )
 
 
 def test_values_are_percent_finite_and_consistent(con):
@@ -118,27 +126,57 @@ def test_values_are_percent_finite_and_consistent(con):
     # percent, not fractions: typical pools pay a few percent
     assert 1 < scalar(con, "select median(apy) from snapshots") < 30
     # apy = apyBase + apyReward where both are known, else the known part
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         select max(abs(apy - coalesce(apyBase, 0) - coalesce(apyReward, 0)))
-        from snapshots""") < 1e-4
+        from snapshots""",
+        )
+        < 1e-4
+    )
     # pools without reward programmes never report apyReward
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         select count(*) from (select pool from snapshots group by pool
-                              having count(apyReward) = 0)""") >= 5
+                              having count(apyReward) = 0)""",
+        )
+        >= 5
+    )
     assert 0.5 < scalar(con, "select avg((poolMeta is null)::int) from snapshots") < 1
-    assert scalar(con, "select count(*) from snapshots where ilRisk not in ('yes', 'no')"
-                  " or exposure not in ('single', 'multi') or stablecoin is null") == 0
+    assert (
+        scalar(
+            con,
+            "select count(*) from snapshots where ilRisk not in ('yes', 'no')"
+            " or exposure not in ('single', 'multi') or stablecoin is null",
+        )
+        == 0
+    )
 
 
 def test_pool_attributes_are_static_and_ids_uuid_like(con):
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         select count(*) from (
             select pool from snapshots group by pool
             having count(distinct (chain, project, symbol, stablecoin, ilRisk, exposure)) > 1
-        )""") == 0
+        )""",
+        )
+        == 0
+    )
     assert scalar(con, "select count(distinct pool) from snapshots") == N_POOLS
-    assert scalar(con, """select count(*) from snapshots where not regexp_full_match(
-        pool, '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}')""") == 0
+    assert (
+        scalar(
+            con,
+            """select count(*) from snapshots where not regexp_full_match(
+        pool, '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}')""",
+        )
+        == 0
+    )
 
 
 # ----------------------------------------------------------------- realism
@@ -166,25 +204,33 @@ def test_regimes_several_chains_projects_and_both_stable_kinds(con):
 
 
 def test_missing_hours_and_missing_whole_days_exist(con):
-    hour_gaps = scalar(con, """
+    hour_gaps = scalar(
+        con,
+        """
         with steps as (
             select timestamp - lag(timestamp) over (partition by pool order by timestamp)
                 as step
             from snapshots)
         select count(*) from steps
-        where step > interval 90 minutes and step < interval 3 hours""")
+        where step > interval 90 minutes and step < interval 3 hours""",
+    )
     assert hour_gaps > 100
-    missing_days = scalar(con, """
+    missing_days = scalar(
+        con,
+        """
         with days as (
             select pool, cast(timestamp as date) as day from snapshots group by all),
         steps as (
             select day - lag(day) over (partition by pool order by day) as step from days)
-        select count(*) from steps where step >= 2""")
+        select count(*) from steps where step >= 2""",
+    )
     assert missing_days >= 10
 
 
 def test_one_hour_spikes_exist(con):
-    spikes = scalar(con, """
+    spikes = scalar(
+        con,
+        """
         with neighbours as (
             select pool, apy, timestamp,
                 lag(apy) over w as before, lead(apy) over w as after,
@@ -196,7 +242,8 @@ def test_one_hour_spikes_exist(con):
             window w as (partition by pool order by timestamp))
         select count(*) from neighbours
         where back = interval 1 hour and ahead = interval 1 hour
-            and apy > 3 * greatest(before, after) and before > 0""")
+            and apy > 3 * greatest(before, after) and before > 0""",
+    )
     assert spikes >= 20
 
 
@@ -216,13 +263,16 @@ def test_late_launching_and_dying_pools_exist(con):
 def test_reward_cliffs_exist(con):
     # apyReward was clearly positive, then is 0 or null for the rest of the pool's
     # history (at least two weeks of snapshots after the last positive reward)
-    cliffs = scalar(con, """
+    cliffs = scalar(
+        con,
+        """
         with last_reward as (
             select pool, max(timestamp) filter (where apyReward > 0.01) as last_paid_at,
                 max(apyReward) as peak, max(timestamp) as last_at
             from snapshots group by pool)
         select count(*) from last_reward
-        where peak > 0.5 and last_at > last_paid_at + interval 14 days""")
+        where peak > 0.5 and last_at > last_paid_at + interval 14 days""",
+    )
     assert cliffs >= 3
 
 
@@ -286,9 +336,15 @@ def test_daily_frequency_gives_one_late_evening_snapshot_per_pool_day(tmp_path):
     assert pool_days < 20 * 60  # launches, deaths and missing days
 
 
-@pytest.mark.parametrize("bad", [
-    {"n_pools": 0}, {"n_days": 1}, {"freq": "weekly"}, {"chunk_pools": 0},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n_pools": 0},
+        {"n_days": 1},
+        {"freq": "weekly"},
+        {"chunk_pools": 0},
+    ],
+)
 def test_bad_arguments_raise_value_error(tmp_path, bad):
     arguments = {"n_pools": 3, "n_days": 10} | bad
     with pytest.raises(ValueError):
@@ -301,8 +357,21 @@ def test_bad_arguments_raise_value_error(tmp_path, bad):
 
 def test_cli_generate_writes_the_landing_file(project_home):
     home = str(project_home.home)
-    code = cli.main(["--home", home, "generate", "--pools", "4", "--days", "40",
-                     "--seed", "7", "--start", "2024-03-01"])
+    code = cli.main(
+        [
+            "--home",
+            home,
+            "generate",
+            "--pools",
+            "4",
+            "--days",
+            "40",
+            "--seed",
+            "7",
+            "--start",
+            "2024-03-01",
+        ]
+    )
     assert code == 0
     out = project_home.landing / "generated_snapshots.parquet"
     table = pq.read_table(out)

@@ -4,6 +4,7 @@ predictions (to 1e-12) and the same AUCs as when the fixture was recorded.
 The confidence bin may differ only where a probability sits exactly on a
 cut-point (the tie rule is the one shared bin function's).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ def test_serving_gives_the_recorded_predictions(served):
     assert worst <= TOLERANCE
     cutpoints = want["cutpoints"]
     for got, rec in zip(served["records"], want["records"], strict=True):
-        assert {k: got[k] for k in ("pool_id", "status", "reason", "predicted_class")} == \
-            {k: rec[k] for k in ("pool_id", "status", "reason", "predicted_class")}
+        assert {k: got[k] for k in ("pool_id", "status", "reason", "predicted_class")} == {
+            k: rec[k] for k in ("pool_id", "status", "reason", "predicted_class")
+        }
         if rec["p_keep"] is None:
             assert got["p_keep"] is None
             continue
@@ -53,5 +55,7 @@ def test_training_gives_the_recorded_aucs():
     assert got["models"].keys() == want["models"].keys()
     for name, metrics in want["models"].items():
         for key, value in metrics.items():
-            assert abs(got["models"][name][key] - value) <= TOLERANCE * max(1, abs(value)), \
-                (name, key)
+            assert abs(got["models"][name][key] - value) <= TOLERANCE * max(1, abs(value)), (
+                name,
+                key,
+            )

@@ -1,5 +1,6 @@
 """The Lambda handler end to end: real boto3 clients against moto's S3 server,
 events from tests/events/*.json, the real core and a tiny real model."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ def s3_calls(operation: str):
 
     client.meta.events.register(f"provide-client-params.s3.{operation}", record)
     return seen, lambda: client.meta.events.unregister(
-        f"provide-client-params.s3.{operation}", record)
+        f"provide-client-params.s3.{operation}", record
+    )
 
 
 def json_lines(caplog) -> list[dict]:
@@ -49,8 +51,10 @@ def test_cold_load_then_cached_for_the_container(lambda_env, context, tiny_run):
     assert loads_before + 1 == handler.MODEL_LOADS
     assert first["statusCode"] == second["statusCode"] == 200
     # loaded single-threaded: a forest's threads only add jitter on a Lambda's vCPUs
-    assert all(getattr(est, "n_jobs", None) in (None, 1)
-               for est in artefact.iter_estimators(handler.get_model(settings.current()).model))
+    assert all(
+        getattr(est, "n_jobs", None) in (None, 1)
+        for est in artefact.iter_estimators(handler.get_model(settings.current()).model)
+    )
     assert first["body"] == second["body"]
 
 
@@ -61,30 +65,40 @@ def test_http_rows_are_scored_by_the_model(lambda_env, context, tiny_run):
     body = json.loads(response["body"])
     rows = json.loads(event["body"])
     model = joblib.load(tiny_run / "model.joblib")
-    X = np.array([[np.nan if r[f] is None and f not in ("chain", "project") else r[f]
-                   for f in FEATURES] for r in rows], dtype=object)
+    X = np.array(
+        [
+            [np.nan if r[f] is None and f not in ("chain", "project") else r[f] for f in FEATURES]
+            for r in rows
+        ],
+        dtype=object,
+    )
     np.testing.assert_allclose(body["predictions"], model.predict_proba(X))
     assert [set(r) for r in body["rows"]] == [
-        {"predicted_class", "predicted_probability", "binned_confidence"}] * 3
+        {"predicted_class", "predicted_probability", "binned_confidence"}
+    ] * 3
     assert body["model_id"] == f"tiny-forest-{tiny_run.name}"
 
 
-@pytest.mark.parametrize("event_file, status, code, row, field", [
-    ("http_bad_not_json.json", 400, "invalid_json", None, None),
-    ("http_bad_empty_body.json", 400, "empty_body", None, None),
-    ("http_bad_not_list.json", 400, "not_a_list", None, None),
-    ("http_bad_empty_list.json", 400, "empty_list", None, None),
-    ("http_bad_missing_feature.json", 400, "missing_feature", 1, "tvl_usd"),
-    ("http_bad_non_numeric.json", 400, "non_numeric_value", 2, "apy"),
-    ("http_bad_nan.json", 400, "non_finite_value", 1, "apy_rolling_7d_mean"),
-    ("http_bad_infinity.json", 400, "non_finite_value", 0, "tvl_usd"),
-    ("http_bad_overflow.json", 400, "non_finite_value", 0, "tvl_usd"),
-    ("http_bad_unknown_type.json", 400, "unknown_type", 1, "chain"),
-    ("http_bad_row_not_object.json", 400, "unknown_type", 1, None),
-    ("http_wrong_method.json", 405, "method_not_allowed", None, None),
-])
+@pytest.mark.parametrize(
+    "event_file, status, code, row, field",
+    [
+        ("http_bad_not_json.json", 400, "invalid_json", None, None),
+        ("http_bad_empty_body.json", 400, "empty_body", None, None),
+        ("http_bad_not_list.json", 400, "not_a_list", None, None),
+        ("http_bad_empty_list.json", 400, "empty_list", None, None),
+        ("http_bad_missing_feature.json", 400, "missing_feature", 1, "tvl_usd"),
+        ("http_bad_non_numeric.json", 400, "non_numeric_value", 2, "apy"),
+        ("http_bad_nan.json", 400, "non_finite_value", 1, "apy_rolling_7d_mean"),
+        ("http_bad_infinity.json", 400, "non_finite_value", 0, "tvl_usd"),
+        ("http_bad_overflow.json", 400, "non_finite_value", 0, "tvl_usd"),
+        ("http_bad_unknown_type.json", 400, "unknown_type", 1, "chain"),
+        ("http_bad_row_not_object.json", 400, "unknown_type", 1, None),
+        ("http_wrong_method.json", 405, "method_not_allowed", None, None),
+    ],
+)
 def test_bad_requests_get_a_json_error_naming_row_and_field(
-        lambda_env, context, caplog, event_file, status, code, row, field):
+    lambda_env, context, caplog, event_file, status, code, row, field
+):
     response = handler.http(load_event(event_file), context)
     body = json.loads(response["body"])
     assert response["statusCode"] == status
@@ -106,7 +120,8 @@ def test_batch_over_the_documented_size_is_413(lambda_env, context):
 
 
 def test_unexpected_errors_reach_the_caller_without_a_stack_trace(
-        lambda_env, context, caplog, monkeypatch):
+    lambda_env, context, caplog, monkeypatch
+):
     monkeypatch.setenv("APY_RUNWAY_BUCKET", "no-such-bucket-apy-runway")
     response = handler.http(load_event("http_rows.json"), context)
     assert response["statusCode"] == 500
@@ -118,7 +133,8 @@ def test_unexpected_errors_reach_the_caller_without_a_stack_trace(
 
 
 def test_tampered_model_is_refused_before_unpickling(
-        lambda_env, context, s3_client, tmp_path, caplog):
+    lambda_env, context, s3_client, tmp_path, caplog
+):
     marker = tmp_path / "unpickled"
 
     class Payload:  # unpickling this would create the marker file
@@ -126,8 +142,11 @@ def test_tampered_model_is_refused_before_unpickling(
             return (open, (str(marker), "w"))
 
     joblib.dump(Payload(), tmp_path / "evil.joblib")
-    s3_client.put_object(Bucket=lambda_env, Key="models/latest/model.joblib",
-                         Body=(tmp_path / "evil.joblib").read_bytes())
+    s3_client.put_object(
+        Bucket=lambda_env,
+        Key="models/latest/model.joblib",
+        Body=(tmp_path / "evil.joblib").read_bytes(),
+    )
     loads_before = handler.MODEL_LOADS
     response = handler.http(load_event("http_rows.json"), context)
     body = json.loads(response["body"])
@@ -137,17 +156,19 @@ def test_tampered_model_is_refused_before_unpickling(
     assert loads_before == handler.MODEL_LOADS
     with pytest.raises(Exception, match="sha256 mismatch"):
         handler.scheduled(load_event("scheduled.json"), context)
-    assert [line["event"] for line in json_lines(caplog)] == ["model_unavailable",
-                                                              "scheduled_failed"]
+    assert [line["event"] for line in json_lines(caplog)] == [
+        "model_unavailable",
+        "scheduled_failed",
+    ]
 
 
-def test_scikit_learn_version_mismatch_is_refused(
-        lambda_env, context, s3_client, tmp_path):
+def test_scikit_learn_version_mismatch_is_refused(lambda_env, context, s3_client, tmp_path):
     run_dir = tmp_path / "old-run"
     metadata = write_run(run_dir)
     metadata["library_versions"]["scikit-learn"] = "1.5.2"
-    s3_client.put_object(Bucket=lambda_env, Key="models/latest/metadata.json",
-                         Body=json.dumps(metadata))
+    s3_client.put_object(
+        Bucket=lambda_env, Key="models/latest/metadata.json", Body=json.dumps(metadata)
+    )
     gets, stop = s3_calls("GetObject")
     try:
         response = handler.http(load_event("http_rows.json"), context)
@@ -171,11 +192,14 @@ def test_scheduled_run_is_idempotent_per_event_hour(lambda_env, context, s3_clie
     second = handler.scheduled(event, context)
     body_second = s3_client.get_object(Bucket=lambda_env, Key=second["hourly_key"])["Body"].read()
     assert list_keys(s3_client, lambda_env) == [
-        "predictions/hourly/2025-06-06T00Z.json", "predictions/latest.json"]
+        "predictions/hourly/2025-06-06T00Z.json",
+        "predictions/latest.json",
+    ]
     assert first == second and body_first == body_second
     published = json.loads(body_first)
-    assert len({p["pool_id"] for p in published["predictions"]}) == 50 == len(
-        published["predictions"])
+    assert (
+        len({p["pool_id"] for p in published["predictions"]}) == 50 == len(published["predictions"])
+    )
     assert first["scored"] + first["not_scored"] == 50 and first["not_scored"] >= 2
     assert first["stale"] == 0
 
@@ -185,27 +209,32 @@ def test_older_retried_event_does_not_roll_latest_back(lambda_env, context, s3_c
     handler.scheduled(later, context)
     summary = handler.scheduled(load_event("scheduled.json"), context)
     assert summary["latest_key"] is None
-    latest = json.loads(s3_client.get_object(
-        Bucket=lambda_env, Key="predictions/latest.json")["Body"].read())
+    latest = json.loads(
+        s3_client.get_object(Bucket=lambda_env, Key="predictions/latest.json")["Body"].read()
+    )
     assert latest["event_time"] == "2025-06-06T05:00:00Z"
     assert list_keys(s3_client, lambda_env) == [
-        "predictions/hourly/2025-06-06T00Z.json", "predictions/hourly/2025-06-06T05Z.json",
-        "predictions/latest.json"]
+        "predictions/hourly/2025-06-06T00Z.json",
+        "predictions/hourly/2025-06-06T05Z.json",
+        "predictions/latest.json",
+    ]
 
 
 def test_stale_features_are_scored_flagged_and_logged(lambda_env, context, s3_client, caplog):
     event = dict(load_event("scheduled.json"), time="2025-06-12T00:00:00Z")
     summary = handler.scheduled(event, context)
     assert summary["stale"] == 50 and summary["scored"] > 0
-    published = json.loads(s3_client.get_object(
-        Bucket=lambda_env, Key=summary["hourly_key"])["Body"].read())
+    published = json.loads(
+        s3_client.get_object(Bucket=lambda_env, Key=summary["hourly_key"])["Body"].read()
+    )
     assert all(p["is_stale"] for p in published["predictions"])
     [warning] = [line for line in json_lines(caplog) if line["event"] == "stale_features"]
     assert warning["stale"] == 50 and warning["feature_date_max"] == "2025-06-05"
 
 
 def test_published_features_missing_a_model_feature_fail_the_run(
-        lambda_env, context, s3_client, caplog):
+    lambda_env, context, s3_client, caplog
+):
     payload = feature_columns(10)
     del payload["columns"]["chain"]
     payload["features"].remove("chain")

@@ -1,5 +1,6 @@
 """`apy-runway publish` and `apy-runway score` on a project home holding a tiny
 run and a latest_features.parquet, against real S3 servers (moto)."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,32 +42,50 @@ def home(project_home):
     columns["apy"][3] = -1.0
     table = pa.table(columns)
     pq.write_table(table, project_home.latest_features)
-    project_home.feature_columns.write_text(json.dumps(
-        {"numeric": NUMERIC, "categorical": CATEGORICAL, "features": FEATURES}))
+    project_home.feature_columns.write_text(
+        json.dumps({"numeric": NUMERIC, "categorical": CATEGORICAL, "features": FEATURES})
+    )
     return project_home
 
 
 def test_publish_uploads_column_wise_features_and_the_run(home, s3_client, moto_endpoint):
-    args = parse(publish, ["--bucket", "publish-test", "--endpoint-url", moto_endpoint,
-                           "--create-bucket", "--run", "latest"])
+    args = parse(
+        publish,
+        [
+            "--bucket",
+            "publish-test",
+            "--endpoint-url",
+            moto_endpoint,
+            "--create-bucket",
+            "--run",
+            "latest",
+        ],
+    )
     assert publish.run(args, home) == 0
     listed = s3_client.list_objects_v2(Bucket="publish-test")["Contents"]
     assert sorted(o["Key"] for o in listed) == [
-        "features/latest_features.json", "models/latest/metadata.json",
-        "models/latest/model.joblib"]
-    payload = json.loads(s3_client.get_object(
-        Bucket="publish-test", Key="features/latest_features.json")["Body"].read())
+        "features/latest_features.json",
+        "models/latest/metadata.json",
+        "models/latest/model.joblib",
+    ]
+    payload = json.loads(
+        s3_client.get_object(Bucket="publish-test", Key="features/latest_features.json")[
+            "Body"
+        ].read()
+    )
     table = pq.read_table(home.latest_features).to_pydict()
     assert payload["row_count"] == 60 and payload["snapshot_date_max"] == "2025-06-05"
     assert payload["features"] == FEATURES
     assert payload["columns"]["pool_id"] == table["pool_id"]
     assert payload["columns"]["snapshot_date"][0] == "2025-06-05"
     for name in NUMERIC:  # NaN travels as JSON null
-        assert [None if isinstance(v, float) and math.isnan(v) else v
-                for v in table[name]] == payload["columns"][name]
+        assert [
+            None if isinstance(v, float) and math.isnan(v) else v for v in table[name]
+        ] == payload["columns"][name]
     assert payload["columns"]["chain"] == table["chain"]
-    model = s3_client.get_object(Bucket="publish-test",
-                                 Key="models/latest/model.joblib")["Body"].read()
+    model = s3_client.get_object(Bucket="publish-test", Key="models/latest/model.joblib")[
+        "Body"
+    ].read()
     assert model == (home.runs / "latest" / "model.joblib").read_bytes()
 
 
@@ -74,8 +93,13 @@ def test_publish_needs_a_bucket_and_a_built_project(project_home, moto_endpoint)
     with pytest.raises(UserError, match="bucket"):
         publish.run(parse(publish, ["--bucket", ""]), project_home)
     with pytest.raises(UserError, match="apy-runway build"):
-        publish.run(parse(publish, ["--bucket", "not-built", "--endpoint-url", moto_endpoint,
-                                    "--create-bucket"]), project_home)
+        publish.run(
+            parse(
+                publish,
+                ["--bucket", "not-built", "--endpoint-url", moto_endpoint, "--create-bucket"],
+            ),
+            project_home,
+        )
 
 
 def test_score_runs_the_scheduled_handler_on_a_local_s3(home, capsys):
@@ -84,12 +108,17 @@ def test_score_runs_the_scheduled_handler_on_a_local_s3(home, capsys):
     published = json.loads((home.exports / "predictions_latest.json").read_text())
     assert published["event_time"] == "2025-06-06T00:00:00Z"  # day after the newest features
     counts = published["counts"]
-    assert counts == {"pools": 60, "scored": counts["scored"],
-                      "not_scored": 60 - counts["scored"], "stale": 1}
+    assert counts == {
+        "pools": 60,
+        "scored": counts["scored"],
+        "not_scored": 60 - counts["scored"],
+        "stale": 1,
+    }
     assert counts["not_scored"] >= 2
     assert f"scored {counts['scored']}, not scored {counts['not_scored']}, stale 1" in out
-    scored = sorted((p for p in published["predictions"] if p["status"] == "scored"),
-                    key=lambda p: -p["p_keep"])
+    scored = sorted(
+        (p for p in published["predictions"] if p["status"] == "scored"), key=lambda p: -p["p_keep"]
+    )
     assert "highest runway probability (top 3)" in out
     assert "lowest runway probability (bottom 3)" in out
     top_lines = out.split("highest runway probability (top 3)")[1].splitlines()[2:5]

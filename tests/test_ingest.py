@@ -1,6 +1,7 @@
 """`apy-runway ingest`: real DuckDB reads of DefiLlama-format fixtures, the shared
 real sample, every quarantine reason, clear errors, and the dbt staging model
 reading the contract it writes."""
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,17 @@ SAMPLE_CSV = Path("/work/shared/data/defillama_sample/chart_history.csv")
 
 # /pools fields that are model outputs or look-ahead summaries: never inputs
 FORBIDDEN_POOLS_FIELDS = {
-    "predictions", "mu", "sigma", "apyPct1D", "apyPct7D", "apyPct30D",
-    "outlier", "apyMean30d", "count", "predictedClass", "predictedProbability",
+    "predictions",
+    "mu",
+    "sigma",
+    "apyPct1D",
+    "apyPct7D",
+    "apyPct30D",
+    "outlier",
+    "apyMean30d",
+    "count",
+    "predictedClass",
+    "predictedProbability",
 }
 
 
@@ -73,21 +83,47 @@ def test_chart_json_with_pools_metadata(project_home):
         for row in query(
             f"select pool, count(*), any_value(chain), any_value(project), any_value(symbol), "
             f"any_value(stablecoin), any_value(ilRisk), any_value(exposure), any_value(poolMeta) "
-            f"from '{project_home.raw_snapshots}' group by pool")
+            f"from '{project_home.raw_snapshots}' group by pool"
+        )
     }
     # pool id comes from the file name; metadata is joined from /pools by that id
     assert staged["aa70268e-4b52-42bf-a116-608b370f9501"] == (
-        4, "Ethereum", "aave-v3", "USDC", True, "no", "single", None)
+        4,
+        "Ethereum",
+        "aave-v3",
+        "USDC",
+        True,
+        "no",
+        "single",
+        None,
+    )
     assert staged["6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11"] == (
-        3, "Arbitrum", "uniswap-v3", "WETH-USDC", False, "yes", "multi", "0.05%")
+        3,
+        "Arbitrum",
+        "uniswap-v3",
+        "WETH-USDC",
+        False,
+        "yes",
+        "multi",
+        "0.05%",
+    )
     # a pool missing from /pools keeps its history, with unknown metadata
     assert staged["0c5e9a1b-33f4-4d8e-b1a2-7f6e5d4c3b2a"] == (
-        2, None, None, None, None, None, None, None)
+        2,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 
     # values come from /chart, never from the /pools current state
     apy, tvl = query(
         f"select apy, tvlUsd from '{project_home.raw_snapshots}' "
-        f"where pool = '6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11' order by timestamp limit 1")[0]
+        f"where pool = '6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11' order by timestamp limit 1"
+    )[0]
     assert (apy, tvl) == (22.1, 91_000_000.0)
 
     for path in (project_home.raw_snapshots, project_home.quarantined_rows):
@@ -95,7 +131,8 @@ def test_chart_json_with_pools_metadata(project_home):
         assert not names & FORBIDDEN_POOLS_FIELDS
     forbidden_values = query(
         f"select count(*) from '{project_home.quarantined_rows}' "
-        f"where extra_fields like '%predict%' or extra_fields like '%apyMean30d%'")[0][0]
+        f"where extra_fields like '%predict%' or extra_fields like '%apyMean30d%'"
+    )[0][0]
     assert forbidden_values == 0
     assert set(POOLS_METADATA_FIELDS) <= {name for name, _ in CONTRACT}
 
@@ -104,14 +141,20 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
     ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
     rows = query(
         f"select reason, pool, tvlUsd, extra_fields, source_file, source_row, ingested_at "
-        f"from '{project_home.quarantined_rows}' order by reason")
+        f"from '{project_home.quarantined_rows}' order by reason"
+    )
     assert [row[0] for row in rows] == ["missing_apy", "non_numeric_tvl"]
-    reason, pool, tvl, extra, source_file, source_row, ingested_at = rows[1]
+    _, pool, tvl, extra, source_file, source_row, ingested_at = rows[1]
     assert pool == "6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11"
     assert tvl == "not reported"
     assert json.loads(extra) == {
-        "timestamp": "2024-11-13T23:01:05.000Z", "tvlUsd": "not reported", "apy": 20.4,
-        "apyBase": 18.1, "apyReward": 2.3, "il7d": -0.43, "apyBase7d": 17.9,
+        "timestamp": "2024-11-13T23:01:05.000Z",
+        "tvlUsd": "not reported",
+        "apy": 20.4,
+        "apyBase": 18.1,
+        "apyReward": 2.3,
+        "il7d": -0.43,
+        "apyBase7d": 17.9,
     }
     assert Path(source_file).name == f"{pool}.json"
     assert source_row == 3  # third item of "data"
@@ -127,13 +170,16 @@ def test_chart_files_read_in_several_batches_give_the_same_rows(project_home, mo
     monkeypatch.setattr(readers, "JSON_FILES_PER_SCAN", 2)  # 3 files -> 2 scans
     ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
     assert query(f"select * from '{project_home.raw_snapshots}'") == staged
-    assert query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'") \
+    assert (
+        query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
         == quarantined
+    )
     assert len(staged) == 9
 
 
-@pytest.mark.skipif(not SAMPLE_CSV.exists(),
-                    reason=f"shared real sample not mounted at {SAMPLE_CSV}")
+@pytest.mark.skipif(
+    not SAMPLE_CSV.exists(), reason=f"shared real sample not mounted at {SAMPLE_CSV}"
+)
 def test_real_shared_sample(project_home):
     result = ingest([SAMPLE_CSV], project_home)
     assert result.rows_in == 30_327
@@ -141,12 +187,15 @@ def test_real_shared_sample(project_home):
     assert result.pools == 161
     first, last, pools, rows = query(
         f"select min(timestamp)::date, max(timestamp)::date, count(distinct pool), count(*) "
-        f"from '{project_home.raw_snapshots}'")[0]
+        f"from '{project_home.raw_snapshots}'"
+    )[0]
     assert (str(first), str(last)) == ("2024-06-06", "2025-06-05")
     assert (pools, rows) == (161, result.rows_staged)
     # optional columns the sample lacks are present and null
-    assert query(f"select count(stablecoin), count(ilRisk), count(exposure) "
-                 f"from '{project_home.raw_snapshots}'")[0] == (0, 0, 0)
+    assert query(
+        f"select count(stablecoin), count(ilRisk), count(exposure) "
+        f"from '{project_home.raw_snapshots}'"
+    )[0] == (0, 0, 0)
 
 
 # --------------------------------------------------------------------------- quarantine
@@ -162,7 +211,8 @@ def bad_rows_ingested(tmp_path_factory):
         expected = list(csv.DictReader(handle))  # row i+1 = source_row
     quarantined = query(
         f"select source_row, reason, apy, tvlUsd, extra_fields, source_file "
-        f"from '{paths.quarantined_rows}'")
+        f"from '{paths.quarantined_rows}'"
+    )
     return paths, result, expected, quarantined
 
 
@@ -194,7 +244,10 @@ def test_accounting_and_staged_rows(bad_rows_ingested):
     assert ("p-dup", "2024-06-03T00:00:00+00:00", 5.0) in kept
     # epoch seconds, epoch milliseconds and naive ISO are UTC
     assert {ts for pool, ts, _ in kept if pool == "p-epoch"} == {
-        "2024-06-05T00:00:00+00:00", "2024-06-06T00:00:00+00:00", "2024-06-07T00:00:00+00:00"}
+        "2024-06-05T00:00:00+00:00",
+        "2024-06-06T00:00:00+00:00",
+        "2024-06-07T00:00:00+00:00",
+    }
 
 
 def test_quarantine_keeps_original_text_and_provenance(bad_rows_ingested):
@@ -236,8 +289,10 @@ def test_missing_optional_columns_become_null(project_home, tmp_path, kind):
     path = write_csv(tmp_path / "minimal.csv", ["timestamp", "pool", "apy"], rows)
     if kind == "parquet":
         parquet = tmp_path / "minimal.parquet"
-        query(f"copy (select cast(timestamp as timestamptz) as timestamp, pool, "
-              f"cast(apy as double) as apy from read_csv('{path}')) to '{parquet}'")
+        query(
+            f"copy (select cast(timestamp as timestamptz) as timestamp, pool, "
+            f"cast(apy as double) as apy from read_csv('{path}')) to '{parquet}'"
+        )
         path = parquet
     result = ingest([path], project_home)
     assert (result.rows_in, result.rows_staged) == (2, 2)
@@ -245,7 +300,8 @@ def test_missing_optional_columns_become_null(project_home, tmp_path, kind):
     nulls = query(
         f"select count(chain) + count(project) + count(symbol) + count(poolMeta) + count(tvlUsd)"
         f" + count(apyBase) + count(apyReward) + count(stablecoin) + count(ilRisk)"
-        f" + count(exposure), sum(apy) from '{project_home.raw_snapshots}'")[0]
+        f" + count(exposure), sum(apy) from '{project_home.raw_snapshots}'"
+    )[0]
     assert nulls == (0, 4.5)
 
 
@@ -291,13 +347,19 @@ def test_reingest_is_idempotent(project_home):
     staged_before = query(f"select * from '{project_home.raw_snapshots}'")
     assert staged_before == sorted(staged_before, key=lambda row: (row[1], row[0]))
     quarantined_before = query(
-        f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
+        f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'"
+    )
     second = ingest([BAD_ROWS_CSV, CHART_DIR], project_home, pools_json=POOLS_JSON)
     assert (second.rows_in, second.rows_staged, second.by_reason) == (
-        first.rows_in, first.rows_staged, first.by_reason)
+        first.rows_in,
+        first.rows_staged,
+        first.by_reason,
+    )
     assert query(f"select * from '{project_home.raw_snapshots}'") == staged_before
-    assert query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'") \
+    assert (
+        query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
         == quarantined_before
+    )
     folders = (project_home.raw, project_home.quarantine, project_home.data)
     leftovers = [f.name for folder in folders for f in folder.iterdir() if f.name.startswith(".")]
     assert leftovers == []
@@ -344,9 +406,17 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[list[Path], Path | None, Path
 
 @pytest.mark.parametrize(
     "case",
-    ["missing_file", "malformed_json", "chart_without_data", "csv_without_pool",
-     "csv_without_timestamp", "malformed_pools_json", "missing_pools_json",
-     "pools_json_as_chart", "empty_folder"],
+    [
+        "missing_file",
+        "malformed_json",
+        "chart_without_data",
+        "csv_without_pool",
+        "csv_without_timestamp",
+        "malformed_pools_json",
+        "missing_pools_json",
+        "pools_json_as_chart",
+        "empty_folder",
+    ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(project_home, tmp_path, case):
     ingest([BAD_ROWS_CSV], project_home)
@@ -362,13 +432,11 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(project_home, tmp_path,
 
 
 @pytest.mark.parametrize("limit", ["1MB", "5MB"])
-def test_out_of_memory_is_one_clear_error_naming_the_limit_and_writes_nothing(
-        project_home, limit):
+def test_out_of_memory_is_one_clear_error_naming_the_limit_and_writes_nothing(project_home, limit):
     ingest([BAD_ROWS_CSV], project_home)
     before = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
     with pytest.raises(UserError) as error:
-        ingest([CHART_DIR, BAD_ROWS_CSV], project_home, pools_json=POOLS_JSON,
-               memory_limit=limit)
+        ingest([CHART_DIR, BAD_ROWS_CSV], project_home, pools_json=POOLS_JSON, memory_limit=limit)
     message = str(error.value)
     assert "\n" not in message
     assert f"--memory-limit {limit}" in message and "nothing was written" in message
@@ -376,8 +444,17 @@ def test_out_of_memory_is_one_clear_error_naming_the_limit_and_writes_nothing(
     assert after == before
 
 
-@pytest.mark.parametrize("value, ok", [("2GB", True), ("512 MiB", True), ("80%", True),
-                                       ("lots", False), ("2", False), ("-1GB", False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("2GB", True),
+        ("512 MiB", True),
+        ("80%", True),
+        ("lots", False),
+        ("2", False),
+        ("-1GB", False),
+    ],
+)
 def test_memory_limit_flag_accepts_only_memory_sizes(value, ok):
     import argparse
 
@@ -399,11 +476,13 @@ def test_dbt_staging_and_daily_models_read_the_contract(project_home, tmp_path):
 
     result = ingest([CHART_DIR, BAD_ROWS_CSV], project_home, pools_json=POOLS_JSON)
     run_dbt(
-        project_home, "build",
+        project_home,
+        "build",
         select="stg_defillama__pool_snapshots int_pool_snapshots_downsampled_to_daily",
         # run_dbt selects cautiously: singular tests that read the marts, which
         # this selection does not build, are left out
-        quiet=True, target_path=tmp_path / "target",
+        quiet=True,
+        target_path=tmp_path / "target",
     )
     con = duckdb.connect(str(project_home.warehouse), read_only=True)
     con.execute("set TimeZone = 'UTC'")

@@ -3,11 +3,12 @@
 The layer is built for the local interpreter (the venv is Python 3.12 = the Lambda
 runtime) and cached under build/layer-cache/<hash of createlayer.sh, the
 requirements and serverless.yml>; a fresh clone builds it once (~40 s, wheels from
-the package index). Then a clean `python -I -S -B` process (no .pyc written, as on the read-only /opt) whose sys.path holds only
-the stdlib, the layer, a copy of inference/ and a test-only boto3 folder (boto3 is
-in the Lambda runtime, so the layer does not ship it) imports the handler and
-scores events against the local moto S3 server.
+the package index). Then a clean `python -I -S -B` process (no .pyc written, as on the
+read-only /opt) whose sys.path holds only the stdlib, the layer, a copy of inference/
+and a test-only boto3 folder (boto3 is in the Lambda runtime, so the layer does not
+ship it) imports the handler and scores events against the local moto S3 server.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,18 +40,21 @@ def _digest(*paths: Path) -> str:
 
 @pytest.fixture(scope="module")
 def built_layer() -> dict:
-    key = _digest(REPO / "createlayer.sh", REPO / "inference" / "requirements.txt",
-                  REPO / "serverless.yml")
+    key = _digest(
+        REPO / "createlayer.sh", REPO / "inference" / "requirements.txt", REPO / "serverless.yml"
+    )
     folder = CACHE / key
     report = folder / "build-output.txt"
     if not report.exists():
         staging = CACHE / f"{key}.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        version = "%d.%d" % sys.version_info[:2]
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
         result = subprocess.run(
             [str(REPO / "createlayer.sh"), version, "--out-dir", str(staging)],
             env={**os.environ, "PYTHON": sys.executable},
-            capture_output=True, text=True, timeout=900,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         (staging / "build-output.txt").write_text(result.stdout)
@@ -60,8 +64,12 @@ def built_layer() -> dict:
         staging.rename(folder)
     output = report.read_text()
     sizes = {k: int(v) for k, v in re.findall(r"^(unzipped|zipped): (\d+) bytes", output, re.M)}
-    return {"folder": folder, "python": folder / "python", "zip": folder / "layer.zip",
-            "sizes": sizes}
+    return {
+        "folder": folder,
+        "python": folder / "python",
+        "zip": folder / "layer.zip",
+        "sizes": sizes,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +80,23 @@ def boto3_only(built_layer) -> Path:
     if not (target / "boto3").is_dir():
         staging = CACHE / f"boto3-{version}.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
-                        "--disable-pip-version-check", "--target", str(staging),
-                        f"boto3=={version}"], check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-compile",
+                "--disable-pip-version-check",
+                "--target",
+                str(staging),
+                f"boto3=={version}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     return target
@@ -86,9 +108,11 @@ def test_layer_is_within_lambda_limits_and_holds_the_pinned_libraries(built_laye
     assert 0 < sizes["zipped"] < sizes["unzipped"] <= LAMBDA_LIMIT
     assert abs(on_disk - sizes["unzipped"]) < 0.05 * sizes["unzipped"]
     assert built_layer["zip"].stat().st_size == sizes["zipped"]
-    pins = dict(line.split("==") for line in
-                (REPO / "inference" / "requirements.txt").read_text().split("\n")
-                if "==" in line and not line.startswith("#"))
+    pins = dict(
+        line.split("==")
+        for line in (REPO / "inference" / "requirements.txt").read_text().split("\n")
+        if "==" in line and not line.startswith("#")
+    )
     for name, version in pins.items():
         dist = name.replace("-", "_")
         assert (built_layer["python"] / f"{dist}-{version}.dist-info").is_dir(), name
@@ -125,8 +149,12 @@ def test_only_shared_objects_outside_libs_are_stripped(built_layer):
 
 
 def test_runtime_version_is_read_from_serverless_yml(tmp_path):
-    result = subprocess.run([str(REPO / "createlayer.sh"), "3.11", "--out-dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(REPO / "createlayer.sh"), "3.11", "--out-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "serverless.yml" in result.stderr and "python3.12" in result.stderr
     assert not (tmp_path / "python").exists()
@@ -155,17 +183,38 @@ print(json.dumps({
 
 
 def test_handler_imports_and_scores_from_the_layer_alone(
-        built_layer, boto3_only, lambda_env, tmp_path, moto_endpoint):
+    built_layer, boto3_only, lambda_env, tmp_path, moto_endpoint
+):
     code = tmp_path / "code"
-    shutil.copytree(REPO / "inference", code / "inference",
-                    ignore=shutil.ignore_patterns("__pycache__", "requirements.txt"))
-    env = {name: value for name, value in os.environ.items()
-           if name.startswith(("AWS_", "APY_RUNWAY_"))}
+    shutil.copytree(
+        REPO / "inference",
+        code / "inference",
+        ignore=shutil.ignore_patterns("__pycache__", "requirements.txt"),
+    )
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(("AWS_", "APY_RUNWAY_"))
+    }
     env["PATH"] = os.environ.get("PATH", "")
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-B", "-c", CLEAN_SCRIPT, str(built_layer["python"]), str(code),
-         str(boto3_only), str(EVENTS / "http_rows.json"), str(EVENTS / "scheduled.json")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            CLEAN_SCRIPT,
+            str(built_layer["python"]),
+            str(code),
+            str(boto3_only),
+            str(EVENTS / "http_rows.json"),
+            str(EVENTS / "scheduled.json"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -181,11 +230,25 @@ def test_handler_imports_and_scores_from_the_layer_alone(
 
 def test_metadata_pins_override_the_requirements(tmp_path):
     metadata = tmp_path / "metadata.json"
-    metadata.write_text(json.dumps({"library_versions": {
-        "numpy": "2.5.5", "scipy": "1.18.1", "scikit-learn": "0.0.1", "joblib": "1.6.0"}}))
+    metadata.write_text(
+        json.dumps(
+            {
+                "library_versions": {
+                    "numpy": "2.5.5",
+                    "scipy": "1.18.1",
+                    "scikit-learn": "0.0.1",
+                    "joblib": "1.6.0",
+                }
+            }
+        )
+    )
     result = subprocess.run(
         [str(REPO / "createlayer.sh"), "--metadata", str(metadata), "--out-dir", str(tmp_path)],
-        env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=300)
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0  # no scikit-learn 0.0.1 wheel exists: pip refuses
     [pins_line] = [line for line in result.stderr.splitlines() if "pins:" in line]
     pins = pins_line.split("pins:")[1].split()

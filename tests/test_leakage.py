@@ -8,6 +8,7 @@ The test of the test copies the dbt project to a temporary folder, adds a
 deliberately leaking feature (a centred window) and a label that ignores
 where the data ends, and checks that the comparison reports exactly those.
 """
+
 from __future__ import annotations
 
 import json
@@ -112,32 +113,41 @@ def _leaking_project(tmp: Path) -> Path:
     text = featurized.read_text()
     anchor = "        -- dates\n        daily.snapshot_date\n"
     assert anchor in text
-    featurized.write_text(text.replace(anchor, (
-        "        avg(daily.apy) over (\n"
-        "            partition by daily.pool_id\n"
-        "            order by daily.snapshot_date\n"
-        "            rows between 3 preceding and 3 following\n"
-        "        ) as apy_centred_7d_mean,\n" + anchor)))
+    featurized.write_text(
+        text.replace(
+            anchor,
+            (
+                "        avg(daily.apy) over (\n"
+                "            partition by daily.pool_id\n"
+                "            order by daily.snapshot_date\n"
+                "            rows between 3 preceding and 3 following\n"
+                "        ) as apy_centred_7d_mean,\n" + anchor
+            ),
+        )
+    )
     # a label that thinks the data goes on one horizon past its last day
     labeled = project / "models" / "intermediate" / "int_pool_days_labeled.sql"
     text = labeled.read_text()
     data_end = "select max(snapshot_date) as data_end_date from densified"
     assert data_end in text
-    labeled.write_text(text.replace(data_end, data_end.replace(
-        "max(snapshot_date)", "max(snapshot_date) + {{ horizon }}")))
+    labeled.write_text(
+        text.replace(
+            data_end, data_end.replace("max(snapshot_date)", "max(snapshot_date) + {{ horizon }}")
+        )
+    )
     return project
 
 
-def test_check_leakage_fails_on_a_centred_window_and_a_label_past_the_cut(
-    raw_snapshots, tmp_path
-):
+def test_check_leakage_fails_on_a_centred_window_and_a_label_past_the_cut(raw_snapshots, tmp_path):
     project = _leaking_project(tmp_path)
-    code, report, folder = check_leakage(tmp_path / "home", raw_snapshots,
-                                         "--project-dir", str(project))
+    code, report, folder = check_leakage(
+        tmp_path / "home", raw_snapshots, "--project-dir", str(project)
+    )
     assert code == 1
     assert not report["is_clean"]
-    assert sorted(name for name, n in report["feature_mismatches"].items() if n) == \
-        ["apy_centred_7d_mean"]
+    assert sorted(name for name, n in report["feature_mismatches"].items() if n) == [
+        "apy_centred_7d_mean"
+    ]
     # the last 3 observed days before the cut of (nearly) every pool change
     assert report["feature_mismatches"]["apy_centred_7d_mean"] >= 3 * 20
     # every pool still reporting at the cut looks dead in its last 30 days

@@ -4,6 +4,7 @@ the generated CloudFormation template linted with cfn-lint.
 osls asks CloudFormation whether the stack exists while packaging, so it runs with
 dummy credentials and AWS_ENDPOINT_URL pointed at the local moto server.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,15 +39,30 @@ def packaged(moto_endpoint, tmp_path_factory) -> Path:
         layer.writestr("python/placeholder.txt", "layer")
     env = {
         **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": moto_endpoint,
-        "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "SLS_TELEMETRY_DISABLED": "1",
+        "SLS_NOTIFICATIONS_MODE": "off",
     }
     env.pop("AWS_PROFILE", None)
     result = subprocess.run(
-        [str(OSLS), "package", "--stage", "test", "--param", f"bucket={BUCKET}",
-         "--package", str(project / ".serverless")],
-        cwd=project, env=env, capture_output=True, text=True, timeout=180,
+        [
+            str(OSLS),
+            "package",
+            "--stage",
+            "test",
+            "--param",
+            f"bucket={BUCKET}",
+            "--package",
+            str(project / ".serverless"),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return project / ".serverless"
@@ -61,17 +77,24 @@ def resources(packaged: Path, kind: str) -> dict:
 
 
 def test_cfn_lint_passes_on_the_generated_templates(packaged):
-    for name in ("cloudformation-template-create-stack.json",
-                 "cloudformation-template-update-stack.json"):
+    for name in (
+        "cloudformation-template-create-stack.json",
+        "cloudformation-template-update-stack.json",
+    ):
         result = subprocess.run(
             [str(CFN_LINT), "--config-file", str(REPO / ".cfnlintrc"), str(packaged / name)],
-            capture_output=True, text=True)
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_config_ignores_only_the_known_route_warning(packaged):
-    result = subprocess.run([str(CFN_LINT), str(packaged / "cloudformation-template-update-stack.json")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(CFN_LINT), str(packaged / "cloudformation-template-update-stack.json")],
+        capture_output=True,
+        text=True,
+    )
     codes = set(re.findall(r"^([EWI]\d{4}) ", result.stdout, flags=re.M))
     assert codes <= {"W3005"}, result.stdout
 
@@ -87,8 +110,9 @@ def test_package_ships_only_the_inference_code(packaged):
 def test_functions_use_the_runtime_layer_and_environment(packaged):
     functions = resources(packaged, "AWS::Lambda::Function")
     layer = next(iter(resources(packaged, "AWS::Lambda::LayerVersion").values()))
-    runtime = re.search(r"^  runtime: (python\S+)", (REPO / "serverless.yml").read_text(),
-                        flags=re.M).group(1)
+    runtime = re.search(
+        r"^  runtime: (python\S+)", (REPO / "serverless.yml").read_text(), flags=re.M
+    ).group(1)
     assert runtime == "python3.12"
     assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
     handlers = {}
@@ -98,8 +122,11 @@ def test_functions_use_the_runtime_layer_and_environment(packaged):
         assert props["Runtime"] == runtime
         assert props["Layers"] == [{"Ref": "SklearnLambdaLayer"}]
         assert props["Environment"]["Variables"]["APY_RUNWAY_BUCKET"] == BUCKET
-        assert {"APY_RUNWAY_MODEL_PREFIX", "APY_RUNWAY_FEATURES_KEY",
-                "APY_RUNWAY_PREDICTIONS_PREFIX"} <= set(props["Environment"]["Variables"])
+        assert {
+            "APY_RUNWAY_MODEL_PREFIX",
+            "APY_RUNWAY_FEATURES_KEY",
+            "APY_RUNWAY_PREDICTIONS_PREFIX",
+        } <= set(props["Environment"]["Variables"])
     assert set(handlers) == {"inference/handler.http", "inference/handler.scheduled"}
     [rule] = resources(packaged, "AWS::Events::Rule").values()
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
@@ -109,24 +136,32 @@ def test_functions_use_the_runtime_layer_and_environment(packaged):
 
 def test_iam_is_least_privilege_on_the_bucket(packaged):
     [role] = resources(packaged, "AWS::IAM::Role").values()
-    statements = [s for policy in role["Properties"]["Policies"]
-                  for s in policy["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for policy in role["Properties"]["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+    ]
     s3 = [s for s in statements if any(str(a).startswith("s3:") for a in s["Action"])]
 
     def arns(statement):
         listed = statement["Resource"]
         listed = [listed] if isinstance(listed, (str, dict)) else listed
-        return sorted("".join(part if isinstance(part, str) else "<partition>"
-                              for part in r["Fn::Join"][1]) if isinstance(r, dict) else r
-                      for r in listed)
+        return sorted(
+            "".join(part if isinstance(part, str) else "<partition>" for part in r["Fn::Join"][1])
+            if isinstance(r, dict)
+            else r
+            for r in listed
+        )
 
     by_action = {tuple(s["Action"]): arns(s) for s in s3}
     assert by_action == {
-        ("s3:GetObject",): sorted([
-            f"arn:aws:s3:::{BUCKET}/models/latest/*",
-            f"arn:aws:s3:::{BUCKET}/features/latest_features.json",
-            f"arn:aws:s3:::{BUCKET}/predictions/latest.json",
-        ]),
+        ("s3:GetObject",): sorted(
+            [
+                f"arn:aws:s3:::{BUCKET}/models/latest/*",
+                f"arn:aws:s3:::{BUCKET}/features/latest_features.json",
+                f"arn:aws:s3:::{BUCKET}/predictions/latest.json",
+            ]
+        ),
         ("s3:PutObject",): [f"arn:aws:s3:::{BUCKET}/predictions/*"],
     }
     others = [s for s in statements if s not in s3]

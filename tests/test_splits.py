@@ -1,4 +1,5 @@
 """Date split with the label-window purge, and purged walk-forward folds, on hand-made dates."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_walk_forward_folds_are_purged_and_move_forward(horizon, n_splits):
         assert ends[train].max() < first
         assert len(train) == int(np.sum(ends < first))
         if previous_end is not None:
-            assert first > previous_end          # blocks are consecutive, in time order
+            assert first > previous_end  # blocks are consecutive, in time order
         previous_end = dates[validation].max()
         covered.append(validation)
     # the blocks tile the last half of the dates exactly once
@@ -100,13 +101,16 @@ def test_walk_forward_on_hand_made_dates():
     assert dates[first_train].tolist() == days("2025-01-01", 8).tolist()
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"n_splits": 1}, "n_splits"),
-    ({"n_splits": 2.5}, "n_splits"),
-    ({"validation_fraction": 0}, "validation_fraction"),
-    ({"validation_fraction": 1.0}, "validation_fraction"),
-    ({"n_splits": 8, "validation_fraction": 0.5}, "too few"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"n_splits": 1}, "n_splits"),
+        ({"n_splits": 2.5}, "n_splits"),
+        ({"validation_fraction": 0}, "validation_fraction"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"n_splits": 8, "validation_fraction": 0.5}, "too few"),
+    ],
+)
 def test_walk_forward_refuses_bad_settings(kwargs, match):
     dates = days("2025-01-01", 12)
     with pytest.raises(ValueError, match=match):

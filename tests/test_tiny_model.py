@@ -1,4 +1,5 @@
 """The tiny model the inference tests use honours the training contract."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,5 +20,7 @@ def test_tiny_model_follows_the_training_contract(tiny_run):
     assert metadata["features"] == metadata["numeric_features"] + metadata["categorical_features"]
     assert proba.shape == (5, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert hashlib.sha256((tiny_run / "model.joblib").read_bytes()).hexdigest() \
+    assert (
+        hashlib.sha256((tiny_run / "model.joblib").read_bytes()).hexdigest()
         == metadata["model_sha256"]
+    )

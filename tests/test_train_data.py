@@ -1,4 +1,5 @@
 """Loading and validating the training set: clear UserErrors, eligibility, the matrix."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ def small():
 def test_prepare_keeps_eligible_labelled_rows_and_reads_label_settings(small):
     frame, contract = small
     frame = frame.copy()
-    frame.loc[frame.index[:5], "apy"] = 0.0           # apy <= 0: not scored
+    frame.loc[frame.index[:5], "apy"] = 0.0  # apy <= 0: not scored
     frame.loc[frame.index[5:8], "is_apy_kept"] = None  # no label
     data = prepare(frame, contract)
     assert (data.frame["apy"] > 0).all()
@@ -30,9 +31,14 @@ def test_prepare_keeps_eligible_labelled_rows_and_reads_label_settings(small):
     ineligible = (labelled["apy"] <= 0) | (labelled["observed_day_count"] < 7)
     assert data.dropped["not_eligible"] == int(ineligible.sum()) > 5
     assert len(data.frame) == len(frame) - 3 - int(ineligible.sum())
-    assert data.label == {"column": "is_apy_kept", "horizon_days": 30, "apy_drop_threshold": -0.2,
-                          "apy_future_stat": "median", "min_future_coverage": 0.5,
-                          "dead_pool_is_dropped": True}
+    assert data.label == {
+        "column": "is_apy_kept",
+        "horizon_days": 30,
+        "apy_drop_threshold": -0.2,
+        "apy_future_stat": "median",
+        "min_future_coverage": 0.5,
+        "dead_pool_is_dropped": True,
+    }
     assert data.features == contract["numeric"] + contract["categorical"]
     assert data.frame["snapshot_date"].is_monotonic_increasing
 
@@ -58,17 +64,25 @@ def _mixed(frame):
     return frame
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda f: f.iloc[0:0], "empty"),
-    (lambda f: f.assign(is_apy_kept=1), "single-class"),
-    (_mixed, "apy_drop_threshold.*mixed label settings"),
-    (lambda f: f.assign(apy_future_stat=np.where(np.arange(len(f)) % 2, "mean", "median")),
-     "apy_future_stat.*mixed"),
-    (lambda f: f.drop(columns=["tvl_usd_change_7d"]), r"misses column\(s\) \['tvl_usd_change_7d'\]"),
-    (lambda f: f.drop(columns=["horizon_days"]), "label-setting column 'horizon_days'"),
-    (lambda f: f.assign(apy=-1.0), "empty after dropping"),
-    (lambda f: f.assign(is_apy_kept=np.where(np.arange(len(f)) % 2, 1, 2)), "not 0/1"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda f: f.iloc[0:0], "empty"),
+        (lambda f: f.assign(is_apy_kept=1), "single-class"),
+        (_mixed, "apy_drop_threshold.*mixed label settings"),
+        (
+            lambda f: f.assign(apy_future_stat=np.where(np.arange(len(f)) % 2, "mean", "median")),
+            "apy_future_stat.*mixed",
+        ),
+        (
+            lambda f: f.drop(columns=["tvl_usd_change_7d"]),
+            r"misses column\(s\) \['tvl_usd_change_7d'\]",
+        ),
+        (lambda f: f.drop(columns=["horizon_days"]), "label-setting column 'horizon_days'"),
+        (lambda f: f.assign(apy=-1.0), "empty after dropping"),
+        (lambda f: f.assign(is_apy_kept=np.where(np.arange(len(f)) % 2, 1, 2)), "not 0/1"),
+    ],
+)
 def test_bad_training_sets_fail_with_a_named_problem(small, mutate, match):
     frame, contract = small
     with pytest.raises(UserError, match=match):

@@ -1,5 +1,6 @@
 """The model pipelines: integer selectors over the ordered object matrix,
 missing/unseen categories, the anchor's ordinal encoding, the calibrated variant."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,9 @@ def data():
 @pytest.mark.parametrize("name", config.MODEL_NAMES)
 def test_every_model_scores_missing_and_unseen_categories(data, name):
     X, y = data.matrix(), data.y
-    model = build_pipeline(name, data.features, data.categorical, {"min_samples_leaf": 5},
-                           n_estimators=5).fit(X, y)
+    model = build_pipeline(
+        name, data.features, data.categorical, {"min_samples_leaf": 5}, n_estimators=5
+    ).fit(X, y)
     odd = X[:3].copy()
     odd[0, data.features.index("chain")] = None
     odd[1, data.features.index("project")] = "brand-new-project"
@@ -46,14 +48,17 @@ def test_anchor_uses_six_features_and_codes_unseen_categories_as_minus_one(data)
     row[0, data.features.index("project")] = "brand-new-project"
     encoded = preprocess.transform(row)
     assert encoded.shape == (1, 6)
-    assert encoded[0, -1] == -1          # project is the last anchor column
-    assert encoded[0, -2] >= 0           # a seen chain keeps its code
+    assert encoded[0, -1] == -1  # project is the last anchor column
+    assert encoded[0, -2] >= 0  # a seen chain keeps its code
 
 
 def test_anchor_needs_its_features():
     with pytest.raises(ValueError, match="tvl_usd"):
-        build_pipeline("anchor", ["apy", "apy_expanding_mean", "apy_expanding_std", "chain",
-                                  "project"], ["chain", "project"])
+        build_pipeline(
+            "anchor",
+            ["apy", "apy_expanding_mean", "apy_expanding_std", "chain", "project"],
+            ["chain", "project"],
+        )
     with pytest.raises(ValueError, match="unknown model"):
         build_pipeline("xgboost", ["apy"], [])
 
@@ -62,18 +67,19 @@ def test_heuristic_scores_apy_above_its_history_higher():
     X = np.array([[10.0, 5.0], [5.0, 5.0], [2.0, 5.0], [np.nan, 5.0], [3.0, 0.0]], dtype=object)
     score = heuristic_score(X).ravel()
     assert score[0] > score[1] == 0 > score[2]
-    assert score[3] == 0 and score[4] == 0   # missing / undefined -> at its mean
+    assert score[3] == 0 and score[4] == 0  # missing / undefined -> at its mean
 
 
 def test_calibrated_variant_trains_before_and_calibrates_on_its_split(data):
     X, y = data.matrix(), data.y
-    base = build_pipeline("random_forest", data.features, data.categorical,
-                          {"min_samples_leaf": 5}, n_estimators=5)
+    base = build_pipeline(
+        "random_forest", data.features, data.categorical, {"min_samples_leaf": 5}, n_estimators=5
+    )
     half = len(y) // 2
     model = calibrated(base, (np.arange(half), np.arange(half, len(y)))).fit(X, y)
     estimator = model.named_steps["classifier"]
     assert isinstance(estimator, CalibratedClassifierCV)
-    assert len(estimator.calibrated_classifiers_) == 1     # one forest in the artefact
+    assert len(estimator.calibrated_classifiers_) == 1  # one forest in the artefact
     forest = estimator.calibrated_classifiers_[0].estimator
     assert forest.n_features_in_ == model.named_steps["preprocess"].transform(X[:1]).shape[1]
     p = model.predict_proba(X[:50])[:, 1]
@@ -85,8 +91,9 @@ def test_confidence_bins_follow_the_stored_cutpoints():
     np.testing.assert_allclose(predicted_probability(p_keep), [50, 60, 70, 80, 95, 95])
     cut = confidence_cutpoints(p_keep)
     assert cut == pytest.approx(np.quantile([50, 60, 70, 80, 95, 95], [1 / 3, 2 / 3]))
-    np.testing.assert_array_equal(confidence_bin(predicted_probability(p_keep), [65, 85]),
-                                  [1, 1, 2, 2, 3, 3])
+    np.testing.assert_array_equal(
+        confidence_bin(predicted_probability(p_keep), [65, 85]), [1, 1, 2, 2, 3, 3]
+    )
     y = np.array([1, 0, 1, 1, 1, 0])
     table = hit_rate_by_confidence(y, p_keep, [65, 85])
     # bin 1: 0.5 -> Down (p_down >= p_keep) wrong, 0.4 -> Down right; bin 3: both right

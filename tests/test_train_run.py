@@ -1,5 +1,6 @@
 """`apy-runway train` end to end on a small synthetic training set: the run folder,
 metadata.json, the hash check, the Lambda-facing model contract and the S3 upload."""
+
 from __future__ import annotations
 
 import argparse
@@ -48,39 +49,61 @@ def trained(tmp_path_factory):
 
 def test_run_folder_holds_model_metadata_report_and_latest_link(trained):
     paths, _, _, run_dir = trained
-    for name in ("model.joblib", "metadata.json", "report.md", "roc.png", "calibration.png",
-                 "permutation_importance.png", "auc_by_month.png"):
+    for name in (
+        "model.joblib",
+        "metadata.json",
+        "report.md",
+        "roc.png",
+        "calibration.png",
+        "permutation_importance.png",
+        "auc_by_month.png",
+    ):
         assert (run_dir / name).stat().st_size > 0, name
     latest = paths.runs / "latest"
     assert latest.is_symlink() and latest.resolve() == run_dir.resolve()
     text = (run_dir / "report.md").read_text()
-    for needle in ("| anchor |", "lift vs anchor", "CV AUC mean", "hit_rate", "AUC by month",
-                   "Permutation importance", "optimistic"):
+    for needle in (
+        "| anchor |",
+        "lift vs anchor",
+        "CV AUC mean",
+        "hit_rate",
+        "AUC by month",
+        "Permutation importance",
+        "optimistic",
+    ):
         assert needle in text, needle
 
 
 def test_metadata_is_complete_and_true_to_the_training_set(trained):
-    _, frame, contract, run_dir = trained
+    _, _, contract, run_dir = trained
+
     def refuse(constant):
         raise AssertionError(f"metadata.json is not strict JSON: {constant}")
+
     meta = json.loads((run_dir / "metadata.json").read_text(), parse_constant=refuse)
     assert set(artefact.REQUIRED_METADATA) <= set(meta)
     assert meta["model_id"] == RUN_ID and meta["model_file"] == "model.joblib"
     assert meta["features"] == contract["numeric"] + contract["categorical"]
     assert meta["numeric_features"] == contract["numeric"]
     assert meta["categorical_features"] == contract["categorical"]
-    assert meta["label"] == {"column": "is_apy_kept", "horizon_days": 30, "apy_drop_threshold": -0.2,
-                             "apy_future_stat": "median", "min_future_coverage": 0.5,
-                             "dead_pool_is_dropped": True}
+    assert meta["label"] == {
+        "column": "is_apy_kept",
+        "horizon_days": 30,
+        "apy_drop_threshold": -0.2,
+        "apy_future_stat": "median",
+        "min_future_coverage": 0.5,
+        "dead_pool_is_dropped": True,
+    }
     assert meta["eligibility"] == {"min_apy_exclusive": 0, "min_observed_days": 7}
     q1, q2 = meta["confidence_cutpoints"]
     assert 50 <= q1 <= q2 <= 100
     assert meta["model_name"] in ("random_forest", "logistic", "anchor")
     assert set(meta["metrics"]) == {"prior", "heuristic", "logistic", "random_forest", "anchor"}
-    for name, entry in meta["metrics"].items():
+    for entry in meta["metrics"].values():
         assert 0 <= entry["test"]["roc_auc"] <= 1 and len(entry["cv"]["fold_auc"]) == 5
         assert entry["lift_over_anchor"]["test_roc_auc"] == pytest.approx(
-            entry["test"]["roc_auc"] - meta["metrics"]["anchor"]["test"]["roc_auc"])
+            entry["test"]["roc_auc"] - meta["metrics"]["anchor"]["test"]["roc_auc"]
+        )
     assert meta["metrics"]["prior"]["test"]["roc_auc"] == 0.5
     rf = meta["metrics"]["random_forest"]
     assert 0.5 < rf["oob_roc_auc"] <= 1 and 0 < rf["oob_accuracy"] <= 1
@@ -123,7 +146,7 @@ def test_sha256_is_written_and_verifiable_and_tampering_is_detected(trained, tmp
 
 
 def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
-    paths, frame, contract, run_dir = trained
+    _, frame, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
     model = joblib.load(run_dir / "model.joblib")
     assert isinstance(model, Pipeline)
@@ -136,24 +159,25 @@ def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
     features = meta["features"]
     rows = []
     for record in frame.head(5).to_dict("records"):
-        rows.append([float(record[f]) if f in meta["numeric_features"] else record[f]
-                     for f in features])
-    rows[0][features.index("chain")] = None                     # missing category
-    rows[1][features.index("project")] = "never-seen-project"   # unseen category
-    rows[2][features.index("tvl_usd")] = float("nan")           # missing numeric
+        rows.append(
+            [float(record[f]) if f in meta["numeric_features"] else record[f] for f in features]
+        )
+    rows[0][features.index("chain")] = None  # missing category
+    rows[1][features.index("project")] = "never-seen-project"  # unseen category
+    rows[2][features.index("tvl_usd")] = float("nan")  # missing numeric
     X = np.array(rows, dtype=object)
     proba = model.predict_proba(X)
     assert proba.shape == (5, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert list(model.classes_) == [0, 1]   # [:, 0] = p_down, [:, 1] = p_keep
+    assert list(model.classes_) == [0, 1]  # [:, 0] = p_down, [:, 1] = p_keep
 
 
 def test_saved_forest_drops_its_oob_arrays_but_reports_the_oob_score(trained):
-    _, frame, _, run_dir = trained
+    _, _, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
     forest = joblib.load(run_dir / "model.joblib").steps[-1][1]
     assert hasattr(forest, "estimators_") and hasattr(forest, "oob_score_")
-    assert not hasattr(forest, "oob_decision_function_")   # two floats per training row
+    assert not hasattr(forest, "oob_decision_function_")  # two floats per training row
     assert 0.5 < meta["metrics"]["random_forest"]["oob_roc_auc"] <= 1.0
 
 
@@ -166,8 +190,9 @@ def test_stored_cutpoints_are_the_test_period_terciles(trained):
     model = joblib.load(run_dir / "model.joblib")
     p_keep = model.predict_proba(data.matrix()[split.test_index])[:, 1]
     assert meta["confidence_cutpoints"] == pytest.approx(evaluate.confidence_cutpoints(p_keep))
-    bins = contracts.confidence_bin(contracts.predicted_probability(p_keep),
-                                    meta["confidence_cutpoints"])
+    bins = contracts.confidence_bin(
+        contracts.predicted_probability(p_keep), meta["confidence_cutpoints"]
+    )
     assert set(np.unique(bins)) == {1, 2, 3}
 
 
@@ -175,11 +200,13 @@ def test_upload_to_s3_puts_the_run_folder_under_the_prefix(trained, s3_client, m
     _, _, _, run_dir = trained
     s3_client.create_bucket(Bucket="models")
     keys = artefact.upload_run(run_dir, "models", "apy-runway/runs", endpoint_url=moto_endpoint)
-    assert keys[-1] == f"apy-runway/runs/{RUN_ID}/metadata.json"   # metadata last
+    assert keys[-1] == f"apy-runway/runs/{RUN_ID}/metadata.json"  # metadata last
     listed = {o["Key"] for o in s3_client.list_objects_v2(Bucket="models")["Contents"]}
     assert f"apy-runway/runs/{RUN_ID}/model.joblib" in listed
     assert f"apy-runway/runs/{RUN_ID}/report.md" in listed
-    body = s3_client.get_object(Bucket="models", Key=f"apy-runway/runs/{RUN_ID}/model.joblib")["Body"].read()
+    body = s3_client.get_object(Bucket="models", Key=f"apy-runway/runs/{RUN_ID}/model.joblib")[
+        "Body"
+    ].read()
     meta = json.loads((run_dir / "metadata.json").read_text())
     assert __import__("hashlib").sha256(body).hexdigest() == meta["model_sha256"]
 
@@ -197,20 +224,45 @@ def test_cli_refuses_bad_runs(trained):
 def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint, s3_client):
     paths = project_paths(tmp_path / "home").ensure()
     write_training_set(paths, n_pools=30, n_days=150, seed=1)
-    common = ["--models", "random_forest", "--rf-trees", "10", "--no-report", "--calibration", "off"]
+    common = [
+        "--models",
+        "random_forest",
+        "--rf-trees",
+        "10",
+        "--no-report",
+        "--calibration",
+        "off",
+    ]
     assert train.run(parse("--run-id", "free", *common), paths) == 0
     free = json.loads((paths.runs / "free" / "metadata.json").read_text())
     limit_mb = 0.6 * free["model_size_bytes"] / 1e6
     s3_client.create_bucket(Bucket="guarded")
-    assert train.run(parse("--run-id", "small", "--max-artefact-mb", f"{limit_mb:.6f}",
-                           "--upload", "s3://guarded/runs", "--endpoint-url", moto_endpoint,
-                           *common), paths) == 0
+    assert (
+        train.run(
+            parse(
+                "--run-id",
+                "small",
+                "--max-artefact-mb",
+                f"{limit_mb:.6f}",
+                "--upload",
+                "s3://guarded/runs",
+                "--endpoint-url",
+                moto_endpoint,
+                *common,
+            ),
+            paths,
+        )
+        == 0
+    )
     small = json.loads((paths.runs / "small" / "metadata.json").read_text())
     guard = small["random_forest"]["size_guard"]
     assert len(guard) >= 2 and guard[-1]["size_mb"] <= limit_mb
-    assert guard[-1]["cv_auc_mean"] is not None          # the AUC cost is recorded
+    assert guard[-1]["cv_auc_mean"] is not None  # the AUC cost is recorded
     assert small["model_size_bytes"] / 1e6 <= limit_mb
-    assert small["random_forest"]["params"]["min_samples_leaf"] > free["random_forest"]["params"]["min_samples_leaf"]
+    assert (
+        small["random_forest"]["params"]["min_samples_leaf"]
+        > free["random_forest"]["params"]["min_samples_leaf"]
+    )
     assert not (paths.runs / "small" / "report.md").exists()
     assert small["calibration"]["disabled"] and not small["calibration"]["applied"]
     assert guard[0]["cv_auc_mean"] == small["metrics"]["random_forest"]["cv"]["cv_auc_mean"]

@@ -1,4 +1,5 @@
 """Progress output and user-facing errors shared by every stage."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,5 +25,6 @@ def memory_size(value: str) -> str:
     if not _MEMORY_SIZE.match(value):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a memory size: expected a number with KB/MB/GB/TB "
-            f"(or KiB/MiB/GiB/TiB), or a percentage of RAM such as 80%")
+            f"(or KiB/MiB/GiB/TiB), or a percentage of RAM such as 80%"
+        )
     return value.strip()

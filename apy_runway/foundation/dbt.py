@@ -4,6 +4,7 @@ exploration and `check-leakage`).
 dbt runs in a subprocess with absolute paths in its environment (see
 paths.ProjectPaths.dbt_env) so its progress lines stream to the terminal.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,10 +46,15 @@ def run_dbt(
     `project_dir` and `warehouse` (default: the home's) serve the leakage check,
     which builds a second warehouse from the same raw snapshots."""
     paths.ensure()
-    argv = [dbt_executable(), *(["--no-use-colors"] if quiet else []), command,
-            "--project-dir", str(project_dir),
-            "--profiles-dir", os.environ.get("DBT_PROFILES_DIR",
-                                             paths.dbt_env()["DBT_PROFILES_DIR"])]
+    argv = [
+        dbt_executable(),
+        *(["--no-use-colors"] if quiet else []),
+        command,
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        os.environ.get("DBT_PROFILES_DIR", paths.dbt_env()["DBT_PROFILES_DIR"]),
+    ]
     if dbt_vars:
         argv += ["--vars", dbt_vars if isinstance(dbt_vars, str) else json.dumps(dbt_vars)]
     if select:
@@ -67,7 +73,10 @@ def run_dbt(
     env.setdefault("DBT_LOG_PATH", str(paths.data / "dbt_logs"))
     log(f"dbt {command} ({' '.join(argv[2:])})")
     result = subprocess.run(
-        argv, cwd=project_dir, env=env, text=True,
+        argv,
+        cwd=project_dir,
+        env=env,
+        text=True,
         capture_output=quiet,
     )
     if result.returncode != 0:

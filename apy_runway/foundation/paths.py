@@ -8,6 +8,7 @@ folder is created before dbt runs: dbt-duckdb's external materialisation does
 not create folders, and the view it leaves behind holds the path it was given,
 so paths handed to dbt are always absolute.
 """
+
 from __future__ import annotations
 
 import os

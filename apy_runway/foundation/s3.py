@@ -4,6 +4,7 @@ local S3 server, and the one run-folder upload.
 The local run serves S3 from moto's ThreadedMotoServer on 127.0.0.1 (a free
 port), so the Lambda's core runs against real boto3 clients without AWS.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,8 +53,9 @@ def local_s3_server() -> Iterator[str]:
 def s3_client(endpoint_url: str | None = None, local: bool = False) -> Any:
     """A boto3 S3 client; endpoint_url None means boto3's default (AWS_ENDPOINT_URL
     or AWS). `local` adds the dummy credentials a local server accepts."""
-    return boto3.client("s3", endpoint_url=endpoint_url or None,
-                        **(LOCAL_CREDENTIALS if local else {}))
+    return boto3.client(
+        "s3", endpoint_url=endpoint_url or None, **(LOCAL_CREDENTIALS if local else {})
+    )
 
 
 def ensure_bucket(client: Any, bucket: str) -> None:
@@ -63,8 +65,9 @@ def ensure_bucket(client: Any, bucket: str) -> None:
     except ClientError:
         region = client.meta.region_name
         if region and region != "us-east-1":
-            client.create_bucket(Bucket=bucket,
-                                 CreateBucketConfiguration={"LocationConstraint": region})
+            client.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+            )
         else:
             client.create_bucket(Bucket=bucket)
 
@@ -86,8 +89,9 @@ def upload_run(client: Any, bucket: str, prefix: str, run_dir: Path) -> list[str
     and a new model, which the sha256 check refuses, never a silent mix.
     """
     keys = []
-    files = sorted(Path(run_dir).iterdir(),
-                   key=lambda p: (p.name == contracts.MODEL_METADATA_FILE, p.name))
+    files = sorted(
+        Path(run_dir).iterdir(), key=lambda p: (p.name == contracts.MODEL_METADATA_FILE, p.name)
+    )
     for path in files:
         if path.is_file():
             key = prefix + path.name

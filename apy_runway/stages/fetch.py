@@ -13,6 +13,7 @@ leaves no half-written JSON. A pool that keeps failing is retried with
 exponential backoff, then reported; it never stops the other pools.
 Standard library only (urllib).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,28 +61,68 @@ def landing_dir(paths: ProjectPaths) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL,
-                        help=f"yields API base URL (default: {DEFAULT_BASE_URL})")
-    parser.add_argument("--pool", action="append", default=[], metavar="POOL_ID",
-                        help="fetch only this pool id (repeatable)")
-    parser.add_argument("--project", action="append", default=[],
-                        help="only pools of this project, e.g. aave-v3 (repeatable)")
-    parser.add_argument("--chain", action="append", default=[],
-                        help="only pools on this chain, e.g. Ethereum (repeatable)")
-    parser.add_argument("--min-tvl", type=float, default=None,
-                        help="only pools whose current tvlUsd is at least this")
-    parser.add_argument("--max-pools", type=int, default=None,
-                        help="at most this many pools, largest current TVL first")
-    parser.add_argument("--delay", type=float, default=1.0,
-                        help="seconds to wait between requests (default 1.0)")
-    parser.add_argument("--retries", type=int, default=3,
-                        help="retries per request after the first attempt (default 3)")
-    parser.add_argument("--backoff", type=float, default=2.0,
-                        help="first retry wait in seconds, doubled each retry (default 2)")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds before a request times out (default 60)")
-    parser.add_argument("--refresh-pools", action="store_true",
-                        help="download /pools again even if pools.json is saved")
+    parser.add_argument(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        help=f"yields API base URL (default: {DEFAULT_BASE_URL})",
+    )
+    parser.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        metavar="POOL_ID",
+        help="fetch only this pool id (repeatable)",
+    )
+    parser.add_argument(
+        "--project",
+        action="append",
+        default=[],
+        help="only pools of this project, e.g. aave-v3 (repeatable)",
+    )
+    parser.add_argument(
+        "--chain",
+        action="append",
+        default=[],
+        help="only pools on this chain, e.g. Ethereum (repeatable)",
+    )
+    parser.add_argument(
+        "--min-tvl",
+        type=float,
+        default=None,
+        help="only pools whose current tvlUsd is at least this",
+    )
+    parser.add_argument(
+        "--max-pools",
+        type=int,
+        default=None,
+        help="at most this many pools, largest current TVL first",
+    )
+    parser.add_argument(
+        "--delay", type=float, default=1.0, help="seconds to wait between requests (default 1.0)"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries per request after the first attempt (default 3)",
+    )
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=2.0,
+        help="first retry wait in seconds, doubled each retry (default 2)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds before a request times out (default 60)",
+    )
+    parser.add_argument(
+        "--refresh-pools",
+        action="store_true",
+        help="download /pools again even if pools.json is saved",
+    )
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
@@ -107,7 +148,8 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
 
 def _get_json(url: str, timeout: float) -> dict:
     request = urllib.request.Request(
-        url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
+        url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
@@ -124,7 +166,7 @@ def _get_json(url: str, timeout: float) -> dict:
         raise FetchError(f"response is not JSON ({len(body)} bytes)") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
         status = payload.get("status") if isinstance(payload, dict) else type(payload).__name__
-        raise FetchError(f"response has no \"data\" list (status: {status})")
+        raise FetchError(f'response has no "data" list (status: {status})')
     return payload
 
 
@@ -135,7 +177,8 @@ class _Client:
         if delay < 0 or retries < 0 or backoff < 0 or timeout <= 0:
             raise ValueError(
                 f"delay, retries and backoff must be >= 0 and timeout > 0, got "
-                f"delay={delay}, retries={retries}, backoff={backoff}, timeout={timeout}")
+                f"delay={delay}, retries={retries}, backoff={backoff}, timeout={timeout}"
+            )
         self.delay, self.retries, self.backoff, self.timeout = delay, retries, backoff, timeout
         self.requests = 0
         self._last_request: float | None = None
@@ -156,9 +199,10 @@ class _Client:
                 return _get_json(url, self.timeout)
             except FetchError as error:
                 if not error.retryable or attempt >= self.retries:
-                    raise FetchError(f"{error} after {attempt + 1} attempt(s)",
-                                     error.retryable) from None
-                wait = self.backoff * 2 ** attempt
+                    raise FetchError(
+                        f"{error} after {attempt + 1} attempt(s)", error.retryable
+                    ) from None
+                wait = self.backoff * 2**attempt
                 attempt += 1
                 log(f"  {label}: {error}; retry {attempt}/{self.retries} in {wait:.1f} s")
                 time.sleep(wait)
@@ -253,8 +297,9 @@ def fetch(
             pools_payload = json.loads(pools_path.read_text())
             pools = pools_payload["data"]
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise UserError(f"{pools_path}: not a saved /pools response; "
-                            "delete it or pass --refresh-pools") from None
+            raise UserError(
+                f"{pools_path}: not a saved /pools response; delete it or pass --refresh-pools"
+            ) from None
         log(f"reusing {pools_path} ({len(pools):,} pools; --refresh-pools to download again)")
     else:
         log(f"GET {base}/pools")
@@ -276,8 +321,10 @@ def fetch(
             result.skipped.append(pool)
         else:
             todo.append(pool)
-    log(f"{len(selected):,} pools selected: {len(result.skipped):,} already saved, "
-        f"{len(todo):,} to fetch (delay {delay:g} s, ~{len(todo) * delay / 60:.0f} min at least)")
+    log(
+        f"{len(selected):,} pools selected: {len(result.skipped):,} already saved, "
+        f"{len(todo):,} to fetch (delay {delay:g} s, ~{len(todo) * delay / 60:.0f} min at least)"
+    )
 
     started = time.monotonic()
     for number, pool in enumerate(todo, start=1):
@@ -292,18 +339,24 @@ def fetch(
             result.saved.append(pool)
         if number % 50 == 0 or number == len(todo):
             elapsed = time.monotonic() - started
-            log(f"  {number:,}/{len(todo):,} pools ({len(result.failed):,} failed, "
-                f"{elapsed:.0f} s, ~{elapsed / number * (len(todo) - number):.0f} s left)")
+            log(
+                f"  {number:,}/{len(todo):,} pools ({len(result.failed):,} failed, "
+                f"{elapsed:.0f} s, ~{elapsed / number * (len(todo) - number):.0f} s left)"
+            )
 
     result.requests = client.requests
     failures_path = folder / "fetch_failures.json"
     if result.failed:
         _write_json_atomically(failures_path, {"failed": result.failed})
-        log(f"{len(result.failed):,} pools failed (listed in {failures_path}); "
-            "run fetch again to retry them")
+        log(
+            f"{len(result.failed):,} pools failed (listed in {failures_path}); "
+            "run fetch again to retry them"
+        )
     else:
         failures_path.unlink(missing_ok=True)
-    log(f"fetch: {len(result.saved):,} saved, {len(result.skipped):,} already saved, "
+    log(
+        f"fetch: {len(result.saved):,} saved, {len(result.skipped):,} already saved, "
         f"{len(result.failed):,} failed; next: apy-runway ingest {chart_dir} "
-        f"--pools-json {pools_path}")
+        f"--pools-json {pools_path}"
+    )
     return result

@@ -32,6 +32,7 @@ pool age, APY against its own history) and the project / chain regime carry
 signal, and the 30-day-forward "kept" rate lands around 70% of labelled
 pool-days (the real DefiLlama sample in /work/shared: 73%).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,54 +91,161 @@ CHAINS = {
     "Avalanche": (0.07, 1.2, 0.4, 1.4, 0.3),
 }
 NATIVE_TOKEN = {
-    "Ethereum": "WETH", "Arbitrum": "ARB", "Base": "AERO", "BSC": "WBNB",
-    "Polygon": "WPOL", "Optimism": "OP", "Solana": "SOL", "Avalanche": "WAVAX",
+    "Ethereum": "WETH",
+    "Arbitrum": "ARB",
+    "Base": "AERO",
+    "BSC": "WBNB",
+    "Polygon": "WPOL",
+    "Optimism": "OP",
+    "Solana": "SOL",
+    "Avalanche": "WAVAX",
 }
 
 
 @dataclass(frozen=True)
 class Category:
-    base_apy: float          # median base APY of volatile pools, percent
-    stable_base_apy: float   # median base APY of stablecoin pools, percent
-    ou_kappa: float          # daily mean reversion of the log-APY deviation
-    ou_sigma: float          # daily volatility of the log-APY deviation
-    market_beta: float       # loading on the common market factor
-    dilution: float          # elasticity of base APY to TVL above its slow trend
-    hourly_sigma: float      # hour-to-hour noise of the log base APY
+    base_apy: float  # median base APY of volatile pools, percent
+    stable_base_apy: float  # median base APY of stablecoin pools, percent
+    ou_kappa: float  # daily mean reversion of the log-APY deviation
+    ou_sigma: float  # daily volatility of the log-APY deviation
+    market_beta: float  # loading on the common market factor
+    dilution: float  # elasticity of base APY to TVL above its slow trend
+    hourly_sigma: float  # hour-to-hour noise of the log base APY
     stable_share: float
     reward_prob: float
-    reward_apy: float        # median reward APY when a programme starts, percent
+    reward_apy: float  # median reward APY when a programme starts, percent
     reward_half_life: float  # median emission half-life, days
-    cliff_prob: float        # share of programmes that stop on a date
-    death_prob: float        # share of pools that die during a 365-day period
+    cliff_prob: float  # share of programmes that stop on a date
+    death_prob: float  # share of pools that die during a 365-day period
     late_launch_prob: float
-    tvl_median: float        # median TVL at launch, USD
-    flow: float              # TVL response to APY above the category norm, per day
-    spike_rate: float        # one-hour APY spikes per hour
+    tvl_median: float  # median TVL at launch, USD
+    flow: float  # TVL response to APY above the category norm, per day
+    spike_rate: float  # one-hour APY spikes per hour
 
 
 CATEGORIES = {
-    "lending": Category(1.6, 5.0, 0.04, 0.10, 0.35, 0.0, 0.015, 0.55, 0.45, 3.0, 90,
-                        0.5, 0.05, 0.15, 2e7, 0.03, 1 / 4000),
-    "dex-lp": Category(14.0, 5.0, 0.12, 0.22, 0.6, 0.8, 0.10, 0.3, 0.6, 18.0, 40,
-                       0.6, 0.14, 0.3, 3e6, 0.05, 1 / 900),
-    "yield-vault": Category(7.0, 7.0, 0.06, 0.12, 0.4, 0.3, 0.03, 0.4, 0.35, 5.0, 60,
-                            0.5, 0.09, 0.25, 5e6, 0.03, 1 / 2500),
-    "staking": Category(3.2, 3.2, 0.03, 0.025, 0.1, 0.0, 0.005, 0.0, 0.1, 1.0, 365,
-                        0.3, 0.01, 0.1, 3e8, 0.01, 1 / 10000),
-    "farm": Category(4.0, 2.5, 0.15, 0.3, 0.6, 0.6, 0.08, 0.25, 1.0, 45.0, 20,
-                     0.75, 0.3, 0.45, 1e6, 0.07, 1 / 600),
+    "lending": Category(
+        1.6,
+        5.0,
+        0.04,
+        0.10,
+        0.35,
+        0.0,
+        0.015,
+        0.55,
+        0.45,
+        3.0,
+        90,
+        0.5,
+        0.05,
+        0.15,
+        2e7,
+        0.03,
+        1 / 4000,
+    ),
+    "dex-lp": Category(
+        14.0,
+        5.0,
+        0.12,
+        0.22,
+        0.6,
+        0.8,
+        0.10,
+        0.3,
+        0.6,
+        18.0,
+        40,
+        0.6,
+        0.14,
+        0.3,
+        3e6,
+        0.05,
+        1 / 900,
+    ),
+    "yield-vault": Category(
+        7.0,
+        7.0,
+        0.06,
+        0.12,
+        0.4,
+        0.3,
+        0.03,
+        0.4,
+        0.35,
+        5.0,
+        60,
+        0.5,
+        0.09,
+        0.25,
+        5e6,
+        0.03,
+        1 / 2500,
+    ),
+    "staking": Category(
+        3.2,
+        3.2,
+        0.03,
+        0.025,
+        0.1,
+        0.0,
+        0.005,
+        0.0,
+        0.1,
+        1.0,
+        365,
+        0.3,
+        0.01,
+        0.1,
+        3e8,
+        0.01,
+        1 / 10000,
+    ),
+    "farm": Category(
+        4.0,
+        2.5,
+        0.15,
+        0.3,
+        0.6,
+        0.6,
+        0.08,
+        0.25,
+        1.0,
+        45.0,
+        20,
+        0.75,
+        0.3,
+        0.45,
+        1e6,
+        0.07,
+        1 / 600,
+    ),
 }
 CATEGORY_NAMES = tuple(CATEGORIES)
 
 # slug: (category, chains, share weight, APY multiplier, volatility multiplier,
 #        reward multiplier, death multiplier, stable share or None)
 PROJECTS = {
-    "aave-v3": ("lending", ["Ethereum", "Arbitrum", "Base", "Optimism", "Polygon",
-                            "Avalanche"], 6, 1.0, 0.8, 0.6, 0.3, None),
+    "aave-v3": (
+        "lending",
+        ["Ethereum", "Arbitrum", "Base", "Optimism", "Polygon", "Avalanche"],
+        6,
+        1.0,
+        0.8,
+        0.6,
+        0.3,
+        None,
+    ),
     "aave-v2": ("lending", ["Ethereum", "Polygon", "Avalanche"], 2, 0.6, 0.8, 0.5, 2.0, None),
-    "compound-v3": ("lending", ["Ethereum", "Arbitrum", "Base", "Polygon", "Optimism"],
-                    3, 1.0, 0.9, 1.2, 0.5, None),
+    "compound-v3": (
+        "lending",
+        ["Ethereum", "Arbitrum", "Base", "Polygon", "Optimism"],
+        3,
+        1.0,
+        0.9,
+        1.2,
+        0.5,
+        None,
+    ),
     "morpho-blue": ("lending", ["Ethereum", "Base"], 6, 1.3, 1.6, 1.2, 1.5, None),
     "spark": ("lending", ["Ethereum"], 1, 1.1, 0.6, 0.3, 0.3, None),
     "euler-v2": ("lending", ["Ethereum", "Base"], 2, 1.4, 1.6, 1.8, 1.5, None),
@@ -145,41 +253,117 @@ PROJECTS = {
     "venus-core-pool": ("lending", ["BSC"], 3, 1.0, 1.3, 1.3, 1.0, None),
     "kamino-lend": ("lending", ["Solana"], 3, 1.4, 1.4, 1.5, 1.0, None),
     "radiant-v2": ("lending", ["Arbitrum", "BSC"], 2, 1.2, 1.5, 3.0, 4.0, None),
-    "uniswap-v3": ("dex-lp", ["Ethereum", "Arbitrum", "Base", "Optimism", "Polygon", "BSC"],
-                   8, 1.0, 1.0, 0.2, 0.8, None),
-    "curve-dex": ("dex-lp", ["Ethereum", "Arbitrum", "Polygon", "Optimism"], 4, 0.4, 0.7,
-                  0.8, 0.6, 0.7),
-    "balancer-v2": ("dex-lp", ["Ethereum", "Arbitrum", "Polygon", "Avalanche"], 2, 0.7, 1.0,
-                    1.0, 1.2, None),
+    "uniswap-v3": (
+        "dex-lp",
+        ["Ethereum", "Arbitrum", "Base", "Optimism", "Polygon", "BSC"],
+        8,
+        1.0,
+        1.0,
+        0.2,
+        0.8,
+        None,
+    ),
+    "curve-dex": (
+        "dex-lp",
+        ["Ethereum", "Arbitrum", "Polygon", "Optimism"],
+        4,
+        0.4,
+        0.7,
+        0.8,
+        0.6,
+        0.7,
+    ),
+    "balancer-v2": (
+        "dex-lp",
+        ["Ethereum", "Arbitrum", "Polygon", "Avalanche"],
+        2,
+        0.7,
+        1.0,
+        1.0,
+        1.2,
+        None,
+    ),
     "aerodrome-slipstream": ("dex-lp", ["Base"], 4, 1.2, 1.2, 2.0, 1.0, None),
     "velodrome-v2": ("dex-lp", ["Optimism"], 3, 1.0, 1.2, 2.0, 1.2, None),
-    "pancakeswap-amm-v3": ("dex-lp", ["BSC", "Ethereum", "Arbitrum", "Base"], 4, 1.0, 1.1,
-                           1.0, 1.0, None),
+    "pancakeswap-amm-v3": (
+        "dex-lp",
+        ["BSC", "Ethereum", "Arbitrum", "Base"],
+        4,
+        1.0,
+        1.1,
+        1.0,
+        1.0,
+        None,
+    ),
     "raydium-amm": ("dex-lp", ["Solana"], 3, 1.6, 1.5, 0.8, 1.5, None),
-    "yearn-finance": ("yield-vault", ["Ethereum", "Arbitrum", "Polygon"], 2, 0.9, 0.8, 0.5,
-                      0.8, None),
-    "beefy": ("yield-vault", ["Arbitrum", "Base", "BSC", "Polygon", "Optimism", "Avalanche"],
-              5, 1.2, 1.3, 1.0, 1.3, None),
+    "yearn-finance": (
+        "yield-vault",
+        ["Ethereum", "Arbitrum", "Polygon"],
+        2,
+        0.9,
+        0.8,
+        0.5,
+        0.8,
+        None,
+    ),
+    "beefy": (
+        "yield-vault",
+        ["Arbitrum", "Base", "BSC", "Polygon", "Optimism", "Avalanche"],
+        5,
+        1.2,
+        1.3,
+        1.0,
+        1.3,
+        None,
+    ),
     "convex-finance": ("yield-vault", ["Ethereum", "Arbitrum"], 2, 1.0, 0.9, 1.5, 0.8, 0.6),
     "pendle": ("yield-vault", ["Ethereum", "Arbitrum", "BSC"], 3, 1.6, 1.6, 1.5, 1.0, None),
     "lido": ("staking", ["Ethereum"], 1, 1.0, 1.0, 0.0, 0.0, 0.0),
     "rocket-pool": ("staking", ["Ethereum"], 1, 0.9, 1.0, 0.0, 0.0, 0.0),
     "jito": ("staking", ["Solana"], 1, 2.3, 1.5, 1.0, 0.0, 0.0),
     "ethena-usde": ("staking", ["Ethereum"], 1, 3.5, 10.0, 0.0, 0.0, 1.0),
-    "sushiswap": ("farm", ["Ethereum", "Arbitrum", "Polygon", "BSC", "Avalanche"], 3, 1.0,
-                  1.0, 1.0, 1.3, None),
+    "sushiswap": (
+        "farm",
+        ["Ethereum", "Arbitrum", "Polygon", "BSC", "Avalanche"],
+        3,
+        1.0,
+        1.0,
+        1.0,
+        1.3,
+        None,
+    ),
     "trader-joe-dex": ("farm", ["Avalanche", "Arbitrum", "BSC"], 2, 1.0, 1.1, 1.0, 1.2, None),
-    "stargate-v2": ("farm", ["Ethereum", "Arbitrum", "Base", "BSC", "Polygon", "Optimism",
-                             "Avalanche"], 2, 1.0, 0.7, 0.6, 0.8, 0.9),
+    "stargate-v2": (
+        "farm",
+        ["Ethereum", "Arbitrum", "Base", "BSC", "Polygon", "Optimism", "Avalanche"],
+        2,
+        1.0,
+        0.7,
+        0.6,
+        0.8,
+        0.9,
+    ),
 }
 
 STABLE_SINGLE = ["USDC", "USDT", "DAI", "USDE", "FRAX", "GHO", "PYUSD", "USDS", "CRVUSD"]
 VOLATILE_SINGLE = ["WETH", "WBTC", "WSTETH", "CBBTC", "LINK", "WEETH", "{native}"]
 STABLE_PAIRS = ["USDC-USDT", "DAI-USDC", "USDE-USDC", "FRAX-USDC", "USDC-USDS"]
-VOLATILE_PAIRS = ["WETH-USDC", "WBTC-WETH", "WSTETH-WETH", "{native}-USDC",
-                  "{native}-WETH", "PEPE-WETH", "LINK-WETH", "{native}-USDT"]
-STAKING_SYMBOLS = {"lido": "STETH", "rocket-pool": "RETH", "jito": "JITOSOL",
-                   "ethena-usde": "SUSDE"}
+VOLATILE_PAIRS = [
+    "WETH-USDC",
+    "WBTC-WETH",
+    "WSTETH-WETH",
+    "{native}-USDC",
+    "{native}-WETH",
+    "PEPE-WETH",
+    "LINK-WETH",
+    "{native}-USDT",
+]
+STAKING_SYMBOLS = {
+    "lido": "STETH",
+    "rocket-pool": "RETH",
+    "jito": "JITOSOL",
+    "ethena-usde": "SUSDE",
+}
 FEE_TIERS = ["0.01%", "0.05%", "0.3%", "1%"]
 
 
@@ -187,21 +371,41 @@ FEE_TIERS = ["0.01%", "0.05%", "0.3%", "1%"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pools", type=int, default=DEFAULT_POOLS,
-                        help=f"number of pools (default: {DEFAULT_POOLS})")
-    parser.add_argument("--days", type=int, default=DEFAULT_DAYS,
-                        help=f"number of days (default: {DEFAULT_DAYS})")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help=f"random seed (default: {DEFAULT_SEED})")
-    parser.add_argument("--start", default=DEFAULT_START.isoformat(),
-                        help=f"first UTC day, YYYY-MM-DD (default: {DEFAULT_START})")
-    parser.add_argument("--freq", default="hourly", choices=FREQUENCIES,
-                        help="one snapshot per hour or per day (default: hourly)")
-    parser.add_argument("--chunk-pools", type=int, default=DEFAULT_CHUNK_POOLS,
-                        help="pools generated and written at a time; bounds memory "
-                             f"(default: {DEFAULT_CHUNK_POOLS})")
-    parser.add_argument("--out", default=None,
-                        help="output parquet (default: data/landing/generated_snapshots.parquet)")
+    parser.add_argument(
+        "--pools",
+        type=int,
+        default=DEFAULT_POOLS,
+        help=f"number of pools (default: {DEFAULT_POOLS})",
+    )
+    parser.add_argument(
+        "--days", type=int, default=DEFAULT_DAYS, help=f"number of days (default: {DEFAULT_DAYS})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})"
+    )
+    parser.add_argument(
+        "--start",
+        default=DEFAULT_START.isoformat(),
+        help=f"first UTC day, YYYY-MM-DD (default: {DEFAULT_START})",
+    )
+    parser.add_argument(
+        "--freq",
+        default="hourly",
+        choices=FREQUENCIES,
+        help="one snapshot per hour or per day (default: hourly)",
+    )
+    parser.add_argument(
+        "--chunk-pools",
+        type=int,
+        default=DEFAULT_CHUNK_POOLS,
+        help="pools generated and written at a time; bounds memory "
+        f"(default: {DEFAULT_CHUNK_POOLS})",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output parquet (default: data/landing/generated_snapshots.parquet)",
+    )
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
@@ -210,8 +414,15 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     except ValueError:
         raise UserError(f"--start must be YYYY-MM-DD, got {args.start!r}") from None
     out = Path(args.out) if args.out else paths.generated_snapshots
-    generate_snapshots(out, n_pools=args.pools, n_days=args.days, seed=args.seed,
-                       start_date=start, freq=args.freq, chunk_pools=args.chunk_pools)
+    generate_snapshots(
+        out,
+        n_pools=args.pools,
+        n_days=args.days,
+        seed=args.seed,
+        start_date=start,
+        freq=args.freq,
+        chunk_pools=args.chunk_pools,
+    )
     return 0
 
 
@@ -243,8 +454,10 @@ def generate_snapshots(
 
     pools = _pool_attributes(n_pools, n_days, seed)
     market = _market_factor(n_days, seed)
-    start_us = int(datetime(start_date.year, start_date.month, start_date.day,
-                            tzinfo=UTC).timestamp()) * 1_000_000
+    start_us = (
+        int(datetime(start_date.year, start_date.month, start_date.day, tzinfo=UTC).timestamp())
+        * 1_000_000
+    )
     outage_days = _outage_days(n_days, seed)
 
     rows = 0
@@ -252,12 +465,13 @@ def generate_snapshots(
     with pq.ParquetWriter(tmp_path, SCHEMA, compression="zstd") as writer:
         for first in range(0, n_pools, chunk_pools):
             index = np.arange(first, min(first + chunk_pools, n_pools))
-            table = _chunk_table(pools, index, market, outage_days, seed, n_days, freq,
-                                 start_us)
+            table = _chunk_table(pools, index, market, outage_days, seed, n_days, freq, start_us)
             writer.write_table(table, row_group_size=1 << 20)
             rows += table.num_rows
-            log(f"  pools {first + 1}-{index[-1] + 1} of {n_pools}: {rows:,} rows so far "
-                f"({time.perf_counter() - started:.1f} s)")
+            log(
+                f"  pools {first + 1}-{index[-1] + 1} of {n_pools}: {rows:,} rows so far "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
     tmp_path.replace(out_path)
     seconds = time.perf_counter() - started
     log(f"wrote {rows:,} rows for {n_pools} pools to {out_path} in {seconds:.1f} s")
@@ -295,8 +509,7 @@ def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
     rng = np.random.default_rng([seed, 0])
     project_names = list(PROJECTS)
     chain_names = list(CHAINS)
-    project_id = _choice(rng, project_names, n_pools,
-                         [PROJECTS[name][2] for name in project_names])
+    project_id = _choice(rng, project_names, n_pools, [PROJECTS[name][2] for name in project_names])
     u = rng.random((n_pools, 16))  # uniforms for the per-pool draws below
     z = rng.normal(size=(n_pools, 8))
 
@@ -319,8 +532,11 @@ def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
             symbol = STAKING_SYMBOLS[name]
         else:
             pairs = category in ("dex-lp", "farm") or (category == "yield-vault" and u[i, 2] < 0.4)
-            pool_list = (STABLE_PAIRS if pairs else STABLE_SINGLE) if stable[i] else \
-                (VOLATILE_PAIRS if pairs else VOLATILE_SINGLE)
+            pool_list = (
+                (STABLE_PAIRS if pairs else STABLE_SINGLE)
+                if stable[i]
+                else (VOLATILE_PAIRS if pairs else VOLATILE_SINGLE)
+            )
             symbol = pool_list[int(u[i, 3] * len(pool_list))].format(native=NATIVE_TOKEN[chain])
         symbols.append(symbol)
         if name in ("uniswap-v3", "pancakeswap-amm-v3"):
@@ -357,25 +573,41 @@ def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
     launch_day = np.where(late, np.floor(u[:, 6] * (n_days - 30)), 0).astype(np.int64)
 
     has_reward = u[:, 7] < np.clip(per_category("reward_prob") * reward_mult, 0, 1)
-    reward_apy0 = per_category("reward_apy") * np.exp(0.6 * z[:, 1]) * \
-        np.where(stable, 0.5, 1.0) * np.maximum(reward_mult, 0.3)
+    reward_apy0 = (
+        per_category("reward_apy")
+        * np.exp(0.6 * z[:, 1])
+        * np.where(stable, 0.5, 1.0)
+        * np.maximum(reward_mult, 0.3)
+    )
     reward_apy0 = np.where(late, reward_apy0 * (1.5 + 2.5 * u[:, 8]), reward_apy0)
     half_life = per_category("reward_half_life") * np.exp(0.5 * z[:, 2])
     program_start = np.where(late, launch_day, -np.floor(u[:, 9] * 200)).astype(float)
-    program_length = np.array([30, 60, 90, 120, 180, 270])[(u[:, 10] * 6).astype(int)] * \
-        (0.8 + 0.4 * u[:, 11])
-    cliff_day = np.where(u[:, 12] < per_category("cliff_prob"),
-                         program_start + program_length, np.inf)
+    program_length = np.array([30, 60, 90, 120, 180, 270])[(u[:, 10] * 6).astype(int)] * (
+        0.8 + 0.4 * u[:, 11]
+    )
+    cliff_day = np.where(
+        u[:, 12] < per_category("cliff_prob"), program_start + program_length, np.inf
+    )
     chain_funded = u[:, 13] < 0.5
     cliff_day = np.where(chain_funded, np.minimum(cliff_day, chain_end), cliff_day)
     cliff_day = np.where(has_reward, cliff_day, np.inf)
 
-    death_p = np.clip(per_category("death_prob") * death_mult * chain_death *
-                      np.where(late, 1.5, 1.0) * 2.5 * n_days / 365, 0, 0.9)
+    death_p = np.clip(
+        per_category("death_prob")
+        * death_mult
+        * chain_death
+        * np.where(late, 1.5, 1.0)
+        * 2.5
+        * n_days
+        / 365,
+        0,
+        0.9,
+    )
     dies = u[:, 14] < death_p
     earliest = launch_day + 30
-    death_day = np.where(dies, earliest + np.floor(u[:, 15] * np.maximum(n_days - earliest, 1)),
-                         np.inf)
+    death_day = np.where(
+        dies, earliest + np.floor(u[:, 15] * np.maximum(n_days - earliest, 1)), np.inf
+    )
     dies = dies & (death_day < n_days - 1)
     death_day = np.where(dies, death_day, np.inf)
     drain_start = death_day - np.floor(10 + 35 * rng.random(n_pools))
@@ -421,20 +653,19 @@ def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
         "tvl_sigma": 0.02 + 0.02 * vol_mult * (1 - 0.4 * stable_f),
         "missing_hour_rate": np.exp(rng.uniform(np.log(0.003), np.log(0.06), n_pools)),
         "missing_day_rate": np.exp(rng.uniform(np.log(0.001), np.log(0.03), n_pools)),
-        "base_unknown": (category_id == CATEGORY_NAMES.index("farm")) &
-                        (rng.random(n_pools) < 0.1),
+        "base_unknown": (category_id == CATEGORY_NAMES.index("farm")) & (rng.random(n_pools) < 0.1),
     }
 
 
 def _rate_curve(util: np.ndarray, kink: np.ndarray) -> np.ndarray:
     """Supply APY shape of a kinked lending rate model (unscaled)."""
-    borrow = 0.02 + 0.8 * np.minimum(util, kink) / kink + \
-        12.0 * np.maximum(util - kink, 0) / (1 - kink)
+    borrow = (
+        0.02 + 0.8 * np.minimum(util, kink) / kink + 12.0 * np.maximum(util - kink, 0) / (1 - kink)
+    )
     return borrow * util
 
 
-def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: dict,
-                    n_days: int):
+def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: dict, n_days: int):
     """Daily base APY, reward emissions and TVL for the pools in ``index``."""
     p = {key: value[index] for key, value in pools.items()}
     n = len(index)
@@ -460,22 +691,29 @@ def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: d
         # compressing (or recovering) pool-specific level
         slope += -0.05 * slope + 0.012 * p["ou_sigma"] * noise["level"][:, d]
         level += slope - 0.01 * level + p["level_drift"]
-        borrow += -0.06 * borrow + 0.05 * noise["borrow"][:, d] + \
-            0.3 * p["market_beta"] * market_change[d]
+        borrow += (
+            -0.06 * borrow
+            + 0.05 * noise["borrow"][:, d]
+            + 0.3 * p["market_beta"] * market_change[d]
+        )
         dilution = log_tvl - slow_tvl
         util = np.clip(p["u_bar"] * np.exp(borrow - dilution), 0.01, 0.995)
-        lending_base = p["base_level"] * _rate_curve(util, p["kink"]) / base_ref * \
-            np.exp(0.5 * x + level)
-        other_base = p["base_level"] * np.exp(x + level + p["market_beta"] * market[d] -
-                                              p["dilution"] * dilution)
+        lending_base = (
+            p["base_level"] * _rate_curve(util, p["kink"]) / base_ref * np.exp(0.5 * x + level)
+        )
+        other_base = p["base_level"] * np.exp(
+            x + level + p["market_beta"] * market[d] - p["dilution"] * dilution
+        )
         draining = d >= p["drain_start"]
         days_draining = np.maximum(d - p["drain_start"], 0)
-        today_base = np.where(lending, lending_base, other_base) * \
-            np.where(draining, np.exp(-0.04 * days_draining), 1.0)
+        today_base = np.where(lending, lending_base, other_base) * np.where(
+            draining, np.exp(-0.04 * days_draining), 1.0
+        )
         age = d - p["program_start"]
         rewarding = p["has_reward"] & (age >= 0) & (d < p["cliff_day"])
-        today_emission = np.where(rewarding, reward_ref * np.exp(-p["reward_lambda"] *
-                                                                 np.maximum(age, 0)), 0.0)
+        today_emission = np.where(
+            rewarding, reward_ref * np.exp(-p["reward_lambda"] * np.maximum(age, 0)), 0.0
+        )
         base[:, d] = today_base
         emission[:, d] = today_emission
         tvl[:, d] = np.exp(log_tvl)
@@ -485,16 +723,28 @@ def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: d
         live = d >= p["launch_day"]
         pull = np.clip(np.log(ema_apy / norm), -1.5, 1.5)
         pull = np.where(pull > 0, pull, 0.3 * pull)  # capital is sticky on the way out
-        step = (p["tvl_drift"] + p["flow"] * pull +
-                p["tvl_sigma"] * noise["tvl"][:, d] + 0.15 * market_change[d] -
-                np.where(draining, p["drain_rate"], 0.0))
+        step = (
+            p["tvl_drift"]
+            + p["flow"] * pull
+            + p["tvl_sigma"] * noise["tvl"][:, d]
+            + 0.15 * market_change[d]
+            - np.where(draining, p["drain_rate"], 0.0)
+        )
         log_tvl = log_tvl + np.where(live, step, 0.0)
         slow_tvl += 0.05 * (log_tvl - slow_tvl)
     return base, emission, tvl
 
 
-def _chunk_table(pools: dict, index: np.ndarray, market: np.ndarray, outage_days: np.ndarray,
-                 seed: int, n_days: int, freq: str, start_us: int) -> pa.Table:
+def _chunk_table(
+    pools: dict,
+    index: np.ndarray,
+    market: np.ndarray,
+    outage_days: np.ndarray,
+    seed: int,
+    n_days: int,
+    freq: str,
+    start_us: int,
+) -> pa.Table:
     hourly = freq == "hourly"
     n_steps = n_days * 24 if hourly else n_days
     hours = np.arange(n_steps) if hourly else np.arange(n_days) * 24 + 23
@@ -535,7 +785,7 @@ def _chunk_table(pools: dict, index: np.ndarray, market: np.ndarray, outage_days
 
     log_base = np.log(hourly_path(base_d))
     phi = 0.9 if hourly else 0.3
-    ar = lfilter([1.0], [1.0, -phi], hour_noise, axis=1) * np.sqrt(1 - phi ** 2)
+    ar = lfilter([1.0], [1.0, -phi], hour_noise, axis=1) * np.sqrt(1 - phi**2)
     sigma = p["hourly_sigma"][:, None] * (1.0 if hourly else 2.0)
     base = np.exp(log_base + sigma * ar)
     spike_rate = p["spike_rate"][:, None] * (1.0 if hourly else 6.0)
@@ -554,8 +804,9 @@ def _chunk_table(pools: dict, index: np.ndarray, market: np.ndarray, outage_days
     base = np.where(p["base_unknown"][:, None], np.nan, base)
 
     day_of_step = hours // 24
-    keep = (day_of_step[None, :] >= p["launch_day"][:, None]) & \
-        (day_of_step[None, :] < p["death_day"][:, None])
+    keep = (day_of_step[None, :] >= p["launch_day"][:, None]) & (
+        day_of_step[None, :] < p["death_day"][:, None]
+    )
     keep &= ~outage_days[day_of_step][None, :]
     keep &= ~(day_gaps[:, day_of_step] < p["missing_day_rate"][:, None])
     if hourly:
@@ -564,8 +815,9 @@ def _chunk_table(pools: dict, index: np.ndarray, market: np.ndarray, outage_days
 
     base_v = np.round(base[pool_row, step], 5)
     reward_v = np.round(reward[pool_row, step], 5)
-    apy_v = np.round(np.where(np.isnan(base_v), 0, base_v) + np.where(np.isnan(reward_v), 0,
-                                                                       reward_v), 5)
+    apy_v = np.round(
+        np.where(np.isnan(base_v), 0, base_v) + np.where(np.isnan(reward_v), 0, reward_v), 5
+    )
     tvl_v = np.round(tvl[pool_row, step])
     ts = start_us + hours[step] * 3_600_000_000 + jitter[pool_row, step]
     stable_v = p["stablecoin"][pool_row]
@@ -576,8 +828,9 @@ def _chunk_table(pools: dict, index: np.ndarray, market: np.ndarray, outage_days
     def strings(values: np.ndarray) -> pa.Array:
         """Per-pool strings repeated per row, built as a dictionary then decoded."""
         dictionary = pa.array(list(values), type=pa.string())
-        return pa.DictionaryArray.from_arrays(pa.array(pool_row, type=pa.int32()),
-                                              dictionary).cast(pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(pool_row, type=pa.int32()), dictionary).cast(
+            pa.string()
+        )
 
     columns = [
         pa.array(ts, type=pa.timestamp("us", tz="UTC")),

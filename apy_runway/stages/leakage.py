@@ -13,6 +13,7 @@ compare_builds is the pure comparison: it reads both DuckDB files (read-only)
 and returns a report. The builds land in <home>/data/leakage/{full,cut}.duckdb
 and the report in <home>/data/leakage/report.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ from apy_runway.foundation.paths import DBT_PROJECT_DIR, ProjectPaths
 from inference.contracts import KEY_COLUMNS, LABEL_COLUMN
 
 COMMAND = "check-leakage"
-HELP = ("build features and labels in full and cut at --cut, compare them; "
-        "exit 1 on look-ahead leakage")
+HELP = (
+    "build features and labels in full and cut at --cut, compare them; exit 1 on look-ahead leakage"
+)
 
 FEATURES_TABLE = "int_pool_days_featurized"
 LABELS_TABLE = "int_pool_days_labeled"
@@ -63,20 +65,34 @@ class LeakageReport:
 
     @property
     def is_clean(self) -> bool:
-        return not (self.leaking_features or self.rows_only_in_full or self.rows_only_in_cut
-                    or self.label_mismatches or self.labels_past_cut)
+        return not (
+            self.leaking_features
+            or self.rows_only_in_full
+            or self.rows_only_in_cut
+            or self.label_mismatches
+            or self.labels_past_cut
+        )
 
     def summary(self) -> str:
         if self.is_clean:
-            return (f"no leakage at cut {self.cut_date}: {self.compared_rows} feature rows "
-                    f"identical, {self.labeled_rows_in_cut} cut-build labels consistent")
+            return (
+                f"no leakage at cut {self.cut_date}: {self.compared_rows} feature rows "
+                f"identical, {self.labeled_rows_in_cut} cut-build labels consistent"
+            )
         parts = []
         if self.leaking_features:
-            parts.append("features differ: " + ", ".join(
-                f"{name} ({self.feature_mismatches[name]} rows)" for name in self.leaking_features))
+            parts.append(
+                "features differ: "
+                + ", ".join(
+                    f"{name} ({self.feature_mismatches[name]} rows)"
+                    for name in self.leaking_features
+                )
+            )
         if self.rows_only_in_full or self.rows_only_in_cut:
-            parts.append(f"rows only in full build: {self.rows_only_in_full}, "
-                         f"only in cut build: {self.rows_only_in_cut}")
+            parts.append(
+                f"rows only in full build: {self.rows_only_in_full}, "
+                f"only in cut build: {self.rows_only_in_cut}"
+            )
         if self.label_mismatches:
             parts.append(f"{self.label_mismatches} cut-build labels differ from the full build")
         if self.labels_past_cut:
@@ -128,7 +144,7 @@ def compare_builds(
         compared = [(name, kind) for name, kind in columns if name not in KEY_COLUMNS]
         keys = " and ".join(f"full_side.{key} = cut_side.{key}" for key in KEY_COLUMNS)
         counts = ",\n".join(
-            f"count(*) filter (where {_differs(name, kind)}) as \"{name}\"" for name, kind in compared
+            f'count(*) filter (where {_differs(name, kind)}) as "{name}"' for name, kind in compared
         )
         cut_literal = f"date '{cut_date.isoformat()}'"
         row = con.execute(f"""
@@ -164,8 +180,8 @@ def compare_builds(
                 where snapshot_date <= {cut_literal}
             ) as cut_side on {keys}
         """).fetchone()
-        (report.labeled_rows_in_cut, report.label_mismatches,
-         report.labels_past_cut) = con.execute(f"""
+        (report.labeled_rows_in_cut, report.label_mismatches, report.labels_past_cut) = (
+            con.execute(f"""
             select
                 count(*) filter (where cut_side.{LABEL_COLUMN} is not null),
                 count(*) filter (
@@ -179,6 +195,7 @@ def compare_builds(
             from cut_build.main.{labels_table} as cut_side
             left join full_build.main.{labels_table} as full_side on {keys}
         """).fetchone()
+        )
     finally:
         con.close()
     return report
@@ -195,12 +212,23 @@ def _date(value: str) -> date:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cut", type=_date, required=True,
-                        help="build as if the data ended this UTC day (YYYY-MM-DD)")
-    parser.add_argument("--vars", default=None,
-                        help="dbt vars for both builds, as YAML (as_of_date is set for the cut)")
-    parser.add_argument("--project-dir", type=Path, default=DBT_PROJECT_DIR,
-                        help="the dbt project to check (default: this repository's)")
+    parser.add_argument(
+        "--cut",
+        type=_date,
+        required=True,
+        help="build as if the data ended this UTC day (YYYY-MM-DD)",
+    )
+    parser.add_argument(
+        "--vars",
+        default=None,
+        help="dbt vars for both builds, as YAML (as_of_date is set for the cut)",
+    )
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=DBT_PROJECT_DIR,
+        help="the dbt project to check (default: this repository's)",
+    )
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
@@ -213,8 +241,9 @@ def leakage_dir(paths: ProjectPaths) -> Path:
     return paths.data / "leakage"
 
 
-def check_leakage(paths: ProjectPaths, cut: date, project_dir: Path = DBT_PROJECT_DIR,
-                  dbt_vars: str | None = None) -> LeakageReport:
+def check_leakage(
+    paths: ProjectPaths, cut: date, project_dir: Path = DBT_PROJECT_DIR, dbt_vars: str | None = None
+) -> LeakageReport:
     """Build full and cut warehouses side by side, compare, write report.json."""
     if not paths.raw_snapshots.exists():
         raise UserError(f"no raw snapshots at {paths.raw_snapshots}: run `apy-runway ingest` first")
@@ -229,9 +258,16 @@ def check_leakage(paths: ProjectPaths, cut: date, project_dir: Path = DBT_PROJEC
 
     def build(name: str) -> Path:
         warehouse = folder / f"{name}.duckdb"
-        run_dbt(paths, "run", dbt_vars=builds[name] or None, select=SELECT, quiet=True,
-                project_dir=Path(project_dir).resolve(), warehouse=warehouse,
-                target_path=folder / f"target_{name}")
+        run_dbt(
+            paths,
+            "run",
+            dbt_vars=builds[name] or None,
+            select=SELECT,
+            quiet=True,
+            project_dir=Path(project_dir).resolve(),
+            warehouse=warehouse,
+            target_path=folder / f"target_{name}",
+        )
         return warehouse
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -239,8 +275,18 @@ def check_leakage(paths: ProjectPaths, cut: date, project_dir: Path = DBT_PROJEC
     horizon = _horizon_days(full)
     report = compare_builds(full, cut_build, cut, horizon)
     (folder / "report.json").write_text(
-        json.dumps({**asdict(report), "cut_date": cut.isoformat(), "horizon_days": horizon,
-                    "is_clean": report.is_clean, "summary": report.summary()}, indent=1) + "\n")
+        json.dumps(
+            {
+                **asdict(report),
+                "cut_date": cut.isoformat(),
+                "horizon_days": horizon,
+                "is_clean": report.is_clean,
+                "summary": report.summary(),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     log(f"wrote {folder / 'report.json'}")
     return report
 

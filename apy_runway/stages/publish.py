@@ -6,6 +6,7 @@ by the Lambda with the standard library: its layer holds scikit-learn and has no
 room for pandas/pyarrow, and column-wise parses about twice as fast as row-wise
 for 20k pools. Missing values are JSON null; dates are ISO strings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,18 +30,37 @@ RUN_FILES_REQUIRED = (contracts.MODEL_METADATA_FILE,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bucket", default=os.environ.get("APY_RUNWAY_BUCKET"),
-                        help="S3 bucket (default: $APY_RUNWAY_BUCKET)")
-    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
-                        help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL)")
-    parser.add_argument("--features-key", default=contracts.FEATURES_KEY,
-                        help=f"key of the features JSON (default: {contracts.FEATURES_KEY})")
-    parser.add_argument("--run", default=None, metavar="RUN",
-                        help="also upload this training run (folder, run id or 'latest')")
-    parser.add_argument("--model-prefix", default=contracts.MODEL_PREFIX,
-                        help=f"key prefix for the run's files (default: {contracts.MODEL_PREFIX})")
-    parser.add_argument("--create-bucket", action="store_true",
-                        help="create the bucket if missing (local S3 servers)")
+    parser.add_argument(
+        "--bucket",
+        default=os.environ.get("APY_RUNWAY_BUCKET"),
+        help="S3 bucket (default: $APY_RUNWAY_BUCKET)",
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--features-key",
+        default=contracts.FEATURES_KEY,
+        help=f"key of the features JSON (default: {contracts.FEATURES_KEY})",
+    )
+    parser.add_argument(
+        "--run",
+        default=None,
+        metavar="RUN",
+        help="also upload this training run (folder, run id or 'latest')",
+    )
+    parser.add_argument(
+        "--model-prefix",
+        default=contracts.MODEL_PREFIX,
+        help=f"key prefix for the run's files (default: {contracts.MODEL_PREFIX})",
+    )
+    parser.add_argument(
+        "--create-bucket",
+        action="store_true",
+        help="create the bucket if missing (local S3 servers)",
+    )
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
@@ -52,12 +72,16 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if args.create_bucket:
         ensure_bucket(client, args.bucket)
     size = upload_features(client, args.bucket, args.features_key, payload)
-    log(f"published {payload['row_count']} pools (features of {payload['snapshot_date_max']}) "
-        f"to s3://{args.bucket}/{args.features_key} ({size / 1e6:.2f} MB)")
+    log(
+        f"published {payload['row_count']} pools (features of {payload['snapshot_date_max']}) "
+        f"to s3://{args.bucket}/{args.features_key} ({size / 1e6:.2f} MB)"
+    )
     if run_dir is not None:
         keys = upload_run(client, args.bucket, args.model_prefix, run_dir)
-        log(f"published run {run_dir.name} to s3://{args.bucket}/{args.model_prefix} "
-            f"({len(keys)} files)")
+        log(
+            f"published run {run_dir.name} to s3://{args.bucket}/{args.model_prefix} "
+            f"({len(keys)} files)"
+        )
     return 0
 
 
@@ -95,11 +119,15 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
-def columnar_payload(columns: dict[str, list], feature_columns: dict,
-                     source: str = "") -> dict[str, Any]:
+def columnar_payload(
+    columns: dict[str, list], feature_columns: dict, source: str = ""
+) -> dict[str, Any]:
     """Column-wise features document read by the scheduled Lambda."""
-    missing = [name for name in feature_columns["features"] + ["pool_id", "snapshot_date"]
-               if name not in columns]
+    missing = [
+        name
+        for name in feature_columns["features"] + ["pool_id", "snapshot_date"]
+        if name not in columns
+    ]
     if missing:
         raise UserError(f"latest features lack columns {missing} named by feature_columns.json")
     clean = {name: [_json_value(v) for v in values] for name, values in columns.items()}

@@ -8,6 +8,7 @@ for that S3 (no environment variables), and prints the pools with the highest an
 probability (p_keep) and the counts scored / not scored / stale. A copy of the
 predictions is written to data/exports/predictions_latest.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,17 +30,27 @@ LOCAL_BUCKET = "apy-runway-local"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--event-time", default=None,
-                        help="EventBridge event time, ISO 8601 UTC (default: the day after "
-                             "the newest feature date, 00:00Z)")
-    parser.add_argument("--run", default="latest",
-                        help="training run to score with: folder, run id or 'latest' (default)")
-    parser.add_argument("--top", type=int, default=10,
-                        help="pools shown at each end of the table (default: 10)")
-    parser.add_argument("--stale-after-hours", type=float,
-                        default=contracts.FEATURES_STALE_AFTER_HOURS,
-                        help="features older than this at the event time are flagged stale "
-                             f"(default: {contracts.FEATURES_STALE_AFTER_HOURS:g})")
+    parser.add_argument(
+        "--event-time",
+        default=None,
+        help="EventBridge event time, ISO 8601 UTC (default: the day after "
+        "the newest feature date, 00:00Z)",
+    )
+    parser.add_argument(
+        "--run",
+        default="latest",
+        help="training run to score with: folder, run id or 'latest' (default)",
+    )
+    parser.add_argument(
+        "--top", type=int, default=10, help="pools shown at each end of the table (default: 10)"
+    )
+    parser.add_argument(
+        "--stale-after-hours",
+        type=float,
+        default=contracts.FEATURES_STALE_AFTER_HOURS,
+        help="features older than this at the event time are flagged stale "
+        f"(default: {contracts.FEATURES_STALE_AFTER_HOURS:g})",
+    )
 
 
 def default_event_time(feature_date_max: str | None) -> str:
@@ -54,14 +65,19 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         raise UserError(f"--top must be at least 1, got {args.top}")
     if not args.stale_after_hours > 0:
         raise UserError(f"--stale-after-hours must be positive, got {args.stale_after_hours}")
-    published = score_locally(paths, run=args.run, event_time=args.event_time,
-                              stale_after_hours=args.stale_after_hours)
+    published = score_locally(
+        paths, run=args.run, event_time=args.event_time, stale_after_hours=args.stale_after_hours
+    )
     print(render_report(published, args.top))
     return 0
 
 
-def score_locally(paths: ProjectPaths, run: str = "latest", event_time: str | None = None,
-                  stale_after_hours: float = contracts.FEATURES_STALE_AFTER_HOURS) -> dict:
+def score_locally(
+    paths: ProjectPaths,
+    run: str = "latest",
+    event_time: str | None = None,
+    stale_after_hours: float = contracts.FEATURES_STALE_AFTER_HOURS,
+) -> dict:
     """Publish run + features to a local S3, score one hour with the Lambda's
     core, write data/exports/predictions_latest.json; return the hour's document."""
     run_dir = resolve_run(paths, run)
@@ -73,14 +89,17 @@ def score_locally(paths: ProjectPaths, run: str = "latest", event_time: str | No
         raise UserError(str(error)) from error
 
     with local_s3_server() as endpoint:
-        settings = Settings(bucket=LOCAL_BUCKET, stale_after_hours=stale_after_hours,
-                            endpoint_url=endpoint)
+        settings = Settings(
+            bucket=LOCAL_BUCKET, stale_after_hours=stale_after_hours, endpoint_url=endpoint
+        )
         client = s3_client(endpoint, local=True)
         ensure_bucket(client, LOCAL_BUCKET)
         upload_features(client, LOCAL_BUCKET, settings.features_key, payload)
         upload_run(client, LOCAL_BUCKET, settings.model_prefix, run_dir)
-        log(f"local S3 at {endpoint}: published {payload['row_count']} pools and "
-            f"run {run_dir.name}; scoring the hour {event_time}")
+        log(
+            f"local S3 at {endpoint}: published {payload['row_count']} pools and "
+            f"run {run_dir.name}; scoring the hour {event_time}"
+        )
         loaded = service.load_model(settings, client)
         summary, _ = service.score_hour(settings, client, loaded, when)
         body = client.get_object(Bucket=LOCAL_BUCKET, Key=summary["hourly_key"])["Body"].read()
@@ -114,14 +133,16 @@ def render_report(published: dict, top: int) -> str:
     if len(ranked) <= 2 * top:
         sections = [("all scored pools, highest runway probability first", ranked)]
     else:
-        sections = [(f"highest runway probability (top {top})", ranked[:top]),
-                    (f"lowest runway probability (bottom {top})", ranked[-top:])]
+        sections = [
+            (f"highest runway probability (top {top})", ranked[:top]),
+            (f"lowest runway probability (bottom {top})", ranked[-top:]),
+        ]
     for title, rows in sections:
         lines += ["", title, header]
         for rank, p in enumerate(rows, 1):
             lines.append(
                 f"{rank:>4} {str(p['pool_id'])[:38]:38} {str(p['symbol'] or '')[:14]:14} "
                 f"{p['p_keep']:7.3f} {p['predicted_class']:10} {p['binned_confidence']:>4} "
-                f"{'yes' if p['is_stale'] else 'no'}")
+                f"{'yes' if p['is_stale'] else 'no'}"
+            )
     return "\n".join(lines)
-

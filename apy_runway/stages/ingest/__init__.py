@@ -28,6 +28,7 @@ Quarantine reasons, checked in this order (first match wins):
 "Later input row" means later file on the command line (folders expanded in
 name order), then later row in the file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -60,8 +61,10 @@ from inference.contracts import POOLS_METADATA_FIELDS, RAW_COLUMNS, RAW_CONTRACT
 
 COMMAND = "ingest"
 DEFAULT_MEMORY_LIMIT = "3GB"
-HELP = ("validate snapshots (CSV/parquet exports, /chart JSON) into the raw contract; "
-        "quarantine bad rows")
+HELP = (
+    "validate snapshots (CSV/parquet exports, /chart JSON) into the raw contract; "
+    "quarantine bad rows"
+)
 
 CONTRACT = list(RAW_CONTRACT)
 
@@ -96,34 +99,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         type=Path,
         help="CSV / parquet / /chart JSON files or folders of them "
-             "(default: data/landing/generated_snapshots.parquet from `apy-runway generate`)",
+        "(default: data/landing/generated_snapshots.parquet from `apy-runway generate`)",
     )
     parser.add_argument(
         "--pools-json",
         type=Path,
         default=None,
         help="a saved DefiLlama /pools response: chain, project, symbol, stablecoin, "
-             "ilRisk, exposure, poolMeta per pool, joined by pool id",
+        "ilRisk, exposure, poolMeta per pool, joined by pool id",
     )
     parser.add_argument(
         "--no-sort",
         dest="sort",
         action="store_false",
         help="write staged rows in no particular order instead of by pool and timestamp "
-             "(about 3x faster to write at 50M rows; the order differs run to run)",
+        "(about 3x faster to write at 50M rows; the order differs run to run)",
     )
     parser.add_argument(
         "--memory-limit",
         # 3GB: the measured need at DefiLlama's scale (231M hourly rows); 2GB ran out
         default=DEFAULT_MEMORY_LIMIT,
         type=memory_size,
-        help=f"DuckDB memory limit for the work database (spills to disk beyond it; default {DEFAULT_MEMORY_LIMIT})",
+        help=(
+            "DuckDB memory limit for the work database (spills to disk beyond it; "
+            f"default {DEFAULT_MEMORY_LIMIT})"
+        ),
     )
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    ingest(args.inputs, paths, pools_json=args.pools_json, memory_limit=args.memory_limit,
-           sort=args.sort)
+    ingest(
+        args.inputs,
+        paths,
+        pools_json=args.pools_json,
+        memory_limit=args.memory_limit,
+        sort=args.sort,
+    )
     return 0
 
 
@@ -163,23 +174,29 @@ def _flagged_sql(source: Source) -> str:
 
 
 def _keys_sql(source: Source) -> str:
-    return sql("insert_row_keys", flagged_source=_flagged_sql(source),
-               parsed_values=", ".join(f"parsed_{c}" for c in RAW_COLUMNS))
+    return sql(
+        "insert_row_keys",
+        flagged_source=_flagged_sql(source),
+        parsed_values=", ".join(f"parsed_{c}" for c in RAW_COLUMNS),
+    )
 
 
 def _staged_sql(sort: bool) -> str:
-    return sql("staged_rows",
-               contract_columns=", ".join(
-                   f"cast(parsed_rows.parsed_{name} as {kind}) as {ident(name)}"
-                   for name, kind in CONTRACT),
-               order_by=("order by parsed_rows.parsed_pool, parsed_rows.parsed_timestamp"
-                         if sort else ""))
+    return sql(
+        "staged_rows",
+        contract_columns=", ".join(
+            f"cast(parsed_rows.parsed_{name} as {kind}) as {ident(name)}" for name, kind in CONTRACT
+        ),
+        order_by=("order by parsed_rows.parsed_pool, parsed_rows.parsed_timestamp" if sort else ""),
+    )
 
 
 def _quarantine_sql(ingested_at: datetime) -> str:
-    return sql("quarantined_rows",
-               text_columns=", ".join(f"input_rows.{ident(c)}" for c in RAW_COLUMNS),
-               ingested_at=f"cast({sql_str(ingested_at.isoformat())} as timestamptz)")
+    return sql(
+        "quarantined_rows",
+        text_columns=", ".join(f"input_rows.{ident(c)}" for c in RAW_COLUMNS),
+        ingested_at=f"cast({sql_str(ingested_at.isoformat())} as timestamptz)",
+    )
 
 
 # --------------------------------------------------------------------------- ingest
@@ -208,7 +225,8 @@ def ingest(
     work_dir.mkdir(parents=True)
     staged_tmp = paths.raw_snapshots.with_name(f".{paths.raw_snapshots.name}.{os.getpid()}.tmp")
     quarantine_tmp = paths.quarantined_rows.with_name(
-        f".{paths.quarantined_rows.name}.{os.getpid()}.tmp")
+        f".{paths.quarantined_rows.name}.{os.getpid()}.tmp"
+    )
     con = duckdb.connect(str(work_dir / "work.duckdb"))
     try:
         con.execute("set TimeZone = 'UTC'")
@@ -225,8 +243,10 @@ def ingest(
         step = time.perf_counter()
         if charts:
             sources.append(load_charts(con, charts))
-        con.execute("create or replace temp view parsed_rows as "
-                    + "\nunion all by name\n".join(f"({_flagged_sql(s)})" for s in sources))
+        con.execute(
+            "create or replace temp view parsed_rows as "
+            + "\nunion all by name\n".join(f"({_flagged_sql(s)})" for s in sources)
+        )
         # one source at a time: a union of many scans would run them all at once
         con.execute(sql("create_row_keys"))
         for source in sources:
@@ -246,26 +266,33 @@ def ingest(
         step = time.perf_counter()
         rows_staged = con.execute(
             f"copy ({_staged_sql(sort)}) to {sql_str(str(staged_tmp))} "
-            "(format parquet, compression zstd)").fetchone()[0]
+            "(format parquet, compression zstd)"
+        ).fetchone()[0]
         log(f"wrote {rows_staged:,} staged rows in {time.perf_counter() - step:.1f} s")
         step = time.perf_counter()
         # the quarantine re-reads only the files that have quarantined rows
-        bad_files = {row[0] for row in con.execute(
-            "select distinct file_index from verdicts").fetchall()}
+        bad_files = {
+            row[0] for row in con.execute("select distinct file_index from verdicts").fetchall()
+        }
         bad_sources = [s for s in sources if s.file_indices & bad_files] or sources[:1]
-        con.execute("create or replace temp view input_rows as "
-                    + "\nunion all by name\n".join(f"({s.text_sql})" for s in bad_sources))
+        con.execute(
+            "create or replace temp view input_rows as "
+            + "\nunion all by name\n".join(f"({s.text_sql})" for s in bad_sources)
+        )
         rows_quarantined = con.execute(
             f"copy ({_quarantine_sql(ingested_at)}) to {sql_str(str(quarantine_tmp))} "
-            "(format parquet, compression zstd)").fetchone()[0]
+            "(format parquet, compression zstd)"
+        ).fetchone()[0]
         log(f"wrote {rows_quarantined:,} quarantined rows in {time.perf_counter() - step:.1f} s")
         if rows_in != rows_staged + rows_quarantined:
             raise AssertionError(
                 f"accounting broken: rows in {rows_in} != staged {rows_staged} "
-                f"+ quarantined {rows_quarantined}")
+                f"+ quarantined {rows_quarantined}"
+            )
         by_reason = dict.fromkeys(REASONS, 0)
         for reason, count in con.execute(
-                "select reason, count(*) from verdicts group by reason").fetchall():
+            "select reason, count(*) from verdicts group by reason"
+        ).fetchall():
             by_reason[reason] = count
         pools = con.execute(
             "select count(distinct parsed_pool) from row_keys "
@@ -280,7 +307,8 @@ def ingest(
             f"DuckDB ran out of memory within --memory-limit {memory_limit} "
             f"({first_line(error)}); nothing was written. Raise --memory-limit "
             f"(measured: 231M hourly rows need about 3GB, see benchmarks/RESULTS.md) "
-            f"or ingest the inputs in parts") from None
+            f"or ingest the inputs in parts"
+        ) from None
     finally:
         con.close()
         for tmp in (staged_tmp, quarantine_tmp):
@@ -305,8 +333,10 @@ def _report(result: IngestResult, paths: ProjectPaths) -> None:
             log(f"  quarantined {reason}: {count:,}")
     if not result.rows_quarantined:
         log("  quarantined: none")
-    log(f"rows in = rows staged + rows quarantined: {result.rows_in:,} = "
-        f"{result.rows_staged:,} + {result.rows_quarantined:,}")
+    log(
+        f"rows in = rows staged + rows quarantined: {result.rows_in:,} = "
+        f"{result.rows_staged:,} + {result.rows_quarantined:,}"
+    )
     log(f"{result.pools:,} pools -> {paths.raw_snapshots}")
     if not result.rows_staged:
         log("warning: no row passed validation; see the quarantine reasons above")

@@ -10,6 +10,7 @@
 CSV and JSON are read as text and cast with try_cast; parquet columns already
 in the contract type are used as they are. Everything runs in DuckDB SQL.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,6 +29,7 @@ SUFFIXES = (".csv", ".parquet", ".json")
 NOT_SNAPSHOT_FILES = ("pools.json", "fetch_failures.json")
 JSON_FILES_PER_SCAN = 500  # bounds the JSON text DuckDB holds at once
 
+
 @dataclass(frozen=True)
 class InputFile:
     index: int  # position in the expanded input list: later wins ties
@@ -43,9 +45,12 @@ def expand_inputs(inputs: list[Path]) -> list[InputFile]:
             raise UserError(f"input not found: {raw}")
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in SUFFIXES
-                and not p.name.startswith(".") and p.name not in NOT_SNAPSHOT_FILES
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in SUFFIXES
+                and not p.name.startswith(".")
+                and p.name not in NOT_SNAPSHOT_FILES
             )
             if not found:
                 raise UserError(f"no .csv, .parquet or .json files in folder {raw}")
@@ -80,6 +85,7 @@ class Source:
     native_sql: the columns in their stored types (what gets parsed); a
     parquet column already of the contract type is not sent through text.
     """
+
     name: str
     text_sql: str
     native_sql: str
@@ -103,30 +109,33 @@ def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
     types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
     missing = [c for c in RAW_REQUIRED_COLUMNS if c not in types]
     if missing:
-        raise UserError(f"{file.path}: missing required column(s) {', '.join(missing)} "
-                        f"(has: {', '.join(types) or 'none'})")
+        raise UserError(
+            f"{file.path}: missing required column(s) {', '.join(missing)} "
+            f"(has: {', '.join(types) or 'none'})"
+        )
     extras = [c for c in types if c not in CONTRACT_COLUMNS]
     extra_sql = (
         "json_object(" + ", ".join(f"{sql_str(c)}, {ident(c)}" for c in extras) + ")::varchar"
-        if extras else "cast(null as varchar)"
+        if extras
+        else "cast(null as varchar)"
     )
     # CSV has no row-number column: a single-file scan keeps file order, which
     # row_number() over () follows (the quarantine tests check source_row).
     row_number = "file_row_number + 1" if file.kind == "parquet" else "row_number() over ()"
     head = f"select {file.index} as file_index, cast({row_number} as bigint) as source_row"
     text = ", ".join(
-        f"cast({ident(c)} as varchar) as {ident(c)}" if c in types
+        f"cast({ident(c)} as varchar) as {ident(c)}"
+        if c in types
         else f"cast(null as varchar) as {ident(c)}"
         for c in CONTRACT_COLUMNS
     )
     native = ", ".join(
-        ident(c) if c in types else f"cast(null as varchar) as {ident(c)}"
-        for c in CONTRACT_COLUMNS
+        ident(c) if c in types else f"cast(null as varchar) as {ident(c)}" for c in CONTRACT_COLUMNS
     )
     return Source(
         name=str(file.path),
         text_sql=f"{head}, {path} as source_file, {text}, {extra_sql} as extra_fields "
-                 f"from {reader}",
+        f"from {reader}",
         native_sql=f"{head}, {native} from {reader}",
         types={c: types.get(c, "VARCHAR") for c in CONTRACT_COLUMNS},
         file_indices=frozenset([file.index]),
@@ -136,7 +145,7 @@ def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
 def check_json_files(con: duckdb.DuckDBPyConnection, files: list[InputFile], what: str) -> None:
     """Every file must be valid JSON with a "data" array (DefiLlama's envelope)."""
     for start in range(0, len(files), JSON_FILES_PER_SCAN):
-        batch = files[start:start + JSON_FILES_PER_SCAN]
+        batch = files[start : start + JSON_FILES_PER_SCAN]
         try:
             checks = con.execute(
                 "select filename, json_valid(content), "
@@ -157,15 +166,17 @@ def check_json_files(con: duckdb.DuckDBPyConnection, files: list[InputFile], wha
             raise UserError(f"cannot read {batch[0].path} .. {batch[-1].path}") from None
         for filename, valid, data_type, looks_like_pools in sorted(checks):
             if not valid:
-                raise UserError(f"{filename}: malformed JSON "
-                                f"(not a saved DefiLlama {what} response)")
+                raise UserError(
+                    f"{filename}: malformed JSON (not a saved DefiLlama {what} response)"
+                )
             if data_type != "ARRAY":
-                raise UserError(f"{filename}: no \"data\" array "
-                                f"(not a saved DefiLlama {what} response)")
+                raise UserError(
+                    f'{filename}: no "data" array (not a saved DefiLlama {what} response)'
+                )
             if what == "/chart" and looks_like_pools:
-                raise UserError(f"{filename}: a /pools response, not /chart: "
-                                "pass it with --pools-json")
-
+                raise UserError(
+                    f"{filename}: a /pools response, not /chart: pass it with --pools-json"
+                )
 
 
 def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Source:
@@ -176,13 +187,12 @@ def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Sourc
     """
     # a /chart item has no metadata, but a hand-made file may carry some
     fields = ", ".join(
-        "pool_id as pool" if c == "pool"
-        else f"item ->> {sql_str(c)} as {ident(c)}"
+        "pool_id as pool" if c == "pool" else f"item ->> {sql_str(c)} as {ident(c)}"
         for c in CONTRACT_COLUMNS
     )
     started = time.perf_counter()
     for start in range(0, len(files), JSON_FILES_PER_SCAN):
-        batch = files[start:start + JSON_FILES_PER_SCAN]
+        batch = files[start : start + JSON_FILES_PER_SCAN]
         names = "[" + ", ".join(sql_str(str(f.path)) for f in batch) + "]"
         pool_ids = "[" + ", ".join(sql_str(f.path.stem) for f in batch) + "]"
         verb = "create table chart_rows as" if start == 0 else "insert into chart_rows"
@@ -212,30 +222,40 @@ def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Sourc
         except duckdb.OutOfMemoryException:  # reported once, by ingest()
             raise
         except duckdb.Error as error:
-            raise UserError(f"cannot read /chart files {batch[0].path} .. {batch[-1].path}: "
-                            f"{first_line(error)}") from None
+            raise UserError(
+                f"cannot read /chart files {batch[0].path} .. {batch[-1].path}: {first_line(error)}"
+            ) from None
         done = start + len(batch)
         if done % (JSON_FILES_PER_SCAN * 20) == 0 or done == len(files):
-            log(f"  read {done:,}/{len(files):,} /chart files "
-                f"({time.perf_counter() - started:.1f} s)")
+            log(
+                f"  read {done:,}/{len(files):,} /chart files "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
     sql = "select * from chart_rows"
-    return Source(name=f"{len(files)} /chart files", text_sql=sql, native_sql=sql,
-                   types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"),
-                   file_indices=frozenset(f.index for f in files))
+    return Source(
+        name=f"{len(files)} /chart files",
+        text_sql=sql,
+        native_sql=sql,
+        types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"),
+        file_indices=frozenset(f.index for f in files),
+    )
 
 
 def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None) -> None:
     columns = ", ".join(f"cast(null as varchar) as {ident(c)}" for c in POOLS_METADATA_FIELDS)
     if pools_json is None:
-        con.execute(f"create or replace temp table pool_metadata as "
-                    f"select cast(null as varchar) as pool, {columns} where false")
+        con.execute(
+            f"create or replace temp table pool_metadata as "
+            f"select cast(null as varchar) as pool, {columns} where false"
+        )
         return
     path = Path(pools_json).expanduser().resolve()
     if not path.is_file():
         raise UserError(f"--pools-json file not found: {pools_json}")
     check_json_files(con, [InputFile(0, path, "json")], "/pools")
-    fields = ", ".join(f"nullif(trim(item ->> {sql_str(c)}), '') as {ident(c)}"
-                       for c in POOLS_METADATA_FIELDS)
+    fields = ", ".join(
+        f"nullif(trim(item ->> {sql_str(c)}), '') as {ident(c)}" for c in POOLS_METADATA_FIELDS
+    )
     try:
         con.execute(f"""
             create or replace temp table pool_metadata as
@@ -255,15 +275,30 @@ def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None)
     except duckdb.Error as error:
         raise UserError(f"{path}: cannot read /pools items: {first_line(error)}") from None
     count = con.execute("select count(*) from pool_metadata").fetchone()[0]
-    log(f"pool metadata: {count:,} pools from {pools_json} "
-        f"(fields: {', '.join(POOLS_METADATA_FIELDS)})")
+    log(
+        f"pool metadata: {count:,} pools from {pools_json} "
+        f"(fields: {', '.join(POOLS_METADATA_FIELDS)})"
+    )
 
 
 # --------------------------------------------------------------------------- typed parse
 
 TIMESTAMP_TYPES = ("TIMESTAMP", "DATE")  # prefixes: TIMESTAMP WITH TIME ZONE, TIMESTAMP_NS...
-NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "TINYINT", "SMALLINT", "INTEGER",
-                 "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+NUMERIC_TYPES = (
+    "DOUBLE",
+    "FLOAT",
+    "REAL",
+    "DECIMAL",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
 
 
 def _is_numeric(kind: str) -> bool:
@@ -284,13 +319,16 @@ def _timestamp(kind: str) -> str:
     # epoch seconds, or milliseconds from 1e11 on (which is year 5138 in seconds)
     caster = "cast" if _is_numeric(kind) else "try_cast"
     epoch = f"{caster}({column} as double)"
-    from_epoch = (f"try(to_timestamp(case when abs({epoch}) >= 1e11 "
-                  f"then {epoch} / 1000 else {epoch} end))")
+    from_epoch = (
+        f"try(to_timestamp(case when abs({epoch}) >= 1e11 then {epoch} / 1000 else {epoch} end))"
+    )
     if _is_numeric(kind):
         return from_epoch
     text = _text("timestamp", kind)
-    return (f"case when regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') then {from_epoch} "
-            f"else try_cast({text} as timestamptz) end")
+    return (
+        f"case when regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') then {from_epoch} "
+        f"else try_cast({text} as timestamptz) end"
+    )
 
 
 def _number(column: str, kind: str) -> tuple[str, str]:
@@ -309,25 +347,31 @@ def parse_sql(source: Source) -> str:
         for c in ("chain", "project", "symbol", "poolMeta", "ilRisk", "exposure")
     )
     numbers = []
-    for column, flag in (("tvlUsd", "has_tvl"), ("apy", "has_apy"),
-                         ("apyBase", "has_apy_base"), ("apyReward", "has_apy_reward")):
+    for column, flag in (
+        ("tvlUsd", "has_tvl"),
+        ("apy", "has_apy"),
+        ("apyBase", "has_apy_base"),
+        ("apyReward", "has_apy_reward"),
+    ):
         value, present = _number(column, types[column])
         numbers.append(f"{value} as parsed_{column}, {present} as {flag}")
     if types["stablecoin"] == "BOOLEAN":
         stablecoin = "coalesce(input_rows.stablecoin, try_cast(meta.stablecoin as boolean))"
     else:
-        stablecoin = (f"try_cast(lower(coalesce({_text('stablecoin', types['stablecoin'])}, "
-                      f"meta.stablecoin)) as boolean)")
+        stablecoin = (
+            f"try_cast(lower(coalesce({_text('stablecoin', types['stablecoin'])}, "
+            f"meta.stablecoin)) as boolean)"
+        )
     return f"""
         select
             input_rows.file_index,
             input_rows.source_row,
-            {_timestamp(types['timestamp'])} as parsed_timestamp,
-            {_text('pool', types['pool'])} as parsed_pool,
+            {_timestamp(types["timestamp"])} as parsed_timestamp,
+            {_text("pool", types["pool"])} as parsed_pool,
             {strings},
             {", ".join(numbers)},
             {stablecoin} as parsed_stablecoin
         from ({source.native_sql}) as input_rows
         left join pool_metadata as meta
-            on meta.pool = {_text('pool', types['pool'])}
+            on meta.pool = {_text("pool", types["pool"])}
     """
