@@ -23,10 +23,13 @@ node_modules/.installed: package.json package-lock.json
 run: setup
 	$(BIN)/apy-runway run-all $(RUN_ARGS)
 
-# ruff: lint and formatting (a few seconds); config in pyproject.toml [tool.ruff]
+# ruff (Python lint and formatting; config in pyproject.toml [tool.ruff]) and sqlfluff
+# (the dbt models, macros and tests; ingest's classification SQL), about 10 s
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd dbt_project && ../$(BIN)/sqlfluff lint models macros tests
+	$(BIN)/sqlfluff lint apy_runway/stages/ingest/sql
 
 test: lint
 	$(BIN)/pytest
