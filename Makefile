@@ -28,8 +28,8 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd dbt_project && ../$(BIN)/sqlfluff lint models macros tests
-	$(BIN)/sqlfluff lint apy_runway/stages/ingest/sql
+	cd dbt_project && $(CURDIR)/$(BIN)/sqlfluff lint models macros tests
+	cd apy_runway/stages/ingest/sql && $(CURDIR)/$(BIN)/sqlfluff lint .
 
 test: lint
 	$(BIN)/pytest
