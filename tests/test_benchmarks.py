@@ -131,11 +131,13 @@ def test_engine_only_builds_the_same_tables_as_dbt(built, tmp_path):
         con.execute(f"attach '{paths.warehouse}' as dbt_built (read_only)")
         for table in ("int_pool_days_featurized", "int_pool_days_labeled", "training_set"):
             rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+            # by name: dbt builds training_set (enforced contract) in its YAML's column order
+            cols = ", ".join(f'"{c}"' for c, *_ in con.execute(f"describe {table}").fetchall())
             differ = con.execute(
-                f"select count(*) from ((select * from {table} except all "
-                f"select * from dbt_built.main.{table}) union all "
-                f"(select * from dbt_built.main.{table} except all "
-                f"select * from {table}))"
+                f"select count(*) from ((select {cols} from {table} except all "
+                f"select {cols} from dbt_built.main.{table}) union all "
+                f"(select {cols} from dbt_built.main.{table} except all "
+                f"select {cols} from {table}))"
             ).fetchone()[0]
             assert rows > 0 and differ == 0, table
 

@@ -1,7 +1,7 @@
-{% test expression_is_true(model, expression, where=none) %}
--- Fails with every row where the boolean expression is false or null.
+{% test expression_is_true(model, expression) %}
+-- Fails with every row where the boolean expression is false or null. To check
+-- only some rows, use dbt's test config `where:` (dbt filters `model` itself).
 select *
 from {{ model }}
 where not coalesce(({{ expression }}), false)
-{% if where %}and ({{ where }}){% endif %}
 {% endtest %}
