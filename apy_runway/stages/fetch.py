@@ -11,7 +11,8 @@ fetched again, and a saved pools.json is reused unless --refresh-pools), and
 every file is written to a temporary name and renamed, so an interrupted run
 leaves no half-written JSON. A pool that keeps failing is retried with
 exponential backoff, then reported; it never stops the other pools.
-Standard library only (urllib).
+The HTTP client (delay, retries, backoff, timeout) is
+apy_runway/foundation/http.py, shared with `apy-runway collect`.
 """
 
 from __future__ import annotations
@@ -21,30 +22,28 @@ import json
 import os
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.http import (
+    DEFAULT_BACKOFF,
+    DEFAULT_DELAY,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    Client,
+    FetchError,
+    add_client_arguments,
+)
 from apy_runway.foundation.paths import ProjectPaths
 
 COMMAND = "fetch"
 HELP = "download DefiLlama /pools and /chart/{pool} responses into data/landing/defillama/"
 
 DEFAULT_BASE_URL = "https://yields.llama.fi"
-USER_AGENT = "apy-runway/0.1 (+https://github.com/; research use, rate-limited)"
 # pool ids become file names: DefiLlama serves UUIDs; refuse anything path-like
 SAFE_POOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-
-
-class FetchError(Exception):
-    """One request failed; `retryable` says whether trying again can help."""
-
-    def __init__(self, message: str, retryable: bool = True):
-        super().__init__(message)
-        self.retryable = retryable
 
 
 @dataclass
@@ -97,27 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="at most this many pools, largest current TVL first",
     )
-    parser.add_argument(
-        "--delay", type=float, default=1.0, help="seconds to wait between requests (default 1.0)"
-    )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=3,
-        help="retries per request after the first attempt (default 3)",
-    )
-    parser.add_argument(
-        "--backoff",
-        type=float,
-        default=2.0,
-        help="first retry wait in seconds, doubled each retry (default 2)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60.0,
-        help="seconds before a request times out (default 60)",
-    )
+    add_client_arguments(parser)
     parser.add_argument(
         "--refresh-pools",
         action="store_true",
@@ -143,69 +122,7 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     return 1 if result.failed else 0
 
 
-# --------------------------------------------------------------------------- HTTP
-
-
-def _get_json(url: str, timeout: float) -> dict:
-    request = urllib.request.Request(
-        url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-    except urllib.error.HTTPError as error:
-        # 429 and 5xx are worth another try; other 4xx will not change
-        retryable = error.code == 429 or error.code >= 500
-        raise FetchError(f"HTTP {error.code} {error.reason}", retryable) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise FetchError(f"network error: {reason}") from None
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FetchError(f"response is not JSON ({len(body)} bytes)") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        status = payload.get("status") if isinstance(payload, dict) else type(payload).__name__
-        raise FetchError(f'response has no "data" list (status: {status})')
-    return payload
-
-
-class _Client:
-    """Sequential GETs with a polite delay between them and retries with backoff."""
-
-    def __init__(self, delay: float, retries: int, backoff: float, timeout: float):
-        if delay < 0 or retries < 0 or backoff < 0 or timeout <= 0:
-            raise ValueError(
-                f"delay, retries and backoff must be >= 0 and timeout > 0, got "
-                f"delay={delay}, retries={retries}, backoff={backoff}, timeout={timeout}"
-            )
-        self.delay, self.retries, self.backoff, self.timeout = delay, retries, backoff, timeout
-        self.requests = 0
-        self._last_request: float | None = None
-
-    def _wait_turn(self) -> None:
-        if self._last_request is not None:
-            remaining = self.delay - (time.monotonic() - self._last_request)
-            if remaining > 0:
-                time.sleep(remaining)
-        self._last_request = time.monotonic()
-
-    def get(self, url: str, label: str) -> dict:
-        attempt = 0
-        while True:
-            self._wait_turn()
-            self.requests += 1
-            try:
-                return _get_json(url, self.timeout)
-            except FetchError as error:
-                if not error.retryable or attempt >= self.retries:
-                    raise FetchError(
-                        f"{error} after {attempt + 1} attempt(s)", error.retryable
-                    ) from None
-                wait = self.backoff * 2**attempt
-                attempt += 1
-                log(f"  {label}: {error}; retry {attempt}/{self.retries} in {wait:.1f} s")
-                time.sleep(wait)
+# --------------------------------------------------------------------------- files
 
 
 def _write_json_atomically(path: Path, payload: dict) -> None:
@@ -268,6 +185,39 @@ def select_pools(
 # --------------------------------------------------------------------------- fetch
 
 
+def chart_path(chart_dir: Path, pool: str) -> Path:
+    return chart_dir / f"{pool}.json"
+
+
+def download_charts(
+    client: Client, base: str, pools: list[str], chart_dir: Path, result: FetchResult
+) -> None:
+    """GET /chart/{pool} for each pool (safe ids only), saved atomically as
+    <chart_dir>/<pool>.json; a pool that fails is recorded and never stops the
+    others. Used by `fetch` and by `collect`'s back-fill."""
+    chart_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for number, pool in enumerate(pools, start=1):
+        if not SAFE_POOL_ID.match(pool):
+            result.failed[pool] = "pool id is not a safe file name"
+            continue
+        url = f"{base}/chart/{urllib.parse.quote(pool, safe='')}"
+        try:
+            payload = client.get(url, pool).payload
+        except FetchError as error:
+            result.failed[pool] = str(error)
+            log(f"  {pool}: failed: {error}")
+        else:
+            _write_json_atomically(chart_path(chart_dir, pool), payload)
+            result.saved.append(pool)
+        if number % 50 == 0 or number == len(pools):
+            elapsed = time.monotonic() - started
+            log(
+                f"  {number:,}/{len(pools):,} pools ({len(result.failed):,} failed, "
+                f"{elapsed:.0f} s, ~{elapsed / number * (len(pools) - number):.0f} s left)"
+            )
+
+
 def fetch(
     paths: ProjectPaths,
     base_url: str = DEFAULT_BASE_URL,
@@ -276,16 +226,16 @@ def fetch(
     chains: list[str] | None = None,
     min_tvl: float | None = None,
     max_pools: int | None = None,
-    delay: float = 1.0,
-    retries: int = 3,
-    backoff: float = 2.0,
-    timeout: float = 60.0,
+    delay: float = DEFAULT_DELAY,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF,
+    timeout: float = DEFAULT_TIMEOUT,
     refresh_pools: bool = False,
 ) -> FetchResult:
     """Save /pools and the selected pools' /chart responses under landing/defillama/."""
     if max_pools is not None and max_pools < 1:
         raise ValueError(f"max_pools must be >= 1, got {max_pools}")
-    client = _Client(delay, retries, backoff, timeout)
+    client = Client(delay, retries, backoff, timeout)
     base = base_url.rstrip("/")
     folder = landing_dir(paths)
     pools_path = folder / "pools.json"
@@ -304,7 +254,7 @@ def fetch(
     else:
         log(f"GET {base}/pools")
         try:
-            pools_payload = client.get(f"{base}/pools", "/pools")
+            pools_payload = client.get(f"{base}/pools", "/pools").payload
         except FetchError as error:
             raise UserError(f"cannot download {base}/pools: {error}") from None
         _write_json_atomically(pools_path, pools_payload)
@@ -317,7 +267,7 @@ def fetch(
     for pool in selected:
         if not SAFE_POOL_ID.match(pool):
             result.failed[pool] = "pool id is not a safe file name"
-        elif (chart_dir / f"{pool}.json").exists():
+        elif chart_path(chart_dir, pool).exists():
             result.skipped.append(pool)
         else:
             todo.append(pool)
@@ -326,23 +276,7 @@ def fetch(
         f"{len(todo):,} to fetch (delay {delay:g} s, ~{len(todo) * delay / 60:.0f} min at least)"
     )
 
-    started = time.monotonic()
-    for number, pool in enumerate(todo, start=1):
-        url = f"{base}/chart/{urllib.parse.quote(pool, safe='')}"
-        try:
-            payload = client.get(url, pool)
-        except FetchError as error:
-            result.failed[pool] = str(error)
-            log(f"  {pool}: failed: {error}")
-        else:
-            _write_json_atomically(chart_dir / f"{pool}.json", payload)
-            result.saved.append(pool)
-        if number % 50 == 0 or number == len(todo):
-            elapsed = time.monotonic() - started
-            log(
-                f"  {number:,}/{len(todo):,} pools ({len(result.failed):,} failed, "
-                f"{elapsed:.0f} s, ~{elapsed / number * (len(todo) - number):.0f} s left)"
-            )
+    download_charts(client, base, todo, chart_dir, result)
 
     result.requests = client.requests
     failures_path = folder / "fetch_failures.json"
