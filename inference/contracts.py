@@ -56,6 +56,49 @@ POOLS_METADATA_FIELDS: tuple[str, ...] = (
     "exposure",
 )
 
+# The never-read fields of a /pools item: model outputs and look-ahead
+# summaries. `collect` lands the response as served; ingest reads only
+# POOLS_SNAPSHOT_FIELDS from it and never these (nor anything starting with
+# apyPct).
+POOLS_NEVER_READ_FIELDS: tuple[str, ...] = (
+    "predictions",
+    "mu",
+    "sigma",
+    "apyPct1D",
+    "apyPct7D",
+    "apyPct30D",
+    "outlier",
+    "apyMean30d",
+    "count",
+)
+# What a /pools snapshot gives per pool: the raw contract without the
+# timestamp (the snapshot's UTC hour is the timestamp of every row).
+POOLS_SNAPSHOT_FIELDS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c != "timestamp")
+# A /pools response is refused as a whole when one of these is missing from
+# every item (a changed or broken format); a row missing one is quarantined.
+POOLS_SNAPSHOT_REQUIRED_FIELDS: tuple[str, ...] = ("pool", "apy")
+
+# The raw store (data/raw/pool_snapshots/snapshot_date=YYYY-MM-DD/*.parquet)
+# holds the raw contract plus the landing order of the file each row came
+# from; the UTC day is the hive partition. Per (pool, hour) the row of the
+# most recently landed file wins (staging keeps it).
+RAW_LANDING_ORDER_COLUMN = "landing_order"
+RAW_PARTITION_COLUMN = "snapshot_date"
+
+# --------------------------------------------------------------------------- shrink rule
+
+# A snapshot, a build or a features file with fewer pools than this share of
+# the previous one is refused (collect, publish, refresh and the hourly
+# Lambda) unless the operator says --allow-shrink; the features document then
+# carries FEATURES_ALLOW_SHRINK_FIELD = true in its header.
+SHRINK_MIN_RATIO = 0.5
+
+
+def is_shrunk(count: int, previous: int | None) -> bool:
+    """True when `count` pools is below SHRINK_MIN_RATIO of `previous`."""
+    return previous is not None and previous > 0 and count < SHRINK_MIN_RATIO * previous
+
+
 # --------------------------------------------------------------------------- warehouse columns
 
 KEY_COLUMNS: tuple[str, str] = ("pool_id", "snapshot_date")
@@ -142,6 +185,13 @@ LATEST_PREDICTIONS_NAME = "latest.json"
 
 # Format tags of the documents the keys hold.
 FEATURES_FORMAT = "apy-runway/latest-features/columns/v1"
+# Top-level fields of the published features document's header: the pool
+# count, and whether publish was told a shrink is intended (--allow-shrink).
+FEATURES_ROW_COUNT_FIELD = "row_count"
+FEATURES_ALLOW_SHRINK_FIELD = "allow_shrink"
+# S3 object metadata of the predictions documents: the pool count they hold,
+# so the Lambda compares a new features file with the last scored one.
+PREDICTIONS_POOLS_METADATA = "pools"
 PREDICTIONS_FORMAT = "apy-runway/predictions/v1"
 
 # Versions of what callers read: bump on any change of the hourly output or the

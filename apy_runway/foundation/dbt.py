@@ -40,11 +40,13 @@ def run_dbt(
     selector: str | None = None,
     project_dir: Path = DBT_PROJECT_DIR,
     warehouse: Path | None = None,
+    full_refresh: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run one dbt command against this project home; raise UserError on failure.
 
     `project_dir` and `warehouse` (default: the home's) serve the leakage check,
-    which builds a second warehouse from the same raw snapshots."""
+    which builds a second warehouse from the same raw snapshots. `full_refresh`
+    rebuilds the incremental models from scratch (dbt --full-refresh)."""
     paths.ensure()
     argv = [
         dbt_executable(),
@@ -62,6 +64,8 @@ def run_dbt(
         argv += ["--select", select, "--indirect-selection", "cautious"]
     if selector:
         argv += ["--selector", selector]
+    if full_refresh:
+        argv += ["--full-refresh"]
     argv += ["--target-path", str(target_path or dbt_target_dir(paths))]
     argv += extra_args or []
     env = {**os.environ, **paths.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}

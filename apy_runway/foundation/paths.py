@@ -7,6 +7,10 @@ The home is ``$APY_RUNWAY_HOME`` when set, else the repository root. Every
 folder is created before dbt runs: dbt-duckdb's external materialisation does
 not create folders, and the view it leaves behind holds the path it was given,
 so paths handed to dbt are always absolute.
+
+DuckDB reads every path it is given as a glob pattern (the dbt source reads
+data/raw/pool_snapshots/*/*.parquet), so a home or data folder whose path holds
+a glob character (* ? [ ] { }) is refused with a clear error.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from apy_runway.foundation.console import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -39,12 +45,35 @@ class ProjectPaths:
         return self.landing / "generated_snapshots.parquet"
 
     @property
+    def landed_pools(self) -> Path:
+        """`apy-runway collect`'s hourly /pools responses: <UTC hour>.json.gz."""
+        return self.landing / "pools"
+
+    @property
     def raw(self) -> Path:
-        """Validated raw contract parquet: the dbt source."""
+        """The append-only raw store (ingest writes it, dbt reads it)."""
         return self.data / "raw"
 
     @property
-    def raw_snapshots(self) -> Path:
+    def raw_store(self) -> Path:
+        """Validated rows in the raw contract + landing_order, partitioned by
+        UTC day: pool_snapshots/snapshot_date=YYYY-MM-DD/<landing id>.parquet."""
+        return self.raw / "pool_snapshots"
+
+    @property
+    def manifest(self) -> Path:
+        """One JSON line per landed file: name, size, sha256, landing order, rows."""
+        return self.raw / "manifest.jsonl"
+
+    @property
+    def superseded_rows(self) -> Path:
+        """The (pool, hour, landing order) of every stored row a later landed
+        file replaced: staging leaves them out."""
+        return self.raw / "superseded_rows.parquet"
+
+    @property
+    def legacy_raw_snapshots(self) -> Path:
+        """The single raw file of earlier versions: migrated on first ingest."""
         return self.raw / "pool_snapshots.parquet"
 
     @property
@@ -52,8 +81,24 @@ class ProjectPaths:
         return self.data / "quarantine"
 
     @property
-    def quarantined_rows(self) -> Path:
+    def quarantine_store(self) -> Path:
+        """Quarantined rows, one parquet file per landed file (its own bad rows)
+        and per superseding file (<id>-superseded.parquet)."""
+        return self.quarantine / "pool_snapshots"
+
+    @property
+    def legacy_quarantined_rows(self) -> Path:
         return self.quarantine / "pool_snapshots_quarantined.parquet"
+
+    @property
+    def refresh_lock(self) -> Path:
+        """`apy-runway refresh` holds an OS lock on this file while it runs."""
+        return self.data / "refresh.lock"
+
+    @property
+    def build_state(self) -> Path:
+        """Which landed files each dbt selector's incremental build has taken in."""
+        return self.data / "build_state.json"
 
     @property
     def warehouse(self) -> Path:
@@ -82,6 +127,8 @@ class ProjectPaths:
         return self.home / "runs"
 
     def ensure(self) -> ProjectPaths:
+        refuse_glob_characters(self.home, "project home")
+        refuse_glob_characters(self.data, "data folder")
         for folder in (self.landing, self.raw, self.quarantine, self.exports, self.runs):
             folder.mkdir(parents=True, exist_ok=True)
         return self
@@ -95,7 +142,23 @@ class ProjectPaths:
         }
 
 
+GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+def refuse_glob_characters(path: Path, what: str) -> None:
+    """DuckDB reads paths as glob patterns: refuse a path it would misread."""
+    found = sorted(set(str(path)) & GLOB_CHARACTERS)
+    if found:
+        raise UserError(
+            f"{what} {path} contains the glob character(s) {' '.join(found)}: DuckDB reads "
+            "paths as patterns, so the raw store under it could not be read exactly. "
+            "Use a path without * ? [ ] { }"
+        )
+
+
 def project_paths(home: str | Path | None = None) -> ProjectPaths:
     """Resolve the absolute project home (argument, $APY_RUNWAY_HOME, repo root)."""
     chosen = home or os.environ.get("APY_RUNWAY_HOME") or REPO_ROOT
-    return ProjectPaths(Path(chosen).expanduser().resolve())
+    paths = ProjectPaths(Path(chosen).expanduser().resolve())
+    refuse_glob_characters(paths.home, "project home")
+    return paths

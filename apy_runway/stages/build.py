@@ -1,6 +1,14 @@
 """`apy-runway build`: run `dbt build` on the DuckDB warehouse, then export the
 feature-column contract beside the marts.
 
+`apy-runway build` rebuilds every model in full (dbt --full-refresh), whatever
+the --vars. `incremental_build` is the hourly path (`apy-runway refresh`) and
+training's (`apy-runway train`): it rebuilds the incremental models from the
+earliest UTC day among the rows landed since that selector's last build (dbt
+var refresh_from_date), and in full when there is no earlier build, the vars
+changed, or the raw store was replaced. data/build_state.json records, per
+selector, the highest landing order and the vars each build took in.
+
 The feature contract is the `meta.feature_type` of the columns of the
 `latest_features` mart's YAML, read from dbt's manifest: its order is the
 model's feature order.
@@ -10,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log, memory_size
 from apy_runway.foundation.dbt import dbt_target_dir, run_dbt
 from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.stages.ingest.store import RawStore, has_rows, read_manifest
 from inference import contracts
 
 COMMAND = "build"
@@ -38,14 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["serving", "training"],
         help="a named selection from dbt_project/selectors.yml: serving = "
         "what the Lambda's features need, training = what the training "
-        "set needs (default: everything)",
+        "set needs (default: everything). Always a full rebuild; "
+        "`apy-runway refresh` is the incremental path",
     )
     parser.add_argument(
         "--memory-limit",
         default=None,
         type=memory_size,
-        help="DuckDB memory limit for the build, e.g. 1GB (spills to disk beyond it; "
-        "default: $APY_RUNWAY_DUCKDB_MEMORY_LIMIT or 80%% of RAM)",
+        help="DuckDB memory limit for the build, e.g. 4GB (spills to disk beyond it; "
+        "default: $APY_RUNWAY_DUCKDB_MEMORY_LIMIT or 1GB)",
     )
     parser.add_argument(
         "--command",
@@ -68,6 +80,83 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- build state
+
+# What each selector's build keeps up to date (the state key): the hourly
+# refresh builds the serving models, training builds the training models.
+STATE_KEYS = {"serving": "serving", "hourly_refresh": "serving", "training": "training"}
+
+
+def parse_vars(dbt_vars: str | dict | None) -> dict:
+    """--vars as a dict (YAML text or a dict); refresh_from_date is ours to set."""
+    if not dbt_vars:
+        return {}
+    if isinstance(dbt_vars, dict):
+        parsed = dict(dbt_vars)
+    else:
+        import yaml  # comes with dbt
+
+        try:
+            parsed = yaml.safe_load(dbt_vars)
+        except yaml.YAMLError as error:
+            raise UserError(f"--vars is not YAML: {error}") from None
+        if parsed is None:
+            return {}
+        if not isinstance(parsed, dict):
+            raise UserError(f"--vars must be a YAML mapping, got {dbt_vars!r}")
+    if "refresh_from_date" in parsed:
+        raise UserError(
+            "--vars must not set refresh_from_date: incremental builds set it from the "
+            "raw store's manifest"
+        )
+    return parsed
+
+
+def _canonical(dbt_vars: dict) -> str:
+    return json.dumps(dbt_vars, sort_keys=True, default=str)
+
+
+def load_build_state(paths: ProjectPaths) -> dict:
+    if not paths.build_state.exists():
+        return {}
+    try:
+        state = json.loads(paths.build_state.read_text())
+    except json.JSONDecodeError:
+        log(f"{paths.build_state} is not JSON: the next builds are full")
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _record_build(paths: ProjectPaths, keys: list[str], dbt_vars: dict, landing_order: int) -> None:
+    """Record that `keys` took in the store up to `landing_order` with these
+    vars. Another selector built with other vars shares tables that have just
+    changed under it: its record goes (its next build is full)."""
+    state = load_build_state(paths)
+    canonical = _canonical(dbt_vars)
+    for key in list(state):
+        if key not in keys and state[key].get("vars") != canonical:
+            del state[key]
+    for key in keys:
+        state[key] = {"landing_order": landing_order, "vars": canonical}
+    tmp = paths.build_state.with_name(f".{paths.build_state.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, paths.build_state)
+
+
+def _committed_landing_order(paths: ProjectPaths) -> int:
+    return max((e.landing_order for e in read_manifest(paths)), default=0)
+
+
+def _require_rows(paths: ProjectPaths) -> None:
+    if not has_rows(paths):
+        raise UserError(
+            f"the raw store {paths.raw_store} holds no rows: run `apy-runway ingest` first"
+        )
+
+
+# --------------------------------------------------------------------------- builds
+
+
 def build(
     paths: ProjectPaths,
     dbt_vars: str | dict | None = None,
@@ -75,29 +164,118 @@ def build(
     selector: str | None = None,
     memory_limit: str | None = None,
     command: str = "build",
+    quiet: bool = False,
 ) -> dict | None:
-    """Run dbt; after a build or run of the marts, write feature_columns.json
-    (returned)."""
+    """Run dbt (a build or run rebuilds the models in full); after a build or
+    run of the marts, write feature_columns.json (returned)."""
     if select and selector:
         raise UserError("--select and --selector cannot be combined")
-    if command in ("build", "run") and not paths.raw_snapshots.exists():
-        raise UserError(f"no raw snapshots at {paths.raw_snapshots}: run `apy-runway ingest` first")
+    parsed = parse_vars(dbt_vars)
+    builds = command in ("build", "run")
+    if builds:
+        _require_rows(paths)
+    landing_order = _committed_landing_order(paths)
     run_dbt(
         paths,
         command,
-        dbt_vars=dbt_vars,
+        dbt_vars=parsed or None,
         select=select,
         selector=selector,
         memory_limit=memory_limit,
+        full_refresh=builds,
+        quiet=quiet,
     )
-    if command not in ("build", "run") or select is not None:
+    if not builds or select is not None:
         return None
+    keys = ["serving", "training"] if selector is None else [STATE_KEYS[selector]]
+    _record_build(paths, keys, parsed, landing_order)
+    return _write_feature_columns(paths)
+
+
+def _write_feature_columns(paths: ProjectPaths) -> dict:
     columns = export_feature_columns(paths)
     log(
         f"wrote {paths.feature_columns} ({len(columns['numeric'])} numeric, "
         f"{len(columns['categorical'])} categorical features)"
     )
     return columns
+
+
+@dataclass(frozen=True)
+class IncrementalBuild:
+    """What an incremental build did: `full` (no usable earlier build),
+    `refresh_from_date` (the day it rebuilt from), or neither (up to date)."""
+
+    selector: str
+    full: bool
+    refresh_from_date: str | None
+    landing_order: int
+
+    @property
+    def skipped(self) -> bool:
+        return not self.full and self.refresh_from_date is None
+
+    def describe(self) -> str:
+        if self.full:
+            return "full build"
+        if self.refresh_from_date:
+            return f"incremental from {self.refresh_from_date}"
+        return "up to date"
+
+
+def plan_incremental_build(
+    paths: ProjectPaths, selector: str, dbt_vars: str | dict | None = None, full: bool = False
+) -> IncrementalBuild:
+    """What `incremental_build` would do now (no dbt)."""
+    key = STATE_KEYS[selector]
+    parsed = parse_vars(dbt_vars)
+    landing_order = _committed_landing_order(paths)
+    recorded = load_build_state(paths).get(key)
+    usable = (
+        not full
+        and recorded is not None
+        and recorded.get("vars") == _canonical(parsed)
+        and 0 <= recorded.get("landing_order", -1) <= landing_order
+        and paths.warehouse.exists()
+    )
+    if not usable:
+        return IncrementalBuild(selector, True, None, landing_order)
+    from_date = RawStore(paths, read_manifest(paths)).earliest_date_since(recorded["landing_order"])
+    return IncrementalBuild(selector, False, from_date, landing_order)
+
+
+def incremental_build(
+    paths: ProjectPaths,
+    selector: str,
+    dbt_vars: str | dict | None = None,
+    memory_limit: str | None = None,
+    full: bool = False,
+    quiet: bool = False,
+) -> IncrementalBuild:
+    """Bring `selector`'s models up to date with the raw store: from the
+    earliest day landed since its last build, or in full (see the module)."""
+    _require_rows(paths)
+    parsed = parse_vars(dbt_vars)
+    plan = plan_incremental_build(paths, selector, parsed, full)
+    if plan.skipped:
+        log(f"dbt {selector}: up to date (nothing landed since its last build)")
+        return plan
+    run_vars = dict(parsed)
+    if plan.refresh_from_date:
+        run_vars["refresh_from_date"] = plan.refresh_from_date
+    log(f"dbt {selector}: {plan.describe()}")
+    run_dbt(
+        paths,
+        "build",
+        dbt_vars=run_vars or None,
+        selector=selector,
+        memory_limit=memory_limit,
+        full_refresh=plan.full,
+        quiet=quiet,
+    )
+    _record_build(paths, [STATE_KEYS[selector]], parsed, plan.landing_order)
+    _write_feature_columns(paths)
+    return plan
 
 
 def feature_columns_from_manifest(manifest: dict, model: str = "latest_features") -> dict:

@@ -1,20 +1,32 @@
-"""`apy-runway ingest`: validate inputs into the raw contract, quarantine the rest.
+"""`apy-runway ingest`: land input files in the append-only raw store.
 
-Three parts, along their seams:
-  readers.py   input files -> one typed, parsed relation per input (DuckDB SQL)
-  sql/*.sql    row classification: per-row reasons, duplicates and one row per
-               pool and hour, the staged and quarantined selections
-  __init__.py  this module: the command, the order of the steps, the files
+Every input file is landed once: validated alone (so memory follows the file,
+not the history), its good rows appended to the raw store, its bad rows to
+the quarantine, and a line added to the manifest. Plain `ingest` lands only
+files it has not seen, or whose sha256 changed (a new version); `--replace`
+moves the old store aside first. Without inputs it lands what is waiting in
+data/landing/ (generated snapshots, collected /pools snapshots, fetched
+/chart files). The store and its rules are store.py; in short:
 
-Only narrow keys (file, row, pool, timestamp, a hash of the values, the reason)
-are materialised, in a disk-backed work database under data/ (memory_limit,
-spilling to disk), and the two output files are streamed with COPY, so a
-50M-row input runs in bounded memory. Each row ends up in exactly one of two
-files, both replaced atomically:
-  data/raw/pool_snapshots.parquet                     the raw contract (dbt source)
-  data/quarantine/pool_snapshots_quarantined.parquet  bad rows, as text, + reason
+  data/raw/pool_snapshots/snapshot_date=YYYY-MM-DD/<landing id>.parquet
+        the raw contract + landing_order (the dbt source); never rewritten
+  data/raw/manifest.jsonl
+        per landed file: name, size, sha256, landing order, rows in / staged /
+        quarantined, reasons
+  data/quarantine/pool_snapshots/*.parquet
+        bad rows, as text, with a reason, the file and row they came from
 
-Quarantine reasons, checked in this order (first match wins):
+Along its seams:
+  readers.py         input files -> one typed, parsed relation per input
+  pools_snapshot.py  a /pools response as one hourly snapshot (shared with collect)
+  sql/*.sql          row classification: per-row reasons, duplicates and one
+                     row per pool and hour, the staged and quarantined rows,
+                     the stored rows a new file supersedes
+  store.py           the raw store: manifest, landing order, superseding,
+                     compaction, recovery
+  __init__.py        this module: the command and the order of the steps
+
+Quarantine reasons (REASONS; the first matching per-row reason wins):
   unparseable_timestamp  timestamp missing, unparseable or infinite
   missing_pool_id        pool missing or blank
   missing_apy            apy missing or blank
@@ -22,16 +34,18 @@ Quarantine reasons, checked in this order (first match wins):
   non_finite_apy         apy, apyBase or apyReward NaN or +-inf (also '1e400')
   non_numeric_tvl        tvlUsd present but not a finite number
   negative_tvl           tvlUsd < 0
-  exact_duplicate        the same values as a later input row (the later one stays)
-  superseded_in_hour     another row of the pool in the same UTC hour wins: the
-                         latest timestamp, ties -> the later input row
-"Later input row" means later file on the command line (folders expanded in
-name order), then later row in the file.
+  exact_duplicate        the same values as a later row of the same file
+  superseded_in_hour     a later row of the same file in the same UTC hour
+                         (latest timestamp, ties -> the later row)
+  superseded             a row of a later-landed file has the same pool and
+                         UTC hour (per (pool, hour) the most recently landed
+                         file wins); listed when the later file lands
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -46,6 +60,8 @@ import duckdb
 from apy_runway.foundation.console import UserError, log, memory_size
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.stages.ingest.readers import (
+    JSON_FILES_PER_SCAN,
+    InputFile,
     Source,
     check_json_files,
     expand_inputs,
@@ -53,21 +69,28 @@ from apy_runway.stages.ingest.readers import (
     ident,
     load_charts,
     load_pools_metadata,
+    load_pools_snapshots,
     parse_sql,
+    read_pools_snapshot,
     sql_str,
     tabular_source,
 )
+from apy_runway.stages.ingest.store import LandedFile, RawStore, replace_store, sql_list
 from inference.contracts import POOLS_METADATA_FIELDS, RAW_COLUMNS, RAW_CONTRACT
 
 COMMAND = "ingest"
-DEFAULT_MEMORY_LIMIT = "3GB"
+# The memory DuckDB may use; it spills to disk past it. A file is validated
+# alone, so this bounds ingest at any history length.
+DEFAULT_MEMORY_LIMIT = "1GB"
 HELP = (
-    "validate snapshots (CSV/parquet exports, /chart JSON) into the raw contract; "
-    "quarantine bad rows"
+    "land snapshot files (CSV/parquet exports, /chart JSON, collected /pools snapshots) "
+    "in the append-only raw store; quarantine bad rows"
 )
 
 CONTRACT = list(RAW_CONTRACT)
 
+# Every quarantine reason, in one place (the per-row reasons in the order
+# sql/flag_rows.sql checks them, then the ones that decide between rows).
 REASONS = (
     "unparseable_timestamp",
     "missing_pool_id",
@@ -78,6 +101,7 @@ REASONS = (
     "negative_tvl",
     "exact_duplicate",
     "superseded_in_hour",
+    "superseded",
 )
 
 __all__ = ["CONTRACT", "POOLS_METADATA_FIELDS", "REASONS", "IngestResult", "ingest"]
@@ -85,12 +109,24 @@ __all__ = ["CONTRACT", "POOLS_METADATA_FIELDS", "REASONS", "IngestResult", "inge
 
 @dataclass
 class IngestResult:
+    """What one ingest landed: totals over the files it landed (rows in =
+    staged + quarantined, after every superseding of this run), the rows of
+    files landed before it that it superseded, and the store's totals."""
+
     rows_in: int
     rows_staged: int
     rows_quarantined: int
     by_reason: dict[str, int] = field(default_factory=dict)
     pools: int = 0
     seconds: float = 0.0
+    files_landed: int = 0
+    files_unchanged: int = 0
+    earlier_rows_superseded: int = 0
+    earliest_date: str | None = None  # the earliest UTC day of the landed rows
+    landed: list[LandedFile] = field(default_factory=list)
+    store_rows_in: int = 0
+    store_rows_staged: int = 0
+    store_rows_quarantined: int = 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,30 +134,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "inputs",
         nargs="*",
         type=Path,
-        help="CSV / parquet / /chart JSON files or folders of them "
-        "(default: data/landing/generated_snapshots.parquet from `apy-runway generate`)",
+        help="CSV / parquet / /chart JSON / collected /pools .json.gz files or folders of "
+        "them (default: everything waiting in data/landing/)",
     )
     parser.add_argument(
         "--pools-json",
         type=Path,
         default=None,
-        help="a saved DefiLlama /pools response: chain, project, symbol, stablecoin, "
-        "ilRisk, exposure, poolMeta per pool, joined by pool id",
+        help="a saved DefiLlama /pools response (.json or .json.gz): chain, project, symbol, "
+        "stablecoin, ilRisk, exposure, poolMeta per pool, joined to /chart rows by pool id "
+        "(default without inputs: data/landing/defillama/pools.json or the newest collected "
+        "snapshot)",
     )
     parser.add_argument(
-        "--no-sort",
-        dest="sort",
-        action="store_false",
-        help="write staged rows in no particular order instead of by pool and timestamp "
-        "(about 3x faster to write at 50M rows; the order differs run to run)",
+        "--replace",
+        action="store_true",
+        help="move the existing raw store and quarantine aside (data/replaced/<time>/) and "
+        "start a new store with these inputs",
     )
     parser.add_argument(
         "--memory-limit",
-        # 3GB: the measured need at DefiLlama's scale (231M hourly rows); 2GB ran out
         default=DEFAULT_MEMORY_LIMIT,
         type=memory_size,
         help=(
-            "DuckDB memory limit for the work database (spills to disk beyond it; "
+            "DuckDB memory limit while validating a file (spills to disk beyond it; "
             f"default {DEFAULT_MEMORY_LIMIT})"
         ),
     )
@@ -133,20 +169,32 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         paths,
         pools_json=args.pools_json,
         memory_limit=args.memory_limit,
-        sort=args.sort,
+        replace=args.replace,
     )
     return 0
 
 
-def default_inputs(paths: ProjectPaths) -> list[Path]:
-    """The generated file, when no input is named."""
-    default = paths.generated_snapshots
-    if not default.exists():
+def landing_inputs(paths: ProjectPaths) -> list[Path]:
+    """What `ingest` lands when no input is named: data/landing/ (generated
+    snapshots, collected /pools snapshots, fetched /chart files)."""
+    if not paths.landing.exists() or not any(
+        p for p in paths.landing.rglob("*") if p.is_file() and not p.name.startswith(".")
+    ):
         raise UserError(
-            f"no input given and {default} does not exist: run `apy-runway generate` "
-            "or pass CSV / parquet / JSON files"
+            f"no input given and {paths.landing} holds no snapshots: run `apy-runway "
+            "generate`, `fetch` or `collect`, or pass CSV / parquet / JSON files"
         )
-    return [default]
+    return [paths.landing]
+
+
+def default_pools_metadata(paths: ProjectPaths) -> Path | None:
+    """The metadata for /chart rows when ingesting the landing folder: the
+    newer of fetch's pools.json and the newest collected /pools snapshot."""
+    candidates = [paths.landing / "defillama" / "pools.json"]
+    if paths.landed_pools.exists():
+        candidates += sorted(paths.landed_pools.glob("*.json.gz"))[-1:]
+    existing = [c for c in candidates if c.is_file()]
+    return max(existing, key=lambda p: p.stat().st_mtime_ns) if existing else None
 
 
 # --------------------------------------------------------------------------- classification SQL
@@ -181,13 +229,12 @@ def _keys_sql(source: Source) -> str:
     )
 
 
-def _staged_sql(sort: bool) -> str:
+def _staged_sql() -> str:
     return sql(
         "staged_rows",
         contract_columns=", ".join(
             f"cast(parsed_rows.parsed_{name} as {kind}) as {ident(name)}" for name, kind in CONTRACT
         ),
-        order_by=("order by parsed_rows.parsed_pool, parsed_rows.parsed_timestamp" if sort else ""),
     )
 
 
@@ -202,143 +249,369 @@ def _quarantine_sql(ingested_at: datetime) -> str:
 # --------------------------------------------------------------------------- ingest
 
 
+def _units(files: list[InputFile]) -> list[list[InputFile]]:
+    """Landing units: one per CSV / parquet / /pools file; /chart files in
+    batches (each file keeps its own landing order inside the unit)."""
+    units: list[list[InputFile]] = []
+    for file in files:
+        if (
+            file.kind == "chart"
+            and units
+            and units[-1][0].kind == "chart"
+            and len(units[-1]) < JSON_FILES_PER_SCAN
+        ):
+            units[-1].append(file)
+        else:
+            units.append([file])
+    return units
+
+
+def _check_files(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> None:
+    """File-level checks of every file before anything lands: a missing or
+    malformed input stops the whole ingest with nothing written."""
+    charts = [f for f in files if f.kind == "chart"]
+    if charts:
+        check_json_files(con, charts, "/chart")
+    for file in files:
+        if file.kind in ("csv", "parquet"):
+            tabular_source(con, file)
+        elif file.kind == "pools":
+            read_pools_snapshot(file.path)
+
+
 def ingest(
     inputs: list[Path],
     paths: ProjectPaths,
     pools_json: Path | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
-    sort: bool = True,
+    replace: bool = False,
 ) -> IngestResult:
-    """Validate `inputs` into paths.raw_snapshots; bad rows to paths.quarantined_rows.
+    """Land `inputs` (default: data/landing/) in the raw store.
 
-    With no inputs, the generated file (data/landing/generated_snapshots.parquet).
-    Both files are replaced atomically, and only when every input was readable:
-    a missing or malformed input raises UserError and writes nothing. The staged
-    rows are sorted by pool and timestamp unless sort=False.
+    Files already landed with the same sha256 are skipped. A missing or
+    malformed input raises UserError before anything is written; each landed
+    unit is committed on its own (manifest written last), so an interruption
+    leaves the store as it was after the last committed file.
     """
     started = time.perf_counter()
     paths.ensure()
-    files = expand_inputs(list(inputs) or default_inputs(paths))
+    explicit = bool(inputs)
+    files = expand_inputs(list(inputs) or landing_inputs(paths))
+    if pools_json is None and not explicit:
+        pools_json = default_pools_metadata(paths)
+    if replace:
+        replace_store(paths)
     ingested_at = datetime.now(UTC)
     work_dir = paths.data / ".ingest_work"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
-    staged_tmp = paths.raw_snapshots.with_name(f".{paths.raw_snapshots.name}.{os.getpid()}.tmp")
-    quarantine_tmp = paths.quarantined_rows.with_name(
-        f".{paths.quarantined_rows.name}.{os.getpid()}.tmp"
-    )
     con = duckdb.connect(str(work_dir / "work.duckdb"))
+    landed: list[LandedFile] = []
+    pools: set[str] = set()
+    earlier_superseded = 0
     try:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"set memory_limit = {sql_str(memory_limit)}")
         con.execute(f"set temp_directory = {sql_str(str(work_dir / 'spill'))}")
+        con.execute("set preserve_insertion_order = false")
+        store = RawStore.open(paths, con)
+        if paths.legacy_raw_snapshots.exists():
+            files = _with_legacy_migration(paths, store, files)
+        changed = store.changed_files([f.path for f in files])
+        facts = dict(changed)
+        todo = [f for f in files if f.path in facts]
+        skipped = len(files) - len(todo)
+        # landing order: the store's next numbers, in input order
+        todo = [dataclasses.replace(f, index=store.committed + 1 + i) for i, f in enumerate(todo)]
+        log(
+            f"ingest: {len(files):,} input file(s): {len(todo):,} new or changed, "
+            f"{skipped:,} already landed"
+        )
         load_pools_metadata(con, pools_json)
-
-        tabular = [f for f in files if f.kind != "json"]
-        charts = [f for f in files if f.kind == "json"]
-        sources = [tabular_source(con, f) for f in tabular]
-        if charts:
-            check_json_files(con, charts, "/chart")
-        log(f"ingest: {len(tabular)} CSV/parquet file(s), {len(charts)} /chart JSON file(s)")
-        step = time.perf_counter()
-        if charts:
-            sources.append(load_charts(con, charts))
-        con.execute(
-            "create or replace temp view parsed_rows as "
-            + "\nunion all by name\n".join(f"({_flagged_sql(s)})" for s in sources)
-        )
-        # one source at a time: a union of many scans would run them all at once
-        con.execute(sql("create_row_keys"))
-        for source in sources:
-            try:
-                con.execute(_keys_sql(source))
-            except duckdb.OutOfMemoryException:  # reported once, by ingest()
-                raise
-            except duckdb.Error as error:
-                raise UserError(f"cannot read {source.name}: {first_line(error)}") from None
-        rows_in = con.execute("select count(*) from row_keys").fetchone()[0]
-        log(f"read and parsed {rows_in:,} rows in {time.perf_counter() - step:.1f} s")
-
-        step = time.perf_counter()
-        con.execute(sql("verdicts"))
-        log(f"checked duplicates and hours in {time.perf_counter() - step:.1f} s")
-
-        step = time.perf_counter()
-        rows_staged = con.execute(
-            f"copy ({_staged_sql(sort)}) to {sql_str(str(staged_tmp))} "
-            "(format parquet, compression zstd)"
-        ).fetchone()[0]
-        log(f"wrote {rows_staged:,} staged rows in {time.perf_counter() - step:.1f} s")
-        step = time.perf_counter()
-        # the quarantine re-reads only the files that have quarantined rows
-        bad_files = {
-            row[0] for row in con.execute("select distinct file_index from verdicts").fetchall()
-        }
-        bad_sources = [s for s in sources if s.file_indices & bad_files] or sources[:1]
-        con.execute(
-            "create or replace temp view input_rows as "
-            + "\nunion all by name\n".join(f"({s.text_sql})" for s in bad_sources)
-        )
-        rows_quarantined = con.execute(
-            f"copy ({_quarantine_sql(ingested_at)}) to {sql_str(str(quarantine_tmp))} "
-            "(format parquet, compression zstd)"
-        ).fetchone()[0]
-        log(f"wrote {rows_quarantined:,} quarantined rows in {time.perf_counter() - step:.1f} s")
-        if rows_in != rows_staged + rows_quarantined:
-            raise AssertionError(
-                f"accounting broken: rows in {rows_in} != staged {rows_staged} "
-                f"+ quarantined {rows_quarantined}"
+        _check_files(con, todo)
+        for number, unit in enumerate(_units(todo), start=1):
+            entries, unit_pools, superseded = _land_unit(
+                con, store, unit, facts, ingested_at, work_dir
             )
-        by_reason = dict.fromkeys(REASONS, 0)
-        for reason, count in con.execute(
-            "select reason, count(*) from verdicts group by reason"
-        ).fetchall():
-            by_reason[reason] = count
-        pools = con.execute(
-            "select count(distinct parsed_pool) from row_keys "
-            "anti join verdicts using (file_index, source_row)"
-        ).fetchone()[0]
-        con.close()
-        os.replace(staged_tmp, paths.raw_snapshots)
-        os.replace(quarantine_tmp, paths.quarantined_rows)
+            landed += entries
+            pools |= unit_pools
+            earlier_superseded += superseded
+            if len(todo) > 1 and (number % 50 == 0 or unit[-1] is todo[-1]):
+                log(f"  landed {unit[-1].index - todo[0].index + 1:,}/{len(todo):,} file(s)")
+        if skipped:
+            store.save()  # mtimes of touched-but-unchanged files
+        migrated = paths.legacy_raw_snapshots
+        if migrated.exists() and any(e.name == _LEGACY_NAME for e in store.entries.values()):
+            target = paths.raw / "migrated" / migrated.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(migrated, target)
+            log(f"migrated {migrated} into the raw store (the old file is kept as {target})")
     except duckdb.OutOfMemoryException as error:
-        # nothing is written: the outputs are only replaced after both copies succeed
         raise UserError(
             f"DuckDB ran out of memory within --memory-limit {memory_limit} "
-            f"({first_line(error)}); nothing was written. Raise --memory-limit "
-            f"(measured: 231M hourly rows need about 3GB, see benchmarks/RESULTS.md) "
-            f"or ingest the inputs in parts"
+            f"({first_line(error)}); nothing of that file was written "
+            "(files landed before it stay landed). Raise --memory-limit or split the file"
         ) from None
     finally:
         con.close()
-        for tmp in (staged_tmp, quarantine_tmp):
-            tmp.unlink(missing_ok=True)
         shutil.rmtree(work_dir, ignore_errors=True)
 
+    orders = {e.landing_order for e in landed}
+    mine = store.totals(orders)
+    everything = store.totals()
     result = IngestResult(
-        rows_in=rows_in,
-        rows_staged=rows_staged,
-        rows_quarantined=rows_quarantined,
-        by_reason=by_reason,
-        pools=pools,
+        rows_in=mine.rows_in,
+        rows_staged=mine.rows_staged,
+        rows_quarantined=mine.rows_quarantined,
+        by_reason={reason: mine.by_reason.get(reason, 0) for reason in REASONS},
+        pools=len(pools),
         seconds=time.perf_counter() - started,
+        files_landed=len(landed),
+        files_unchanged=skipped,
+        earlier_rows_superseded=earlier_superseded,
+        earliest_date=min(
+            (e.snapshot_date_min for e in landed if e.snapshot_date_min), default=None
+        ),
+        landed=[store.entries[o] for o in sorted(orders)],
+        store_rows_in=everything.rows_in,
+        store_rows_staged=everything.rows_staged,
+        store_rows_quarantined=everything.rows_quarantined,
     )
+    if result.rows_in != result.rows_staged + result.rows_quarantined or (
+        everything.rows_in != everything.rows_staged + everything.rows_quarantined
+    ):
+        raise AssertionError(f"accounting broken: {result}")
     _report(result, paths)
     return result
 
 
+_LEGACY_NAME = "data/raw/pool_snapshots.parquet"
+
+
+def _with_legacy_migration(
+    paths: ProjectPaths, store: RawStore, files: list[InputFile]
+) -> list[InputFile]:
+    """The single raw file of earlier versions lands first, as a parquet input;
+    its old quarantine file becomes a manifest entry of its own."""
+    legacy_quarantine = paths.legacy_quarantined_rows
+    if legacy_quarantine.exists():
+        _migrate_legacy_quarantine(paths, store, legacy_quarantine)
+    return [InputFile(-1, paths.legacy_raw_snapshots, "parquet"), *files]
+
+
+def _migrate_legacy_quarantine(paths: ProjectPaths, store: RawStore, path: Path) -> None:
+    from apy_runway.stages.ingest.store import file_id, manifest_name, sha256_of
+
+    order = store.committed + 1
+    with duckdb.connect() as con:
+        reasons = dict(
+            con.execute(
+                f"select reason, count(*) from read_parquet({sql_str(path)}) group by reason"
+            ).fetchall()
+        )
+    rows = sum(reasons.values())
+    stat = path.stat()
+    entry = LandedFile(
+        landing_order=order,
+        name=manifest_name(paths, path),
+        kind="legacy_quarantine",
+        size=stat.st_size,
+        sha256=sha256_of(path),
+        mtime_ns=stat.st_mtime_ns,
+        landed_at=datetime.now(UTC).isoformat(),
+        rows_in=rows,
+        rows_quarantined=rows,
+        by_reason=reasons,
+    )
+    os.replace(path, paths.quarantine_store / f"{file_id(order)}.parquet")
+    store.entries[order] = entry
+    store.save()
+    log(f"migrated {path}: {rows:,} quarantined rows of the earlier store")
+
+
+def _land_unit(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    unit: list[InputFile],
+    facts: dict[Path, dict],
+    ingested_at: datetime,
+    work_dir: Path,
+) -> tuple[list[LandedFile], set[str], int]:
+    """Validate one unit, write its rows and its quarantine, commit it."""
+    from apy_runway.stages.ingest.store import file_id
+
+    kind = unit[0].kind
+    if kind == "chart":
+        sources = [load_charts(con, unit)]
+    elif kind == "pools":
+        sources = [load_pools_snapshots(con, unit)]
+    else:
+        sources = [tabular_source(con, unit[0])]
+    source = sources[0]
+    con.execute(f"create or replace temp view parsed_rows as ({_flagged_sql(source)})")
+    con.execute(sql("create_row_keys"))
+    try:
+        con.execute(_keys_sql(source))
+    except duckdb.OutOfMemoryException:  # reported once, by ingest()
+        raise
+    except duckdb.Error as error:
+        raise UserError(f"cannot read {source.name}: {first_line(error)}") from None
+    con.execute(sql("verdicts"))
+
+    unit_id = file_id(unit[-1].index)
+    staged_dir = work_dir / f"staged_{unit_id}"
+    rows_staged = con.execute(
+        f"copy ({_staged_sql()}) to {sql_str(staged_dir)} "
+        "(format parquet, compression zstd, partition_by (snapshot_date), "
+        "filename_pattern 'part_{i}')"
+    ).fetchone()[0]
+    new_files = sorted(staged_dir.glob("*/*.parquet")) if rows_staged else []
+    days = sorted(p.parent.name.split("=", 1)[1] for p in new_files)
+    unit_pools = (
+        {
+            row[0]
+            for row in con.execute(
+                f"select distinct pool from read_parquet({sql_list(new_files)})"
+            ).fetchall()
+        }
+        if new_files
+        else set()
+    )
+
+    # the stored rows this unit replaces (per pool and hour, the newest landing wins)
+    stored = store.stored_files_in(sorted(set(days)))
+    losers_by_file: dict[int, int] = {}
+    if stored:
+        con.execute(
+            sql(
+                "losers",
+                stored_files=sql_list(stored),
+                superseded_list=sql_str(store.paths.superseded_rows),
+                new_files=sql_list(new_files),
+            )
+        )
+        losers_by_file = dict(
+            con.execute("select landing_order, count(*) from losers group by all").fetchall()
+        )
+
+    quarantine_files: dict[str, Path] = {}
+    bad = con.execute("select count(*) from verdicts").fetchone()[0]
+    if bad:
+        bad_files = {
+            row[0] for row in con.execute("select distinct file_index from verdicts").fetchall()
+        }
+        con.execute(
+            "create or replace temp view input_rows as "
+            + f"select * from ({source.text_sql}) "
+            + f"where file_index in ({', '.join(map(str, sorted(bad_files)))})"
+        )
+        path = work_dir / f"{unit_id}.parquet"
+        con.execute(
+            f"copy ({_quarantine_sql(ingested_at)}) to {sql_str(path)} "
+            "(format parquet, compression zstd)"
+        )
+        quarantine_files[f"{unit_id}.parquet"] = path
+    if losers_by_file:
+        names = {order: store.entries[order].name for order in losers_by_file}
+        path = work_dir / f"{unit_id}-superseded.parquet"
+        text = ", ".join(f"cast(losers.{ident(c)} as varchar) as {ident(c)}" for c in RAW_COLUMNS)
+        source_file = (
+            "case losers.landing_order "
+            + " ".join(f"when {order} then {sql_str(name)}" for order, name in names.items())
+            + " end"
+        )
+        con.execute(f"""
+            copy (
+                select {text}, cast(null as varchar) as extra_fields,
+                    'superseded' as reason, {source_file} as source_file,
+                    cast(null as bigint) as source_row, losers.landing_order,
+                    cast({sql_str(ingested_at.isoformat())} as timestamptz) as ingested_at,
+                    cast({unit[-1].index} as bigint) as superseded_by
+                from losers order by losers.landing_order, losers.pool, losers.timestamp
+            ) to {sql_str(path)} (format parquet, compression zstd)""")
+        quarantine_files[f"{unit_id}-superseded.parquet"] = path
+
+    # per-file accounting
+    rows_in = dict(con.execute("select file_index, count(*) from row_keys group by all").fetchall())
+    reasons: dict[int, dict[str, int]] = {}
+    for file_index, reason, count in con.execute(
+        "select file_index, reason, count(*) from verdicts group by all"
+    ).fetchall():
+        reasons.setdefault(file_index, {})[reason] = count
+    day_range = (
+        {
+            row[0]: (str(row[1]), str(row[2]))
+            for row in con.execute(
+                f"select landing_order, min(snapshot_date), max(snapshot_date) "
+                f"from read_parquet({sql_list(new_files)}, hive_partitioning = true) group by all"
+            ).fetchall()
+        }
+        if new_files
+        else {}
+    )
+    entries = []
+    for file in unit:
+        fact = facts[file.path]
+        quarantined = sum(reasons.get(file.index, {}).values())
+        first, last = day_range.get(file.index, (None, None))
+        entries.append(
+            LandedFile(
+                landing_order=file.index,
+                name=fact["name"],
+                kind=file.kind,
+                size=fact["size"],
+                sha256=fact["sha256"],
+                mtime_ns=fact["mtime_ns"],
+                landed_at=ingested_at.isoformat(),
+                rows_in=rows_in.get(file.index, 0),
+                rows_staged=rows_in.get(file.index, 0) - quarantined,
+                rows_quarantined=quarantined,
+                by_reason=dict(reasons.get(file.index, {})),
+                raw_file=unit_id if file.index in day_range else None,
+                snapshot_date_min=first,
+                snapshot_date_max=last,
+                replaces=fact["replaces"],
+            )
+        )
+    if sum(e.rows_staged for e in entries) != rows_staged:
+        raise AssertionError(
+            f"accounting broken in {source.name}: staged {rows_staged} != "
+            f"{sum(e.rows_staged for e in entries)}"
+        )
+    store.commit_unit(
+        con, entries, staged_dir, quarantine_files, losers_by_file, bool(losers_by_file)
+    )
+    shutil.rmtree(staged_dir, ignore_errors=True)
+    return entries, unit_pools, sum(losers_by_file.values())
+
+
 def _report(result: IngestResult, paths: ProjectPaths) -> None:
+    if not result.files_landed:
+        log(
+            f"nothing new to land: {result.files_unchanged:,} file(s) already landed; "
+            f"store: {result.store_rows_staged:,} staged rows"
+        )
+        return
     for reason, count in result.by_reason.items():
         if count:
             log(f"  quarantined {reason}: {count:,}")
     if not result.rows_quarantined:
         log("  quarantined: none")
     log(
-        f"rows in = rows staged + rows quarantined: {result.rows_in:,} = "
-        f"{result.rows_staged:,} + {result.rows_quarantined:,}"
+        f"landed {result.files_landed:,} file(s): rows in = rows staged + rows quarantined: "
+        f"{result.rows_in:,} = {result.rows_staged:,} + {result.rows_quarantined:,}"
     )
-    log(f"{result.pools:,} pools -> {paths.raw_snapshots}")
+    if result.earlier_rows_superseded:
+        log(
+            f"  {result.earlier_rows_superseded:,} rows landed earlier were superseded "
+            "(same pool and hour in a newer file)"
+        )
+    log(
+        f"store: {result.store_rows_in:,} = {result.store_rows_staged:,} + "
+        f"{result.store_rows_quarantined:,} rows; {result.pools:,} pools landed now "
+        f"-> {paths.raw_store}"
+    )
     if not result.rows_staged:
-        log("warning: no row passed validation; see the quarantine reasons above")
+        log("warning: no row of these files passed validation; see the quarantine reasons above")
     if result.rows_quarantined:
-        log(f"quarantine -> {paths.quarantined_rows}")
+        log(f"quarantine -> {paths.quarantine_store}")

@@ -4,37 +4,64 @@
                      chain, ..., apy); missing optional columns become null.
   *.json             saved DefiLlama /chart/{pool} responses, one per pool; the
                      pool id is the file name (<pool-id>.json).
-  --pools-json       a saved /pools response: static pool metadata only
-                     (contracts.POOLS_METADATA_FIELDS), joined by pool id.
+  *.json.gz          saved /pools responses, one per UTC hour, as `apy-runway
+                     collect` lands them (<YYYY-MM-DDTHH>Z.json.gz): every item
+                     is the pool's row of that hour (pools_snapshot.py).
+  --pools-json       a saved /pools response (.json or .json.gz): static pool
+                     metadata only (contracts.POOLS_METADATA_FIELDS), joined by
+                     pool id.
 
 CSV and JSON are read as text and cast with try_cast; parquet columns already
-in the contract type are used as they are. Everything runs in DuckDB SQL.
+in the contract type are used as they are. Everything runs in DuckDB SQL, but
+the gzip-compressed /pools snapshots, which Python decompresses and maps to
+text rows first.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.stages.ingest.pools_snapshot import (
+    SUFFIX as POOLS_SUFFIX,
+)
+from apy_runway.stages.ingest.pools_snapshot import (
+    check_pools_payload,
+    snapshot_hour_of,
+    snapshot_rows,
+)
 from inference.contracts import POOLS_METADATA_FIELDS, RAW_COLUMNS, RAW_REQUIRED_COLUMNS
 
 CONTRACT_COLUMNS = list(RAW_COLUMNS)
-SUFFIXES = (".csv", ".parquet", ".json")
+SUFFIXES = (".csv", ".parquet", ".json", POOLS_SUFFIX)
 # `apy-runway fetch` writes these beside the /chart files: skipped in folders
 # (pass pools.json with --pools-json)
 NOT_SNAPSHOT_FILES = ("pools.json", "fetch_failures.json")
 JSON_FILES_PER_SCAN = 500  # bounds the JSON text DuckDB holds at once
+KINDS = {".csv": "csv", ".parquet": "parquet", ".json": "chart", POOLS_SUFFIX: "pools"}
 
 
 @dataclass(frozen=True)
 class InputFile:
-    index: int  # position in the expanded input list: later wins ties
+    index: int  # position in the expanded input list; after ingest picks the
+    #             new files, their landing order: a later one wins ties
     path: Path
-    kind: str  # csv | parquet | json
+    kind: str  # csv | parquet | chart | pools
+
+
+def kind_of(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix, kind in KINDS.items():
+        if name.endswith(suffix):
+            return kind
+    return None
 
 
 def expand_inputs(inputs: list[Path]) -> list[InputFile]:
@@ -48,18 +75,20 @@ def expand_inputs(inputs: list[Path]) -> list[InputFile]:
                 p
                 for p in path.rglob("*")
                 if p.is_file()
-                and p.suffix.lower() in SUFFIXES
+                and kind_of(p)
                 and not p.name.startswith(".")
                 and p.name not in NOT_SNAPSHOT_FILES
             )
             if not found:
-                raise UserError(f"no .csv, .parquet or .json files in folder {raw}")
-        elif path.suffix.lower() not in SUFFIXES:
-            raise UserError(f"{raw}: unsupported input type (expected .csv, .parquet or .json)")
+                raise UserError(f"no .csv, .parquet, .json or .json.gz files in folder {raw}")
+        elif kind_of(path) is None:
+            raise UserError(
+                f"{raw}: unsupported input type (expected .csv, .parquet, .json or {POOLS_SUFFIX})"
+            )
         else:
             found = [path]
         for item in found:
-            files.append(InputFile(len(files), item, item.suffix.lower().lstrip(".")))
+            files.append(InputFile(len(files), item, kind_of(item)))
     if not files:
         raise UserError("no input files")
     return files
@@ -195,7 +224,7 @@ def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Sourc
         batch = files[start : start + JSON_FILES_PER_SCAN]
         names = "[" + ", ".join(sql_str(str(f.path)) for f in batch) + "]"
         pool_ids = "[" + ", ".join(sql_str(f.path.stem) for f in batch) + "]"
-        verb = "create table chart_rows as" if start == 0 else "insert into chart_rows"
+        verb = "create or replace table chart_rows as" if start == 0 else "insert into chart_rows"
         try:
             con.execute(f"""
                 {verb}
@@ -252,7 +281,10 @@ def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None)
     path = Path(pools_json).expanduser().resolve()
     if not path.is_file():
         raise UserError(f"--pools-json file not found: {pools_json}")
-    check_json_files(con, [InputFile(0, path, "json")], "/pools")
+    if path.name.lower().endswith(POOLS_SUFFIX):
+        _pools_metadata_from_snapshot(con, path)
+        return
+    check_json_files(con, [InputFile(0, path, "chart")], "/pools")
     fields = ", ".join(
         f"nullif(trim(item ->> {sql_str(c)}), '') as {ident(c)}" for c in POOLS_METADATA_FIELDS
     )
@@ -278,6 +310,85 @@ def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None)
     log(
         f"pool metadata: {count:,} pools from {pools_json} "
         f"(fields: {', '.join(POOLS_METADATA_FIELDS)})"
+    )
+
+
+def read_pools_snapshot(path: Path) -> dict:
+    """A landed /pools response (gzip-compressed JSON), checked as a whole."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            payload = json.loads(handle.read())
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path}: not a gzip-compressed /pools response ({error})") from None
+    problems = check_pools_payload(payload)
+    if problems:
+        raise UserError(f"{path}: not a usable /pools snapshot: {'; '.join(problems)}")
+    return payload
+
+
+def _pools_metadata_from_snapshot(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    payload = read_pools_snapshot(path)
+    rows: dict[str, dict] = {}
+    for item in payload["data"]:
+        if isinstance(item, dict) and isinstance(item.get("pool"), str) and item["pool"].strip():
+            rows.setdefault(item["pool"].strip(), item)
+    columns = {"pool": list(rows)}
+    for name in POOLS_METADATA_FIELDS:
+        values = []
+        for item in rows.values():
+            value = item.get(name)
+            text = None if value is None else str(value).strip()
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            values.append(text or None)
+        columns[name] = values
+    table = pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
+    con.register("pool_metadata_arrow", table)
+    con.execute("create or replace temp table pool_metadata as select * from pool_metadata_arrow")
+    con.unregister("pool_metadata_arrow")
+    log(
+        f"pool metadata: {len(rows):,} pools from {path} "
+        f"(fields: {', '.join(POOLS_METADATA_FIELDS)})"
+    )
+
+
+def load_pools_snapshots(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Source:
+    """Landed /pools snapshots as a text table: one row per item, the UTC hour
+    of the file name as timestamp. The never-read fields are dropped while
+    reading (pools_snapshot.snapshot_rows)."""
+    names = [*CONTRACT_COLUMNS, "extra_fields"]
+    columns: dict[str, list] = {"file_index": [], "source_row": [], "source_file": []}
+    columns.update({name: [] for name in names})
+    for file in files:
+        try:
+            hour = snapshot_hour_of(file.path)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        rows = snapshot_rows(read_pools_snapshot(file.path), hour)
+        for number, row in enumerate(rows, start=1):
+            columns["file_index"].append(file.index)
+            columns["source_row"].append(number)
+            columns["source_file"].append(str(file.path))
+            for name in names:
+                columns[name].append(row.get(name))
+    table = pa.table(
+        {
+            "file_index": pa.array(columns["file_index"], type=pa.int32()),
+            "source_row": pa.array(columns["source_row"], type=pa.int64()),
+            "source_file": pa.array(columns["source_file"], type=pa.string()),
+            **{name: pa.array(columns[name], type=pa.string()) for name in names},
+        }
+    )
+    con.register("pools_rows_arrow", table)
+    con.execute("create or replace table pools_rows as select * from pools_rows_arrow")
+    con.unregister("pools_rows_arrow")
+    sql = "select * from pools_rows"
+    return Source(
+        name=", ".join(str(f.path) for f in files),
+        text_sql=sql,
+        native_sql=sql,
+        types=dict.fromkeys(CONTRACT_COLUMNS, "VARCHAR"),
+        file_indices=frozenset(f.index for f in files),
     )
 
 

@@ -2,14 +2,29 @@
 -- pools observed on the same day, within its project and within its chain.
 -- Only same-day rows are compared, so a day's values never depend on a later
 -- day. A pool alone in its group that day gets null (no peers to rank).
+--
+-- Incremental: a late row changes the ranks and medians of every pool of its
+-- day, so a refresh rebuilds every pool of the days from var
+-- refresh_from_date on (a day depends on that day only: no lookback).
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['pool_id', 'snapshot_date'],
+    on_schema_change='fail',
+) }}
 
 {% set groups = ['project', 'chain'] %}
+{% set from_date = refresh_from_date() %}
 
 with
 
 daily as (
 
     select * from {{ ref('int_pool_snapshots_downsampled_to_daily') }}
+    {% if from_date %}
+    where snapshot_date >= {{ from_date }}
+    {% endif %}
 
 ),
 
@@ -75,6 +90,8 @@ final as (
         snapshot_date
 
     from ranked
+    -- day by day: see int_pool_days_rolling_features
+    order by snapshot_date, pool_id
 
 )
 

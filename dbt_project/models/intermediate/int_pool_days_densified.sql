@@ -3,6 +3,21 @@
 -- (is_observed = false). Rolling windows then run as `rows` frames, where
 -- N rows are exactly N calendar days (d-N, d], and a missing day cannot
 -- stretch a window. Forward (label) windows use the same calendar.
+--
+-- Incremental: the pools with days from var refresh_from_date on get their
+-- calendar rebuilt from that date, or, for a pool coming back after a gap,
+-- from the day after its last observation before it (the gap's rows are new).
+-- A row carries nothing that later data changes (the pool's last observed day
+-- is computed where it is needed), so older rows stay as they are.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['pool_id', 'snapshot_date'],
+    on_schema_change='fail',
+) }}
+
+{% set from_date = refresh_from_date() %}
 
 with
 
@@ -17,9 +32,27 @@ pool_spans as (
     select
         pool_id,
         min(snapshot_date) as first_observed_date,
-        max(snapshot_date) as last_observed_date
+        max(snapshot_date) as last_observed_date,
+        {% if from_date %}
+        -- the calendar restarts the day after the last observation before
+        -- the refresh (a gap's days are new rows), or at the refresh's date
+        greatest(
+            min(snapshot_date),
+            least(
+                {{ from_date }},
+                max(snapshot_date) filter (
+                    where snapshot_date < {{ from_date }}
+                ) + 1
+            )
+        ) as calendar_start_date
+        {% else %}
+        min(snapshot_date) as calendar_start_date
+        {% endif %}
     from daily
     group by pool_id
+    {% if from_date %}
+    having max(snapshot_date) >= {{ from_date }}
+    {% endif %}
 
 ),
 
@@ -28,15 +61,24 @@ calendar as (
     select
         pool_id,
         first_observed_date,
-        last_observed_date,
         cast(
             unnest(
                 generate_series(
-                    first_observed_date, last_observed_date, interval 1 day
+                    calendar_start_date, last_observed_date, interval 1 day
                 )
             ) as date
         ) as snapshot_date
     from pool_spans
+
+),
+
+observed_days as (
+
+    -- the days before the refresh date in a rebuilt calendar are gap days
+    select * from daily
+    {% if from_date %}
+    where snapshot_date >= {{ from_date }}
+    {% endif %}
 
 ),
 
@@ -47,32 +89,41 @@ densified as (
         calendar.pool_id,
 
         -- strings
-        daily.chain,
-        daily.project,
-        daily.symbol,
-        daily.il_risk,
-        daily.exposure,
+        observed_days.chain,
+        observed_days.project,
+        observed_days.symbol,
+        observed_days.il_risk,
+        observed_days.exposure,
 
         -- numerics
-        daily.apy,
-        daily.apy_base,
-        daily.apy_reward,
-        daily.tvl_usd,
+        observed_days.apy,
+        observed_days.apy_base,
+        observed_days.apy_reward,
+        observed_days.tvl_usd,
 
         -- booleans
-        daily.is_stablecoin,
-        daily.pool_id is not null as is_observed,
+        observed_days.is_stablecoin,
+        observed_days.pool_id is not null as is_observed,
 
         -- dates
         calendar.snapshot_date,
-        calendar.first_observed_date,
-        calendar.last_observed_date
+        calendar.first_observed_date
 
     from calendar
-    left join daily
-        on calendar.pool_id = daily.pool_id
-        and calendar.snapshot_date = daily.snapshot_date
+    left join observed_days
+        on
+            calendar.pool_id = observed_days.pool_id
+            and calendar.snapshot_date = observed_days.snapshot_date
+
+),
+
+final as (
+
+    -- day by day: an incremental run reads the newest days, which then sit
+    -- together in storage (DuckDB skips the row groups of older days)
+    select * from densified
+    order by snapshot_date, pool_id
 
 )
 
-select * from densified
+select * from final

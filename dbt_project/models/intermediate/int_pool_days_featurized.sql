@@ -6,6 +6,19 @@
 -- Static attributes (stablecoin, il_risk, exposure): DefiLlama serves them
 -- only for today (/pools), so the pool's latest known value in the build is
 -- applied to all of its history. They are assumed not to change over time.
+--
+-- Incremental: the days from var refresh_from_date on are rebuilt (the
+-- upstream features carry their own lookback), and so is every day of a
+-- pool whose latest known static attributes changed with the new data.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['pool_id', 'snapshot_date'],
+    on_schema_change='fail',
+) }}
+
+{% set from_date = refresh_from_date() %}
 
 with
 
@@ -42,45 +55,109 @@ static_attributes as (
 
 ),
 
+categorized_attributes as (
+
+    select
+        pool_id,
+        coalesce(il_risk, 'unknown') as il_risk,
+        coalesce(exposure, 'unknown') as exposure,
+        case
+            when is_stablecoin then 'true'
+            when not is_stablecoin then 'false'
+            else 'unknown'
+        end as stablecoin
+    from static_attributes
+
+),
+
+{% if from_date %}
+changed_pools as (
+
+    -- pools whose rows before the refresh date carry other attributes
+    select distinct previous.pool_id
+    from {{ this }} as previous
+    inner join categorized_attributes as latest
+        on previous.pool_id = latest.pool_id
+    where
+        previous.snapshot_date < {{ from_date }}
+        and (
+            previous.il_risk != latest.il_risk
+            or previous.exposure != latest.exposure
+            or previous.stablecoin != latest.stablecoin
+        )
+
+),
+
+days_to_build as (
+
+    select * from daily
+    where snapshot_date >= {{ from_date }}
+    union all
+    select daily.* from daily
+    semi join changed_pools
+        on daily.pool_id = changed_pools.pool_id
+    where daily.snapshot_date < {{ from_date }}
+
+),
+{% else %}
+days_to_build as (
+
+    select * from daily
+
+),
+{% endif %}
+
 joined as (
 
     select
         -- ids
-        daily.pool_id,
+        days_to_build.pool_id,
 
         -- strings: not features
-        daily.symbol,
-        daily.pool_meta,
+        days_to_build.symbol,
+        days_to_build.pool_meta,
 
         -- numeric features
-        -- (the exclude lists name the key columns of each joined table)
-        rolling_features.* exclude (pool_id, snapshot_date),  -- noqa: RF02
+        -- (the exclude lists name the key columns of each joined table, and
+        -- the state the expanding statistics carry between refreshes)
+        rolling_features.* exclude (
+            pool_id,  -- noqa: RF02
+            snapshot_date,  -- noqa: RF02
+            apy_expanding_squared_deviations  -- noqa: RF02
+        ),
         cross_sectional.* exclude (pool_id, snapshot_date),  -- noqa: RF02
 
         -- categorical features
-        coalesce(daily.chain, 'unknown') as chain,  -- noqa: RF04
-        coalesce(daily.project, 'unknown') as project,
-        coalesce(static_attributes.il_risk, 'unknown') as il_risk,
-        coalesce(static_attributes.exposure, 'unknown') as exposure,
-        case
-            when static_attributes.is_stablecoin then 'true'
-            when not static_attributes.is_stablecoin then 'false'
-            else 'unknown'
-        end as stablecoin,
+        coalesce(days_to_build.chain, 'unknown') as chain,  -- noqa: RF04
+        coalesce(days_to_build.project, 'unknown') as project,
+        categorized_attributes.il_risk,
+        categorized_attributes.exposure,
+        categorized_attributes.stablecoin,
 
         -- dates
-        daily.snapshot_date
+        days_to_build.snapshot_date
 
-    from daily
+    from days_to_build
     inner join rolling_features
-        on daily.pool_id = rolling_features.pool_id
-        and daily.snapshot_date = rolling_features.snapshot_date
+        on
+            days_to_build.pool_id = rolling_features.pool_id
+            and days_to_build.snapshot_date = rolling_features.snapshot_date
     inner join cross_sectional
-        on daily.pool_id = cross_sectional.pool_id
-        and daily.snapshot_date = cross_sectional.snapshot_date
-    left join static_attributes
-        on daily.pool_id = static_attributes.pool_id
+        on
+            days_to_build.pool_id = cross_sectional.pool_id
+            and days_to_build.snapshot_date = cross_sectional.snapshot_date
+    left join categorized_attributes
+        on days_to_build.pool_id = categorized_attributes.pool_id
+
+),
+
+final as (
+
+    -- day by day: an incremental run reads the newest days, which then sit
+    -- together in storage (DuckDB skips the row groups of older days)
+    select * from joined
+    order by snapshot_date, pool_id
 
 )
 
-select * from joined
+select * from final

@@ -19,7 +19,23 @@
 -- A dead pool (last observation before d+H, then silent for at least H days
 -- while the data goes on) gets 0 when var dead_pool_is_dropped, else null;
 -- the coverage rule does not apply to it.
+--
+-- Incremental: a label of day d reads days d+1 .. d+H, the pool's last
+-- observed day and the data's last day. So a refresh from day R rebuilds
+--   * every pool's days from R - H (their windows reach the new days),
+--   * every pool's days from E - 2H + 1, E the previous build's last day
+--     (as the data's end moves, windows pass it and silent pools turn dead),
+--   * a pool with new days: its days from L - H + 1, L its last observed day
+--     before R (it was silent; its last observed day moves).
 
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['pool_id', 'snapshot_date'],
+    on_schema_change='fail',
+) }}
+
+{% set from_date = refresh_from_date() %}
 {% set horizon = var('horizon_days') | int %}
 {% set stat = var('apy_future_stat') %}
 {% if horizon < 1 %}
@@ -35,11 +51,64 @@
 
 with
 
+{% if from_date %}
+all_days as (
+
+    select * from {{ ref('int_pool_days_densified') }}
+
+),
+
+previous_build as (
+
+    select max(snapshot_date) as previous_end_date from {{ this }}
+
+),
+
+rebuild_starts as (
+
+    select
+        all_days.pool_id,
+        least(
+            {{ from_date }} - {{ horizon }},
+            coalesce(
+                any_value(previous_build.previous_end_date) - 2 * {{ horizon }}
+                + 1,
+                {{ from_date }}
+            ),
+            case
+                when max(all_days.snapshot_date) >= {{ from_date }}
+                    then coalesce(
+                        max(all_days.snapshot_date) filter (
+                            where all_days.is_observed
+                            and all_days.snapshot_date < {{ from_date }}
+                        ) - {{ horizon }} + 1,
+                        {{ from_date }}
+                    )
+                else {{ from_date }}
+            end
+        ) as rebuild_start_date
+    from all_days
+    cross join previous_build
+    group by all_days.pool_id
+
+),
+
+densified as (
+
+    select all_days.*
+    from all_days
+    inner join rebuild_starts
+        on all_days.pool_id = rebuild_starts.pool_id
+    where all_days.snapshot_date >= rebuild_starts.rebuild_start_date
+
+),
+{% else %}
 densified as (
 
     select * from {{ ref('int_pool_days_densified') }}
 
 ),
+{% endif %}
 
 data_end as (
 
@@ -52,7 +121,8 @@ future_windows as (
     select
         pool_id,
         snapshot_date,
-        last_observed_date,
+        -- the calendar ends on the pool's last observed day
+        max(snapshot_date) over whole_pool as last_observed_date,
         is_observed,
         apy,
         count(apy) over future_window as future_observed_day_count,
@@ -74,6 +144,10 @@ future_windows as (
             partition by pool_id
             order by snapshot_date
             rows between {{ horizon }} following and {{ horizon }} following
+        ),
+        whole_pool as (
+            partition by pool_id
+            rows between unbounded preceding and unbounded following
         )
 
 ),
@@ -148,10 +222,10 @@ final as (
 
         -- dates
         snapshot_date,
-        cast(snapshot_date + {{ horizon }} as date) as label_window_end_date,
-        data_end_date
+        cast(snapshot_date + {{ horizon }} as date) as label_window_end_date
 
     from labeled
+    order by snapshot_date, pool_id
 
 )
 

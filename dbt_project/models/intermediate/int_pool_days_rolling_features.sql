@@ -5,19 +5,55 @@
 -- (null when that day is missing). Aggregates ignore the null gap days.
 -- Nothing here reads a later day: the leakage test builds with and without
 -- an as_of_date cut and compares every column.
+--
+-- Incremental: the days from var refresh_from_date on are rebuilt from a
+-- lookback of the longest window (90 days). The expanding statistics need
+-- all of a pool's history, so they carry their state instead: the count,
+-- mean and sum of squared deviations of each pool's last day before the
+-- refresh (kept in this table), combined with the statistics of the days
+-- since (Chan et al.'s parallel update; exact up to floating-point order).
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['pool_id', 'snapshot_date'],
+    on_schema_change='fail',
+) }}
 
 -- Window lengths are part of the column names (and of the feature contract in
 -- marts/_marts__models.yml), so they are constants here, not vars.
 {% set windows = [7, 14, 30, 90] %}
 {% set change_days = [1, 7, 30] %}
+{% set lookback_days = windows | max - 1 %}
+{% set from_date = refresh_from_date() %}
 
 with
 
 densified as (
 
     select * from {{ ref('int_pool_days_densified') }}
+    {% if from_date %}
+    where snapshot_date >= {{ from_date }} - {{ lookback_days }}
+    {% endif %}
 
 ),
+
+{% if from_date %}
+prior_state as (
+
+    -- each pool's expanding statistics on its last day before the refresh
+    select
+        pool_id,
+        arg_max(observed_day_count, snapshot_date) as prior_count,
+        arg_max(apy_expanding_mean, snapshot_date) as prior_mean,
+        arg_max(apy_expanding_squared_deviations, snapshot_date)
+            as prior_squared_deviations
+    from {{ this }}
+    where snapshot_date < {{ from_date }}
+    group by pool_id
+
+),
+{% endif %}
 
 prepared as (
 
@@ -26,7 +62,14 @@ prepared as (
         case
             when apy > 0 then apy_reward / apy
         end as apy_reward_share,
-        case when is_observed then 1 else 0 end as observed_flag
+        case when is_observed then 1 else 0 end as observed_flag,
+        -- the apy the expanding statistics read: every day in a full build,
+        -- the days from the refresh date on in an incremental one
+        {% if from_date %}
+        case when snapshot_date >= {{ from_date }} then apy end
+        {% else %}
+        apy
+        {% endif %} as expanding_apy
     from densified
 
 ),
@@ -66,9 +109,12 @@ windowed as (
         {% endif %}
         {% endfor %}
 
-        avg(apy) over expanding as apy_expanding_mean,
-        stddev_samp(apy) over expanding as apy_expanding_std,
-        sum(observed_flag) over expanding as observed_day_count
+        -- expanding over expanding_apy (all of history in a full build; the
+        -- days since the refresh date in an incremental one)
+        avg(expanding_apy) over expanding as since_mean,
+        var_pop(expanding_apy) over expanding
+            * count(expanding_apy) over expanding as since_squared_deviations,
+        count(expanding_apy) over expanding as since_count
 
     from prepared
     window
@@ -91,6 +137,57 @@ windowed as (
             order by snapshot_date
             rows between unbounded preceding and current row
         )
+    {% if from_date %}
+    qualify snapshot_date >= {{ from_date }}
+    {% endif %}
+
+),
+
+expanded as (
+
+    -- the expanding statistics of all history up to the day
+    {% if from_date %}
+    -- prior state (a) + the days since the refresh date (b):
+    -- n = na + nb, mean = ma + (mb - ma) nb / n,
+    -- m2 = m2a + m2b + (mb - ma)^2 na nb / n
+    select
+        windowed.*,
+        coalesce(prior_state.prior_count, 0) as prior_count,
+        prior_state.prior_mean,
+        prior_state.prior_squared_deviations
+    from windowed
+    left join prior_state
+        on windowed.pool_id = prior_state.pool_id
+    {% else %}
+    select
+        *,
+        0 as prior_count,
+        cast(null as double) as prior_mean,
+        cast(null as double) as prior_squared_deviations
+    from windowed
+    {% endif %}
+
+),
+
+combined as (
+
+    select
+        *,
+        prior_count + since_count as observed_day_count,
+        case
+            when since_count = 0 then prior_mean
+            when prior_count = 0 then since_mean
+            else prior_mean + (since_mean - prior_mean)
+                * since_count / (prior_count + since_count)
+        end as apy_expanding_mean,
+        case
+            when since_count = 0 then prior_squared_deviations
+            when prior_count = 0 then since_squared_deviations
+            else prior_squared_deviations + since_squared_deviations
+                + (since_mean - prior_mean) * (since_mean - prior_mean)
+                * prior_count * since_count / (prior_count + since_count)
+        end as apy_expanding_squared_deviations
+    from expanded
 
 ),
 
@@ -108,9 +205,16 @@ derived as (
         case when tvl_usd >= 0 then ln(1 + tvl_usd) end as tvl_usd_log,
         apy_reward_share,
 
-        -- numerics: expanding
+        -- numerics: expanding (the sum of squared deviations is the state a
+        -- refresh carries on, not a feature)
         apy_expanding_mean,
-        apy_expanding_std,
+        case
+            when observed_day_count >= 2
+                then sqrt(
+                    apy_expanding_squared_deviations / (observed_day_count - 1)
+                )
+        end as apy_expanding_std,
+        apy_expanding_squared_deviations,
         case
             when apy_expanding_mean > 0 then apy / apy_expanding_mean - 1
         end as apy_relative_to_expanding_mean,
@@ -153,9 +257,18 @@ derived as (
         -- dates
         snapshot_date
 
-    from windowed
+    from combined
     where is_observed
+
+),
+
+final as (
+
+    -- day by day: an incremental run reads the newest days, which then sit
+    -- together in storage (DuckDB skips the row groups of older days)
+    select * from derived
+    order by snapshot_date, pool_id
 
 )
 
-select * from derived
+select * from final

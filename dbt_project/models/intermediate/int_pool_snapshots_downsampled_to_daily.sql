@@ -4,7 +4,19 @@
 --   mean   -> the mean of the day's snapshots
 --   median -> the median of the day's snapshots
 -- Strings and static attributes always come from the day's last snapshot.
+--
+-- Incremental: a day depends on its own snapshots only, so a refresh rebuilds
+-- the days from var refresh_from_date on (no lookback) and replaces them by
+-- (pool_id, snapshot_date).
 
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['pool_id', 'snapshot_date'],
+    on_schema_change='fail',
+) }}
+
+{% set from_date = refresh_from_date() %}
 {% set mode = var('daily_downsampling') %}
 {% set measures = ['apy', 'apy_base', 'apy_reward', 'tvl_usd'] %}
 {% if mode not in ['last', 'mean', 'median'] %}
@@ -18,6 +30,9 @@ with
 snapshots as (
 
     select * from {{ ref('stg_defillama__pool_snapshots') }}
+    {% if from_date %}
+    where snapshot_date >= {{ from_date }}
+    {% endif %}
 
 ),
 
@@ -90,6 +105,15 @@ joined as (
         on aggregated.pool_id = last_of_day.pool_id
         and aggregated.snapshot_date = last_of_day.snapshot_date
 
+),
+
+final as (
+
+    -- day by day: an incremental run reads the newest days, which then sit
+    -- together in storage (DuckDB skips the row groups of older days)
+    select * from joined
+    order by snapshot_date, pool_id
+
 )
 
-select * from joined
+select * from final

@@ -1,8 +1,10 @@
 -- One row per pool per observed day that has a label: the features of day d
 -- beside the label of its future window d+1 .. d+H and the label settings.
 -- Exported to <data dir>/exports/training_set.parquet after each build.
+-- A table rebuilt whole on every training build (a label that turns null
+-- takes its row out): `apy-runway train` builds it when the data moved.
 
-{{ config(post_hook="{{ export_to_parquet('training_set') }}") }}
+{{ config(post_hook="{{ export_to_parquet('training_set', 'snapshot_date, pool_id') }}") }}
 
 with
 

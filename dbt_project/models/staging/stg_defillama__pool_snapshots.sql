@@ -1,13 +1,23 @@
 -- One row per pool per snapshot hour, typed and renamed to snake_case.
--- Ingest already quarantined bad rows and kept the latest snapshot per hour;
--- the uniqueness test below guards that promise. `as_of_date` cuts the history
--- here, so every downstream model is built as if the data ended that day.
+-- Ingest quarantined bad rows and keeps one row per pool and hour within a
+-- landed file; across files the most recently landed one wins: ingest lists
+-- every stored row a later file replaced (superseded_rows), and they are left
+-- out here. The uniqueness test below guards that promise. `as_of_date` cuts
+-- the history here, so every downstream model is built as if the data ended
+-- that day. snapshot_date is the raw store's partition (the UTC day of the
+-- timestamp), so a filter on it reads only those days' files.
 
 with
 
 source as (
 
     select * from {{ source('defillama', 'pool_snapshots') }}
+
+),
+
+superseded_rows as (
+
+    select * from {{ source('defillama', 'superseded_rows') }}
 
 ),
 
@@ -30,12 +40,13 @@ renamed as (
         cast(apy as double) as apy,
         cast(apyBase as double) as apy_base,
         cast(apyReward as double) as apy_reward,
+        cast(landing_order as bigint) as landing_order,
 
         -- booleans
         cast(stablecoin as boolean) as is_stablecoin,
 
         -- dates and timestamps (the profile pins TimeZone = UTC)
-        cast(cast("timestamp" as timestamptz) as date) as snapshot_date,
+        snapshot_date,
         date_trunc('hour', cast("timestamp" as timestamptz)) as snapshot_hour,
         cast("timestamp" as timestamptz) as snapshot_at
 
@@ -43,9 +54,21 @@ renamed as (
 
 ),
 
+current_rows as (
+
+    select renamed.*
+    from renamed
+    anti join superseded_rows
+        on
+            renamed.pool_id = superseded_rows.pool
+            and renamed.snapshot_hour = superseded_rows.snapshot_hour
+            and renamed.landing_order = superseded_rows.landing_order
+
+),
+
 cut_at_as_of_date as (
 
-    select * from renamed
+    select * from current_rows
     {% if var('as_of_date') %}
     where snapshot_date <= cast('{{ var("as_of_date") }}' as date)
     {% endif %}

@@ -10,6 +10,12 @@ labels as (
 
 ),
 
+data_end as (
+
+    select max(snapshot_date) as data_end_date from labels
+
+),
+
 pool_spans as (
 
     select
@@ -26,11 +32,12 @@ violations as (
     from labels
     inner join pool_spans
         on labels.pool_id = pool_spans.pool_id
+    cross join data_end
     where labels.is_apy_kept is not null
         and (
-            labels.snapshot_date + labels.horizon_days > labels.data_end_date
+            labels.snapshot_date + labels.horizon_days > data_end.data_end_date
             or (
-                pool_spans.last_observed_date = labels.data_end_date
+                pool_spans.last_observed_date = data_end.data_end_date
                 and labels.snapshot_date
                 > pool_spans.last_observed_date - labels.horizon_days
             )

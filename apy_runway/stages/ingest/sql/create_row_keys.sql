@@ -1,7 +1,8 @@
--- The narrow keys of every input row: only these are materialised; the rest is
--- re-read from the inputs when the two output files are written.
+-- The narrow keys of every row of the landed unit: only these are
+-- materialised; the rest is re-read from the inputs when the staged and the
+-- quarantined rows are written.
 
-create table row_keys (
+create or replace table row_keys (
     file_index integer,
     source_row bigint,
     row_reason varchar,

@@ -1,5 +1,6 @@
--- The rejected rows as their input text, with the reason and where they came
--- from. <text_columns>: input_rows.<column> of every raw contract column.
+-- The landed unit's rejected rows as their input text, with the reason and
+-- where they came from.
+-- <text_columns>: input_rows.<column> of every raw contract column.
 -- <ingested_at>: the ingest's start time as a timestamptz literal.
 
 select
@@ -8,6 +9,7 @@ select
     verdicts.reason,
     input_rows.source_file,
     input_rows.source_row,
+    cast(input_rows.file_index as bigint) as landing_order,
     {ingested_at} as ingested_at
 from input_rows
 inner join verdicts
