@@ -38,6 +38,12 @@ def _fetch() -> ModuleType:
     return fetch
 
 
+def _collect() -> ModuleType:
+    from apy_runway.stages import collect
+
+    return collect
+
+
 def _build() -> ModuleType:
     from apy_runway.stages import build
 
@@ -45,7 +51,7 @@ def _build() -> ModuleType:
 
 
 def _train() -> ModuleType:
-    from models_py import train
+    from apy_runway.stages import train
 
     return train
 
@@ -60,6 +66,12 @@ def _score() -> ModuleType:
     from apy_runway.stages import score
 
     return score
+
+
+def _refresh() -> ModuleType:
+    from apy_runway.stages import refresh
+
+    return refresh
 
 
 def _check_leakage() -> ModuleType:
@@ -79,10 +91,12 @@ COMMANDS: dict[str, Callable[[], ModuleType]] = {
     "generate": _generate,
     "ingest": _ingest,
     "fetch": _fetch,
+    "collect": _collect,
     "build": _build,
     "train": _train,
     "publish": _publish,
     "score": _score,
+    "refresh": _refresh,
     "check-leakage": _check_leakage,
     "run-all": _run_all,
 }
@@ -127,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(only=chosen_command(argv))
     args = parser.parse_args(argv)
-    paths = project_paths(args.home).ensure()
     started = time.perf_counter()
     try:
+        paths = project_paths(args.home).ensure()
         code = args._run(args, paths)
     except (UserError, FileNotFoundError, ValueError) as error:
         if os.environ.get("APY_RUNWAY_DEBUG"):

@@ -1,7 +1,8 @@
 """`apy-runway run-all`: the whole pipeline on the embedded default data.
 
-generate -> ingest -> build (dbt) -> train -> score (local S3 + the Lambda's
-hourly core). Each step calls the same function as its own subcommand.
+generate -> ingest (a new raw store: --replace) -> build (dbt, in full) ->
+train -> score (local S3 + the Lambda's hourly core). Each step calls the same
+function as its own subcommand.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         }
         generate.generate_snapshots(paths.generated_snapshots, **chosen)
     step("ingest")
-    ingest.ingest(args.input or [], paths)
+    # a fresh raw store of exactly these inputs (an earlier one is moved aside)
+    ingest.ingest(args.input or [paths.generated_snapshots], paths, replace=True)
     step("build")
     build.build(paths, dbt_vars=args.vars)
     step("train")

@@ -192,11 +192,11 @@ FEATURES_ALLOW_SHRINK_FIELD = "allow_shrink"
 # S3 object metadata of the predictions documents: the pool count they hold,
 # so the Lambda compares a new features file with the last scored one.
 PREDICTIONS_POOLS_METADATA = "pools"
-PREDICTIONS_FORMAT = "apy-runway/predictions/v1"
+PREDICTIONS_FORMAT = "apy-runway/predictions/v2"
 
 # Versions of what callers read: bump on any change of the hourly output or the
 # HTTP answers, and update the README's schema section with it.
-PREDICTIONS_SCHEMA_VERSION = 1
+PREDICTIONS_SCHEMA_VERSION = 2
 HTTP_SCHEMA_VERSION = 1
 
 

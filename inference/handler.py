@@ -3,8 +3,10 @@
 - ``http``: API Gateway HTTP API (v2) ``POST /predictions``. Body = JSON array of
   feature rows -> ``{"predictions": [[p_down, p_keep], ...], "rows": [...]}``;
   body = ``{"pools": [...]}`` -> answers from the latest published predictions.
-- ``scheduled``: EventBridge (hourly). Scores the published latest features and
-  writes ``<predictions prefix>hourly/<event hour>Z.json`` plus ``latest.json``.
+- ``scheduled``: S3 ObjectCreated on the features key (publish writes it last)
+  and EventBridge's hourly schedule (the safety net). Scores the published
+  latest features and writes ``<predictions prefix>hourly/<hour>Z.json`` plus
+  ``latest.json``; the hour is the event's (inference/events.py).
 
 Settings come from the environment once per distinct environment
 (inference/settings.py); the work is done by inference/service.py, which takes
@@ -29,7 +31,9 @@ from botocore.config import Config
 
 from inference import contracts, service
 from inference.artefact import ModelIntegrityError
-from inference.publication import lookup, parse_event_time
+from inference.events import s3_objects, scoring_hour
+from inference.health import STATUS_OK
+from inference.publication import lookup
 from inference.scoring import score_rows
 from inference.settings import ConfigError, Settings, current
 from inference.validation import InputError, parse_json_body
@@ -215,14 +219,33 @@ def http(event: dict, context: Any = None) -> dict:
 
 
 def scheduled(event: dict, context: Any = None) -> dict:
-    """EventBridge hourly: score the published latest features, write the hour's key."""
+    """S3 ObjectCreated on the features key, or EventBridge hourly: score the
+    published latest features, write the hour's key."""
     started = time.perf_counter()
     request_id = getattr(context, "aws_request_id", None)
     try:
-        event_time = parse_event_time(event.get("time"))
+        event_time = scoring_hour(event)
         settings = current()
+        objects = s3_objects(event)
+        if objects and (settings.bucket, settings.features_key) not in objects:
+            log_event(logging.WARNING, "ignored_s3_event", request_id=request_id, objects=objects)
+            return {"ignored": objects}
         loaded = get_model(settings)
-        summary, result = service.score_hour(settings, s3(settings), loaded, event_time)
+        try:
+            summary, result = service.score_hour(settings, s3(settings), loaded, event_time)
+        except service.FeaturesRefused as refused:
+            # not transient: a retry would refuse again; nothing is written
+            log_event(logging.ERROR, "features_refused", request_id=request_id, reason=str(refused))
+            return {"refused": str(refused)}
+        if result["health"]["status"] != STATUS_OK:
+            log_event(
+                logging.WARNING,
+                "degraded",
+                request_id=request_id,
+                reasons=result["health"]["reasons"],
+                feature_date_max=result["feature_date_max"],
+                event_time=result["event_time"],
+            )
         if result["unused_published_features"]:
             log_event(
                 logging.WARNING,

@@ -5,13 +5,14 @@ no I/O.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from inference import contracts
 from inference.artefact import ModelSpec
+from inference.health import feature_age_hours, health
 from inference.scoring import (
     column_to_numeric,
     eligibility_reasons,
@@ -84,12 +85,8 @@ def feature_is_stale(
     feature_date: str | None, event_time: datetime, stale_after_hours: float
 ) -> bool:
     """A feature day counts until its end (next midnight UTC); None is stale."""
-    if not feature_date:
-        return True
-    day = date.fromisoformat(str(feature_date)[:10])
-    day_end = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + 86400
-    age_hours = (event_time.timestamp() - day_end) / 3600.0
-    return age_hours > stale_after_hours
+    age_hours = feature_age_hours(feature_date, event_time)
+    return age_hours is None or age_hours > stale_after_hours
 
 
 def score_published(
@@ -138,6 +135,7 @@ def score_published(
         {
             "pool_id": pool_id,
             "symbol": symbol,
+            "apy": pool_apy,
             "status": state,
             "reason": reason,
             "p_down": down,
@@ -153,6 +151,7 @@ def score_published(
         for (
             pool_id,
             symbol,
+            pool_apy,
             state,
             reason,
             down,
@@ -165,6 +164,7 @@ def score_published(
         ) in zip(
             columns["pool_id"],
             symbols,
+            columns["apy"],
             status.tolist(),
             reasons,
             p_down,
@@ -179,13 +179,15 @@ def score_published(
     ]
 
     dates = [d for d in feature_dates if d]
+    feature_date_max = max(dates) if dates else None
     return {
         "schema_version": contracts.PREDICTIONS_SCHEMA_VERSION,
         "format": contracts.PREDICTIONS_FORMAT,
         "model_id": spec.model_id,
         "event_time": scored_at,
-        "feature_date_max": max(dates) if dates else None,
+        "feature_date_max": feature_date_max,
         "stale_after_hours": stale_after_hours,
+        "health": health(feature_date_max, event_time, stale_after_hours),
         "unused_published_features": unused,
         "counts": {
             "pools": n_rows,

@@ -21,11 +21,16 @@ from inference.artefact import (
     load_verified_model,
     model_file_name,
 )
+from inference.health import shrink_refusal
 from inference.publication import score_published
 from inference.settings import Settings
 from inference.validation import InputError
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
+
+
+class FeaturesRefused(RuntimeError):
+    """The published features must not be scored (the shrink rule)."""
 
 
 @dataclass(frozen=True)
@@ -96,15 +101,36 @@ def read_latest_predictions(
     return response["ETag"], json.loads(response["Body"].read())
 
 
-def _newer_than_latest(settings: Settings, client: Any, event_time: str) -> bool:
-    """A retried *older* event must not roll latest.json back."""
+def _latest_metadata(settings: Settings, client: Any) -> dict | None:
+    """The S3 metadata of latest.json (None: nothing published yet)."""
     try:
         head = client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
-            return True
+            return None
         raise
-    return head.get("Metadata", {}).get("event-time", "") <= event_time
+    return head.get("Metadata", {})
+
+
+def _newer_than_latest(settings: Settings, client: Any, event_time: str) -> bool:
+    """A retried *older* event must not roll latest.json back."""
+    metadata = _latest_metadata(settings, client)
+    return metadata is None or metadata.get("event-time", "") <= event_time
+
+
+def _refuse_shrunk(settings: Settings, client: Any, payload: dict) -> None:
+    """The shrink rule against the pool count last scored (latest.json)."""
+    previous = (_latest_metadata(settings, client) or {}).get(contracts.PREDICTIONS_POOLS_METADATA)
+    count = payload.get(contracts.FEATURES_ROW_COUNT_FIELD)
+    if not isinstance(count, int):
+        count = len((payload.get("columns") or {}).get("pool_id") or [])
+    refusal = shrink_refusal(
+        count,
+        int(previous) if previous and previous.isdigit() else None,
+        payload.get(contracts.FEATURES_ALLOW_SHRINK_FIELD) is True,
+    )
+    if refusal:
+        raise FeaturesRefused(f"s3://{settings.bucket}/{settings.features_key}: {refusal}")
 
 
 def score_hour(
@@ -114,10 +140,15 @@ def score_hour(
     unless a newer hour is already there, latest.json. Returns (summary, the
     published document)."""
     payload = json.loads(get_bytes(client, settings.bucket, settings.features_key))
+    _refuse_shrunk(settings, client, payload)
     result = score_published(
         loaded.model, loaded.spec, payload, event_time, settings.stale_after_hours
     )
-    object_metadata = {"event-time": result["event_time"], "model-id": loaded.spec.model_id}
+    object_metadata = {
+        "event-time": result["event_time"],
+        "model-id": loaded.spec.model_id,
+        contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
+    }
     hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
     put_json(client, settings.bucket, hourly, result, object_metadata)
     latest = settings.latest_predictions_key
@@ -130,6 +161,7 @@ def score_hour(
         "model_id": loaded.spec.model_id,
         "event_time": result["event_time"],
         "feature_date_max": result["feature_date_max"],
+        "health": result["health"]["status"],
         **result["counts"],
     }
     return summary, result

@@ -60,8 +60,16 @@ def test_the_dbt_source_and_the_generator_use_the_raw_contract():
         (REPO / "dbt_project/models/staging/_defillama__sources.yml").read_text()
     )
     [table] = [t for s in sources["sources"] for t in s["tables"] if t["name"] == "pool_snapshots"]
-    assert tuple(c["name"] for c in table["columns"]) == contracts.RAW_COLUMNS
+    # the raw store: the contract, then the landing order and the day partition
+    assert tuple(c["name"] for c in table["columns"]) == (
+        *contracts.RAW_COLUMNS,
+        contracts.RAW_LANDING_ORDER_COLUMN,
+        contracts.RAW_PARTITION_COLUMN,
+    )
     assert tuple(SCHEMA.names) == contracts.RAW_COLUMNS
+    from apy_runway.stages.ingest.store import STORED_COLUMNS
+
+    assert (*contracts.RAW_COLUMNS, contracts.RAW_LANDING_ORDER_COLUMN) == STORED_COLUMNS
 
 
 def test_contracts_types_are_written_as_strings():

@@ -82,9 +82,14 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
 
 # --------------------------------------------------------------------------- build state
 
-# What each selector's build keeps up to date (the state key): the hourly
-# refresh builds the serving models, training builds the training models.
+# What each selector's build keeps up to date (the state keys): the hourly
+# refresh builds the serving models, training builds the training models,
+# no selector builds both.
 STATE_KEYS = {"serving": "serving", "hourly_refresh": "serving", "training": "training"}
+
+
+def _state_keys(selector: str | None) -> list[str]:
+    return ["serving", "training"] if selector is None else [STATE_KEYS[selector]]
 
 
 def parse_vars(dbt_vars: str | dict | None) -> dict:
@@ -187,8 +192,7 @@ def build(
     )
     if not builds or select is not None:
         return None
-    keys = ["serving", "training"] if selector is None else [STATE_KEYS[selector]]
-    _record_build(paths, keys, parsed, landing_order)
+    _record_build(paths, _state_keys(selector), parsed, landing_order)
     return _write_feature_columns(paths)
 
 
@@ -223,57 +227,75 @@ class IncrementalBuild:
         return "up to date"
 
 
+def recorded_vars(paths: ProjectPaths, selector: str | None) -> dict:
+    """The vars the selector's last build used (the home's configuration:
+    `build --vars` sets it, refresh and train keep it)."""
+    state = load_build_state(paths)
+    recorded = next((state[k] for k in _state_keys(selector) if k in state), None)
+    recorded = recorded or next(iter(state.values()), None)
+    return json.loads(recorded["vars"]) if recorded and recorded.get("vars") else {}
+
+
 def plan_incremental_build(
-    paths: ProjectPaths, selector: str, dbt_vars: str | dict | None = None, full: bool = False
+    paths: ProjectPaths,
+    selector: str | None,
+    dbt_vars: str | dict | None = None,
+    full: bool = False,
 ) -> IncrementalBuild:
-    """What `incremental_build` would do now (no dbt)."""
-    key = STATE_KEYS[selector]
-    parsed = parse_vars(dbt_vars)
+    """What `incremental_build` would do now (no dbt). Without `dbt_vars`, the
+    vars of the selector's last build."""
+    parsed = parse_vars(dbt_vars) if dbt_vars is not None else recorded_vars(paths, selector)
     landing_order = _committed_landing_order(paths)
-    recorded = load_build_state(paths).get(key)
+    state = load_build_state(paths)
+    records = [state.get(key) for key in _state_keys(selector)]
     usable = (
         not full
-        and recorded is not None
-        and recorded.get("vars") == _canonical(parsed)
-        and 0 <= recorded.get("landing_order", -1) <= landing_order
+        and all(r is not None for r in records)
+        and all(r.get("vars") == _canonical(parsed) for r in records)
+        and all(0 <= r.get("landing_order", -1) <= landing_order for r in records)
         and paths.warehouse.exists()
     )
+    name = selector or "everything"
     if not usable:
-        return IncrementalBuild(selector, True, None, landing_order)
-    from_date = RawStore(paths, read_manifest(paths)).earliest_date_since(recorded["landing_order"])
-    return IncrementalBuild(selector, False, from_date, landing_order)
+        return IncrementalBuild(name, True, None, landing_order)
+    store = RawStore(paths, read_manifest(paths))
+    since = min(r["landing_order"] for r in records)
+    return IncrementalBuild(name, False, store.earliest_date_since(since), landing_order)
 
 
 def incremental_build(
     paths: ProjectPaths,
-    selector: str,
+    selector: str | None,
     dbt_vars: str | dict | None = None,
     memory_limit: str | None = None,
     full: bool = False,
     quiet: bool = False,
+    command: str = "build",
 ) -> IncrementalBuild:
-    """Bring `selector`'s models up to date with the raw store: from the
-    earliest day landed since its last build, or in full (see the module)."""
+    """Bring `selector`'s models (None: every model) up to date with the raw
+    store: from the earliest day landed since its last build, or in full (see
+    the module). Without `dbt_vars`, the vars of its last build (or of the
+    other selector's). `command` "run" skips the tests."""
     _require_rows(paths)
-    parsed = parse_vars(dbt_vars)
+    parsed = parse_vars(dbt_vars) if dbt_vars is not None else recorded_vars(paths, selector)
     plan = plan_incremental_build(paths, selector, parsed, full)
     if plan.skipped:
-        log(f"dbt {selector}: up to date (nothing landed since its last build)")
+        log(f"dbt {plan.selector}: up to date (nothing landed since its last build)")
         return plan
     run_vars = dict(parsed)
     if plan.refresh_from_date:
         run_vars["refresh_from_date"] = plan.refresh_from_date
-    log(f"dbt {selector}: {plan.describe()}")
+    log(f"dbt {plan.selector}: {plan.describe()}")
     run_dbt(
         paths,
-        "build",
+        command,
         dbt_vars=run_vars or None,
         selector=selector,
         memory_limit=memory_limit,
         full_refresh=plan.full,
         quiet=quiet,
     )
-    _record_build(paths, [STATE_KEYS[selector]], parsed, plan.landing_order)
+    _record_build(paths, _state_keys(selector), parsed, plan.landing_order)
     _write_feature_columns(paths)
     return plan
 

@@ -127,11 +127,12 @@ def _compare_table(
     con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...]
 ) -> TableDifference:
     result = TableDifference(table)
-    left_columns = _columns(con, "left_build", table)
-    right_columns = _columns(con, "right_build", table)
+    # columns as sets: a contract fixes the column order of a dbt-built table
+    left_columns = sorted(_columns(con, "left_build", table))
+    right_columns = sorted(_columns(con, "right_build", table))
     if left_columns != right_columns:
         result.schema_difference = (
-            f"columns differ: {sorted(set(left_columns) ^ set(right_columns)) or 'order'}"
+            f"columns differ: {sorted(set(left_columns) ^ set(right_columns))}"
             if left_columns and right_columns
             else f"only in the {'first' if left_columns else 'second'} warehouse"
         )

@@ -5,6 +5,13 @@ Column-wise JSON (``{"columns": {"pool_id": [...], "apy": [...], ...}}``) is rea
 by the Lambda with the standard library: its layer holds scikit-learn and has no
 room for pandas/pyarrow, and column-wise parses about twice as fast as row-wise
 for 20k pools. Missing values are JSON null; dates are ISO strings.
+
+The features key the scorer reads (contracts.FEATURES_KEY) is written last:
+its S3 ObjectCreated event starts the scoring Lambda, which must find the new
+model already there. The document's header carries `row_count` and
+`allow_shrink`: a features file with fewer than half the pools of the one it
+replaces is refused unless --allow-shrink, which then sets `allow_shrink: true`
+so the Lambda accepts it too (the shrink rule, contracts.SHRINK_MIN_RATIO).
 """
 
 from __future__ import annotations
@@ -18,10 +25,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.foundation.s3 import ensure_bucket, s3_client, upload_run
 from inference import contracts
+
+# S3 object metadata of the features file: its pool count, read back by the
+# next publish for the shrink rule without downloading the document.
+ROW_COUNT_METADATA = "row-count"
 
 COMMAND = "publish"
 HELP = "upload latest_features (column-wise JSON) and optionally a run folder to S3"
@@ -61,28 +74,79 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="create the bucket if missing (local S3 servers)",
     )
+    add_allow_shrink(parser)
+
+
+def add_allow_shrink(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help=f"publish features with fewer than {contracts.SHRINK_MIN_RATIO:.0%} of the pools "
+        "of the published ones (and tell the Lambda to accept them: allow_shrink: true)",
+    )
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if not args.bucket:
         raise UserError("no bucket: pass --bucket or set APY_RUNWAY_BUCKET")
-    payload = load_features_payload(paths)
+    payload = load_features_payload(paths, allow_shrink=args.allow_shrink)
     run_dir = resolve_run(paths, args.run) if args.run else None
     client = s3_client(args.endpoint_url)
     if args.create_bucket:
         ensure_bucket(client, args.bucket)
-    size = upload_features(client, args.bucket, args.features_key, payload)
+    publish(client, args.bucket, payload, run_dir, args.features_key, args.model_prefix)
+    return 0
+
+
+def publish(
+    client,
+    bucket: str,
+    payload: dict,
+    run_dir: Path | None = None,
+    features_key: str = contracts.FEATURES_KEY,
+    model_prefix: str = contracts.MODEL_PREFIX,
+) -> int:
+    """Check the shrink rule, upload the run (if any), then the features key
+    last. Returns the features document's size in bytes."""
+    check_shrink(client, bucket, features_key, payload)
+    if run_dir is not None:
+        keys = upload_run(client, bucket, model_prefix, run_dir)
+        log(f"published run {run_dir.name} to s3://{bucket}/{model_prefix} ({len(keys)} files)")
+    size = upload_features(client, bucket, features_key, payload)
     log(
         f"published {payload['row_count']} pools (features of {payload['snapshot_date_max']}) "
-        f"to s3://{args.bucket}/{args.features_key} ({size / 1e6:.2f} MB)"
+        f"to s3://{bucket}/{features_key} ({size / 1e6:.2f} MB)"
     )
-    if run_dir is not None:
-        keys = upload_run(client, args.bucket, args.model_prefix, run_dir)
-        log(
-            f"published run {run_dir.name} to s3://{args.bucket}/{args.model_prefix} "
-            f"({len(keys)} files)"
+    return size
+
+
+def published_row_count(client, bucket: str, key: str) -> int | None:
+    """The pool count of the features file now at `key` (None: none there, or
+    published before the count was recorded)."""
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    value = head.get("Metadata", {}).get(ROW_COUNT_METADATA)
+    return int(value) if value and value.isdigit() else None
+
+
+def check_shrink(client, bucket: str, key: str, payload: dict) -> None:
+    """Refuse features with fewer than half the published file's pools unless
+    the payload says allow_shrink."""
+    previous = published_row_count(client, bucket, key)
+    count = payload[contracts.FEATURES_ROW_COUNT_FIELD]
+    if contracts.is_shrunk(count, previous) and not payload.get(
+        contracts.FEATURES_ALLOW_SHRINK_FIELD
+    ):
+        raise UserError(
+            f"the features have {count:,} pools, below "
+            f"{contracts.SHRINK_MIN_RATIO:.0%} of the {previous:,} published at "
+            f"s3://{bucket}/{key}; nothing was published. Pass --allow-shrink if the "
+            "pool count really fell"
         )
-    return 0
 
 
 def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
@@ -120,7 +184,7 @@ def _json_value(value: Any) -> Any:
 
 
 def columnar_payload(
-    columns: dict[str, list], feature_columns: dict, source: str = ""
+    columns: dict[str, list], feature_columns: dict, source: str = "", allow_shrink: bool = False
 ) -> dict[str, Any]:
     """Column-wise features document read by the scheduled Lambda."""
     missing = [
@@ -136,7 +200,8 @@ def columnar_payload(
         "format": contracts.FEATURES_FORMAT,
         "source": source,
         "published_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "row_count": len(clean["pool_id"]),
+        contracts.FEATURES_ROW_COUNT_FIELD: len(clean["pool_id"]),
+        contracts.FEATURES_ALLOW_SHRINK_FIELD: bool(allow_shrink),
         "snapshot_date_max": max(dates)[:10] if dates else None,
         "features": list(feature_columns["features"]),
         "numeric": list(feature_columns.get("numeric", [])),
@@ -145,7 +210,7 @@ def columnar_payload(
     }
 
 
-def load_features_payload(paths: ProjectPaths) -> dict[str, Any]:
+def load_features_payload(paths: ProjectPaths, allow_shrink: bool = False) -> dict[str, Any]:
     """Read data/exports/latest_features.parquet + feature_columns.json."""
     import pyarrow.parquet as pq
 
@@ -155,10 +220,21 @@ def load_features_payload(paths: ProjectPaths) -> dict[str, Any]:
         raise UserError(f"no {paths.feature_columns}: run `apy-runway build` first")
     feature_columns = json.loads(paths.feature_columns.read_text())
     table = pq.read_table(paths.latest_features)
-    return columnar_payload(table.to_pydict(), feature_columns, source=paths.latest_features.name)
+    return columnar_payload(
+        table.to_pydict(),
+        feature_columns,
+        source=paths.latest_features.name,
+        allow_shrink=allow_shrink,
+    )
 
 
 def upload_features(client, bucket: str, key: str, payload: dict) -> int:
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
-    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ContentType="application/json",
+        Metadata={ROW_COUNT_METADATA: str(payload[contracts.FEATURES_ROW_COUNT_FIELD])},
+    )
     return len(body)

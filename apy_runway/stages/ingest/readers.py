@@ -274,7 +274,7 @@ def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None)
     columns = ", ".join(f"cast(null as varchar) as {ident(c)}" for c in POOLS_METADATA_FIELDS)
     if pools_json is None:
         con.execute(
-            f"create or replace temp table pool_metadata as "
+            f"create or replace table pool_metadata as "
             f"select cast(null as varchar) as pool, {columns} where false"
         )
         return
@@ -290,7 +290,7 @@ def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None)
     )
     try:
         con.execute(f"""
-            create or replace temp table pool_metadata as
+            create or replace table pool_metadata as
             select nullif(trim(item ->> 'pool'), '') as pool, {fields}
             from (
                 select
@@ -342,10 +342,9 @@ def _pools_metadata_from_snapshot(con: duckdb.DuckDBPyConnection, path: Path) ->
                 text = "true" if value else "false"
             values.append(text or None)
         columns[name] = values
-    table = pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
-    con.register("pool_metadata_arrow", table)
-    con.execute("create or replace temp table pool_metadata as select * from pool_metadata_arrow")
-    con.unregister("pool_metadata_arrow")
+    metadata = pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()})
+    con.execute("drop table if exists pool_metadata")
+    con.from_arrow(metadata).create("pool_metadata")
     log(
         f"pool metadata: {len(rows):,} pools from {path} "
         f"(fields: {', '.join(POOLS_METADATA_FIELDS)})"
@@ -371,7 +370,7 @@ def load_pools_snapshots(con: duckdb.DuckDBPyConnection, files: list[InputFile])
             columns["source_file"].append(str(file.path))
             for name in names:
                 columns[name].append(row.get(name))
-    table = pa.table(
+    snapshot_rows_table = pa.table(
         {
             "file_index": pa.array(columns["file_index"], type=pa.int32()),
             "source_row": pa.array(columns["source_row"], type=pa.int64()),
@@ -379,9 +378,8 @@ def load_pools_snapshots(con: duckdb.DuckDBPyConnection, files: list[InputFile])
             **{name: pa.array(columns[name], type=pa.string()) for name in names},
         }
     )
-    con.register("pools_rows_arrow", table)
-    con.execute("create or replace table pools_rows as select * from pools_rows_arrow")
-    con.unregister("pools_rows_arrow")
+    con.execute("drop table if exists pools_rows")
+    con.from_arrow(snapshot_rows_table).create("pools_rows")
     sql = "select * from pools_rows"
     return Source(
         name=", ".join(str(f.path) for f in files),

@@ -1,0 +1,62 @@
+"""The health of an hourly run, and the rule that refuses a shrunken features
+file. Pure: no I/O (standard library only).
+
+    health(feature_date_max, event_time, stale_after_hours)
+        {"status": "ok" | "degraded", "reasons": [...]}, carried by every hourly
+        predictions document (and so by predictions/latest.json). One reason
+        today:
+          features_stale  the newest published feature day ended more than
+                          stale_after_hours before the scoring hour (default
+                          contracts.FEATURES_STALE_AFTER_HOURS): the hourly
+                          refresh has not published for that long.
+        Later checks add their reason to REASONS and a line to `health`.
+    shrink_refusal(count, previous, allow_shrink)
+        why a features file must not be scored: fewer than
+        contracts.SHRINK_MIN_RATIO of the pools last scored, and its header does
+        not say allow_shrink: true (publish --allow-shrink). None = accepted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from inference import contracts
+
+STATUS_OK = "ok"
+STATUS_DEGRADED = "degraded"
+FEATURES_STALE = "features_stale"
+# every reason a run can be degraded for, in the order they are reported
+REASONS = (FEATURES_STALE,)
+
+
+def feature_age_hours(feature_date: str | None, event_time: datetime) -> float | None:
+    """Hours from the end of a feature day (next midnight UTC) to the event."""
+    if not feature_date:
+        return None
+    day = date.fromisoformat(str(feature_date)[:10])
+    day_end = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + 86400
+    return (event_time.timestamp() - day_end) / 3600.0
+
+
+def health(
+    feature_date_max: str | None,
+    event_time: datetime,
+    stale_after_hours: float = contracts.FEATURES_STALE_AFTER_HOURS,
+) -> dict:
+    """The run's health: degraded with the reasons that apply, else ok."""
+    reasons = []
+    age = feature_age_hours(feature_date_max, event_time)
+    if age is None or age > stale_after_hours:
+        reasons.append(FEATURES_STALE)
+    return {"status": STATUS_DEGRADED if reasons else STATUS_OK, "reasons": reasons}
+
+
+def shrink_refusal(count: int, previous: int | None, allow_shrink: bool) -> str | None:
+    """Why a features file of `count` pools is refused after `previous` (None: accepted)."""
+    if allow_shrink or not contracts.is_shrunk(count, previous):
+        return None
+    return (
+        f"the published features have {count:,} pools, below "
+        f"{contracts.SHRINK_MIN_RATIO:.0%} of the {previous:,} scored last, and their header "
+        f"does not say {contracts.FEATURES_ALLOW_SHRINK_FIELD}: true (publish --allow-shrink)"
+    )

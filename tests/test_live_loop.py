@@ -1,0 +1,228 @@
+"""The live hourly loop end to end, on a small generated home (30 pools x 60
+days, hourly): `run-all`, then `collect` twice against a DefiLlama-format
+server on 127.0.0.1 (the two hours after the generated data, given by its
+`Date` headers; the generated pools plus two new ones with /chart history),
+then `refresh` (ingest, incremental build, publish to a local S3) and the
+scoring Lambda on the features key's S3 ObjectCreated event. The hourly
+predictions carry a known pool's APY of the newest hour.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, timedelta
+
+import boto3
+import duckdb
+import pytest
+from fixtures.pools_server import NEVER_READ, PoolsServer, pools_item, pools_reply
+
+from apy_runway.cli import main as cli_main
+from apy_runway.foundation.paths import project_paths
+from inference import contracts, handler
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "apy-runway-live-loop"
+NEW_POOLS = ("11111111-aaaa-4aaa-8aaa-000000000001", "22222222-bbbb-4bbb-8bbb-000000000002")
+KNOWN_POOL_APY = 12.3456  # the known pool's APY in the second collected hour
+
+
+def chart(days: list[str], apy: float) -> dict:
+    return {
+        "status": "success",
+        "data": [
+            {
+                "timestamp": f"{day}T23:01:13.171Z",
+                "tvlUsd": 2_000_000 + i,
+                "apy": apy + i / 10,
+                "apyBase": apy,
+                "apyReward": i / 10,
+                "il7d": None,
+                "apyBase7d": None,
+            }
+            for i, day in enumerate(days)
+        ],
+    }
+
+
+def s3_event(key: str, event_time: str) -> dict:
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": event_time,
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": BUCKET}, "object": {"key": key, "size": 1}},
+            }
+        ]
+    }
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, moto_endpoint):
+    home = tmp_path_factory.mktemp("live_loop")
+    paths = project_paths(home)
+    cli = ["--home", str(home)]
+    # a 7-day horizon: 60 days leave enough labelled days to train on
+    assert (
+        cli_main([*cli, "run-all", "--pools", "30", "--days", "60", "--vars", "{horizon_days: 7}"])
+        == 0
+    )
+    assert (
+        cli_main(
+            [
+                *cli,
+                "publish",
+                "--bucket",
+                BUCKET,
+                "--endpoint-url",
+                moto_endpoint,
+                "--run",
+                "latest",
+                "--create-bucket",
+            ]
+        )
+        == 0
+    )
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        last_rows = con.execute(f"""
+            select pool, chain, project, symbol, tvlUsd, apy, stablecoin, ilRisk, exposure,
+                "timestamp"
+            from '{paths.generated_snapshots}'
+            qualify row_number() over (partition by pool order by "timestamp" desc) = 1
+            order by pool
+        """).fetchall()
+    last_hour = max(row[-1] for row in last_rows).replace(minute=0, second=0, microsecond=0)
+    hours = [last_hour + timedelta(hours=1), last_hour + timedelta(hours=2)]
+    known = last_rows[0][0]
+
+    def snapshot(hour_index: int) -> list[dict]:
+        items = [
+            pools_item(
+                pool,
+                chain=chain,
+                project=project,
+                symbol=symbol,
+                tvlUsd=tvl,
+                apy=KNOWN_POOL_APY if (pool == known and hour_index == 1) else apy * 1.01,
+                stablecoin=stablecoin,
+                ilRisk=il_risk,
+                exposure=exposure,
+            )
+            for (pool, chain, project, symbol, tvl, apy, stablecoin, il_risk, exposure, _) in (
+                last_rows
+            )
+        ]
+        items += [
+            pools_item(pool, apy=4.0 + i, project="new-project") for i, pool in enumerate(NEW_POOLS)
+        ]
+        return items
+
+    history_days = [(hours[0].date() - timedelta(days=d)).isoformat() for d in range(12, 0, -1)]
+    charts = {pool: chart(history_days, 4.0 + i) for i, pool in enumerate(NEW_POOLS)}
+    with PoolsServer(charts) as server:
+        server.queue(
+            pools_reply(snapshot(0), hours[0] + timedelta(minutes=4, seconds=11)),
+            pools_reply(snapshot(1), hours[1] + timedelta(minutes=2)),
+        )
+        collect = [*cli, "collect", "--base-url", server.url, "--delay", "0", "--backoff", "0"]
+        assert cli_main(collect) == 0
+        assert cli_main(collect) == 0
+        requests = dict(server.requests)
+    refresh_code = cli_main([*cli, "refresh", "--bucket", BUCKET, "--endpoint-url", moto_endpoint])
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ENDPOINT_URL": moto_endpoint,
+            "APY_RUNWAY_BUCKET": BUCKET,
+            "APY_RUNWAY_FEATURES_KEY": contracts.FEATURES_KEY,
+        }.items():
+            env.setenv(name, value)
+        summary = handler.scheduled(
+            s3_event(contracts.FEATURES_KEY, f"{hours[1]:%Y-%m-%dT%H}:06:41.123Z")
+        )
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    latest = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=contracts.latest_predictions_key("predictions/"))[
+            "Body"
+        ].read()
+    )
+    return {
+        "paths": paths,
+        "hours": hours,
+        "known": known,
+        "requests": requests,
+        "refresh_code": refresh_code,
+        "summary": summary,
+        "latest": latest,
+        "s3": s3,
+    }
+
+
+def test_latest_predictions_carry_the_new_hours_apy_of_a_known_pool(loop):
+    latest = loop["latest"]
+    assert loop["refresh_code"] == 0
+    assert latest["schema_version"] == contracts.PREDICTIONS_SCHEMA_VERSION == 2
+    assert latest["event_time"] == f"{loop['hours'][1]:%Y-%m-%dT%H}:00:00Z"
+    [record] = [p for p in latest["predictions"] if p["pool_id"] == loop["known"]]
+    assert record["apy"] == pytest.approx(KNOWN_POOL_APY)
+    assert record["feature_date"] == loop["hours"][1].date().isoformat()
+    assert record["status"] == "scored" and 0 <= record["p_keep"] <= 1
+    assert latest["health"] == {"status": "ok", "reasons": []}
+    # the hour's own key, from the S3 event's time floored to the hour
+    key = contracts.hourly_predictions_key("predictions/", loop["hours"][1])
+    assert loop["summary"]["hourly_key"] == key
+    assert loop["s3"].head_object(Bucket=BUCKET, Key=key)
+
+
+def test_new_pools_were_back_filled_once_and_reach_the_predictions(loop):
+    requests = loop["requests"]
+    assert requests["/pools"] == 2
+    assert all(requests[f"/chart/{pool}"] == 1 for pool in NEW_POOLS)
+    pools = {p["pool_id"]: p for p in loop["latest"]["predictions"]}
+    for pool in NEW_POOLS:
+        # 12 back-filled days + the two collected hours' day
+        assert pools[pool]["feature_date"] == loop["hours"][1].date().isoformat()
+    assert len(pools) == 32
+
+
+def test_the_raw_store_holds_the_two_hours_and_never_the_model_outputs(loop):
+    paths = loop["paths"]
+    landed = sorted(p.name for p in paths.landed_pools.glob("*.json.gz"))
+    assert landed == [f"{h:%Y-%m-%dT%H}Z.json.gz" for h in loop["hours"]]
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        hours = con.execute(f"""
+            select date_trunc('hour', "timestamp"), count(*), max(apy)
+            from '{paths.raw_store}/*/*.parquet'
+            where "timestamp" >= timestamptz '{loop["hours"][0].isoformat()}'
+            group by all order by 1
+        """).fetchall()
+        trap = con.execute(
+            f"select count(*) from '{paths.raw_store}/*/*.parquet' where apy = 777 or tvlUsd = 777"
+        ).fetchone()[0]
+    assert [(h.astimezone(UTC), n) for h, n, _ in hours] == [
+        (loop["hours"][0], 32),
+        (loop["hours"][1], 32),
+    ]
+    assert trap == 0 and 777.0 in NEVER_READ.values()
+    manifest = [json.loads(line) for line in paths.manifest.read_text().splitlines()]
+    assert sum(e["rows_in"] for e in manifest) == sum(
+        e["rows_staged"] + e["rows_quarantined"] for e in manifest
+    )
+    kinds = sorted(e["kind"] for e in manifest)
+    assert kinds == ["chart", "chart", "parquet", "pools", "pools"]
+
+
+def test_the_refresh_was_incremental_and_compacted_the_collected_day(loop):
+    paths = loop["paths"]
+    state = json.loads(paths.build_state.read_text())
+    assert json.loads(state["serving"]["vars"]) == {"horizon_days": 7}
+    day = paths.raw_store / f"snapshot_date={loop['hours'][0].date().isoformat()}"
+    # the two hourly files of the (completed) collected day became one
+    assert [p.name for p in day.iterdir()] == [f"c{state['serving']['landing_order']:08d}.parquet"]
+    log = (paths.data / "dbt_logs" / "dbt.log").read_text()
+    assert "refresh_from_date" in log
