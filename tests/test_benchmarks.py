@@ -83,9 +83,9 @@ def test_measure_includes_grandchildren(tmp_path):
 
 
 def test_pandas_prototype_computes_dbts_features_and_label(built, tmp_path):
-    paths, _, _ = built
+    paths, source, _ = built
     out = tmp_path / "pandas.parquet"
-    measure(python_argv("benchmarks.pandas_prototype", str(paths.raw_snapshots), str(out)))
+    measure(python_argv("benchmarks.pandas_prototype", str(source), str(out)))
     ours = pd.read_parquet(out).rename(columns={"pool": "pool_id"})
     ours["snapshot_date"] = (
         pd.to_datetime(ours["snapshot_date"]).dt.tz_localize(None).dt.normalize()

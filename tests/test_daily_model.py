@@ -6,6 +6,7 @@ the day's last snapshot, and the as_of_date cut in staging.
 from __future__ import annotations
 
 import math
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
@@ -15,6 +16,7 @@ import pytest
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import project_paths
+from apy_runway.stages.ingest import ingest
 
 pytestmark = pytest.mark.slow
 
@@ -55,14 +57,15 @@ def source_home(tmp_path_factory):
                     stablecoin, cast(null as varchar) as ilRisk,
                     cast(null as varchar) as exposure
                 from snapshots
-            ) to '{paths.raw_snapshots}' (format parquet)
+            ) to '{paths.landing / "snapshots.parquet"}' (format parquet)
         """)
+    ingest([paths.landing / "snapshots.parquet"], paths)
     return paths
 
 
 def build_daily(source, home, dbt_vars: dict) -> dict:
     paths = project_paths(home).ensure()
-    paths.raw_snapshots.write_bytes(source.raw_snapshots.read_bytes())
+    shutil.copytree(source.raw, paths.raw, dirs_exist_ok=True)
     run_dbt(
         paths,
         "run",

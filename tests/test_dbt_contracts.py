@@ -10,7 +10,8 @@
   description resolved once, the same in both marts),
 - `dbt source freshness`: the generated 2024 history is stale (error), a
   fixture whose newest snapshot is now passes,
-- tags, and dbt's test config `where:` on expression_is_true.
+- tags (`serving` / `training` on the models; `hourly` on the tests a refresh
+  runs, selector hourly_refresh), and dbt's test config `where:`.
 """
 
 from __future__ import annotations
@@ -108,20 +109,22 @@ def home(tmp_path_factory):
     return {"paths": paths, "root": root, "target": target, "run_results": results}
 
 
-def fresh_snapshots(source: Path, home: Path) -> ProjectPaths:
-    """A home whose raw snapshots are two pools of `source`, shifted in time so
+def fresh_snapshots(source: ProjectPaths, home: Path) -> ProjectPaths:
+    """A home whose raw store holds two pools of `source`'s, shifted in time so
     that the newest snapshot is now."""
     paths = project_paths(home).ensure()
+    stored = f"read_parquet('{source.raw_store}/*/*.parquet', hive_partitioning = false)"
+    landing = paths.landing / "fresh.parquet"
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"""
             copy (
-                select * replace (
+                select * exclude (landing_order) replace (
                     "timestamp" + (now() - max("timestamp") over ()) as "timestamp")
-                from read_parquet('{source}')
-                where pool in (select distinct pool from read_parquet('{source}')
-                               order by pool limit 2)
-            ) to '{paths.raw_snapshots}' (format parquet)""")
+                from {stored}
+                where pool in (select distinct pool from {stored} order by pool limit 2)
+            ) to '{landing}' (format parquet)""")
+    ingest([landing], paths)
     return paths
 
 
@@ -140,7 +143,7 @@ def checks(home):
     catalog = json.loads((target / "catalog.json").read_text())
     stale = dbt(paths, "source", "freshness", target=target)
     stale_source = sources_json(target)
-    fresh = fresh_snapshots(paths.raw_snapshots, root / "fresh")
+    fresh = fresh_snapshots(paths, root / "fresh")
     fresh_run = dbt(fresh, "source", "freshness", target=target, warehouse=paths.warehouse)
     return {
         "manifest": manifest,
@@ -191,9 +194,39 @@ def test_the_serving_selector_builds_only_the_scorers_path(home, checks):
 
 def test_the_tags_mark_the_same_two_paths(checks):
     models = [n for n in checks["manifest"]["nodes"].values() if n["resource_type"] == "model"]
-    assert {n["name"] for n in models if "hourly" in n["tags"]} == SERVING_MODELS
+    assert {n["name"] for n in models if "serving" in n["tags"]} == SERVING_MODELS
     assert {n["name"] for n in models if "training" in n["tags"]} == TRAINING_ONLY_MODELS
     assert all(n["tags"] for n in models)
+
+
+def test_the_hourly_tests_check_the_new_days_and_each_incremental_key(checks):
+    """What `apy-runway refresh` runs (selector hourly_refresh): tests tagged
+    hourly, each on a serving model: one whole-table key-uniqueness test per
+    incremental model, the other checks filtered to the rebuilt days."""
+    nodes = checks["manifest"]["nodes"]
+    hourly = [n for n in nodes.values() if n["resource_type"] == "test" and "hourly" in n["tags"]]
+    attached = {n["attached_node"].split(".")[-1] for n in hourly}
+    assert attached == SERVING_MODELS
+    incremental = {
+        n["name"]
+        for n in nodes.values()
+        if n["resource_type"] == "model" and n["config"]["materialized"] == "incremental"
+    }
+    assert incremental == (SERVING_MODELS - {"stg_defillama__pool_snapshots"}) | {
+        "int_pool_days_labeled"
+    }
+    unique = [n for n in hourly if n["test_metadata"]["name"] == "unique_combination_of_columns"]
+    assert sorted(n["attached_node"].split(".")[-1] for n in unique) == sorted(
+        (incremental & SERVING_MODELS) | {"stg_defillama__pool_snapshots"}
+    )
+    for test in hourly:
+        where = test["config"]["where"]
+        model_name = test["attached_node"].split(".")[-1]
+        if test in unique and model_name != "stg_defillama__pool_snapshots":
+            assert not where, test["unique_id"]  # the whole table
+        else:
+            # no var in this (full) build: every day
+            assert where == "snapshot_date >= date '-infinity'", test["unique_id"]
 
 
 def test_the_marts_enforce_their_contract(home, checks):
@@ -298,9 +331,15 @@ def test_expression_is_true_filters_with_dbt_test_config_where(checks):
         and n.get("test_metadata", {}).get("name") == "expression_is_true"
     ]
     filtered = [t for t in tests if t["config"]["where"]]
-    assert {t["attached_node"] for t in filtered} == {"model.apy_runway.int_pool_days_labeled"}
-    assert len(filtered) == 2
-    assert all(t["config"]["where"] == "is_apy_kept is not null" for t in filtered)
+    by_label = [t for t in filtered if t["config"]["where"] == "is_apy_kept is not null"]
+    assert {t["attached_node"] for t in by_label} == {"model.apy_runway.int_pool_days_labeled"}
+    assert len(by_label) == 1
+    # the others check the days a refresh rebuilt (every day without the var)
+    assert all(
+        t["config"]["where"] == "snapshot_date >= date '-infinity'" and "hourly" in t["tags"]
+        for t in filtered
+        if t not in by_label
+    )
     assert all("where" not in t["test_metadata"]["kwargs"] for t in tests)
 
 

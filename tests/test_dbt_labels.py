@@ -61,7 +61,7 @@ def build_labels(source, home, dbt_vars: dict) -> tuple[pd.DataFrame, pd.DataFra
     """`dbt build` the labels and their upstream (models, data and unit tests:
     the unit tests must hold whatever --vars the run gets) in its own home."""
     paths = project_paths(home).ensure()
-    shutil.copy(source.raw_snapshots, paths.raw_snapshots)
+    shutil.copytree(source.raw, paths.raw, dirs_exist_ok=True)
     run_dbt(
         paths,
         "build",

@@ -1,6 +1,7 @@
 """`apy-runway ingest`: real DuckDB reads of DefiLlama-format fixtures, the shared
 real sample, every quarantine reason, clear errors, and the dbt staging model
-reading the contract it writes."""
+reading the contract it writes. The append-only store itself (manifest,
+versions, superseding, compaction, recovery) is tests/test_raw_store.py."""
 
 from __future__ import annotations
 
@@ -48,8 +49,42 @@ def query(sql: str, params: list | None = None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
 
 
-def columns_of(path: Path) -> list[tuple[str, str]]:
-    return [(row[0], row[1]) for row in query(f"describe select * from '{path}'")]
+def columns_of(relation: str) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in query(f"describe select * from {relation}")]
+
+
+def stored(paths) -> str:
+    """SQL relation: the raw store's files as written (contract + landing_order)."""
+    return f"read_parquet('{paths.raw_store}/*/*.parquet', hive_partitioning = false)"
+
+
+def raw(paths) -> str:
+    """SQL relation: the store's current rows in the raw contract (what staging
+    reads: per pool and hour, the most recently landed file's row)."""
+    return f"""(
+        select stored.* exclude (landing_order)
+        from {stored(paths)} as stored
+        anti join read_parquet('{paths.superseded_rows}') as superseded
+            on stored.pool = superseded.pool
+            and date_trunc('hour', stored."timestamp") = superseded.snapshot_hour
+            and stored.landing_order = superseded.landing_order
+    )"""
+
+
+def quarantined(paths) -> str:
+    """SQL relation: every quarantined row."""
+    return f"read_parquet('{paths.quarantine_store}/*.parquet', union_by_name = true)"
+
+
+def store_files(paths) -> dict[str, bytes]:
+    """Every file of the raw store and the quarantine, by path: the state a
+    refused ingest must leave as it was."""
+    return {
+        str(f.relative_to(paths.data)): f.read_bytes()
+        for folder in (paths.raw, paths.quarantine)
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+    }
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -66,6 +101,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 CONTRACT_TYPES = [
     (name, {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(kind, kind)) for name, kind in CONTRACT
 ]
+STORED_TYPES = [*CONTRACT_TYPES, ("landing_order", "BIGINT")]
 
 
 def test_chart_json_with_pools_metadata(project_home):
@@ -76,14 +112,14 @@ def test_chart_json_with_pools_metadata(project_home):
     assert result.by_reason["missing_apy"] == 1
     assert result.by_reason["non_numeric_tvl"] == 1
     assert result.pools == 3
-    assert columns_of(project_home.raw_snapshots) == CONTRACT_TYPES
+    assert columns_of(stored(project_home)) == STORED_TYPES
 
     staged = {
         row[0]: row[1:]
         for row in query(
             f"select pool, count(*), any_value(chain), any_value(project), any_value(symbol), "
             f"any_value(stablecoin), any_value(ilRisk), any_value(exposure), any_value(poolMeta) "
-            f"from '{project_home.raw_snapshots}' group by pool"
+            f"from {raw(project_home)} group by pool"
         )
     }
     # pool id comes from the file name; metadata is joined from /pools by that id
@@ -121,16 +157,16 @@ def test_chart_json_with_pools_metadata(project_home):
 
     # values come from /chart, never from the /pools current state
     apy, tvl = query(
-        f"select apy, tvlUsd from '{project_home.raw_snapshots}' "
+        f"select apy, tvlUsd from {raw(project_home)} "
         f"where pool = '6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11' order by timestamp limit 1"
     )[0]
     assert (apy, tvl) == (22.1, 91_000_000.0)
 
-    for path in (project_home.raw_snapshots, project_home.quarantined_rows):
-        names = {name for name, _ in columns_of(path)}
+    for relation in (stored(project_home), quarantined(project_home)):
+        names = {name for name, _ in columns_of(relation)}
         assert not names & FORBIDDEN_POOLS_FIELDS
     forbidden_values = query(
-        f"select count(*) from '{project_home.quarantined_rows}' "
+        f"select count(*) from {quarantined(project_home)} "
         f"where extra_fields like '%predict%' or extra_fields like '%apyMean30d%'"
     )[0][0]
     assert forbidden_values == 0
@@ -141,7 +177,7 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
     ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
     rows = query(
         f"select reason, pool, tvlUsd, extra_fields, source_file, source_row, ingested_at "
-        f"from '{project_home.quarantined_rows}' order by reason"
+        f"from {quarantined(project_home)} order by reason"
     )
     assert [row[0] for row in rows] == ["missing_apy", "non_numeric_tvl"]
     _, pool, tvl, extra, source_file, source_row, ingested_at = rows[1]
@@ -161,19 +197,24 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
     assert abs((datetime.now(UTC) - ingested_at).total_seconds()) < 600
 
 
-def test_chart_files_read_in_several_batches_give_the_same_rows(project_home, monkeypatch):
+def test_chart_files_read_in_several_batches_give_the_same_rows(
+    project_home, tmp_path, monkeypatch
+):
+    import apy_runway.stages.ingest as ingest_module
+    from apy_runway.foundation.paths import project_paths
     from apy_runway.stages.ingest import readers
 
     ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
-    staged = query(f"select * from '{project_home.raw_snapshots}'")
-    quarantined = query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
-    monkeypatch.setattr(readers, "JSON_FILES_PER_SCAN", 2)  # 3 files -> 2 scans
-    ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
-    assert query(f"select * from '{project_home.raw_snapshots}'") == staged
-    assert (
-        query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
-        == quarantined
-    )
+    rows = f"select * from {raw(project_home)} order by pool, timestamp"
+    bad = f"select * exclude (ingested_at) from {quarantined(project_home)} order by all"
+    staged, bad_rows = query(rows), query(bad)
+    # 3 files -> landing units of 2 and 1 file, in another home
+    monkeypatch.setattr(ingest_module, "JSON_FILES_PER_SCAN", 2)
+    monkeypatch.setattr(readers, "JSON_FILES_PER_SCAN", 2)
+    other = project_paths(tmp_path / "other").ensure()
+    ingest([CHART_DIR], other, pools_json=POOLS_JSON)
+    assert query(rows.replace(raw(project_home), raw(other))) == staged
+    assert query(bad.replace(quarantined(project_home), quarantined(other))) == bad_rows
     assert len(staged) == 9
 
 
@@ -187,14 +228,13 @@ def test_real_shared_sample(project_home):
     assert result.pools == 161
     first, last, pools, rows = query(
         f"select min(timestamp)::date, max(timestamp)::date, count(distinct pool), count(*) "
-        f"from '{project_home.raw_snapshots}'"
+        f"from {raw(project_home)}"
     )[0]
     assert (str(first), str(last)) == ("2024-06-06", "2025-06-05")
     assert (pools, rows) == (161, result.rows_staged)
     # optional columns the sample lacks are present and null
     assert query(
-        f"select count(stablecoin), count(ilRisk), count(exposure) "
-        f"from '{project_home.raw_snapshots}'"
+        f"select count(stablecoin), count(ilRisk), count(exposure) from {raw(project_home)}"
     )[0] == (0, 0, 0)
 
 
@@ -209,19 +249,23 @@ def bad_rows_ingested(tmp_path_factory):
     result = ingest([BAD_ROWS_CSV], paths)
     with BAD_ROWS_CSV.open(newline="") as handle:
         expected = list(csv.DictReader(handle))  # row i+1 = source_row
-    quarantined = query(
+    rows = query(
         f"select source_row, reason, apy, tvlUsd, extra_fields, source_file "
-        f"from '{paths.quarantined_rows}'"
+        f"from {quarantined(paths)}"
     )
-    return paths, result, expected, quarantined
+    return paths, result, expected, rows
+
+
+# one file's own reasons; `superseded` needs a later file (tests/test_raw_store.py)
+FILE_REASONS = tuple(r for r in REASONS if r != "superseded")
 
 
 def test_bad_rows_fixture_covers_every_reason(bad_rows_ingested):
     _, _, expected, _ = bad_rows_ingested
-    assert {row["expected"] for row in expected} == set(REASONS) | {"staged"}
+    assert {row["expected"] for row in expected} == set(FILE_REASONS) | {"staged"}
 
 
-@pytest.mark.parametrize("reason", REASONS)
+@pytest.mark.parametrize("reason", FILE_REASONS)
 def test_every_bad_row_is_quarantined_with_its_reason(bad_rows_ingested, reason):
     _, result, expected, quarantined = bad_rows_ingested
     expected_rows = {i + 1 for i, row in enumerate(expected) if row["expected"] == reason}
@@ -235,7 +279,7 @@ def test_accounting_and_staged_rows(bad_rows_ingested):
     assert result.rows_in == len(expected) == 29
     assert result.rows_in == result.rows_staged + result.rows_quarantined
     assert result.rows_quarantined == len(quarantined) == sum(result.by_reason.values())
-    staged = query(f"select pool, timestamp, apy from '{paths.raw_snapshots}'")
+    staged = query(f"select pool, timestamp, apy from {raw(paths)}")
     assert len(staged) == sum(row["expected"] == "staged" for row in expected)
     kept = {(pool, ts.isoformat(), apy) for pool, ts, apy in staged}
     # the hour's latest row, the tie's later input row, the duplicate's last copy
@@ -279,7 +323,7 @@ def test_timestamp_formats_are_utc(project_home, tmp_path, text, expected):
     path = write_csv(tmp_path / "one.csv", ["timestamp", "pool", "apy"], [[text, "p", "3.5"]])
     result = ingest([path], project_home)
     assert result.rows_staged == 1
-    (ts,) = query(f"select timestamp from '{project_home.raw_snapshots}'")[0]
+    (ts,) = query(f"select timestamp from {raw(project_home)}")[0]
     assert ts.isoformat() == expected
 
 
@@ -296,11 +340,11 @@ def test_missing_optional_columns_become_null(project_home, tmp_path, kind):
         path = parquet
     result = ingest([path], project_home)
     assert (result.rows_in, result.rows_staged) == (2, 2)
-    assert columns_of(project_home.raw_snapshots) == CONTRACT_TYPES
+    assert columns_of(stored(project_home)) == STORED_TYPES
     nulls = query(
         f"select count(chain) + count(project) + count(symbol) + count(poolMeta) + count(tvlUsd)"
         f" + count(apyBase) + count(apyReward) + count(stablecoin) + count(ilRisk)"
-        f" + count(exposure), sum(apy) from '{project_home.raw_snapshots}'"
+        f" + count(exposure), sum(apy) from {raw(project_home)}"
     )[0]
     assert nulls == (0, 4.5)
 
@@ -323,9 +367,9 @@ def test_typed_contract_parquet_round_trips_exactly(project_home, tmp_path):
     assert (result.rows_in, result.rows_staged, result.pools) == (150, 150, 3)
     differences = query(f"""
         select count(*) from (
-            (select * from '{source}' except all select * from '{project_home.raw_snapshots}')
+            (select * from '{source}' except all select * from {raw(project_home)})
             union all
-            (select * from '{project_home.raw_snapshots}' except all select * from '{source}')
+            (select * from {raw(project_home)} except all select * from '{source}')
         )
     """)[0][0]
     assert differences == 0
@@ -336,32 +380,23 @@ def test_several_inputs_later_input_wins(project_home, tmp_path):
     first = write_csv(tmp_path / "a.csv", header, [["2024-01-01T00:10:00Z", "p", "1.0"]])
     second = write_csv(tmp_path / "b.csv", header, [["2024-01-01T00:10:00Z", "p", "2.0"]])
     result = ingest([first, second], project_home)
-    assert result.by_reason["superseded_in_hour"] == 1
-    assert query(f"select apy from '{project_home.raw_snapshots}'") == [(2.0,)]
-    (source_file,) = query(f"select source_file from '{project_home.quarantined_rows}'")[0]
-    assert source_file == str(first.resolve())
+    assert result.by_reason["superseded"] == 1
+    assert (result.rows_in, result.rows_staged, result.rows_quarantined) == (2, 1, 1)
+    assert query(f"select apy from {raw(project_home)}") == [(2.0,)]
+    ((source_file, reason),) = query(f"select source_file, reason from {quarantined(project_home)}")
+    assert (source_file, reason) == (str(first.resolve()), "superseded")
 
 
-def test_reingest_is_idempotent(project_home):
+def test_reingest_lands_nothing_and_changes_nothing(project_home):
     first = ingest([BAD_ROWS_CSV, CHART_DIR], project_home, pools_json=POOLS_JSON)
-    staged_before = query(f"select * from '{project_home.raw_snapshots}'")
-    assert staged_before == sorted(staged_before, key=lambda row: (row[1], row[0]))
-    quarantined_before = query(
-        f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'"
-    )
+    before = store_files(project_home)
     second = ingest([BAD_ROWS_CSV, CHART_DIR], project_home, pools_json=POOLS_JSON)
-    assert (second.rows_in, second.rows_staged, second.by_reason) == (
-        first.rows_in,
-        first.rows_staged,
-        first.by_reason,
-    )
-    assert query(f"select * from '{project_home.raw_snapshots}'") == staged_before
-    assert (
-        query(f"select * exclude (ingested_at) from '{project_home.quarantined_rows}'")
-        == quarantined_before
-    )
+    assert (first.files_landed, second.files_landed, second.files_unchanged) == (4, 0, 4)
+    assert (second.rows_in, second.rows_staged, second.rows_quarantined) == (0, 0, 0)
+    assert (second.store_rows_in, second.store_rows_staged) == (first.rows_in, first.rows_staged)
+    assert store_files(project_home) == before
     folders = (project_home.raw, project_home.quarantine, project_home.data)
-    leftovers = [f.name for folder in folders for f in folder.iterdir() if f.name.startswith(".")]
+    leftovers = [f.name for folder in folders for f in folder.rglob("*") if f.name.startswith(".")]
     assert leftovers == []
 
 
@@ -420,28 +455,27 @@ def _bad_input(tmp_path: Path, case: str) -> tuple[list[Path], Path | None, Path
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(project_home, tmp_path, case):
     ingest([BAD_ROWS_CSV], project_home)
-    before = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
+    before = store_files(project_home)
     inputs, pools_json, named = _bad_input(tmp_path, case)
     with pytest.raises(UserError) as error:
-        ingest(inputs, project_home, pools_json=pools_json)
+        # a good new file beside the bad one: it is not landed either
+        ingest([*inputs, CHART_DIR], project_home, pools_json=pools_json)
     message = str(error.value)
     assert "\n" not in message
     assert named.name in message
-    after = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
-    assert after == before
+    assert store_files(project_home) == before
 
 
 @pytest.mark.parametrize("limit", ["1MB", "5MB"])
 def test_out_of_memory_is_one_clear_error_naming_the_limit_and_writes_nothing(project_home, limit):
     ingest([BAD_ROWS_CSV], project_home)
-    before = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
+    before = store_files(project_home)
     with pytest.raises(UserError) as error:
-        ingest([CHART_DIR, BAD_ROWS_CSV], project_home, pools_json=POOLS_JSON, memory_limit=limit)
+        ingest([CHART_DIR], project_home, pools_json=POOLS_JSON, memory_limit=limit)
     message = str(error.value)
     assert "\n" not in message
-    assert f"--memory-limit {limit}" in message and "nothing was written" in message
-    after = (project_home.raw_snapshots.read_bytes(), project_home.quarantined_rows.read_bytes())
-    assert after == before
+    assert f"--memory-limit {limit}" in message and "nothing of that file was written" in message
+    assert store_files(project_home) == before
 
 
 @pytest.mark.parametrize(
@@ -492,6 +526,6 @@ def test_dbt_staging_and_daily_models_read_the_contract(project_home, tmp_path):
         select
             (select count(*) from int_pool_snapshots_downsampled_to_daily),
             (select count(distinct (pool, cast(timestamp as date)))
-             from '{project_home.raw_snapshots}')
+             from {raw(project_home)})
     """).fetchone()
     assert daily == expected_daily

@@ -35,19 +35,20 @@ HORIZON = 30
 
 @pytest.fixture(scope="module")
 def raw_snapshots(tmp_path_factory) -> Path:
-    """Generated daily snapshots (with gaps, late launches and dead pools), ingested once."""
+    """Generated daily snapshots (with gaps, late launches and dead pools), ingested
+    once; the raw store's folder."""
     paths = project_paths(tmp_path_factory.mktemp("leakage_source")).ensure()
     landing = paths.landing / "generated.parquet"
     generate_snapshots(landing, n_pools=40, n_days=N_DAYS, seed=7, start_date=START, freq="daily")
     ingest([landing], paths)
-    return paths.raw_snapshots
+    return paths.raw
 
 
 def check_leakage(home: Path, raw: Path, *extra: str) -> tuple[int, dict, Path]:
-    """`apy-runway check-leakage --cut CUT` on a home holding `raw`: (exit code,
-    report.json, folder of the two warehouses)."""
+    """`apy-runway check-leakage --cut CUT` on a home holding the raw store `raw`:
+    (exit code, report.json, folder of the two warehouses)."""
     paths = project_paths(home).ensure()
-    shutil.copy(raw, paths.raw_snapshots)
+    shutil.copytree(raw, paths.raw, dirs_exist_ok=True)
     code = cli_main(["--home", str(home), "check-leakage", "--cut", CUT.isoformat(), *extra])
     folder = leakage_dir(paths)
     return code, json.loads((folder / "report.json").read_text()), folder
@@ -85,7 +86,7 @@ def test_the_cut_build_really_ends_at_the_cut_and_nulls_the_last_horizon(product
     full, cut = product_builds
     with duckdb.connect(str(cut), read_only=True) as con:
         last_day, data_end = con.execute(
-            "select max(snapshot_date), max(data_end_date) from int_pool_days_labeled"
+            "select max(snapshot_date), max(label_window_end_date) - 30 from int_pool_days_labeled"
         ).fetchone()
         late_labels = con.execute(
             "select count(*) from int_pool_days_labeled "
@@ -111,15 +112,15 @@ def _leaking_project(tmp: Path) -> Path:
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     featurized = project / "models" / "intermediate" / "int_pool_days_featurized.sql"
     text = featurized.read_text()
-    anchor = "        -- dates\n        daily.snapshot_date\n"
+    anchor = "        -- dates\n        days_to_build.snapshot_date\n"
     assert anchor in text
     featurized.write_text(
         text.replace(
             anchor,
             (
-                "        avg(daily.apy) over (\n"
-                "            partition by daily.pool_id\n"
-                "            order by daily.snapshot_date\n"
+                "        avg(days_to_build.apy) over (\n"
+                "            partition by days_to_build.pool_id\n"
+                "            order by days_to_build.snapshot_date\n"
                 "            rows between 3 preceding and 3 following\n"
                 "        ) as apy_centred_7d_mean,\n" + anchor
             ),

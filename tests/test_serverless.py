@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from inference import contracts
+
 REPO = Path(__file__).resolve().parents[1]
 OSLS = REPO / "node_modules" / ".bin" / "osls"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
@@ -107,8 +109,18 @@ def test_package_ships_only_the_inference_code(packaged):
     assert names == shipped
 
 
+def our_functions(packaged: Path) -> dict:
+    """The project's functions (not the custom resource osls adds to configure
+    an existing bucket's notifications)."""
+    return {
+        name: f
+        for name, f in resources(packaged, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"].startswith("inference/")
+    }
+
+
 def test_functions_use_the_runtime_layer_and_environment(packaged):
-    functions = resources(packaged, "AWS::Lambda::Function")
+    functions = our_functions(packaged)
     layer = next(iter(resources(packaged, "AWS::Lambda::LayerVersion").values()))
     runtime = re.search(
         r"^  runtime: (python\S+)", (REPO / "serverless.yml").read_text(), flags=re.M
@@ -134,8 +146,37 @@ def test_functions_use_the_runtime_layer_and_environment(packaged):
     assert route["Properties"]["RouteKey"] == "POST /predictions"
 
 
+def test_scoring_follows_the_features_key_and_the_hour(packaged):
+    """The scorer runs on the S3 ObjectCreated event of the features key it
+    reads (inference/contracts.py FEATURES_KEY), and hourly as a safety net."""
+    [notification] = resources(packaged, "Custom::S3").values()
+    props = notification["Properties"]
+    assert props["FunctionName"].endswith("-scoreHourly")
+    assert props["BucketName"] == BUCKET
+    assert props["BucketConfigs"] == [
+        {"Event": "s3:ObjectCreated:*", "Rules": [{"Prefix": contracts.FEATURES_KEY}]}
+    ]
+    [rule] = resources(packaged, "AWS::Events::Rule").values()
+    assert rule["Properties"]["Targets"][0]["Arn"] == {
+        "Fn::GetAtt": ["ScoreHourlyLambdaFunction", "Arn"]
+    }
+
+
 def test_iam_is_least_privilege_on_the_bucket(packaged):
-    [role] = resources(packaged, "AWS::IAM::Role").values()
+    roles = resources(packaged, "AWS::IAM::Role")
+    # osls's custom resource has its own role, limited to the bucket's notifications
+    custom = roles.pop("IamRoleCustomResourcesLambdaExecution")
+    custom_actions = {
+        a
+        for policy in custom["Properties"]["Policies"]
+        for st in policy["PolicyDocument"]["Statement"]
+        for a in st["Action"]
+    }
+    assert {a for a in custom_actions if a.startswith("s3:")} == {
+        "s3:PutBucketNotification",
+        "s3:GetBucketNotification",
+    }
+    [role] = roles.values()
     statements = [
         s
         for policy in role["Properties"]["Policies"]

@@ -245,8 +245,10 @@ def check_leakage(
     paths: ProjectPaths, cut: date, project_dir: Path = DBT_PROJECT_DIR, dbt_vars: str | None = None
 ) -> LeakageReport:
     """Build full and cut warehouses side by side, compare, write report.json."""
-    if not paths.raw_snapshots.exists():
-        raise UserError(f"no raw snapshots at {paths.raw_snapshots}: run `apy-runway ingest` first")
+    from apy_runway.stages.ingest.store import has_rows
+
+    if not has_rows(paths):
+        raise UserError(f"no raw snapshots in {paths.raw_store}: run `apy-runway ingest` first")
     base = _yaml_vars(dbt_vars)
     if "as_of_date" in base:
         raise UserError("--vars must not set as_of_date: check-leakage sets it for the cut build")
@@ -264,6 +266,7 @@ def check_leakage(
             dbt_vars=builds[name] or None,
             select=SELECT,
             quiet=True,
+            full_refresh=True,
             project_dir=Path(project_dir).resolve(),
             warehouse=warehouse,
             target_path=folder / f"target_{name}",
