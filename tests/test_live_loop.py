@@ -226,3 +226,50 @@ def test_the_refresh_was_incremental_and_compacted_the_collected_day(loop):
     assert [p.name for p in day.iterdir()] == [f"c{state['serving']['landing_order']:08d}.parquet"]
     log = (paths.data / "dbt_logs" / "dbt.log").read_text()
     assert "refresh_from_date" in log
+
+
+def test_a_second_refresh_with_nothing_new_builds_nothing_and_publishes_the_same(
+    loop, moto_endpoint, capsys
+):
+    paths = loop["paths"]
+    state = paths.build_state.read_text()
+    exported = paths.latest_features.read_bytes()
+    code = cli_main(
+        ["--home", str(paths.home), "refresh", "--bucket", BUCKET, "--endpoint-url", moto_endpoint]
+    )
+    summary = capsys.readouterr().out
+    assert code == 0
+    assert "ingest nothing new" in summary and "build up to date" in summary
+    assert "export 32 pools" in summary and f"s3://{BUCKET}/" in summary
+    assert paths.build_state.read_text() == state
+    assert paths.latest_features.read_bytes() == exported
+
+
+def test_refresh_refuses_a_shrunken_build_and_publishes_nothing(loop, moto_endpoint, capsys):
+    from apy_runway.stages.publish import published_row_count
+    from apy_runway.stages.refresh import state_path
+
+    paths = loop["paths"]
+    accepted = state_path(paths).read_text()
+    state_path(paths).write_text(json.dumps({"pools": 1000}))
+    try:
+        code = cli_main(
+            [
+                "--home",
+                str(paths.home),
+                "refresh",
+                "--bucket",
+                BUCKET,
+                "--endpoint-url",
+                moto_endpoint,
+            ]
+        )
+        error = capsys.readouterr().err
+        assert code == 2
+        assert (
+            "refresh failed at step export" in error and "32 pools, below 50% of the 1,000" in error
+        )
+        assert "nothing was published" in error
+        assert published_row_count(loop["s3"], BUCKET, contracts.FEATURES_KEY) == 32
+    finally:
+        state_path(paths).write_text(accepted)

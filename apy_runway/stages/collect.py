@@ -18,10 +18,10 @@ unless --allow-shrink. /pools has no history, so collect reports the hours
 missed since the previous snapshot: they are lost.
 
 Pools seen for the first time get their /chart/{pool} history back-filled:
-at most --backfill-max per run, the rest queued for the next runs (a failed
-pool stays queued), and the count reported. "Seen" means: in the previous
-snapshot, in the raw store (first collect of a home), already back-filled or
-queued. The HTTP client (delay, retries, backoff, timeout) is fetch's
+at most --backfill-max per run, the rest queued for the next runs (a pool
+that fails goes to the back of the queue), and the counts reported. "Seen"
+means: in the previous snapshot, in the raw store (first collect of a home),
+already back-filled or queued. The HTTP client (delay, retries, backoff, timeout) is fetch's
 (apy_runway/foundation/http.py); the model-output fields of /pools are never
 read (pools_snapshot.py).
 """
@@ -291,7 +291,8 @@ def collect(
         download_charts(client, base, todo, chart_dir, fetched)
     result.backfilled = fetched.saved
     result.backfill_failed = fetched.failed
-    state["backfill_queue"] = [p for p in todo if p in fetched.failed] + rest
+    # a pool that failed goes to the back of the queue: the others move on
+    state["backfill_queue"] = rest + [p for p in todo if p in fetched.failed]
     result.backfill_queued = len(state["backfill_queue"])
     if new or todo or queue:
         log(

@@ -400,16 +400,11 @@ def _with_legacy_migration(
 
 
 def _migrate_legacy_quarantine(paths: ProjectPaths, store: RawStore, path: Path) -> None:
+    """The earlier store's quarantine file becomes the quarantine of a manifest
+    entry of its own (its rows were never staged); the file moves aside."""
     from apy_runway.stages.ingest.store import file_id, manifest_name, sha256_of
 
     order = store.committed + 1
-    with duckdb.connect() as con:
-        reasons = dict(
-            con.execute(
-                f"select reason, count(*) from read_parquet({sql_str(path)}) group by reason"
-            ).fetchall()
-        )
-    rows = sum(reasons.values())
     stat = path.stat()
     entry = LandedFile(
         landing_order=order,
@@ -419,14 +414,25 @@ def _migrate_legacy_quarantine(paths: ProjectPaths, store: RawStore, path: Path)
         sha256=sha256_of(path),
         mtime_ns=stat.st_mtime_ns,
         landed_at=datetime.now(UTC).isoformat(),
-        rows_in=rows,
-        rows_quarantined=rows,
-        by_reason=reasons,
     )
-    os.replace(path, paths.quarantine_store / f"{file_id(order)}.parquet")
+    target = paths.quarantine / "migrated" / path.name
+    with duckdb.connect() as con:
+        entry.by_reason = dict(
+            con.execute(
+                f"select reason, count(*) from read_parquet({sql_str(path)}) group by reason"
+            ).fetchall()
+        )
+        con.execute(
+            f"copy (select *, cast({order} as bigint) as landing_order "
+            f"from read_parquet({sql_str(path)})) to "
+            f"{sql_str(paths.quarantine_store / f'{file_id(order)}.parquet')} (format parquet)"
+        ).fetchall()
+    entry.rows_in = entry.rows_quarantined = sum(entry.by_reason.values())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
     store.entries[order] = entry
     store.save()
-    log(f"migrated {path}: {rows:,} quarantined rows of the earlier store")
+    log(f"migrated {path}: {entry.rows_in:,} quarantined rows of the earlier store ({target})")
 
 
 def _land_unit(

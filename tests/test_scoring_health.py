@@ -1,0 +1,171 @@
+"""Scoring follows the features: the S3 ObjectCreated event of the features key
+(its eventTime floored to the hour) or the hourly schedule; the run's health
+(features_stale); and the shrink rule, held by publish and by the Lambda,
+which scores a shrunken features file only when its header allows it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+from fixtures.tiny_model import feature_columns, load_event
+
+from apy_runway.foundation.console import UserError
+from apy_runway.stages.publish import publish, published_row_count, upload_features
+from inference import contracts, handler, health
+from inference.events import EventError, scoring_hour
+
+
+def s3_event(bucket: str, key: str = contracts.FEATURES_KEY, time: str | None = None) -> dict:
+    event = json.loads(json.dumps(load_event("s3_features_created.json")).replace("BUCKET", bucket))
+    record = event["Records"][0]
+    record["s3"]["object"]["key"] = key
+    if time:
+        record["eventTime"] = time
+    return event
+
+
+# --------------------------------------------------------------------------- the hour
+
+
+@pytest.mark.parametrize(
+    ("event", "hour"),
+    [
+        (s3_event("b"), "2025-06-06T03:00:00+00:00"),
+        (s3_event("b", time="2025-06-06T03:59:59.999Z"), "2025-06-06T03:00:00+00:00"),
+        (s3_event("b", time="2025-06-06T05:30:00+02:00"), "2025-06-06T03:00:00+00:00"),
+        ({"time": "2025-06-06T00:00:00Z"}, "2025-06-06T00:00:00+00:00"),
+        ({"time": "2025-06-06T07:00:12Z"}, "2025-06-06T07:00:00+00:00"),
+    ],
+)
+def test_the_scoring_hour_is_the_events_time_floored(event, hour):
+    assert scoring_hour(event).isoformat() == hour
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"time": "yesterday"},
+        {"Records": [{"eventSource": "aws:s3"}]},
+        {"Records": ["not an object"]},
+        {"Records": [{"eventTime": 1717632000}]},
+        ["not", "a", "dict"],
+    ],
+)
+def test_an_event_without_a_usable_time_is_refused(event):
+    with pytest.raises(EventError):
+        scoring_hour(event)
+
+
+def test_the_s3_event_scores_the_hour_of_its_event_time(lambda_env, context, s3_client):
+    summary = handler.scheduled(s3_event(lambda_env), context)
+    assert summary["hourly_key"] == "predictions/hourly/2025-06-06T03Z.json"
+    body = s3_client.get_object(Bucket=lambda_env, Key=summary["hourly_key"])["Body"].read()
+    assert json.loads(body)["event_time"] == "2025-06-06T03:00:00Z"
+
+
+def test_an_s3_event_for_another_key_is_ignored(lambda_env, context, s3_client):
+    result = handler.scheduled(s3_event(lambda_env, key="features/other.json"), context)
+    assert result == {"ignored": [(lambda_env, "features/other.json")]}
+    assert s3_client.list_objects_v2(Bucket=lambda_env, Prefix="predictions/").get("KeyCount") == 0
+
+
+# --------------------------------------------------------------------------- health
+
+
+@pytest.mark.parametrize(
+    ("feature_date", "event_time", "reasons"),
+    [
+        ("2025-06-05", "2025-06-06T00:00:00Z", []),
+        ("2025-06-05", "2025-06-08T00:00:00Z", []),  # exactly 48 h after the day's end
+        ("2025-06-05", "2025-06-08T01:00:00Z", ["features_stale"]),
+        (None, "2025-06-06T00:00:00Z", ["features_stale"]),
+    ],
+)
+def test_health_is_degraded_when_the_features_are_stale(feature_date, event_time, reasons):
+    moment = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+    result = health.health(feature_date, moment, contracts.FEATURES_STALE_AFTER_HOURS)
+    assert result == {"status": "degraded" if reasons else "ok", "reasons": reasons}
+    assert set(reasons) <= set(health.REASONS)
+
+
+def test_the_hourly_output_and_latest_carry_the_health(lambda_env, context, s3_client):
+    fresh = handler.scheduled(load_event("scheduled.json"), context)
+    stale = handler.scheduled(
+        dict(load_event("scheduled.json"), time="2025-06-12T00:00:00Z"), context
+    )
+    for summary, status in ((fresh, "ok"), (stale, "degraded")):
+        document = json.loads(
+            s3_client.get_object(Bucket=lambda_env, Key=summary["hourly_key"])["Body"].read()
+        )
+        assert document["health"]["status"] == status and summary["health"] == status
+    latest = json.loads(
+        s3_client.get_object(Bucket=lambda_env, Key="predictions/latest.json")["Body"].read()
+    )
+    assert latest["health"] == {"status": "degraded", "reasons": ["features_stale"]}
+    assert latest["schema_version"] == 2
+    assert all("apy" in p for p in latest["predictions"])
+
+
+# --------------------------------------------------------------------------- the shrink rule
+
+
+@pytest.mark.parametrize(
+    ("count", "previous", "allow", "refused"),
+    [
+        (50, 100, False, False),
+        (49, 100, False, True),
+        (49, 100, True, False),
+        (1, None, False, False),
+    ],
+)
+def test_the_shrink_rule(count, previous, allow, refused):
+    assert (health.shrink_refusal(count, previous, allow) is not None) == refused
+
+
+def test_the_lambda_refuses_a_shrunken_features_file_unless_its_header_allows_it(
+    lambda_env, context, s3_client
+):
+    handler.scheduled(load_event("scheduled.json"), context)  # 50 pools scored
+    upload_features(s3_client, lambda_env, contracts.FEATURES_KEY, feature_columns(20))
+    later = dict(load_event("scheduled.json"), time="2025-06-06T01:00:00Z")
+    result = handler.scheduled(later, context)
+    assert "20 pools, below 50% of the 50 scored last" in result["refused"]
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=lambda_env)["Contents"]]
+    assert "predictions/hourly/2025-06-06T01Z.json" not in keys
+    allowed = feature_columns(20)
+    allowed[contracts.FEATURES_ALLOW_SHRINK_FIELD] = True
+    upload_features(s3_client, lambda_env, contracts.FEATURES_KEY, allowed)
+    assert handler.scheduled(later, context)["pools"] == 20
+
+
+def test_publish_refuses_a_shrunken_features_file_and_writes_the_features_key_last(
+    s3_client, tiny_run
+):
+    bucket = "publish-shrink"
+    s3_client.create_bucket(Bucket=bucket)
+    publish(s3_client, bucket, feature_columns(40))
+    assert published_row_count(s3_client, bucket, contracts.FEATURES_KEY) == 40
+    with pytest.raises(UserError, match="10 pools, below 50% of the 40 published"):
+        publish(s3_client, bucket, feature_columns(10), run_dir=tiny_run)
+    # refused before anything was written, the run included
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == [contracts.FEATURES_KEY]
+    allowed = feature_columns(10)
+    allowed[contracts.FEATURES_ALLOW_SHRINK_FIELD] = True
+    written: list[str] = []
+
+    def record(params, **_):
+        written.append(params["Key"])
+
+    s3_client.meta.events.register("provide-client-params.s3.PutObject", record)
+    publish(s3_client, bucket, allowed, run_dir=tiny_run)
+    header = json.loads(
+        s3_client.get_object(Bucket=bucket, Key=contracts.FEATURES_KEY)["Body"].read()
+    )
+    assert header["allow_shrink"] is True and header["row_count"] == 10
+    # the key whose ObjectCreated event starts the scorer comes last
+    assert written[-1] == contracts.FEATURES_KEY
+    assert len(written) > 2 and all(k.startswith(contracts.MODEL_PREFIX) for k in written[:-1])
