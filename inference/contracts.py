@@ -197,7 +197,7 @@ PREDICTIONS_FORMAT = "apy-runway/predictions/v2"
 # Versions of what callers read: bump on any change of the hourly output or the
 # HTTP answers, and update the README's schema section with it.
 PREDICTIONS_SCHEMA_VERSION = 2
-HTTP_SCHEMA_VERSION = 1
+HTTP_SCHEMA_VERSION = 2
 
 
 def hourly_predictions_key(prefix: str, hour: Any) -> str:

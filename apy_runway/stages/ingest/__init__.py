@@ -454,6 +454,7 @@ def _land_unit(
     else:
         sources = [tabular_source(con, unit[0])]
     source = sources[0]
+    timer = _StepTimer(source.name)
     con.execute(f"create or replace temp view parsed_rows as ({_flagged_sql(source)})")
     con.execute(sql("create_row_keys"))
     try:
@@ -462,7 +463,10 @@ def _land_unit(
         raise
     except duckdb.Error as error:
         raise UserError(f"cannot read {source.name}: {first_line(error)}") from None
+    timer.rows = con.execute("select count(*) from row_keys").fetchone()[0]
+    timer.step("read and parsed")
     con.execute(sql("verdicts"))
+    timer.step("checked duplicates and hours")
 
     unit_id = file_id(unit[-1].index)
     staged_dir = work_dir / f"staged_{unit_id}"
@@ -471,6 +475,7 @@ def _land_unit(
         "(format parquet, compression zstd, partition_by (snapshot_date), "
         "filename_pattern 'part_{i}')"
     ).fetchone()[0]
+    timer.step(f"wrote {rows_staged:,} staged rows")
     new_files = sorted(staged_dir.glob("*/*.parquet")) if rows_staged else []
     days = sorted(p.parent.name.split("=", 1)[1] for p in new_files)
     unit_pools = (
@@ -500,6 +505,7 @@ def _land_unit(
             con.execute("select landing_order, count(*) from losers group by all").fetchall()
         )
 
+    timer.step("found the stored rows it supersedes")
     quarantine_files: dict[str, Path] = {}
     bad = con.execute("select count(*) from verdicts").fetchone()[0]
     if bad:
@@ -584,11 +590,29 @@ def _land_unit(
             f"accounting broken in {source.name}: staged {rows_staged} != "
             f"{sum(e.rows_staged for e in entries)}"
         )
+    timer.step("wrote the quarantine and the accounting")
     store.commit_unit(
         con, entries, staged_dir, quarantine_files, losers_by_file, bool(losers_by_file)
     )
     shutil.rmtree(staged_dir, ignore_errors=True)
+    timer.step("committed")
     return entries, unit_pools, sum(losers_by_file.values())
+
+
+class _StepTimer:
+    """Progress lines for the steps of a big landed unit (quiet for small ones:
+    an hourly snapshot lands in a fraction of a second)."""
+
+    LOUD_FROM_ROWS = 1_000_000
+
+    def __init__(self, name: str):
+        self.name, self.rows, self.last = name, 0, time.perf_counter()
+
+    def step(self, what: str) -> None:
+        now = time.perf_counter()
+        if self.rows >= self.LOUD_FROM_ROWS:
+            log(f"  {what} in {now - self.last:.1f} s ({self.rows:,} rows of {self.name})")
+        self.last = now
 
 
 def _report(result: IngestResult, paths: ProjectPaths) -> None:
