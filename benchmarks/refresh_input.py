@@ -1,6 +1,7 @@
-"""Landing file for the refresh benchmark: the history plus new snapshots.
+"""New snapshots for the refresh benchmark: the history's last hours again,
+shifted later, as a file of their own (what a refresh lands).
 
-python -m benchmarks.refresh_input SOURCE OUT HOURS
+python -m benchmarks.refresh_input SOURCE OUT HOURS [--with-history]
 """
 
 from __future__ import annotations
@@ -9,23 +10,49 @@ import sys
 from pathlib import Path
 
 
-def with_new_snapshots(source: Path, out: Path, hours: int) -> int:
-    """source + the last `hours` hours of snapshots repeated `hours` later (new rows)."""
+def new_snapshots(source: Path, out: Path, hours: int, with_history: bool = False) -> int:
+    """The last `hours` hours of snapshots repeated `hours` later (new rows), alone
+    or after the whole of `source` (`with_history`)."""
     import duckdb
 
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
+    history = "select * from src union all" if with_history else ""
     con.execute(f"""
         copy (
             with src as (select * from read_parquet('{source}')),
             cut as (select max("timestamp") - interval {hours} hour as cut_at from src)
-            select * from src
-            union all
+            {history}
             select * replace ("timestamp" + interval {hours} hour as "timestamp")
             from src where "timestamp" > (select cut_at from cut)
         ) to '{out}' (format parquet)""")
     return con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
 
 
+def with_new_snapshots(source: Path, out: Path, hours: int) -> int:
+    """source + the last `hours` hours of snapshots repeated `hours` later."""
+    return new_snapshots(source, out, hours, with_history=True)
+
+
+def split_by_month(source: Path, folder: Path) -> int:
+    """The history as one file per calendar month (how a live store lands it:
+    many files, none holding the whole history). Returns the file count."""
+    import duckdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute("set preserve_insertion_order = false")
+    con.execute(f"""
+        copy (select *, strftime("timestamp", '%Y-%m') as month from read_parquet('{source}'))
+        to '{folder}' (format parquet, partition_by (month), filename_pattern 'history_{{i}}')
+    """).fetchall()
+    return len(list(folder.glob("*/*.parquet")))
+
+
 if __name__ == "__main__":
-    print(with_new_snapshots(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])))
+    print(
+        new_snapshots(
+            Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), "--with-history" in sys.argv
+        )
+    )

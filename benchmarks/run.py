@@ -10,11 +10,16 @@ wait4, which includes dbt's subprocess) and appended as one JSON line, with the
 The default run (0.8M and 7.9M rows, scale section with the pandas anchor) takes
 about 2 minutes on an idle 2-core machine. More (see RESULTS.md for the figures):
 
-    --scales 6000                                   # ~40M rows, ~5 min idle
-    --scales 6000 --ingest-args="--no-sort --memory-limit 1GB" --dbt-memory-limit 1GB
-    --scales 20000 --days 730 --no-pandas --no-engine \
-        --ingest-args="--no-sort --memory-limit 6GB" --dbt-memory-limit 8GB   # 231M rows, ~15 min
-    --scales 1200 --sections refresh,train,inference,layer
+    --scales 300,1200 --sections scale,refresh      # the default size and 7.9M rows
+    --scales 6000                                   # ~40M rows with the pandas anchor
+    --scales 20000 --days 730 --no-pandas --no-engine --split-months \
+        --sections scale,refresh                    # 231M rows, at default settings
+    --scales 1200 --sections train,inference,layer
+
+Full = `apy-runway ingest` of the whole history + `apy-runway build` (every model and
+test, from scratch); the refresh section then lands one more hour, then one more day,
+in that home and runs `apy-runway refresh` (no collect, no publish), and records each
+against the same run's full figures.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 
 from apy_runway.foundation.paths import REPO_ROOT
 from benchmarks.measure import Measurement, measure, python_argv
-from benchmarks.refresh_input import with_new_snapshots  # noqa: F401  (re-exported)
+from benchmarks.refresh_input import split_by_month, with_new_snapshots  # noqa: F401
 
 RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
 SECTIONS = ("scale", "refresh", "train", "inference", "layer")
@@ -156,15 +161,23 @@ def bench_scale(
     wait_before_build: Path | None = None,
     dbt_memory_limit: str | None = None,
     skip_ingest: bool = False,
+    split_months: bool = False,
 ) -> dict:
     scale = f"{pools}x{days}"
     source = generated(workdir, pools, days, log)
     rows = parquet_rows(source)
     home = workdir / f"home_{scale}"
+    history = source
+    if split_months:
+        history = workdir / f"history_{scale}_by_month"
+        if not history.exists():
+            split_by_month(source, history)
     ingest = (
         None
         if skip_ingest
-        else measure(cli(home, "ingest", *(ingest_args or []), str(source)), log_path=log)
+        else measure(
+            cli(home, "ingest", "--replace", *(ingest_args or []), str(history)), log_path=log
+        )
     )
     while wait_before_build and not wait_before_build.exists():
         time.sleep(10)  # keep a big build from overlapping another memory-heavy measurement
@@ -179,7 +192,8 @@ def bench_scale(
     row = {
         "rows": rows,
         "ingest_args": ingest_args or [],
-        "dbt_memory_limit": dbt_memory_limit or "default (80% of RAM)",
+        "history_files": "one per month" if split_months else "one",
+        "dbt_memory_limit": dbt_memory_limit or "default (1GB)",
         "ingest": figures(ingest) if ingest else "skipped (already ingested)",
         "dbt_build": figures(build),
         "end_to_end_s": round(ours_s, 2),
@@ -209,38 +223,89 @@ def bench_scale(
     return record("scale", scale, **row)
 
 
-def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
-    """Full rebuild (ingest + dbt build) after one more hour / one more day of snapshots.
+def newest_scale_row(scale: str) -> dict | None:
+    """The last full (ingest + build) figures of this scale in results.jsonl."""
+    if not RESULTS.exists():
+        return None
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    full = [
+        r
+        for r in rows
+        if r["section"] == "scale" and r["scale"] == scale and isinstance(r.get("ingest"), dict)
+    ]
+    return full[-1] if full else None
 
-    There is no incremental path yet: the refresh IS a full rebuild; the figures
-    and dbt's per-model profile say where that time goes.
-    """
+
+def refresh_figures(home: Path, log: Path) -> dict:
+    """What the last `apy-runway refresh` printed (its summary line) and dbt's
+    execution time (run_results.json) if it ran dbt."""
+    summary = next(
+        (line for line in reversed(log.read_text().splitlines()) if line.startswith("refresh ok")),
+        "",
+    )
+    figures_ = {"summary": summary}
+    if "build incremental" in summary or "build full" in summary:
+        figures_["dbt_profile"] = dbt_profile(home)
+    return figures_
+
+
+def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
+    """`apy-runway refresh` (no collect, no publish) after one more hour, then one
+    more day, in the home the scale section built in full; then with nothing new
+    (our fixed cost without dbt) and dbt's own start-up + full parse."""
+    scale = f"{pools}x{days}"
     source = generated(workdir, pools, days, log)
-    home = workdir / f"home_refresh_{pools}x{days}"
-    parse = measure(cli(home, "build", "--command", "parse"), log_path=log)
-    record("refresh", f"{pools}x{days}", step="dbt parse only", **figures(parse))
+    home = workdir / f"home_{scale}"
+    full = newest_scale_row(scale)
+    if not (home / "data" / "build_state.json").exists() or full is None:
+        raise RuntimeError(f"refresh needs the scale section's built home first ({home})")
+    full_s = full["end_to_end_s"]
+    landing = home / "data" / "landing" / "bench"
+    landing.mkdir(parents=True, exist_ok=True)
     for label, hours in (("+1 hour", 1), ("+1 day", 24)):
-        landing = workdir / f"refresh_{pools}x{days}_plus{hours}h.parquet"
+        new = landing / f"plus_{hours}h.parquet"
         # in a child: a parent grown by DuckDB would hand its RSS high-water mark
         # to every child it forks (Linux copies it at fork), inflating their peaks
         measure(
-            python_argv("benchmarks.refresh_input", str(source), str(landing), str(hours)),
+            python_argv("benchmarks.refresh_input", str(source), str(new), str(hours)),
             log_path=log,
         )
-        rows = parquet_rows(landing)
-        ingest = measure(cli(home, "ingest", str(landing)), log_path=log)
-        build = measure(cli(home, "build"), log_path=log)
+        rows = parquet_rows(new)
+        step_log = workdir / f"refresh_{scale}.log"
+        step_log.unlink(missing_ok=True)
+        m = measure(cli(home, "refresh"), log_path=step_log)
         record(
             "refresh",
-            f"{pools}x{days}",
-            step=f"full rebuild after {label}",
-            rows=rows,
-            ingest=figures(ingest),
-            dbt_build=figures(build),
-            total_s=round(ingest.wall_s + build.wall_s, 2),
-            dbt_profile=dbt_profile(home),
+            scale,
+            step=f"refresh after {label}",
+            new_rows=rows,
+            **figures(m),
+            full_s=full_s,
+            full_peak_mb=full["end_to_end_peak_mb"],
+            ratio_to_full=round(m.wall_s / full_s, 4),
+            **refresh_figures(home, step_log),
         )
-        landing.unlink()
+    step_log = workdir / f"refresh_{scale}.log"
+    step_log.unlink(missing_ok=True)
+    m = measure(cli(home, "refresh"), log_path=step_log)
+    record(
+        "refresh",
+        scale,
+        step="refresh with nothing new (no dbt)",
+        **figures(m),
+        full_s=full_s,
+        ratio_to_full=round(m.wall_s / full_s, 4),
+        **refresh_figures(home, step_log),
+    )
+    parse = measure(cli(home, "build", "--command", "parse"), log_path=log)
+    record(
+        "refresh",
+        scale,
+        step="dbt start-up + full parse (apy-runway build --command parse, new vars)",
+        **figures(parse),
+        full_s=full_s,
+        ratio_to_full=round(parse.wall_s / full_s, 4),
+    )
 
 
 def bench_train(workdir: Path, pools: int, days: int, log: Path, grid: str) -> None:
@@ -370,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-engine", action="store_true", help="skip the engine-only rerun of the SQL"
     )
     parser.add_argument(
-        "--ingest-args", default="", help="extra `apy-runway ingest` arguments, e.g. --no-sort"
+        "--ingest-args",
+        default="",
+        help="extra `apy-runway ingest` arguments, e.g. --memory-limit 3GB",
     )
     parser.add_argument(
         "--train-grid",
@@ -394,6 +461,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--skip-ingest", action="store_true", help="scale: build the already-ingested home"
+    )
+    parser.add_argument(
+        "--split-months",
+        action="store_true",
+        help="scale: land the generated history as one file per month (as a live store holds "
+        "it) instead of one file",
     )
     parser.add_argument("--done-file", type=Path, default=None, help="touched when this run ends")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "data" / "bench"))
@@ -420,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                 wait_before_build=args.wait_before_build,
                 dbt_memory_limit=args.dbt_memory_limit,
                 skip_ingest=args.skip_ingest,
+                split_months=args.split_months,
             )
         if "refresh" in sections:
             bench_refresh(workdir, pools, args.days, log)

@@ -258,11 +258,8 @@ def refresh(
             )
             summary.steps["build"] = built.describe()
 
-        from apy_runway.stages.publish import load_features_payload
-
         with step("export"):
-            payload = load_features_payload(paths, allow_shrink=allow_shrink)
-            count = payload[contracts.FEATURES_ROW_COUNT_FIELD]
+            count, feature_date_max = _export_facts(paths)
             previous = accepted_pools(paths)
             if contracts.is_shrunk(count, previous) and not allow_shrink:
                 raise UserError(
@@ -270,21 +267,34 @@ def refresh(
                     f"of the {previous:,} of the last accepted refresh. Pass --allow-shrink "
                     "if the pool count really fell"
                 )
-            summary.steps["export"] = f"{count:,} pools, features of {payload['snapshot_date_max']}"
+            summary.steps["export"] = f"{count:,} pools, features of {feature_date_max}"
 
         if bucket:
             from apy_runway.foundation.s3 import s3_client
-            from apy_runway.stages.publish import publish
+            from apy_runway.stages.publish import load_features_payload, publish
 
             with step("publish"):
-                client_s3 = s3_client(endpoint_url)
-                size = publish(client_s3, bucket, payload)
+                payload = load_features_payload(paths, allow_shrink=allow_shrink)
+                size = publish(s3_client(endpoint_url), bucket, payload)
                 summary.steps["publish"] = (
                     f"s3://{bucket}/{contracts.FEATURES_KEY} ({size / 1e6:.2f} MB)"
                 )
-        _accept(paths, count, payload["snapshot_date_max"])
+        _accept(paths, count, feature_date_max)
     summary.total_seconds = time.perf_counter() - started
     return summary
+
+
+def _export_facts(paths: ProjectPaths) -> tuple[int, str | None]:
+    """The pool count and newest feature day of data/exports/latest_features.parquet
+    (the build's export), read without loading the features."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not paths.latest_features.exists():
+        raise UserError(f"no {paths.latest_features}: the build did not export the features")
+    table = pq.read_table(paths.latest_features, columns=["snapshot_date"])
+    newest = pc.max(table["snapshot_date"]).as_py()
+    return table.num_rows, newest.isoformat() if newest else None
 
 
 def _has_landing(paths: ProjectPaths) -> bool:
