@@ -4,9 +4,7 @@
 -- A table rebuilt whole on every training build (a label that turns null
 -- takes its row out): `apy-runway train` builds it when the data moved.
 
-{{ config(
-    post_hook="{{ export_to_parquet('training_set', 'snapshot_date, pool_id') }}",
-) }}
+{{ config(post_hook="{{ export_to_parquet('training_set') }}") }}
 
 with
 
