@@ -297,6 +297,7 @@ def ingest(
     paths.ensure()
     explicit = bool(inputs)
     files = expand_inputs(list(inputs) or landing_inputs(paths))
+    explicit_pools_json = pools_json
     if pools_json is None and not explicit:
         pools_json = default_pools_metadata(paths)
     if replace:
@@ -327,7 +328,10 @@ def ingest(
             f"ingest: {len(files):,} input file(s): {len(todo):,} new or changed, "
             f"{skipped:,} already landed"
         )
-        load_pools_metadata(con, pools_json)
+        # the landing folder's metadata only fills /chart rows: read it only for them
+        implicit = explicit_pools_json is None and pools_json is not None
+        wanted = not implicit or any(f.kind == "chart" for f in todo)
+        load_pools_metadata(con, pools_json if wanted else None)
         _check_files(con, todo)
         for number, unit in enumerate(_units(todo), start=1):
             entries, unit_pools, superseded = _land_unit(
