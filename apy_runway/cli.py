@@ -50,6 +50,18 @@ def _train() -> ModuleType:
     return train
 
 
+def _retrain() -> ModuleType:
+    from models_py import retrain
+
+    return retrain
+
+
+def _promote() -> ModuleType:
+    from models_py import promote
+
+    return promote
+
+
 def _publish() -> ModuleType:
     from apy_runway.stages import publish
 
@@ -81,6 +93,8 @@ COMMANDS: dict[str, Callable[[], ModuleType]] = {
     "fetch": _fetch,
     "build": _build,
     "train": _train,
+    "retrain": _retrain,
+    "promote": _promote,
     "publish": _publish,
     "score": _score,
     "check-leakage": _check_leakage,

@@ -65,7 +65,7 @@ def random_forest(
     n_estimators = settings.pop("n_estimators", n_estimators)  # a candidate may set its own
     return RandomForestClassifier(
         n_estimators=n_estimators,
-        oob_score=True,
+        oob_score=False,
         bootstrap=True,
         n_jobs=config.RF_N_JOBS,
         random_state=random_state,

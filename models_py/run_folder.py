@@ -19,8 +19,10 @@ import numpy as np
 
 from apy_runway.foundation import s3
 from apy_runway.foundation.console import UserError
+from apy_runway.foundation.runs import point_link
 from inference import contracts
 from models_py import config, evaluate, report
+from models_py.calibration import expected_calibration_error
 from models_py.pipelines import strip_training_only_state
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 MODEL_FILE = contracts.MODEL_FILE
 METADATA_FILE = contracts.MODEL_METADATA_FILE
 LATEST = "latest"
+# the monthly backtest's scored rows (pool, day, label, p_keep, month)
+BACKTEST_FILE = "backtest_predictions.parquet"
 REQUIRED_METADATA = (
     "model_id",
     "model_name",
@@ -168,13 +172,7 @@ def verify_artefact(run_dir: Path | str) -> dict:
 
 def update_latest(runs_dir: Path, run_id: str) -> Path:
     """Point runs/latest at runs/<run_id> (relative link, replaced atomically)."""
-    link = runs_dir / LATEST
-    temporary = runs_dir / f".{LATEST}.{os.getpid()}"
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    temporary.symlink_to(run_id, target_is_directory=True)
-    os.replace(temporary, link)
-    return link
+    return point_link(runs_dir, LATEST, run_id)
 
 
 # --------------------------------------------------------------------------- writer
@@ -192,20 +190,24 @@ def _dates(values: np.ndarray) -> tuple[str, str]:
 def write_run(
     result: TrainingResult, run_dir: Path, run_id: str, settings: Settings, with_report: bool = True
 ) -> dict:
-    """Evaluate the production model, save model + metadata (+ report)."""
+    """Save the shipped model + metadata (+ report): the evaluated fit's test
+    metrics, the shipped fit's training range, the monthly backtest."""
     data, train, test = result.data, result.train_index, result.test_index
-    X, y = data.matrix(), data.y
+    recipe = result.recipe
+    X, y = data.matrix(recipe.features), data.y
     frame = data.frame
-    production = result.production_model
-    p_test = production.predict_proba(X[test])[:, 1]
+    evaluated, shipped = result.evaluated_model, result.shipped_model
+    p_test = evaluated.predict_proba(X[test])[:, 1]
     production_test = evaluate.metrics(y[test], p_test)
+    production_test["ece"] = expected_calibration_error(y[test], p_test)
     pools_test = frame["pool_id"].to_numpy()[test]
     production_test["ci"] = evaluate.bootstrap_auc_by_pool(
         y[test], p_test, pools_test, settings.bootstrap_samples
     )
+    raw_test = result.results[result.production].test
     cutpoints = evaluate.confidence_cutpoints(p_test)
     hit_rate = evaluate.hit_rate_by_confidence(y[test], p_test, cutpoints)
-    latency = evaluate.time_predict(production, X[test], config.LATENCY_ROWS)
+    latency = evaluate.time_predict(shipped, X[test], config.LATENCY_ROWS)
 
     anchor = result.results.get("anchor")
     model_metrics = {}
@@ -220,19 +222,60 @@ def write_run(
     model_metrics[result.production]["production_test"] = production_test
 
     run_dir.mkdir(parents=True)
-    saved = save_model(production, run_dir)
+    saved = save_model(shipped, run_dir)
     train_dates, test_dates = _dates(data.dates[train]), _dates(data.dates[test])
+    shipped_rows = result.shipped_rows
+    shipped_dates = _dates(data.dates[shipped_rows])
+    backtest = result.backtest
     metadata = {
         "model_id": run_id,
         "model_name": result.production,
         **saved,
-        "features": data.features,
-        "numeric_features": data.numeric,
-        "categorical_features": data.categorical,
+        "features": recipe.features,
+        "numeric_features": list(recipe.numeric),
+        "categorical_features": list(recipe.categorical),
         "label": data.label,
         "eligibility": dict(contracts.ELIGIBILITY),
         "confidence_cutpoints": cutpoints,
         "classes": {str(label): name for label, name in contracts.CLASS_NAMES.items()},
+        "recipe": recipe.to_dict(),
+        "production_choice": {
+            "rule": f"best mean AUC over the last {config.PRODUCTION_CHOICE_FOLDS} "
+            "walk-forward folds",
+            "candidates": result.production_choice,
+        },
+        "evaluated_fit": {
+            "train_start": train_dates[0],
+            "train_end": train_dates[1],
+            "train_rows": len(train),
+            "test_start": str(result.split.test_start),
+            "test_end": test_dates[1],
+            "test": production_test,
+            "uncalibrated_test": raw_test,
+        },
+        "shipped_fit": {
+            "train_start": shipped_dates[0],
+            "train_end": shipped_dates[1],
+            "train_rows": len(shipped_rows),
+            "train_pools": int(frame["pool_id"].iloc[shipped_rows].nunique()),
+            "label_window_end_max": str(data.label_end_dates[shipped_rows].max()),
+            "refit": bool(settings.refit),
+        },
+        "backtest": (
+            {"months": backtest.months, "total": backtest.total} if backtest is not None else None
+        ),
+        "ablation": (
+            {
+                "folds": result.ablation.folds,
+                "trees": result.ablation.trees,
+                "baseline_auc": result.ablation.baseline_auc,
+                "seed_noise": result.ablation.seed_noise,
+                "no_cost_margin": result.ablation.margin,
+                "groups": result.ablation.groups,
+            }
+            if result.ablation is not None
+            else None
+        ),
         "training": {
             "train_start": train_dates[0],
             "train_end": train_dates[1],
@@ -245,6 +288,7 @@ def write_run(
             "test_pools": int(frame["pool_id"].iloc[test].nunique()),
             "dropped_rows": data.dropped,
             "walk_forward_folds": result.fold_table,
+            "warnings": result.warnings,
             "seconds": round(result.seconds, 1),
         },
         "metrics": model_metrics,
@@ -255,11 +299,28 @@ def write_run(
             "size_guard": result.size_guard,
             "max_artefact_mb": settings.max_artefact_mb,
         },
-        "calibration": dict(result.calibration),
+        "calibration": {
+            "method": recipe.calibration,
+            "chosen_on": (
+                f"the last {config.CALIBRATION_CHECK_FOLDS} walk-forward folds"
+                if result.calibration.table
+                else "--calibration"
+            ),
+            "candidates": result.calibration.table,
+            "isotonic_min_bin": config.CALIBRATION_MIN_BIN,
+            "clip": {
+                "low": shipped.low,
+                "high": shipped.high,
+                "rule": "Laplace: 1/(n+2) with n the calibration rows of the extreme bin",
+            },
+        },
         "predict_proba_latency": latency,
         "library_versions": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if backtest is not None and len(backtest.predictions):
+        backtest.predictions.to_parquet(run_dir / BACKTEST_FILE, index=False)
+        metadata["backtest"]["predictions_file"] = BACKTEST_FILE
     if with_report:
         metadata["report"] = "report.md"
         report.write_full_report(result, run_dir, metadata, X, y, p_test, hit_rate)

@@ -15,18 +15,16 @@ import decimal
 import json
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.runs import resolve_run
 from apy_runway.foundation.s3 import ensure_bucket, s3_client, upload_run
 from inference import contracts
 
 COMMAND = "publish"
 HELP = "upload latest_features (column-wise JSON) and optionally a run folder to S3"
-
-RUN_FILES_REQUIRED = (contracts.MODEL_METADATA_FILE,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,24 +81,6 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
             f"({len(keys)} files)"
         )
     return 0
-
-
-def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
-    """A run folder from a path, a run id under runs/, or 'latest'."""
-    candidate = Path(run)
-    if not candidate.is_dir():
-        candidate = paths.runs / str(run)
-    if not candidate.is_dir():
-        raise UserError(f"no training run at {candidate}: run `apy-runway train` first")
-    candidate = candidate.resolve()
-    missing = [name for name in RUN_FILES_REQUIRED if not (candidate / name).is_file()]
-    if missing:
-        raise UserError(f"run folder {candidate} lacks {missing}")
-    metadata = json.loads((candidate / contracts.MODEL_METADATA_FILE).read_text())
-    model_file = metadata.get("model_file") or contracts.MODEL_FILE
-    if not (candidate / model_file).is_file():
-        raise UserError(f"run folder {candidate} lacks its model file {model_file}")
-    return candidate
 
 
 def _json_value(value: Any) -> Any:

@@ -17,8 +17,9 @@ import json
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.runs import resolve_run
 from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client, upload_run
-from apy_runway.stages.publish import load_features_payload, resolve_run, upload_features
+from apy_runway.stages.publish import load_features_payload, upload_features
 from inference import contracts, service
 from inference.publication import STATUS_SCORED, parse_event_time
 from inference.settings import Settings
