@@ -101,6 +101,11 @@ def confidence_bin(probability: Any, cutpoints: Any) -> Any:
     return 1 + (probability > low) * 1 + (probability > high) * 1
 
 
+# The words shown beside the 1 / 2 / 3 confidence bins (ours: DefiLlama's API
+# gives only the number). The board shows them; the hourly output may carry them.
+CONFIDENCE_WORDS: dict[int, str] = {1: "Low", 2: "Medium", 3: "High"}
+
+
 # --------------------------------------------------------------------------- who is scored
 
 # DefiLlama's eligibility: pools with apy <= 0 or fewer than 7 observed days are
