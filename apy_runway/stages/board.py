@@ -245,8 +245,8 @@ def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"{path}: row {first} (pool {frame['pool_id'].iloc[first]!r}) has p_keep = "
-            f"{frame['p_keep'].iloc[first]!r}; {int(bad.sum())} such rows"
+            f"{path}: row {first} (pool {board_data.shown(frame['pool_id'].iloc[first])}) has "
+            f"p_keep = {board_data.shown(frame['p_keep'].iloc[first])}; {int(bad.sum())} such rows"
         )
     rows = pd.DataFrame(
         {
@@ -342,14 +342,21 @@ class BuiltBoard:
         )
 
 
+def _check_replaceable(out: Path) -> None:
+    """Only a board (or an empty folder) is ever replaced."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder: choose another --out")
+    if out.is_dir() and not (out / MARKER).is_file() and any(out.iterdir()):
+        raise UserError(
+            f"{out} exists and is not a runway board (no {MARKER}): "
+            "choose an empty or new --out folder"
+        )
+
+
 def _replace_folder(built: Path, out: Path) -> None:
-    """Swap the finished site in; refuse to replace a folder that is not a board."""
+    """Swap the finished site in (two renames: a reader sees the old or the new board)."""
+    _check_replaceable(out)
     if out.exists():
-        if not (out / MARKER).is_file() and any(out.iterdir()):
-            raise UserError(
-                f"{out} exists and is not a runway board (no {MARKER}): "
-                "choose an empty or new --out folder"
-            )
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
         os.replace(built, out)
@@ -380,6 +387,7 @@ def build_board(
     out = Path(out or default_out(paths)).expanduser().resolve()
     predictions_path = Path(predictions or default_predictions(paths))
     monitoring = Path(monitoring or default_monitoring(paths))
+    _check_replaceable(out)
     run_dir = resolve_track_run(paths, run)
 
     document = read_predictions(predictions_path)
@@ -444,6 +452,38 @@ def build_board(
     building = out.with_name(f".{out.name}.building-{os.getpid()}")
     if building.exists():
         shutil.rmtree(building)
+    try:
+        written, written_shards = _write_site(
+            building, meta, table, track_payload, records, history, track, shards, served_per_pool
+        )
+        _replace_folder(building, out)
+    finally:
+        if building.exists():
+            shutil.rmtree(building)
+    built = BuiltBoard(
+        out=out,
+        pools=len(records),
+        shards=written_shards,
+        bytes_written=written,
+        seconds=time.perf_counter() - started,
+        sources=sources,
+    )
+    log(f"board: wrote {built.index} ({built.bytes_written / 1e6:.1f} MB of data)")
+    return built
+
+
+def _write_site(
+    building: Path,
+    meta: dict,
+    table: dict,
+    track_payload: dict,
+    records: list[dict],
+    history: pd.DataFrame | None,
+    track: pd.DataFrame | None,
+    shards: int,
+    served_per_pool: int,
+) -> tuple[int, int]:
+    """The pages, assets and data files into `building`: (bytes of data, shards)."""
     shutil.copytree(SITE_ASSETS, building, ignore=shutil.ignore_patterns("__pycache__"))
     (building / MARKER).write_text("written by apy-runway board; replaced whole on rebuild\n")
     data = building / "data"
@@ -470,14 +510,4 @@ def build_board(
         written_shards += 1
         if written_shards % 100 == 0:
             log(f"board: {written_shards}/{shards} pool shards written")
-    _replace_folder(building, out)
-    built = BuiltBoard(
-        out=out,
-        pools=len(records),
-        shards=written_shards,
-        bytes_written=written,
-        seconds=time.perf_counter() - started,
-        sources=sources,
-    )
-    log(f"board: wrote {built.index} ({built.bytes_written / 1e6:.1f} MB of data)")
-    return built
+    return written, written_shards

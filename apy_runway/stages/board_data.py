@@ -65,6 +65,11 @@ class BoardInputError(ValueError):
     """An input the board cannot read: the message names the file, the record and the field."""
 
 
+def shown(value: Any) -> str:
+    """A value as an error message shows it (numpy scalars as plain Python)."""
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
 # --------------------------------------------------------------------------- predictions
 
 
@@ -330,8 +335,8 @@ def check_track_record(rows: pd.DataFrame, name: str) -> pd.DataFrame:
         if bad.any():
             first = int(np.flatnonzero(bad.to_numpy())[0])
             raise BoardInputError(
-                f"{name}: row {first} (pool {rows['pool_id'].iloc[first]!r}) has "
-                f"{column} = {rows[column].iloc[first]!r}; {int(bad.sum())} such rows"
+                f"{name}: row {first} (pool {shown(rows['pool_id'].iloc[first])}) has "
+                f"{column} = {shown(rows[column].iloc[first])}; {int(bad.sum())} such rows"
             )
     return rows.assign(
         pool_id=rows["pool_id"].astype(str),
