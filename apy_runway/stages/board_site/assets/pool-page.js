@@ -84,7 +84,7 @@
         axes: [
           {},
           { scale: "apy", label: "APY %" },
-          { scale: "tvl", side: 1, size: 72, grid: { show: false }, values: function (u, vals) { return vals.map(B.fmtUsd); } },
+          { scale: "tvl", side: 1, size: 90, grid: { show: false }, values: function (u, vals) { return vals.map(B.fmtUsd); } },
         ],
       }, [xs, pool.history.apy, pool.history.tvl_usd]);
     } else {
