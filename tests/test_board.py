@@ -614,3 +614,72 @@ def test_json_stays_strict_in_data_files(small_board):
         assert text.isascii(), path
         assert "NaN" not in text and "Infinity" not in text, path
     assert math.isfinite(built.bytes_written) and built.bytes_written > 0
+
+
+def test_pool_history_reads_nulls_gaps_and_the_window_from_duckdb(tmp_path):
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            f"""
+            create table {board.HISTORY_TABLE} as select * from (values
+                ('b', date '2025-01-01', 1.0, 10.0, 'p', 'c', 'B'),
+                ('b', date '2025-01-03', null, null, 'p', 'c', 'B'),
+                ('b', date '2025-01-04', 4.0, 40.0, 'p', 'c', 'B2'),
+                ('a', date '2024-12-01', 9.0, 90.0, 'q', 'c', 'A'),
+                ('a', date '2025-01-04', 2.0, 20.0, 'q', 'd', 'A')
+            ) as t(pool_id, snapshot_date, apy, tvl_usd, project, chain, symbol)
+            """
+        )
+    latest, history = board.read_pool_history(warehouse, history_days=5)
+    assert latest.set_index("pool_id").loc["b", "symbol"] == "B2"
+    assert latest.set_index("pool_id").loc["a", "chain"] == "d"
+    assert history.pool_ids == ["a", "b"] and len(history) == 4  # a's 2024-12-01 is outside
+    records = [
+        {
+            "pool_id": p,
+            **dict.fromkeys(
+                (
+                    "status",
+                    "reason",
+                    "p_keep",
+                    "predicted_class",
+                    "binned_confidence",
+                    "confidence_words",
+                    "feature_date",
+                )
+            ),
+            "reasons": [],
+            "flags": 0,
+        }
+        for p in ("a", "b")
+    ]
+    table = board_data.table_payload(records, latest)
+    docs = {}
+    for _, pools in board_data.pool_shards(
+        records, history, None, table["columns"], table["projects"], table["chains"], 1, 10
+    ):
+        docs |= pools
+    assert docs["b"]["history"] == {
+        "start": "2025-01-01",
+        "apy": [1.0, None, None, 4.0],  # 01-02 missing (a gap), 01-03 null in the warehouse
+        "tvl_usd": [10, None, None, 40],
+    }
+    assert docs["a"]["history"] == {"start": "2025-01-04", "apy": [2.0], "tvl_usd": [20]}
+    again = board_data.PoolHistory.from_frame(
+        pd.DataFrame(
+            {
+                "pool_id": ["b", "a", "b"],
+                "snapshot_date": pd.to_datetime(["2025-01-04", "2025-01-04", "2025-01-01"]),
+                "apy": [4.0, 2.0, 1.0],
+                "tvl_usd": [40.0, 20.0, 10.0],
+            }
+        )
+    )
+    days, apy, _ = again.slices()["b"]
+    assert apy.tolist() == [1.0, 4.0] and (days[1] - days[0]) == 3
+    missing = tmp_path / "empty.duckdb"
+    duckdb.connect(str(missing)).close()
+    assert board.read_pool_history(missing, 5) is None
+    assert board.read_pool_history(tmp_path / "absent.duckdb", 5) is None

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures.board_inputs import ODD_POOL_IDS, write_board_inputs
+from fixtures.board_inputs import INJECTED_SYMBOL, ODD_POOL_IDS, write_board_inputs
 
 from apy_runway.foundation.paths import project_paths
 from apy_runway.stages import board
@@ -356,6 +356,17 @@ def test_pool_page_draws_history_and_what_happened(page, site, generated, which)
         assert page.locator("ul.reasons li").all_text_contents() == reasons
     else:
         assert "No reasons in this prediction yet." in page.text_content("main")
+
+
+def test_markup_in_the_data_is_shown_as_text(page, site, generated):
+    inputs, _ = generated
+    pool_id = inputs.records["pool_id"].iloc[3]
+    open_page(page, site + "index.html")
+    measure(page, "input", "#search", pool_id)
+    assert page.locator("#rows .row:visible .col-symbol a").first.text_content() == INJECTED_SYMBOL
+    open_page(page, site + "pool.html?id=" + urllib.parse.quote(pool_id, safe=""))
+    assert page.text_content("#title").startswith(INJECTED_SYMBOL)
+    assert page.locator("img").count() == 0  # and the page fixture saw no console error
 
 
 def test_pool_page_for_an_unknown_pool_says_so(page, site):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -438,6 +439,47 @@ def summarise_track_record(rows: pd.DataFrame | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- per-pool shards
 
 
+@dataclass(frozen=True)
+class PoolHistory:
+    """Daily APY and TVL of many pools as plain arrays (no per-row Python
+    objects: 20k pools x 365 days is 7.3M rows), one row per pool per day.
+
+    pool_ids[pool_index[row]] is a row's pool; day is days since 1970-01-01.
+    """
+
+    pool_ids: list[str]
+    pool_index: np.ndarray
+    day: np.ndarray
+    apy: np.ndarray
+    tvl_usd: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> PoolHistory:
+        """From a frame of pool_id, snapshot_date, apy, tvl_usd (tests, small inputs)."""
+        codes, uniques = pd.factorize(frame["pool_id"], sort=True)
+        days = pd.to_datetime(frame["snapshot_date"]).to_numpy().astype("datetime64[D]")
+        return cls(
+            pool_ids=[str(u) for u in uniques],
+            pool_index=codes.astype(np.int32),
+            day=days.astype(np.int64).astype(np.int32),
+            apy=frame["apy"].to_numpy(dtype=float, na_value=np.nan),
+            tvl_usd=frame["tvl_usd"].to_numpy(dtype=float, na_value=np.nan),
+        )
+
+    def __len__(self) -> int:
+        return len(self.day)
+
+    def slices(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """{pool_id: (days, apy, tvl_usd)}, each pool's days ascending."""
+        order = np.lexsort((self.day, self.pool_index))
+        index, day = self.pool_index[order], self.day[order]
+        apy, tvl = self.apy[order], self.tvl_usd[order]
+        return {
+            self.pool_ids[code]: (day[start:stop], apy[start:stop], tvl[start:stop])
+            for code, (start, stop) in _group_bounds(index).items()
+        }
+
+
 def shard_of(pool_id: str, shards: int) -> int:
     """FNV-1a 32-bit over the UTF-8 bytes, modulo the shard count. The pool
     page computes the same in JavaScript (assets/common.js: shardOf)."""
@@ -453,14 +495,15 @@ def shard_count(pools: int, pools_per_shard: int) -> int:
     return max(1, math.ceil(pools / pools_per_shard))
 
 
-def _group_bounds(keys: np.ndarray) -> dict[str, tuple[int, int]]:
-    """{key: (start, stop)} of a frame sorted by key."""
+def _group_bounds(keys: np.ndarray) -> dict[Any, tuple[int, int]]:
+    """{key: (start, stop)} of an array sorted by key."""
     if not len(keys):
         return {}
     change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
     starts = np.concatenate([[0], change])
     stops = np.concatenate([change, [len(keys)]])
-    return {keys[s]: (int(s), int(e)) for s, e in zip(starts, stops, strict=True)}
+    values = keys[starts].tolist()  # plain Python keys (str or int)
+    return {value: (int(s), int(e)) for value, s, e in zip(values, starts, stops, strict=True)}
 
 
 def _nullable(values: np.ndarray, digits: int) -> list:
@@ -478,7 +521,7 @@ def _nullable(values: np.ndarray, digits: int) -> list:
 
 def pool_shards(
     records: list[dict],
-    history: pd.DataFrame | None,
+    history: PoolHistory | None,
     track: pd.DataFrame | None,
     table_columns: dict[str, list],
     projects: Sequence[str],
@@ -488,19 +531,11 @@ def pool_shards(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(shard, {pool_id: pool document}) for every shard holding a pool.
 
-    history: pool_id, snapshot_date (date), apy, tvl_usd: one row per pool per
-    day; each pool's days become a dense calendar from its first day (gaps as
-    null). track: the checked track-record rows; the newest `served_per_pool`
-    per pool are kept.
+    history: each pool's days become a dense calendar from its first day
+    (gaps as null). track: the checked track-record rows; the newest
+    `served_per_pool` per pool are kept.
     """
-    hist_bounds: dict[str, tuple[int, int]] = {}
-    if history is not None and len(history):
-        history = history.sort_values(["pool_id", "snapshot_date"], kind="stable")
-        hist_ids = history["pool_id"].to_numpy()
-        hist_days = history["snapshot_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
-        hist_apy = history["apy"].to_numpy(dtype=float)
-        hist_tvl = history["tvl_usd"].to_numpy(dtype=float)
-        hist_bounds = _group_bounds(hist_ids)
+    pool_history = history.slices() if history is not None else {}
     track_bounds: dict[str, tuple[int, int]] = {}
     if track is not None and len(track):
         track = track.assign(as_of=track["as_of"].astype(str)).sort_values(
@@ -545,15 +580,14 @@ def pool_shards(
                 "history": None,
                 "served": None,
             }
-            if pool_id in hist_bounds:
-                start, stop = hist_bounds[pool_id]
-                days = hist_days[start:stop]
+            if pool_id in pool_history:
+                days, daily_apy, daily_tvl = pool_history[pool_id]
                 first = int(days[0])
                 offsets = days - first
                 apy = np.full(int(offsets[-1]) + 1, np.nan)
                 tvl = np.full(int(offsets[-1]) + 1, np.nan)
-                apy[offsets] = hist_apy[start:stop]
-                tvl[offsets] = hist_tvl[start:stop]
+                apy[offsets] = daily_apy
+                tvl[offsets] = daily_tvl
                 document["history"] = {
                     "start": str(np.datetime64(first, "D")),
                     "apy": _nullable(apy, 4),
