@@ -458,6 +458,11 @@ def test_a_board_with_no_inputs_says_so_and_rebuilding_replaces_it(project_home,
     assert "no data yet for: predictions, history, track_record, health" in printed
     _, meta = read_data_script(project_home.data / "board" / "data" / "meta.js")
     assert meta["pools"] == 0 and all(v is None for v in meta["sources"].values())
+    # every shard a pool page may ask for exists, empty or not
+    assert read_data_script(project_home.data / "board" / "data" / "pools" / "0.js") == (
+        "pools/0",
+        {},
+    )
     stray = project_home.data / "board" / "stray.txt"
     stray.write_text("left from before")
     board.build_board(project_home)

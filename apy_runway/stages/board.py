@@ -532,8 +532,8 @@ def _write_site(
         text = _data_script(name, payload)
         (data / f"{name}.js").write_text(text)
         written += len(text)
-    written_shards = 0
-    for shard, pools in board_data.pool_shards(
+    empty = set(range(shards))  # written as {} below: a pool page never asks for a missing file
+    shard_data = board_data.pool_shards(
         records,
         history,
         track,
@@ -542,11 +542,14 @@ def _write_site(
         table["chains"],
         shards,
         served_per_pool,
-    ):
+    )
+    for done, (shard, pools) in enumerate(shard_data, 1):
         text = _data_script(f"pools/{shard}", pools)
         (data / "pools" / f"{shard}.js").write_text(text)
         written += len(text)
-        written_shards += 1
-        if written_shards % 100 == 0:
-            log(f"board: {written_shards}/{shards} pool shards written")
-    return written, written_shards
+        empty.discard(shard)
+        if done % 100 == 0:
+            log(f"board: {done} pool shards written of at most {shards}")
+    for shard in sorted(empty):
+        (data / "pools" / f"{shard}.js").write_text(_data_script(f"pools/{shard}", {}))
+    return written, shards
