@@ -486,6 +486,8 @@ def test_the_board_refuses_to_replace_a_folder_that_is_not_a_board(project_home,
         (["--history-days", "0"], "history days must be at least 1"),
         (["--pools-per-shard", "0"], "pools per shard must be at least 1"),
         (["--run", "no-such-run"], "no training run at"),
+        (["--predictions", "nowhere.json"], "no predictions document at nowhere.json"),
+        (["--monitoring", "nowhere"], "no monitoring folder at nowhere"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(project_home, capsys, argv, message):

@@ -424,6 +424,11 @@ def build_board(
             raise UserError(f"{name} must be at least 1, got {value}")
     started = time.perf_counter()
     out = Path(out or default_out(paths)).expanduser().resolve()
+    # a path given on purpose must exist; the defaults may be absent ("no data yet")
+    if predictions is not None and not Path(predictions).is_file():
+        raise UserError(f"no predictions document at {predictions}")
+    if monitoring is not None and not Path(monitoring).is_dir():
+        raise UserError(f"no monitoring folder at {monitoring}")
     predictions_path = Path(predictions or default_predictions(paths))
     monitoring = Path(monitoring or default_monitoring(paths))
     _check_replaceable(out)
