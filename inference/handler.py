@@ -3,15 +3,18 @@
 - ``http``: API Gateway HTTP API (v2) ``POST /predictions``. Body = JSON array of
   feature rows -> ``{"predictions": [[p_down, p_keep], ...], "rows": [...]}``;
   body = ``{"pools": [...]}`` -> answers from the latest published predictions.
-- ``scheduled``: EventBridge (hourly). Scores the published latest features and
-  writes ``<predictions prefix>hourly/<event hour>Z.json`` plus ``latest.json``.
+- ``scheduled``: EventBridge (hourly). Scores the published latest features
+  (the binary features file) and writes ``<predictions prefix>hourly/<event
+  hour>Z.json`` plus ``latest.json``, each prediction with its reasons.
 
-Settings come from the environment once per distinct environment
-(inference/settings.py); the work is done by inference/service.py, which takes
-the settings and the S3 client as arguments. The model is read on first use and
-cached for the container's life; its sha256 is checked before it is loaded.
-Routing and logs are hand-written (no Powertools in our layer: numpy alone
-fills most of its size budget).
+Imports: the standard library, numpy, boto3 and our own code; no scikit-learn,
+scipy, joblib or pickle. Settings come from the environment once per distinct
+environment (inference/settings.py); the work is done by inference/service.py,
+which takes the settings and the S3 client as arguments. The model (the
+portable spec + arrays) is read on first use and cached for the container's
+life; sizes and sha256 (and the HMAC, with a signing key) are checked before
+anything is parsed. Routing and logs are hand-written (Powertools only as
+AWS's managed layer, if ever).
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ logger.setLevel(logging.INFO)
 # Number of times a model was read from S3 and loaded in this process.
 MODEL_LOADS = 0
 
-_clients: dict[str | None, Any] = {}
-_models: dict[tuple[str | None, str, str], service.LoadedModel] = {}
+_clients: dict[tuple[str, str | None], Any] = {}
+_models: dict[tuple, service.LoadedModel] = {}
 _latest_cache: dict[tuple[str | None, str, str], tuple[str, dict]] = {}
 
 
@@ -53,26 +56,38 @@ def log_event(level: int, event: str, **fields: Any) -> None:
     )
 
 
-def s3(settings: Settings) -> Any:
-    """The S3 client, created once per endpoint."""
-    client = _clients.get(settings.endpoint_url)
+def _client(service_name: str, settings: Settings) -> Any:
+    """A boto3 client, created once per service and endpoint."""
+    key = (service_name, settings.endpoint_url)
+    client = _clients.get(key)
     if client is None:
-        client = boto3.client(
-            "s3",
+        client = _clients[key] = boto3.client(
+            service_name,
             endpoint_url=settings.endpoint_url,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}),
         )
-        _clients[settings.endpoint_url] = client
     return client
+
+
+def s3(settings: Settings) -> Any:
+    return _client("s3", settings)
 
 
 def get_model(settings: Settings) -> service.LoadedModel:
     """The cached model; read, verified and loaded on first use only."""
     global MODEL_LOADS
-    key = (settings.endpoint_url, settings.bucket, settings.model_prefix)
+    key = (
+        settings.endpoint_url,
+        settings.bucket,
+        settings.model_prefix,
+        settings.signing_key_parameter,
+        bool(settings.signing_key),
+    )
     loaded = _models.get(key)
     if loaded is None:
-        loaded = _models[key] = service.load_model(settings, s3(settings))
+        ssm = _client("ssm", settings) if settings.signing_key_parameter else None
+        signing_key = service.signing_key(settings, ssm)
+        loaded = _models[key] = service.load_model(settings, s3(settings), signing_key)
         MODEL_LOADS += 1
         log_event(
             logging.INFO,
@@ -81,7 +96,7 @@ def get_model(settings: Settings) -> service.LoadedModel:
             source=loaded.source,
             size_bytes=loaded.size_bytes,
             seconds=round(loaded.seconds, 3),
-            version_warnings=loaded.version_warnings,
+            signature_checked=loaded.signed,
         )
     return loaded
 
@@ -133,7 +148,7 @@ def _predictions(event: dict, request_id: str | None, started: float) -> dict:
         )
         return body
     loaded = get_model(settings)
-    body = score_rows(loaded.model, loaded.spec, parsed, max_rows=settings.max_batch_rows)
+    body = score_rows(loaded.model, parsed, max_rows=settings.max_batch_rows)
     log_event(
         logging.INFO,
         "scored_rows",
