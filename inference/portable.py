@@ -486,7 +486,8 @@ class Linear:
 
 
 def expit(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) = inf for x < -709: expit is 0, as it should be
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def _numeric_block(name: str, transformer: Any, features: list[str], arrays: dic
     imputer = steps[0][1]
     if not isinstance(imputer, SimpleImputer) or imputer.strategy not in ("median", "mean"):
         raise ExportError(
-            f"block {name!r}: expected a median/mean SimpleImputer first, got {imputer}"
+            f"block {name!r}: {imputer} has no portable form here "
+            "(a numeric block starts with a median/mean SimpleImputer)"
         )
     if not (isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values)):
         raise ExportError(f"block {name!r}: the imputer must treat NaN as missing")
@@ -160,7 +161,10 @@ def _categorical_block(name: str, transformer: Any, features: list[str], arrays:
         raise ExportError(f"block {name!r}: the features' columns cover {start} of {width}")
     # a missing value: the row of the category it becomes, or the unseen row
     missing_row = _dense(transformer.transform(np.array([[None] * k], dtype=object)))[0]
-    missing_nan = _dense(transformer.transform(np.array([[np.nan] * k], dtype=object)))[0]
+    try:  # NaN is missing too where the pipeline accepts it (training's imputers do)
+        missing_nan = _dense(transformer.transform(np.array([[np.nan] * k], dtype=object)))[0]
+    except ValueError:
+        missing_nan = missing_row
     if not np.array_equal(missing_row, missing_nan):
         raise ExportError(f"block {name!r}: None and NaN encode differently")
     block: dict[str, Any] = {
@@ -170,7 +174,7 @@ def _categorical_block(name: str, transformer: Any, features: list[str], arrays:
         "features": features,
         "columns": [],
     }
-    missing_values: set[str | None] = set()
+    tables = []
     for j, (feature, (lo, hi)) in enumerate(zip(features, spans, strict=True)):
         table = rows_for(j, [*categories[j], UNSEEN])[:, lo:hi]
         key = f"{name}/{j}"
@@ -183,19 +187,22 @@ def _categorical_block(name: str, transformer: Any, features: list[str], arrays:
                 "table_key": f"{key}/table",
             }
         )
-        matches = [
-            categories[j][r]
-            for r in range(len(categories[j]))
-            if np.array_equal(table[r], missing_row[lo:hi])
-        ]
-        if np.array_equal(table[-1], missing_row[lo:hi]):
-            matches.append(None)
-        if not matches:
-            raise ExportError(f"block {name!r}: a missing {feature!r} encodes as no category")
-        missing_values.add(matches[0])
-    if len(missing_values) != 1:
-        raise ExportError(f"block {name!r}: features impute missing values differently")
-    block["missing"] = missing_values.pop()
+        tables.append(table)
+
+    # a missing value becomes one text (the imputers' fill) looked up like any
+    # other value: find it among the categories, or None = the unseen row
+    def fits(fill: str | None) -> bool:
+        for values, table, (lo, hi) in zip(categories, tables, spans, strict=True):
+            row = values.index(fill) if fill in values else len(values)
+            if not np.array_equal(table[row], missing_row[lo:hi]):
+                return False
+        return True
+
+    candidates = [*sorted({v for values in categories for v in values}), None]
+    fill = next((c for c in candidates if fits(c)), UNSEEN)
+    if fill == UNSEEN:
+        raise ExportError(f"block {name!r}: a missing value encodes as no single category")
+    block["missing"] = fill
     return block
 
 
