@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the inference Lambda layer without Docker: numpy alone, from
-# inference/requirements.lock (sha256 of its manylinux wheels for x86_64 and
+# Build the inference Lambda layer without Docker: numpy and orjson alone, from
+# inference/requirements.lock (sha256 of their manylinux wheels for x86_64 and
 # aarch64), installed with pip --require-hashes --no-deps for the target Python and
 # architecture into python/. Prunes tests/caches/docs/type stubs, strips shared
 # objects (not those under *.libs: stripping those breaks numpy's imports),
@@ -122,8 +122,8 @@ if sklearn == "1":
     open(target, "w").write("".join(f"{n}=={v}\n" for n, v in pins.items()))
 else:
     locked = pinned(lock)
-    if set(locked) != {"numpy"}:
-        fail(f"{lock} must pin numpy alone, pins {sorted(locked)}")
+    if "numpy" not in locked or set(locked) - {"numpy", "orjson"}:
+        fail(f"{lock} must pin numpy (and orjson) only, pins {sorted(locked)}")
     if metadata and versions.get("numpy") and versions["numpy"] != locked["numpy"]:
         fail(
             f"{metadata} was trained with numpy {versions['numpy']}, the layer's lock pins "
@@ -136,7 +136,7 @@ if [[ "$SKLEARN" == 1 ]]; then
     echo "createlayer.sh: python$VERSION $ARCH, scikit-learn baseline layer, pins: $(tr '\n' ' ' < "$REQUIREMENTS")" >&2
 else
     PIP_MODE=(--require-hashes --no-deps)
-    echo "createlayer.sh: python$VERSION $ARCH, numpy-only layer from inference/requirements.lock, pins: $(grep -E '^[a-z]' "$REQUIREMENTS" | tr -d '\\' | tr '\n' ' ')" >&2
+    echo "createlayer.sh: python$VERSION $ARCH, layer from inference/requirements.lock, pins: $(grep -E '^[a-z]' "$REQUIREMENTS" | tr -d '\\' | tr '\n' ' ')" >&2
 fi
 
 rm -rf "$LAYER" "$ZIP"
@@ -154,7 +154,10 @@ find "$LAYER" -depth -type d \( -name tests -o -name test -o -name __pycache__ \
 find "$LAYER" -type f \( -name '*.pyc' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \
     -o -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' -o -name '*.f90' \
     -o -name '*.pyi' -o -name 'RECORD' \) -delete
-rm -rf "$LAYER/bin" "$LAYER"/numpy/_core/include "$LAYER"/numpy/f2py "$LAYER"/numpy/_pyinstaller
+rm -rf "$LAYER/bin" "$LAYER"/numpy/_core/include "$LAYER"/numpy/f2py/src "$LAYER"/numpy/_pyinstaller
+if [[ "$SKLEARN" == 0 ]]; then
+    rm -rf "$LAYER"/numpy/f2py  # Fortran wrapping: scipy's import needs it, ours never does
+fi
 
 # Strip shared objects, but never those vendored under <package>.libs.
 if command -v strip >/dev/null; then

@@ -53,6 +53,8 @@ from inference import contracts
 from inference.artefact import ModelIntegrityError, ModelSpec
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# float64 values of per-tree path tables kept between calls (64 MB)
+PATH_TABLES_MAX_VALUES = 8_000_000
 
 NUMERIC_STEP_KINDS = ("arcsinh", "standardize")
 ENCODINGS = ("one_hot", "ordinal")
@@ -319,7 +321,6 @@ class Forest:
     keep_column: int
     depths: tuple[int, ...]  # per tree
     children: np.ndarray  # (2 * nodes,) doubled child index by [2k + went_right]
-    step2: np.ndarray  # (2 * nodes,) p_keep(child) - p_keep(node) by [2k + went_right]
     feature2: np.ndarray  # (2 * nodes,) split column, by doubled index
     threshold2: np.ndarray  # (2 * nodes,) float32 floor of the threshold
     missing_right2: np.ndarray  # (2 * nodes,) NaN goes right
@@ -332,28 +333,24 @@ class Forest:
         """Mean root p_keep: what the Saabas contributions start from."""
         return float(np.mean(self.value[self.roots, self.keep_column]))
 
-    def run(self, X: np.ndarray, explain: bool = False) -> tuple:
-        """(n, 2) mean of the trees' leaf values and, when `explain`, the
-        (width, n) Saabas contributions to p_keep by preprocessed column:
-        at each split passed, the change of p_keep from the node to the child
-        taken, added to the split's column, averaged over the trees (per row
-        they sum to the mean leaf p_keep minus the mean root p_keep).
+    def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 2) mean of the trees' leaf values, and (trees, n) the leaf each
+        row reaches in each tree (node index).
 
         X is cast to float32 as scikit-learn's trees do. It is walked
         transposed (one contiguous row per column): rows that share a node
         read one column in order.
         """
         columns = np.ascontiguousarray(X.T, dtype=np.float32)
-        width, n = columns.shape
+        n = columns.shape[1]
         flat = columns.ravel()
         has_nan = bool(np.isnan(flat).any())
         rows = np.arange(n, dtype=np.intp)
         offsets = self.feature2 * n
-        children, threshold2 = self.children, self.threshold2
-        missing_right2, step2 = self.missing_right2, self.step2
+        children, threshold2, missing_right2 = self.children, self.threshold2, self.missing_right2
         proba = np.zeros((n, self.value.shape[1]), dtype=np.float64)
-        contributions = np.zeros(width * n, dtype=np.float64) if explain else None
-        for root, depth in zip(self.roots.tolist(), self.depths, strict=True):
+        leaves = np.empty((self.n_trees, n), dtype=np.intp)
+        for t, (root, depth) in enumerate(zip(self.roots.tolist(), self.depths, strict=True)):
             node = np.full(n, 2 * root, dtype=np.intp)
             for _ in range(depth):
                 at = offsets[node]
@@ -363,15 +360,36 @@ class Forest:
                 if has_nan:
                     went_right |= np.isnan(x) & missing_right2[node]
                 node += went_right
-                if explain:  # `at` is unique per row: a plain scatter-add is exact
-                    contributions[at] += step2[node]
                 node = children[node]
-            proba += self.value[node >> 1]
+            node >>= 1
+            leaves[t] = node
+            proba += self.value[node]
         proba /= self.n_trees
-        if explain:
-            contributions /= self.n_trees
-            return proba, contributions.reshape(width, n)
-        return proba, None
+        return proba, leaves
+
+    def path_contributions(self, tree: int, sources: np.ndarray) -> tuple:
+        """(features used, table (used, nodes of the tree)): for every node of
+        the tree, the Saabas contributions to p_keep of the path from the root
+        to it, by source feature (one-hot and indicator columns folded), so a
+        row's contributions in the tree are the table's column at its leaf."""
+        start = int(self.roots[tree])
+        end = int(self.roots[tree + 1]) if tree + 1 < self.n_trees else len(self.left)
+        left, right = self.left[start:end] - start, self.right[start:end] - start
+        inner = np.flatnonzero(left >= 0)
+        source = np.asarray(sources, dtype=np.intp)[self.feature[start:end]]
+        used, row = np.unique(source[inner], return_inverse=True)
+        at = np.zeros(end - start, dtype=np.intp)
+        at[inner] = row
+        keep = self.value[start:end, self.keep_column]
+        table = np.zeros((len(used), end - start), dtype=np.float64)
+        frontier = np.zeros(1, dtype=np.intp)
+        while len(frontier):
+            frontier = frontier[left[frontier] >= 0]
+            for child in (left[frontier], right[frontier]):
+                table[:, child] = table[:, frontier]
+                table[at[frontier], child] += keep[child] - keep[frontier]
+            frontier = np.concatenate([left[frontier], right[frontier]])
+        return used, table
 
     @classmethod
     def from_spec(cls, part: str, spec: dict, arrays: _Arrays, width: int) -> Forest:
@@ -439,10 +457,6 @@ class Forest:
         children = np.empty(2 * n, dtype=np.intp)
         children[0::2] = np.where(leaf, doubled, 2 * left)
         children[1::2] = np.where(leaf, doubled, 2 * right)
-        keep = value[:, keep_column]
-        step2 = np.zeros(2 * n, dtype=np.float64)
-        step2[0::2] = np.where(leaf, 0.0, keep[np.where(leaf, 0, left)] - keep)
-        step2[1::2] = np.where(leaf, 0.0, keep[np.where(leaf, 0, right)] - keep)
         return cls(
             left,
             right,
@@ -454,7 +468,6 @@ class Forest:
             keep_column,
             depths,
             children,
-            step2,
             np.repeat(np.where(leaf, 0, feature), 2),
             np.repeat(np.where(leaf, np.float32(0), _float32_floor(threshold)), 2),
             np.repeat(~missing_left & ~leaf, 2),
@@ -566,6 +579,9 @@ class PortableModel:
     calibration: Calibration | None
     clip: tuple[float, float] | None
     categorical: dict[str, CategoricalColumn] = field(default_factory=dict)
+    # per-tree path tables, kept while they fit in PATH_TABLES_MAX_VALUES (a
+    # prototype-sized forest's would not: the rest are rebuilt per call)
+    path_tables: dict = field(default_factory=dict, repr=False)
 
     @property
     def kind(self) -> str:
@@ -597,6 +613,25 @@ class PortableModel:
         ]
         return parts[0] if len(parts) == 1 else np.hstack(parts)
 
+    def forest_contributions(self, leaves: np.ndarray) -> np.ndarray:
+        """(n, features) Saabas contributions averaged over the trees, from the
+        leaf each row reached in each tree."""
+        forest = self.estimator
+        n = leaves.shape[1]
+        total = np.zeros((len(self.spec.features), n), dtype=np.float64)
+        tables = self.path_tables
+        for tree in range(forest.n_trees):
+            cached = tables.get(tree)
+            used, table = cached or forest.path_contributions(tree, self.sources)
+            if cached is None and tables.get("values", 0) + table.size <= PATH_TABLES_MAX_VALUES:
+                tables[tree] = (used, table)
+                tables["values"] = tables.get("values", 0) + table.size
+            local = leaves[tree] - forest.roots[tree]
+            for k, feature in enumerate(used.tolist()):
+                total[feature] += table[k].take(local)
+        total /= forest.n_trees
+        return total.T
+
     def fold(self, by_column: np.ndarray) -> np.ndarray:
         """(width, n) contributions by preprocessed column -> (n, features):
         one-hot and missing-indicator columns added into their source feature."""
@@ -607,8 +642,8 @@ class PortableModel:
 
     def score(self, X: np.ndarray, explain: bool = False) -> Scores:
         if isinstance(self.estimator, Forest):
-            mean, by_column = self.estimator.run(X, explain)
-            contributions = self.fold(by_column) if explain else None
+            mean, leaves = self.estimator.run(X)
+            contributions = self.forest_contributions(leaves) if explain else None
             keep = self.estimator.keep_column
             raw = mean[:, keep]
             proba = np.empty_like(mean)

@@ -25,63 +25,95 @@ import numpy as np
 from inference import contracts
 
 
-def _pct(v: float) -> str:
-    return f"{v:,.1f}%"
-
-
-def _points(v: float) -> str:
-    return f"{v:+,.1f} points"
-
-
-def _ratio(v: float) -> str:
-    return f"{v:,.2g}x" if abs(v) < 10 else f"{v:,.0f}x"
-
-
-def _share(v: float) -> str:
-    return f"{100 * v:.0f}%"
-
-
-def _change(v: float) -> str:
-    return f"{100 * v:+,.0f}%"
-
-
-def _money(v: float) -> str:
-    size = abs(v)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if size >= limit:
-            return f"${v / limit:,.1f}{suffix}"
-    return f"${v:,.0f}"
-
-
 def _days(n: str) -> str:
     return "1 day" if n == "1" else f"{n} days"
 
 
-@dataclass(frozen=True)
-class Phrase:
-    """How one feature reads: `label` alone when the value is missing, else
-    `render(value, companions)` (companions: the values of `needs`, or None)."""
-
-    label: str
-    render: Callable[[Any, tuple], str]
-    needs: tuple[str, ...] = ()
-
-
-def _reward_share(window: str | None) -> Callable[[Any, tuple], str]:
-    def render(value: Any, companions: tuple) -> str:
-        share, change = (value, companions[0]) if window is None else (companions[0], value)
-        text = "reward share" if _missing(share) else f"reward share {_share(share)}"
-        if window is not None or not _missing(change):
-            days = _days(window or "30")
-            direction = "up" if change >= 0 else "down"
-            text += f", {direction} {abs(100 * change):.0f} points in {days}"
-        return text
-
-    return render
+def _money(v: float) -> str:
+    size = abs(v)
+    if size >= 1e9:
+        return f"${v / 1e9:,.1f}B"
+    if size >= 1e6:
+        return f"${v / 1e6:,.1f}M"
+    if size >= 1e3:
+        return f"${v / 1e3:,.1f}K"
+    return f"${v:,.0f}"
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+Values = list  # one feature's values for the rows to phrase (floats with NaN, or text with None)
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """How one feature reads: `label` + " unknown" where the value is missing,
+    else `many(values, companions)` (companions: the values of `needs`, per
+    name; None where a needed feature is not published). `many` phrases a
+    whole column at once: one format call per value."""
+
+    label: str
+    many: Callable[[Values, tuple], list[str]]
+    needs: tuple[str, ...] = ()
+
+
+def _ratio_of(template: str, offset: float = 0.0) -> Callable:
+    """`template` filled with (value + offset) as a ratio: 2.4x, 0.21x, 12x."""
+
+    def many(values: Values, companions: tuple) -> list[str]:
+        fill = template.format
+        return [
+            fill(f"{v + offset:,.2g}x" if -10 < v + offset < 10 else f"{v + offset:,.0f}x")
+            for v in values
+        ]
+
+    return many
+
+
+def _formatted(template: str, transform: Callable[[float], Any] | None = None) -> Callable:
+    """`template.format(transform(value))` for each present value."""
+    fill = template.format
+
+    def many(values: Values, companions: tuple) -> list[str]:
+        if transform is None:
+            return [fill(v) for v in values]
+        return [fill(transform(v)) for v in values]
+
+    return many
+
+
+def _text(template: str) -> Callable:
+    fill = template.format
+
+    def many(values: Values, companions: tuple) -> list[str]:
+        return [fill(v) for v in values]
+
+    return many
+
+
+def _reward_share(window: str | None, label: str) -> Callable:
+    """reward share 85%, up 20 points in 30 days: the share and its change,
+    whichever of the two features is explained (a missing part is left out;
+    the explained feature missing reads "<label> unknown")."""
+    days = _days(window or "30")
+
+    def many(values: Values, companions: tuple) -> list[str]:
+        out = []
+        for value, other in zip(values, companions[0], strict=True):
+            if _missing(value):
+                out.append(f"{label} unknown")
+                continue
+            share, change = (value, other) if window is None else (other, value)
+            parts = [] if _missing(share) else [f"{100 * share:.0f}%"]
+            if not _missing(change):
+                direction = "up" if change >= 0 else "down"
+                parts.append(f"{direction} {abs(100 * change):.0f} points in {days}")
+            out.append("reward share " + ", ".join(parts))
+        return out
+
+    return many
 
 
 _GROUP = {"project": "its project's", "chain": "its chain's"}
@@ -89,125 +121,132 @@ _AGG = {"mean": "mean", "median": "median", "min": "lowest", "max": "highest"}
 
 # (pattern on the feature name, phrase for the match)
 RULES: tuple[tuple[str, Callable[[re.Match], Phrase]], ...] = (
-    (r"apy", lambda m: Phrase("APY", lambda v, c: f"APY {_pct(v)}")),
-    (r"apy_base", lambda m: Phrase("base APY", lambda v, c: f"base APY {_pct(v)}")),
-    (r"apy_reward", lambda m: Phrase("reward APY", lambda v, c: f"reward APY {_pct(v)}")),
-    (r"tvl_usd", lambda m: Phrase("TVL", lambda v, c: f"TVL {_money(v)}")),
-    (r"tvl_usd_log", lambda m: Phrase("TVL", lambda v, c: f"TVL {_money(math.expm1(v))}")),
+    (r"apy", lambda m: Phrase("APY", _formatted("APY {:,.1f}%"))),
+    (r"apy_base", lambda m: Phrase("base APY", _formatted("base APY {:,.1f}%"))),
+    (r"apy_reward", lambda m: Phrase("reward APY", _formatted("reward APY {:,.1f}%"))),
+    (r"tvl_usd", lambda m: Phrase("TVL", _formatted("TVL {}", _money))),
+    (
+        r"tvl_usd_log",
+        lambda m: Phrase("TVL", _formatted("TVL {}", lambda v: _money(math.expm1(v)))),
+    ),
     (
         r"apy_expanding_mean",
-        lambda m: Phrase("all-time mean APY", lambda v, c: f"all-time mean APY {_pct(v)}"),
+        lambda m: Phrase("all-time mean APY", _formatted("all-time mean APY {:,.1f}%")),
     ),
     (
         r"apy_expanding_std",
-        lambda m: Phrase("all-time APY spread", lambda v, c: f"all-time APY std {v:,.1f} points"),
+        lambda m: Phrase("all-time APY spread", _formatted("all-time APY std {:,.1f} points")),
     ),
     (
         r"apy_relative_to_expanding_mean",
         lambda m: Phrase(
-            "apy vs its all-time mean", lambda v, c: f"apy is {_ratio(v + 1)} its all-time mean"
+            "apy vs its all-time mean",
+            _ratio_of("apy is {} its all-time mean", 1.0),
         ),
     ),
     (
         r"apy_relative_to_rolling_(\d+)d_mean",
         lambda m: Phrase(
             f"apy vs its {m[1]}-day mean",
-            lambda v, c: f"apy is {_ratio(v + 1)} its {m[1]}-day mean",
+            _ratio_of(f"apy is {{}} its {m[1]}-day mean", 1.0),
         ),
     ),
     (
         r"apy_rolling_(\d+)d_(mean|median|min|max)",
         lambda m: Phrase(
-            f"{m[1]}-day {_AGG[m[2]]} APY", lambda v, c: f"{m[1]}-day {_AGG[m[2]]} APY {_pct(v)}"
+            f"{m[1]}-day {_AGG[m[2]]} APY", _formatted(f"{m[1]}-day {_AGG[m[2]]} APY {{:,.1f}}%")
         ),
     ),
     (
         r"apy_rolling_(\d+)d_std",
         lambda m: Phrase(
-            f"{m[1]}-day APY spread", lambda v, c: f"{m[1]}-day APY std {v:,.1f} points"
+            f"{m[1]}-day APY spread", _formatted(f"{m[1]}-day APY std {{:,.1f}} points")
         ),
     ),
     (
         r"apy_base_rolling_(\d+)d_mean",
         lambda m: Phrase(
-            f"{m[1]}-day mean base APY", lambda v, c: f"{m[1]}-day mean base APY {_pct(v)}"
+            f"{m[1]}-day mean base APY", _formatted(f"{m[1]}-day mean base APY {{:,.1f}}%")
         ),
     ),
     (
         r"apy_base_rolling_(\d+)d_std",
         lambda m: Phrase(
             f"{m[1]}-day base APY spread",
-            lambda v, c: f"{m[1]}-day base APY std {v:,.1f} points",
+            _formatted(f"{m[1]}-day base APY std {{:,.1f}} points"),
         ),
     ),
     (
         r"apy_change_(\d+)d",
         lambda m: Phrase(
-            f"APY change over {_days(m[1])}", lambda v, c: f"APY {_points(v)} in {_days(m[1])}"
+            f"APY change over {_days(m[1])}",
+            _formatted(f"APY {{:+,.1f}} points in {_days(m[1])}"),
         ),
     ),
     (
         r"tvl_usd_change_(\d+)d",
         lambda m: Phrase(
-            f"TVL change over {_days(m[1])}", lambda v, c: f"TVL {_change(v)} in {_days(m[1])}"
+            f"TVL change over {_days(m[1])}",
+            _formatted(f"TVL {{:+,.0f}}% in {_days(m[1])}", lambda v: 100 * v),
         ),
     ),
     (
         r"apy_reward_share",
-        lambda m: Phrase("reward share", _reward_share(None), ("apy_reward_share_change_30d",)),
+        lambda m: Phrase(
+            "reward share", _reward_share(None, "reward share"), ("apy_reward_share_change_30d",)
+        ),
     ),
     (
         r"apy_reward_share_change_(\d+)d",
         lambda m: Phrase(
-            f"reward share change over {_days(m[1])}", _reward_share(m[1]), ("apy_reward_share",)
+            f"reward share change over {_days(m[1])}",
+            _reward_share(m[1], f"reward share change over {_days(m[1])}"),
+            ("apy_reward_share",),
         ),
     ),
-    (r"pool_age_days", lambda m: Phrase("pool age", lambda v, c: f"pool {v:,.0f} days old")),
+    (r"pool_age_days", lambda m: Phrase("pool age", _formatted("pool {:,.0f} days old"))),
     (
         r"observed_day_count",
-        lambda m: Phrase("observed days", lambda v, c: f"{v:,.0f} observed days"),
+        lambda m: Phrase("observed days", _formatted("{:,.0f} observed days")),
     ),
     (
         r"observed_day_rolling_(\d+)d_share",
         lambda m: Phrase(
             f"days observed of the last {m[1]}",
-            lambda v, c: f"observed {_share(v)} of the last {m[1]} days",
+            _formatted(f"observed {{:.0f}}% of the last {m[1]} days", lambda v: 100 * v),
         ),
     ),
     (
         r"apy_(project|chain)_percent_rank",
         lambda m: Phrase(
             f"APY rank in {_GROUP[m[1]][:-2]}",
-            lambda v, c: f"APY above {_share(v)} of {_GROUP[m[1]]} pools",
+            _formatted(f"APY above {{:.0f}}% of {_GROUP[m[1]]} pools", lambda v: 100 * v),
         ),
     ),
     (
         r"apy_(project|chain)_median_ratio",
         lambda m: Phrase(
             f"APY vs {_GROUP[m[1]]} median",
-            lambda v, c: f"APY {_ratio(v)} {_GROUP[m[1]]} median",
+            _ratio_of(f"APY {{}} {_GROUP[m[1]]} median"),
         ),
     ),
     (
         r"(project|chain)_pool_count",
-        lambda m: Phrase(f"pools on its {m[1]}", lambda v, c: f"{v:,.0f} pools on its {m[1]}"),
+        lambda m: Phrase(f"pools on its {m[1]}", _formatted(f"{{:,.0f}} pools on its {m[1]}")),
     ),
-    (r"chain", lambda m: Phrase("chain", lambda v, c: f"chain {v}")),
-    (r"project", lambda m: Phrase("project", lambda v, c: f"project {v}")),
-    (
-        r"il_risk",
-        lambda m: Phrase("impermanent-loss risk", lambda v, c: f"impermanent-loss risk {v}"),
-    ),
-    (r"exposure", lambda m: Phrase("exposure", lambda v, c: f"{v}-asset exposure")),
-    (r"stablecoin", lambda m: Phrase("stablecoin flag", lambda v, c: f"stablecoin: {v}")),
+    (r"chain", lambda m: Phrase("chain", _text("chain {}"))),
+    (r"project", lambda m: Phrase("project", _text("project {}"))),
+    (r"il_risk", lambda m: Phrase("impermanent-loss risk", _text("impermanent-loss risk {}"))),
+    (r"exposure", lambda m: Phrase("exposure", _text("{}-asset exposure"))),
+    (r"stablecoin", lambda m: Phrase("stablecoin flag", _text("stablecoin: {}"))),
 )
 
 
 def _generic(name: str) -> Phrase:
-    def render(value: Any, companions: tuple) -> str:
-        return f"{name} = {value:.4g}" if isinstance(value, float) else f"{name} = {value}"
+    def many(values: Values, companions: tuple) -> list[str]:
+        return [f"{name} = {v:.4g}" if isinstance(v, float) else f"{name} = {v}" for v in values]
 
-    return Phrase(name, render)
+    return Phrase(name, many)
 
 
 def phrase_for(name: str) -> tuple[Phrase, bool]:
@@ -219,10 +258,22 @@ def phrase_for(name: str) -> tuple[Phrase, bool]:
     return _generic(name), False
 
 
+def render_many(phrase: Phrase, values: Values, companions: tuple) -> list[str]:
+    """Phrases for a column of values; a missing value reads "<label> unknown"
+    (phrases with companions handle missing values themselves)."""
+    if phrase.needs:
+        return phrase.many(values, companions)
+    present = [i for i, v in enumerate(values) if not (v is None or v != v)]
+    if len(present) == len(values):
+        return phrase.many(values, companions)
+    out = [f"{phrase.label} unknown"] * len(values)
+    for i, text in zip(present, phrase.many([values[i] for i in present], ()), strict=True):
+        out[i] = text
+    return out
+
+
 def render(phrase: Phrase, value: Any, companions: tuple) -> str:
-    if _missing(value):
-        return f"{phrase.label} unknown"
-    return phrase.render(value, companions)
+    return render_many(phrase, [value], tuple([c] for c in companions))[0]
 
 
 def top(contributions: np.ndarray, k: int = contracts.REASONS_PER_PREDICTION) -> tuple:
@@ -231,13 +282,12 @@ def top(contributions: np.ndarray, k: int = contracts.REASONS_PER_PREDICTION) ->
     n, width = contributions.shape
     k = min(k, width)
     size = np.abs(contributions)
-    if width > k:
-        candidates = np.argpartition(-size, k - 1, axis=1)[:, :k]
-    else:
-        candidates = np.tile(np.arange(width), (n, 1))
-    chosen = np.take_along_axis(size, candidates, axis=1)
-    order = np.lexsort((candidates, -chosen), axis=1)
-    indices = np.take_along_axis(candidates, order, axis=1)
+    rows = np.arange(n)
+    indices = np.empty((n, k), dtype=np.intp)
+    for slot in range(k):
+        chosen = size.argmax(axis=1)  # the first of equal sizes
+        indices[:, slot] = chosen
+        size[rows, chosen] = -1.0
     return indices, np.take_along_axis(contributions, indices, axis=1)
 
 
@@ -253,9 +303,8 @@ def explain(
     with NaN for missing, or text with None). Zero contributions are left out.
     """
     indices, values = top(contributions, k)
-    n = len(indices)
-    texts = np.empty(indices.shape, dtype=object)
-    phrases = [phrase_for(name)[0] for name in features]
+    n, width = indices.shape
+    texts = np.empty(n * width, dtype=object)
     flat = indices.ravel()
     order = np.argsort(flat, kind="stable")
     bounds = np.flatnonzero(np.diff(flat[order])) + 1
@@ -263,30 +312,46 @@ def explain(
         if not len(group):
             continue
         j = int(flat[group[0]])
-        rows = group // indices.shape[1]
-        phrase = phrases[j]
-        column = _values(value_of(features[j]), rows)
-        needs = [
+        rows = group // width
+        phrase = phrases_of(features)[j]
+        companions = tuple(
             _values(value_of(name), rows) if name in features else [None] * len(rows)
             for name in phrase.needs
+        )
+        texts[group] = render_many(phrase, _values(value_of(features[j]), rows), companions)
+    names = np.array(list(features), dtype=object)[indices].tolist()
+    text_rows = texts.reshape(n, width).tolist()
+    rounded = np.round(values, 6)
+    if width == 3 and np.all(rounded):  # the usual case, unrolled: half the time
+        return [
+            [
+                {"feature": f0, "text": t0, "contribution": c0},
+                {"feature": f1, "text": t1, "contribution": c1},
+                {"feature": f2, "text": t2, "contribution": c2},
+            ]
+            for (f0, f1, f2), (t0, t1, t2), (c0, c1, c2) in zip(
+                names, text_rows, rounded.tolist(), strict=True
+            )
         ]
-        out = texts.reshape(-1)
-        out[group] = [
-            render(phrase, value, tuple(other[i] for other in needs))
-            for i, value in enumerate(column)
-        ]
-    names = [features[j] for j in range(len(features))]
-    rounded = np.round(values, 6).tolist()
-    index_rows = indices.tolist()
-    text_rows = texts.tolist()
     return [
         [
-            {"feature": names[j], "text": text, "contribution": c}
-            for j, text, c in zip(index_rows[i], text_rows[i], rounded[i], strict=True)
+            {"feature": f, "text": t, "contribution": c}
+            for f, t, c in zip(feature_row, text_row, value_row, strict=True)
             if c != 0.0
         ]
-        for i in range(n)
+        for feature_row, text_row, value_row in zip(names, text_rows, rounded.tolist(), strict=True)
     ]
+
+
+_PHRASES: dict[tuple[str, ...], list[Phrase]] = {}
+
+
+def phrases_of(features: Sequence[str]) -> list[Phrase]:
+    """The phrases of a feature list, built once per list."""
+    key = tuple(features)
+    if key not in _PHRASES:
+        _PHRASES[key] = [phrase_for(name)[0] for name in key]
+    return _PHRASES[key]
 
 
 def _values(values: Sequence, rows: np.ndarray) -> list:

@@ -62,7 +62,7 @@ class Settings:
             value = getattr(self, name)
             if value and not value.endswith("/"):
                 raise ConfigError(f"{ENVIRONMENT[name]}={value!r} must end with '/'")
-        if not self.stale_after_hours > 0:
+        if not (self.stale_after_hours > 0 and self.stale_after_hours != float("inf")):
             raise ConfigError(
                 f"{ENVIRONMENT['stale_after_hours']}="
                 f"{self.stale_after_hours!r} must be a positive number of hours"

@@ -31,8 +31,9 @@ FLOORS = (
     ("apy_runway", 5),
 )
 # What the Lambda's own code may import besides the standard library: the
-# model is served as plain arrays, so no scikit-learn, scipy or joblib.
-SERVING_THIRD_PARTY = {"numpy", "boto3", "botocore"}
+# model is served as plain arrays, so no scikit-learn, scipy or joblib; orjson
+# encodes the hourly document (measured: 15 ms vs json's 143 ms).
+SERVING_THIRD_PARTY = {"numpy", "boto3", "botocore", "orjson"}
 # ... and the standard-library modules that deserialise code: never in serving.
 SERVING_FORBIDDEN = {"pickle", "marshal", "shelve", "copyreg", "_pickle"}
 

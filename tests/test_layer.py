@@ -34,9 +34,17 @@ OUR_LIMIT = 50 * 1024 * 1024  # the issue's goal for the numpy-only layer (was 1
 LOCK = REPO / "inference" / "requirements.lock"
 
 
+def locked() -> dict[str, str]:
+    """name -> version of inference/requirements.lock."""
+    return dict(
+        line.split()[0].split("==")
+        for line in LOCK.read_text().splitlines()
+        if line[:1].isalpha() and "==" in line
+    )
+
+
 def locked_numpy() -> str:
-    [line] = [line for line in LOCK.read_text().splitlines() if line.startswith("numpy==")]
-    return line.split("==")[1].split()[0]
+    return locked()["numpy"]
 
 
 def _digest(*paths: Path) -> str:
@@ -118,16 +126,24 @@ def test_layer_is_numpy_alone_within_the_limits(built_layer):
     assert abs(on_disk - sizes["unzipped"]) < 0.05 * sizes["unzipped"]
     assert built_layer["zip"].stat().st_size == sizes["zipped"]
     top = sorted(p.name for p in built_layer["python"].iterdir())
-    assert top == ["numpy", f"numpy-{locked_numpy()}.dist-info", "numpy.libs"]
+    expected = {"numpy.libs"} | {
+        name
+        for package, version in locked().items()
+        for name in (package, f"{package}-{version}.dist-info")
+    }
+    assert top == sorted(expected)
     assert not list(built_layer["python"].rglob("tests"))
     assert not list(built_layer["python"].rglob("*.pyi"))
 
 
-def test_the_lock_pins_the_training_numpy_with_both_architectures_hashes():
+def test_the_lock_pins_the_training_versions_with_both_architectures_hashes():
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert f'"numpy=={locked_numpy()}"' in pyproject
+    assert set(locked()) == {"numpy", "orjson"}
+    for package, version in locked().items():
+        assert f'"{package}=={version}"' in pyproject, package
     hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", LOCK.read_text())
-    assert len(hashes) == len(set(hashes)) == 2  # cp312 manylinux x86_64 and aarch64
+    # cp312 manylinux x86_64 and aarch64, per package
+    assert len(hashes) == len(set(hashes)) == 2 * len(locked())
 
 
 def test_layer_ships_unchecked_hash_bytecode(built_layer):

@@ -43,6 +43,8 @@ def test_every_published_feature_has_its_own_phrase():
         ("chain", "Optimism", (), "chain Optimism"),
         ("exposure", "multi", (), "multi-asset exposure"),
         ("apy_reward_share", math.nan, (None,), "reward share unknown"),
+        ("apy_reward_share_change_30d", 0.05, (math.nan,), "reward share up 5 points in 30 days"),
+        ("apy_reward_share_change_7d", math.nan, (0.3,), "reward share change over 7 days unknown"),
         ("tvl_usd_change_30d", math.nan, (), "TVL change over 30 days unknown"),
         ("project", None, (), "project unknown"),
         ("a_new_feature", 0.123456, (), "a_new_feature = 0.1235"),

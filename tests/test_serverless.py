@@ -162,6 +162,7 @@ def test_iam_is_least_privilege_on_the_bucket(packaged):
                 f"arn:aws:s3:::{BUCKET}/models/latest/*",
                 f"arn:aws:s3:::{BUCKET}/features/latest_features.bin",
                 f"arn:aws:s3:::{BUCKET}/predictions/latest.json",
+                f"arn:aws:s3:::{BUCKET}/predictions/hourly/*",
             ]
         ),
         ("s3:PutObject",): [f"arn:aws:s3:::{BUCKET}/predictions/*"],
