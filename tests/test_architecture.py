@@ -3,7 +3,7 @@ functions, points down or sideways; no cycles; no importlib on our modules.
 
 Floors, lowest first (README "Tree" and each package's opening comment):
   0 inference.contracts      standard library only
-  1 inference                the Lambda: standard library, numpy, boto3/botocore
+  1 inference                the Lambda: standard library, numpy, orjson, boto3/botocore
   2 apy_runway.foundation    errors and output, paths, S3, the dbt runner
   3 models_py                training
   4 apy_runway.stages        the data stages

@@ -5,7 +5,7 @@ trained artefact (runs/latest) and the latest features there exactly as
 `apy-runway publish` does, runs the scheduled function's core
 (``inference.service``: load the model, score the hour) with a Settings object
 for that S3 (no environment variables), and prints the pools with the highest and lowest runway
-probability (p_keep) and the counts scored / not scored / stale. A copy of the
+probability (p_keep) with their top reason and the counts scored / not scored / stale. A copy of the
 predictions is written to data/exports/predictions_latest.json.
 """
 
