@@ -60,7 +60,6 @@ NUMERIC_STEP_KINDS = ("arcsinh", "standardize")
 ENCODINGS = ("one_hot", "ordinal")
 ESTIMATOR_KINDS = ("forest", "linear")
 CALIBRATION_KINDS = ("isotonic", "sigmoid")
-CALIBRATION_INPUTS = ("p_keep", "decision")
 
 
 def _fail(part: str, problem: str) -> ModelIntegrityError:

@@ -21,8 +21,7 @@ import numpy as np
 
 from inference import contracts
 from inference.artefact import ModelSpec
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+from inference.portable import FLOAT32_MAX
 
 
 class InputError(ValueError):
