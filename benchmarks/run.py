@@ -315,9 +315,7 @@ def bench_inference(
         ),
         log_path=inference_log,
     )
-    record(
-        "inference", f"{n_pools} pools", run=run_dir.name, **figures(m), **last_json(inference_log)
-    )
+    record("inference", f"{n_pools} pools", **figures(m), **last_json(inference_log))
 
 
 def bench_layer(workdir: Path, log: Path) -> None:

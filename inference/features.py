@@ -12,6 +12,7 @@ Layout::
               body_size_bytes
     body      an uncompressed .npz (np.load(io.BytesIO(body), allow_pickle=False)):
               numeric        (rows, numeric columns) float64, NaN = missing
+                             (stored column-major: np.load gives a Fortran-order array)
               codes          (rows, categorical columns) int32, -1 = missing
               vocabulary_<j> unicode: the values of categorical column j
               pool_id        unicode
@@ -178,7 +179,8 @@ def encode(
             numeric_columns.append(name)
         else:
             categorical_columns.append(name)
-    numeric = np.empty((rows, len(numeric_columns)), dtype=np.float64)
+    # column-major: a column is contiguous, as the model reads them
+    numeric = np.empty((rows, len(numeric_columns)), dtype=np.float64, order="F")
     for j, name in enumerate(numeric_columns):
         values = columns[name]
         if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":

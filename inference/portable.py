@@ -127,17 +127,18 @@ class NumericBlock:
         return [self.features[k] for k in self.kept] + [self.features[k] for k in self.indicators]
 
     def transform(self, numeric: np.ndarray) -> np.ndarray:
-        x = numeric[:, self.positions]
+        """(n, numeric features) -> the block's output, feature-major (width, n)."""
+        x = numeric.T[self.positions]
         missing = np.isnan(x)
-        out = np.where(missing[:, self.kept], self.fill, x[:, self.kept])
+        out = np.where(missing[self.kept], self.fill[:, None], x[self.kept])
         if len(self.indicators):
-            out = np.hstack([out, missing[:, self.indicators].astype(np.float64)])
+            out = np.vstack([out, missing[self.indicators].astype(np.float64)])
         for kind, mean, scale in self.steps:
             if kind == "arcsinh":
                 out = np.arcsinh(out)
             else:  # standardize, as StandardScaler.transform: subtract, then divide
-                out = out - mean
-                out /= scale
+                out = out - mean[:, None]
+                out /= scale[:, None]
         return out
 
     @classmethod
@@ -239,7 +240,10 @@ class CategoricalBlock:
         return [c.feature for c in self.columns for _ in range(c.table.shape[1])]
 
     def transform(self, codes: dict[str, np.ndarray]) -> np.ndarray:
-        return np.hstack([column.table[codes[column.feature]] for column in self.columns])
+        """Table rows by code -> the block's output, feature-major (width, n)."""
+        return np.vstack(
+            [np.take(column.table.T, codes[column.feature], axis=1) for column in self.columns]
+        )
 
     @classmethod
     def from_spec(
@@ -605,12 +609,14 @@ class PortableModel:
         }
 
     def encode(self, numeric: np.ndarray, codes: dict[str, np.ndarray]) -> np.ndarray:
-        """The preprocessing's (n, width) output: what the fitted ColumnTransformer gives."""
+        """The preprocessing's (n, width) output: what the fitted ColumnTransformer
+        gives. Built feature-major (the returned array is the transpose of a
+        C-contiguous (width, n) one), which is how the trees read it."""
         parts = [
             block.transform(numeric if isinstance(block, NumericBlock) else codes)
             for block in self.blocks
         ]
-        return parts[0] if len(parts) == 1 else np.hstack(parts)
+        return (parts[0] if len(parts) == 1 else np.vstack(parts)).T
 
     def forest_contributions(self, leaves: np.ndarray) -> np.ndarray:
         """(n, features) Saabas contributions averaged over the trees, from the

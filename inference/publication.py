@@ -145,7 +145,7 @@ def _score_published(
     if len(scored):
         scores = score_inputs(
             model,
-            numeric[scored],
+            numeric.T[:, scored].T,  # rows picked, column-major kept
             {name: rows[scored] for name, rows in codes.items()},
             explain=True,
         )

@@ -100,7 +100,7 @@ def unusable_value_reasons(
 def table_inputs(model: PortableModel, table: FeatureTable) -> tuple[np.ndarray, dict]:
     """The model's inputs for every row of a features file."""
     positions = [table.numeric_columns.index(name) for name in model.numeric_features]
-    numeric = table.numeric[:, positions]
+    numeric = table.numeric.T[positions].T  # column gathers of the column-major matrix
     codes = {}
     for name, column in model.categorical.items():
         vocabulary, file_codes = table.categorical_column(name)
