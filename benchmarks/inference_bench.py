@@ -455,7 +455,7 @@ def main(argv: list[str]) -> int:
     figures: dict = {
         "pools": args.pools,
         "run": run_dir.name,
-        "loadavg_1m_start": round(os.getloadavg()[0], 2),
+        "load_1m_at_start": round(os.getloadavg()[0], 2),
     }
     figures["layer_ours"] = build_layer(
         workdir, "numpy", "--metadata", str(run_dir / "metadata.json")
@@ -557,7 +557,7 @@ def main(argv: list[str]) -> int:
     )
     for layer in ("layer_ours", "layer_sklearn"):
         figures[layer].pop("path")
-    figures["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
+    figures["load_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figures), flush=True)
     return 0
 

@@ -55,6 +55,8 @@ from inference.artefact import ModelIntegrityError, ModelSpec
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # float64 values of per-tree path tables kept between calls (64 MB)
 PATH_TABLES_MAX_VALUES = 8_000_000
+# the tree walk checks every this many levels whether to drop finished rows
+COMPACT_EVERY = 4
 
 NUMERIC_STEP_KINDS = ("arcsinh", "standardize")
 ENCODINGS = ("one_hot", "ordinal")
@@ -311,8 +313,9 @@ def _float32_floor(threshold: np.ndarray) -> np.ndarray:
 class Forest:
     """All trees' nodes, laid out for a vectorised walk: node k's two children
     sit at 2k (left) and 2k + 1 (right) of `children` (as doubled indices), a
-    leaf's children are itself, so every tree is walked exactly its depth
-    times without compaction."""
+    leaf's children are itself, so a row at a leaf stays there while the
+    others walk on (each tree is walked its depth times; rows already at a
+    leaf are dropped when they are half of those still walked)."""
 
     left: np.ndarray
     right: np.ndarray
@@ -327,6 +330,7 @@ class Forest:
     feature2: np.ndarray  # (2 * nodes,) split column, by doubled index
     threshold2: np.ndarray  # (2 * nodes,) float32 floor of the threshold
     missing_right2: np.ndarray  # (2 * nodes,) NaN goes right
+    leaf2: np.ndarray  # (2 * nodes,) the node is a leaf
 
     @property
     def n_trees(self) -> int:
@@ -353,17 +357,32 @@ class Forest:
         children, threshold2, missing_right2 = self.children, self.threshold2, self.missing_right2
         proba = np.zeros((n, self.value.shape[1]), dtype=np.float64)
         leaves = np.empty((self.n_trees, n), dtype=np.intp)
+        leaf2 = self.leaf2
         for t, (root, depth) in enumerate(zip(self.roots.tolist(), self.depths, strict=True)):
             node = np.full(n, 2 * root, dtype=np.intp)
-            for _ in range(depth):
+            active, reached = rows, None
+            for level in range(depth):
                 at = offsets[node]
-                at += rows
+                at += active
                 x = flat[at]
                 went_right = x > threshold2[node]
                 if has_nan:
                     went_right |= np.isnan(x) & missing_right2[node]
                 node += went_right
                 node = children[node]
+                # deep trees: every few levels, drop the rows already at a leaf
+                # once they are half of those still walked (cheap to check)
+                if level % COMPACT_EVERY == COMPACT_EVERY - 1 and level < depth - COMPACT_EVERY:
+                    walking = ~leaf2[node]
+                    if 2 * np.count_nonzero(walking) < len(node):
+                        if reached is None:
+                            reached = node.copy()
+                        else:
+                            reached[active] = node
+                        active, node = active[walking], node[walking]
+            if reached is not None:
+                reached[active] = node
+                node = reached
             node >>= 1
             leaves[t] = node
             proba += self.value[node]
@@ -474,6 +493,7 @@ class Forest:
             np.repeat(np.where(leaf, 0, feature), 2),
             np.repeat(np.where(leaf, np.float32(0), _float32_floor(threshold)), 2),
             np.repeat(~missing_left & ~leaf, 2),
+            np.repeat(leaf, 2),
         )
 
 
