@@ -1,4 +1,4 @@
-"""Inference: the numpy-only Lambda against the scikit-learn way, in one run.
+"""Inference: the scikit-learn-free Lambda against the scikit-learn way, in one run.
 
     python -m benchmarks.inference_bench HOME RUN_DIR [--pools 20000] [--prototype]
 

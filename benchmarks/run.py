@@ -294,7 +294,7 @@ def bench_train(workdir: Path, pools: int, days: int, log: Path, grid: str) -> N
 def bench_inference(
     workdir: Path, pools: int, days: int, log: Path, run: str | None, n_pools: int
 ) -> None:
-    """The numpy-only Lambda against the scikit-learn way, in one run
+    """The scikit-learn-free Lambda against the scikit-learn way, in one run
     (benchmarks/inference_bench.py): both layers, cold and warm hourly
     invocations, scoring against predict_proba (n_jobs=1) on the same rows,
     reasons, and the prototype-sized forest (measured, not gated)."""
