@@ -7,9 +7,10 @@
   (the binary features file) and writes ``<predictions prefix>hourly/<event
   hour>Z.json`` plus ``latest.json``, each prediction with its reasons.
 
-Imports: the standard library, numpy, boto3 and our own code; no scikit-learn,
-scipy, joblib or pickle. Settings come from the environment once per distinct
-environment (inference/settings.py); the work is done by inference/service.py,
+Imports: the standard library, numpy, orjson, botocore (boto3's core, as the
+runtime provides it) and our own code; no scikit-learn, scipy, joblib or pickle.
+Settings come from the environment once per distinct environment
+(inference/settings.py); the work is done by inference/service.py,
 which takes the settings and the S3 client as arguments. The model (the
 portable spec + arrays) is read on first use and cached for the container's
 life; sizes and sha256 (and the HMAC, with a signing key) are checked before
@@ -27,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from inference import contracts, service
@@ -44,6 +45,7 @@ logger.setLevel(logging.INFO)
 MODEL_LOADS = 0
 
 _clients: dict[tuple[str, str | None], Any] = {}
+_session: list[Any] = []  # one botocore session per process
 _models: dict[tuple, service.LoadedModel] = {}
 _latest_cache: dict[tuple[str | None, str, str], tuple[str, dict]] = {}
 
@@ -57,11 +59,16 @@ def log_event(level: int, event: str, **fields: Any) -> None:
 
 
 def _client(service_name: str, settings: Settings) -> Any:
-    """A boto3 client, created once per service and endpoint."""
+    """An AWS client, created once per service and endpoint. Made from a
+    botocore session (what boto3.client does underneath, with the same
+    credentials and region): importing boto3 itself also imports s3transfer,
+    120 ms of a cold start the handler never uses."""
     key = (service_name, settings.endpoint_url)
     client = _clients.get(key)
     if client is None:
-        client = _clients[key] = boto3.client(
+        if not _session:
+            _session.append(botocore.session.get_session())
+        client = _clients[key] = _session[0].create_client(
             service_name,
             endpoint_url=settings.endpoint_url,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}),
