@@ -139,20 +139,38 @@ POOL_INACTIVE_AFTER_DAYS = 7
 # Everything under one bucket: `publish` writes the model and the features,
 # the hourly Lambda writes the predictions.
 MODEL_PREFIX = "models/latest/"
+# A run folder: metadata.json (written last) points at the portable model the
+# Lambda serves (a JSON spec + an .npz of plain numeric arrays, no pickle);
+# model.joblib is the same model as a scikit-learn Pipeline, for Python users.
 MODEL_METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.joblib"
-FEATURES_KEY = "features/latest_features.json"
+PORTABLE_SPEC_FILE = "model_spec.json"
+PORTABLE_ARRAYS_FILE = "model_arrays.npz"
+# The key the hourly scorer reads: the binary features file (numpy reads it
+# directly). `publish` writes it after the JSON copy kept for people.
+FEATURES_KEY = "features/latest_features.bin"
+FEATURES_JSON_KEY = "features/latest_features.json"
 PREDICTIONS_PREFIX = "predictions/"
 LATEST_PREDICTIONS_NAME = "latest.json"
 
 # Format tags of the documents the keys hold.
-FEATURES_FORMAT = "apy-runway/latest-features/columns/v1"
-PREDICTIONS_FORMAT = "apy-runway/predictions/v1"
+PORTABLE_SPEC_FORMAT = "apy-runway/portable-model/v1"
+FEATURES_FORMAT = "apy-runway/latest-features/binary/v1"
+FEATURES_JSON_FORMAT = "apy-runway/latest-features/columns/v1"
+# The binary features file starts with these 8 bytes, then the header's length
+# (8 bytes, little-endian), the JSON header, and the body (an .npz).
+FEATURES_MAGIC = b"APYRFEAT"
+PREDICTIONS_FORMAT = "apy-runway/predictions/v2"
 
 # Versions of what callers read: bump on any change of the hourly output or the
 # HTTP answers, and update the README's schema section with it.
-PREDICTIONS_SCHEMA_VERSION = 1
-HTTP_SCHEMA_VERSION = 1
+# 2: per-prediction `reasons` (top contributions) and the document's
+# `explanation`; "not scored" for values beyond float32's range.
+PREDICTIONS_SCHEMA_VERSION = 2
+HTTP_SCHEMA_VERSION = 2
+
+# Reasons given with each prediction: the largest contributions by size.
+REASONS_PER_PREDICTION = 3
 
 
 def hourly_predictions_key(prefix: str, hour: Any) -> str:

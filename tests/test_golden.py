@@ -18,7 +18,7 @@ TOLERANCE = 1e-12
 
 @pytest.fixture(scope="module")
 def served():
-    return golden.serve(golden.GOLDEN / "run", golden.features_payload())
+    return golden.serve(golden.GOLDEN / "run", golden.features_payload(), golden.features_file())
 
 
 def test_serving_gives_the_recorded_predictions(served):
