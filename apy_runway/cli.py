@@ -80,6 +80,12 @@ def _check_leakage() -> ModuleType:
     return leakage
 
 
+def _board() -> ModuleType:
+    from apy_runway.stages import board
+
+    return board
+
+
 def _run_all() -> ModuleType:
     from apy_runway import run_all
 
@@ -98,6 +104,7 @@ COMMANDS: dict[str, Callable[[], ModuleType]] = {
     "publish": _publish,
     "score": _score,
     "check-leakage": _check_leakage,
+    "board": _board,
     "run-all": _run_all,
 }
 

@@ -3,15 +3,19 @@
 - ``http``: API Gateway HTTP API (v2) ``POST /predictions``. Body = JSON array of
   feature rows -> ``{"predictions": [[p_down, p_keep], ...], "rows": [...]}``;
   body = ``{"pools": [...]}`` -> answers from the latest published predictions.
-- ``scheduled``: EventBridge (hourly). Scores the published latest features and
-  writes ``<predictions prefix>hourly/<event hour>Z.json`` plus ``latest.json``.
+- ``scheduled``: EventBridge (hourly). Scores the published latest features
+  (the binary features file) and writes ``<predictions prefix>hourly/<event
+  hour>Z.json`` plus ``latest.json``, each prediction with its reasons.
 
+Imports: the standard library, numpy, orjson, botocore (boto3's core, as the
+runtime provides it) and our own code; no scikit-learn, scipy, joblib or pickle.
 Settings come from the environment once per distinct environment
-(inference/settings.py); the work is done by inference/service.py, which takes
-the settings and the S3 client as arguments. The model is read on first use and
-cached for the container's life; its sha256 is checked before it is loaded.
-Routing and logs are hand-written (no Powertools in our layer: numpy alone
-fills most of its size budget).
+(inference/settings.py); the work is done by inference/service.py,
+which takes the settings and the S3 client as arguments. The model (the
+portable spec + arrays) is read on first use and cached for the container's
+life; sizes and sha256 (and the HMAC, with a signing key) are checked before
+anything is parsed. Routing and logs are hand-written (Powertools only as
+AWS's managed layer, if ever).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from inference import contracts, service
@@ -40,8 +44,9 @@ logger.setLevel(logging.INFO)
 # Number of times a model was read from S3 and loaded in this process.
 MODEL_LOADS = 0
 
-_clients: dict[str | None, Any] = {}
-_models: dict[tuple[str | None, str, str], service.LoadedModel] = {}
+_clients: dict[tuple[str, str | None], Any] = {}
+_session: list[Any] = []  # one botocore session per process
+_models: dict[tuple, service.LoadedModel] = {}
 _latest_cache: dict[tuple[str | None, str, str], tuple[str, dict]] = {}
 
 
@@ -53,26 +58,43 @@ def log_event(level: int, event: str, **fields: Any) -> None:
     )
 
 
-def s3(settings: Settings) -> Any:
-    """The S3 client, created once per endpoint."""
-    client = _clients.get(settings.endpoint_url)
+def _client(service_name: str, settings: Settings) -> Any:
+    """An AWS client, created once per service and endpoint. Made from a
+    botocore session (what boto3.client does underneath, with the same
+    credentials and region): importing boto3 itself also imports s3transfer,
+    120 ms of a cold start the handler never uses."""
+    key = (service_name, settings.endpoint_url)
+    client = _clients.get(key)
     if client is None:
-        client = boto3.client(
-            "s3",
+        if not _session:
+            _session.append(botocore.session.get_session())
+        client = _clients[key] = _session[0].create_client(
+            service_name,
             endpoint_url=settings.endpoint_url,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}),
         )
-        _clients[settings.endpoint_url] = client
     return client
+
+
+def s3(settings: Settings) -> Any:
+    return _client("s3", settings)
 
 
 def get_model(settings: Settings) -> service.LoadedModel:
     """The cached model; read, verified and loaded on first use only."""
     global MODEL_LOADS
-    key = (settings.endpoint_url, settings.bucket, settings.model_prefix)
+    key = (
+        settings.endpoint_url,
+        settings.bucket,
+        settings.model_prefix,
+        settings.signing_key_parameter,
+        bool(settings.signing_key),
+    )
     loaded = _models.get(key)
     if loaded is None:
-        loaded = _models[key] = service.load_model(settings, s3(settings))
+        ssm = _client("ssm", settings) if settings.signing_key_parameter else None
+        signing_key = service.signing_key(settings, ssm)
+        loaded = _models[key] = service.load_model(settings, s3(settings), signing_key)
         MODEL_LOADS += 1
         log_event(
             logging.INFO,
@@ -81,7 +103,7 @@ def get_model(settings: Settings) -> service.LoadedModel:
             source=loaded.source,
             size_bytes=loaded.size_bytes,
             seconds=round(loaded.seconds, 3),
-            version_warnings=loaded.version_warnings,
+            signature_checked=loaded.signed,
         )
     return loaded
 
@@ -133,7 +155,7 @@ def _predictions(event: dict, request_id: str | None, started: float) -> dict:
         )
         return body
     loaded = get_model(settings)
-    body = score_rows(loaded.model, loaded.spec, parsed, max_rows=settings.max_batch_rows)
+    body = score_rows(loaded.model, parsed, max_rows=settings.max_batch_rows)
     log_event(
         logging.INFO,
         "scored_rows",

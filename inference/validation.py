@@ -6,7 +6,9 @@ JSON input rules (HTTP rows):
 - a numeric feature takes a JSON number, or ``null`` for a missing value (the
   pipeline imputes it); ``NaN`` / ``Infinity`` literals and numbers that
   overflow a float are refused (use null for missing);
-- a categorical feature takes a JSON string, or ``null`` (imputed 'unknown').
+- a categorical feature takes a JSON string, or ``null`` (imputed 'unknown');
+- a number beyond float32's range (|x| > 3.4e38) is refused: the model's
+  trees compare float32 values, so it would become infinite.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from inference import contracts
 from inference.artefact import ModelSpec
+from inference.portable import FLOAT32_MAX
 
 
 class InputError(ValueError):
@@ -98,6 +101,14 @@ def _numeric_value(value: Any, row: int, field: str) -> float:
             field=field,
             code="non_finite_value",
         )
+    if abs(number) > FLOAT32_MAX:
+        raise InputError(
+            f"row {row}, field {field!r}: {value!r} is beyond float32's range "
+            f"(|x| <= {FLOAT32_MAX:.4g}), which the model compares in",
+            row=row,
+            field=field,
+            code="value_out_of_range",
+        )
     return number
 
 
@@ -115,10 +126,12 @@ def _categorical_value(value: Any, row: int, field: str) -> str | None:
     )
 
 
-def rows_to_matrix(
+def rows_to_inputs(
     rows: Any, spec: ModelSpec, max_rows: int = contracts.MAX_BATCH_ROWS
-) -> np.ndarray:
-    """Validate HTTP feature rows (list of objects) into the model's object matrix."""
+) -> tuple[np.ndarray, dict[str, list]]:
+    """Validate HTTP feature rows (list of objects) into the model's inputs:
+    (numeric matrix (rows, numeric features in spec order; NaN = missing),
+    {categorical feature: [str or None, ...]})."""
     if not isinstance(rows, list):
         raise InputError(
             f"body must be a JSON array of feature rows, got {type(rows).__name__}",
@@ -132,7 +145,9 @@ def rows_to_matrix(
             status=413,
             code="batch_too_large",
         )
-    matrix = np.empty((len(rows), len(spec.features)), dtype=object)
+    numeric_names = [f for f in spec.features if f in spec.numeric_features]
+    numeric = np.empty((len(rows), len(numeric_names)), dtype=np.float64)
+    text: dict[str, list] = {f: [] for f in spec.features if f in spec.categorical_features}
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise InputError(
@@ -140,16 +155,18 @@ def rows_to_matrix(
                 row=i,
                 code="unknown_type",
             )
-        for j, name in enumerate(spec.features):
+        j = 0
+        for name in spec.features:
             if name not in row:
                 raise InputError(
                     f"row {i}: missing feature {name!r}", row=i, field=name, code="missing_feature"
                 )
             if name in spec.numeric_features:
-                matrix[i, j] = _numeric_value(row[name], i, name)
+                numeric[i, j] = _numeric_value(row[name], i, name)
+                j += 1
             else:
-                matrix[i, j] = _categorical_value(row[name], i, name)
-    return matrix
+                text[name].append(_categorical_value(row[name], i, name))
+    return numeric, text
 
 
 def lookup_pool_ids(pool_ids: Any, max_pools: int = contracts.MAX_LOOKUP_POOLS) -> list[str]:

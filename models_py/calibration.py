@@ -38,8 +38,10 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
     the clip bounds of the shipped probability.
 
     `calibrator` is None (method none), a fitted IsotonicRegression (isotonic)
-    or a fitted _SigmoidCalibration (sigmoid: p = 1 / (1 + exp(a * s + b)) of
-    the raw p_keep s). Only fitted pieces go in: this wrapper never fits.
+    or a fitted _SigmoidCalibration (sigmoid: p = 1 / (1 + exp(a * s + b))) of
+    the score s = the forest's p_keep or the linear model's decision, as
+    scikit-learn's CalibratedClassifierCV does. Only fitted pieces go in: this
+    wrapper never fits.
     """
 
     def __init__(
@@ -66,21 +68,34 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: ArrayLike, y: ArrayLike) -> CalibratedClassifier:
         raise NotImplementedError("CalibratedClassifier wraps fitted parts; see fit_calibrated")
 
-    def raw_p_keep(self, X: ArrayLike) -> np.ndarray:
-        """The uncalibrated model's p_keep."""
-        return np.asarray(self.estimator.predict_proba(X), dtype=float)[:, 1]
+    def calibration_input(self, X: ArrayLike) -> np.ndarray:
+        """What the calibration map reads: the model's p_keep, or a linear
+        model's decision (logit), as scikit-learn's CalibratedClassifierCV does."""
+        return (
+            calibration_input(self.estimator, X)
+            if self.calibrator is not None
+            else (np.asarray(self.estimator.predict_proba(X), dtype=float)[:, 1])
+        )
 
-    def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        """Calibration map, then the clip bound."""
-        p = raw if self.calibrator is None else self.calibrator.predict(raw)
+    def calibrate(self, score: np.ndarray) -> np.ndarray:
+        """Calibration map of calibration_input's score, then the clip bound."""
+        p = score if self.calibrator is None else self.calibrator.predict(score)
         return np.clip(np.asarray(p, dtype=float), self.low, self.high)
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        p = self.calibrate(self.raw_p_keep(X))
+        p = self.calibrate(self.calibration_input(X))
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] > 0.5).astype(int)
+
+
+def calibration_input(pipeline: Any, X: ArrayLike) -> np.ndarray:
+    """A calibration map's input: a linear model's decision function (logit),
+    a forest's p_keep."""
+    if hasattr(pipeline[-1], "decision_function"):
+        return np.asarray(pipeline.decision_function(X), dtype=float)
+    return np.asarray(pipeline.predict_proba(X), dtype=float)[:, 1]
 
 
 def binned_isotonic(scores: np.ndarray, y: np.ndarray, min_bin: int) -> tuple[Any, np.ndarray]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models_py import config
-from models_py.calibration import CalibratedClassifier, fit_calibrator
+from models_py.calibration import CalibratedClassifier, calibration_input, fit_calibrator
 from models_py.pipelines import build_pipeline
 from models_py.splits import calibration_split
 
@@ -101,6 +101,11 @@ def fit_recipe(
         recipe.model, recipe.features, list(recipe.categorical), recipe.rf_params, recipe.rf_trees
     )
     pipeline.fit(X[rows][train_pos], y[rows][train_pos])
-    raw = np.asarray(pipeline.predict_proba(X[rows][cal_pos]), dtype=float)[:, 1]
-    calibrator, low, high = fit_calibrator(recipe.calibration, raw, y[rows][cal_pos])
+    X_cal = X[rows][cal_pos]
+    score = (
+        np.asarray(pipeline.predict_proba(X_cal), dtype=float)[:, 1]
+        if recipe.calibration == "none"
+        else calibration_input(pipeline, X_cal)
+    )
+    calibrator, low, high = fit_calibrator(recipe.calibration, score, y[rows][cal_pos])
     return CalibratedClassifier(pipeline, recipe.calibration, calibrator, low, high)

@@ -1,6 +1,7 @@
-"""The run folder runs/<run_id>/: the writer (model.joblib + metadata.json),
-its hash check, the 'latest' link and the optional S3 upload. The Lambda
-relies on this layout exactly (file names from inference.contracts).
+"""The run folder runs/<run_id>/: the writer (model.joblib, the portable
+model the Lambda serves - model_spec.json + model_arrays.npz - and
+metadata.json), its hash check, the 'latest' link and the optional S3 upload.
+The Lambda relies on this layout exactly (file names from inference.contracts).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import joblib
 import numpy as np
 
 from apy_runway.foundation import s3
-from apy_runway.foundation.console import UserError
+from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.runs import point_link
-from inference import contracts
-from models_py import config, evaluate, report
+from inference import artefact, contracts
+from models_py import config, evaluate, export, report
 from models_py.calibration import expected_calibration_error
 from models_py.pipelines import strip_training_only_state
 
@@ -41,6 +42,7 @@ REQUIRED_METADATA = (
     "model_file",
     "model_sha256",
     "model_size_bytes",
+    "portable",
     "features",
     "numeric_features",
     "categorical_features",
@@ -103,6 +105,61 @@ def save_model(model: Pipeline, run_dir: Path) -> dict:
     }
 
 
+# the serving facts the portable spec carries (the Lambda reads only the spec)
+PORTABLE_FACTS = (
+    "model_id",
+    "model_name",
+    "features",
+    "numeric_features",
+    "categorical_features",
+    "label",
+    "eligibility",
+    "confidence_cutpoints",
+    "library_versions",
+)
+
+
+def save_portable(
+    model: Pipeline, run_dir: Path, facts: dict, check_rows: np.ndarray, signing_key: str | None
+) -> dict:
+    """Write model_spec.json + model_arrays.npz (checked against the pipeline's
+    own predict_proba on `check_rows`); return metadata.json's `portable` block
+    (the spec's file, size, sha256 and, with a signing key, HMAC-SHA256)."""
+    try:
+        spec, arrays, difference = export.export(model, facts, check_rows)
+    except export.ExportError as error:
+        raise UserError(
+            f"cannot export {facts['model_name']} to the portable format: {error}"
+        ) from error
+    (run_dir / contracts.PORTABLE_ARRAYS_FILE).write_bytes(arrays)
+    (run_dir / contracts.PORTABLE_SPEC_FILE).write_bytes(spec)
+    signature = None
+    if signing_key:
+        try:
+            key = artefact.check_signing_key(signing_key.encode(), "APY_RUNWAY_SIGNING_KEY")
+        except artefact.ModelIntegrityError as error:
+            raise UserError(str(error)) from error
+        signature = artefact.hmac_hex(key, spec)
+    log(
+        f"portable model: {contracts.PORTABLE_SPEC_FILE} + {contracts.PORTABLE_ARRAYS_FILE} "
+        f"({len(arrays) / 1e6:.2f} MB), max |difference| with predict_proba on "
+        f"{len(check_rows)} test rows {difference:.1e}, "
+        f"{'signed (HMAC-SHA256)' if signature else 'unsigned (no APY_RUNWAY_SIGNING_KEY)'}"
+    )
+    return {
+        "format": contracts.PORTABLE_SPEC_FORMAT,
+        "spec_file": contracts.PORTABLE_SPEC_FILE,
+        "spec_sha256": artefact.sha256_hex(spec),
+        "spec_size_bytes": len(spec),
+        "spec_hmac_sha256": signature,
+        "arrays_file": contracts.PORTABLE_ARRAYS_FILE,
+        "arrays_sha256": artefact.sha256_hex(arrays),
+        "arrays_size_bytes": len(arrays),
+        "max_abs_difference_vs_predict_proba": difference,
+        "check_rows": len(check_rows),
+    }
+
+
 def write_metadata(run_dir: Path, metadata: dict) -> Path:
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
@@ -152,21 +209,28 @@ def verify_artefact(run_dir: Path | str) -> dict:
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         raise UserError(f"{meta_path} misses {missing}")
-    model_path = run_dir / metadata["model_file"]
-    if not model_path.exists():
-        raise UserError(f"no {metadata['model_file']} in {run_dir}")
-    size = model_path.stat().st_size
-    if size != metadata["model_size_bytes"]:
-        raise UserError(
-            f"{model_path}: size {size} bytes, metadata says "
-            f"{metadata['model_size_bytes']}: the artefact was changed"
-        )
-    digest = sha256_file(model_path)
-    if digest != metadata["model_sha256"]:
-        raise UserError(
-            f"{model_path}: sha256 {digest} does not match metadata "
-            f"{metadata['model_sha256']}: the artefact was changed"
-        )
+    portable = metadata["portable"] or {}
+    for name, size_key, sha_key in (
+        (metadata["model_file"], "model_size_bytes", "model_sha256"),
+        (portable.get("spec_file"), "spec_size_bytes", "spec_sha256"),
+        (portable.get("arrays_file"), "arrays_size_bytes", "arrays_sha256"),
+    ):
+        source = metadata if size_key.startswith("model") else portable
+        path = run_dir / str(name)
+        if not name or not path.exists():
+            raise UserError(f"no {name} in {run_dir}")
+        size = path.stat().st_size
+        if size != source[size_key]:
+            raise UserError(
+                f"{path}: size {size} bytes, metadata says "
+                f"{source[size_key]}: the artefact was changed"
+            )
+        digest = sha256_file(path)
+        if digest != source[sha_key]:
+            raise UserError(
+                f"{path}: sha256 {digest} does not match metadata "
+                f"{source[sha_key]}: the artefact was changed"
+            )
     return metadata
 
 
@@ -188,9 +252,15 @@ def _dates(values: np.ndarray) -> tuple[str, str]:
 
 
 def write_run(
-    result: TrainingResult, run_dir: Path, run_id: str, settings: Settings, with_report: bool = True
+    result: TrainingResult,
+    run_dir: Path,
+    run_id: str,
+    settings: Settings,
+    with_report: bool = True,
+    signing_key: str | None = None,
 ) -> dict:
-    """Save the shipped model + metadata (+ report): the evaluated fit's test
+    """Save the shipped model (model.joblib and the portable model, signed with
+    `signing_key` when given) + metadata (+ report): the evaluated fit's test
     metrics, the shipped fit's training range, the monthly backtest."""
     data, train, test = result.data, result.train_index, result.test_index
     recipe = result.recipe
@@ -227,10 +297,24 @@ def write_run(
     shipped_rows = result.shipped_rows
     shipped_dates = _dates(data.dates[shipped_rows])
     backtest = result.backtest
+    versions = library_versions()
+    facts = {
+        "model_id": run_id,
+        "model_name": result.production,
+        "features": recipe.features,
+        "numeric_features": list(recipe.numeric),
+        "categorical_features": list(recipe.categorical),
+        "label": data.label,
+        "eligibility": dict(contracts.ELIGIBILITY),
+        "confidence_cutpoints": [float(c) for c in cutpoints],
+        "library_versions": versions,
+    }
+    portable = save_portable(shipped, run_dir, facts, X[test], signing_key)
     metadata = {
         "model_id": run_id,
         "model_name": result.production,
         **saved,
+        "portable": portable,
         "features": recipe.features,
         "numeric_features": list(recipe.numeric),
         "categorical_features": list(recipe.categorical),
@@ -315,7 +399,7 @@ def write_run(
             },
         },
         "predict_proba_latency": latency,
-        "library_versions": library_versions(),
+        "library_versions": versions,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if backtest is not None and len(backtest.predictions):

@@ -4,20 +4,26 @@ Reads data/exports/training_set.parquet and feature_columns.json (from
 `apy-runway build`), splits on dates with the label-window purge, compares the
 baselines, logistic regression, the random forest and the prototype anchor on
 walk-forward folds and on the test period, and writes runs/<run_id>/
-(model.joblib, metadata.json, report.md + plots), then points runs/latest at it.
+(model.joblib, the portable model_spec.json + model_arrays.npz the Lambda
+serves, metadata.json, report.md + plots), then points runs/latest at it.
+$APY_RUNWAY_SIGNING_KEY, when set, signs the portable spec (HMAC-SHA256).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.foundation.s3 import parse_s3_url
+from inference.settings import ENVIRONMENT
 from models_py import config, run_folder
 from models_py.data import load_training_set
 from models_py.training import Settings, train_models
+
+SIGNING_KEY_ENV = ENVIRONMENT["signing_key"]
 
 COMMAND = "train"
 HELP = "train and evaluate the models on the exported training set; write runs/<run_id>/"
@@ -175,10 +181,14 @@ def train(
     labels_model: str = config.LABELS_MODEL,
     upload: str | None = None,
     endpoint_url: str | None = None,
+    signing_key: str | None = None,
 ) -> Path:
     """Train on the exported training set, write runs/<run_id>/ and point
-    runs/latest at it; return the run folder."""
+    runs/latest at it; return the run folder. The portable spec is signed with
+    `signing_key`, by default $APY_RUNWAY_SIGNING_KEY (unsigned when unset)."""
     settings = settings or Settings()
+    if signing_key is None:
+        signing_key = os.environ.get(SIGNING_KEY_ENV) or None
     upload_target = parse_s3_url(upload) if upload else None
     training_set = training_set or paths.training_set
     feature_columns = feature_columns or paths.feature_columns
@@ -200,7 +210,9 @@ def train(
         f"(dropped {data.dropped}); label {data.label}"
     )
     result = train_models(data, settings)
-    metadata = run_folder.write_run(result, run_dir, run_id, settings, with_report=with_report)
+    metadata = run_folder.write_run(
+        result, run_dir, run_id, settings, with_report=with_report, signing_key=signing_key
+    )
     run_folder.verify_artefact(run_dir)
     link = run_folder.update_latest(paths.runs, run_id)
     log(

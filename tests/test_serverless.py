@@ -120,13 +120,15 @@ def test_functions_use_the_runtime_layer_and_environment(packaged):
         props = function["Properties"]
         handlers[props["Handler"]] = props
         assert props["Runtime"] == runtime
-        assert props["Layers"] == [{"Ref": "SklearnLambdaLayer"}]
+        assert props["Layers"] == [{"Ref": "NumpyLambdaLayer"}]
         assert props["Environment"]["Variables"]["APY_RUNWAY_BUCKET"] == BUCKET
         assert {
             "APY_RUNWAY_MODEL_PREFIX",
             "APY_RUNWAY_FEATURES_KEY",
             "APY_RUNWAY_PREDICTIONS_PREFIX",
         } <= set(props["Environment"]["Variables"])
+        # no signing parameter unless the deploy names one
+        assert props["Environment"]["Variables"]["APY_RUNWAY_SIGNING_KEY_PARAMETER"] == ""
     assert set(handlers) == {"inference/handler.http", "inference/handler.scheduled"}
     [rule] = resources(packaged, "AWS::Events::Rule").values()
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
@@ -158,11 +160,19 @@ def test_iam_is_least_privilege_on_the_bucket(packaged):
         ("s3:GetObject",): sorted(
             [
                 f"arn:aws:s3:::{BUCKET}/models/latest/*",
-                f"arn:aws:s3:::{BUCKET}/features/latest_features.json",
+                f"arn:aws:s3:::{BUCKET}/features/latest_features.bin",
                 f"arn:aws:s3:::{BUCKET}/predictions/latest.json",
+                f"arn:aws:s3:::{BUCKET}/predictions/hourly/*",
             ]
         ),
         ("s3:PutObject",): [f"arn:aws:s3:::{BUCKET}/predictions/*"],
     }
-    others = [s for s in statements if s not in s3]
+    ssm = [s for s in statements if any(str(a).startswith("ssm:") for a in s["Action"])]
+    assert [s["Action"] for s in ssm] == [["ssm:GetParameter"]]
+    [resource] = ssm[0]["Resource"]
+    joined = "".join(
+        p if isinstance(p, str) else "<" + p["Ref"] + ">" for p in resource["Fn::Join"][1]
+    )
+    assert joined == "arn:aws:ssm:<AWS::Region>:<AWS::AccountId>:parameter/apy-runway/test/*"
+    others = [s for s in statements if s not in s3 and s not in ssm]
     assert all(str(a).startswith("logs:") for s in others for a in s["Action"])

@@ -1,9 +1,12 @@
 """`apy-runway train` end to end on a small synthetic training set: the run folder,
-metadata.json, the hash check, the Lambda-facing model contract and the S3 upload."""
+metadata.json, the hash check, the Lambda-facing model contract (the portable
+model, signed with APY_RUNWAY_SIGNING_KEY) and the S3 upload."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import shutil
 
@@ -17,8 +20,8 @@ from sklearn.pipeline import Pipeline
 
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
-from inference import contracts
-from models_py import evaluate, train
+from inference import contracts, portable
+from models_py import evaluate, export, train
 from models_py import run_folder as artefact
 from models_py.calibration import CalibratedClassifier
 from models_py.data import load_training_set
@@ -27,6 +30,7 @@ from models_py.splits import time_split
 
 pytestmark = pytest.mark.slow
 RUN_ID = "20260101T000000Z"
+SIGNING_KEY = "train-signing-key-0123456789abcdef"
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -46,7 +50,9 @@ def write_training_set(paths, **kwargs):
 def trained(tmp_path_factory):
     paths = project_paths(tmp_path_factory.mktemp("train") / "home").ensure()
     frame, contract = write_training_set(paths)
-    assert train.run(parse("--run-id", RUN_ID, "--rf-trees", "15"), paths) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("APY_RUNWAY_SIGNING_KEY", SIGNING_KEY)
+        assert train.run(parse("--run-id", RUN_ID, "--rf-trees", "15"), paths) == 0
     return paths, frame, contract, paths.runs / RUN_ID
 
 
@@ -54,6 +60,8 @@ def test_run_folder_holds_model_metadata_report_and_latest_link(trained):
     paths, _, _, run_dir = trained
     for name in (
         "model.joblib",
+        "model_spec.json",
+        "model_arrays.npz",
         "metadata.json",
         "report.md",
         "roc.png",
@@ -140,6 +148,13 @@ def test_sha256_is_written_and_verifiable_and_tampering_is_detected(trained, tmp
     with pytest.raises(UserError, match="size"):
         artefact.verify_artefact(longer)
 
+    arrays = shutil.copytree(run_dir, tmp_path / "arrays")
+    data = bytearray((arrays / "model_arrays.npz").read_bytes())
+    data[-100] ^= 0xFF
+    (arrays / "model_arrays.npz").write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"model_arrays\.npz: sha256"):
+        artefact.verify_artefact(arrays)
+
     incomplete = shutil.copytree(run_dir, tmp_path / "incomplete")
     meta = json.loads((incomplete / "metadata.json").read_text())
     del meta["confidence_cutpoints"]
@@ -174,6 +189,28 @@ def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
     assert proba.shape == (5, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert list(model.classes_) == [0, 1]  # [:, 0] = p_down, [:, 1] = p_keep
+
+
+def test_the_portable_model_is_signed_and_scores_as_model_joblib(trained):
+    paths, _, _, run_dir = trained
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    block = meta["portable"]
+    spec = (run_dir / block["spec_file"]).read_bytes()
+    arrays = (run_dir / block["arrays_file"]).read_bytes()
+    assert block["spec_sha256"] == hashlib.sha256(spec).hexdigest()
+    assert block["spec_size_bytes"] == len(spec)
+    expected = hmac.new(SIGNING_KEY.encode(), spec, hashlib.sha256).hexdigest()
+    assert block["spec_hmac_sha256"] == expected
+    document = json.loads(spec)
+    assert document["arrays"]["sha256"] == hashlib.sha256(arrays).hexdigest()
+    assert document["model_id"] == RUN_ID
+    assert document["confidence_cutpoints"] == pytest.approx(meta["confidence_cutpoints"])
+    assert block["max_abs_difference_vs_predict_proba"] <= 1e-9
+    model = portable.load(document, portable.read_arrays(arrays))
+    data = load_training_set(paths.training_set, paths.feature_columns)
+    X = data.matrix()
+    pipeline = joblib.load(run_dir / "model.joblib")
+    assert export.check(pipeline, model, X) <= 1e-9  # every training row, not only the test rows
 
 
 def test_saved_forest_drops_its_oob_arrays_but_reports_the_oob_score(trained):
@@ -319,8 +356,11 @@ def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint
     listed = {o["Key"] for o in s3_client.list_objects_v2(Bucket="guarded")["Contents"]}
     assert listed == {
         "runs/small/model.joblib",
+        "runs/small/model_spec.json",
+        "runs/small/model_arrays.npz",
         "runs/small/metadata.json",
         "runs/small/backtest_predictions.parquet",
     }
+    assert small["portable"]["spec_hmac_sha256"] is None  # no key in the environment
     with pytest.raises(UserError, match="could not bring"):
         train.run(parse("--run-id", "tiny", "--max-artefact-mb", "0.0001", *common), paths)

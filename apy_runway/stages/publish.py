@@ -1,10 +1,12 @@
-"""`apy-runway publish`: upload the latest features (column-wise JSON) and,
-optionally, a training run folder to S3 for the inference Lambda.
+"""`apy-runway publish`: upload the latest features and, optionally, a
+training run folder to S3 for the inference Lambda.
 
-Column-wise JSON (``{"columns": {"pool_id": [...], "apy": [...], ...}}``) is read
-by the Lambda with the standard library: its layer holds scikit-learn and has no
-room for pandas/pyarrow, and column-wise parses about twice as fast as row-wise
-for 20k pools. Missing values are JSON null; dates are ISO strings.
+The features go up twice: as the binary file the hourly Lambda reads
+(contracts.FEATURES_KEY; inference/features.py: a JSON header and numpy arrays,
+read with numpy alone) and as column-wise JSON for people
+(contracts.FEATURES_JSON_KEY: ``{"columns": {"pool_id": [...], ...}}``, missing
+values null, dates ISO strings). The binary file is written last: it is the
+key whose arrival the scorer follows.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.foundation.runs import resolve_run
 from apy_runway.foundation.s3 import ensure_bucket, s3_client, upload_run
-from inference import contracts
+from inference import contracts, features
 
 COMMAND = "publish"
-HELP = "upload latest_features (column-wise JSON) and optionally a run folder to S3"
+HELP = "upload latest_features (binary for the Lambda, JSON for people) and optionally a run"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--features-key",
         default=contracts.FEATURES_KEY,
-        help=f"key of the features JSON (default: {contracts.FEATURES_KEY})",
+        help="key of the binary features file the Lambda reads "
+        f"(default: {contracts.FEATURES_KEY})",
+    )
+    parser.add_argument(
+        "--features-json-key",
+        default=contracts.FEATURES_JSON_KEY,
+        help=f"key of the features as JSON, for people (default: {contracts.FEATURES_JSON_KEY})",
     )
     parser.add_argument(
         "--run",
@@ -64,15 +72,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if not args.bucket:
         raise UserError("no bucket: pass --bucket or set APY_RUNWAY_BUCKET")
-    payload = load_features_payload(paths)
+    latest = load_latest_features(paths)
     run_dir = resolve_run(paths, args.run) if args.run else None
     client = s3_client(args.endpoint_url)
     if args.create_bucket:
         ensure_bucket(client, args.bucket)
-    size = upload_features(client, args.bucket, args.features_key, payload)
+    json_size, binary_size = publish_features(
+        client, args.bucket, latest, args.features_key, args.features_json_key
+    )
     log(
-        f"published {payload['row_count']} pools (features of {payload['snapshot_date_max']}) "
-        f"to s3://{args.bucket}/{args.features_key} ({size / 1e6:.2f} MB)"
+        f"published {latest.payload['row_count']} pools (features of "
+        f"{latest.payload['snapshot_date_max']}) to s3://{args.bucket}/{args.features_key} "
+        f"({binary_size / 1e6:.2f} MB) and, as JSON, {args.features_json_key} "
+        f"({json_size / 1e6:.2f} MB)"
     )
     if run_dir is not None:
         keys = upload_run(client, args.bucket, args.model_prefix, run_dir)
@@ -102,7 +114,7 @@ def _json_value(value: Any) -> Any:
 def columnar_payload(
     columns: dict[str, list], feature_columns: dict, source: str = ""
 ) -> dict[str, Any]:
-    """Column-wise features document read by the scheduled Lambda."""
+    """Column-wise features document (JSON, for people)."""
     missing = [
         name
         for name in feature_columns["features"] + ["pool_id", "snapshot_date"]
@@ -113,7 +125,7 @@ def columnar_payload(
     clean = {name: [_json_value(v) for v in values] for name, values in columns.items()}
     dates = [d for d in clean["snapshot_date"] if d]
     return {
-        "format": contracts.FEATURES_FORMAT,
+        "format": contracts.FEATURES_JSON_FORMAT,
         "source": source,
         "published_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "row_count": len(clean["pool_id"]),
@@ -125,8 +137,16 @@ def columnar_payload(
     }
 
 
-def load_features_payload(paths: ProjectPaths) -> dict[str, Any]:
-    """Read data/exports/latest_features.parquet + feature_columns.json."""
+class LatestFeatures:
+    """The latest features read once: the JSON payload for people and the
+    binary file for the scorer."""
+
+    def __init__(self, payload: dict, binary: bytes) -> None:
+        self.payload = payload
+        self.binary = binary
+
+
+def _read_latest(paths: ProjectPaths) -> tuple[Any, dict]:
     import pyarrow.parquet as pq
 
     if not paths.latest_features.exists():
@@ -134,11 +154,80 @@ def load_features_payload(paths: ProjectPaths) -> dict[str, Any]:
     if not paths.feature_columns.exists():
         raise UserError(f"no {paths.feature_columns}: run `apy-runway build` first")
     feature_columns = json.loads(paths.feature_columns.read_text())
-    table = pq.read_table(paths.latest_features)
+    return pq.read_table(paths.latest_features), feature_columns
+
+
+def binary_columns(table: Any, feature_columns: dict) -> dict[str, Any]:
+    """Arrow table -> columns for inference.features.encode: numeric columns
+    as float64 arrays (nulls NaN), the rest as Python values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    categorical = set(feature_columns.get("categorical", []))
+    columns: dict[str, Any] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        numeric = (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        )
+        if numeric and name not in categorical:
+            columns[name] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            columns[name] = column.to_pylist()
+    return columns
+
+
+def features_binary(
+    table: Any, feature_columns: dict, source: str = "", allow_shrink: bool = False
+) -> bytes:
+    try:
+        return features.encode(
+            binary_columns(table, feature_columns),
+            feature_columns,
+            source=source,
+            allow_shrink=allow_shrink,
+        )
+    except features.FeatureContractError as error:
+        raise UserError(f"latest features: {error}") from error
+
+
+def load_latest_features(paths: ProjectPaths) -> LatestFeatures:
+    """Read data/exports/latest_features.parquet + feature_columns.json once."""
+    table, feature_columns = _read_latest(paths)
+    source = paths.latest_features.name
+    return LatestFeatures(
+        columnar_payload(table.to_pydict(), feature_columns, source=source),
+        features_binary(table, feature_columns, source=source),
+    )
+
+
+def load_features_payload(paths: ProjectPaths) -> dict[str, Any]:
+    """The column-wise JSON payload of data/exports/latest_features.parquet."""
+    table, feature_columns = _read_latest(paths)
     return columnar_payload(table.to_pydict(), feature_columns, source=paths.latest_features.name)
 
 
 def upload_features(client, bucket: str, key: str, payload: dict) -> int:
+    """The JSON features document (for people)."""
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return len(body)
+
+
+def upload_features_binary(client, bucket: str, key: str, data: bytes) -> int:
+    """The binary features file (what the hourly Lambda reads)."""
+    features.read_header(data)  # never publish a file the scorer would refuse
+    client.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/octet-stream")
+    return len(data)
+
+
+def publish_features(
+    client,
+    bucket: str,
+    latest: LatestFeatures,
+    binary_key: str = contracts.FEATURES_KEY,
+    json_key: str = contracts.FEATURES_JSON_KEY,
+) -> tuple[int, int]:
+    """JSON first, then the binary file the scorer follows; (json, binary) sizes."""
+    json_size = upload_features(client, bucket, json_key, latest.payload)
+    return json_size, upload_features_binary(client, bucket, binary_key, latest.binary)
