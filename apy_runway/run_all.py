@@ -69,10 +69,11 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if not args.skip_score:
         step("score")
         print(score.render_report(score.score_locally(paths), top=10))
-    log(f"run-all done: exports in {paths.exports}, model runs in {paths.runs}")
     if "board" in steps:
         step("board")
         built = board.build_board(paths)
+    log(f"run-all done: exports in {paths.exports}, model runs in {paths.runs}")
+    if "board" in steps:
         print(f"\nrunway board ({built.pools} pools): {built.index}")
         print(f"  open {built.index.as_uri()} in a browser (no server needed)")
     return 0
