@@ -361,20 +361,7 @@ def prototype_forest(home: Path, spec: dict):
     started = time.perf_counter()
     pipeline.fit(data.matrix()[split.train_index], data.y[split.train_index])
     fit_s = round(time.perf_counter() - started, 1)
-    facts = {
-        k: spec[k]
-        for k in (
-            "model_id",
-            "model_name",
-            "features",
-            "numeric_features",
-            "categorical_features",
-            "label",
-            "eligibility",
-            "confidence_cutpoints",
-            "library_versions",
-        )
-    }
+    facts = {k: spec[k] for k in export.PORTABLE_FACTS}
     spec_bytes, arrays, _ = export.export(pipeline, facts, data.matrix()[split.test_index][:2000])
     model = portable.load(json.loads(spec_bytes), portable.read_arrays(arrays))
     return pipeline, {"model": model, "arrays_mb": round(len(arrays) / 1e6, 2)}, fit_s

@@ -37,6 +37,18 @@ from inference import artefact, contracts, portable
 from models_py.calibration import CalibratedClassifier
 
 TOLERANCE = 1e-9
+# the serving facts the portable spec carries (the Lambda reads only the spec)
+PORTABLE_FACTS = (
+    "model_id",
+    "model_name",
+    "features",
+    "numeric_features",
+    "categorical_features",
+    "label",
+    "eligibility",
+    "confidence_cutpoints",
+    "library_versions",
+)
 UNSEEN = "\x00apy-runway-unseen-category\x00"
 
 
@@ -362,20 +374,7 @@ def export(
     data = artefact.npz_bytes(arrays)
     document = {
         "format": contracts.PORTABLE_SPEC_FORMAT,
-        **{
-            key: facts[key]
-            for key in (
-                "model_id",
-                "model_name",
-                "features",
-                "numeric_features",
-                "categorical_features",
-                "label",
-                "eligibility",
-                "confidence_cutpoints",
-                "library_versions",
-            )
-        },
+        **{key: facts[key] for key in PORTABLE_FACTS},
         "classes": [contracts.LABEL_DOWN, contracts.LABEL_KEEP],
         "arrays": {
             "file": arrays_file,

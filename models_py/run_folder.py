@@ -105,20 +105,6 @@ def save_model(model: Pipeline, run_dir: Path) -> dict:
     }
 
 
-# the serving facts the portable spec carries (the Lambda reads only the spec)
-PORTABLE_FACTS = (
-    "model_id",
-    "model_name",
-    "features",
-    "numeric_features",
-    "categorical_features",
-    "label",
-    "eligibility",
-    "confidence_cutpoints",
-    "library_versions",
-)
-
-
 def save_portable(
     model: Pipeline, run_dir: Path, facts: dict, check_rows: np.ndarray, signing_key: str | None
 ) -> dict:
