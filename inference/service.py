@@ -21,6 +21,16 @@ from inference.settings import Settings
 from inference.validation import InputError
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
+# a conditional PUT that lost a race: 412 (the ETag changed / the key appeared),
+# 409 (S3: a concurrent conditional write; retry), 404 (If-Match on a deleted key)
+CONFLICT_CODES = (
+    "412",
+    "PreconditionFailed",
+    "409",
+    "ConditionalRequestConflict",
+    *NOT_FOUND_CODES,
+)
+LATEST_WRITE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,10 @@ class LoadedModel:
 
 def get_bytes(client: Any, bucket: str, key: str) -> bytes:
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _error_code(error: ClientError) -> str | None:
+    return error.response.get("Error", {}).get("Code")
 
 
 def encode_json(payload: dict) -> bytes:
@@ -74,7 +88,8 @@ def _get_model_file(settings: Settings, client: Any, name: str) -> bytes:
     try:
         return get_bytes(client, settings.bucket, key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+        code = _error_code(error)
+        if code in NOT_FOUND_CODES:
             raise ModelIntegrityError(
                 f"s3://{settings.bucket}/{key} does not exist: publish a training run "
                 "(apy-runway publish --run latest)"
@@ -137,7 +152,7 @@ def read_latest_predictions(
         kwargs = {"IfNoneMatch": cached[0]} if cached else {}
         response = client.get_object(Bucket=settings.bucket, Key=key, **kwargs)
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code")
+        code = _error_code(error)
         if cached and code in ("304", "NotModified"):
             return cached
         if code in NOT_FOUND_CODES:
@@ -150,15 +165,71 @@ def read_latest_predictions(
     return response["ETag"], json.loads(response["Body"].read())
 
 
-def _newer_than_latest(settings: Settings, client: Any, event_time: str) -> bool:
-    """A retried *older* event must not roll latest.json back."""
+@dataclass(frozen=True)
+class LatestWrite:
+    """What this run did to latest.json. `written`: its conditional PUT
+    succeeded (then `etag` is the ETag it wrote); else `newer_event_time` is the
+    newer hour already there. The monitoring issue posts a health change only
+    from a run whose write succeeded."""
+
+    written: bool
+    etag: str | None
+    newer_event_time: str | None
+    attempts: int
+
+
+class LatestConflict(RuntimeError):
+    """latest.json kept changing under this run's conditional writes."""
+
+
+def _latest_state(settings: Settings, client: Any) -> tuple[str, str] | None:
+    """(ETag, event time) of latest.json; None when there is none."""
     try:
         head = client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
-            return True
+        code = _error_code(error)
+        if code in NOT_FOUND_CODES:
+            return None
         raise
-    return head.get("Metadata", {}).get("event-time", "") <= event_time
+    return head["ETag"], head.get("Metadata", {}).get("event-time", "")
+
+
+def publish_latest(
+    settings: Settings, client: Any, body: bytes, metadata: dict[str, str], event_time: str
+) -> LatestWrite:
+    """Write latest.json unless a newer hour is there, atomically: read its ETag
+    and event time, then PUT with If-Match on that ETag (If-None-Match: * when
+    there is none). A 412/409 (another run wrote in between) or a 404 (it was
+    deleted) starts again from the read, at most LATEST_WRITE_ATTEMPTS times: a
+    slower older hour can never overwrite a newer one.
+
+    The body is PUT, not copied from the hour's key: CopyObject's If-Match /
+    If-None-Match on the destination exist in S3's API (botocore 1.44) but moto's
+    server ignores them, so no local test could show the guard holds."""
+    for attempt in range(1, LATEST_WRITE_ATTEMPTS + 1):
+        state = _latest_state(settings, client)
+        if state is not None and state[1] > event_time:
+            return LatestWrite(False, None, state[1], attempt)
+        condition = {"IfMatch": state[0]} if state is not None else {"IfNoneMatch": "*"}
+        try:
+            response = client.put_object(
+                Bucket=settings.bucket,
+                Key=settings.latest_predictions_key,
+                Body=body,
+                ContentType="application/json",
+                Metadata=metadata,
+                **condition,
+            )
+        except ClientError as error:
+            if _error_code(error) in CONFLICT_CODES:
+                continue
+            raise
+        return LatestWrite(True, response["ETag"], None, attempt)
+    raise LatestConflict(
+        f"s3://{settings.bucket}/{settings.latest_predictions_key} changed under each of "
+        f"{LATEST_WRITE_ATTEMPTS} conditional writes; the hour's key is written, "
+        "latest.json is not"
+    )
 
 
 def read_features(settings: Settings, client: Any) -> features.FeatureTable:
@@ -170,25 +241,21 @@ def score_hour(
     settings: Settings, client: Any, loaded: LoadedModel, event_time: datetime
 ) -> tuple[dict, dict]:
     """Score the published features for one hour; write the hour's key and,
-    unless a newer hour is already there, latest.json. Returns (summary, the
-    published document)."""
+    unless a newer hour is already there, latest.json (publish_latest).
+    Returns (summary, the published document)."""
     table = read_features(settings, client)
     result = score_published(loaded.model, table, event_time, settings.stale_after_hours)
     body = encode_json(result)
     object_metadata = {"event-time": result["event_time"], "model-id": loaded.spec.model_id}
     hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
     put_json(client, settings.bucket, hourly, body, object_metadata)
-    latest = settings.latest_predictions_key
-    wrote_latest = _newer_than_latest(settings, client, result["event_time"])
-    if wrote_latest:  # the same bytes and metadata, copied inside S3 (no second upload)
-        client.copy_object(
-            Bucket=settings.bucket,
-            Key=latest,
-            CopySource={"Bucket": settings.bucket, "Key": hourly},
-        )
+    latest = publish_latest(settings, client, body, object_metadata, result["event_time"])
     summary = {
         "hourly_key": hourly,
-        "latest_key": latest if wrote_latest else None,
+        "latest_key": settings.latest_predictions_key if latest.written else None,
+        # did this run's conditional write of latest.json succeed (see LatestWrite)
+        "latest_written": latest.written,
+        "latest_etag": latest.etag,
         "model_id": loaded.spec.model_id,
         "event_time": result["event_time"],
         "feature_date_max": result["feature_date_max"],

@@ -353,7 +353,7 @@ def test_older_retried_event_does_not_roll_latest_back(lambda_env, context, s3_c
     later = dict(load_event("scheduled.json"), time="2025-06-06T05:00:00Z")
     handler.scheduled(later, context)
     summary = handler.scheduled(load_event("scheduled.json"), context)
-    assert summary["latest_key"] is None
+    assert summary["latest_key"] is None and summary["latest_written"] is False
     latest = json.loads(
         s3_client.get_object(Bucket=lambda_env, Key="predictions/latest.json")["Body"].read()
     )
