@@ -21,6 +21,10 @@ from inference.settings import Settings
 from inference.validation import InputError
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
+# S3's answer to a GET or HEAD of a key the caller may not read, and of a MISSING
+# key when the caller may not list the bucket (s3:ListBucket); a HEAD has no body,
+# so its code is the bare status
+ACCESS_DENIED_CODES = ("403", "AccessDenied", "Forbidden")
 # a conditional PUT that lost a race: 412 (the ETag changed / the key appeared),
 # 409 (S3: a concurrent conditional write; retry), 404 (If-Match on a deleted key)
 CONFLICT_CODES = (
@@ -94,6 +98,12 @@ def _get_model_file(settings: Settings, client: Any, name: str) -> bytes:
                 f"s3://{settings.bucket}/{key} does not exist: publish a training run "
                 "(apy-runway publish --run latest)"
             ) from error
+        if code in ACCESS_DENIED_CODES:  # a missing key, to a role that may not list
+            raise ModelIntegrityError(
+                f"s3://{settings.bucket}/{key}: access denied (S3's answer for a missing key "
+                "when the role may not list the bucket): publish a training run "
+                "(apy-runway publish --run latest), or grant s3:GetObject on the model prefix"
+            ) from error
         raise
 
 
@@ -155,7 +165,11 @@ def read_latest_predictions(
         code = _error_code(error)
         if cached and code in ("304", "NotModified"):
             return cached
-        if code in NOT_FOUND_CODES:
+        # The HTTP function's role may not list the bucket, so S3 answers a GET of a
+        # missing latest.json with 403 AccessDenied, not 404: before the first hourly
+        # run that is the normal answer. (A role that cannot read an existing
+        # latest.json answers the same; the handler logs the S3 code.)
+        if code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES:
             raise InputError(
                 "no predictions have been published yet; send feature rows instead",
                 status=503,
@@ -188,7 +202,12 @@ def _latest_state(settings: Settings, client: Any) -> tuple[str, str] | None:
         head = client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
     except ClientError as error:
         code = _error_code(error)
-        if code in NOT_FOUND_CODES:
+        # Without s3:ListBucket (the deployed role has none: it would let the function
+        # list every key of the prefix) S3 answers a HEAD of a missing key with 403, not
+        # 404, so on a fresh bucket 403 means "absent". Treating it so is safe because
+        # the write that follows is conditional: If-None-Match: * fails with 412 when the
+        # key exists after all, and nothing is overwritten.
+        if code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES:
             return None
         raise
     return head["ETag"], head.get("Metadata", {}).get("event-time", "")
@@ -227,8 +246,8 @@ def publish_latest(
         return LatestWrite(True, response["ETag"], None, attempt)
     raise LatestConflict(
         f"s3://{settings.bucket}/{settings.latest_predictions_key} changed under each of "
-        f"{LATEST_WRITE_ATTEMPTS} conditional writes; the hour's key is written, "
-        "latest.json is not"
+        f"{LATEST_WRITE_ATTEMPTS} conditional writes (or exists but cannot be read: the "
+        "role needs s3:GetObject on it); the hour's key is written, latest.json is not"
     )
 
 
