@@ -37,6 +37,10 @@ CONFLICT_CODES = (
 LATEST_WRITE_ATTEMPTS = 5
 
 
+class PublishedPredictionsError(RuntimeError):
+    """latest.json exists but is not a predictions document (a server-side fault)."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     model: portable.PortableModel
@@ -142,6 +146,7 @@ def load_model(settings: Settings, client: Any, key: bytes | None = None) -> Loa
         arrays_bytes, arrays_file, listed.get("sha256"), listed.get("size_bytes"), pointer.spec_file
     )
     model = portable.load(document, portable.read_arrays(arrays_bytes, arrays_file))
+    _check_run_features(metadata, model.spec, pointer.spec_file)
     return LoadedModel(
         model=model,
         spec=model.spec,
@@ -150,6 +155,24 @@ def load_model(settings: Settings, client: Any, key: bytes | None = None) -> Loa
         seconds=time.perf_counter() - started,
         signed=key is not None,
     )
+
+
+def _check_run_features(metadata: dict, spec: ModelSpec, spec_file: str) -> None:
+    """metadata.json's ordered features (the run's feature contract) must be the
+    spec's: a feature renamed in one of them is a broken publication, a server
+    fault, never a row the caller got wrong."""
+    listed = metadata.get("features")
+    if listed is None:
+        return
+    if not isinstance(listed, list) or listed != list(spec.features):
+        listed = listed if isinstance(listed, list) else []
+        only_spec = [f for f in spec.features if f not in listed]
+        only_metadata = [f for f in listed if f not in spec.features]
+        raise ModelIntegrityError(
+            f"{contracts.MODEL_METADATA_FILE} features differ from {spec_file}'s "
+            f"(only in {spec_file}: {only_spec}; only in metadata: {only_metadata}; "
+            "else the order)"
+        )
 
 
 def read_latest_predictions(
@@ -176,7 +199,19 @@ def read_latest_predictions(
                 code="no_published_predictions",
             ) from error
         raise
-    return response["ETag"], json.loads(response["Body"].read())
+    try:
+        document = json.loads(response["Body"].read())
+    except ValueError as error:
+        raise PublishedPredictionsError(f"s3://{settings.bucket}/{key} is not JSON") from error
+    records = document.get("predictions") if isinstance(document, dict) else None
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("pool_id"), str) for r in records
+    ):
+        raise PublishedPredictionsError(
+            f"s3://{settings.bucket}/{key} is not a predictions document "
+            "(a `predictions` list of records with a pool_id)"
+        )
+    return response["ETag"], document
 
 
 @dataclass(frozen=True)
