@@ -25,18 +25,20 @@ import json
 import logging
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from inference import contracts, service
 from inference.artefact import ModelIntegrityError
 from inference.publication import lookup, parse_event_time
 from inference.scoring import score_rows
 from inference.settings import ConfigError, Settings, current
-from inference.validation import InputError, parse_json_body
+from inference.validation import InputError, kind, parse_json_body
 
 logger = logging.getLogger("apy_runway.inference")
 logger.setLevel(logging.INFO)
@@ -48,6 +50,22 @@ _clients: dict[tuple[str, str | None], Any] = {}
 _session: list[Any] = []  # one botocore session per process
 _models: dict[tuple, service.LoadedModel] = {}
 _latest_cache: dict[tuple[str | None, str, str], tuple[str, dict]] = {}
+
+# Server-side faults: the model or the published predictions cannot be read or
+# do not verify, a setting is wrong, S3 fails. The caller gets 503
+# model_unavailable with the request id; what went wrong (keys, file names,
+# sha256 values, what to run) goes to the logs only.
+SERVER_FAULTS = (
+    ModelIntegrityError,
+    ConfigError,
+    service.PublishedPredictionsError,
+    ClientError,
+    BotoCoreError,
+)
+MODEL_UNAVAILABLE_MESSAGE = (
+    "the model or the published predictions cannot be served right now; "
+    "retry later, and quote the request_id if it persists"
+)
 
 
 def log_event(level: int, event: str, **fields: Any) -> None:
@@ -131,12 +149,28 @@ def _response(status: int, body: dict) -> dict:
 
 
 def _http_body(event: dict) -> str | bytes | None:
+    """The request body, base64-decoded when the event says so (a boolean)."""
     body = event.get("body")
-    if body is not None and event.get("isBase64Encoded"):
+    encoded = event.get("isBase64Encoded", False)
+    if not isinstance(encoded, bool):
+        raise InputError(
+            f"event field isBase64Encoded must be true or false, got {kind(encoded)}",
+            field="isBase64Encoded",
+            code="invalid_event",
+        )
+    if body is not None and not isinstance(body, str):
+        raise InputError(
+            f"event field body must be a string, got {kind(body)}",
+            field="body",
+            code="invalid_event",
+        )
+    if body is not None and encoded:
         try:
-            return base64.b64decode(body)
+            return base64.b64decode(body, validate=True)
         except ValueError as error:
-            raise InputError("body is not valid base64", code="invalid_body") from error
+            raise InputError(
+                "body is not valid base64", field="body", code="invalid_body"
+            ) from error
     return body
 
 
@@ -172,27 +206,52 @@ ROUTES: dict[tuple[str, str], Callable[[dict, str | None, float], dict]] = {
 }
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _route(event: dict) -> Callable[[dict, str | None, float], dict]:
-    http_info = (event.get("requestContext") or {}).get("http") or {}
-    method = http_info.get("method")
-    path = event.get("rawPath") or http_info.get("path")
-    methods = [m for (m, p) in ROUTES if p == path]
-    if not methods:
-        raise InputError(f"no route for {path!r}", status=404, code="not_found")
-    if (method, path) not in ROUTES:
+    context = event.get("requestContext")
+    if context is not None and not isinstance(context, dict):
         raise InputError(
-            f"method {method} is not allowed; use {' or '.join(methods)}",
+            f"event field requestContext must be an object, got {kind(context)}",
+            field="requestContext",
+            code="invalid_event",
+        )
+    http_info = (context or {}).get("http")
+    if http_info is not None and not isinstance(http_info, dict):
+        raise InputError(
+            f"event field requestContext.http must be an object, got {kind(http_info)}",
+            field="requestContext.http",
+            code="invalid_event",
+        )
+    method = (http_info or {}).get("method")
+    path = event.get("rawPath") or (http_info or {}).get("path")
+    methods = [m for (m, p) in ROUTES if p == path]
+    if not isinstance(path, str) or not methods:
+        raise InputError(f"no route for {_short(path)}", status=404, code="not_found")
+    if not isinstance(method, str) or (method, path) not in ROUTES:
+        raise InputError(
+            f"method {_short(method)} is not allowed; use {' or '.join(methods)}",
             status=405,
             code="method_not_allowed",
         )
     return ROUTES[(method, path)]
 
 
-def http(event: dict, context: Any = None) -> dict:
-    """API Gateway HTTP API v2: POST /predictions."""
+def http(event: Any, context: Any = None) -> dict:
+    """API Gateway HTTP API v2: POST /predictions. Every answer is JSON: 4xx for
+    what the caller sent (naming the row and field), 503 for a server-side
+    fault, 500 only for a fault of this code; never a stack trace."""
     started = time.perf_counter()
-    request_id = getattr(context, "aws_request_id", None)
+    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     try:
+        if not isinstance(event, dict):
+            raise InputError(
+                f"the event must be an object (API Gateway's HTTP API v2 event), got {kind(event)}",
+                code="invalid_event",
+            )
         return _response(200, _route(event)(event, request_id, started))
     except InputError as error:
         log_event(
@@ -201,18 +260,25 @@ def http(event: dict, context: Any = None) -> dict:
             request_id=request_id,
             status=error.status,
             **error.to_dict(),
+            **_s3_code(error.__cause__),
         )
         return _response(error.status, error.to_dict())
-    except (ModelIntegrityError, ConfigError) as error:
+    except SERVER_FAULTS as error:
         log_event(
             logging.ERROR,
             "model_unavailable",
             request_id=request_id,
             error_type=type(error).__name__,
             message=str(error),
+            **_s3_code(error.__cause__ or error),
         )
         return _response(
-            503, {"error": "model_unavailable", "message": str(error), "request_id": request_id}
+            503,
+            {
+                "error": "model_unavailable",
+                "message": MODEL_UNAVAILABLE_MESSAGE,
+                "request_id": request_id,
+            },
         )
     except Exception as error:
         log_event(
@@ -231,6 +297,14 @@ def http(event: dict, context: Any = None) -> dict:
                 "request_id": request_id,
             },
         )
+
+
+def _s3_code(error: BaseException | None) -> dict:
+    """The S3 error code behind an error, for the log line (e.g. a 403 that
+    answered 'not published yet')."""
+    if isinstance(error, ClientError):
+        return {"s3_error_code": error.response.get("Error", {}).get("Code")}
+    return {}
 
 
 # --------------------------------------------------------------------------- scheduled
@@ -285,8 +359,8 @@ def scheduled(event: dict, context: Any = None) -> dict:
         raise
 
 
-def handler(event: dict, context: Any = None) -> dict:
+def handler(event: Any, context: Any = None) -> dict:
     """One entry point for both event kinds (the deployed functions use http/scheduled)."""
-    if "requestContext" in event:
+    if isinstance(event, dict) and "requestContext" in event:
         return http(event, context)
     return scheduled(event, context)

@@ -21,6 +21,24 @@ from inference.settings import Settings
 from inference.validation import InputError
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
+# S3's answer to a GET or HEAD of a key the caller may not read, and of a MISSING
+# key when the caller may not list the bucket (s3:ListBucket); a HEAD has no body,
+# so its code is the bare status
+ACCESS_DENIED_CODES = ("403", "AccessDenied", "Forbidden")
+# a conditional PUT that lost a race: 412 (the ETag changed / the key appeared),
+# 409 (S3: a concurrent conditional write; retry), 404 (If-Match on a deleted key)
+CONFLICT_CODES = (
+    "412",
+    "PreconditionFailed",
+    "409",
+    "ConditionalRequestConflict",
+    *NOT_FOUND_CODES,
+)
+LATEST_WRITE_ATTEMPTS = 5
+
+
+class PublishedPredictionsError(RuntimeError):
+    """latest.json exists but is not a predictions document (a server-side fault)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,10 @@ class LoadedModel:
 
 def get_bytes(client: Any, bucket: str, key: str) -> bytes:
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _error_code(error: ClientError) -> str | None:
+    return error.response.get("Error", {}).get("Code")
 
 
 def encode_json(payload: dict) -> bytes:
@@ -74,10 +96,17 @@ def _get_model_file(settings: Settings, client: Any, name: str) -> bytes:
     try:
         return get_bytes(client, settings.bucket, key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+        code = _error_code(error)
+        if code in NOT_FOUND_CODES:
             raise ModelIntegrityError(
                 f"s3://{settings.bucket}/{key} does not exist: publish a training run "
                 "(apy-runway publish --run latest)"
+            ) from error
+        if code in ACCESS_DENIED_CODES:  # a missing key, to a role that may not list
+            raise ModelIntegrityError(
+                f"s3://{settings.bucket}/{key}: access denied (S3's answer for a missing key "
+                "when the role may not list the bucket): publish a training run "
+                "(apy-runway publish --run latest), or grant s3:GetObject on the model prefix"
             ) from error
         raise
 
@@ -117,6 +146,7 @@ def load_model(settings: Settings, client: Any, key: bytes | None = None) -> Loa
         arrays_bytes, arrays_file, listed.get("sha256"), listed.get("size_bytes"), pointer.spec_file
     )
     model = portable.load(document, portable.read_arrays(arrays_bytes, arrays_file))
+    _check_run_features(metadata, model.spec, pointer.spec_file)
     return LoadedModel(
         model=model,
         spec=model.spec,
@@ -125,6 +155,24 @@ def load_model(settings: Settings, client: Any, key: bytes | None = None) -> Loa
         seconds=time.perf_counter() - started,
         signed=key is not None,
     )
+
+
+def _check_run_features(metadata: dict, spec: ModelSpec, spec_file: str) -> None:
+    """metadata.json's ordered features (the run's feature contract) must be the
+    spec's: a feature renamed in one of them is a broken publication, a server
+    fault, never a row the caller got wrong."""
+    listed = metadata.get("features")
+    if listed is None:
+        return
+    if not isinstance(listed, list) or listed != list(spec.features):
+        listed = listed if isinstance(listed, list) else []
+        only_spec = [f for f in spec.features if f not in listed]
+        only_metadata = [f for f in listed if f not in spec.features]
+        raise ModelIntegrityError(
+            f"{contracts.MODEL_METADATA_FILE} features differ from {spec_file}'s "
+            f"(only in {spec_file}: {only_spec}; only in metadata: {only_metadata}; "
+            "else the order)"
+        )
 
 
 def read_latest_predictions(
@@ -137,28 +185,105 @@ def read_latest_predictions(
         kwargs = {"IfNoneMatch": cached[0]} if cached else {}
         response = client.get_object(Bucket=settings.bucket, Key=key, **kwargs)
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code")
+        code = _error_code(error)
         if cached and code in ("304", "NotModified"):
             return cached
-        if code in NOT_FOUND_CODES:
+        # The HTTP function's role may not list the bucket, so S3 answers a GET of a
+        # missing latest.json with 403 AccessDenied, not 404: before the first hourly
+        # run that is the normal answer. (A role that cannot read an existing
+        # latest.json answers the same; the handler logs the S3 code.)
+        if code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES:
             raise InputError(
                 "no predictions have been published yet; send feature rows instead",
                 status=503,
                 code="no_published_predictions",
             ) from error
         raise
-    return response["ETag"], json.loads(response["Body"].read())
+    try:
+        document = json.loads(response["Body"].read())
+    except ValueError as error:
+        raise PublishedPredictionsError(f"s3://{settings.bucket}/{key} is not JSON") from error
+    records = document.get("predictions") if isinstance(document, dict) else None
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("pool_id"), str) for r in records
+    ):
+        raise PublishedPredictionsError(
+            f"s3://{settings.bucket}/{key} is not a predictions document "
+            "(a `predictions` list of records with a pool_id)"
+        )
+    return response["ETag"], document
 
 
-def _newer_than_latest(settings: Settings, client: Any, event_time: str) -> bool:
-    """A retried *older* event must not roll latest.json back."""
+@dataclass(frozen=True)
+class LatestWrite:
+    """What this run did to latest.json. `written`: its conditional PUT
+    succeeded (then `etag` is the ETag it wrote); else `newer_event_time` is the
+    newer hour already there. The monitoring issue posts a health change only
+    from a run whose write succeeded."""
+
+    written: bool
+    etag: str | None
+    newer_event_time: str | None
+    attempts: int
+
+
+class LatestConflict(RuntimeError):
+    """latest.json kept changing under this run's conditional writes."""
+
+
+def _latest_state(settings: Settings, client: Any) -> tuple[str, str] | None:
+    """(ETag, event time) of latest.json; None when there is none."""
     try:
         head = client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
-            return True
+        code = _error_code(error)
+        # Without s3:ListBucket (the deployed role has none: it would let the function
+        # list every key of the prefix) S3 answers a HEAD of a missing key with 403, not
+        # 404, so on a fresh bucket 403 means "absent". Treating it so is safe because
+        # the write that follows is conditional: If-None-Match: * fails with 412 when the
+        # key exists after all, and nothing is overwritten.
+        if code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES:
+            return None
         raise
-    return head.get("Metadata", {}).get("event-time", "") <= event_time
+    return head["ETag"], head.get("Metadata", {}).get("event-time", "")
+
+
+def publish_latest(
+    settings: Settings, client: Any, body: bytes, metadata: dict[str, str], event_time: str
+) -> LatestWrite:
+    """Write latest.json unless a newer hour is there, atomically: read its ETag
+    and event time, then PUT with If-Match on that ETag (If-None-Match: * when
+    there is none). A 412/409 (another run wrote in between) or a 404 (it was
+    deleted) starts again from the read, at most LATEST_WRITE_ATTEMPTS times: a
+    slower older hour can never overwrite a newer one.
+
+    The body is PUT, not copied from the hour's key: CopyObject's If-Match /
+    If-None-Match on the destination exist in S3's API (botocore 1.44) but moto's
+    server ignores them, so no local test could show the guard holds."""
+    for attempt in range(1, LATEST_WRITE_ATTEMPTS + 1):
+        state = _latest_state(settings, client)
+        if state is not None and state[1] > event_time:
+            return LatestWrite(False, None, state[1], attempt)
+        condition = {"IfMatch": state[0]} if state is not None else {"IfNoneMatch": "*"}
+        try:
+            response = client.put_object(
+                Bucket=settings.bucket,
+                Key=settings.latest_predictions_key,
+                Body=body,
+                ContentType="application/json",
+                Metadata=metadata,
+                **condition,
+            )
+        except ClientError as error:
+            if _error_code(error) in CONFLICT_CODES:
+                continue
+            raise
+        return LatestWrite(True, response["ETag"], None, attempt)
+    raise LatestConflict(
+        f"s3://{settings.bucket}/{settings.latest_predictions_key} changed under each of "
+        f"{LATEST_WRITE_ATTEMPTS} conditional writes (or exists but cannot be read: the "
+        "role needs s3:GetObject on it); the hour's key is written, latest.json is not"
+    )
 
 
 def read_features(settings: Settings, client: Any) -> features.FeatureTable:
@@ -170,25 +295,21 @@ def score_hour(
     settings: Settings, client: Any, loaded: LoadedModel, event_time: datetime
 ) -> tuple[dict, dict]:
     """Score the published features for one hour; write the hour's key and,
-    unless a newer hour is already there, latest.json. Returns (summary, the
-    published document)."""
+    unless a newer hour is already there, latest.json (publish_latest).
+    Returns (summary, the published document)."""
     table = read_features(settings, client)
     result = score_published(loaded.model, table, event_time, settings.stale_after_hours)
     body = encode_json(result)
     object_metadata = {"event-time": result["event_time"], "model-id": loaded.spec.model_id}
     hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
     put_json(client, settings.bucket, hourly, body, object_metadata)
-    latest = settings.latest_predictions_key
-    wrote_latest = _newer_than_latest(settings, client, result["event_time"])
-    if wrote_latest:  # the same bytes and metadata, copied inside S3 (no second upload)
-        client.copy_object(
-            Bucket=settings.bucket,
-            Key=latest,
-            CopySource={"Bucket": settings.bucket, "Key": hourly},
-        )
+    latest = publish_latest(settings, client, body, object_metadata, result["event_time"])
     summary = {
         "hourly_key": hourly,
-        "latest_key": latest if wrote_latest else None,
+        "latest_key": settings.latest_predictions_key if latest.written else None,
+        # did this run's conditional write of latest.json succeed (see LatestWrite)
+        "latest_written": latest.written,
+        "latest_etag": latest.etag,
         "model_id": loaded.spec.model_id,
         "event_time": result["event_time"],
         "feature_date_max": result["feature_date_max"],

@@ -47,6 +47,12 @@ def test_serverless_yml_repeats_the_s3_layout_and_limits_of_the_contracts(server
     assert contracts.FEATURES_KEY != contracts.FEATURES_JSON_KEY
     assert custom["predictionsPrefix"] == contracts.PREDICTIONS_PREFIX
     assert custom["latestPredictions"] == contracts.LATEST_PREDICTIONS_NAME
+    # the scorer's role may write the hour's keys only: the prefix must be the contract's
+    hourly = contracts.hourly_predictions_key(custom["predictionsPrefix"], dt.datetime(2025, 6, 6))
+    assert hourly.startswith(custom["predictionsPrefix"] + custom["hourlyPredictions"])
+    assert hourly.count("/") == (custom["predictionsPrefix"] + custom["hourlyPredictions"]).count(
+        "/"
+    )
     assert float(custom["staleAfterHours"]) == contracts.FEATURES_STALE_AFTER_HOURS
     environment = serverless["provider"]["environment"]
     assert environment["APY_RUNWAY_STALE_AFTER_HOURS"] == "${self:custom.staleAfterHours}"

@@ -47,6 +47,14 @@ def json_lines(caplog) -> list[dict]:
     return [json.loads(r.getMessage()) for r in caplog.records if r.name == "apy_runway.inference"]
 
 
+def unavailable_reason(caplog) -> str:
+    """The logged reason of the last model_unavailable answer (callers see only
+    the error code and the request id)."""
+    return [line for line in json_lines(caplog) if line["event"] == "model_unavailable"][-1][
+        "message"
+    ]
+
+
 @pytest.fixture(autouse=True)
 def inference_logs(caplog):
     caplog.set_level(logging.INFO, logger="apy_runway.inference")
@@ -136,17 +144,18 @@ def test_batch_over_the_documented_size_is_413(lambda_env, context):
     assert json.loads(response["body"])["error"] == "batch_too_large"
 
 
-def test_unexpected_errors_reach_the_caller_without_a_stack_trace(
+def test_an_s3_failure_reaches_the_caller_as_503_without_its_details(
     lambda_env, context, caplog, monkeypatch
 ):
     monkeypatch.setenv("APY_RUNWAY_BUCKET", "no-such-bucket-apy-runway")
     response = handler.http(load_event("http_rows.json"), context)
-    assert response["statusCode"] == 500
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["error"] == "model_unavailable"
     assert "Traceback" not in response["body"] and "NoSuchBucket" not in response["body"]
     [line] = [r for r in caplog.records if r.name == "apy_runway.inference"]
     assert "\n" not in line.getMessage()
     logged = json.loads(line.getMessage())
-    assert logged["event"] == "internal_error" and "NoSuchBucket" in logged["traceback"]
+    assert logged["event"] == "model_unavailable" and logged["s3_error_code"] == "NoSuchBucket"
 
 
 def _pickle_bomb(marker) -> bytes:
@@ -215,7 +224,7 @@ def test_a_replaced_model_joblib_with_a_matching_sha256_is_never_unpickled(
 
 
 def test_a_pickle_inside_the_arrays_file_is_refused_unread(
-    lambda_env, context, s3_client, tmp_path
+    lambda_env, context, s3_client, tmp_path, caplog
 ):
     """Arrays and spec replaced consistently (sha256 and sizes updated, no
     signing key): an object array in the .npz is a pickle, and
@@ -233,7 +242,7 @@ def test_a_pickle_inside_the_arrays_file_is_refused_unread(
     response = handler.http(load_event("http_rows.json"), context)
     body = json.loads(response["body"])
     assert response["statusCode"] == 503 and body["error"] == "model_unavailable"
-    assert "allow_pickle" in body["message"]
+    assert "allow_pickle" in unavailable_reason(caplog)
     assert not marker.exists() and loads_before == handler.MODEL_LOADS
 
 
@@ -255,7 +264,7 @@ def test_with_a_signing_key_a_signed_spec_is_served(signed_env, context, monkeyp
 
 @pytest.mark.parametrize("tamper", ["cutpoints", "arrays_sha256", "unsigned", "no_key_needed"])
 def test_with_a_signing_key_a_tampered_or_unsigned_spec_is_refused(
-    signed_env, context, s3_client, monkeypatch, tamper
+    signed_env, context, s3_client, monkeypatch, tamper, caplog
 ):
     spec = json.loads(_read(s3_client, signed_env, "model_spec.json"))
     if tamper == "arrays_sha256":
@@ -277,7 +286,7 @@ def test_with_a_signing_key_a_tampered_or_unsigned_spec_is_refused(
     body = json.loads(response["body"])
     assert response["statusCode"] == 503 and body["error"] == "model_unavailable"
     expected = "unsigned" if tamper == "unsigned" else "HMAC-SHA256 mismatch"
-    assert expected in body["message"]
+    assert expected in unavailable_reason(caplog)
     assert gets == MODEL_FILES[:2]  # refused before the spec is parsed or the arrays read
     with pytest.raises(Exception, match=expected):
         handler.scheduled(load_event("scheduled.json"), context)
@@ -285,16 +294,16 @@ def test_with_a_signing_key_a_tampered_or_unsigned_spec_is_refused(
 
 
 def test_the_signing_key_can_come_from_an_ssm_parameter(
-    signed_env, context, moto_endpoint, monkeypatch
+    signed_env, context, moto_endpoint, monkeypatch, caplog
 ):
     ssm = boto3.client("ssm", endpoint_url=moto_endpoint, region_name="us-east-1")
     name = f"/apy-runway/test/{uuid.uuid4().hex[:8]}/signing-key"
     monkeypatch.setenv("APY_RUNWAY_SIGNING_KEY_PARAMETER", name)
     missing = handler.http(load_event("http_rows.json"), context)
-    assert missing["statusCode"] == 503 and name in json.loads(missing["body"])["message"]
+    assert missing["statusCode"] == 503 and name in unavailable_reason(caplog)
     ssm.put_parameter(Name=name, Value="another-key-of-enough-length-000", Type="SecureString")
     wrong = handler.http(load_event("http_rows.json"), context)
-    assert "HMAC-SHA256 mismatch" in json.loads(wrong["body"])["message"]
+    assert wrong["statusCode"] == 503 and "HMAC-SHA256 mismatch" in unavailable_reason(caplog)
     ssm.put_parameter(Name=name, Value=SIGNING_KEY, Type="SecureString", Overwrite=True)
     assert handler.http(load_event("http_rows.json"), context)["statusCode"] == 200
 
@@ -318,7 +327,7 @@ def test_a_spec_that_disagrees_with_its_arrays_is_one_model_unavailable(
     response = handler.http(load_event("http_rows.json"), context)
     body = json.loads(response["body"])
     assert response["statusCode"] == 503 and body["error"] == "model_unavailable"
-    assert part in body["message"]
+    assert part in unavailable_reason(caplog) and part not in body["message"]
     assert [line["event"] for line in json_lines(caplog)] == ["model_unavailable"]
     with pytest.raises(Exception, match=part):
         handler.scheduled(load_event("scheduled.json"), context)
@@ -353,7 +362,7 @@ def test_older_retried_event_does_not_roll_latest_back(lambda_env, context, s3_c
     later = dict(load_event("scheduled.json"), time="2025-06-06T05:00:00Z")
     handler.scheduled(later, context)
     summary = handler.scheduled(load_event("scheduled.json"), context)
-    assert summary["latest_key"] is None
+    assert summary["latest_key"] is None and summary["latest_written"] is False
     latest = json.loads(
         s3_client.get_object(Bucket=lambda_env, Key="predictions/latest.json")["Body"].read()
     )
