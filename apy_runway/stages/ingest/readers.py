@@ -37,7 +37,12 @@ from apy_runway.stages.ingest.pools_snapshot import (
     snapshot_hour_of,
     snapshot_rows,
 )
-from inference.contracts import POOLS_METADATA_FIELDS, RAW_COLUMNS, RAW_REQUIRED_COLUMNS
+from inference.contracts import (
+    POOLS_METADATA_FIELDS,
+    RAW_COLUMNS,
+    RAW_REQUIRED_COLUMNS,
+    TIMESTAMP_UNITS,
+)
 
 CONTRACT_COLUMNS = list(RAW_COLUMNS)
 SUFFIXES = (".csv", ".parquet", ".json", POOLS_SUFFIX)
@@ -421,23 +426,33 @@ def _text(column: str, kind: str = "VARCHAR") -> str:
     return f"nullif(trim({value}), '')"
 
 
-def _timestamp(kind: str) -> str:
+# a number in a timestamp column (what an epoch looks like as text)
+EPOCH_PATTERN = "[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?"
+
+
+def _timestamp(kind: str, unit: str | None) -> tuple[str, str]:
+    """(parsed timestamp, is an epoch number without a unit) of one source.
+
+    A number is an epoch only in the unit `--timestamp-unit` names: guessing
+    seconds vs milliseconds made 1742342400000000 (epoch us) the year 57182
+    and 20250319 a day of 1970. Without a unit such a row is quarantined
+    (`epoch_timestamp_without_unit`)."""
     column = "input_rows.timestamp"
     if kind.startswith(TIMESTAMP_TYPES):
-        return f"cast({column} as timestamptz)"
-    # epoch seconds, or milliseconds from 1e11 on (which is year 5138 in seconds)
+        return f"cast({column} as timestamptz)", "false"
     caster = "cast" if _is_numeric(kind) else "try_cast"
     epoch = f"{caster}({column} as double)"
-    from_epoch = (
-        f"try(to_timestamp(case when abs({epoch}) >= 1e11 then {epoch} / 1000 else {epoch} end))"
-    )
+    if unit is None:
+        from_epoch = "cast(null as timestamptz)"
+    else:
+        per_second = TIMESTAMP_UNITS[unit]
+        from_epoch = f"try(to_timestamp({epoch} / {per_second}))"
     if _is_numeric(kind):
-        return from_epoch
+        return from_epoch, f"{column} is not null and {str(unit is None).lower()}"
     text = _text("timestamp", kind)
-    return (
-        f"case when regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') then {from_epoch} "
-        f"else try_cast({text} as timestamptz) end"
-    )
+    is_epoch = f"coalesce(regexp_full_match({text}, '{EPOCH_PATTERN}'), false)"
+    parsed = f"case when {is_epoch} then {from_epoch} else try_cast({text} as timestamptz) end"
+    return parsed, f"{is_epoch} and {str(unit is None).lower()}"
 
 
 def _number(column: str, kind: str) -> tuple[str, str]:
@@ -448,9 +463,10 @@ def _number(column: str, kind: str) -> tuple[str, str]:
     return f"try_cast({_text(column, kind)} as double)", f"{_text(column, kind)} is not null"
 
 
-def parse_sql(source: Source) -> str:
+def parse_sql(source: Source, timestamp_unit: str | None = None) -> str:
     """Typed values of one source; metadata from --pools-json fills empty strings."""
     types = source.types
+    timestamp, is_epoch_without_unit = _timestamp(types["timestamp"], timestamp_unit)
     strings = ", ".join(
         f"coalesce({_text(c, types[c])}, meta.{ident(c)}) as parsed_{c}"
         for c in ("chain", "project", "symbol", "poolMeta", "ilRisk", "exposure")
@@ -475,7 +491,8 @@ def parse_sql(source: Source) -> str:
         select
             input_rows.file_index,
             input_rows.source_row,
-            {_timestamp(types["timestamp"])} as parsed_timestamp,
+            {timestamp} as parsed_timestamp,
+            {is_epoch_without_unit} as is_epoch_without_unit,
             {_text("pool", types["pool"])} as parsed_pool,
             {strings},
             {", ".join(numbers)},
