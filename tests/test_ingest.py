@@ -677,3 +677,66 @@ def test_a_file_with_no_row_to_stage_is_refused_and_appends_nothing(project_home
     # refused again when ingested again: never taken as landed
     with pytest.raises(UserError, match=empty.name):
         ingest([empty], project_home)
+
+
+# --------------------------------------------------------------------------- exact paths
+
+
+def _one_row_csv(path: Path, pool: str) -> Path:
+    return write_csv(path, ["timestamp", "pool", "apy"], [["2024-01-01T00:00:00Z", pool, "1"]])
+
+
+def _chart(path: Path) -> Path:
+    item = {"timestamp": "2024-01-01T00:00:00.000Z", "tvlUsd": 1000, "apy": 2.0}
+    path.write_text(json.dumps({"status": "success", "data": [item]}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "neighbour"),
+    [
+        ("data[1].csv", "data1.csv"),
+        ("*.csv", "a.csv"),
+        ("a?.csv", "ab.csv"),
+        ("p{1,2}.csv", "p1.csv"),
+        ("x].csv", "y.csv"),
+        ("data[1].parquet", "data1.parquet"),
+        ("a*.json", "ab.json"),
+    ],
+)
+def test_inputs_are_read_by_exact_path_never_as_a_pattern(project_home, tmp_path, name, neighbour):
+    """A file whose name holds a glob character reads itself only, alone or
+    in its folder: `data[1].csv` read data1.csv, `*.csv` its neighbours, and a
+    chart `a*.json` swallowed ab.json (its pool then quarantined as a duplicate)."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for file_name, pool in ((name, "mine"), (neighbour, "neighbour")):
+        path = folder / file_name
+        if path.suffix == ".json":
+            _chart(path)  # the pool id is the file name
+        else:
+            _one_row_csv(path.with_suffix(".csv"), pool)
+            if path.suffix == ".parquet":
+                csv_path = path.with_suffix(".csv")
+                query(f"copy (select * from read_csv('{csv_path}')) to '{path}' (format parquet)")
+                csv_path.unlink()
+    mine = folder / name
+    result = ingest([mine], project_home)
+    expected = Path(name).stem if mine.suffix == ".json" else "mine"
+    assert (result.rows_in, result.rows_staged) == (1, 1)
+    assert query(f"select pool from {raw(project_home)}") == [(expected,)]
+    # the whole folder: every file once, no duplicates, nothing quarantined
+    everything = ingest([folder], project_home)
+    assert (everything.rows_in, everything.rows_staged, everything.rows_quarantined) == (1, 1, 0)
+    assert everything.store_rows_staged == 2
+
+
+def test_pools_json_is_read_by_exact_path(project_home, tmp_path):
+    odd = tmp_path / "pools[1].json"
+    odd.write_text(POOLS_JSON.read_text())
+    (tmp_path / "pools1.json").write_text('{"status": "success", "data": []}')
+    result = ingest([CHART_DIR], project_home, pools_json=odd)
+    assert result.rows_staged > 0
+    # the metadata of pools[1].json, not the empty pools1.json a pattern matches
+    chains = query(f"select count(*) from {raw(project_home)} where chain is not null")
+    assert chains[0][0] > 0

@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import exact_path
 from apy_runway.stages.ingest.pools_snapshot import (
     SUFFIX as POOLS_SUFFIX,
 )
@@ -130,10 +131,11 @@ class Source:
 def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
     """One CSV/parquet file."""
     path = sql_str(str(file.path))
+    pattern = sql_str(exact_path(file.path))  # the file itself, never a pattern
     if file.kind == "csv":
-        reader = f"read_csv({path}, all_varchar = true, header = true)"
+        reader = f"read_csv({pattern}, all_varchar = true, header = true)"
     else:
-        reader = f"read_parquet({path}, file_row_number = true)"
+        reader = f"read_parquet({pattern}, file_row_number = true)"
     try:
         described = con.execute(f"describe select * from {reader}").fetchall()
     except duckdb.OutOfMemoryException:  # reported once, by ingest()
@@ -188,7 +190,7 @@ def check_json_files(con: duckdb.DuckDBPyConnection, files: list[InputFile], wha
                 "    json_exists(content, '$.data[0].pool') "
                 "    and not json_exists(content, '$.data[0].timestamp') end "
                 "from read_text(?)",
-                [[str(f.path) for f in batch]],
+                [[exact_path(f.path) for f in batch]],
             ).fetchall()
         except duckdb.OutOfMemoryException:  # reported once, by ingest()
             raise
@@ -228,6 +230,7 @@ def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Sourc
     for start in range(0, len(files), JSON_FILES_PER_SCAN):
         batch = files[start : start + JSON_FILES_PER_SCAN]
         names = "[" + ", ".join(sql_str(str(f.path)) for f in batch) + "]"
+        patterns = "[" + ", ".join(sql_str(exact_path(f.path)) for f in batch) + "]"
         pool_ids = "[" + ", ".join(sql_str(f.path.stem) for f in batch) + "]"
         verb = "create or replace table chart_rows as" if start == 0 else "insert into chart_rows"
         try:
@@ -250,7 +253,7 @@ def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Sourc
                         generate_subscripts(
                             cast(json_extract(content, '$.data') as json[]), 1
                         ) as item_index
-                    from read_text({names})
+                    from read_text({patterns})
                 )
             """)
         except duckdb.OutOfMemoryException:  # reported once, by ingest()
@@ -302,7 +305,7 @@ def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None)
                     unnest(cast(json_extract(content, '$.data') as json[])) as item,
                     generate_subscripts(
                         cast(json_extract(content, '$.data') as json[]), 1) as item_index
-                from read_text({sql_str(str(path))})
+                from read_text({sql_str(exact_path(path))})
             )
             where nullif(trim(item ->> 'pool'), '') is not null
             qualify row_number() over (partition by pool order by item_index) = 1

@@ -51,7 +51,7 @@ from pathlib import Path
 import duckdb
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.paths import ProjectPaths, exact_path
 from inference.contracts import RAW_CONTRACT, RAW_LANDING_ORDER_COLUMN, RAW_PARTITION_COLUMN
 
 PARTITION_PREFIX = f"{RAW_PARTITION_COLUMN}="
@@ -76,7 +76,9 @@ def sql_str(value: str | Path) -> str:
 
 
 def sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(sql_str(p) for p in paths) + "]"
+    """A list literal of files for read_parquet: each the file itself, never a
+    pattern (foundation.paths.exact_path)."""
+    return "[" + ", ".join(sql_str(exact_path(p)) for p in paths) + "]"
 
 
 def sha256_of(path: Path) -> str:
