@@ -41,8 +41,10 @@ RAW_CONTRACT: tuple[tuple[str, str], ...] = (
     ("exposure", "VARCHAR"),
 )
 RAW_COLUMNS: tuple[str, ...] = tuple(name for name, _ in RAW_CONTRACT)
-# An input file without these columns is refused as a whole.
-RAW_REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "pool")
+# An input file (CSV, parquet) without these columns is refused as a whole
+# (a row missing a value is quarantined; a file missing the column is no
+# snapshot export at all).
+RAW_REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "pool", "apy")
 # The only /pools fields ever read: static pool metadata. The rest of /pools is
 # the current state or a model output / look-ahead summary (predictions, mu,
 # sigma, apyPct*, outlier, apyMean30d, count) and must never become an input.

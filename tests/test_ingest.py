@@ -740,3 +740,51 @@ def test_pools_json_is_read_by_exact_path(project_home, tmp_path):
     # the metadata of pools[1].json, not the empty pools1.json a pattern matches
     chains = query(f"select count(*) from {raw(project_home)} where chain is not null")
     assert chains[0][0] > 0
+
+
+# --------------------------------------------------------------------------- every CSV line counted
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "timestamp,pool,apy\n# exported 2024-01-02\n2024-01-01T00:00:00Z,p,1\n"
+            "#2024-01-01T01:00:00Z,p,2\n2024-01-01T02:00:00Z,p,3\n",
+            r"2 comment line\(s\) starting with '#' \(first: line 2\)",
+        ),
+        (
+            "timestamp,pool,chain\n2024-01-01T00:00:00Z,p,Ethereum\n",
+            r"missing required column\(s\) apy",
+        ),
+        ("timestamp,pool,apy,apy\n2024-01-01T00:00:00Z,p,1,2\n", "names column 'apy' twice"),
+        ("timestamp,pool,APY,apy\n2024-01-01T00:00:00Z,p,1,2\n", "names column 'apy' twice"),
+        ("timestamp,Pool,pool,apy\n2024-01-01T00:00:00Z,p,q,2\n", "names column 'pool' twice"),
+    ],
+)
+def test_a_csv_whose_lines_cannot_all_be_counted_is_a_file_level_error(
+    project_home, tmp_path, text, message
+):
+    """DuckDB's sniffer dropped `#` lines uncounted, a file without `apy`
+    quarantined every row with exit 0, and a duplicated header column was
+    renamed apy_1 and ignored: each is now one error naming the file, and
+    nothing of that ingest is landed."""
+    path = tmp_path / "export.csv"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message) as error:
+        ingest([path, CHART_DIR], project_home)
+    assert "export.csv" in str(error.value) and "\n" not in str(error.value)
+    assert not project_home.manifest.exists()
+    assert not [p for p in project_home.raw_store.rglob("*") if p.is_file()]
+
+
+def test_a_hash_inside_a_row_is_data_and_quoted_fields_still_parse(project_home, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "timestamp,pool,symbol,apy\n"
+        '2024-01-01T00:00:00Z,p,"USDC, #1",1\n'
+        "2024-01-02T00:00:00Z,q,#2,2\n"
+    )
+    result = ingest([path], project_home)
+    assert (result.rows_in, result.rows_staged) == (2, 2)
+    assert sorted(query(f"select symbol from {raw(project_home)}")) == [("#2",), ("USDC, #1",)]

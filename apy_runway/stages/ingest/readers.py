@@ -12,13 +12,18 @@
                      pool id.
 
 CSV and JSON are read as text and cast with try_cast; parquet columns already
-in the contract type are used as they are. Everything runs in DuckDB SQL, but
+in the contract type are used as they are. Every input is read by its exact
+path (foundation.paths.exact_path: never a glob pattern). A CSV's every line
+must be the header or a row: comment or skipped lines, a duplicated header
+column, or a missing required column (contracts.RAW_REQUIRED_COLUMNS) refuse
+the file (check_csv_lines, tabular_source). Everything runs in DuckDB SQL, but
 the gzip-compressed /pools snapshots, which Python decompresses and maps to
 text rows first.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import time
@@ -133,7 +138,12 @@ def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
     path = sql_str(str(file.path))
     pattern = sql_str(exact_path(file.path))  # the file itself, never a pattern
     if file.kind == "csv":
-        reader = f"read_csv({pattern}, all_varchar = true, header = true)"
+        dialect = check_csv_lines(con, file.path)
+        reader = (
+            f"read_csv({pattern}, all_varchar = true, header = true, "
+            f"delim = {sql_str(dialect.delimiter)}, quote = {sql_str(dialect.quote)}, "
+            f"escape = {sql_str(dialect.escape)}, skip = 0, comment = '')"
+        )
     else:
         reader = f"read_parquet({pattern}, file_row_number = true)"
     try:
@@ -176,6 +186,61 @@ def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
         types={c: types.get(c, "VARCHAR") for c in CONTRACT_COLUMNS},
         file_indices=frozenset([file.index]),
     )
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    delimiter: str
+    quote: str
+    escape: str
+
+
+def check_csv_lines(con: duckdb.DuckDBPyConnection, path: Path) -> CsvDialect:
+    """Every line of a CSV must be the header or a row, counted: DuckDB's
+    sniffer would skip comment lines (`#`) and leading lines uncounted, and
+    rename a duplicated header column (apy, apy -> apy, apy_1). Returns the
+    sniffed dialect, which the read then pins (no comment, no skip)."""
+    try:
+        delimiter, quote, escape, comment, skip_rows = con.execute(
+            "select Delimiter, Quote, Escape, Comment, SkipRows from sniff_csv(?)",
+            [exact_path(path)],
+        ).fetchone()
+    except duckdb.OutOfMemoryException:  # reported once, by ingest()
+        raise
+    except duckdb.Error as error:
+        raise UserError(f"{path}: cannot read csv: {first_line(error)}") from None
+    # no quote seen in the sniffed sample: standard CSV quoting (RFC 4180)
+    quote = '"' if quote in ("(empty)", "") else quote
+    escape = quote if escape in ("(empty)", "") else escape
+    if comment and comment != "(empty)":
+        lines = _lines_starting_with(path, comment)
+        raise UserError(
+            f"{path}: {len(lines):,} comment line(s) starting with {comment!r} (first: line "
+            f"{lines[0] if lines else '?'}); DuckDB would skip them uncounted: remove them "
+            "so every line is the header or a row"
+        )
+    if skip_rows:
+        raise UserError(
+            f"{path}: the first {skip_rows} line(s) are not part of the table (DuckDB would "
+            "skip them uncounted): remove them so the header is the first line"
+        )
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader(handle, delimiter=delimiter, quotechar=quote), [])
+    seen: dict[str, str] = {}
+    for name in header:
+        key = name.strip().lower()  # DuckDB's column names ignore case
+        if key in seen:
+            raise UserError(
+                f"{path}: the header names column {name.strip()!r} twice "
+                f"({seen[key]!r} and {name.strip()!r}): which one is meant is unknown"
+            )
+        seen[key] = name.strip()
+    return CsvDialect(delimiter, quote, escape)
+
+
+def _lines_starting_with(path: Path, prefix: str) -> list[int]:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return [number for number, line in enumerate(handle, 1) if line.startswith(prefix)]
 
 
 def check_json_files(con: duckdb.DuckDBPyConnection, files: list[InputFile], what: str) -> None:
