@@ -191,3 +191,19 @@ def test_every_good_pool_is_saved_and_every_bad_one_reported(project_home, hosti
     assert hostile.requests["/chart/b16b0000-0000-4000-8000-000000000005"] == 1
     assert hostile.requests["/chart/7c0a0000-0000-4000-8000-000000000001"] == 2
     assert not [p for p in folder.rglob("*") if p.name.startswith(".")]  # no temp files
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["collect"], ["refresh", "--collect"]])
+def test_the_limits_are_flags_of_every_downloading_command(command):
+    from apy_runway.cli import build_parser
+    from apy_runway.foundation.http import client_from_arguments
+
+    args = build_parser().parse_args(
+        [*command, "--deadline", "7", "--max-chart-mb", "1.5", "--max-pools-mb", "3"]
+    )
+    client = client_from_arguments(args)
+    assert (client.deadline, client.max_chart_bytes, client.max_pools_bytes) == (
+        7.0,
+        1_500_000,
+        3_000_000,
+    )
