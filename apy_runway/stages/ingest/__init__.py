@@ -148,7 +148,6 @@ class IngestResult:
     store_rows_in: int = 0
     store_rows_staged: int = 0
     store_rows_quarantined: int = 0
-    refused: list[LandedFile] = field(default_factory=list)  # no row to stage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
