@@ -21,7 +21,7 @@ import numpy as np
 from apy_runway.foundation import s3
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.runs import point_link
-from inference import artefact, contracts
+from inference import artefact, contracts, monitoring
 from models_py import config, evaluate, export, report
 from models_py.calibration import expected_calibration_error
 from models_py.pipelines import strip_training_only_state
@@ -106,13 +106,20 @@ def save_model(model: Pipeline, run_dir: Path) -> dict:
 
 
 def save_portable(
-    model: Pipeline, run_dir: Path, facts: dict, check_rows: np.ndarray, signing_key: str | None
+    model: Pipeline,
+    run_dir: Path,
+    facts: dict,
+    check_rows: np.ndarray,
+    signing_key: str | None,
+    drift_reference: dict | None = None,
 ) -> dict:
     """Write model_spec.json + model_arrays.npz (checked against the pipeline's
     own predict_proba on `check_rows`); return metadata.json's `portable` block
     (the spec's file, size, sha256 and, with a signing key, HMAC-SHA256)."""
     try:
-        spec, arrays, difference = export.export(model, facts, check_rows)
+        spec, arrays, difference = export.export(
+            model, facts, check_rows, drift_reference=drift_reference
+        )
     except export.ExportError as error:
         raise UserError(
             f"cannot export {facts['model_name']} to the portable format: {error}"
@@ -237,6 +244,32 @@ def _dates(values: np.ndarray) -> tuple[str, str]:
     return str(values.min()), str(values.max())
 
 
+def drift_reference(data: Any, rows: np.ndarray, recipe: Any, model: Any, X: np.ndarray) -> dict:
+    """The drift reference of the shipped model (inference.monitoring): its
+    training rows of the last contracts.DRIFT_REFERENCE_DAYS days (of the
+    newest training day), with the label's and the model's Down share."""
+    dates = data.dates[rows]
+    last = dates.max()
+    recent = rows[dates > last - np.timedelta64(contracts.DRIFT_REFERENCE_DAYS, "D")]
+    frame = data.frame.iloc[recent]
+    numeric = {
+        name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in recipe.numeric
+    }
+    categorical = {
+        name: [None if v is None or v != v else str(v) for v in frame[name].tolist()]
+        for name in recipe.categorical
+    }
+    p_keep = model.predict_proba(X[recent])[:, 1]
+    return monitoring.reference(
+        numeric,
+        categorical,
+        label_down_share=float(1 - data.y[recent].mean()),
+        predicted_down_share=float(np.mean(contracts.predicted_class_is_down(p_keep))),
+        first_day=str(data.dates[recent].min()),
+        last_day=str(last),
+    )
+
+
 def write_run(
     result: TrainingResult,
     run_dir: Path,
@@ -295,7 +328,8 @@ def write_run(
         "confidence_cutpoints": [float(c) for c in cutpoints],
         "library_versions": versions,
     }
-    portable = save_portable(shipped, run_dir, facts, X[test], signing_key)
+    reference = drift_reference(data, shipped_rows, recipe, shipped, X)
+    portable = save_portable(shipped, run_dir, facts, X[test], signing_key, reference)
     metadata = {
         "model_id": run_id,
         "model_name": result.production,
