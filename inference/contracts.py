@@ -256,8 +256,8 @@ LEDGER_PREFIX = "ledger/"
 MONITORING_FORMAT = "apy-runway/monitoring/v1"
 LEDGER_FORMAT = "apy-runway/ledger/v1"
 # The drift reference stored in the portable spec (`monitoring` block): the
-# training set's last DRIFT_REFERENCE_DAYS days; numeric quantiles at
-# DRIFT_QUANTILE_LEVELS + 1 evenly spaced levels (0, 1/100, ..., 1), PSI over
+# training set's last DRIFT_REFERENCE_DAYS days; numeric quantiles at the
+# DRIFT_QUANTILE_LEVELS midpoints of equal slices (0.005, ..., 0.995), PSI over
 # the reference's deciles, categorical shares of the DRIFT_MAX_CATEGORIES most
 # common values (the rest pooled as DRIFT_OTHER_CATEGORY).
 DRIFT_REFERENCE_DAYS = 30

@@ -5,7 +5,7 @@ reference into the portable spec) and serving compute with the same code.
 
 Reference (`reference(...)`, the spec's `monitoring.reference`), from the
 training set's last contracts.DRIFT_REFERENCE_DAYS days:
-- numeric features: quantiles at 101 evenly spaced levels, the std, the
+- numeric features: quantiles at 100 levels (0.005, 0.015, .., 0.995), the std, the
   missing share, and PSI bins (the interior deciles, de-duplicated) with the
   reference's share in each;
 - categorical features: the shares of the most common values (the rest as
@@ -15,8 +15,9 @@ training set's last contracts.DRIFT_REFERENCE_DAYS days:
 
 Comparison (`drift(...)`), per feature, on the hour's scored rows:
 - numeric: Wasserstein-1 between the two distributions, from their quantile
-  functions (the mean |Q_live(q) - Q_ref(q)| over the 101 levels, trapezoid
-  rule), divided by the reference std; PSI over the reference bins;
+  functions (the mean |Q_live(q) - Q_ref(q)| over the 100 midpoint levels:
+  the integral by the midpoint rule, without the extreme 0.5% at each end),
+  divided by the reference std; PSI over the reference bins;
 - categorical: the Jensen-Shannon distance (base 2, 0..1) of the shares; PSI
   over the same categories.
 A feature drifts when its score (W/std, or JS) exceeds
@@ -42,7 +43,11 @@ PSI_FLOOR = 1e-4
 
 
 def _levels() -> np.ndarray:
-    return np.linspace(0.0, 1.0, contracts.DRIFT_QUANTILE_LEVELS + 1)
+    """The midpoints of DRIFT_QUANTILE_LEVELS equal slices of 0..1 (0.005 ..
+    0.995 for 100): the minimum and maximum, which a heavy tail (TVL) makes
+    swing from sample to sample, are never compared."""
+    n = contracts.DRIFT_QUANTILE_LEVELS
+    return (np.arange(n) + 0.5) / n
 
 
 def _finite(values: Any) -> np.ndarray:
@@ -115,7 +120,7 @@ def reference(
         "days": contracts.DRIFT_REFERENCE_DAYS,
         "first_day": first_day,
         "last_day": last_day,
-        "quantile_levels": contracts.DRIFT_QUANTILE_LEVELS + 1,
+        "quantile_levels": contracts.DRIFT_QUANTILE_LEVELS,
         "features": features,
         "class_mix": {
             "label_down_share": label_down_share,
@@ -135,7 +140,7 @@ def wasserstein_over_std(live: Any, ref: dict) -> float | None:
     if not len(x) or not ref.get("rows"):
         return None
     gap = np.abs(np.quantile(x, _levels()) - np.asarray(ref["quantiles"], dtype=np.float64))
-    w = float((gap.sum() - (gap[0] + gap[-1]) / 2) / (len(gap) - 1))
+    w = float(gap.mean())
     std = float(ref["std"])
     if std > 0:
         return w / std
