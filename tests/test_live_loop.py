@@ -273,3 +273,29 @@ def test_refresh_refuses_a_shrunken_build_and_publishes_nothing(loop, moto_endpo
         assert published_row_count(loop["s3"], BUCKET, contracts.FEATURES_KEY) == 32
     finally:
         state_path(paths).write_text(accepted)
+
+
+def test_the_backtest_in_the_ledger_scores_what_the_monthly_backtest_scored(loop):
+    """run-all replays the monthly backtest into the ledger: prediction_outcomes
+    has its rows, and their served AUC per month is the backtest's to 1e-9."""
+    paths = loop["paths"]
+    metadata = json.loads((paths.runs / "latest" / "metadata.json").read_text())
+    months = {m["month"]: m for m in metadata["backtest"]["months"]}
+    assert months
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        by_month = con.execute(
+            "select strftime(prediction_month, '%Y-%m'), served_rows, matured_rows, roc_auc "
+            "from prediction_outcomes_by_month where source = 'backtest'"
+        ).fetchall()
+        mismatched = con.execute(
+            "select count(*) from prediction_outcomes "
+            "where binned_confidence <> served_binned_confidence"
+        ).fetchone()[0]
+    assert {m for m, *_ in by_month} == set(months)
+    for month, served, matured, auc in by_month:
+        assert served == matured == months[month]["rows"]
+        assert abs(auc - months[month]["roc_auc"]) <= 1e-9
+    assert mismatched == 0
+    # the board's track record reads the ledger's mart
+    track = (paths.data / "board" / "data" / "track.js").read_text()
+    assert '"backtest":{' in track

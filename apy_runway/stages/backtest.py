@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.foundation.runs import resolve_run
 from apy_runway.stages import ledger
@@ -146,10 +145,5 @@ def replay(
         f"of run {run_dir.name} -> {files} ledger files in {out}"
     )
     if build:
-        build_ledger_models(paths)
+        ledger.build_ledger_models(paths)
     return {"rows": len(frame), "months": len(chosen), "files": files, "out": out}
-
-
-def build_ledger_models(paths: ProjectPaths) -> None:
-    """dbt build of the ledger's models (tag ledger) and their tests."""
-    run_dbt(paths, "build", select="tag:ledger", quiet=True)

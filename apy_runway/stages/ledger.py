@@ -101,8 +101,6 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         report = sync_folder(args.source, out)
     print(report.describe())
     if not args.no_build and args.out is None:
-        from apy_runway.stages.backtest import build_ledger_models
-
         build_ledger_models(paths)
     return 0
 
@@ -233,3 +231,11 @@ def sync_folder(source: Path, out: Path) -> SyncReport:
     if source == out:
         raise UserError(f"--from {source} is the destination itself")
     return _sync(files, Path.read_bytes, out)
+
+
+def build_ledger_models(paths: ProjectPaths) -> None:
+    """dbt build of the ledger's models (tag ledger: prediction_outcomes and its
+    aggregates) and their tests."""
+    from apy_runway.foundation.dbt import run_dbt
+
+    run_dbt(paths, "build", select="tag:ledger", quiet=True)

@@ -12,7 +12,7 @@ matured as (
         source,
         prediction_month,
         p_keep,
-        is_apy_kept as label
+        is_apy_kept as kept_label
     from outcomes
     where is_matured
 ),
@@ -34,12 +34,14 @@ scored as (
         source,
         prediction_month,
         count(*) as matured_rows,
-        sum(label) as kept_rows,
-        count(*) - sum(label) as dropped_rows,
-        avg((p_keep - label) * (p_keep - label)) as brier_score,
+        sum(kept_label) as kept_rows,
+        count(*) - sum(kept_label) as dropped_rows,
+        avg((p_keep - kept_label) * (p_keep - kept_label)) as brier_score,
         sum(
             case
-                when label = 1 then value_rank + (tied_rows - 1) / 2.0 else 0
+                when kept_label = 1
+                    then value_rank + (tied_rows - 1) / 2.0
+                else 0
             end
         ) as kept_rank_sum
     from ranked
@@ -53,7 +55,7 @@ calibration_bins as (
         least(cast(floor(p_keep * 10) as integer), 9) as calibration_bin,
         count(*) as bin_rows,
         avg(p_keep) as mean_p_keep,
-        avg(label) as observed_keep_rate
+        avg(kept_label) as observed_keep_rate
     from matured
     group by source, prediction_month, calibration_bin
 ),

@@ -9,26 +9,26 @@ served as (
 final as (
     select
         -- ids
-        pool_id,
-        model_id,
+        cast(pool_id as varchar) as pool_id,
+        cast(model_id as varchar) as model_id,
         -- strings
-        source,
-        predicted_class,
-        apy_future_stat,
+        cast(source as varchar) as source,
+        cast(predicted_class as varchar) as predicted_class,
+        cast(apy_future_stat as varchar) as apy_future_stat,
         -- numerics
-        p_keep,
-        binned_confidence as served_binned_confidence,
-        cutpoint_low,
-        cutpoint_high,
-        horizon_days,
-        apy_drop_threshold,
-        min_future_coverage,
+        cast(p_keep as double) as p_keep,
+        cast(binned_confidence as integer) as served_binned_confidence,
+        cast(cutpoint_low as double) as cutpoint_low,
+        cast(cutpoint_high as double) as cutpoint_high,
+        cast(horizon_days as integer) as horizon_days,
+        cast(apy_drop_threshold as double) as apy_drop_threshold,
+        cast(min_future_coverage as double) as min_future_coverage,
         -- booleans
-        dead_pool_is_dropped,
+        cast(dead_pool_is_dropped as boolean) as dead_pool_is_dropped,
         -- dates
-        feature_date,
+        cast(feature_date as date) as feature_date,
         -- timestamps (as served: text in UTC)
-        hour as scored_hour,
+        cast(hour as varchar) as scored_hour,
         reasons
     from served
 )
