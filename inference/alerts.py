@@ -9,7 +9,9 @@ state (ok -> degraded, degraded -> ok "recovered"). Standard library only.
   first run (no previous state) announces only a degraded start.
 - `message(...)` / `post(...)`: the body is JSON both Discord (`content`) and
   Slack (`text`) accept; a failed post is returned as an error string for the
-  caller to log, never raised: an alert must not fail the scoring run.
+  caller to log, never raised: an alert must not fail the scoring run. A
+  redirect is never followed (the URL rule holds for the URL checked at
+  start-up only: an https webhook must not be bounced to http or elsewhere).
 """
 
 from __future__ import annotations
@@ -98,6 +100,18 @@ def message(change: str, health: dict, event_time: str, model_id: str) -> dict:
     return {"content": text, "text": text}
 
 
+class RedirectRefused(urllib.error.HTTPError):
+    """A 3xx answer: the webhook is posted to its checked URL or nowhere."""
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise RedirectRefused(req.full_url, code, f"redirect to {newurl} refused", headers, fp)
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
 def post(url: str, body: dict, timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> str | None:
     """POST the body as JSON; None on a 2xx, else what went wrong (never raises)."""
     request = urllib.request.Request(
@@ -107,10 +121,12 @@ def post(url: str, body: dict, timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> str 
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             if 200 <= response.status < 300:
                 return None
             return f"HTTP {response.status}"
+    except RedirectRefused as error:
+        return f"HTTP {error.code} {error.reason}"
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code}"
     except (urllib.error.URLError, OSError, ValueError) as error:

@@ -256,11 +256,18 @@ LEDGER_PREFIX = "ledger/"
 MONITORING_FORMAT = "apy-runway/monitoring/v1"
 LEDGER_FORMAT = "apy-runway/ledger/v1"
 # The drift reference stored in the portable spec (`monitoring` block): the
-# training set's last DRIFT_REFERENCE_DAYS days; numeric quantiles at the
+# model's inputs over the newest DRIFT_REFERENCE_DAYS feature days (dbt's
+# var drift_reference_days, held equal by tests/test_contracts.py); numeric quantiles at the
 # DRIFT_QUANTILE_LEVELS midpoints of equal slices (0.005, ..., 0.995), PSI over
 # the reference's deciles, categorical shares of the DRIFT_MAX_CATEGORIES most
 # common values (the rest pooled as DRIFT_OTHER_CATEGORY).
 DRIFT_REFERENCE_DAYS = 30
+# Which rows the reference describes: the featurized pool-days of the newest
+# DRIFT_REFERENCE_DAYS feature days (the dbt mart drift_reference_features,
+# the default), or, when training is given a training set alone, its newest
+# labelled days (a label horizon older than the newest features).
+DRIFT_SOURCE_FEATURES = "drift_reference_features"
+DRIFT_SOURCE_TRAINING_SET = "training_set"
 DRIFT_QUANTILE_LEVELS = 100
 DRIFT_PSI_BINS = 10
 DRIFT_MAX_CATEGORIES = 50
@@ -273,6 +280,14 @@ DRIFT_THRESHOLD = 0.1
 # important features drifts, or more than DRIFT_MAX_DRIFTED_SHARE of all do.
 DRIFT_IMPORTANT_FEATURES = 10
 DRIFT_MAX_DRIFTED_SHARE = 0.25
+# Features that grow by one a day by construction (a pool's age, its count of
+# observed days): a 30-day reference's rows are on average 15 days younger
+# than the scored day's, and every day after training adds one, so against a
+# spread of ages (std ~84 days on the default data) they cross the threshold
+# on the day of training (W/std 0.22) and never come back. Their drift is
+# computed and reported, never counted by the health rule (neither as an
+# important feature nor in the share).
+DRIFT_CALENDAR_FEATURES = ("pool_age_days", "observed_day_count")
 # Ledger partitions and keys: one file per scoring hour; backtest rows are
 # stored per feature day, their hour the next midnight (when the service would
 # have scored that day's features).

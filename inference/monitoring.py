@@ -4,7 +4,8 @@ Lambda ships numpy alone), so training (models_py/export.py writes the
 reference into the portable spec) and serving compute with the same code.
 
 Reference (`reference(...)`, the spec's `monitoring.reference`), from the
-training set's last contracts.DRIFT_REFERENCE_DAYS days:
+model's inputs over the newest contracts.DRIFT_REFERENCE_DAYS feature days at
+training (the dbt mart drift_reference_features; `source` names the rows):
 - numeric features: quantiles at 100 levels (0.005, 0.015, .., 0.995), the std, the
   missing share, and PSI bins (the interior deciles, de-duplicated) with the
   reference's share in each;
@@ -23,7 +24,9 @@ Comparison (`drift(...)`), per feature, on the hour's scored rows:
 A feature drifts when its score (W/std, or JS) exceeds
 contracts.DRIFT_THRESHOLD. `drift_verdict` applies the health rule: degraded
 when one of the DRIFT_IMPORTANT_FEATURES most important features drifts, or
-more than DRIFT_MAX_DRIFTED_SHARE of all features do.
+more than DRIFT_MAX_DRIFTED_SHARE of all features do; the features that grow
+with the calendar by construction (contracts.DRIFT_CALENDAR_FEATURES) are
+reported with `counted: false` and left out of the rule.
 """
 
 from __future__ import annotations
@@ -112,12 +115,15 @@ def reference(
     predicted_down_share: float | None,
     first_day: str,
     last_day: str,
+    source: str = contracts.DRIFT_SOURCE_FEATURES,
 ) -> dict:
-    """The drift reference of a model: per feature, and the class mix."""
+    """The drift reference of a model: per feature, and the class mix;
+    `source` names the rows it describes (contracts.DRIFT_SOURCE_*)."""
     features = {name: numeric_reference(v) for name, v in numeric.items()}
     features |= {name: categorical_reference(v) for name, v in categorical.items()}
     return {
         "days": contracts.DRIFT_REFERENCE_DAYS,
+        "source": source,
         "first_day": first_day,
         "last_day": last_day,
         "quantile_levels": contracts.DRIFT_QUANTILE_LEVELS,
@@ -202,6 +208,7 @@ def feature_drift(name: str, live: Any, ref: dict) -> dict:
             "psi": psi(shares, expected) if len(keys) else None,
         }
     entry["drifted"] = score is not None and score > contracts.DRIFT_THRESHOLD
+    entry["counted"] = name not in contracts.DRIFT_CALENDAR_FEATURES
     if entry["score"] is not None and not math.isfinite(entry["score"]):
         entry["score"] = None  # JSON has no infinity; `drifted` says it
     return entry
@@ -222,13 +229,18 @@ def drift(
 
 
 def important_features(importance: dict | None, top: int = contracts.DRIFT_IMPORTANT_FEATURES):
-    """The `top` most important features by the stored importance (ties by name)."""
+    """The `top` most important features by the stored importance (ties by
+    name), of those the health rule counts (not the calendar features)."""
     values = (importance or {}).get("values") or {}
-    return sorted(values, key=lambda f: (-values[f], f))[:top]
+    counted = [f for f in values if f not in contracts.DRIFT_CALENDAR_FEATURES]
+    return sorted(counted, key=lambda f: (-values[f], f))[:top]
 
 
 def drift_verdict(entries: list[dict], important: Sequence[str]) -> tuple[list[str], dict]:
-    """(reasons, details) of the health rule over the per-feature entries."""
+    """(reasons, details) of the health rule over the per-feature entries;
+    the calendar features (contracts.DRIFT_CALENDAR_FEATURES) are left out
+    of both the drifted features and the share's denominator."""
+    entries = [e for e in entries if e["feature"] not in contracts.DRIFT_CALENDAR_FEATURES]
     drifted = [e["feature"] for e in entries if e["drifted"]]
     important_drifted = [f for f in important if f in drifted]
     share = len(drifted) / len(entries) if entries else 0.0

@@ -24,9 +24,11 @@ from apy_runway.foundation.runs import point_link
 from inference import artefact, contracts, monitoring
 from models_py import config, evaluate, export, report
 from models_py.calibration import expected_calibration_error
+from models_py.data import to_matrix
 from models_py.pipelines import strip_training_only_state
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
     from models_py.training import Settings, TrainingResult
@@ -244,14 +246,38 @@ def _dates(values: np.ndarray) -> tuple[str, str]:
     return str(values.min()), str(values.max())
 
 
-def drift_reference(data: Any, rows: np.ndarray, recipe: Any, model: Any, X: np.ndarray) -> dict:
-    """The drift reference of the shipped model (inference.monitoring): its
-    training rows of the last contracts.DRIFT_REFERENCE_DAYS days (of the
-    newest training day), with the label's and the model's Down share."""
+def drift_reference(
+    data: Any,
+    rows: np.ndarray,
+    recipe: Any,
+    model: Any,
+    X: np.ndarray,
+    reference_features: pd.DataFrame | None = None,
+) -> dict:
+    """The drift reference of the shipped model (inference.monitoring).
+
+    Its features come from `reference_features` (models_py.data.
+    load_reference_features: the eligible featurized rows of the newest
+    contracts.DRIFT_REFERENCE_DAYS feature days, no labels needed), with the
+    model's predicted Down share on them. Without it (a training set given
+    alone, as the synthetic tests do) they come from the shipped fit's
+    training rows of its newest DRIFT_REFERENCE_DAYS days, a label horizon
+    older than the newest features: `source` says which. The label's Down
+    share is always that of the newest labelled training days (labels exist
+    only there)."""
     dates = data.dates[rows]
     last = dates.max()
-    recent = rows[dates > last - np.timedelta64(contracts.DRIFT_REFERENCE_DAYS, "D")]
-    frame = data.frame.iloc[recent]
+    labelled = rows[dates > last - np.timedelta64(contracts.DRIFT_REFERENCE_DAYS, "D")]
+    if reference_features is not None:
+        frame = reference_features
+        matrix = to_matrix(frame, recipe.features, list(recipe.categorical))
+        days = frame["snapshot_date"].to_numpy(dtype="datetime64[D]")
+        source = contracts.DRIFT_SOURCE_FEATURES
+    else:
+        frame = data.frame.iloc[labelled]
+        matrix = X[labelled]
+        days = data.dates[labelled]
+        source = contracts.DRIFT_SOURCE_TRAINING_SET
     numeric = {
         name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in recipe.numeric
     }
@@ -259,14 +285,15 @@ def drift_reference(data: Any, rows: np.ndarray, recipe: Any, model: Any, X: np.
         name: [None if v is None or v != v else str(v) for v in frame[name].tolist()]
         for name in recipe.categorical
     }
-    p_keep = model.predict_proba(X[recent])[:, 1]
+    p_keep = model.predict_proba(matrix)[:, 1]
     return monitoring.reference(
         numeric,
         categorical,
-        label_down_share=float(1 - data.y[recent].mean()),
+        label_down_share=float(1 - data.y[labelled].mean()),
         predicted_down_share=float(np.mean(contracts.predicted_class_is_down(p_keep))),
-        first_day=str(data.dates[recent].min()),
-        last_day=str(last),
+        first_day=str(days.min()),
+        last_day=str(days.max()),
+        source=source,
     )
 
 
@@ -277,6 +304,7 @@ def write_run(
     settings: Settings,
     with_report: bool = True,
     signing_key: str | None = None,
+    reference_features: pd.DataFrame | None = None,
 ) -> dict:
     """Save the shipped model (model.joblib and the portable model, signed with
     `signing_key` when given) + metadata (+ report): the evaluated fit's test
@@ -328,7 +356,7 @@ def write_run(
         "confidence_cutpoints": [float(c) for c in cutpoints],
         "library_versions": versions,
     }
-    reference = drift_reference(data, shipped_rows, recipe, shipped, X)
+    reference = drift_reference(data, shipped_rows, recipe, shipped, X, reference_features)
     portable = save_portable(shipped, run_dir, facts, X[test], signing_key, reference)
     metadata = {
         "model_id": run_id,

@@ -218,3 +218,10 @@ def test_serverless_yml_lets_the_scorer_write_the_monitoring_and_ledger_prefixes
     environment = serverless["provider"]["environment"]
     assert environment["APY_RUNWAY_MONITORING_PREFIX"] == "${self:custom.monitoringPrefix}"
     assert environment["APY_RUNWAY_LEDGER_PREFIX"] == "${self:custom.ledgerPrefix}"
+
+
+def test_the_dbt_drift_reference_window_is_the_contracts():
+    """drift_reference_features exports the newest var drift_reference_days
+    days; training keeps the newest contracts.DRIFT_REFERENCE_DAYS of them."""
+    project = yaml.safe_load((REPO / "dbt_project/dbt_project.yml").read_text())
+    assert project["vars"]["drift_reference_days"] == contracts.DRIFT_REFERENCE_DAYS

@@ -46,10 +46,10 @@ SERVING_MODELS = {
     "int_pool_days_featurized",
     "latest_features",
 }
-TRAINING_ONLY_MODELS = {"int_pool_days_labeled", "training_set"}
+TRAINING_ONLY_MODELS = {"int_pool_days_labeled", "training_set", "drift_reference_features"}
 EXPOSURES = {
     "hourly_scorer": ("application", "latest_features"),
-    "model_training": ("ml", "training_set"),
+    "model_training": ("ml", "drift_reference_features", "training_set"),
     "runway_board": (
         "dashboard",
         "int_pool_snapshots_downsampled_to_daily",
@@ -195,6 +195,9 @@ def test_the_serving_selector_builds_only_the_scorers_path(home, checks):
         home["run_results"]["training"], "test"
     )
     assert "test_training_set_rows_match_labels" in node_names(
+        home["run_results"]["training"], "test"
+    )
+    assert "test_drift_reference_features_not_empty" in node_names(
         home["run_results"]["training"], "test"
     )
 

@@ -34,7 +34,7 @@ POOLS = 400
 class Hook:
     """A webhook receiver on 127.0.0.1 (a real HTTP server), answering `status`."""
 
-    def __init__(self, status: int = 204) -> None:
+    def __init__(self, status: int = 204, location: str | None = None) -> None:
         self.messages: list[dict] = []
         hook = self
 
@@ -43,6 +43,8 @@ class Hook:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 hook.messages.append(json.loads(body))
                 self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
                 self.end_headers()
 
             def log_message(self, *args) -> None:
@@ -179,6 +181,16 @@ def test_a_failing_webhook_is_logged_and_never_fails_the_run(
     assert "webhook_failed" in caplog.text
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_webhook_that_redirects_is_not_followed(status):
+    """An https webhook must not be bounced to another URL (http, or anywhere
+    the rule was not checked on): every redirect is refused and reported."""
+    with Hook() as elsewhere, Hook(status=status, location=elsewhere.url) as hook:
+        error = alerts.post(hook.url, {"content": "x", "text": "x"})
+    assert len(hook.messages) == 1 and elsewhere.messages == []
+    assert error == f"HTTP {status} redirect to {elsewhere.url} refused"
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -246,6 +258,32 @@ def test_the_rule_degrades_on_widespread_drift_without_an_important_feature():
     reasons, details = monitoring.drift_verdict(entries, ["f9"])
     assert reasons == [monitoring.WIDESPREAD_DRIFT] and details["drifted_share"] == 0.3
     assert monitoring.drift_verdict(entries[:1] + entries[3:], ["f9"])[0] == []
+
+
+def test_features_that_grow_with_the_calendar_are_reported_but_never_counted():
+    """A reference window's ages are ~15 days younger than the scored day's:
+    pool_age_days and observed_day_count drift by construction; the rule
+    leaves them out of the important features, the drifted ones and the share."""
+    rng = np.random.default_rng(1)
+    ages = rng.uniform(30, 330, 3000)
+    reference = monitoring.numeric_reference(np.concatenate([ages - d for d in range(30)]))
+    calendar = [
+        monitoring.feature_drift(name, ages, reference)
+        for name in contracts.DRIFT_CALENDAR_FEATURES
+    ]
+    assert all(e["drifted"] and not e["counted"] for e in calendar)
+    other = [{"feature": f"f{i}", "drifted": False} for i in range(4)]
+    importance = {"values": {"pool_age_days": 9.0, "observed_day_count": 8.0, "f0": 1.0}}
+    important = monitoring.important_features(importance)
+    assert important == ["f0"]
+    reasons, details = monitoring.drift_verdict(calendar + other, important)
+    assert reasons == [] and details["drifted_features"] == [] and details["drifted_share"] == 0
+    # the same scores under another name count
+    renamed = [{**e, "feature": f"x{i}"} for i, e in enumerate(calendar)]
+    assert monitoring.drift_verdict(renamed + other, ["x0"])[0] == [
+        monitoring.IMPORTANT_FEATURE_DRIFT,
+        monitoring.WIDESPREAD_DRIFT,
+    ]
 
 
 # --------------------------------------------------------------------------- ledger
