@@ -4,8 +4,9 @@
 -- newest feature day. No labels: the drift reference describes what the
 -- scorer will be fed, and the labelled training set ends a label horizon
 -- before the newest features, so its last days are a month stale by
--- construction. Exported to <data dir>/exports/drift_reference_features.parquet;
--- `apy-runway train` builds the drift reference of the portable spec from it.
+-- construction. Exported to
+-- <data dir>/exports/drift_reference_features.parquet; `apy-runway train`
+-- builds the drift reference of the portable spec from it.
 -- A table rebuilt whole on every training build.
 
 {{ config(post_hook="{{ export_to_parquet('drift_reference_features') }}") }}
