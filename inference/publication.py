@@ -437,7 +437,7 @@ def _monitor(
         "event_time": event_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "feature_date_max": feature_date_max,
         "features_age_hours": feature_age_hours(feature_date_max, event_time),
-        "reference": {k: reference.get(k) for k in ("days", "first_day", "last_day")},
+        "reference": {k: reference.get(k) for k in ("days", "source", "first_day", "last_day")},
         "thresholds": {
             "drift": contracts.DRIFT_THRESHOLD,
             "important_features": contracts.DRIFT_IMPORTANT_FEATURES,
