@@ -62,7 +62,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--training-set",
         type=Path,
         default=None,
-        help="training set parquet (default: data/exports/training_set.parquet)",
+        help="training set parquet (default: data/exports/training_set.parquet); the drift "
+        "reference is read from drift_reference_features.parquet beside it (without it: the "
+        "newest labelled days)",
     )
     parser.add_argument(
         "--feature-columns",

@@ -2,14 +2,15 @@
 days, hourly): `run-all`, then `collect` twice against a DefiLlama-format
 server on 127.0.0.1 (the two hours after the generated data, given by its
 `Date` headers; the generated pools plus two new ones with /chart history),
-then `refresh` (ingest, incremental build, publish to a local S3) and the
-scoring Lambda on the features key's S3 ObjectCreated event. The hourly
+then `refresh --board` (ingest, incremental build, publish to a local S3,
+the runway board drawn again) and the scoring Lambda on the features key's S3 ObjectCreated event. The hourly
 predictions carry a known pool's APY of the newest hour.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, timedelta
 
 import boto3
@@ -133,7 +134,11 @@ def loop(tmp_path_factory, moto_endpoint):
         assert cli_main(collect) == 0
         assert cli_main(collect) == 0
         requests = dict(server.requests)
-    refresh_code = cli_main([*cli, "refresh", "--bucket", BUCKET, "--endpoint-url", moto_endpoint])
+    # run-all drew the board; the refresh draws it again (--board)
+    shutil.rmtree(paths.data / "board")
+    refresh_code = cli_main(
+        [*cli, "refresh", "--bucket", BUCKET, "--endpoint-url", moto_endpoint, "--board"]
+    )
     with pytest.MonkeyPatch.context() as env:
         for name, value in {
             "AWS_ENDPOINT_URL": moto_endpoint,
@@ -299,6 +304,6 @@ def test_the_backtest_in_the_ledger_scores_what_the_monthly_backtest_scored(loop
         assert served == matured == months[month]["rows"]
         assert abs(auc - months[month]["roc_auc"]) <= 1e-9
     assert mismatched == 0
-    # the board's track record reads the ledger's mart
+    # the board `refresh --board` drew: its track record reads the ledger's mart
     track = (paths.data / "board" / "data" / "track.js").read_text()
     assert '"backtest":{' in track
