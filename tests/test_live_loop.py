@@ -3,8 +3,9 @@ days, hourly): `run-all`, then `collect` twice against a DefiLlama-format
 server on 127.0.0.1 (the two hours after the generated data, given by its
 `Date` headers; the generated pools plus two new ones with /chart history),
 then `refresh --board` (ingest, incremental build, publish to a local S3,
-the runway board drawn again) and the scoring Lambda on the features key's S3 ObjectCreated event. The hourly
-predictions carry a known pool's APY of the newest hour.
+the runway board drawn again) and the scoring Lambda on the features key's
+S3 ObjectCreated event. The hourly predictions carry a known pool's APY of
+the newest hour.
 """
 
 from __future__ import annotations
