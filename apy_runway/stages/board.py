@@ -391,7 +391,7 @@ def read_health(predictions: dict | None, monitoring: Path) -> tuple[dict | None
         raise UserError(f"{newest[-1]}: expected a JSON object, got {type(document).__name__}")
     block = document.get("health")
     if not isinstance(block, dict):
-        return document, newest[-1].name
+        return document, f"monitoring document {newest[-1].name}"
     shown = {
         **block,
         **{
