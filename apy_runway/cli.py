@@ -98,6 +98,18 @@ def _board() -> ModuleType:
     return board
 
 
+def _ledger() -> ModuleType:
+    from apy_runway.stages import ledger
+
+    return ledger
+
+
+def _backtest() -> ModuleType:
+    from apy_runway.stages import backtest
+
+    return backtest
+
+
 def _run_all() -> ModuleType:
     from apy_runway import run_all
 
@@ -118,6 +130,8 @@ COMMANDS: dict[str, Callable[[], ModuleType]] = {
     "score": _score,
     "refresh": _refresh,
     "check-leakage": _check_leakage,
+    "ledger": _ledger,
+    "backtest": _backtest,
     "board": _board,
     "run-all": _run_all,
 }

@@ -1,9 +1,11 @@
 """`apy-runway run-all`: the whole pipeline on the embedded default data.
 
 generate -> ingest (a new raw store: --replace) -> build (dbt, in full) ->
-train -> score (local S3 + the Lambda's hourly core) -> board (the static
-runway board; its path is printed last). Each step calls the same function as
-its own subcommand.
+train -> score (local S3 + the Lambda's hourly core; its ledger file and
+health document land in data/) -> backtest (the monthly backtest replayed
+into the ledger, prediction_outcomes rebuilt) -> board (the static runway
+board with the ledger's track record; its path is printed last). Each step
+calls the same function as its own subcommand.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from apy_runway.foundation.console import log
 from apy_runway.foundation.paths import ProjectPaths
 
 COMMAND = "run-all"
-HELP = "generate -> ingest -> build -> train -> score -> board, on the embedded generated data"
+HELP = (
+    "generate -> ingest -> build -> train -> score -> backtest -> board, "
+    "on the embedded generated data"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,10 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    from apy_runway.stages import board, build, generate, ingest, score
+    from apy_runway.stages import backtest, board, build, generate, ingest, score
     from models_py import train
 
-    steps = ["ingest", "build", "train"] + ([] if args.skip_score else ["score"])
+    steps = ["ingest", "build", "train"] + ([] if args.skip_score else ["score", "backtest"])
     if not (args.skip_score or args.skip_board):
         steps.append("board")
     if not args.input:
@@ -71,6 +76,8 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if not args.skip_score:
         step("score")
         print(score.render_report(score.score_locally(paths), top=10))
+        step("backtest")
+        backtest.replay(paths)
     if "board" in steps:
         step("board")
         built = board.build_board(paths)

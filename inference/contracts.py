@@ -266,6 +266,63 @@ def latest_predictions_key(prefix: str) -> str:
     return f"{prefix}{LATEST_PREDICTIONS_NAME}"
 
 
+# --------------------------------------------------------------------------- monitoring
+
+# Where the hourly run writes its health (one document per hour) and every
+# served prediction (gzip NDJSON, one file per hour, overwritten on retry).
+MONITORING_PREFIX = "monitoring/"
+LEDGER_PREFIX = "ledger/"
+MONITORING_FORMAT = "apy-runway/monitoring/v1"
+LEDGER_FORMAT = "apy-runway/ledger/v1"
+# The drift reference stored in the portable spec (`monitoring` block): the
+# model's inputs over the newest DRIFT_REFERENCE_DAYS feature days (dbt's
+# var drift_reference_days, held equal by tests/test_contracts.py); numeric quantiles at the
+# DRIFT_QUANTILE_LEVELS midpoints of equal slices (0.005, ..., 0.995), PSI over
+# the reference's deciles, categorical shares of the DRIFT_MAX_CATEGORIES most
+# common values (the rest pooled as DRIFT_OTHER_CATEGORY).
+DRIFT_REFERENCE_DAYS = 30
+# Which rows the reference describes: the featurized pool-days of the newest
+# DRIFT_REFERENCE_DAYS feature days (the dbt mart drift_reference_features,
+# the default), or, when training is given a training set alone, its newest
+# labelled days (a label horizon older than the newest features).
+DRIFT_SOURCE_FEATURES = "drift_reference_features"
+DRIFT_SOURCE_TRAINING_SET = "training_set"
+DRIFT_QUANTILE_LEVELS = 100
+DRIFT_PSI_BINS = 10
+DRIFT_MAX_CATEGORIES = 50
+DRIFT_OTHER_CATEGORY = "__other__"
+DRIFT_MISSING_CATEGORY = "__missing__"
+# A numeric feature drifts when Wasserstein-1 / reference std > this; a
+# categorical one when the Jensen-Shannon distance (base 2) > this.
+DRIFT_THRESHOLD = 0.1
+# Health is degraded when one of the model's DRIFT_IMPORTANT_FEATURES most
+# important features drifts, or more than DRIFT_MAX_DRIFTED_SHARE of all do.
+DRIFT_IMPORTANT_FEATURES = 10
+DRIFT_MAX_DRIFTED_SHARE = 0.25
+# Features that grow by one a day by construction (a pool's age, its count of
+# observed days): a 30-day reference's rows are on average 15 days younger
+# than the scored day's, and every day after training adds one, so against a
+# spread of ages (std ~84 days on the default data) they cross the threshold
+# on the day of training (W/std 0.22) and never come back. Their drift is
+# computed and reported, never counted by the health rule (neither as an
+# important feature nor in the share).
+DRIFT_CALENDAR_FEATURES = ("pool_age_days", "observed_day_count")
+# Ledger partitions and keys: one file per scoring hour; backtest rows are
+# stored per feature day, their hour the next midnight (when the service would
+# have scored that day's features).
+LEDGER_SOURCES = ("live", "backtest")
+
+
+def monitoring_key(prefix: str, hour: Any) -> str:
+    return f"{prefix}{hour:%Y-%m-%dT%H}Z.json"
+
+
+def ledger_key(prefix: str, hour: Any, source: str = "live") -> str:
+    """ledger/date=YYYY-MM-DD/<hour>Z.json.gz (a backtest file: <hour>Z.backtest.json.gz)."""
+    tail = "" if source == "live" else f".{source}"
+    return f"{prefix}date={hour:%Y-%m-%d}/{hour:%Y-%m-%dT%H}Z{tail}.json.gz"
+
+
 # --------------------------------------------------------------------------- request limits
 
 # API Gateway caps a request body at 6 MB: ~3,500 rows of DefiLlama's six

@@ -54,6 +54,7 @@ _clients: dict[tuple[str, str | None], Any] = {}
 _session: list[Any] = []  # one botocore session per process
 _models: dict[tuple, service.LoadedModel] = {}
 _latest_cache: dict[tuple[str | None, str, str], tuple[str, dict]] = {}
+_webhooks: dict[tuple, str | None] = {}
 
 # Server-side faults: the model or the published predictions cannot be read or
 # do not verify, a setting is wrong, S3 fails. The caller gets 503
@@ -128,6 +129,16 @@ def get_model(settings: Settings) -> service.LoadedModel:
             signature_checked=loaded.signed,
         )
     return loaded
+
+
+def get_webhook(settings: Settings) -> str | None:
+    """The health-alert webhook URL, read (from SSM when configured so) and
+    checked once per container: a bad URL fails the start-up (ConfigError)."""
+    key = (settings.endpoint_url, settings.webhook_url_parameter, settings.webhook_url)
+    if key not in _webhooks:
+        ssm = _client("ssm", settings) if settings.webhook_url_parameter else None
+        _webhooks[key] = service.webhook_url(settings, ssm)
+    return _webhooks[key]
 
 
 def _latest_predictions(settings: Settings) -> dict:
@@ -326,9 +337,12 @@ def scheduled(event: dict, context: Any = None) -> dict:
         if objects and (settings.bucket, settings.features_key) not in objects:
             log_event(logging.WARNING, "ignored_s3_event", request_id=request_id, objects=objects)
             return {"ignored": objects}
+        webhook = get_webhook(settings)
         loaded = get_model(settings)
         try:
-            summary, result = service.score_hour(settings, s3(settings), loaded, event_time)
+            summary, result = service.score_hour(
+                settings, s3(settings), loaded, event_time, webhook
+            )
         except service.FeaturesRefused as refused:
             # not transient: a retry would refuse again; nothing is written
             log_event(logging.ERROR, "features_refused", request_id=request_id, reason=str(refused))

@@ -8,14 +8,15 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 
-from inference import contracts, reasons
+from inference import contracts, monitoring, reasons
 from inference.features import FeatureContractError, FeatureTable
-from inference.health import feature_age_hours, health
+from inference.health import STATUS_DEGRADED, feature_age_hours, health
 from inference.portable import PortableModel
 from inference.scoring import (
     eligibility_codes,
@@ -128,6 +129,25 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class ScoredHour:
+    """One hour's outputs: the predictions document, the ledger rows (one per
+    served prediction, p_keep unrounded) and the monitoring document (None
+    when the model's spec carries no drift reference)."""
+
+    document: dict[str, Any]
+    ledger: list[dict[str, Any]]
+    monitoring: dict[str, Any] | None
+
+
+def score_hour_published(
+    model: PortableModel, table: FeatureTable, event_time: datetime, stale_after_hours: float
+) -> ScoredHour:
+    """score_published, with the hour's ledger rows and monitoring document."""
+    with _without_cyclic_gc():
+        return _score_published(model, table, event_time, stale_after_hours)
+
+
 def score_published(
     model: PortableModel, table: FeatureTable, event_time: datetime, stale_after_hours: float
 ) -> dict[str, Any]:
@@ -139,13 +159,12 @@ def score_published(
     `stale_after_hours` at the event time, counting a feature date as the end
     of its day) are scored but flagged.
     """
-    with _without_cyclic_gc():
-        return _score_published(model, table, event_time, stale_after_hours)
+    return score_hour_published(model, table, event_time, stale_after_hours).document
 
 
 def _score_published(
     model: PortableModel, table: FeatureTable, event_time: datetime, stale_after_hours: float
-) -> dict[str, Any]:
+) -> ScoredHour:
     spec = model.spec
     unused = check_feature_columns(table, model)
     n_rows = table.row_count
@@ -180,6 +199,7 @@ def _score_published(
     # per-pool output columns: None / "not scored" unless the pool was scored
     status = np.full(n_rows, STATUS_NOT_SCORED, dtype=object)
     shown = [np.full(n_rows, None, dtype=object) for _ in range(6)]
+    raw_keep = np.zeros(0)
     if len(scored):
         scores = score_inputs(
             model,
@@ -188,6 +208,7 @@ def _score_published(
             explain=True,
         )
         proba = scores.proba
+        raw_keep = np.asarray(proba[:, 1], dtype=np.float64)
         status[scored] = STATUS_SCORED
         rounded = np.round(proba, 6)
 
@@ -298,7 +319,32 @@ def _score_published(
 
     dates = [d for d in feature_dates if d]
     feature_date_max = max(dates) if dates else None
-    return {
+    run_health = health(feature_date_max, event_time, stale_after_hours)
+    watched = None
+    if isinstance(model.document.get("monitoring"), dict):
+        watched = _monitor(model, table, numeric, scored, raw_keep, event_time, feature_date_max)
+        watched["counts"] = {
+            "pools": n_rows,
+            "scored": len(scored),
+            "not_scored": n_rows - len(scored),
+            "inactive": sum(days is not None for days in silent_days),
+            "unseen_category": int(unseen.sum()),
+            "stale": sum(stale_flags),
+        }
+        watched["shares"] = {
+            key: (watched["counts"][key] / n_rows if n_rows else None)
+            for key in ("scored", "not_scored", "inactive", "unseen_category", "stale")
+        }
+        drift_reasons, details = monitoring.drift_verdict(
+            watched["drift"], watched["important_features"]
+        )
+        run_health = {
+            "status": STATUS_DEGRADED if run_health["reasons"] or drift_reasons else "ok",
+            "reasons": [*run_health["reasons"], *drift_reasons],
+            **details,
+        }
+        watched["health"] = run_health
+    document = {
         "schema_version": contracts.PREDICTIONS_SCHEMA_VERSION,
         "format": contracts.PREDICTIONS_FORMAT,
         "model_id": model_id,
@@ -307,7 +353,7 @@ def _score_published(
         "label": dict(spec.label),
         "stale_after_hours": stale_after_hours,
         "inactive_after_days": contracts.POOL_INACTIVE_AFTER_DAYS,
-        "health": health(feature_date_max, event_time, stale_after_hours),
+        "health": run_health,
         "unused_published_features": unused,
         "explanation": model.explanation(),
         "counts": {
@@ -319,6 +365,94 @@ def _score_published(
             "unseen_category": int(unseen.sum()),
         },
         "predictions": predictions,
+    }
+    ledger = ledger_rows(model, table, scored, raw_keep, predictions, scored_at)
+    return ScoredHour(document, ledger, watched)
+
+
+def ledger_rows(
+    model: PortableModel,
+    table: FeatureTable,
+    scored: np.ndarray,
+    p_keep: np.ndarray,
+    predictions: list[dict],
+    hour: str,
+    source: str = "live",
+) -> list[dict]:
+    """One ledger row per served prediction: p_keep as float64 (not the
+    rounded one), the class and bin by the contracts' rules, the cut-points
+    and the label settings the prediction answers, the reasons' texts."""
+    spec = model.spec
+    label = {k: spec.label.get(k) for k in contracts.LABEL_SETTING_COLUMNS}
+    low, high = spec.cutpoints
+    rows = []
+    for row, keep in zip(scored.tolist(), p_keep.tolist(), strict=True):
+        record = predictions[row]
+        rows.append(
+            {
+                "source": source,
+                "pool_id": record["pool_id"],
+                "hour": hour,
+                "model_id": spec.model_id,
+                "feature_date": record["feature_date"],
+                "p_keep": keep,
+                "predicted_class": record["predicted_class"],
+                "binned_confidence": record["binned_confidence"],
+                "cutpoint_low": low,
+                "cutpoint_high": high,
+                **label,
+                "reasons": [r["text"] for r in record["reasons"] or []],
+            }
+        )
+    return rows
+
+
+def _monitor(
+    model: PortableModel,
+    table: FeatureTable,
+    numeric: np.ndarray,
+    scored: np.ndarray,
+    p_keep: np.ndarray,
+    event_time: datetime,
+    feature_date_max: str | None,
+) -> dict[str, Any]:
+    """The hour's monitoring document (without counts and health)."""
+    block = model.document["monitoring"]
+    reference = block["reference"]
+    live_numeric = {name: numeric[scored, j] for j, name in enumerate(model.numeric_features)}
+    live_categorical = {}
+    for name in model.spec.categorical_features:
+        texts = table.text_column(name)
+        live_categorical[name] = [texts[i] for i in scored.tolist()]
+    entries = monitoring.drift(reference, live_numeric, live_categorical)
+    importance = block.get("importance") or {}
+    values = importance.get("values") or {}
+    for entry in entries:
+        entry["importance"] = values.get(entry["feature"])
+    mix = reference.get("class_mix") or {}
+    return {
+        "schema_version": 1,
+        "format": contracts.MONITORING_FORMAT,
+        "model_id": model.spec.model_id,
+        "event_time": event_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "feature_date_max": feature_date_max,
+        "features_age_hours": feature_age_hours(feature_date_max, event_time),
+        "reference": {k: reference.get(k) for k in ("days", "source", "first_day", "last_day")},
+        "thresholds": {
+            "drift": contracts.DRIFT_THRESHOLD,
+            "important_features": contracts.DRIFT_IMPORTANT_FEATURES,
+            "max_drifted_share": contracts.DRIFT_MAX_DRIFTED_SHARE,
+        },
+        "importance_method": importance.get("method"),
+        "important_features": monitoring.important_features(importance),
+        "class_mix": {
+            "predicted_down_share": (
+                float(np.mean(contracts.predicted_class_is_down(p_keep))) if len(p_keep) else None
+            ),
+            "reference_predicted_down_share": mix.get("predicted_down_share"),
+            "reference_label_down_share": mix.get("label_down_share"),
+        },
+        "drift": entries,
     }
 
 

@@ -5,7 +5,9 @@ score` call the same code.
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,13 +16,17 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from inference import artefact, contracts, features, portable
+from inference import alerts, artefact, contracts, features, portable
 from inference.artefact import ModelIntegrityError, ModelSpec
 from inference.health import shrink_refusal
-from inference.publication import score_published
-from inference.settings import Settings
+from inference.publication import score_hour_published
+from inference.settings import ConfigError, Settings
 from inference.validation import InputError
 
+logger = logging.getLogger("apy_runway.inference")
+# latest.json's object metadata: the health status it holds, so the next run
+# reads the state it replaces from the same HEAD that gives the ETag
+HEALTH_METADATA = "health"
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
 # S3's answer to a GET or HEAD of a key the caller may not read, and of a MISSING
 # key when the caller may not list the bucket (s3:ListBucket); a HEAD has no body,
@@ -230,6 +236,8 @@ class LatestWrite:
     etag: str | None
     newer_event_time: str | None
     attempts: int
+    # the health status of the latest.json this write replaced (None: there was none)
+    previous_health: str | None = None
 
 
 class LatestConflict(RuntimeError):
@@ -253,12 +261,27 @@ def _latest_head(settings: Settings, client: Any) -> dict | None:
         raise
 
 
-def _latest_state(settings: Settings, client: Any) -> tuple[str, str] | None:
-    """(ETag, event time) of latest.json; None when there is none."""
+def _latest_state(settings: Settings, client: Any) -> tuple[str, str, str | None] | None:
+    """(ETag, event time, health status) of latest.json; None when there is none."""
     head = _latest_head(settings, client)
     if head is None:
         return None
-    return head["ETag"], head.get("Metadata", {}).get("event-time", "")
+    metadata = head.get("Metadata", {})
+    return head["ETag"], metadata.get("event-time", ""), metadata.get(HEALTH_METADATA)
+
+
+def _document_health(settings: Settings, client: Any, etag: str) -> str | None:
+    """The health status inside latest.json at `etag` (a document written before
+    the health metadata existed); None when it has none or changed meanwhile."""
+    try:
+        response = client.get_object(
+            Bucket=settings.bucket, Key=settings.latest_predictions_key, IfMatch=etag
+        )
+        document = json.loads(response["Body"].read())
+    except (ClientError, ValueError):
+        return None
+    block = document.get("health") if isinstance(document, dict) else None
+    return block.get("status") if isinstance(block, dict) else None
 
 
 def _refuse_shrunk(settings: Settings, client: Any, table: features.FeatureTable) -> None:
@@ -292,6 +315,9 @@ def publish_latest(
         if state is not None and state[1] > event_time:
             return LatestWrite(False, None, state[1], attempt)
         condition = {"IfMatch": state[0]} if state is not None else {"IfNoneMatch": "*"}
+        previous = None
+        if state is not None:
+            previous = state[2] or _document_health(settings, client, state[0])
         try:
             response = client.put_object(
                 Bucket=settings.bucket,
@@ -305,7 +331,7 @@ def publish_latest(
             if _error_code(error) in CONFLICT_CODES:
                 continue
             raise
-        return LatestWrite(True, response["ETag"], None, attempt)
+        return LatestWrite(True, response["ETag"], None, attempt, previous)
     raise LatestConflict(
         f"s3://{settings.bucket}/{settings.latest_predictions_key} changed under each of "
         f"{LATEST_WRITE_ATTEMPTS} conditional writes (or exists but cannot be read: the "
@@ -321,23 +347,93 @@ def read_features(settings: Settings, client: Any) -> features.FeatureTable:
     return table
 
 
+def webhook_url(settings: Settings, ssm_client: Any = None) -> str | None:
+    """The health-alert webhook: APY_RUNWAY_WEBHOOK_URL (checked by Settings),
+    or the SSM parameter APY_RUNWAY_WEBHOOK_URL_PARAMETER names (read with
+    decryption, checked here: a bad URL is a ConfigError), or None."""
+    if settings.webhook_url or not settings.webhook_url_parameter:
+        return settings.webhook_url
+    name = settings.webhook_url_parameter
+    try:
+        value = ssm_client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except ClientError as error:
+        raise ConfigError(
+            f"cannot read the webhook URL from SSM parameter {name!r}: {_error_code(error)}"
+        ) from error
+    try:
+        return alerts.check_webhook_url(value, f"SSM parameter {name!r}")
+    except alerts.WebhookUrlError as error:
+        raise ConfigError(str(error)) from None
+
+
+def ledger_body(rows: list[dict]) -> bytes:
+    """gzip NDJSON, byte-for-byte the same for the same rows (no time stamp)."""
+    text = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+    return gzip.compress(text, compresslevel=6, mtime=0)
+
+
+def alert_on_change(
+    url: str | None, latest: LatestWrite, health: dict, event_time: str, model_id: str
+) -> dict:
+    """Post one webhook message when this run's write of latest.json succeeded
+    and the health changed against the document it replaced. Never raises: a
+    failed post is logged and reported in the summary."""
+    change = alerts.transition(latest.previous_health, health["status"])
+    outcome = {"change": change, "previous": latest.previous_health, "posted": False}
+    if change is None or not latest.written or not url:
+        return outcome
+    error = alerts.post(url, alerts.message(change, health, event_time, model_id))
+    if error is not None:
+        logger.warning(
+            json.dumps(
+                {"level": "WARNING", "event": "webhook_failed", "change": change, "error": error}
+            )
+        )
+        outcome["error"] = error
+    else:
+        outcome["posted"] = True
+    return outcome
+
+
 def score_hour(
-    settings: Settings, client: Any, loaded: LoadedModel, event_time: datetime
+    settings: Settings,
+    client: Any,
+    loaded: LoadedModel,
+    event_time: datetime,
+    webhook: str | None = None,
 ) -> tuple[dict, dict]:
-    """Score the published features for one hour; write the hour's key and,
-    unless a newer hour is already there, latest.json (publish_latest).
-    Returns (summary, the published document)."""
+    """Score the published features for one hour; write the hour's key, its
+    monitoring document and ledger file and, unless a newer hour is already
+    there, latest.json (publish_latest); then alert the `webhook` if the health
+    changed. Returns (summary, the published document)."""
     table = read_features(settings, client)
-    result = score_published(loaded.model, table, event_time, settings.stale_after_hours)
+    hour = score_hour_published(loaded.model, table, event_time, settings.stale_after_hours)
+    result = hour.document
     body = encode_json(result)
     object_metadata = {
         "event-time": result["event_time"],
         "model-id": loaded.spec.model_id,
         contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
+        HEALTH_METADATA: result["health"]["status"],
     }
     hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
     put_json(client, settings.bucket, hourly, body, object_metadata)
+    monitoring_key = None
+    if hour.monitoring is not None:
+        monitoring_key = contracts.monitoring_key(settings.monitoring_prefix, event_time)
+        put_json(client, settings.bucket, monitoring_key, encode_json(hour.monitoring), {})
+    ledger_key = contracts.ledger_key(settings.ledger_prefix, event_time)
+    client.put_object(
+        Bucket=settings.bucket,
+        Key=ledger_key,
+        Body=ledger_body(hour.ledger),
+        ContentType="application/gzip",
+        Metadata={"rows": str(len(hour.ledger)), "format": contracts.LEDGER_FORMAT},
+    )
     latest = publish_latest(settings, client, body, object_metadata, result["event_time"])
+    alert = alert_on_change(
+        webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
+    )
     summary = {
         "hourly_key": hourly,
         "latest_key": settings.latest_predictions_key if latest.written else None,
@@ -348,6 +444,11 @@ def score_hour(
         "event_time": result["event_time"],
         "feature_date_max": result["feature_date_max"],
         "health": result["health"]["status"],
+        "health_reasons": result["health"]["reasons"],
+        "monitoring_key": monitoring_key,
+        "ledger_key": ledger_key,
+        "ledger_rows": len(hour.ledger),
+        "alert": alert,
         **result["counts"],
     }
     return summary, result

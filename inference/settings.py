@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from inference import contracts
+from inference.alerts import WebhookUrlError, check_webhook_url
 
 # field -> environment variable (serverless.yml sets them)
 ENVIRONMENT = {
@@ -27,6 +28,13 @@ ENVIRONMENT = {
     # (SecureString) parameter holding it; neither = no signature check
     "signing_key": "APY_RUNWAY_SIGNING_KEY",
     "signing_key_parameter": "APY_RUNWAY_SIGNING_KEY_PARAMETER",
+    # where the hourly run writes its monitoring documents and its ledger
+    "monitoring_prefix": "APY_RUNWAY_MONITORING_PREFIX",
+    "ledger_prefix": "APY_RUNWAY_LEDGER_PREFIX",
+    # the health-alert webhook (Discord / Slack): the URL itself, or the name of
+    # an SSM parameter holding it; neither = no alerts
+    "webhook_url": "APY_RUNWAY_WEBHOOK_URL",
+    "webhook_url_parameter": "APY_RUNWAY_WEBHOOK_URL_PARAMETER",
     # boto3 reads these itself; part of the cache key so a changed endpoint
     # gets its own client
     "endpoint_url": "AWS_ENDPOINT_URL_S3",
@@ -49,6 +57,10 @@ class Settings:
     endpoint_url: str | None = None
     signing_key: str | None = field(default=None, repr=False)
     signing_key_parameter: str | None = None
+    monitoring_prefix: str = contracts.MONITORING_PREFIX
+    ledger_prefix: str = contracts.LEDGER_PREFIX
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_url_parameter: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bucket:
@@ -58,7 +70,17 @@ class Settings:
                 f"set {ENVIRONMENT['signing_key']} or {ENVIRONMENT['signing_key_parameter']}, "
                 "not both"
             )
-        for name in ("model_prefix", "predictions_prefix"):
+        if self.webhook_url and self.webhook_url_parameter:
+            raise ConfigError(
+                f"set {ENVIRONMENT['webhook_url']} or {ENVIRONMENT['webhook_url_parameter']}, "
+                "not both"
+            )
+        if self.webhook_url:
+            try:
+                check_webhook_url(self.webhook_url, ENVIRONMENT["webhook_url"])
+            except WebhookUrlError as error:
+                raise ConfigError(str(error)) from None
+        for name in ("model_prefix", "predictions_prefix", "monitoring_prefix", "ledger_prefix"):
             value = getattr(self, name)
             if value and not value.endswith("/"):
                 raise ConfigError(f"{ENVIRONMENT[name]}={value!r} must end with '/'")
@@ -112,6 +134,10 @@ class Settings:
             ),
             signing_key=environ.get(ENVIRONMENT["signing_key"]) or None,
             signing_key_parameter=environ.get(ENVIRONMENT["signing_key_parameter"]) or None,
+            monitoring_prefix=text("monitoring_prefix", contracts.MONITORING_PREFIX),
+            ledger_prefix=text("ledger_prefix", contracts.LEDGER_PREFIX),
+            webhook_url=environ.get(ENVIRONMENT["webhook_url"]) or None,
+            webhook_url_parameter=environ.get(ENVIRONMENT["webhook_url_parameter"]) or None,
         )
 
 

@@ -152,7 +152,7 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_values(frame: pd.DataFrame, numeric: list[str]) -> None:
+def check_values(frame: pd.DataFrame, numeric: list[str], what: str = "training set") -> None:
     """Refuse a numeric column holding a value training cannot use (text that
     is not a number, +-inf, or a finite value beyond float32's range, which
     the trees compare as float32 and the portable model refuses at serving),
@@ -173,19 +173,19 @@ def check_values(frame: pd.DataFrame, numeric: list[str]) -> None:
             if bad.any():
                 first = int(np.flatnonzero(bad)[0])
                 raise UserError(
-                    f"training set column {name!r} holds {int(bad.sum())} value(s) that are "
+                    f"{what} column {name!r} holds {int(bad.sum())} value(s) that are "
                     f"{kind}: first at row {first} ({_key(frame, first)}): {column.iloc[first]!r}"
                 )
         frame[name] = values
 
 
-def check_unique_keys(frame: pd.DataFrame) -> None:
+def check_unique_keys(frame: pd.DataFrame, what: str = "training set") -> None:
     """One row per (pool_id, snapshot_date): a duplicate would count a day twice."""
     duplicated = frame.duplicated(list(contracts.KEY_COLUMNS), keep=False)
     if duplicated.any():
         first = int(np.flatnonzero(duplicated.to_numpy())[0])
         raise UserError(
-            f"training set has {int(duplicated.sum())} rows sharing a (pool_id, snapshot_date) "
+            f"{what} has {int(duplicated.sum())} rows sharing a (pool_id, snapshot_date) "
             f"key with another row, first at row {first} ({_key(frame, first)}): "
             "rebuild it with `apy-runway build`"
         )
@@ -193,6 +193,42 @@ def check_unique_keys(frame: pd.DataFrame) -> None:
 
 def _key(frame: pd.DataFrame, row: int) -> str:
     return ", ".join(f"{key}={frame[key].iloc[row]}" for key in contracts.KEY_COLUMNS)
+
+
+def load_reference_features(path: Path, data: TrainingData) -> pd.DataFrame:
+    """The drift reference's rows (the export of the dbt mart
+    drift_reference_features: featurized pool-days, no labels): checked like
+    the training set (the contract's columns present, numbers usable, one row
+    per key), kept when eligible (the scorer scores eligible rows only) and
+    within the newest contracts.DRIFT_REFERENCE_DAYS days of the file."""
+    path = Path(path)
+    frame = pd.read_parquet(path)
+    required = [*contracts.KEY_COLUMNS, "apy", "observed_day_count"]
+    missing = [c for c in dict.fromkeys(required + data.features) if c not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path} misses column(s) {missing} listed in feature_columns.json: "
+            "rebuild it with `apy-runway build`"
+        )
+    if frame.empty:
+        raise UserError(f"{path} holds no rows: rebuild it with `apy-runway build`")
+    frame = frame.copy()
+    check_values(frame, [*data.numeric, "apy", "observed_day_count"], str(path))
+    frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.normalize()
+    check_unique_keys(frame, str(path))
+    newest = frame["snapshot_date"].max()
+    recent = frame["snapshot_date"] > newest - pd.Timedelta(days=contracts.DRIFT_REFERENCE_DAYS)
+    eligible = (frame["apy"] > contracts.MIN_APY_EXCLUSIVE) & (
+        frame["observed_day_count"] >= contracts.MIN_OBSERVED_DAYS
+    )
+    frame = frame[recent & eligible]
+    if frame.empty:
+        raise UserError(
+            f"{path} holds no eligible row in its newest {contracts.DRIFT_REFERENCE_DAYS} "
+            f"days (eligible: {contracts.describe_eligibility()})"
+        )
+    frame = frame.sort_values(["snapshot_date", "pool_id"], kind="stable")
+    return frame.reset_index(drop=True)
 
 
 def load_training_set(training_set: Path, feature_columns: Path) -> TrainingData:

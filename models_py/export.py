@@ -342,16 +342,41 @@ def _estimator(classifier: Any, arrays: dict) -> tuple[dict, dict | None]:
 # --------------------------------------------------------------------------- writing
 
 
+def feature_importance(classifier: Any, sources: np.ndarray, features: list[str]) -> dict:
+    """The model's importance per input feature, for the drift rule: a forest's
+    impurity importance (mean decrease in impurity, `feature_importances_`) or a
+    logistic regression's |coefficient| on the standardised columns, summed over
+    each feature's encoded columns (`sources` maps a column to its feature)."""
+    if isinstance(classifier, CalibratedClassifierCV):
+        classifier = classifier.calibrated_classifiers_[0].estimator
+    if isinstance(classifier, RandomForestClassifier):
+        per_column = np.asarray(classifier.feature_importances_, dtype=np.float64)
+        method = "impurity (mean decrease in impurity of the forest, summed per feature)"
+    else:
+        per_column = np.abs(np.asarray(classifier.coef_, dtype=np.float64)[0])
+        method = "|coefficient| on the transformed columns, summed per feature"
+    totals = np.zeros(len(features))
+    np.add.at(totals, sources, per_column)
+    return {
+        "method": method,
+        "values": {f: float(v) for f, v in zip(features, totals, strict=True)},
+    }
+
+
 def export(
     model: Any,
     facts: dict,
     check_rows: np.ndarray,
     arrays_file: str = contracts.PORTABLE_ARRAYS_FILE,
+    drift_reference: dict | None = None,
 ) -> tuple[bytes, bytes, float]:
     """(spec bytes, arrays bytes, max |difference| with predict_proba on
     check_rows) for a fitted pipeline. `facts` holds the serving facts:
     model_id, model_name, features, numeric_features, categorical_features,
-    label, eligibility, confidence_cutpoints, library_versions."""
+    label, eligibility, confidence_cutpoints, library_versions. With a
+    `drift_reference` (inference.monitoring.reference), the spec carries a
+    `monitoring` block: it and the model's feature importance, for the hourly
+    drift check (hashed and signed with the rest of the spec)."""
     wrapper, pipeline, clip = None, model, None
     if isinstance(model, CalibratedClassifier):
         wrapper, pipeline = model, model.estimator
@@ -386,6 +411,12 @@ def export(
         "calibration": calibration,
         "clip": clip,
     }
+    if drift_reference is not None:
+        first = portable.load(document, portable.read_arrays(data, arrays_file))
+        document["monitoring"] = {
+            "reference": drift_reference,
+            "importance": feature_importance(pipeline.steps[1][1], first.sources, features),
+        }
     spec = (json.dumps(document, indent=1, allow_nan=False) + "\n").encode()
     loaded = portable.load(json.loads(spec), portable.read_arrays(data, arrays_file))
     difference = check(model, loaded, check_rows)

@@ -21,12 +21,14 @@ import numpy as np
 from apy_runway.foundation import s3
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.runs import point_link
-from inference import artefact, contracts
+from inference import artefact, contracts, monitoring
 from models_py import config, evaluate, export, report
 from models_py.calibration import expected_calibration_error
+from models_py.data import to_matrix
 from models_py.pipelines import strip_training_only_state
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
     from models_py.training import Settings, TrainingResult
@@ -106,13 +108,20 @@ def save_model(model: Pipeline, run_dir: Path) -> dict:
 
 
 def save_portable(
-    model: Pipeline, run_dir: Path, facts: dict, check_rows: np.ndarray, signing_key: str | None
+    model: Pipeline,
+    run_dir: Path,
+    facts: dict,
+    check_rows: np.ndarray,
+    signing_key: str | None,
+    drift_reference: dict | None = None,
 ) -> dict:
     """Write model_spec.json + model_arrays.npz (checked against the pipeline's
     own predict_proba on `check_rows`); return metadata.json's `portable` block
     (the spec's file, size, sha256 and, with a signing key, HMAC-SHA256)."""
     try:
-        spec, arrays, difference = export.export(model, facts, check_rows)
+        spec, arrays, difference = export.export(
+            model, facts, check_rows, drift_reference=drift_reference
+        )
     except export.ExportError as error:
         raise UserError(
             f"cannot export {facts['model_name']} to the portable format: {error}"
@@ -237,6 +246,57 @@ def _dates(values: np.ndarray) -> tuple[str, str]:
     return str(values.min()), str(values.max())
 
 
+def drift_reference(
+    data: Any,
+    rows: np.ndarray,
+    recipe: Any,
+    model: Any,
+    X: np.ndarray,
+    reference_features: pd.DataFrame | None = None,
+) -> dict:
+    """The drift reference of the shipped model (inference.monitoring).
+
+    Its features come from `reference_features` (models_py.data.
+    load_reference_features: the eligible featurized rows of the newest
+    contracts.DRIFT_REFERENCE_DAYS feature days, no labels needed), with the
+    model's predicted Down share on them. Without it (a training set given
+    alone, as the synthetic tests do) they come from the shipped fit's
+    training rows of its newest DRIFT_REFERENCE_DAYS days, a label horizon
+    older than the newest features: `source` says which. The label's Down
+    share is always that of the newest labelled training days (labels exist
+    only there)."""
+    dates = data.dates[rows]
+    last = dates.max()
+    labelled = rows[dates > last - np.timedelta64(contracts.DRIFT_REFERENCE_DAYS, "D")]
+    if reference_features is not None:
+        frame = reference_features
+        matrix = to_matrix(frame, recipe.features, list(recipe.categorical))
+        days = frame["snapshot_date"].to_numpy(dtype="datetime64[D]")
+        source = contracts.DRIFT_SOURCE_FEATURES
+    else:
+        frame = data.frame.iloc[labelled]
+        matrix = X[labelled]
+        days = data.dates[labelled]
+        source = contracts.DRIFT_SOURCE_TRAINING_SET
+    numeric = {
+        name: frame[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in recipe.numeric
+    }
+    categorical = {
+        name: [None if v is None or v != v else str(v) for v in frame[name].tolist()]
+        for name in recipe.categorical
+    }
+    p_keep = model.predict_proba(matrix)[:, 1]
+    return monitoring.reference(
+        numeric,
+        categorical,
+        label_down_share=float(1 - data.y[labelled].mean()),
+        predicted_down_share=float(np.mean(contracts.predicted_class_is_down(p_keep))),
+        first_day=str(days.min()),
+        last_day=str(days.max()),
+        source=source,
+    )
+
+
 def write_run(
     result: TrainingResult,
     run_dir: Path,
@@ -244,6 +304,7 @@ def write_run(
     settings: Settings,
     with_report: bool = True,
     signing_key: str | None = None,
+    reference_features: pd.DataFrame | None = None,
 ) -> dict:
     """Save the shipped model (model.joblib and the portable model, signed with
     `signing_key` when given) + metadata (+ report): the evaluated fit's test
@@ -295,7 +356,8 @@ def write_run(
         "confidence_cutpoints": [float(c) for c in cutpoints],
         "library_versions": versions,
     }
-    portable = save_portable(shipped, run_dir, facts, X[test], signing_key)
+    reference = drift_reference(data, shipped_rows, recipe, shipped, X, reference_features)
+    portable = save_portable(shipped, run_dir, facts, X[test], signing_key, reference)
     metadata = {
         "model_id": run_id,
         "model_name": result.production,

@@ -16,11 +16,12 @@ import os
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.paths import DRIFT_REFERENCE_FEATURES_FILE, ProjectPaths
 from apy_runway.foundation.s3 import parse_s3_url
+from inference import contracts
 from inference.settings import ENVIRONMENT
 from models_py import config, run_folder
-from models_py.data import load_training_set
+from models_py.data import load_reference_features, load_training_set
 from models_py.training import Settings, train_models
 
 SIGNING_KEY_ENV = ENVIRONMENT["signing_key"]
@@ -61,7 +62,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--training-set",
         type=Path,
         default=None,
-        help="training set parquet (default: data/exports/training_set.parquet)",
+        help="training set parquet (default: data/exports/training_set.parquet); the drift "
+        "reference is read from drift_reference_features.parquet beside it (without it: the "
+        "newest labelled days)",
     )
     parser.add_argument(
         "--feature-columns",
@@ -209,9 +212,30 @@ def train(
         f"{data.frame['pool_id'].nunique()} pools, {len(data.features)} features "
         f"(dropped {data.dropped}); label {data.label}"
     )
+    reference_features = None
+    reference_file = Path(training_set).parent / DRIFT_REFERENCE_FEATURES_FILE
+    if reference_file.exists():
+        reference_features = load_reference_features(reference_file, data)
+        log(
+            f"drift reference: {len(reference_features)} eligible featurized rows of "
+            f"{reference_features['snapshot_date'].min():%Y-%m-%d}.."
+            f"{reference_features['snapshot_date'].max():%Y-%m-%d} ({reference_file})"
+        )
+    else:
+        log(
+            f"drift reference: no {reference_file}; using the shipped fit's newest "
+            f"{contracts.DRIFT_REFERENCE_DAYS} labelled training days instead (a label "
+            "horizon older than the newest features: expect calendar-driven drift)"
+        )
     result = train_models(data, settings)
     metadata = run_folder.write_run(
-        result, run_dir, run_id, settings, with_report=with_report, signing_key=signing_key
+        result,
+        run_dir,
+        run_id,
+        settings,
+        with_report=with_report,
+        signing_key=signing_key,
+        reference_features=reference_features,
     )
     run_folder.verify_artefact(run_dir)
     link = run_folder.update_latest(paths.runs, run_id)

@@ -407,7 +407,7 @@ def test_build_writes_the_site_with_every_source(small_board):
         "predictions": "predictions_latest.json",
         "history": board.HISTORY_TABLE,
         "track_record": ["backtest"],
-        "health": "2025-06-06T00Z.json",  # the newest monitoring document
+        "health": "monitoring document 2025-06-06T00Z.json",  # the newest one
     }
     assert meta["pools"] == 150 and meta["shards"] == built.shards == 10
     _, table = read_data_script(out / "data" / "table.js")
@@ -530,20 +530,45 @@ def test_backtest_adapter_refuses_what_it_cannot_read(tmp_path):
         board.backtest_track_record(run_dir)
 
 
-def test_health_comes_from_the_predictions_before_the_monitoring_folder(tmp_path):
+def test_health_comes_from_the_newest_monitoring_document_before_the_predictions(tmp_path):
     folder = tmp_path / "monitoring"
+    predictions = {"health": {"status": "ok", "reasons": []}}
     assert board.read_health(None, folder) == (None, None)
+    # no monitoring document (yet): the predictions' health block
+    assert board.read_health(predictions, folder) == (predictions["health"], "predictions document")
     folder.mkdir()
-    (folder / "2025-06-06T01Z.json").write_text(json.dumps({"status": "degraded"}))
-    (folder / "2025-06-06T00Z.json").write_text(json.dumps({"status": "ok"}))
-    assert board.read_health(None, folder) == ({"status": "degraded"}, "2025-06-06T01Z.json")
-    assert board.read_health({"health": {"status": "ok"}}, folder) == (
-        {"status": "ok"},
-        "predictions document",
+    assert board.read_health(predictions, folder)[1] == "predictions document"
+    (folder / "2025-06-06T01Z.json").write_text(
+        json.dumps(
+            {
+                "health": {"status": "degraded", "reasons": ["widespread_drift"]},
+                "drift": [{"feature": "apy", "score": 0.2, "drifted": True}],
+                "shares": {"scored": 0.9},
+                "counts": {"pools": 10},
+            }
+        )
     )
-    (folder / "2025-06-06T02Z.json").write_text("[1, 2]")
-    with pytest.raises(UserError, match=r"2025-06-06T02Z.json: expected a JSON object"):
-        board.read_health(None, folder)
+    (folder / "2025-06-06T00Z.json").write_text(json.dumps({"health": {"status": "ok"}}))
+    # the newest hour's document wins over the predictions: its health with its
+    # drift table and shares (not its counts)
+    assert board.read_health(predictions, folder) == (
+        {
+            "status": "degraded",
+            "reasons": ["widespread_drift"],
+            "drift": [{"feature": "apy", "score": 0.2, "drifted": True}],
+            "shares": {"scored": 0.9},
+        },
+        "monitoring document 2025-06-06T01Z.json",
+    )
+    # a document without a health block is shown as it is
+    (folder / "2025-06-06T02Z.json").write_text(json.dumps({"status": "ok"}))
+    assert board.read_health(None, folder) == (
+        {"status": "ok"},
+        "monitoring document 2025-06-06T02Z.json",
+    )
+    (folder / "2025-06-06T03Z.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match=r"2025-06-06T03Z.json: expected a JSON object"):
+        board.read_health(predictions, folder)
 
 
 def test_the_board_reads_what_the_real_score_stage_writes(project_home):

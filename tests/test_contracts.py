@@ -209,3 +209,19 @@ def test_a_95_percent_interval_is_wider_than_a_90_percent_one():
     narrow = bootstrap_auc_by_pool(y, p, pools, samples=300, level=0.90)
     assert wide["level"] == 0.95 and narrow["level"] == 0.90
     assert wide["low"] < narrow["low"] and wide["high"] > narrow["high"]
+
+
+def test_serverless_yml_lets_the_scorer_write_the_monitoring_and_ledger_prefixes(serverless):
+    custom = serverless["custom"]
+    assert custom["monitoringPrefix"] == contracts.MONITORING_PREFIX
+    assert custom["ledgerPrefix"] == contracts.LEDGER_PREFIX
+    environment = serverless["provider"]["environment"]
+    assert environment["APY_RUNWAY_MONITORING_PREFIX"] == "${self:custom.monitoringPrefix}"
+    assert environment["APY_RUNWAY_LEDGER_PREFIX"] == "${self:custom.ledgerPrefix}"
+
+
+def test_the_dbt_drift_reference_window_is_the_contracts():
+    """drift_reference_features exports the newest var drift_reference_days
+    days; training keeps the newest contracts.DRIFT_REFERENCE_DAYS of them."""
+    project = yaml.safe_load((REPO / "dbt_project/dbt_project.yml").read_text())
+    assert project["vars"]["drift_reference_days"] == contracts.DRIFT_REFERENCE_DAYS

@@ -46,11 +46,17 @@ SERVING_MODELS = {
     "int_pool_days_featurized",
     "latest_features",
 }
-TRAINING_ONLY_MODELS = {"int_pool_days_labeled", "training_set"}
+TRAINING_ONLY_MODELS = {"int_pool_days_labeled", "training_set", "drift_reference_features"}
 EXPOSURES = {
     "hourly_scorer": ("application", "latest_features"),
-    "model_training": ("ml", "training_set"),
-    "runway_board": ("dashboard", "int_pool_snapshots_downsampled_to_daily"),
+    "model_training": ("ml", "drift_reference_features", "training_set"),
+    "runway_board": (
+        "dashboard",
+        "int_pool_snapshots_downsampled_to_daily",
+        "prediction_outcomes",
+        "prediction_outcomes_by_bin",
+        "prediction_outcomes_by_month",
+    ),
 }
 
 
@@ -191,6 +197,9 @@ def test_the_serving_selector_builds_only_the_scorers_path(home, checks):
     assert "test_training_set_rows_match_labels" in node_names(
         home["run_results"]["training"], "test"
     )
+    assert "test_drift_reference_features_not_empty" in node_names(
+        home["run_results"]["training"], "test"
+    )
 
 
 def test_the_tags_mark_the_same_two_paths(checks):
@@ -288,10 +297,10 @@ def test_duckdb_enforces_the_key_constraints(home, tmp_path, mart):
 def test_docs_generate_holds_the_exposures(checks):
     exposures = checks["manifest"]["exposures"]
     assert {e["name"] for e in exposures.values()} == set(EXPOSURES)
-    for name, (kind, mart) in EXPOSURES.items():
+    for name, (kind, *marts) in EXPOSURES.items():
         exposure = exposures[f"exposure.apy_runway.{name}"]
         assert exposure["type"] == kind
-        assert exposure["depends_on"]["nodes"] == [f"model.apy_runway.{mart}"]
+        assert sorted(exposure["depends_on"]["nodes"]) == [f"model.apy_runway.{m}" for m in marts]
         assert exposure["owner"]["name"] and exposure["maturity"]
         assert len(exposure["description"]) > 100
 

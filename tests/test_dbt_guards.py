@@ -83,6 +83,8 @@ def render_hook(given: dict) -> None:
         ({"horizon_days": -3}, "horizon_days must be a positive whole number"),
         ({"horizon_days": "abc"}, "horizon_days must be a positive whole number"),
         ({"horizon_days": True}, "horizon_days must be a positive whole number"),
+        ({"drift_reference_days": 0}, "drift_reference_days must be a positive whole number"),
+        ({"drift_reference_days": 7.5}, "drift_reference_days must be a positive whole number"),
         ({"apy_drop_threshold": 5}, r"apy_drop_threshold must lie in \(-1, 1\)"),
         ({"apy_drop_threshold": -1}, r"apy_drop_threshold must lie in \(-1, 1\)"),
         ({"apy_drop_threshold": "abc"}, 'apy_drop_threshold must be a number, got "abc"'),

@@ -2,14 +2,16 @@
 days, hourly): `run-all`, then `collect` twice against a DefiLlama-format
 server on 127.0.0.1 (the two hours after the generated data, given by its
 `Date` headers; the generated pools plus two new ones with /chart history),
-then `refresh` (ingest, incremental build, publish to a local S3) and the
-scoring Lambda on the features key's S3 ObjectCreated event. The hourly
-predictions carry a known pool's APY of the newest hour.
+then `refresh --board` (ingest, incremental build, publish to a local S3,
+the runway board drawn again) and the scoring Lambda on the features key's
+S3 ObjectCreated event. The hourly predictions carry a known pool's APY of
+the newest hour.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, timedelta
 
 import boto3
@@ -19,7 +21,7 @@ from fixtures.pools_server import NEVER_READ, PoolsServer, pools_item, pools_rep
 
 from apy_runway.cli import main as cli_main
 from apy_runway.foundation.paths import project_paths
-from inference import contracts, handler
+from inference import contracts, handler, health
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +135,11 @@ def loop(tmp_path_factory, moto_endpoint):
         assert cli_main(collect) == 0
         assert cli_main(collect) == 0
         requests = dict(server.requests)
-    refresh_code = cli_main([*cli, "refresh", "--bucket", BUCKET, "--endpoint-url", moto_endpoint])
+    # run-all drew the board; the refresh draws it again (--board)
+    shutil.rmtree(paths.data / "board")
+    refresh_code = cli_main(
+        [*cli, "refresh", "--bucket", BUCKET, "--endpoint-url", moto_endpoint, "--board"]
+    )
     with pytest.MonkeyPatch.context() as env:
         for name, value in {
             "AWS_ENDPOINT_URL": moto_endpoint,
@@ -171,7 +177,10 @@ def test_latest_predictions_carry_the_new_hours_apy_of_a_known_pool(loop):
     assert record["apy"] == pytest.approx(KNOWN_POOL_APY)
     assert record["feature_date"] == loop["hours"][1].date().isoformat()
     assert record["status"] == "scored" and 0 <= record["p_keep"] <= 1
-    assert latest["health"] == {"status": "ok", "reasons": []}
+    # the features are fresh; the drift half of the health (tests/test_monitoring.py)
+    # ran too, on a 30-pool home whose scored day lies after the reference window
+    assert health.FEATURES_STALE not in latest["health"]["reasons"]
+    assert set(latest["health"]) >= {"status", "drifted_features", "drifted_share"}
     # the hour's own key, from the S3 event's time floored to the hour
     key = contracts.hourly_predictions_key("predictions/", loop["hours"][1])
     assert loop["summary"]["hourly_key"] == key
@@ -273,3 +282,29 @@ def test_refresh_refuses_a_shrunken_build_and_publishes_nothing(loop, moto_endpo
         assert published_row_count(loop["s3"], BUCKET, contracts.FEATURES_KEY) == 32
     finally:
         state_path(paths).write_text(accepted)
+
+
+def test_the_backtest_in_the_ledger_scores_what_the_monthly_backtest_scored(loop):
+    """run-all replays the monthly backtest into the ledger: prediction_outcomes
+    has its rows, and their served AUC per month is the backtest's to 1e-9."""
+    paths = loop["paths"]
+    metadata = json.loads((paths.runs / "latest" / "metadata.json").read_text())
+    months = {m["month"]: m for m in metadata["backtest"]["months"]}
+    assert months
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        by_month = con.execute(
+            "select strftime(prediction_month, '%Y-%m'), served_rows, matured_rows, roc_auc "
+            "from prediction_outcomes_by_month where source = 'backtest'"
+        ).fetchall()
+        mismatched = con.execute(
+            "select count(*) from prediction_outcomes "
+            "where binned_confidence <> served_binned_confidence"
+        ).fetchone()[0]
+    assert {m for m, *_ in by_month} == set(months)
+    for month, served, matured, auc in by_month:
+        assert served == matured == months[month]["rows"]
+        assert abs(auc - months[month]["roc_auc"]) <= 1e-9
+    assert mismatched == 0
+    # the board `refresh --board` drew: its track record reads the ledger's mart
+    track = (paths.data / "board" / "data" / "track.js").read_text()
+    assert '"backtest":{' in track

@@ -270,7 +270,7 @@ def test_the_http_function_may_only_read_the_model_and_latest_json(packaged):
     }
 
 
-def test_the_scheduled_function_writes_only_the_hour_and_latest_and_may_not_list(packaged):
+def test_the_scheduled_function_writes_only_its_hour_and_latest_and_may_not_list(packaged):
     """No s3:ListBucket: a GET/HEAD of a missing latest.json answers 403, which the
     scorer reads as absent (inference/service.py: safe behind its conditional PUT;
     tests/test_s3_without_list.py runs it against such answers)."""
@@ -287,7 +287,16 @@ def test_the_scheduled_function_writes_only_the_hour_and_latest_and_may_not_list
                 f"{OBJECT}predictions/latest.json",
             ]
         ),
-        ("s3:PutObject",): [f"{OBJECT}predictions/hourly/*", f"{OBJECT}predictions/latest.json"],
+        # the hour's predictions, latest.json, the hour's monitoring document and ledger file
+        ("s3:PutObject",): sorted(
+            [
+                f"{OBJECT}predictions/hourly/*",
+                f"{OBJECT}predictions/latest.json",
+                f"{OBJECT}monitoring/*",
+                f"{OBJECT}ledger/*",
+            ]
+        ),
+        # the signing key and the webhook URL's parameter, both under /apy-runway/<stage>/
         ("ssm:GetParameter",): [SIGNING_KEY],
         ("sqs:SendMessage",): ["GetAtt:ScoreFailuresQueue.Arn"],
     }

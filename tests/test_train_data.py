@@ -10,7 +10,7 @@ import pytest
 from fixtures.synthetic import make_training_set
 
 from apy_runway.foundation.console import UserError
-from models_py.data import load_training_set, prepare, to_matrix
+from models_py.data import load_reference_features, load_training_set, prepare, to_matrix
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,37 @@ def test_load_names_missing_files(tmp_path, small):
     gap = (data.frame["label_window_end_date"] - data.frame["snapshot_date"]).dt.days
     assert (gap == 30).all()
     assert isinstance(data.frame["snapshot_date"].iloc[0], pd.Timestamp)
+
+
+def test_the_drift_reference_rows_are_checked_and_cut_to_the_newest_eligible_days(tmp_path, small):
+    """drift_reference_features: the newest 30 days of eligible rows; a file
+    that misses a feature, holds a bad number, a duplicate key or no eligible
+    row is refused by name."""
+    frame, contract = small
+    data = prepare(frame, contract)
+    features = frame.drop(columns=["is_apy_kept", "apy_future"]).copy()
+    path = tmp_path / "drift_reference_features.parquet"
+    features.to_parquet(path)
+    kept = load_reference_features(path, data)
+    dates = pd.to_datetime(features["snapshot_date"])
+    newest = dates.max()
+    expected = features[
+        (dates > newest - pd.Timedelta(days=30))
+        & (features["apy"] > 0)
+        & (features["observed_day_count"] >= 7)
+    ]
+    assert len(kept) == len(expected) > 0
+    assert kept["snapshot_date"].min() == newest - pd.Timedelta(days=29)
+    bad = {
+        "misses column\\(s\\) \\['tvl_usd'\\]": features.drop(columns=["tvl_usd"]),
+        "column 'tvl_usd' holds 1 value\\(s\\) that are infinite": features.assign(
+            tvl_usd=lambda f: f["tvl_usd"].where(f.index != 3, np.inf)
+        ),
+        "rows sharing a \\(pool_id, snapshot_date\\) key": pd.concat([features, features.iloc[:1]]),
+        "no eligible row in its newest 30 days": features.assign(apy=0.0),
+        "holds no rows": features.iloc[:0],
+    }
+    for message, broken in bad.items():
+        broken.to_parquet(path)
+        with pytest.raises(UserError, match=f"{path.name}.*{message}|{message}"):
+            load_reference_features(path, data)

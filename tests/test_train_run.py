@@ -50,6 +50,11 @@ def write_training_set(paths, **kwargs):
 def trained(tmp_path_factory):
     paths = project_paths(tmp_path_factory.mktemp("train") / "home").ensure()
     frame, contract = write_training_set(paths)
+    # the drift reference's rows, a label horizon newer than the labelled ones
+    # (what dbt's drift_reference_features exports: features, no labels)
+    features = frame.drop(columns=["is_apy_kept", "apy_future", "label_window_end_date"])
+    features["snapshot_date"] = pd.to_datetime(features["snapshot_date"]) + pd.Timedelta(days=30)
+    features.to_parquet(paths.drift_reference_features)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("APY_RUNWAY_SIGNING_KEY", SIGNING_KEY)
         assert train.run(parse("--run-id", RUN_ID, "--rf-trees", "15"), paths) == 0
@@ -279,6 +284,26 @@ def test_the_shipped_fit_is_fresh_and_the_backtest_is_reported(trained):
     assert p.min() >= meta["calibration"]["clip"]["low"] > 0
     assert p.max() <= meta["calibration"]["clip"]["high"] < 1
     assert meta["calibration"]["method"] in ("none", "sigmoid", "isotonic")
+
+
+def test_the_drift_reference_describes_the_newest_feature_days_not_the_labelled_ones(trained):
+    paths, _, _, run_dir = trained
+    spec = json.loads((run_dir / "model_spec.json").read_text())
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    reference = spec["monitoring"]["reference"]
+    features = pd.read_parquet(paths.drift_reference_features)
+    dates = pd.to_datetime(features["snapshot_date"])
+    newest = dates.max()
+    window = features[
+        (dates > newest - pd.Timedelta(days=contracts.DRIFT_REFERENCE_DAYS))
+        & (features["apy"] > 0)
+        & (features["observed_day_count"] >= 7)
+    ]
+    assert reference["source"] == contracts.DRIFT_SOURCE_FEATURES
+    assert reference["last_day"] == f"{newest:%Y-%m-%d}" > meta["shipped_fit"]["train_end"]
+    assert reference["first_day"] == f"{newest - pd.Timedelta(days=29):%Y-%m-%d}"
+    assert reference["features"]["apy"]["rows"] == len(window) < len(features)
+    assert set(reference["features"]) == set(meta["features"])
 
 
 def test_upload_to_s3_puts_the_run_folder_under_the_prefix(trained, s3_client, moto_endpoint):

@@ -24,6 +24,9 @@ from apy_runway.foundation.console import UserError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PROFILES_DIR = REPO_ROOT
+# The drift reference's rows, exported by the dbt mart of that name beside the
+# training set (models_py reads it from there, also for --training-set).
+DRIFT_REFERENCE_FEATURES_FILE = "drift_reference_features.parquet"
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ class ProjectPaths:
 
     @property
     def exports(self) -> Path:
-        """dbt's parquet exports: training_set, latest_features, feature_columns.json."""
+        """dbt's parquet exports: training_set, latest_features,
+        drift_reference_features, feature_columns.json."""
         return self.data / "exports"
 
     @property
@@ -116,6 +120,10 @@ class ProjectPaths:
     @property
     def latest_features(self) -> Path:
         return self.exports / "latest_features.parquet"
+
+    @property
+    def drift_reference_features(self) -> Path:
+        return self.exports / DRIFT_REFERENCE_FEATURES_FILE
 
     @property
     def feature_columns(self) -> Path:

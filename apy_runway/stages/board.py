@@ -303,11 +303,65 @@ def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
         raise UserError(str(error)) from error
 
 
+OUTCOMES_TABLE = "prediction_outcomes"
+
+
+def ledger_track_record(warehouse: Path) -> pd.DataFrame | None:
+    """The ledger mart `prediction_outcomes` as track-record rows (live: as of
+    the scoring hour; backtest: as of the feature day), the bin the one SQL
+    rule gives; None when the warehouse or the mart is absent or empty."""
+    import duckdb
+
+    if not warehouse.is_file():
+        return None
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as error:
+        raise UserError(f"{warehouse}: cannot open the warehouse read-only: {error}") from error
+    try:
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_name = ?",
+            [OUTCOMES_TABLE],
+        ).fetchone()[0]
+        if not exists:
+            return None
+        rows = con.execute(
+            f"""
+            select
+                pool_id,
+                case
+                    when source = 'live' then scored_hour
+                    else strftime(feature_date, '%Y-%m-%d')
+                end as as_of,
+                p_keep,
+                binned_confidence,
+                is_apy_kept as label,
+                source
+            from {OUTCOMES_TABLE}
+            order by source, as_of, pool_id
+            """
+        ).df()
+    except duckdb.Error as error:
+        raise UserError(f"{warehouse}: cannot read {OUTCOMES_TABLE}: {error}") from error
+    finally:
+        con.close()
+    if not len(rows):
+        return None
+    rows["label"] = rows["label"].astype("Float64")
+    try:
+        return board_data.check_track_record(rows, f"{warehouse}:{OUTCOMES_TABLE}")
+    except BoardInputError as error:
+        raise UserError(str(error)) from error
+
+
 def track_record_rows(paths: ProjectPaths, run_dir: Path | None) -> pd.DataFrame | None:
-    """The track record: rows of board_data.TRACK_RECORD_COLUMNS from every
-    source there is, or None. The adapter seam: the prediction ledger's mart
-    (`prediction_outcomes`, source 'live' and 'backtest') replaces or joins
-    the run folder's backtest here, nothing else changes."""
+    """The track record: rows of board_data.TRACK_RECORD_COLUMNS, or None. The
+    adapter seam: the prediction ledger's mart `prediction_outcomes` (sources
+    'live' and 'backtest', kept apart) when it has rows; else the run
+    folder's backtest_predictions.parquet (a board before any ledger)."""
+    ledger_rows = ledger_track_record(paths.warehouse)
+    if ledger_rows is not None:
+        return ledger_rows
     parts = []
     if run_dir is not None:
         backtest = backtest_track_record(run_dir)
@@ -318,20 +372,35 @@ def track_record_rows(paths: ProjectPaths, run_dir: Path | None) -> pd.DataFrame
     return pd.concat(parts, ignore_index=True)
 
 
-def read_health(predictions: dict | None, monitoring: Path) -> tuple[dict | None, str | None]:
-    """(health document, where it came from): the predictions' `health`
-    block, else the newest monitoring/<hour>.json, else (None, None)."""
+def _fallback_health(predictions: dict | None) -> tuple[dict | None, str | None]:
     if predictions is not None and predictions.get("health") is not None:
         return predictions["health"], "predictions document"
-    if not monitoring.is_dir():
-        return None, None
-    newest = sorted(monitoring.glob("*.json"))
+    return None, None
+
+
+def read_health(predictions: dict | None, monitoring: Path) -> tuple[dict | None, str | None]:
+    """(health document, where it came from): the newest
+    monitoring/<hour>.json (its health, and its drift table, shares, class
+    mix and the features' age), else the predictions' `health` block, else
+    (None, None)."""
+    newest = sorted(monitoring.glob("*.json")) if monitoring.is_dir() else []
     if not newest:
-        return None, None
+        return _fallback_health(predictions)
     document = read_json(newest[-1])
     if not isinstance(document, dict):
         raise UserError(f"{newest[-1]}: expected a JSON object, got {type(document).__name__}")
-    return document.get("health", document), newest[-1].name
+    block = document.get("health")
+    if not isinstance(block, dict):
+        return document, f"monitoring document {newest[-1].name}"
+    shown = {
+        **block,
+        **{
+            key: document[key]
+            for key in ("event_time", "features_age_hours", "shares", "class_mix", "drift")
+            if key in document
+        },
+    }
+    return shown, f"monitoring document {newest[-1].name}"
 
 
 def resolve_track_run(paths: ProjectPaths, run: str | Path | None) -> Path | None:

@@ -94,6 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="DuckDB memory limit for ingest and the build (default 1GB; spills to disk past it)",
     )
     add_allow_shrink(parser)
+    parser.add_argument(
+        "--board",
+        action="store_true",
+        help="rebuild the runway board (apy-runway board, defaults) after the refresh",
+    )
     group = parser.add_argument_group("collect (with --collect)")
     add_collect_arguments(group)
 
@@ -111,6 +116,7 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         allow_shrink=args.allow_shrink,
         full_refresh=args.full_refresh,
         memory_limit=args.memory_limit,
+        board=args.board,
     )
     print(summary.line())
     return 0
@@ -193,8 +199,10 @@ def refresh(
     allow_shrink: bool = False,
     full_refresh: bool = False,
     memory_limit: str | None = None,
+    board: bool = False,
 ) -> RefreshSummary:
-    """Run the hourly sequence under the refresh lock (see the module)."""
+    """Run the hourly sequence under the refresh lock (see the module); with
+    `board`, rebuild the runway board at the end (after the lock's work)."""
     started = time.perf_counter()
     paths.ensure()
     summary = RefreshSummary()
@@ -280,6 +288,12 @@ def refresh(
                     f"s3://{bucket}/{contracts.FEATURES_KEY} ({size / 1e6:.2f} MB)"
                 )
         _accept(paths, count, feature_date_max)
+        if board:
+            from apy_runway.stages.board import build_board
+
+            with step("board"):
+                built = build_board(paths)
+                summary.steps["board"] = f"{built.index} ({built.pools} pools)"
     summary.total_seconds = time.perf_counter() - started
     return summary
 

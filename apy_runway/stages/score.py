@@ -20,6 +20,7 @@ from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.foundation.runs import resolve_run
 from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client, upload_run
+from apy_runway.stages import ledger
 from apy_runway.stages.publish import load_latest_features, publish_features
 from inference import contracts, service
 from inference.artefact import ModelIntegrityError
@@ -113,6 +114,16 @@ def score_locally(
             raise UserError(f"run {run_dir.name}: {error}") from error
         summary, _ = service.score_hour(settings, client, loaded, when)
         body = client.get_object(Bucket=LOCAL_BUCKET, Key=summary["hourly_key"])["Body"].read()
+        # the hour's ledger file and health document, as `ledger sync` copies them
+        ledger.sync_bucket(
+            client, LOCAL_BUCKET, settings.ledger_prefix, ledger.default_folder(paths)
+        )
+        if summary["monitoring_key"]:
+            monitored = client.get_object(Bucket=LOCAL_BUCKET, Key=summary["monitoring_key"])
+            target = paths.data / summary["monitoring_key"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(monitored["Body"].read())
+            log(f"health {summary['health']} {summary['health_reasons']}: wrote {target}")
     published = json.loads(body)
     out = paths.exports / "predictions_latest.json"
     out.write_text(json.dumps(published, indent=1) + "\n")

@@ -7,7 +7,7 @@
     {%- set known = [
         "as_of_date", "refresh_from_date", "daily_downsampling",
         "horizon_days", "apy_drop_threshold", "apy_future_stat",
-        "min_future_coverage", "dead_pool_is_dropped",
+        "min_future_coverage", "dead_pool_is_dropped", "drift_reference_days",
     ] -%}
     {%- set given = invocation_args_dict.get("vars") or {} -%}
     {%- if given is string -%}
@@ -24,16 +24,18 @@
         ) }}
     {%- endif -%}
 
-    {%- set horizon = var("horizon_days") -%}
-    {%- set horizon_text = horizon | string | trim -%}
-    {%- if horizon is boolean or horizon is float
-        or not modules.re.fullmatch("[0-9]+", horizon_text)
-        or horizon_text | int < 1 -%}
-        {{ exceptions.raise_compiler_error(
-            "var horizon_days must be a positive whole number of days, got "
-            ~ horizon | tojson
-        ) }}
-    {%- endif -%}
+    {%- for name in ["horizon_days", "drift_reference_days"] -%}
+        {%- set days = var(name) -%}
+        {%- set days_text = days | string | trim -%}
+        {%- if days is boolean or days is float
+            or not modules.re.fullmatch("[0-9]+", days_text)
+            or days_text | int < 1 -%}
+            {{ exceptions.raise_compiler_error(
+                "var " ~ name ~ " must be a positive whole number of days, got "
+                ~ days | tojson
+            ) }}
+        {%- endif -%}
+    {%- endfor -%}
 
     {#- numbers: a YAML number, or text that reads as one (not a word) -#}
     {%- set numbers = {} -%}

@@ -1,0 +1,149 @@
+"""`apy-runway backtest --months N`: a track record from day one.
+
+Replays the service over history into the prediction ledger, marked
+`backtest`: exactly the rows the monthly walk-forward backtest
+(models_py/backtest.py, run by training) scored in its last N months, each
+with the p_keep of the model refitted on every row labelled before that month
+(the model that would have been live), as the run folder's
+backtest_predictions.parquet holds them. Nothing is refitted here: there is
+one backtest. Each row gets the class and the bin by the contracts' rules
+(the run's cut-points), its label settings and its hour (the midnight after
+its feature day, when the hourly service would have scored it).
+
+Eligibility and abstention are those of the backtest's rows: the training
+set holds eligible rows only (apy > 0, >= 7 observed days), every row has a
+snapshot on its own day (never inactive), and training refuses unusable
+values, so no backtest row would have been "not scored". Reasons are not
+replayed (empty): the refitted monthly models are not kept.
+
+Writes <ledger>/date=YYYY-MM-DD/<hour>Z.backtest.json.gz (one file per
+feature day; earlier backtest files are removed first), then rebuilds the
+ledger's dbt models (tag ledger: prediction_outcomes and its aggregates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.runs import resolve_run
+from apy_runway.stages import ledger
+from inference import contracts, service
+
+COMMAND = "backtest"
+HELP = "replay the monthly backtest's last N months into the prediction ledger (source backtest)"
+BACKTEST_FILE = "backtest_predictions.parquet"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--months",
+        type=int,
+        default=None,
+        help="the backtest's last N months (default: all it holds)",
+    )
+    parser.add_argument(
+        "--run", default="latest", help="training run: folder, run id or 'latest' (default)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="ledger folder (default: data/ledger/)"
+    )
+    parser.add_argument(
+        "--no-build", action="store_true", help="do not rebuild the ledger's dbt models"
+    )
+
+
+def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    written = replay(paths, args.run, args.months, args.out, build=not args.no_build)
+    print(f"backtest: {written['rows']} rows over {written['months']} months -> {written['out']}")
+    return 0
+
+
+def ledger_frame(predictions: pd.DataFrame, metadata: dict, run_id: str) -> pd.DataFrame:
+    """The backtest's rows as ledger rows (pure)."""
+    cutpoints = metadata["confidence_cutpoints"]
+    p_keep = predictions["p_keep"].to_numpy(dtype=np.float64)
+    shown = contracts.predicted_probability(p_keep)
+    days = pd.to_datetime(predictions["snapshot_date"]).dt.normalize()
+    label = metadata["label"]
+    frame = pd.DataFrame(
+        {
+            "source": "backtest",
+            "pool_id": predictions["pool_id"].astype(str).to_numpy(),
+            "hour": (days + pd.Timedelta(days=1)).dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(),
+            "model_id": [
+                f"{run_id}/backtest-trained-to-{t}" for t in predictions["model_trained_to"]
+            ],
+            "feature_date": days.dt.strftime("%Y-%m-%d").to_numpy(),
+            "p_keep": p_keep,
+            "predicted_class": np.where(
+                contracts.predicted_class_is_down(p_keep),
+                contracts.CLASS_DOWN,
+                contracts.CLASS_KEEP,
+            ),
+            "binned_confidence": np.asarray(contracts.confidence_bin(shown, cutpoints), dtype=int),
+            "cutpoint_low": float(cutpoints[0]),
+            "cutpoint_high": float(cutpoints[1]),
+        }
+    )
+    for column in contracts.LABEL_SETTING_COLUMNS:
+        frame[column] = label.get(column)
+    frame["reasons"] = [[] for _ in range(len(frame))]
+    return frame
+
+
+def replay(
+    paths: ProjectPaths,
+    run: str = "latest",
+    months: int | None = None,
+    out: Path | None = None,
+    build: bool = True,
+) -> dict:
+    """Write the backtest's last `months` months to the ledger; rebuild its models."""
+    if months is not None and months < 1:
+        raise UserError(f"--months must be at least 1, got {months}")
+    run_dir = resolve_run(paths, run)
+    metadata = json.loads((run_dir / contracts.MODEL_METADATA_FILE).read_text())
+    source = run_dir / BACKTEST_FILE
+    if not source.is_file():
+        raise UserError(
+            f"{source} does not exist: the run was trained without its monthly backtest "
+            "(train without --no-backtest)"
+        )
+    predictions = pd.read_parquet(source)
+    held = sorted(predictions["month"].unique().tolist())
+    chosen = held[-months:] if months else held
+    if months and months > len(held):
+        raise UserError(
+            f"{source} holds {len(held)} backtest months ({held[0]}..{held[-1]}), not {months}"
+        )
+    predictions = predictions[predictions["month"].isin(chosen)]
+    frame = ledger_frame(predictions, metadata, run_dir.name)
+    out = Path(out or ledger.default_folder(paths))
+    for old in out.glob("date=*/*.backtest.json.gz"):
+        old.unlink()
+    files = 0
+    for (_day, hour), rows in frame.groupby(["feature_date", "hour"], sort=True):
+        when = dt.datetime.fromisoformat(hour.replace("Z", "+00:00"))
+        target = out / contracts.ledger_key("", when, "backtest")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        records = rows.to_dict(orient="records")
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_bytes(service.ledger_body(records))
+        os.replace(partial, target)
+        files += 1
+    log(
+        f"backtest: {len(frame)} rows of {len(chosen)} months ({chosen[0]}..{chosen[-1]}) "
+        f"of run {run_dir.name} -> {files} ledger files in {out}"
+    )
+    if build:
+        ledger.build_ledger_models(paths)
+    return {"rows": len(frame), "months": len(chosen), "files": files, "out": out}
