@@ -29,8 +29,11 @@ from parity import table_differences
 
 from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import project_paths
+from apy_runway.stages.build import export_feature_columns
 from apy_runway.stages.generate import generate_snapshots
 from apy_runway.stages.ingest import ingest
+from apy_runway.stages.publish import load_features_payload
+from models_py.data import load_training_set
 
 pytestmark = pytest.mark.slow
 
@@ -179,6 +182,43 @@ def test_the_parquet_exports_are_equal(builds):
             key,
         )
     assert not problems, "\n".join(problems)
+
+
+def test_training_and_publish_read_the_spark_exports_as_the_duckdb_ones(builds):
+    """What stays the same: training loads the exported training_set and publish the
+    exported latest_features, whichever engine wrote them (a file or a folder of parts)."""
+    duck, duck_target, spark, _ = builds
+    export_feature_columns(duck, duck_target)
+    shutil.copy(duck.feature_columns, spark.feature_columns)
+    loaded = {
+        name: load_training_set(
+            paths.data / "exports" / "training_set.parquet", duck.feature_columns
+        )
+        for name, paths in (("duckdb", duck), ("spark", spark))
+    }
+    assert loaded["spark"].frame.shape == loaded["duckdb"].frame.shape
+    assert loaded["spark"].label == loaded["duckdb"].label
+    assert (
+        table_differences(
+            "loaded training data",
+            pa.Table.from_pandas(loaded["duckdb"].frame, preserve_index=False),
+            pa.Table.from_pandas(loaded["spark"].frame, preserve_index=False),
+            ["pool_id", "snapshot_date"],
+        )
+        == []
+    )
+    payloads = {
+        name: load_features_payload(paths) for name, paths in (("duckdb", duck), ("spark", spark))
+    }
+    assert (
+        table_differences(
+            "published features",
+            pa.table(payloads["duckdb"]["columns"]),
+            pa.table(payloads["spark"]["columns"]),
+            ["pool_id"],
+        )
+        == []
+    )
 
 
 # The test of the test: the same comparison on a perturbed copy of one table.
