@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Build the inference Lambda layer (scikit-learn, numpy, scipy, joblib, ...) without
-# Docker: pip installs manylinux wheels for the target Python and architecture into
-# python/, prunes tests/caches/docs, strips shared objects (not those under *.libs:
-# stripping those breaks numpy and scipy imports), zips, prints the sizes and fails if
-# the unzipped layer passes Lambda's 250 MB.
+# Build the inference Lambda layer without Docker: numpy and orjson alone, from
+# inference/requirements.lock (sha256 of their manylinux wheels for x86_64 and
+# aarch64), installed with pip --require-hashes --no-deps for the target Python and
+# architecture into python/. Prunes tests/caches/docs/type stubs, strips shared
+# objects (not those under *.libs: stripping those breaks numpy's imports),
+# byte-compiles, zips, prints the sizes and fails if the unzipped layer passes
+# Lambda's 250 MB.
 #
 # Usage: ./createlayer.sh [PYTHON_VERSION] [options]
 #   PYTHON_VERSION         e.g. 3.12; must match serverless.yml's provider.runtime,
 #                          the one place the runtime is set (default: read from there)
-#   --metadata FILE        pin the library versions a training run recorded
-#                          (runs/<run_id>/metadata.json); else inference/requirements.txt
+#   --metadata FILE        a training run's metadata.json (or model_spec.json): refuse
+#                          it unless its numpy version is the lock's (with --sklearn:
+#                          pin numpy/scipy/scikit-learn/joblib to its versions). Every
+#                          version read must be a plain version (digits and dots)
+#   --sklearn              build the scikit-learn layer instead (benchmarks/sklearn-layer.txt,
+#                          no hashes): the benchmark's baseline, never deployed
 #   --out-dir DIR          where python/ and layer.zip go (default: this folder)
 #   --no-compile           ship no .pyc files. By default, when the Python running pip
 #                          is PYTHON_VERSION, the pruned layer is byte-compiled afresh
 #                          (unchecked-hash .pyc): /opt is read-only on Lambda, so without
-#                          them every cold start compiles sklearn/scipy again (measured:
-#                          cold start 9.6 s -> 4.5 s; +30 MB unzipped)
+#                          them every cold start compiles the imports again
 #   --upload s3://B/KEY    upload layer.zip there afterwards (boto3; AWS_ENDPOINT_URL honoured)
 # Environment: PYTHON (interpreter running pip, default python3).
 # boto3 is not shipped: the Lambda runtime has it.
@@ -41,13 +46,15 @@ METADATA=""
 OUT_DIR="$HERE"
 UPLOAD=""
 COMPILE=auto
+SKLEARN=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --metadata) METADATA="${2:?--metadata needs a file}"; shift 2 ;;
         --out-dir) OUT_DIR="${2:?--out-dir needs a folder}"; shift 2 ;;
         --upload) UPLOAD="${2:?--upload needs s3://bucket/key}"; shift 2 ;;
         --no-compile) COMPILE=0; shift ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        --sklearn) SKLEARN=1; shift ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) [[ -z "$VERSION" ]] || die "one PYTHON_VERSION only"; VERSION="$1"; shift ;;
     esac
@@ -72,37 +79,85 @@ ZIP="$OUT_DIR/layer.zip"
 REQUIREMENTS="$(mktemp)"
 trap 'rm -f "$REQUIREMENTS"' EXIT
 
-# Pins: inference/requirements.txt, overridden by a run's library_versions.
-"$PYTHON" - "$HERE/inference/requirements.txt" "$METADATA" "$REQUIREMENTS" <<'PY'
+# The requirements pip gets: the hash-locked numpy (default) or the baseline's pins.
+# Versions read from --metadata must be plain (digits and dots): anything else
+# (e.g. "1.9.1\n--extra-index-url ...") would reach pip's requirements file.
+"$PYTHON" - "$HERE/inference/requirements.lock" "$HERE/benchmarks/sklearn-layer.txt" \
+    "$METADATA" "$REQUIREMENTS" "$SKLEARN" <<'PY'
 import json, re, sys
-source, metadata, target = sys.argv[1:4]
-lines = [l.strip() for l in open(source) if l.strip() and not l.lstrip().startswith("#")]
-pins = {re.split(r"[=<>!~ ]", l, maxsplit=1)[0].lower(): l for l in lines}
+lock, baseline, metadata, target, sklearn = sys.argv[1:6]
+PLAIN = re.compile(r"[0-9]+(\.[0-9]+)*")
+def fail(message):
+    sys.exit(f"createlayer.sh: error: {message}")
+def pinned(path):
+    """name -> version of the `name==version` lines (continuations skipped)."""
+    pins = {}
+    for line in open(path):
+        line = line.strip()
+        if not line or line.startswith(("#", "--")):
+            continue
+        name, sep, version = line.rstrip("\\ ").partition("==")
+        if not sep or not PLAIN.fullmatch(version.strip()):
+            fail(f"{path}: {line!r} is not a plain name==version pin")
+        pins[name.strip().lower()] = version.strip()
+    return pins
+versions = {}
 if metadata:
-    versions = json.load(open(metadata)).get("library_versions") or {}
+    try:
+        versions = json.load(open(metadata)).get("library_versions") or {}
+    except (OSError, ValueError) as error:
+        fail(f"cannot read {metadata}: {error}")
+    for name, value in versions.items():
+        if name in ("numpy", "scipy", "scikit-learn", "joblib") and (
+            not isinstance(value, str) or not PLAIN.fullmatch(value)
+        ):
+            fail(f"{metadata}: library_versions[{name!r}] = {value!r} is not a plain version")
+if sklearn == "1":
+    pins = pinned(baseline)
     for name in ("numpy", "scipy", "scikit-learn", "joblib"):
-        if not versions.get(name):
-            sys.exit(f"createlayer.sh: error: {metadata} has no library_versions[{name!r}]")
-        pins[name] = f"{name}=={versions[name]}"
-open(target, "w").write("\n".join(pins.values()) + "\n")
+        if metadata:
+            if not versions.get(name):
+                fail(f"{metadata} has no library_versions[{name!r}]")
+            pins[name] = versions[name]
+    open(target, "w").write("".join(f"{n}=={v}\n" for n, v in pins.items()))
+else:
+    locked = pinned(lock)
+    if "numpy" not in locked or set(locked) - {"numpy", "orjson"}:
+        fail(f"{lock} must pin numpy (and orjson) only, pins {sorted(locked)}")
+    if metadata and versions.get("numpy") and versions["numpy"] != locked["numpy"]:
+        fail(
+            f"{metadata} was trained with numpy {versions['numpy']}, the layer's lock pins "
+            f"{locked['numpy']}: update inference/requirements.lock (version and hashes) or retrain"
+        )
+    open(target, "w").write(open(lock).read())
 PY
-echo "createlayer.sh: python$VERSION $ARCH, pins: $(tr '\n' ' ' < "$REQUIREMENTS")" >&2
+if [[ "$SKLEARN" == 1 ]]; then
+    PIP_MODE=()
+    echo "createlayer.sh: python$VERSION $ARCH, scikit-learn baseline layer, pins: $(tr '\n' ' ' < "$REQUIREMENTS")" >&2
+else
+    PIP_MODE=(--require-hashes --no-deps)
+    echo "createlayer.sh: python$VERSION $ARCH, layer from inference/requirements.lock, pins: $(grep -E '^[a-z]' "$REQUIREMENTS" | tr -d '\\' | tr '\n' ' ')" >&2
+fi
 
 rm -rf "$LAYER" "$ZIP"
 "$PYTHON" -m pip install --quiet --no-compile --disable-pip-version-check \
+    "${PIP_MODE[@]}" \
     --target "$LAYER" \
     --platform "manylinux_2_28_$PLATFORM_ARCH" --platform "manylinux2014_$PLATFORM_ARCH" \
     --implementation cp --python-version "$VERSION" --only-binary=:all: \
     -r "$REQUIREMENTS" 2> >(grep -v "is neither a file nor a directory" >&2)
 
-# Prune what a running Lambda never reads. dist-info stays: the handler compares
-# installed versions with the model's metadata through importlib.metadata.
+# Prune what a running Lambda never reads. dist-info stays: it records what was
+# installed (the tests check the locked version).
 find "$LAYER" -depth -type d \( -name tests -o -name test -o -name __pycache__ \
     -o -name doc -o -name docs -o -name benchmarks \) -exec rm -rf {} +
 find "$LAYER" -type f \( -name '*.pyc' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' \
     -o -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.hpp' -o -name '*.f90' \
-    -o -name 'RECORD' \) -delete
+    -o -name '*.pyi' -o -name 'RECORD' \) -delete
 rm -rf "$LAYER/bin" "$LAYER"/numpy/_core/include "$LAYER"/numpy/f2py/src "$LAYER"/numpy/_pyinstaller
+if [[ "$SKLEARN" == 0 ]]; then
+    rm -rf "$LAYER"/numpy/f2py  # Fortran wrapping: scipy's import needs it, ours never does
+fi
 
 # Strip shared objects, but never those vendored under <package>.libs.
 if command -v strip >/dev/null; then

@@ -56,6 +56,18 @@ def _train() -> ModuleType:
     return train
 
 
+def _retrain() -> ModuleType:
+    from models_py import retrain
+
+    return retrain
+
+
+def _promote() -> ModuleType:
+    from models_py import promote
+
+    return promote
+
+
 def _publish() -> ModuleType:
     from apy_runway.stages import publish
 
@@ -80,6 +92,12 @@ def _check_leakage() -> ModuleType:
     return leakage
 
 
+def _board() -> ModuleType:
+    from apy_runway.stages import board
+
+    return board
+
+
 def _run_all() -> ModuleType:
     from apy_runway import run_all
 
@@ -94,10 +112,13 @@ COMMANDS: dict[str, Callable[[], ModuleType]] = {
     "collect": _collect,
     "build": _build,
     "train": _train,
+    "retrain": _retrain,
+    "promote": _promote,
     "publish": _publish,
     "score": _score,
     "refresh": _refresh,
     "check-leakage": _check_leakage,
+    "board": _board,
     "run-all": _run_all,
 }
 

@@ -1,8 +1,9 @@
 """`apy-runway run-all`: the whole pipeline on the embedded default data.
 
 generate -> ingest (a new raw store: --replace) -> build (dbt, in full) ->
-train -> score (local S3 + the Lambda's hourly core). Each step calls the same
-function as its own subcommand.
+train -> score (local S3 + the Lambda's hourly core) -> board (the static
+runway board; its path is printed last). Each step calls the same function as
+its own subcommand.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from apy_runway.foundation.console import log
 from apy_runway.foundation.paths import ProjectPaths
 
 COMMAND = "run-all"
-HELP = "generate -> ingest -> build -> train -> score, on the embedded generated data"
+HELP = "generate -> ingest -> build -> train -> score -> board, on the embedded generated data"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,14 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip generation and ingest these files/folders instead (e.g. a DefiLlama export)",
     )
     parser.add_argument("--vars", default=None, help="dbt vars for the build, as YAML")
-    parser.add_argument("--skip-score", action="store_true", help="stop after training")
+    parser.add_argument(
+        "--skip-score", action="store_true", help="do not score (nor draw the board)"
+    )
+    parser.add_argument("--skip-board", action="store_true", help="do not write the runway board")
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    from apy_runway.stages import build, generate, ingest, score
+    from apy_runway.stages import board, build, generate, ingest, score
     from models_py import train
 
     steps = ["ingest", "build", "train"] + ([] if args.skip_score else ["score"])
+    if not (args.skip_score or args.skip_board):
+        steps.append("board")
     if not args.input:
         steps.insert(0, "generate")
 
@@ -65,5 +71,11 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if not args.skip_score:
         step("score")
         print(score.render_report(score.score_locally(paths), top=10))
+    if "board" in steps:
+        step("board")
+        built = board.build_board(paths)
     log(f"run-all done: exports in {paths.exports}, model runs in {paths.runs}")
+    if "board" in steps:
+        print(f"\nrunway board ({built.pools} pools): {built.index}")
+        print(f"  open {built.index.as_uri()} in a browser (no server needed)")
     return 0

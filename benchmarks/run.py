@@ -410,31 +410,28 @@ def bench_train(workdir: Path, pools: int, days: int, log: Path, grid: str) -> N
 def bench_inference(
     workdir: Path, pools: int, days: int, log: Path, run: str | None, n_pools: int
 ) -> None:
+    """The scikit-learn-free Lambda against the scikit-learn way, in one run
+    (benchmarks/inference_bench.py): both layers, cold and warm hourly
+    invocations, scoring against predict_proba (n_jobs=1) on the same rows,
+    reasons, and the prototype-sized forest (measured, not gated)."""
     home = workdir / f"home_{pools}x{days}"
     run_dir = Path(run) if run else (home / "runs" / "latest").resolve()
     inference_log = workdir / "inference.log"
     inference_log.unlink(missing_ok=True)
     m = measure(
-        python_argv("benchmarks.inference_bench", str(home), str(run_dir), "--pools", str(n_pools)),
+        python_argv(
+            "benchmarks.inference_bench",
+            str(home),
+            str(run_dir),
+            "--pools",
+            str(n_pools),
+            "--prototype",
+            "--workdir",
+            str(workdir / "inference"),
+        ),
         log_path=inference_log,
     )
-    record(
-        "inference", f"{n_pools} pools", run=run_dir.name, **figures(m), **last_json(inference_log)
-    )
-    lean_log = workdir / "lean.log"
-    lean_log.unlink(missing_ok=True)
-    m = measure(
-        python_argv("benchmarks.lean_evaluator", str(home), str(run_dir), "--pools", str(n_pools)),
-        log_path=lean_log,
-    )
-    record(
-        "inference",
-        f"{n_pools} pools",
-        step="lean evaluator vs predict_proba",
-        run=run_dir.name,
-        **figures(m),
-        **last_json(lean_log),
-    )
+    record("inference", f"{n_pools} pools", **figures(m), **last_json(inference_log))
 
 
 def bench_layer(workdir: Path, log: Path) -> None:

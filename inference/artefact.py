@@ -1,30 +1,46 @@
-"""The model artefact as the Lambda receives it: the spec it reads from
-metadata.json, the integrity checks it runs before loading, and the loading.
+"""The model artefact as the Lambda receives it, checked before a byte of it is
+parsed.
 
-The sha256 and size of the model file are checked against metadata.json before
-a single byte is deserialised; a scikit-learn version other than training's is
-refused.
+Chain of trust, read in this order:
+
+1. ``metadata.json`` (the run's pointer, written last by the upload) names the
+   portable spec and gives its size, sha256 and, when training had a signing
+   key, its HMAC-SHA256 (``portable`` block).
+2. ``model_spec.json``: size and sha256 checked against metadata.json; with a
+   signing key configured, the HMAC too (an unsigned or mis-signed spec is
+   refused). Only then is it parsed. The spec carries the arrays' size and
+   sha256, so the HMAC covers them as well.
+3. ``model_arrays.npz``: size and sha256 checked against the spec, then read
+   with ``np.load(allow_pickle=False)``: plain numeric arrays, never a pickle.
+
+``model.joblib`` stays in the run folder for Python users; the Lambda never
+reads it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
-from collections.abc import Iterator
-from dataclasses import dataclass
-from importlib import metadata as importlib_metadata
-from typing import Any
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from inference import contracts
 
+# A signing key shorter than this is refused: HMAC-SHA256 with a short key
+# is guessable.
+MIN_SIGNING_KEY_BYTES = 16
+
 
 class ModelIntegrityError(RuntimeError):
-    """The model artefact does not match its metadata (sha256, library versions)."""
+    """The model artefact is missing, does not match its metadata, or is malformed."""
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What serving needs from metadata.json, validated once."""
+    """The serving facts of a model (from its portable spec), validated once."""
 
     model_id: str
     features: tuple[str, ...]
@@ -33,6 +49,7 @@ class ModelSpec:
     cutpoints: tuple[float, float]
     min_apy_exclusive: float
     min_observed_days: int
+    label: dict = field(default_factory=dict)  # horizon, threshold, statistic answered
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> ModelSpec:
@@ -44,18 +61,18 @@ class ModelSpec:
             eligibility = metadata.get("eligibility") or {}
             model_id = str(metadata["model_id"])
         except (KeyError, TypeError, ValueError) as error:
-            raise ModelIntegrityError(
-                f"metadata.json is missing or malformed: {error!r}"
-            ) from error
-        if not features:
-            raise ModelIntegrityError("metadata.json lists no features")
+            raise ModelIntegrityError(f"model spec is missing or malformed: {error!r}") from error
+        if not features or not all(isinstance(f, str) for f in features):
+            raise ModelIntegrityError("model spec lists no features (or a non-text one)")
+        if len(set(features)) != len(features):
+            raise ModelIntegrityError("model spec lists a feature twice")
         if set(features) != numeric | categorical or numeric & categorical:
             raise ModelIntegrityError(
-                "metadata.json: features must be exactly numeric_features + categorical_features"
+                "model spec: features must be exactly numeric_features + categorical_features"
             )
         if len(cutpoints) != 2 or not (50.0 <= cutpoints[0] <= cutpoints[1] <= 100.0):
             raise ModelIntegrityError(
-                f"metadata.json: confidence_cutpoints must be [q1, q2] within 50..100, "
+                f"model spec: confidence_cutpoints must be [q1, q2] within 50..100, "
                 f"got {metadata.get('confidence_cutpoints')!r}"
             )
         return cls(
@@ -70,107 +87,117 @@ class ModelSpec:
             min_observed_days=int(
                 eligibility.get("min_observed_days", contracts.MIN_OBSERVED_DAYS)
             ),
+            label={
+                key: value
+                for key, value in (metadata.get("label") or {}).items()
+                if key in contracts.ANSWER_LABEL_SETTINGS
+            },
         )
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An uncompressed .npz (what np.savez writes, np.load reads) with fixed
+    timestamps and key order, so the same arrays give the same bytes and sha256."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.asarray(arrays[key]), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def model_file_name(metadata: dict) -> str:
-    """The model file named by metadata.json: a plain file name, never a path."""
-    name = metadata.get("model_file") or contracts.MODEL_FILE
-    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-        raise ModelIntegrityError(f"metadata.json: model_file {name!r} is not a plain file name")
-    return name
+def hmac_hex(key: bytes, data: bytes) -> str:
+    """HMAC-SHA256 of the spec's bytes: what training writes and the Lambda checks."""
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
-def verify_artefact(data: bytes, metadata: dict) -> None:
-    """Refuse an artefact whose bytes do not match metadata.json (before loading)."""
-    expected = metadata.get("model_sha256")
-    if not expected:
-        raise ModelIntegrityError("metadata.json has no model_sha256: refusing to load the model")
+def check_signing_key(key: bytes, source: str) -> bytes:
+    if len(key) < MIN_SIGNING_KEY_BYTES:
+        raise ModelIntegrityError(
+            f"the signing key from {source} is {len(key)} bytes; use at least "
+            f"{MIN_SIGNING_KEY_BYTES} (e.g. `openssl rand -hex 32`)"
+        )
+    return key
+
+
+def plain_file_name(value: object, field: str) -> str:
+    """A file named by a document: a plain file name, never a path."""
+    if (
+        not isinstance(value, str)
+        or not value
+        or "/" in value
+        or "\\" in value
+        or value.startswith(".")
+    ):
+        raise ModelIntegrityError(f"{field} {value!r} is not a plain file name")
+    return value
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """metadata.json's `portable` block: where the spec is and what it must be."""
+
+    spec_file: str
+    spec_sha256: str
+    spec_size_bytes: int
+    spec_hmac_sha256: str | None
+
+    @classmethod
+    def from_metadata(cls, metadata: object) -> Pointer:
+        block = metadata.get("portable") if isinstance(metadata, dict) else None
+        if not isinstance(block, dict):
+            raise ModelIntegrityError(
+                f"{contracts.MODEL_METADATA_FILE} has no `portable` block: the run was "
+                "trained before the portable format; retrain it (apy-runway train)"
+            )
+        spec_file = plain_file_name(block.get("spec_file"), "metadata.json portable.spec_file")
+        sha, size = block.get("spec_sha256"), block.get("spec_size_bytes")
+        if not isinstance(sha, str) or len(sha) != 64:
+            raise ModelIntegrityError(f"metadata.json portable.spec_sha256 is malformed: {sha!r}")
+        if not isinstance(size, int) or size <= 0:
+            raise ModelIntegrityError(
+                f"metadata.json portable.spec_size_bytes is malformed: {size!r}"
+            )
+        signature = block.get("spec_hmac_sha256")
+        if signature is not None and not isinstance(signature, str):
+            raise ModelIntegrityError("metadata.json portable.spec_hmac_sha256 is not text")
+        return cls(spec_file, sha, size, signature)
+
+
+def verify_bytes(data: bytes, name: str, sha256: object, size: object, source: str) -> None:
+    """Refuse bytes whose size or sha256 differ from what `source` says (before parsing)."""
+    if not isinstance(sha256, str) or not sha256:
+        raise ModelIntegrityError(f"{source} gives no sha256 for {name}: refusing to load it")
+    if size is not None and size != len(data):
+        raise ModelIntegrityError(
+            f"{name} size mismatch: {source} says {size} bytes, got {len(data)}; "
+            "refusing to load it"
+        )
     actual = sha256_hex(data)
-    if actual != expected:
+    if actual != sha256:
         raise ModelIntegrityError(
-            f"model artefact sha256 mismatch: metadata says {expected}, "
-            f"the artefact is {actual}; refusing to load it"
+            f"{name} sha256 mismatch: {source} says {sha256}, the file is {actual}; "
+            "refusing to load it"
         )
-    size = metadata.get("model_size_bytes")
-    if size is not None and int(size) != len(data):
+
+
+def verify_signature(data: bytes, pointer: Pointer, key: bytes | None) -> None:
+    """With a signing key configured, the spec must carry a matching HMAC-SHA256."""
+    if key is None:
+        return
+    if not pointer.spec_hmac_sha256:
         raise ModelIntegrityError(
-            f"model artefact size mismatch: metadata says {size} bytes, got {len(data)}"
+            f"a signing key is configured but {pointer.spec_file} is unsigned "
+            "(metadata.json portable.spec_hmac_sha256 is empty): refusing to load it; "
+            "train with APY_RUNWAY_SIGNING_KEY set"
         )
-
-
-def installed_versions() -> dict[str, str | None]:
-    versions = {}
-    for name in ("scikit-learn", "numpy", "scipy", "joblib"):
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def check_library_versions(metadata: dict, installed: dict[str, str | None]) -> list[str]:
-    """Refuse a scikit-learn mismatch; return warnings for other libraries."""
-    trained = metadata.get("library_versions") or {}
-    want = trained.get("scikit-learn")
-    have = installed.get("scikit-learn")
-    if not want:
-        raise ModelIntegrityError("metadata.json has no library_versions['scikit-learn']")
-    if want != have:
+    if not hmac.compare_digest(hmac_hex(key, data), pointer.spec_hmac_sha256):
         raise ModelIntegrityError(
-            f"scikit-learn version mismatch: the model was trained with {want}, "
-            f"this runtime has {have}; rebuild the layer with the training versions "
-            f"(./createlayer.sh <python> --metadata runs/<run_id>/metadata.json)"
+            f"{pointer.spec_file} HMAC-SHA256 mismatch: the spec was not signed with the "
+            "configured key (tampered, or signed with another key); refusing to load it"
         )
-    warnings = []
-    for name in ("numpy", "scipy", "joblib"):
-        if trained.get(name) and installed.get(name) and trained[name] != installed[name]:
-            warnings.append(f"{name} {installed[name]} differs from training's {trained[name]}")
-    return warnings
-
-
-def iter_estimators(model: Any) -> Iterator[Any]:
-    """The model and every estimator nested in it (pipeline steps, column
-    transformers, calibrated classifiers and their base estimators)."""
-    stack = [model]
-    while stack:
-        estimator = stack.pop()
-        yield estimator
-        stack.extend(step for _, step in getattr(estimator, "steps", []) or [])
-        stack.extend(
-            step
-            for _, step, _ in getattr(estimator, "transformers_", []) or []
-            if not isinstance(step, str)
-        )
-        stack.extend(getattr(estimator, "calibrated_classifiers_", []) or [])
-        inner = getattr(estimator, "estimator", None)
-        if inner is not None and hasattr(inner, "get_params"):
-            stack.append(inner)
-
-
-def single_threaded(model: Any) -> Any:
-    """Set n_jobs = 1 on every nested estimator: on 20k rows a forest's threads
-    save nothing (22.5 ms vs 24.1 ms idle) and make latency erratic under load
-    (benchmarks/RESULTS.md)."""
-    for estimator in iter_estimators(model):
-        if getattr(estimator, "n_jobs", None) not in (None, 1):
-            estimator.n_jobs = 1
-    return model
-
-
-def load_verified_model(data: bytes, metadata: dict) -> Any:
-    """Verify the bytes against metadata.json, then load them single-threaded."""
-    verify_artefact(data, metadata)  # before deserialising: never load unverified bytes
-    import joblib  # imported here: the layer's heavy imports are paid on first use
-
-    model = single_threaded(joblib.load(io.BytesIO(data)))
-    if not hasattr(model, "predict_proba"):
-        raise ModelIntegrityError(
-            f"{model_file_name(metadata)} holds {type(model).__name__}, "
-            f"not a classifier with predict_proba"
-        )
-    return model

@@ -144,6 +144,11 @@ def confidence_bin(probability: Any, cutpoints: Any) -> Any:
     return 1 + (probability > low) * 1 + (probability > high) * 1
 
 
+# The words shown beside the 1 / 2 / 3 confidence bins (ours: DefiLlama's API
+# gives only the number). The board shows them; the hourly output may carry them.
+CONFIDENCE_WORDS: dict[int, str] = {1: "Low", 2: "Medium", 3: "High"}
+
+
 # --------------------------------------------------------------------------- who is scored
 
 # DefiLlama's eligibility: pools with apy <= 0 or fewer than 7 observed days are
@@ -172,21 +177,47 @@ FEATURES_STALE_AFTER_HOURS = 48.0
 # hour is inactive: not scored.
 POOL_INACTIVE_AFTER_DAYS = 7
 
+# Why a pool is not scored: one code per rule (the hourly output counts each;
+# the record's `reason` says it in words, naming the value or the limit).
+NOT_SCORED_INACTIVE = "inactive"
+NOT_SCORED_APY_MISSING = "apy_missing"
+NOT_SCORED_APY_NOT_POSITIVE = "apy_not_positive"
+NOT_SCORED_TOO_FEW_DAYS = "too_few_observed_days"
+NOT_SCORED_UNUSABLE_VALUE = "unusable_value"
+# A scored pool whose value of one of these features the model never saw in
+# training (not even as an infrequent category) is flagged unseen_category.
+UNSEEN_CATEGORY_FEATURES = ("chain", "project")
+# The label settings an answer refers to (at the top level of every answer).
+ANSWER_LABEL_SETTINGS = ("horizon_days", "apy_drop_threshold", "apy_future_stat")
+
 # --------------------------------------------------------------------------- S3 layout
 
 # Everything under one bucket: `publish` writes the model and the features,
 # the hourly Lambda writes the predictions.
 MODEL_PREFIX = "models/latest/"
+# A run folder: metadata.json (written last) points at the portable model the
+# Lambda serves (a JSON spec + an .npz of plain numeric arrays, no pickle);
+# model.joblib is the same model as a scikit-learn Pipeline, for Python users.
 MODEL_METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.joblib"
-FEATURES_KEY = "features/latest_features.json"
+PORTABLE_SPEC_FILE = "model_spec.json"
+PORTABLE_ARRAYS_FILE = "model_arrays.npz"
+# The key the hourly scorer reads: the binary features file (numpy reads it
+# directly). `publish` writes it after the JSON copy kept for people.
+FEATURES_KEY = "features/latest_features.bin"
+FEATURES_JSON_KEY = "features/latest_features.json"
 PREDICTIONS_PREFIX = "predictions/"
 LATEST_PREDICTIONS_NAME = "latest.json"
 
 # Format tags of the documents the keys hold.
-FEATURES_FORMAT = "apy-runway/latest-features/columns/v1"
-# Top-level fields of the published features document's header: the pool
-# count, and whether publish was told a shrink is intended (--allow-shrink).
+PORTABLE_SPEC_FORMAT = "apy-runway/portable-model/v1"
+FEATURES_FORMAT = "apy-runway/latest-features/binary/v1"
+FEATURES_JSON_FORMAT = "apy-runway/latest-features/columns/v1"
+# The binary features file starts with these 8 bytes, then the header's length
+# (8 bytes, little-endian), the JSON header, and the body (an .npz).
+FEATURES_MAGIC = b"APYRFEAT"
+# Fields of the features header (binary and JSON alike): the pool count, and
+# whether publish was told a shrink is intended (--allow-shrink).
 FEATURES_ROW_COUNT_FIELD = "row_count"
 FEATURES_ALLOW_SHRINK_FIELD = "allow_shrink"
 # S3 object metadata of the predictions documents: the pool count they hold,
@@ -196,8 +227,15 @@ PREDICTIONS_FORMAT = "apy-runway/predictions/v2"
 
 # Versions of what callers read: bump on any change of the hourly output or the
 # HTTP answers, and update the README's schema section with it.
-PREDICTIONS_SCHEMA_VERSION = 2
-HTTP_SCHEMA_VERSION = 2
+# 2: per-prediction `reasons` (top contributions) and the document's
+# `explanation`; "not scored" for values beyond float32's range.
+# 3: records carry project/chain/apy/tvl_usd, reason_code, inactive pools; the
+# document's `health` (ok | degraded, with reasons) and `label`.
+PREDICTIONS_SCHEMA_VERSION = 3
+HTTP_SCHEMA_VERSION = 3
+
+# Reasons given with each prediction: the largest contributions by size.
+REASONS_PER_PREDICTION = 3
 
 
 def hourly_predictions_key(prefix: str, hour: Any) -> str:

@@ -5,15 +5,19 @@
   body = ``{"pools": [...]}`` -> answers from the latest published predictions.
 - ``scheduled``: S3 ObjectCreated on the features key (publish writes it last)
   and EventBridge's hourly schedule (the safety net). Scores the published
-  latest features and writes ``<predictions prefix>hourly/<hour>Z.json`` plus
-  ``latest.json``; the hour is the event's (inference/events.py).
+  latest features (the binary features file) and writes ``<predictions
+  prefix>hourly/<hour>Z.json`` plus ``latest.json``, each prediction with its
+  reasons; the hour is the event's (inference/events.py).
 
+Imports: the standard library, numpy, orjson, botocore (boto3's core, as the
+runtime provides it) and our own code; no scikit-learn, scipy, joblib or pickle.
 Settings come from the environment once per distinct environment
-(inference/settings.py); the work is done by inference/service.py, which takes
-the settings and the S3 client as arguments. The model is read on first use and
-cached for the container's life; its sha256 is checked before it is loaded.
-Routing and logs are hand-written (no Powertools in our layer: numpy alone
-fills most of its size budget).
+(inference/settings.py); the work is done by inference/service.py,
+which takes the settings and the S3 client as arguments. The model (the
+portable spec + arrays) is read on first use and cached for the container's
+life; sizes and sha256 (and the HMAC, with a signing key) are checked before
+anything is parsed. Routing and logs are hand-written (Powertools only as
+AWS's managed layer, if ever).
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import json
 import logging
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from inference import contracts, service
 from inference.artefact import ModelIntegrityError
@@ -36,7 +42,7 @@ from inference.health import STATUS_OK
 from inference.publication import lookup
 from inference.scoring import score_rows
 from inference.settings import ConfigError, Settings, current
-from inference.validation import InputError, parse_json_body
+from inference.validation import InputError, kind, parse_json_body
 
 logger = logging.getLogger("apy_runway.inference")
 logger.setLevel(logging.INFO)
@@ -44,9 +50,26 @@ logger.setLevel(logging.INFO)
 # Number of times a model was read from S3 and loaded in this process.
 MODEL_LOADS = 0
 
-_clients: dict[str | None, Any] = {}
-_models: dict[tuple[str | None, str, str], service.LoadedModel] = {}
+_clients: dict[tuple[str, str | None], Any] = {}
+_session: list[Any] = []  # one botocore session per process
+_models: dict[tuple, service.LoadedModel] = {}
 _latest_cache: dict[tuple[str | None, str, str], tuple[str, dict]] = {}
+
+# Server-side faults: the model or the published predictions cannot be read or
+# do not verify, a setting is wrong, S3 fails. The caller gets 503
+# model_unavailable with the request id; what went wrong (keys, file names,
+# sha256 values, what to run) goes to the logs only.
+SERVER_FAULTS = (
+    ModelIntegrityError,
+    ConfigError,
+    service.PublishedPredictionsError,
+    ClientError,
+    BotoCoreError,
+)
+MODEL_UNAVAILABLE_MESSAGE = (
+    "the model or the published predictions cannot be served right now; "
+    "retry later, and quote the request_id if it persists"
+)
 
 
 def log_event(level: int, event: str, **fields: Any) -> None:
@@ -57,26 +80,43 @@ def log_event(level: int, event: str, **fields: Any) -> None:
     )
 
 
-def s3(settings: Settings) -> Any:
-    """The S3 client, created once per endpoint."""
-    client = _clients.get(settings.endpoint_url)
+def _client(service_name: str, settings: Settings) -> Any:
+    """An AWS client, created once per service and endpoint. Made from a
+    botocore session (what boto3.client does underneath, with the same
+    credentials and region): importing boto3 itself also imports s3transfer,
+    120 ms of a cold start the handler never uses."""
+    key = (service_name, settings.endpoint_url)
+    client = _clients.get(key)
     if client is None:
-        client = boto3.client(
-            "s3",
+        if not _session:
+            _session.append(botocore.session.get_session())
+        client = _clients[key] = _session[0].create_client(
+            service_name,
             endpoint_url=settings.endpoint_url,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}),
         )
-        _clients[settings.endpoint_url] = client
     return client
+
+
+def s3(settings: Settings) -> Any:
+    return _client("s3", settings)
 
 
 def get_model(settings: Settings) -> service.LoadedModel:
     """The cached model; read, verified and loaded on first use only."""
     global MODEL_LOADS
-    key = (settings.endpoint_url, settings.bucket, settings.model_prefix)
+    key = (
+        settings.endpoint_url,
+        settings.bucket,
+        settings.model_prefix,
+        settings.signing_key_parameter,
+        bool(settings.signing_key),
+    )
     loaded = _models.get(key)
     if loaded is None:
-        loaded = _models[key] = service.load_model(settings, s3(settings))
+        ssm = _client("ssm", settings) if settings.signing_key_parameter else None
+        signing_key = service.signing_key(settings, ssm)
+        loaded = _models[key] = service.load_model(settings, s3(settings), signing_key)
         MODEL_LOADS += 1
         log_event(
             logging.INFO,
@@ -85,7 +125,7 @@ def get_model(settings: Settings) -> service.LoadedModel:
             source=loaded.source,
             size_bytes=loaded.size_bytes,
             seconds=round(loaded.seconds, 3),
-            version_warnings=loaded.version_warnings,
+            signature_checked=loaded.signed,
         )
     return loaded
 
@@ -113,12 +153,28 @@ def _response(status: int, body: dict) -> dict:
 
 
 def _http_body(event: dict) -> str | bytes | None:
+    """The request body, base64-decoded when the event says so (a boolean)."""
     body = event.get("body")
-    if body is not None and event.get("isBase64Encoded"):
+    encoded = event.get("isBase64Encoded", False)
+    if not isinstance(encoded, bool):
+        raise InputError(
+            f"event field isBase64Encoded must be true or false, got {kind(encoded)}",
+            field="isBase64Encoded",
+            code="invalid_event",
+        )
+    if body is not None and not isinstance(body, str):
+        raise InputError(
+            f"event field body must be a string, got {kind(body)}",
+            field="body",
+            code="invalid_event",
+        )
+    if body is not None and encoded:
         try:
-            return base64.b64decode(body)
+            return base64.b64decode(body, validate=True)
         except ValueError as error:
-            raise InputError("body is not valid base64", code="invalid_body") from error
+            raise InputError(
+                "body is not valid base64", field="body", code="invalid_body"
+            ) from error
     return body
 
 
@@ -137,7 +193,7 @@ def _predictions(event: dict, request_id: str | None, started: float) -> dict:
         )
         return body
     loaded = get_model(settings)
-    body = score_rows(loaded.model, loaded.spec, parsed, max_rows=settings.max_batch_rows)
+    body = score_rows(loaded.model, parsed, max_rows=settings.max_batch_rows)
     log_event(
         logging.INFO,
         "scored_rows",
@@ -154,27 +210,52 @@ ROUTES: dict[tuple[str, str], Callable[[dict, str | None, float], dict]] = {
 }
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _route(event: dict) -> Callable[[dict, str | None, float], dict]:
-    http_info = (event.get("requestContext") or {}).get("http") or {}
-    method = http_info.get("method")
-    path = event.get("rawPath") or http_info.get("path")
-    methods = [m for (m, p) in ROUTES if p == path]
-    if not methods:
-        raise InputError(f"no route for {path!r}", status=404, code="not_found")
-    if (method, path) not in ROUTES:
+    context = event.get("requestContext")
+    if context is not None and not isinstance(context, dict):
         raise InputError(
-            f"method {method} is not allowed; use {' or '.join(methods)}",
+            f"event field requestContext must be an object, got {kind(context)}",
+            field="requestContext",
+            code="invalid_event",
+        )
+    http_info = (context or {}).get("http")
+    if http_info is not None and not isinstance(http_info, dict):
+        raise InputError(
+            f"event field requestContext.http must be an object, got {kind(http_info)}",
+            field="requestContext.http",
+            code="invalid_event",
+        )
+    method = (http_info or {}).get("method")
+    path = event.get("rawPath") or (http_info or {}).get("path")
+    methods = [m for (m, p) in ROUTES if p == path]
+    if not isinstance(path, str) or not methods:
+        raise InputError(f"no route for {_short(path)}", status=404, code="not_found")
+    if not isinstance(method, str) or (method, path) not in ROUTES:
+        raise InputError(
+            f"method {_short(method)} is not allowed; use {' or '.join(methods)}",
             status=405,
             code="method_not_allowed",
         )
     return ROUTES[(method, path)]
 
 
-def http(event: dict, context: Any = None) -> dict:
-    """API Gateway HTTP API v2: POST /predictions."""
+def http(event: Any, context: Any = None) -> dict:
+    """API Gateway HTTP API v2: POST /predictions. Every answer is JSON: 4xx for
+    what the caller sent (naming the row and field), 503 for a server-side
+    fault, 500 only for a fault of this code; never a stack trace."""
     started = time.perf_counter()
-    request_id = getattr(context, "aws_request_id", None)
+    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     try:
+        if not isinstance(event, dict):
+            raise InputError(
+                f"the event must be an object (API Gateway's HTTP API v2 event), got {kind(event)}",
+                code="invalid_event",
+            )
         return _response(200, _route(event)(event, request_id, started))
     except InputError as error:
         log_event(
@@ -183,18 +264,25 @@ def http(event: dict, context: Any = None) -> dict:
             request_id=request_id,
             status=error.status,
             **error.to_dict(),
+            **_s3_code(error.__cause__),
         )
         return _response(error.status, error.to_dict())
-    except (ModelIntegrityError, ConfigError) as error:
+    except SERVER_FAULTS as error:
         log_event(
             logging.ERROR,
             "model_unavailable",
             request_id=request_id,
             error_type=type(error).__name__,
             message=str(error),
+            **_s3_code(error.__cause__ or error),
         )
         return _response(
-            503, {"error": "model_unavailable", "message": str(error), "request_id": request_id}
+            503,
+            {
+                "error": "model_unavailable",
+                "message": MODEL_UNAVAILABLE_MESSAGE,
+                "request_id": request_id,
+            },
         )
     except Exception as error:
         log_event(
@@ -213,6 +301,14 @@ def http(event: dict, context: Any = None) -> dict:
                 "request_id": request_id,
             },
         )
+
+
+def _s3_code(error: BaseException | None) -> dict:
+    """The S3 error code behind an error, for the log line (e.g. a 403 that
+    answered 'not published yet')."""
+    if isinstance(error, ClientError):
+        return {"s3_error_code": error.response.get("Error", {}).get("Code")}
+    return {}
 
 
 # --------------------------------------------------------------------------- scheduled
@@ -286,8 +382,8 @@ def scheduled(event: dict, context: Any = None) -> dict:
         raise
 
 
-def handler(event: dict, context: Any = None) -> dict:
+def handler(event: Any, context: Any = None) -> dict:
     """One entry point for both event kinds (the deployed functions use http/scheduled)."""
-    if "requestContext" in event:
+    if isinstance(event, dict) and "requestContext" in event:
         return http(event, context)
     return scheduled(event, context)

@@ -1,34 +1,35 @@
-"""The hourly publication: column-wise published features in, the hourly
+"""The hourly publication: the binary features file's table in, the hourly
 predictions document out (schema in the README, version in contracts). Pure:
 no I/O.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import contextlib
+import gc
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
 
-from inference import contracts
-from inference.artefact import ModelSpec
+from inference import contracts, reasons
+from inference.features import FeatureContractError, FeatureTable
 from inference.health import feature_age_hours, health
+from inference.portable import PortableModel
 from inference.scoring import (
-    column_to_numeric,
-    eligibility_reasons,
-    predict_proba_columns,
+    eligibility_codes,
+    score_inputs,
     shown_fields,
+    table_inputs,
+    unusable_value_reasons,
 )
 from inference.validation import lookup_pool_ids
 
 STATUS_SCORED = "scored"
 STATUS_NOT_SCORED = "not scored"
-# columns every published features document carries besides the model's features
-REQUIRED_COLUMNS = ("pool_id", "snapshot_date", "apy", "observed_day_count")
-
-
-class FeatureContractError(RuntimeError):
-    """Published features do not match the model's feature list."""
+# columns every published features file carries besides the model's features
+REQUIRED_NUMERIC_COLUMNS = ("apy", "observed_day_count")
 
 
 def parse_event_time(value: Any) -> datetime:
@@ -44,41 +45,35 @@ def parse_event_time(value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def check_feature_columns(payload: dict, spec: ModelSpec) -> tuple[int, list[str]]:
-    """Row count of column-wise features; raise unless every model feature is there.
+def check_feature_columns(table: FeatureTable, model: PortableModel) -> list[str]:
+    """Raise unless every model feature is published with the model's kind.
 
     Returns the published feature names the model does not use (logged by the
     handler, not fatal: the pipeline may add a feature before the next retrain).
     """
-    if payload.get("format") != contracts.FEATURES_FORMAT:
-        raise FeatureContractError(
-            f"published features have format {payload.get('format')!r}, "
-            f"expected {contracts.FEATURES_FORMAT!r}"
-        )
-    columns = payload.get("columns")
-    if not isinstance(columns, dict):
-        raise FeatureContractError("published features have no `columns` object")
-    missing = [name for name in list(spec.features) + list(REQUIRED_COLUMNS) if name not in columns]
+    spec = model.spec
+    numeric, categorical = set(table.numeric_columns), set(table.categorical_columns)
+    missing = sorted(
+        name
+        for name in [*spec.features, *REQUIRED_NUMERIC_COLUMNS]
+        if name not in numeric | categorical
+    )
     if missing:
-        raise FeatureContractError(
-            f"published features lack columns the model needs: {sorted(set(missing))}"
-        )
-    for kind, other in (
-        ("numeric", spec.categorical_features),
-        ("categorical", spec.numeric_features),
+        raise FeatureContractError(f"published features lack columns the model needs: {missing}")
+    for kind, published, other in (
+        ("numeric", numeric, spec.categorical_features),
+        ("categorical", categorical, spec.numeric_features),
     ):
-        published_kind = set(payload.get(kind) or [])
-        retyped = sorted(published_kind & other)
-        if retyped:
+        retyped = sorted(published & other)
+        declared = sorted(set(table.header.get(kind) or []) & other)
+        if retyped or declared:
             raise FeatureContractError(
-                f"published features call {retyped} {kind}, the model does not"
+                f"published features call {retyped or declared} {kind}, the model does not"
             )
-    published_features = payload.get("features") or []
-    unused = sorted(set(published_features) - set(spec.features))
-    lengths = {len(values) for values in columns.values()}
-    if len(lengths) > 1:
-        raise FeatureContractError(f"published columns have different lengths: {sorted(lengths)}")
-    return (lengths.pop() if lengths else 0), unused
+    wrongly_text = [c for c in REQUIRED_NUMERIC_COLUMNS if c not in numeric]
+    if wrongly_text:
+        raise FeatureContractError(f"published features hold {wrongly_text} as text, not numbers")
+    return sorted(set(table.header.get("features") or []) - set(spec.features))
 
 
 def feature_is_stale(
@@ -89,23 +84,94 @@ def feature_is_stale(
     return age_hours is None or age_hours > stale_after_hours
 
 
-def score_published(
-    model: Any, spec: ModelSpec, payload: dict, event_time: datetime, stale_after_hours: float
-) -> dict[str, Any]:
-    """Score every eligible pool of the column-wise published features.
+def inactive_days(
+    feature_dates: list, event_time: datetime, limit: int = contracts.POOL_INACTIVE_AFTER_DAYS
+) -> list[int | None]:
+    """Whole days between the end of each pool's last snapshot day and the
+    event time, for pools silent longer than `limit` days (else None)."""
+    ages: dict = {}
+    for day in set(feature_dates):
+        if not day:
+            ages[day] = None
+            continue
+        d = date.fromisoformat(str(day)[:10])
+        end = datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() + 86400
+        days = int((event_time.timestamp() - end) // 86400)
+        ages[day] = days if days > limit else None
+    return [ages[day] for day in feature_dates]
 
-    Stale features (older than `stale_after_hours` at the event time, counting a
-    feature date as the end of its day) are scored but flagged.
+
+def unseen_categories(model: PortableModel, codes: dict[str, np.ndarray]) -> np.ndarray:
+    """True where a pool's chain or project is not among the encoder's fitted
+    categories at all (infrequent-but-seen is not unseen; missing is not)."""
+    n = len(next(iter(codes.values()))) if codes else 0
+    flags = np.zeros(n, dtype=bool)
+    for name in contracts.UNSEEN_CATEGORY_FEATURES:
+        column = model.categorical.get(name)
+        if column is not None:
+            flags |= codes[name] == column.unseen_code
+    return flags
+
+
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Building 20k records with their reasons allocates ~100k containers and
+    no reference cycles; the cyclic collector's passes over them cost about a
+    fifth of the build (benchmarks/RESULTS.md). Reference counting still frees
+    everything; the collector is switched back on at the end."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def score_published(
+    model: PortableModel, table: FeatureTable, event_time: datetime, stale_after_hours: float
+) -> dict[str, Any]:
+    """Score every eligible pool of the published features, with its reasons.
+
+    Not scored, with the reason: pools outside the eligibility rule, and pools
+    holding a value the model cannot use (beyond float32's range, infinite),
+    named by feature; every other pool is scored. Stale features (older than
+    `stale_after_hours` at the event time, counting a feature date as the end
+    of its day) are scored but flagged.
     """
-    n_rows, unused = check_feature_columns(payload, spec)
-    columns = payload["columns"]
-    apy = column_to_numeric(columns["apy"])
-    observed = column_to_numeric(columns["observed_day_count"])
-    reasons = eligibility_reasons(apy, observed, spec)
-    eligible = [i for i, reason in enumerate(reasons) if reason is None]
+    with _without_cyclic_gc():
+        return _score_published(model, table, event_time, stale_after_hours)
+
+
+def _score_published(
+    model: PortableModel, table: FeatureTable, event_time: datetime, stale_after_hours: float
+) -> dict[str, Any]:
+    spec = model.spec
+    unused = check_feature_columns(table, model)
+    n_rows = table.row_count
+    feature_dates = table.feature_dates
+    rules = eligibility_codes(
+        table.numeric_column("apy"), table.numeric_column("observed_day_count"), spec
+    )
+    reason_codes = [code for code, _ in rules]
+    reasons_not_scored = [text for _, text in rules]
+    # a pool silent for more than POOL_INACTIVE_AFTER_DAYS is not scored,
+    # whatever else holds of it: the model has no business answering
+    silent_days = inactive_days(feature_dates, event_time)
+    for row, days in enumerate(silent_days):
+        if days is not None:
+            reason_codes[row] = contracts.NOT_SCORED_INACTIVE
+            reasons_not_scored[row] = contracts.NOT_SCORED_INACTIVE
+    numeric, codes = table_inputs(model, table)
+    eligible = np.array([i for i, r in enumerate(reasons_not_scored) if r is None], dtype=np.intp)
+    for row, reason in unusable_value_reasons(model, numeric, eligible).items():
+        reasons_not_scored[row] = reason
+        reason_codes[row] = contracts.NOT_SCORED_UNUSABLE_VALUE
+    scored = np.array([i for i, r in enumerate(reasons_not_scored) if r is None], dtype=np.intp)
+    unseen = unseen_categories(model, codes)
+    unseen[[i for i, r in enumerate(reasons_not_scored) if r is not None]] = False
 
     scored_at = event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
-    feature_dates = columns["snapshot_date"]
     stale_by_date = {
         d: feature_is_stale(d, event_time, stale_after_hours) for d in set(feature_dates)
     }
@@ -113,87 +179,144 @@ def score_published(
 
     # per-pool output columns: None / "not scored" unless the pool was scored
     status = np.full(n_rows, STATUS_NOT_SCORED, dtype=object)
-    shown = [np.full(n_rows, None, dtype=object) for _ in range(5)]
-    if eligible:
-        rows = np.asarray(eligible)
-        proba = predict_proba_columns(model, spec, columns, rows)
-        status[rows] = STATUS_SCORED
-        rounded = np.round(proba, 6).tolist()
+    shown = [np.full(n_rows, None, dtype=object) for _ in range(6)]
+    if len(scored):
+        scores = score_inputs(
+            model,
+            numeric.T[:, scored].T,  # rows picked, column-major kept
+            {name: rows[scored] for name, rows in codes.items()},
+            explain=True,
+        )
+        proba = scores.proba
+        status[scored] = STATUS_SCORED
+        rounded = np.round(proba, 6)
+
+        def value_of(name: str) -> Any:
+            if name in spec.numeric_features:
+                return numeric[scored, model.numeric_features.index(name)]
+            texts = table.text_column(name)
+            return [texts[i] for i in scored.tolist()]
+
+        explained = reasons.explain(spec.features, scores.contributions, value_of)
         for column, values in zip(
             shown,
             (
-                [p for p, _ in rounded],
-                [p for _, p in rounded],
+                rounded[:, 0].tolist(),
+                rounded[:, 1].tolist(),
                 *shown_fields(proba[:, 1], spec.cutpoints),
+                explained,
             ),
             strict=True,
         ):
-            column[rows] = values
-    p_down, p_keep, classes, probabilities, confidences = (c.tolist() for c in shown)
-    symbols = columns.get("symbol") or [None] * n_rows
+            column[scored] = values
+    p_down, p_keep, classes, probabilities, confidences, why = (c.tolist() for c in shown)
+    words = [contracts.CONFIDENCE_WORDS.get(c) for c in confidences]
+
+    def text(name: str) -> list:
+        return table.text_column(name) if name in table.categorical_columns else [None] * n_rows
+
+    def number(name: str) -> list:
+        if name not in table.numeric_columns:
+            return [None] * n_rows
+        values = table.numeric_column(name)
+        return [v if np.isfinite(v) else None for v in values.tolist()]
+
+    model_id = spec.model_id
     predictions = [
         {
             "pool_id": pool_id,
             "symbol": symbol,
-            "apy": pool_apy,
+            "project": project,
+            "chain": chain,
             "status": state,
             "reason": reason,
+            "reason_code": code,
             "p_down": down,
             "p_keep": keep,
             "predicted_class": shown_class,
             "predicted_probability": probability,
             "binned_confidence": confidence,
+            "confidence_words": word,
+            "reasons": because,
+            "apy": apy,
+            "tvl_usd": tvl,
             "is_stale": stale,
+            "is_inactive": days is not None,
+            "inactive_days": days,
+            "has_unseen_category": new_category,
             "feature_date": feature_date,
-            "model_id": spec.model_id,
-            "scored_at": scored_at,
         }
         for (
             pool_id,
             symbol,
-            pool_apy,
+            project,
+            chain,
             state,
             reason,
+            code,
             down,
             keep,
             shown_class,
             probability,
             confidence,
+            word,
+            because,
+            apy,
+            tvl,
             stale,
+            days,
+            new_category,
             feature_date,
         ) in zip(
-            columns["pool_id"],
-            symbols,
-            columns["apy"],
+            table.pool_ids,
+            text("symbol"),
+            text("project"),
+            text("chain"),
             status.tolist(),
-            reasons,
+            reasons_not_scored,
+            reason_codes,
             p_down,
             p_keep,
             classes,
             probabilities,
             confidences,
+            words,
+            why,
+            number("apy"),
+            number("tvl_usd"),
             stale_flags,
+            silent_days,
+            unseen.tolist(),
             feature_dates,
             strict=True,
         )
     ]
+    by_reason: dict[str, int] = {}
+    for code in reason_codes:
+        if code is not None:
+            by_reason[code] = by_reason.get(code, 0) + 1
 
     dates = [d for d in feature_dates if d]
     feature_date_max = max(dates) if dates else None
     return {
         "schema_version": contracts.PREDICTIONS_SCHEMA_VERSION,
         "format": contracts.PREDICTIONS_FORMAT,
-        "model_id": spec.model_id,
+        "model_id": model_id,
         "event_time": scored_at,
         "feature_date_max": feature_date_max,
+        "label": dict(spec.label),
         "stale_after_hours": stale_after_hours,
+        "inactive_after_days": contracts.POOL_INACTIVE_AFTER_DAYS,
         "health": health(feature_date_max, event_time, stale_after_hours),
         "unused_published_features": unused,
+        "explanation": model.explanation(),
         "counts": {
             "pools": n_rows,
-            "scored": len(eligible),
-            "not_scored": n_rows - len(eligible),
+            "scored": len(scored),
+            "not_scored": n_rows - len(scored),
+            "not_scored_by_reason": dict(sorted(by_reason.items())),
             "stale": sum(stale_flags),
+            "unseen_category": int(unseen.sum()),
         },
         "predictions": predictions,
     }
@@ -211,4 +334,6 @@ def lookup(
         "model_id": published.get("model_id"),
         "event_time": published.get("event_time"),
         "feature_date_max": published.get("feature_date_max"),
+        "label": published.get("label"),
+        "explanation": published.get("explanation"),
     }

@@ -1,12 +1,12 @@
-"""Scoring: model input matrices in, probabilities and DefiLlama's shown
-fields out. Pure: no I/O.
+"""Scoring: model inputs in, probabilities and DefiLlama's shown fields out.
+Pure: no I/O.
 
-Model contract (runs/<run_id>/metadata.json): the model is one scikit-learn
-Pipeline fitted on a 2-D numpy *object* array whose columns are
-``metadata["features"]`` in order; numeric features are floats (NaN = missing,
-imputed inside the pipeline), categorical features are str or None (imputed
-inside the pipeline; unseen categories go through the encoder's unknown path).
-``predict_proba(X)[:, 0]`` is p_down, ``[:, 1]`` is p_keep.
+The model is the portable model (inference/portable.py), evaluated with numpy
+alone. Its inputs are a numeric matrix (the model's numeric features in spec
+order, NaN = missing, imputed by the model) and, per categorical feature, the
+rows of its encoding table (a missing value takes the imputed category, an
+unseen one the unseen row). Column 0 of the probabilities is p_down, column
+1 p_keep.
 """
 
 from __future__ import annotations
@@ -17,18 +17,10 @@ from typing import Any
 import numpy as np
 
 from inference import contracts
-from inference.artefact import ModelIntegrityError, ModelSpec
-from inference.validation import rows_to_matrix
-
-
-def predict_proba(model: Any, matrix: np.ndarray) -> np.ndarray:
-    """(n, 2) array: column 0 = p_down, column 1 = p_keep."""
-    proba = np.asarray(model.predict_proba(matrix), dtype=float)
-    if proba.ndim != 2 or proba.shape[1] != 2 or proba.shape[0] != matrix.shape[0]:
-        raise ModelIntegrityError(
-            f"model returned probabilities of shape {proba.shape}, expected ({matrix.shape[0]}, 2)"
-        )
-    return proba
+from inference.artefact import ModelSpec
+from inference.features import FeatureTable
+from inference.portable import PortableModel, Scores
+from inference.validation import rows_to_inputs
 
 
 def shown_fields(p_keep: np.ndarray, cutpoints: Sequence[float]) -> tuple[list, list, list]:
@@ -44,115 +36,85 @@ def shown_fields(p_keep: np.ndarray, cutpoints: Sequence[float]) -> tuple[list, 
 
 
 def describe(p_keep: np.ndarray, cutpoints: Sequence[float]) -> list[dict[str, Any]]:
-    """DefiLlama's per-row fields."""
+    """DefiLlama's per-row fields, plus the confidence in words (ours)."""
     return [
-        {"predicted_class": c, "predicted_probability": p, "binned_confidence": b}
+        {
+            "predicted_class": c,
+            "predicted_probability": p,
+            "binned_confidence": b,
+            "confidence_words": contracts.CONFIDENCE_WORDS[b],
+        }
         for c, p, b in zip(*shown_fields(p_keep, cutpoints), strict=True)
     ]
 
 
+def score_inputs(
+    model: PortableModel, numeric: np.ndarray, codes: dict[str, np.ndarray], explain: bool = False
+) -> Scores:
+    return model.score(model.encode(numeric, codes), explain=explain)
+
+
 def score_rows(
-    model: Any, spec: ModelSpec, rows: Any, max_rows: int = contracts.MAX_BATCH_ROWS
+    model: PortableModel, rows: Any, max_rows: int = contracts.MAX_BATCH_ROWS
 ) -> dict[str, Any]:
     """HTTP feature rows -> response body keeping DefiLlama's `predictions` shape."""
-    matrix = rows_to_matrix(rows, spec, max_rows)
-    proba = predict_proba(model, matrix)
+    numeric, text = rows_to_inputs(rows, model.spec, max_rows)
+    codes = {name: column.codes(text[name]) for name, column in model.categorical.items()}
+    proba = score_inputs(model, numeric, codes).proba
     return {
+        "model_id": model.spec.model_id,
+        "label": dict(model.spec.label),
         "predictions": proba.tolist(),
-        "rows": describe(proba[:, 1], spec.cutpoints),
-        "model_id": spec.model_id,
+        "rows": describe(proba[:, 1], model.spec.cutpoints),
     }
 
 
-def column_to_numeric(values: list) -> np.ndarray:
-    """JSON numbers (None = missing) -> float array; numpy maps None to NaN."""
-    return np.asarray(values, dtype=float)
-
-
-def eligibility_reasons(
+def eligibility_codes(
     apy: np.ndarray, observed_days: np.ndarray, spec: ModelSpec
-) -> list[str | None]:
-    """DefiLlama's skip rule: apy <= 0 or fewer than 7 observed days -> not scored."""
-    reasons = np.full(apy.shape, None, dtype=object)
+) -> list[tuple[str | None, str | None]]:
+    """(code, reason in words) per row; (None, None) for an eligible row."""
+    codes = np.full(apy.shape, None, dtype=object)
     with np.errstate(invalid="ignore"):
         too_young = np.isnan(observed_days) | (observed_days < spec.min_observed_days)
         too_low = apy <= spec.min_apy_exclusive
     # assigned from the weakest reason to the strongest, so the first rule that
     # fails wins: missing apy, then apy <= 0, then too few observed days
-    reasons[too_young] = f"observed_day_count < {spec.min_observed_days}"
-    reasons[too_low] = f"apy <= {spec.min_apy_exclusive:g}"
-    reasons[np.isnan(apy)] = "apy is missing"
-    return reasons.tolist()
+    codes[too_young] = contracts.NOT_SCORED_TOO_FEW_DAYS
+    codes[too_low] = contracts.NOT_SCORED_APY_NOT_POSITIVE
+    codes[np.isnan(apy)] = contracts.NOT_SCORED_APY_MISSING
+    words = {
+        None: None,
+        contracts.NOT_SCORED_TOO_FEW_DAYS: f"observed_day_count < {spec.min_observed_days}",
+        contracts.NOT_SCORED_APY_NOT_POSITIVE: f"apy <= {spec.min_apy_exclusive:g}",
+        contracts.NOT_SCORED_APY_MISSING: "apy is missing",
+    }
+    return [(code, words[code]) for code in codes.tolist()]
 
 
-def _categorical_column(values: list, rows: np.ndarray) -> list:
-    return [None if values[i] is None else str(values[i]) for i in rows.tolist()]
+def unusable_value_reasons(
+    model: PortableModel, numeric: np.ndarray, rows: np.ndarray
+) -> dict[int, str]:
+    """{row: reason} for the given rows holding a value the model cannot use:
+    beyond float32's range or infinite (NaN is a missing value, imputed). The
+    reason names the feature (the first such, and how many more)."""
+    bad = model.out_of_range(numeric[rows])
+    found: dict[int, str] = {}
+    for i in np.flatnonzero(bad.any(axis=1)).tolist():
+        columns = np.flatnonzero(bad[i]).tolist()
+        name = model.numeric_features[columns[0]]
+        value = float(numeric[rows[i], columns[0]])
+        what = "is not finite" if np.isinf(value) else "is beyond float32's range"
+        more = f" (and {len(columns) - 1} more feature(s))" if len(columns) > 1 else ""
+        found[int(rows[i])] = f"{name} = {value:.6g} {what}{more}"
+    return found
 
 
-def published_matrix(columns: dict, spec: ModelSpec, rows: np.ndarray) -> np.ndarray:
-    """The model's object matrix for the given row indices of column-wise features."""
-    matrix = np.empty((len(rows), len(spec.features)), dtype=object)
-    for j, name in enumerate(spec.features):
-        if name in spec.numeric_features:
-            matrix[:, j] = column_to_numeric(columns[name])[rows]
-        else:
-            matrix[:, j] = _categorical_column(columns[name], rows)
-    return matrix
-
-
-def _dense_column_transformer(model: Any) -> Any:
-    """The fitted ColumnTransformer of Pipeline[ColumnTransformer, estimator]
-    when its transformers can be fed typed blocks directly; else None."""
-    steps = getattr(model, "steps", None)
-    if not steps or len(steps) != 2:
-        return None
-    transformer = steps[0][1]
-    fitted = getattr(transformer, "transformers_", None)
-    if fitted is None or getattr(transformer, "sparse_output_", True):
-        return None
-    for _, step, _columns in fitted:
-        if isinstance(step, str) and step != "drop":  # 'passthrough' needs the object path
-            return None
-    return transformer
-
-
-def predict_proba_columns(
-    model: Any, spec: ModelSpec, columns: dict, rows: np.ndarray
-) -> np.ndarray:
-    """predict_proba on column-wise features, without the object matrix.
-
-    The pipeline is fitted on an object array (numerics and categoricals in one
-    ordered matrix). Building that matrix and letting each transformer convert
-    its object slice back to floats costs more than the forest itself at 20k
-    pools, so each fitted transformer of the ColumnTransformer gets its columns
-    as a typed block (floats for numeric slices, objects for categorical ones)
-    and the final estimator gets their concatenation: the same numbers as
-    `model.predict_proba(published_matrix(...))` (a test checks equality). Any
-    other model shape takes the generic path.
-    """
-    transformer = _dense_column_transformer(model)
-    if transformer is None:
-        return predict_proba(model, published_matrix(columns, spec, rows))
-    blocks = []
-    for _, step, indices in transformer.transformers_:
-        if isinstance(step, str):  # 'drop'
-            continue
-        names = [spec.features[i] for i in np.asarray(indices).tolist()]
-        if all(name in spec.numeric_features for name in names):
-            block = np.column_stack([column_to_numeric(columns[n])[rows] for n in names])
-        else:
-            block = np.empty((len(rows), len(names)), dtype=object)
-            for j, name in enumerate(names):
-                if name in spec.numeric_features:
-                    block[:, j] = column_to_numeric(columns[name])[rows]
-                else:
-                    block[:, j] = _categorical_column(columns[name], rows)
-        part = step.transform(block)
-        # the ColumnTransformer densifies sparse parts when its output is dense
-        blocks.append(part.toarray() if hasattr(part, "toarray") else part)
-    proba = np.asarray(model.steps[-1][1].predict_proba(np.hstack(blocks)), dtype=float)
-    if proba.ndim != 2 or proba.shape != (len(rows), 2):
-        raise ModelIntegrityError(
-            f"model returned probabilities of shape {proba.shape}, expected ({len(rows)}, 2)"
-        )
-    return proba
+def table_inputs(model: PortableModel, table: FeatureTable) -> tuple[np.ndarray, dict]:
+    """The model's inputs for every row of a features file."""
+    positions = [table.numeric_columns.index(name) for name in model.numeric_features]
+    numeric = table.numeric.T[positions].T  # column gathers of the column-major matrix
+    codes = {}
+    for name, column in model.categorical.items():
+        vocabulary, file_codes = table.categorical_column(name)
+        codes[name] = column.recode(list(vocabulary), file_codes)
+    return numeric, codes

@@ -11,22 +11,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from botocore.exceptions import ClientError
 
-from inference import contracts
-from inference.artefact import (
-    ModelSpec,
-    check_library_versions,
-    installed_versions,
-    load_verified_model,
-    model_file_name,
-)
+from inference import artefact, contracts, features, portable
+from inference.artefact import ModelIntegrityError, ModelSpec
 from inference.health import shrink_refusal
 from inference.publication import score_published
 from inference.settings import Settings
 from inference.validation import InputError
 
 NOT_FOUND_CODES = ("404", "NoSuchKey", "NotFound")
+# S3's answer to a GET or HEAD of a key the caller may not read, and of a MISSING
+# key when the caller may not list the bucket (s3:ListBucket); a HEAD has no body,
+# so its code is the bare status
+ACCESS_DENIED_CODES = ("403", "AccessDenied", "Forbidden")
+# a conditional PUT that lost a race: 412 (the ETag changed / the key appeared),
+# 409 (S3: a concurrent conditional write; retry), 404 (If-Match on a deleted key)
+CONFLICT_CODES = (
+    "412",
+    "PreconditionFailed",
+    "409",
+    "ConditionalRequestConflict",
+    *NOT_FOUND_CODES,
+)
+LATEST_WRITE_ATTEMPTS = 5
+
+
+class PublishedPredictionsError(RuntimeError):
+    """latest.json exists but is not a predictions document (a server-side fault)."""
 
 
 class FeaturesRefused(RuntimeError):
@@ -35,47 +48,136 @@ class FeaturesRefused(RuntimeError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: Any
+    model: portable.PortableModel
     spec: ModelSpec
-    metadata: dict
     source: str
     size_bytes: int
     seconds: float
-    version_warnings: tuple[str, ...]
+    signed: bool
 
 
 def get_bytes(client: Any, bucket: str, key: str) -> bytes:
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
-def put_json(client: Any, bucket: str, key: str, payload: dict, metadata: dict[str, str]) -> None:
-    body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+def _error_code(error: ClientError) -> str | None:
+    return error.response.get("Error", {}).get("Code")
+
+
+def encode_json(payload: dict) -> bytes:
+    """Compact JSON of an output document. orjson: 15 ms instead of json's
+    143 ms for 20k pools with reasons (benchmarks/RESULTS.md). The documents
+    hold no NaN or infinity (orjson would write them as null)."""
+    return orjson.dumps(payload)
+
+
+def put_json(client: Any, bucket: str, key: str, body: bytes, metadata: dict[str, str]) -> None:
     client.put_object(
         Bucket=bucket, Key=key, Body=body, ContentType="application/json", Metadata=metadata
     )
 
 
-def load_model(settings: Settings, client: Any) -> LoadedModel:
-    """Read metadata.json and the model from the model prefix, verify, load."""
+def signing_key(settings: Settings, ssm_client: Any = None) -> bytes | None:
+    """The key the spec's HMAC is checked with: APY_RUNWAY_SIGNING_KEY, or the
+    SSM parameter APY_RUNWAY_SIGNING_KEY_PARAMETER names (read with decryption),
+    or None (no signature check)."""
+    if settings.signing_key:
+        return artefact.check_signing_key(settings.signing_key.encode(), "APY_RUNWAY_SIGNING_KEY")
+    if not settings.signing_key_parameter:
+        return None
+    name = settings.signing_key_parameter
+    try:
+        value = ssm_client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except ClientError as error:
+        raise ModelIntegrityError(
+            f"cannot read the signing key from SSM parameter {name!r}: "
+            f"{error.response.get('Error', {}).get('Code')}; refusing to load an unverified model"
+        ) from error
+    return artefact.check_signing_key(value.encode(), f"SSM parameter {name!r}")
+
+
+def _get_model_file(settings: Settings, client: Any, name: str) -> bytes:
+    key = settings.model_prefix + name
+    try:
+        return get_bytes(client, settings.bucket, key)
+    except ClientError as error:
+        code = _error_code(error)
+        if code in NOT_FOUND_CODES:
+            raise ModelIntegrityError(
+                f"s3://{settings.bucket}/{key} does not exist: publish a training run "
+                "(apy-runway publish --run latest)"
+            ) from error
+        if code in ACCESS_DENIED_CODES:  # a missing key, to a role that may not list
+            raise ModelIntegrityError(
+                f"s3://{settings.bucket}/{key}: access denied (S3's answer for a missing key "
+                "when the role may not list the bucket): publish a training run "
+                "(apy-runway publish --run latest), or grant s3:GetObject on the model prefix"
+            ) from error
+        raise
+
+
+def load_model(settings: Settings, client: Any, key: bytes | None = None) -> LoadedModel:
+    """Read metadata.json, then the portable spec (size, sha256 and, with a
+    signing key, HMAC checked before it is parsed), then its arrays (size and
+    sha256 from the spec checked before np.load(allow_pickle=False))."""
     started = time.perf_counter()
     prefix = settings.model_prefix
-    metadata = json.loads(
-        get_bytes(client, settings.bucket, prefix + contracts.MODEL_METADATA_FILE)
+    try:
+        metadata = json.loads(_get_model_file(settings, client, contracts.MODEL_METADATA_FILE))
+    except ValueError as error:
+        raise ModelIntegrityError(
+            f"{contracts.MODEL_METADATA_FILE} is not JSON: {error}"
+        ) from error
+    pointer = artefact.Pointer.from_metadata(metadata)
+    spec_bytes = _get_model_file(settings, client, pointer.spec_file)
+    artefact.verify_bytes(
+        spec_bytes,
+        pointer.spec_file,
+        pointer.spec_sha256,
+        pointer.spec_size_bytes,
+        contracts.MODEL_METADATA_FILE,
     )
-    spec = ModelSpec.from_metadata(metadata)
-    warnings = check_library_versions(metadata, installed_versions())
-    model_file = model_file_name(metadata)
-    data = get_bytes(client, settings.bucket, prefix + model_file)
-    model = load_verified_model(data, metadata)
+    artefact.verify_signature(spec_bytes, pointer, key)
+    try:
+        document = json.loads(spec_bytes)
+    except ValueError as error:
+        raise ModelIntegrityError(f"{pointer.spec_file} is not JSON: {error}") from error
+    listed = document.get("arrays") if isinstance(document, dict) else None
+    if not isinstance(listed, dict):
+        raise ModelIntegrityError(f"{pointer.spec_file} names no arrays file")
+    arrays_file = artefact.plain_file_name(listed.get("file"), f"{pointer.spec_file} arrays.file")
+    arrays_bytes = _get_model_file(settings, client, arrays_file)
+    artefact.verify_bytes(
+        arrays_bytes, arrays_file, listed.get("sha256"), listed.get("size_bytes"), pointer.spec_file
+    )
+    model = portable.load(document, portable.read_arrays(arrays_bytes, arrays_file))
+    _check_run_features(metadata, model.spec, pointer.spec_file)
     return LoadedModel(
         model=model,
-        spec=spec,
-        metadata=metadata,
-        source=f"s3://{settings.bucket}/{prefix}{model_file}",
-        size_bytes=len(data),
+        spec=model.spec,
+        source=f"s3://{settings.bucket}/{prefix}{pointer.spec_file}",
+        size_bytes=len(spec_bytes) + len(arrays_bytes),
         seconds=time.perf_counter() - started,
-        version_warnings=tuple(warnings),
+        signed=key is not None,
     )
+
+
+def _check_run_features(metadata: dict, spec: ModelSpec, spec_file: str) -> None:
+    """metadata.json's ordered features (the run's feature contract) must be the
+    spec's: a feature renamed in one of them is a broken publication, a server
+    fault, never a row the caller got wrong."""
+    listed = metadata.get("features")
+    if listed is None:
+        return
+    if not isinstance(listed, list) or listed != list(spec.features):
+        listed = listed if isinstance(listed, list) else []
+        only_spec = [f for f in spec.features if f not in listed]
+        only_metadata = [f for f in listed if f not in spec.features]
+        raise ModelIntegrityError(
+            f"{contracts.MODEL_METADATA_FILE} features differ from {spec_file}'s "
+            f"(only in {spec_file}: {only_spec}; only in metadata: {only_metadata}; "
+            "else the order)"
+        )
 
 
 def read_latest_predictions(
@@ -88,76 +190,160 @@ def read_latest_predictions(
         kwargs = {"IfNoneMatch": cached[0]} if cached else {}
         response = client.get_object(Bucket=settings.bucket, Key=key, **kwargs)
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code")
+        code = _error_code(error)
         if cached and code in ("304", "NotModified"):
             return cached
-        if code in NOT_FOUND_CODES:
+        # The HTTP function's role may not list the bucket, so S3 answers a GET of a
+        # missing latest.json with 403 AccessDenied, not 404: before the first hourly
+        # run that is the normal answer. (A role that cannot read an existing
+        # latest.json answers the same; the handler logs the S3 code.)
+        if code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES:
             raise InputError(
                 "no predictions have been published yet; send feature rows instead",
                 status=503,
                 code="no_published_predictions",
             ) from error
         raise
-    return response["ETag"], json.loads(response["Body"].read())
-
-
-def _latest_metadata(settings: Settings, client: Any) -> dict | None:
-    """The S3 metadata of latest.json (None: nothing published yet)."""
     try:
-        head = client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
+        document = json.loads(response["Body"].read())
+    except ValueError as error:
+        raise PublishedPredictionsError(f"s3://{settings.bucket}/{key} is not JSON") from error
+    records = document.get("predictions") if isinstance(document, dict) else None
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("pool_id"), str) for r in records
+    ):
+        raise PublishedPredictionsError(
+            f"s3://{settings.bucket}/{key} is not a predictions document "
+            "(a `predictions` list of records with a pool_id)"
+        )
+    return response["ETag"], document
+
+
+@dataclass(frozen=True)
+class LatestWrite:
+    """What this run did to latest.json. `written`: its conditional PUT
+    succeeded (then `etag` is the ETag it wrote); else `newer_event_time` is the
+    newer hour already there. The monitoring issue posts a health change only
+    from a run whose write succeeded."""
+
+    written: bool
+    etag: str | None
+    newer_event_time: str | None
+    attempts: int
+
+
+class LatestConflict(RuntimeError):
+    """latest.json kept changing under this run's conditional writes."""
+
+
+def _latest_head(settings: Settings, client: Any) -> dict | None:
+    """HEAD of latest.json; None when there is none."""
+    try:
+        return client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+        code = _error_code(error)
+        # Without s3:ListBucket (the deployed role has none: it would let the function
+        # list every key of the prefix) S3 answers a HEAD of a missing key with 403, not
+        # 404, so on a fresh bucket 403 means "absent". Treating it so is safe because
+        # the write that follows is conditional: If-None-Match: * fails with 412 when the
+        # key exists after all, and nothing is overwritten; and the shrink rule has no
+        # earlier count to compare with before the first hourly write anyway.
+        if code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES:
             return None
         raise
-    return head.get("Metadata", {})
 
 
-def _newer_than_latest(settings: Settings, client: Any, event_time: str) -> bool:
-    """A retried *older* event must not roll latest.json back."""
-    metadata = _latest_metadata(settings, client)
-    return metadata is None or metadata.get("event-time", "") <= event_time
+def _latest_state(settings: Settings, client: Any) -> tuple[str, str] | None:
+    """(ETag, event time) of latest.json; None when there is none."""
+    head = _latest_head(settings, client)
+    if head is None:
+        return None
+    return head["ETag"], head.get("Metadata", {}).get("event-time", "")
 
 
-def _refuse_shrunk(settings: Settings, client: Any, payload: dict) -> None:
-    """The shrink rule against the pool count last scored (latest.json)."""
-    previous = (_latest_metadata(settings, client) or {}).get(contracts.PREDICTIONS_POOLS_METADATA)
-    count = payload.get(contracts.FEATURES_ROW_COUNT_FIELD)
-    if not isinstance(count, int):
-        count = len((payload.get("columns") or {}).get("pool_id") or [])
+def _refuse_shrunk(settings: Settings, client: Any, table: features.FeatureTable) -> None:
+    """The shrink rule: the features' pool count against the count last scored
+    (latest.json's metadata), unless their header says allow_shrink: true."""
+    head = _latest_head(settings, client) or {}
+    previous = head.get("Metadata", {}).get(contracts.PREDICTIONS_POOLS_METADATA)
     refusal = shrink_refusal(
-        count,
+        table.row_count,
         int(previous) if previous and previous.isdigit() else None,
-        payload.get(contracts.FEATURES_ALLOW_SHRINK_FIELD) is True,
+        table.header.get(contracts.FEATURES_ALLOW_SHRINK_FIELD) is True,
     )
     if refusal:
         raise FeaturesRefused(f"s3://{settings.bucket}/{settings.features_key}: {refusal}")
+
+
+def publish_latest(
+    settings: Settings, client: Any, body: bytes, metadata: dict[str, str], event_time: str
+) -> LatestWrite:
+    """Write latest.json unless a newer hour is there, atomically: read its ETag
+    and event time, then PUT with If-Match on that ETag (If-None-Match: * when
+    there is none). A 412/409 (another run wrote in between) or a 404 (it was
+    deleted) starts again from the read, at most LATEST_WRITE_ATTEMPTS times: a
+    slower older hour can never overwrite a newer one.
+
+    The body is PUT, not copied from the hour's key: CopyObject's If-Match /
+    If-None-Match on the destination exist in S3's API (botocore 1.44) but moto's
+    server ignores them, so no local test could show the guard holds."""
+    for attempt in range(1, LATEST_WRITE_ATTEMPTS + 1):
+        state = _latest_state(settings, client)
+        if state is not None and state[1] > event_time:
+            return LatestWrite(False, None, state[1], attempt)
+        condition = {"IfMatch": state[0]} if state is not None else {"IfNoneMatch": "*"}
+        try:
+            response = client.put_object(
+                Bucket=settings.bucket,
+                Key=settings.latest_predictions_key,
+                Body=body,
+                ContentType="application/json",
+                Metadata=metadata,
+                **condition,
+            )
+        except ClientError as error:
+            if _error_code(error) in CONFLICT_CODES:
+                continue
+            raise
+        return LatestWrite(True, response["ETag"], None, attempt)
+    raise LatestConflict(
+        f"s3://{settings.bucket}/{settings.latest_predictions_key} changed under each of "
+        f"{LATEST_WRITE_ATTEMPTS} conditional writes (or exists but cannot be read: the "
+        "role needs s3:GetObject on it); the hour's key is written, latest.json is not"
+    )
+
+
+def read_features(settings: Settings, client: Any) -> features.FeatureTable:
+    """The binary features file the hourly run scores (settings.features_key),
+    checked against the shrink rule (FeaturesRefused)."""
+    table = features.decode(get_bytes(client, settings.bucket, settings.features_key))
+    _refuse_shrunk(settings, client, table)
+    return table
 
 
 def score_hour(
     settings: Settings, client: Any, loaded: LoadedModel, event_time: datetime
 ) -> tuple[dict, dict]:
     """Score the published features for one hour; write the hour's key and,
-    unless a newer hour is already there, latest.json. Returns (summary, the
-    published document)."""
-    payload = json.loads(get_bytes(client, settings.bucket, settings.features_key))
-    _refuse_shrunk(settings, client, payload)
-    result = score_published(
-        loaded.model, loaded.spec, payload, event_time, settings.stale_after_hours
-    )
+    unless a newer hour is already there, latest.json (publish_latest).
+    Returns (summary, the published document)."""
+    table = read_features(settings, client)
+    result = score_published(loaded.model, table, event_time, settings.stale_after_hours)
+    body = encode_json(result)
     object_metadata = {
         "event-time": result["event_time"],
         "model-id": loaded.spec.model_id,
         contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
     }
     hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
-    put_json(client, settings.bucket, hourly, result, object_metadata)
-    latest = settings.latest_predictions_key
-    wrote_latest = _newer_than_latest(settings, client, result["event_time"])
-    if wrote_latest:
-        put_json(client, settings.bucket, latest, result, object_metadata)
+    put_json(client, settings.bucket, hourly, body, object_metadata)
+    latest = publish_latest(settings, client, body, object_metadata, result["event_time"])
     summary = {
         "hourly_key": hourly,
-        "latest_key": latest if wrote_latest else None,
+        "latest_key": settings.latest_predictions_key if latest.written else None,
+        # did this run's conditional write of latest.json succeed (see LatestWrite)
+        "latest_written": latest.written,
+        "latest_etag": latest.etag,
         "model_id": loaded.spec.model_id,
         "event_time": result["event_time"],
         "feature_date_max": result["feature_date_max"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inference import contracts
 
@@ -23,6 +23,10 @@ ENVIRONMENT = {
     "predictions_prefix": "APY_RUNWAY_PREDICTIONS_PREFIX",
     "stale_after_hours": "APY_RUNWAY_STALE_AFTER_HOURS",
     "max_batch_rows": "APY_RUNWAY_MAX_BATCH_ROWS",
+    # the model spec's HMAC-SHA256 key: the key itself, or the name of an SSM
+    # (SecureString) parameter holding it; neither = no signature check
+    "signing_key": "APY_RUNWAY_SIGNING_KEY",
+    "signing_key_parameter": "APY_RUNWAY_SIGNING_KEY_PARAMETER",
     # boto3 reads these itself; part of the cache key so a changed endpoint
     # gets its own client
     "endpoint_url": "AWS_ENDPOINT_URL_S3",
@@ -43,15 +47,22 @@ class Settings:
     stale_after_hours: float = contracts.FEATURES_STALE_AFTER_HOURS
     max_batch_rows: int = contracts.MAX_BATCH_ROWS
     endpoint_url: str | None = None
+    signing_key: str | None = field(default=None, repr=False)
+    signing_key_parameter: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bucket:
             raise ConfigError(f"environment variable {ENVIRONMENT['bucket']} is not set")
+        if self.signing_key and self.signing_key_parameter:
+            raise ConfigError(
+                f"set {ENVIRONMENT['signing_key']} or {ENVIRONMENT['signing_key_parameter']}, "
+                "not both"
+            )
         for name in ("model_prefix", "predictions_prefix"):
             value = getattr(self, name)
             if value and not value.endswith("/"):
                 raise ConfigError(f"{ENVIRONMENT[name]}={value!r} must end with '/'")
-        if not self.stale_after_hours > 0:
+        if not (self.stale_after_hours > 0 and self.stale_after_hours != float("inf")):
             raise ConfigError(
                 f"{ENVIRONMENT['stale_after_hours']}="
                 f"{self.stale_after_hours!r} must be a positive number of hours"
@@ -99,6 +110,8 @@ class Settings:
             endpoint_url=(
                 environ.get(ENVIRONMENT["endpoint_url"]) or environ.get(_ENDPOINT_FALLBACK) or None
             ),
+            signing_key=environ.get(ENVIRONMENT["signing_key"]) or None,
+            signing_key_parameter=environ.get(ENVIRONMENT["signing_key_parameter"]) or None,
         )
 
 

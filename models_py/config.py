@@ -23,10 +23,9 @@ CV_VALIDATION_FRACTION = 0.5
 MODEL_NAMES = ("prior", "heuristic", "logistic", "random_forest", "anchor")
 # Models that may become the production artefact (baselines never do).
 PRODUCTION_CANDIDATES = ("random_forest", "logistic", "anchor")
-PREFERRED_PRODUCTION_MODEL = "random_forest"
-# Another model replaces the random forest only if its mean fold AUC is higher
-# by more than this.
-PRODUCTION_SWITCH_MARGIN = 0.01
+# The production model is the candidate with the best mean AUC over the last
+# this many walk-forward folds: the most recent evidence.
+PRODUCTION_CHOICE_FOLDS = 3
 
 # Random forest: lean by default (Lambda load time and a < 100 ms warm score of
 # 20k pools). Candidates are compared on the walk-forward folds only, leanest
@@ -49,13 +48,66 @@ RANDOM_STATE = 0
 # Categories seen fewer times than this in training share the infrequent column.
 ONE_HOT_MIN_FREQUENCY = 20
 MAX_ARTEFACT_MB = 50.0
-# Isotonic calibration is checked on this many of the last walk-forward folds.
+# Calibration of the shipped probability (models_py/calibration.py). The method
+# is chosen on the last CALIBRATION_CHECK_FOLDS walk-forward folds: each fold's
+# model trains on its rows before its last CALIBRATION_FRACTION of dates
+# (purged), every method is fitted on those dates, and all are scored on the
+# fold's validation block. Lowest mean log loss wins; a more complex method
+# must win by more than CALIBRATION_MIN_GAIN.
+CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
 CALIBRATION_CHECK_FOLDS = 2
-# ... fitting isotonic on the last this share of the training dates (purged).
 CALIBRATION_FRACTION = 0.2
-# "auto": isotonic only if it improves fold Brier without worse fold log loss;
-# "off": never (see the report: isotonic steps can output exactly 0 or 1).
+CALIBRATION_MIN_GAIN = 0.001
+# No isotonic step rests on fewer calibration rows than this.
+CALIBRATION_MIN_BIN = 200
+# "auto": chosen on the folds as above; or force one method.
 CALIBRATION_DEFAULT = "auto"
+CALIBRATION_CHOICES = ("auto", *CALIBRATION_METHODS)
+
+# Degenerate training input: below these, a test period means nothing.
+MIN_TEST_POOLS = 5
+MIN_TEST_DATES = 14
+
+# The feature groups of the ablation: one per row of the feature table in
+# dbt_project/README.md, as patterns over the feature names. Every feature is
+# in exactly one group (tests/test_train_trust.py checks it on the contract).
+FEATURE_GROUPS = (
+    ("day values (apy, tvl_usd, apy_base, apy_reward)", r"apy|tvl_usd|apy_base|apy_reward"),
+    ("expanding mean / std", r"apy_expanding_(mean|std)"),
+    ("apy vs expanding mean", r"apy_relative_to_expanding_mean"),
+    ("apy rolling mean/std/median/min/max", r"apy_rolling_\d+d_(mean|std|median|min|max)"),
+    ("apy vs rolling mean", r"apy_relative_to_rolling_\d+d_mean"),
+    ("apy_base rolling mean / std", r"apy_base_rolling_\d+d_(mean|std)"),
+    ("apy change", r"apy_change_\d+d"),
+    ("tvl change", r"tvl_usd_change_\d+d"),
+    ("tvl log", r"tvl_usd_log"),
+    ("reward share", r"apy_reward_share"),
+    ("reward share change", r"apy_reward_share_change_\d+d"),
+    ("pool age", r"pool_age_days"),
+    ("observed day count", r"observed_day_count"),
+    ("observed day share", r"observed_day_rolling_\d+d_share"),
+    ("rank in project / chain", r"apy_(project|chain)_percent_rank"),
+    ("ratio to project / chain median", r"apy_(project|chain)_median_ratio"),
+    ("pools in project / chain", r"(project|chain)_pool_count"),
+    ("chain, project", r"chain|project"),
+    ("il_risk, exposure, stablecoin", r"il_risk|exposure|stablecoin"),
+)
+# The ablation refits the production recipe (ABLATION_TREES trees for a forest)
+# without each group on the last ABLATION_FOLDS folds. A group "can be dropped
+# at no cost" when the mean fold AUC without it is no more than the margin
+# below the full recipe's: ABLATION_NO_COST, or the seed noise if larger (the
+# full recipe refitted with another random_state).
+ABLATION_FOLDS = 2
+ABLATION_TREES = 30
+ABLATION_NO_COST = 0.002
+
+# `apy-runway retrain`: champion and challenger are each backtested over the
+# last RETRAIN_MONTHS months; the challenger is promoted unless its AUC is
+# lower by more than MAX_AUC_DROP or its ECE higher by more than MAX_ECE_RISE.
+RETRAIN_MONTHS = 3
+MAX_AUC_DROP = 0.01
+MAX_ECE_RISE = 0.01
+CHAMPION = "champion"
 
 # Evaluation
 BOOTSTRAP_SAMPLES = 200

@@ -110,7 +110,9 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
         )
     settings = label_settings(frame)
     frame = frame.copy()
+    check_values(frame, [*numeric, "apy", "observed_day_count"])
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.normalize()
+    check_unique_keys(frame)
     if "label_window_end_date" in frame.columns:
         frame["label_window_end_date"] = pd.to_datetime(
             frame["label_window_end_date"]
@@ -145,6 +147,40 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
     frame["pool_id"] = frame["pool_id"].astype(str)
     frame = frame.sort_values(["snapshot_date", "pool_id"], kind="stable").reset_index(drop=True)
     return TrainingData(frame, numeric, categorical, settings, dropped)
+
+
+def check_values(frame: pd.DataFrame, numeric: list[str]) -> None:
+    """Refuse a numeric column holding a value training cannot use (text that
+    is not a number, +-inf), naming the column, the row and the value."""
+    for name in dict.fromkeys(numeric):
+        column = frame[name]
+        values = pd.to_numeric(column, errors="coerce")
+        not_numeric = values.isna() & column.notna()
+        infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
+        for kind, bad in (("not a number", not_numeric.to_numpy()), ("infinite", infinite)):
+            if bad.any():
+                first = int(np.flatnonzero(bad)[0])
+                raise UserError(
+                    f"training set column {name!r} holds {int(bad.sum())} value(s) that are "
+                    f"{kind}: first at row {first} ({_key(frame, first)}): {column.iloc[first]!r}"
+                )
+        frame[name] = values
+
+
+def check_unique_keys(frame: pd.DataFrame) -> None:
+    """One row per (pool_id, snapshot_date): a duplicate would count a day twice."""
+    duplicated = frame.duplicated(list(contracts.KEY_COLUMNS), keep=False)
+    if duplicated.any():
+        first = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise UserError(
+            f"training set has {int(duplicated.sum())} rows sharing a (pool_id, snapshot_date) "
+            f"key with another row, first at row {first} ({_key(frame, first)}): "
+            "rebuild it with `apy-runway build`"
+        )
+
+
+def _key(frame: pd.DataFrame, row: int) -> str:
+    return ", ".join(f"{key}={frame[key].iloc[row]}" for key in contracts.KEY_COLUMNS)
 
 
 def load_training_set(training_set: Path, feature_columns: Path) -> TrainingData:

@@ -90,6 +90,14 @@ def bootstrap_auc_by_pool(
     """Percentile CI of the AUC resampling whole pools (rows of a pool are correlated)."""
     y, p, pools = np.asarray(y), np.asarray(p), np.asarray(pools)
     codes, uniques = pd.factorize(pools)
+    if len(uniques) < 2:
+        return {
+            "low": float("nan"),
+            "high": float("nan"),
+            "samples": 0,
+            "level": level,
+            "note": "a single pool: no by-pool interval",
+        }
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
     rng = np.random.default_rng(seed)

@@ -66,7 +66,10 @@ def explore_label_variants(
     variant_settings = replace(
         settings,
         models=models,
-        calibration="off",
+        calibration="none",
+        backtest=False,
+        ablation=False,
+        refit=False,
         rf_candidates=(rf_params,) if rf_params else settings.rf_candidates[-1:],
         bootstrap_samples=min(settings.bootstrap_samples, 100),
     )

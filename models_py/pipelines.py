@@ -20,11 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from inference.artefact import iter_estimators
 from models_py import config
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 EstimatorT = TypeVar("EstimatorT")
 
@@ -65,7 +64,7 @@ def random_forest(
     n_estimators = settings.pop("n_estimators", n_estimators)  # a candidate may set its own
     return RandomForestClassifier(
         n_estimators=n_estimators,
-        oob_score=True,
+        oob_score=False,
         bootstrap=True,
         n_jobs=config.RF_N_JOBS,
         random_state=random_state,
@@ -159,6 +158,25 @@ def build_pipeline(
             [("preprocess", pre), ("classifier", random_forest(rf_params, n_estimators))]
         )
     raise ValueError(f"unknown model {name!r}; choose from {config.MODEL_NAMES}")
+
+
+def iter_estimators(model: object) -> Iterator[object]:
+    """The model and every estimator nested in it (pipeline steps, column
+    transformers, calibrated classifiers and their base estimators)."""
+    stack = [model]
+    while stack:
+        estimator = stack.pop()
+        yield estimator
+        stack.extend(step for _, step in getattr(estimator, "steps", []) or [])
+        stack.extend(
+            step
+            for _, step, _ in getattr(estimator, "transformers_", []) or []
+            if not isinstance(step, str)
+        )
+        stack.extend(getattr(estimator, "calibrated_classifiers_", []) or [])
+        inner = getattr(estimator, "estimator", None)
+        if inner is not None and hasattr(inner, "get_params"):
+            stack.append(inner)
 
 
 # Per-training-row arrays a fitted forest keeps for its OOB score: two floats per

@@ -24,6 +24,7 @@ from sklearn.metrics import roc_curve
 from apy_runway.foundation.console import log
 from inference import contracts
 from models_py import config, evaluate
+from models_py.calibration import reliability_table
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -114,45 +115,39 @@ def plot_auc_by_month(tables: dict, path: Path) -> None:
 def model_table(result: TrainingResult, metadata: dict) -> pd.DataFrame:
     rows = []
     anchor = result.results.get("anchor")
+
+    def row(name: str, test: dict, cv: dict | None, oob: float | None) -> dict:
+        return {
+            "model": name,
+            "test ROC AUC": test["roc_auc"],
+            "95% CI (pools)": test["ci"].get("note")
+            or f"{test['ci']['low']:.3f}-{test['ci']['high']:.3f}",
+            "lift vs anchor": test["roc_auc"] - anchor.test["roc_auc"] if anchor else float("nan"),
+            "CV AUC mean": cv["cv_auc_mean"] if cv else float("nan"),
+            "CV AUC std": cv["cv_auc_std"] if cv else float("nan"),
+            "PR AUC (Down)": test["pr_auc_down"],
+            "Brier": test["brier"],
+            "log loss": test["log_loss"],
+            "ECE": test.get("ece", float("nan")),
+            "OOB ROC AUC": oob if oob is not None else float("nan"),
+        }
+
     for name, res in result.results.items():
-        oob = res.extra.get("oob_roc_auc")
         rows.append(
-            {
-                "model": name + (" (production)" if name == result.production else ""),
-                "test ROC AUC": res.test["roc_auc"],
-                "95% CI (pools)": f"{res.test['ci']['low']:.3f}-{res.test['ci']['high']:.3f}",
-                "lift vs anchor": res.test["roc_auc"] - anchor.test["roc_auc"]
-                if anchor
-                else float("nan"),
-                "CV AUC mean": res.cv["cv_auc_mean"],
-                "CV AUC std": res.cv["cv_auc_std"],
-                "PR AUC (Down)": res.test["pr_auc_down"],
-                "Brier": res.test["brier"],
-                "log loss": res.test["log_loss"],
-                "OOB ROC AUC": oob if oob is not None else float("nan"),
-            }
+            row(
+                name + (" (production)" if name == result.production else ""),
+                res.test,
+                res.cv,
+                res.extra.get("oob_roc_auc"),
+            )
         )
-    if result.calibration.get("applied") or len(result.size_guard) > 1:
-        test = metadata["metrics"][result.production]["production_test"]
-        changes = (["isotonic"] if result.calibration.get("applied") else []) + (
-            ["size guard"] if len(result.size_guard) > 1 else []
-        )
-        rows.append(
-            {
-                "model": f"{result.production} + {' + '.join(changes)} (model.joblib)",
-                "test ROC AUC": test["roc_auc"],
-                "95% CI (pools)": f"{test['ci']['low']:.3f}-{test['ci']['high']:.3f}",
-                "lift vs anchor": test["roc_auc"] - anchor.test["roc_auc"]
-                if anchor
-                else float("nan"),
-                "CV AUC mean": float("nan"),
-                "CV AUC std": float("nan"),
-                "PR AUC (Down)": test["pr_auc_down"],
-                "Brier": test["brier"],
-                "log loss": test["log_loss"],
-                "OOB ROC AUC": float("nan"),
-            }
-        )
+    evaluated = metadata["evaluated_fit"]["test"]
+    changes = [f"calibration {result.recipe.calibration}", "clip"] + (
+        ["size guard"] if len(result.size_guard) > 1 else []
+    )
+    rows.append(
+        row(f"{result.production} + {' + '.join(changes)} (evaluated fit)", evaluated, None, None)
+    )
     return pd.DataFrame(rows)
 
 
@@ -192,7 +187,7 @@ def write_full_report(
     predictions = {name: res.p_test for name, res in result.results.items()}
     plot_roc(y_test, predictions, run_dir / "roc.png")
     shown = {k: v for k, v in predictions.items() if k != "prior"}
-    shown[f"{result.production} (artefact)"] = p_test
+    shown[f"{result.production} (evaluated fit, shipped calibration)"] = p_test
     plot_calibration(y_test, shown, run_dir / "calibration.png")
     by_month = {
         name: evaluate.auc_by_group(y_test, p, months)
@@ -204,7 +199,7 @@ def write_full_report(
     rng = np.random.default_rng(config.RANDOM_STATE)
     sample = rng.choice(len(test), min(config.PERMUTATION_ROWS, len(test)), replace=False)
     importance = permutation_importance(
-        result.production_model,
+        result.evaluated_model,
         X[test][sample],
         y_test[sample],
         scoring="roc_auc",
@@ -214,7 +209,7 @@ def write_full_report(
     )
     importance = pd.DataFrame(
         {
-            "feature": data.features,
+            "feature": result.recipe.features,
             "auc_drop_mean": importance.importances_mean,
             "auc_drop_std": importance.importances_std,
         }
@@ -271,11 +266,34 @@ def write_full_report(
         else ""
     )
     anchor, heuristic = result.results.get("anchor"), result.results.get("heuristic")
+    backtest = metadata.get("backtest") or {}
+    ablation = metadata.get("ablation") or {}
+    calibration_meta = metadata["calibration"]
     text = render(
         "report.md.j2",
         meta=metadata,
         production=result.production,
-        test=metadata["metrics"][result.production]["production_test"],
+        test=metadata["evaluated_fit"]["test"],
+        evaluated=metadata["evaluated_fit"],
+        shipped=metadata["shipped_fit"],
+        recipe=metadata["recipe"],
+        backtest_total=backtest.get("total") or None,
+        backtest_table=markdown_table(pd.DataFrame(backtest["months"]))
+        if backtest.get("months")
+        else "",
+        choice_rule=metadata["production_choice"]["rule"],
+        choice_table=markdown_table(pd.DataFrame(metadata["production_choice"]["candidates"])),
+        calibration_meta=calibration_meta,
+        calibration_table=markdown_table(pd.DataFrame(calibration_meta["candidates"]))
+        if calibration_meta["candidates"]
+        else "",
+        reliability_table=markdown_table(pd.DataFrame(reliability_table(y_test, p_test))),
+        ablation=ablation or None,
+        ablation_table=markdown_table(pd.DataFrame(ablation["groups"]))
+        if ablation.get("groups")
+        else "",
+        droppable=[g["group"] for g in ablation.get("groups", []) if g["can_drop"]],
+        warnings=metadata["training"].get("warnings", []),
         anchor=anchor.test if anchor else None,
         heuristic=heuristic.test if heuristic else None,
         latency=metadata["predict_proba_latency"],
@@ -289,8 +307,9 @@ def write_full_report(
         rf_tolerance=config.RF_SELECTION_TOLERANCE,
         rf_table=rf_table,
         size_guard_table=markdown_table(pd.DataFrame(rf["size_guard"])),
-        calibration=result.calibration,
         calibration_fraction=config.CALIBRATION_FRACTION,
+        config_min_gain=config.CALIBRATION_MIN_GAIN,
+        config_no_cost=config.ABLATION_NO_COST,
         raw_test=result.results[result.production].test,
         cutpoints=[round(c, 2) for c in metadata["confidence_cutpoints"]],
         hit_rate_table=markdown_table(hit_rate),

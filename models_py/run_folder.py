@@ -1,6 +1,7 @@
-"""The run folder runs/<run_id>/: the writer (model.joblib + metadata.json),
-its hash check, the 'latest' link and the optional S3 upload. The Lambda
-relies on this layout exactly (file names from inference.contracts).
+"""The run folder runs/<run_id>/: the writer (model.joblib, the portable
+model the Lambda serves - model_spec.json + model_arrays.npz - and
+metadata.json), its hash check, the 'latest' link and the optional S3 upload.
+The Lambda relies on this layout exactly (file names from inference.contracts).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import joblib
 import numpy as np
 
 from apy_runway.foundation import s3
-from apy_runway.foundation.console import UserError
-from inference import contracts
-from models_py import config, evaluate, report
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.runs import point_link
+from inference import artefact, contracts
+from models_py import config, evaluate, export, report
+from models_py.calibration import expected_calibration_error
 from models_py.pipelines import strip_training_only_state
 
 if TYPE_CHECKING:
@@ -31,12 +34,15 @@ if TYPE_CHECKING:
 MODEL_FILE = contracts.MODEL_FILE
 METADATA_FILE = contracts.MODEL_METADATA_FILE
 LATEST = "latest"
+# the monthly backtest's scored rows (pool, day, label, p_keep, month)
+BACKTEST_FILE = "backtest_predictions.parquet"
 REQUIRED_METADATA = (
     "model_id",
     "model_name",
     "model_file",
     "model_sha256",
     "model_size_bytes",
+    "portable",
     "features",
     "numeric_features",
     "categorical_features",
@@ -99,6 +105,47 @@ def save_model(model: Pipeline, run_dir: Path) -> dict:
     }
 
 
+def save_portable(
+    model: Pipeline, run_dir: Path, facts: dict, check_rows: np.ndarray, signing_key: str | None
+) -> dict:
+    """Write model_spec.json + model_arrays.npz (checked against the pipeline's
+    own predict_proba on `check_rows`); return metadata.json's `portable` block
+    (the spec's file, size, sha256 and, with a signing key, HMAC-SHA256)."""
+    try:
+        spec, arrays, difference = export.export(model, facts, check_rows)
+    except export.ExportError as error:
+        raise UserError(
+            f"cannot export {facts['model_name']} to the portable format: {error}"
+        ) from error
+    (run_dir / contracts.PORTABLE_ARRAYS_FILE).write_bytes(arrays)
+    (run_dir / contracts.PORTABLE_SPEC_FILE).write_bytes(spec)
+    signature = None
+    if signing_key:
+        try:
+            key = artefact.check_signing_key(signing_key.encode(), "APY_RUNWAY_SIGNING_KEY")
+        except artefact.ModelIntegrityError as error:
+            raise UserError(str(error)) from error
+        signature = artefact.hmac_hex(key, spec)
+    log(
+        f"portable model: {contracts.PORTABLE_SPEC_FILE} + {contracts.PORTABLE_ARRAYS_FILE} "
+        f"({len(arrays) / 1e6:.2f} MB), max |difference| with predict_proba on "
+        f"{len(check_rows)} test rows {difference:.1e}, "
+        f"{'signed (HMAC-SHA256)' if signature else 'unsigned (no APY_RUNWAY_SIGNING_KEY)'}"
+    )
+    return {
+        "format": contracts.PORTABLE_SPEC_FORMAT,
+        "spec_file": contracts.PORTABLE_SPEC_FILE,
+        "spec_sha256": artefact.sha256_hex(spec),
+        "spec_size_bytes": len(spec),
+        "spec_hmac_sha256": signature,
+        "arrays_file": contracts.PORTABLE_ARRAYS_FILE,
+        "arrays_sha256": artefact.sha256_hex(arrays),
+        "arrays_size_bytes": len(arrays),
+        "max_abs_difference_vs_predict_proba": difference,
+        "check_rows": len(check_rows),
+    }
+
+
 def write_metadata(run_dir: Path, metadata: dict) -> Path:
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
@@ -148,33 +195,34 @@ def verify_artefact(run_dir: Path | str) -> dict:
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         raise UserError(f"{meta_path} misses {missing}")
-    model_path = run_dir / metadata["model_file"]
-    if not model_path.exists():
-        raise UserError(f"no {metadata['model_file']} in {run_dir}")
-    size = model_path.stat().st_size
-    if size != metadata["model_size_bytes"]:
-        raise UserError(
-            f"{model_path}: size {size} bytes, metadata says "
-            f"{metadata['model_size_bytes']}: the artefact was changed"
-        )
-    digest = sha256_file(model_path)
-    if digest != metadata["model_sha256"]:
-        raise UserError(
-            f"{model_path}: sha256 {digest} does not match metadata "
-            f"{metadata['model_sha256']}: the artefact was changed"
-        )
+    portable = metadata["portable"] or {}
+    for name, size_key, sha_key in (
+        (metadata["model_file"], "model_size_bytes", "model_sha256"),
+        (portable.get("spec_file"), "spec_size_bytes", "spec_sha256"),
+        (portable.get("arrays_file"), "arrays_size_bytes", "arrays_sha256"),
+    ):
+        source = metadata if size_key.startswith("model") else portable
+        path = run_dir / str(name)
+        if not name or not path.exists():
+            raise UserError(f"no {name} in {run_dir}")
+        size = path.stat().st_size
+        if size != source[size_key]:
+            raise UserError(
+                f"{path}: size {size} bytes, metadata says "
+                f"{source[size_key]}: the artefact was changed"
+            )
+        digest = sha256_file(path)
+        if digest != source[sha_key]:
+            raise UserError(
+                f"{path}: sha256 {digest} does not match metadata "
+                f"{source[sha_key]}: the artefact was changed"
+            )
     return metadata
 
 
 def update_latest(runs_dir: Path, run_id: str) -> Path:
     """Point runs/latest at runs/<run_id> (relative link, replaced atomically)."""
-    link = runs_dir / LATEST
-    temporary = runs_dir / f".{LATEST}.{os.getpid()}"
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    temporary.symlink_to(run_id, target_is_directory=True)
-    os.replace(temporary, link)
-    return link
+    return point_link(runs_dir, LATEST, run_id)
 
 
 # --------------------------------------------------------------------------- writer
@@ -190,22 +238,32 @@ def _dates(values: np.ndarray) -> tuple[str, str]:
 
 
 def write_run(
-    result: TrainingResult, run_dir: Path, run_id: str, settings: Settings, with_report: bool = True
+    result: TrainingResult,
+    run_dir: Path,
+    run_id: str,
+    settings: Settings,
+    with_report: bool = True,
+    signing_key: str | None = None,
 ) -> dict:
-    """Evaluate the production model, save model + metadata (+ report)."""
+    """Save the shipped model (model.joblib and the portable model, signed with
+    `signing_key` when given) + metadata (+ report): the evaluated fit's test
+    metrics, the shipped fit's training range, the monthly backtest."""
     data, train, test = result.data, result.train_index, result.test_index
-    X, y = data.matrix(), data.y
+    recipe = result.recipe
+    X, y = data.matrix(recipe.features), data.y
     frame = data.frame
-    production = result.production_model
-    p_test = production.predict_proba(X[test])[:, 1]
+    evaluated, shipped = result.evaluated_model, result.shipped_model
+    p_test = evaluated.predict_proba(X[test])[:, 1]
     production_test = evaluate.metrics(y[test], p_test)
+    production_test["ece"] = expected_calibration_error(y[test], p_test)
     pools_test = frame["pool_id"].to_numpy()[test]
     production_test["ci"] = evaluate.bootstrap_auc_by_pool(
         y[test], p_test, pools_test, settings.bootstrap_samples
     )
+    raw_test = result.results[result.production].test
     cutpoints = evaluate.confidence_cutpoints(p_test)
     hit_rate = evaluate.hit_rate_by_confidence(y[test], p_test, cutpoints)
-    latency = evaluate.time_predict(production, X[test], config.LATENCY_ROWS)
+    latency = evaluate.time_predict(shipped, X[test], config.LATENCY_ROWS)
 
     anchor = result.results.get("anchor")
     model_metrics = {}
@@ -220,19 +278,74 @@ def write_run(
     model_metrics[result.production]["production_test"] = production_test
 
     run_dir.mkdir(parents=True)
-    saved = save_model(production, run_dir)
+    saved = save_model(shipped, run_dir)
     train_dates, test_dates = _dates(data.dates[train]), _dates(data.dates[test])
+    shipped_rows = result.shipped_rows
+    shipped_dates = _dates(data.dates[shipped_rows])
+    backtest = result.backtest
+    versions = library_versions()
+    facts = {
+        "model_id": run_id,
+        "model_name": result.production,
+        "features": recipe.features,
+        "numeric_features": list(recipe.numeric),
+        "categorical_features": list(recipe.categorical),
+        "label": data.label,
+        "eligibility": dict(contracts.ELIGIBILITY),
+        "confidence_cutpoints": [float(c) for c in cutpoints],
+        "library_versions": versions,
+    }
+    portable = save_portable(shipped, run_dir, facts, X[test], signing_key)
     metadata = {
         "model_id": run_id,
         "model_name": result.production,
         **saved,
-        "features": data.features,
-        "numeric_features": data.numeric,
-        "categorical_features": data.categorical,
+        "portable": portable,
+        "features": recipe.features,
+        "numeric_features": list(recipe.numeric),
+        "categorical_features": list(recipe.categorical),
         "label": data.label,
         "eligibility": dict(contracts.ELIGIBILITY),
         "confidence_cutpoints": cutpoints,
         "classes": {str(label): name for label, name in contracts.CLASS_NAMES.items()},
+        "recipe": recipe.to_dict(),
+        "production_choice": {
+            "rule": f"best mean AUC over the last {config.PRODUCTION_CHOICE_FOLDS} "
+            "walk-forward folds",
+            "candidates": result.production_choice,
+        },
+        "evaluated_fit": {
+            "train_start": train_dates[0],
+            "train_end": train_dates[1],
+            "train_rows": len(train),
+            "test_start": str(result.split.test_start),
+            "test_end": test_dates[1],
+            "test": production_test,
+            "uncalibrated_test": raw_test,
+        },
+        "shipped_fit": {
+            "train_start": shipped_dates[0],
+            "train_end": shipped_dates[1],
+            "train_rows": len(shipped_rows),
+            "train_pools": int(frame["pool_id"].iloc[shipped_rows].nunique()),
+            "label_window_end_max": str(data.label_end_dates[shipped_rows].max()),
+            "refit": bool(settings.refit),
+        },
+        "backtest": (
+            {"months": backtest.months, "total": backtest.total} if backtest is not None else None
+        ),
+        "ablation": (
+            {
+                "folds": result.ablation.folds,
+                "trees": result.ablation.trees,
+                "baseline_auc": result.ablation.baseline_auc,
+                "seed_noise": result.ablation.seed_noise,
+                "no_cost_margin": result.ablation.margin,
+                "groups": result.ablation.groups,
+            }
+            if result.ablation is not None
+            else None
+        ),
         "training": {
             "train_start": train_dates[0],
             "train_end": train_dates[1],
@@ -245,6 +358,7 @@ def write_run(
             "test_pools": int(frame["pool_id"].iloc[test].nunique()),
             "dropped_rows": data.dropped,
             "walk_forward_folds": result.fold_table,
+            "warnings": result.warnings,
             "seconds": round(result.seconds, 1),
         },
         "metrics": model_metrics,
@@ -255,11 +369,28 @@ def write_run(
             "size_guard": result.size_guard,
             "max_artefact_mb": settings.max_artefact_mb,
         },
-        "calibration": dict(result.calibration),
+        "calibration": {
+            "method": recipe.calibration,
+            "chosen_on": (
+                f"the last {config.CALIBRATION_CHECK_FOLDS} walk-forward folds"
+                if result.calibration.table
+                else "--calibration"
+            ),
+            "candidates": result.calibration.table,
+            "isotonic_min_bin": config.CALIBRATION_MIN_BIN,
+            "clip": {
+                "low": shipped.low,
+                "high": shipped.high,
+                "rule": "Laplace: 1/(n+2) with n the calibration rows of the extreme bin",
+            },
+        },
         "predict_proba_latency": latency,
-        "library_versions": library_versions(),
+        "library_versions": versions,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if backtest is not None and len(backtest.predictions):
+        backtest.predictions.to_parquet(run_dir / BACKTEST_FILE, index=False)
+        metadata["backtest"]["predictions_file"] = BACKTEST_FILE
     if with_report:
         metadata["report"] = "report.md"
         report.write_full_report(result, run_dir, metadata, X, y, p_test, hit_rate)

@@ -4,26 +4,59 @@ Reads data/exports/training_set.parquet and feature_columns.json (from
 `apy-runway build`), splits on dates with the label-window purge, compares the
 baselines, logistic regression, the random forest and the prototype anchor on
 walk-forward folds and on the test period, and writes runs/<run_id>/
-(model.joblib, metadata.json, report.md + plots), then points runs/latest at it.
+(model.joblib, the portable model_spec.json + model_arrays.npz the Lambda
+serves, metadata.json, report.md + plots), then points runs/latest at it.
+$APY_RUNWAY_SIGNING_KEY, when set, signs the portable spec (HMAC-SHA256).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.foundation.s3 import parse_s3_url
+from inference.settings import ENVIRONMENT
 from models_py import config, run_folder
 from models_py.data import load_training_set
 from models_py.training import Settings, train_models
+
+SIGNING_KEY_ENV = ENVIRONMENT["signing_key"]
 
 COMMAND = "train"
 HELP = "train and evaluate the models on the exported training set; write runs/<run_id>/"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_training_arguments(parser)
+    parser.add_argument(
+        "--upload",
+        default=None,
+        metavar="s3://BUCKET/PREFIX",
+        help="upload the run folder to s3://BUCKET/PREFIX/<run_id>/",
+    )
+    parser.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="S3 endpoint for --upload (default: $AWS_ENDPOINT_URL or AWS)",
+    )
+    parser.add_argument(
+        "--explore-labels",
+        action="store_true",
+        help="also retrain under each label variant (rebuilds the labels with "
+        "dbt, then restores the default build); writes label_variants.md",
+    )
+    parser.add_argument(
+        "--labels-model",
+        default=config.LABELS_MODEL,
+        help=f"dbt labels model rebuilt per variant (default {config.LABELS_MODEL})",
+    )
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `train` and `retrain` share."""
     parser.add_argument(
         "--training-set",
         type=Path,
@@ -64,34 +97,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {config.MAX_ARTEFACT_MB:g} MB)",
     )
     parser.add_argument(
-        "--upload",
-        default=None,
-        metavar="s3://BUCKET/PREFIX",
-        help="upload the run folder to s3://BUCKET/PREFIX/<run_id>/",
-    )
-    parser.add_argument(
-        "--endpoint-url",
-        default=None,
-        help="S3 endpoint for --upload (default: $AWS_ENDPOINT_URL or AWS)",
-    )
-    parser.add_argument(
-        "--explore-labels",
-        action="store_true",
-        help="also retrain under each label variant (rebuilds the labels with "
-        "dbt, then restores the default build); writes label_variants.md",
-    )
-    parser.add_argument(
-        "--labels-model",
-        default=config.LABELS_MODEL,
-        help=f"dbt labels model rebuilt per variant (default {config.LABELS_MODEL})",
-    )
-    parser.add_argument(
         "--calibration",
-        choices=["auto", "off"],
+        choices=[*config.CALIBRATION_CHOICES, "off"],
         default=config.CALIBRATION_DEFAULT,
-        help="auto: isotonic calibration only if it improves Brier without worse "
-        "log loss on the last walk-forward folds; off: never "
+        help="auto: none, sigmoid or isotonic, whichever has the lowest held-out log loss "
+        "on the last walk-forward folds; or force one method (off = none) "
         f"(default {config.CALIBRATION_DEFAULT})",
+    )
+    parser.add_argument(
+        "--no-backtest",
+        dest="backtest",
+        action="store_false",
+        help="skip the monthly walk-forward backtest (the report's headline)",
+    )
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also refit the production recipe without each feature group on the last "
+        f"{config.ABLATION_FOLDS} folds and report which groups can be dropped at no cost "
+        "(a study: about 2 minutes on the default data)",
+    )
+    parser.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_false",
+        help="ship the evaluated fit instead of the recipe refitted on every labelled row",
     )
     parser.add_argument(
         "--no-report", action="store_true", help="skip report.md, plots and permutation importance"
@@ -108,16 +138,23 @@ def parse_models(text: str) -> tuple[str, ...]:
     return models
 
 
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.rf_trees < 1:
         raise UserError(f"--rf-trees must be >= 1, got {args.rf_trees}")
-    settings = Settings(
+    return Settings(
         models=parse_models(args.models),
         rf_trees=args.rf_trees,
         max_artefact_mb=args.max_artefact_mb,
         calibration=args.calibration,
         rf_reference=args.rf_reference,
+        backtest=args.backtest,
+        ablation=args.ablation,
+        refit=args.refit,
     )
+
+
+def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    settings = settings_from_args(args)
     train(
         paths,
         settings,
@@ -144,10 +181,14 @@ def train(
     labels_model: str = config.LABELS_MODEL,
     upload: str | None = None,
     endpoint_url: str | None = None,
+    signing_key: str | None = None,
 ) -> Path:
     """Train on the exported training set, write runs/<run_id>/ and point
-    runs/latest at it; return the run folder."""
+    runs/latest at it; return the run folder. The portable spec is signed with
+    `signing_key`, by default $APY_RUNWAY_SIGNING_KEY (unsigned when unset)."""
     settings = settings or Settings()
+    if signing_key is None:
+        signing_key = os.environ.get(SIGNING_KEY_ENV) or None
     upload_target = parse_s3_url(upload) if upload else None
     training_set = training_set or paths.training_set
     feature_columns = feature_columns or paths.feature_columns
@@ -169,7 +210,9 @@ def train(
         f"(dropped {data.dropped}); label {data.label}"
     )
     result = train_models(data, settings)
-    metadata = run_folder.write_run(result, run_dir, run_id, settings, with_report=with_report)
+    metadata = run_folder.write_run(
+        result, run_dir, run_id, settings, with_report=with_report, signing_key=signing_key
+    )
     run_folder.verify_artefact(run_dir)
     link = run_folder.update_latest(paths.runs, run_id)
     log(

@@ -1,8 +1,14 @@
-"""Fit and compare every model on one date split; choose the production model.
+"""Fit and compare every model on one date split; choose, backtest and refit
+the production model.
 
-Settings (forest size, calibration, which model ships) are chosen on the
+Settings (forest size, which model ships, its calibration) are chosen on the
 walk-forward folds before the test start T only; the test period is looked at
-once, for the reported numbers.
+once, for the reported numbers of the *evaluated fit* (the recipe fitted on the
+rows labelled before T). The *monthly backtest* refits the same recipe at the
+start of every month of the test period, as a service retrained monthly
+would. The *shipped fit* is the recipe refitted on every labelled row: the
+model users get is fresh, and the evaluated fit and the backtest say what to
+expect of it.
 """
 
 from __future__ import annotations
@@ -15,16 +21,23 @@ from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
-from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from apy_runway.foundation.console import UserError, log
 from models_py import config
+from models_py.ablation import Ablation, ablate_feature_groups
+from models_py.backtest import Backtest, monthly_backtest
+from models_py.calibration import (
+    CalibratedClassifier,
+    CalibrationChoice,
+    choose_method,
+    expected_calibration_error,
+)
 from models_py.data import TrainingData
 from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics
 from models_py.pipelines import build_pipeline, strip_training_only_state
+from models_py.recipe import Recipe, fit_recipe
 from models_py.splits import DateSplit, PurgedWalkForward, calibration_split, time_split
 
 if TYPE_CHECKING:
@@ -43,8 +56,19 @@ class Settings:
     cv_folds: int = config.CV_FOLDS
     cv_validation_fraction: float = config.CV_VALIDATION_FRACTION
     bootstrap_samples: int = config.BOOTSTRAP_SAMPLES
-    calibration: str = config.CALIBRATION_DEFAULT  # "auto": decided on the folds; "off": never
+    calibration: str = config.CALIBRATION_DEFAULT  # "auto": chosen on the folds, or a method
     rf_reference: bool = False  # also score config.RF_REFERENCE on the folds (never chosen)
+    backtest: bool = True  # the monthly walk-forward backtest over the test period
+    ablation: bool = False  # refit without each feature group on the last folds (a study)
+    refit: bool = True  # ship the recipe refitted on every labelled row
+
+    def __post_init__(self) -> None:
+        if self.calibration == "off":  # the old spelling of none
+            self.calibration = "none"
+        if self.calibration not in config.CALIBRATION_CHOICES:
+            raise ValueError(
+                f"calibration {self.calibration!r} is not one of {config.CALIBRATION_CHOICES}"
+            )
 
 
 @dataclass
@@ -65,12 +89,24 @@ class TrainingResult:
     fold_table: list[dict]
     results: dict[str, ModelResult]
     production: str
-    production_model: Pipeline
+    production_choice: list[dict]  # per candidate: mean AUC of the last folds, chosen
+    recipe: Recipe
+    evaluated_model: CalibratedClassifier  # the recipe fitted on the rows before the test
+    shipped_model: CalibratedClassifier  # the recipe fitted on every labelled row
+    shipped_rows: np.ndarray  # positions the shipped model trained on
+    calibration: CalibrationChoice
+    backtest: Backtest | None
+    ablation: Ablation | None
     rf_selection: list
     rf_params: dict
-    calibration: dict
     size_guard: list
+    warnings: list[str]
     seconds: float
+
+    @property
+    def production_model(self) -> CalibratedClassifier:
+        """The model that ships (metadata.json's model)."""
+        return self.shipped_model
 
     @property
     def train_index(self) -> np.ndarray:
@@ -151,63 +187,88 @@ def select_rf_params(
     return dict(settings.rf_candidates[chosen]), rows, cvs[chosen]
 
 
-def calibrated(pipeline: Pipeline, split: tuple[np.ndarray, np.ndarray]) -> Pipeline:
-    """Same preprocessing; the estimator fitted on the split's first part and
-    isotonic-calibrated on its second (one split: the artefact stays one forest)."""
-    return Pipeline(
-        [
-            ("preprocess", clone(pipeline.named_steps["preprocess"])),
-            (
-                "classifier",
-                CalibratedClassifierCV(
-                    clone(pipeline.named_steps["classifier"]), method="isotonic", cv=[split]
-                ),
-            ),
-        ]
-    )
+def check_test_period(data: TrainingData, split: DateSplit) -> list[str]:
+    """Refuse a test period that cannot mean anything; return warnings."""
+    test = split.test_index
+    pools = data.frame["pool_id"].to_numpy()
+    single_pool = len(np.unique(pools)) == 1
+    test_pools, test_dates = len(np.unique(pools[test])), len(np.unique(data.dates[test]))
+    # one pool overall is a legitimate study (warned below); a handful of
+    # pools in the test period is a number that means nothing
+    if (test_pools < config.MIN_TEST_POOLS and not single_pool) or (
+        test_dates < config.MIN_TEST_DATES
+    ):
+        raise UserError(
+            f"the test period from {split.test_start} has {test_pools} pools and "
+            f"{test_dates} dates: at least {config.MIN_TEST_POOLS} pools and "
+            f"{config.MIN_TEST_DATES} dates are needed for a test AUC that means something"
+        )
+    y = data.y[test]
+    if len(np.unique(y)) < 2:
+        raise UserError(
+            f"the test period from {split.test_start} is single-class "
+            f"(every row has is_apy_kept={int(y[0])}): its AUC is undefined"
+        )
+    warnings = []
+    if single_pool:
+        warnings.append(
+            "a single pool overall: the by-pool bootstrap interval resamples one pool, "
+            "so it says nothing about other pools"
+        )
+    return warnings
 
 
-def calibration_check(
-    pipeline: Pipeline,
+def choose_production(results: dict[str, ModelResult]) -> tuple[str, list[dict]]:
+    """The candidate with the best mean AUC over the last PRODUCTION_CHOICE_FOLDS folds."""
+    rows = []
+    for name in config.PRODUCTION_CANDIDATES:
+        if name not in results:
+            continue
+        recent = results[name].cv["fold_auc"][-config.PRODUCTION_CHOICE_FOLDS :]
+        rows.append(
+            {
+                "model": name,
+                "last_folds_auc_mean": float(np.nanmean(recent)),
+                "all_folds_auc_mean": results[name].cv["cv_auc_mean"],
+                "last_fold_auc": float(recent[-1]),
+            }
+        )
+    if not rows:
+        raise UserError(
+            f"no production candidate among the models (need one of {config.PRODUCTION_CANDIDATES})"
+        )
+    best = max(rows, key=lambda row: row["last_folds_auc_mean"])
+    for row in rows:
+        row["chosen"] = row is best
+    return best["model"], rows
+
+
+def calibration_candidates(
+    recipe: Recipe,
     X: np.ndarray,
     y: np.ndarray,
     dates: np.ndarray,
     ends: np.ndarray,
     folds: Sequence[Fold],
-    fold_predictions: Sequence[tuple[np.ndarray, np.ndarray]],
-    n_check: int,
-) -> dict:
-    """Does isotonic calibration improve Brier (without worse log loss) on the last folds?
-
-    For fold k the calibrated variant trains on fold k's training rows minus its
-    last CALIBRATION_FRACTION of dates (purged), is calibrated on those dates,
-    and is scored on fold k beside the raw fold-k model, so it pays for the
-    recent rows it cannot train on.
-    """
-    raw, isotonic = [], []
-    for k in range(max(0, len(folds) - n_check), len(folds)):
+) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Held-out (y, p_keep) of every calibration method on the last folds,
+    each fitted on fold k's training rows exactly as fit_recipe would fit it
+    and scored on fold k's later validation block. A calibrated method trains
+    its model on the rows before the last calibration_fraction of dates and
+    fits the map on those dates; none trains on every row, so a calibration
+    pays for the recent rows it cannot learn from."""
+    candidates: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
+        method: [] for method in config.CALIBRATION_METHODS
+    }
+    for k in range(max(0, len(folds) - config.CALIBRATION_CHECK_FOLDS), len(folds)):
         train_k, validation_k = folds[k]
-        fit_pos, cal_pos = calibration_split(dates, ends, train_k, config.CALIBRATION_FRACTION)
-        if len(np.unique(y[train_k][cal_pos])) < 2 or len(np.unique(y[train_k][fit_pos])) < 2:
+        fit_pos, cal_pos = calibration_split(dates, ends, train_k, recipe.calibration_fraction)
+        if len(np.unique(y[train_k][fit_pos])) < 2 or len(np.unique(y[train_k][cal_pos])) < 2:
             continue
-        model = calibrated(pipeline, (fit_pos, cal_pos)).fit(X[train_k], y[train_k])
-        p_iso = model.predict_proba(X[validation_k])[:, 1]
-        index, p_raw = fold_predictions[k]
-        raw.append(metrics(y[index], p_raw))
-        isotonic.append(metrics(y[validation_k], p_iso))
-    if not raw:
-        return {"raw_brier": None, "isotonic_brier": None, "improves": False, "folds_checked": 0}
-    summary = {"folds_checked": len(raw)}
-    for key in ("brier", "log_loss"):
-        summary[f"raw_{key}"] = float(np.mean([m[key] for m in raw]))
-        summary[f"isotonic_{key}"] = float(np.mean([m[key] for m in isotonic]))
-    # Brier must improve and log loss must not get worse: isotonic steps can
-    # output exactly 0 or 1 ("100 %" shown to users), which log loss punishes.
-    summary["improves"] = (
-        summary["isotonic_brier"] < summary["raw_brier"]
-        and summary["isotonic_log_loss"] <= summary["raw_log_loss"]
-    )
-    return summary
+        for method in config.CALIBRATION_METHODS:
+            model = fit_recipe(recipe.with_changes(calibration=method), X, y, dates, ends, train_k)
+            candidates[method].append((y[validation_k], model.predict_proba(X[validation_k])[:, 1]))
+    return candidates
 
 
 def train_models(data: TrainingData, settings: Settings | None = None) -> TrainingResult:
@@ -224,25 +285,27 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             )
     features, categorical = data.features, data.categorical
     X, y = data.matrix(), data.y
-    split = time_split(data.dates, data.label_end_dates, settings.test_fraction)
+    dates, ends = data.dates, data.label_end_dates
+    try:
+        split = time_split(dates, ends, settings.test_fraction)
+    except ValueError as error:
+        raise UserError(f"date split: {error}") from error
     train, test = split.train_index, split.test_index
     if len(train) == 0 or len(np.unique(y[train])) < 2:
         raise UserError(
             f"no usable training rows before the test start {split.test_start} "
             f"once label windows reaching it are purged ({len(train)} rows)"
         )
-    if len(np.unique(y[test])) < 2:
-        raise UserError(f"the test period from {split.test_start} is single-class")
+    warnings = check_test_period(data, split)
+    for warning in warnings:
+        log(f"warning: {warning}")
     log(
         f"split: train {len(train)} rows (label windows end before {split.test_start}), "
         f"test {len(test)} rows from {split.test_start}, {split.purged_rows} rows purged"
     )
     try:
         walk = PurgedWalkForward(
-            data.dates[train],
-            data.label_end_dates[train],
-            settings.cv_folds,
-            settings.cv_validation_fraction,
+            dates[train], ends[train], settings.cv_folds, settings.cv_validation_fraction
         )
         folds = list(walk.split())
     except ValueError as error:
@@ -262,6 +325,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         log(f"random forest: {settings.rf_trees} trees, {rf_params}")
 
     results: dict[str, ModelResult] = {}
+    pools_test = data.frame["pool_id"].to_numpy()[test]
     for name in settings.models:
         pipeline = build_pipeline(name, features, categorical, rf_params, settings.rf_trees)
         cv = (
@@ -269,6 +333,10 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             if (name == "random_forest" and rf_cv is not None)
             else cross_validate(pipeline, X_train, y_train, folds)
         )
+        if name in ("random_forest", "anchor"):
+            # the OOB score is reported for this fit only (it costs a prediction
+            # per tree; the folds, backtest and refit skip it)
+            pipeline.set_params(classifier__oob_score=True)
         fit_started = time.perf_counter()
         pipeline.fit(X_train, y_train)
         fit_seconds = time.perf_counter() - fit_started
@@ -281,8 +349,9 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             p_test,
             {"fit_seconds": fit_seconds, **_oob(pipeline, y_train)},
         )
+        result.test["ece"] = expected_calibration_error(y[test], p_test)
         result.test["ci"] = bootstrap_auc_by_pool(
-            y[test], p_test, data.frame["pool_id"].to_numpy()[test], settings.bootstrap_samples
+            y[test], p_test, pools_test, settings.bootstrap_samples
         )
         results[name] = result
         log(
@@ -291,144 +360,140 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s"
         )
 
-    production = choose_production(results)
-    log(f"production model: {production}")
-    production_model = results[production].pipeline
-    train_dates, train_ends = data.dates[train], data.label_end_dates[train]
-    if settings.calibration == "off":
-        log("isotonic calibration: off")
-        calibration = {
-            "raw_brier": None,
-            "isotonic_brier": None,
-            "improves": False,
-            "folds_checked": 0,
-            "disabled": True,
-        }
-    else:
-        log("checking isotonic calibration on the last folds")
-        calibration = calibration_check(
-            results[production].pipeline,
-            X_train,
-            y_train,
-            train_dates,
-            train_ends,
-            folds,
-            results[production].cv["predictions"],
-            config.CALIBRATION_CHECK_FOLDS,
-        )
-    calibration["applied"] = False
-    final_calibration_split = calibration_split(
-        train_dates, train_ends, np.arange(len(train)), config.CALIBRATION_FRACTION
+    production, production_choice = choose_production(results)
+    log(
+        f"production model: {production} (best mean AUC over the last "
+        f"{config.PRODUCTION_CHOICE_FOLDS} folds)"
     )
-    if calibration["improves"]:
-        model = calibrated(results[production].pipeline, final_calibration_split)
-        model.fit(X_train, y_train)
-        p_test = model.predict_proba(X[test])[:, 1]
-        calibration.update(applied=True, test=metrics(y[test], p_test))
-        production_model = model
-        results[production].extra["calibrated_test"] = calibration["test"]
-    if calibration["raw_brier"] is not None:
-        log(
-            f"isotonic calibration: fold Brier {calibration['raw_brier']:.4f} -> "
-            f"{calibration['isotonic_brier']:.4f}, log loss {calibration['raw_log_loss']:.4f} -> "
-            f"{calibration['isotonic_log_loss']:.4f} "
-            f"({'applied' if calibration['applied'] else 'not applied'})"
+    recipe = Recipe(
+        model=production,
+        numeric=tuple(config.ANCHOR_NUMERIC if production == "anchor" else data.numeric),
+        categorical=tuple(config.ANCHOR_CATEGORICAL if production == "anchor" else categorical),
+        rf_params=dict(rf_params) if production in ("random_forest", "anchor") else {},
+        rf_trees=settings.rf_trees,
+    )
+    X_recipe = data.matrix(recipe.features)
+    if settings.calibration == "auto":
+        log(f"choosing calibration on the last {config.CALIBRATION_CHECK_FOLDS} folds")
+        calibration = choose_method(
+            calibration_candidates(
+                recipe, X_recipe[train], y_train, dates[train], ends[train], folds
+            )
         )
-    size_guard = guard_size(
-        production,
-        production_model,
-        X_train,
-        y_train,
+    else:
+        calibration = CalibrationChoice(settings.calibration, [])
+    recipe = recipe.with_changes(calibration=calibration.method)
+    for row in calibration.table:
+        log(
+            f"  calibration {row['method']}: fold log loss {row['log_loss']:.4f}, "
+            f"Brier {row['brier']:.4f}, ECE {row['ece']:.4f}"
+            + (" (chosen)" if row["chosen"] else "")
+        )
+    log(f"calibration: {calibration.method}")
+
+    # the size guard measures what ships: the recipe fitted on the shipped rows
+    shipped_rows = np.arange(len(y)) if settings.refit else train
+    if settings.refit:
+        log(f"refitting {production} on all {len(y)} labelled rows (the shipped fit)")
+    shipped = fit_recipe(recipe, X_recipe, y, dates, ends, shipped_rows)
+    recipe, shipped, size_guard = guard_size(
+        recipe,
+        shipped,
+        X_recipe,
+        y,
+        dates,
+        ends,
+        shipped_rows,
         folds,
-        features,
-        categorical,
-        rf_params,
+        train,
         settings,
-        calibration,
-        final_calibration_split,
         results[production].cv["cv_auc_mean"],
     )
-    if size_guard and size_guard[-1].get("model") is not None:
-        production_model = size_guard[-1].pop("model")
-    for row in size_guard:
-        row.pop("model", None)
-    return TrainingResult(
-        data,
-        split,
-        folds,
-        walk.describe(),
-        results,
-        production,
-        production_model,
-        rf_selection,
-        rf_params,
-        calibration,
-        size_guard,
-        time.perf_counter() - started,
+    evaluated = (
+        shipped if not settings.refit else fit_recipe(recipe, X_recipe, y, dates, ends, train)
     )
-
-
-def choose_production(results: dict[str, ModelResult]) -> str:
-    candidates = [n for n in config.PRODUCTION_CANDIDATES if n in results]
-    if not candidates:
-        raise UserError(
-            f"no production candidate among the models (need one of {config.PRODUCTION_CANDIDATES})"
-        )
-    best = max(candidates, key=lambda n: results[n].cv["cv_auc_mean"])
-    preferred = config.PREFERRED_PRODUCTION_MODEL
-    if (
-        preferred in results
-        and results[best].cv["cv_auc_mean"]
-        <= results[preferred].cv["cv_auc_mean"] + config.PRODUCTION_SWITCH_MARGIN
-    ):
-        return preferred
-    return best
+    backtest = None
+    if settings.backtest:
+        log(f"monthly walk-forward backtest of {production} from {split.test_start}")
+        backtest = monthly_backtest(recipe, data, split.test_start)
+        if backtest.total:
+            log(
+                f"backtest: AUC {backtest.total['roc_auc']:.4f}, ECE {backtest.total['ece']:.4f} "
+                f"over {len(backtest.months)} months"
+            )
+    ablation = None
+    if settings.ablation:
+        log(f"ablation: {production} without each feature group on the last folds")
+        ablation = ablate_feature_groups(recipe, data, train, folds)
+    return TrainingResult(
+        data=data,
+        split=split,
+        folds=folds,
+        fold_table=walk.describe(),
+        results=results,
+        production=production,
+        production_choice=production_choice,
+        recipe=recipe,
+        evaluated_model=evaluated,
+        shipped_model=shipped,
+        shipped_rows=shipped_rows,
+        calibration=calibration,
+        backtest=backtest,
+        ablation=ablation,
+        rf_selection=rf_selection,
+        rf_params=dict(recipe.rf_params),
+        size_guard=size_guard,
+        warnings=warnings,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def guard_size(
-    production: str,
-    model: Pipeline,
+    recipe: Recipe,
+    model: CalibratedClassifier,
     X: np.ndarray,
     y: np.ndarray,
+    dates: np.ndarray,
+    ends: np.ndarray,
+    rows: np.ndarray,
     folds: Sequence[Fold],
-    features: list[str],
-    categorical: list[str],
-    rf_params: dict,
+    train: np.ndarray,
     settings: Settings,
-    calibration: dict,
-    calibration_split_: tuple[np.ndarray, np.ndarray],
     cv_auc_mean: float,
-) -> list[dict]:
-    """--max-artefact-mb: grow min_samples_leaf until the artefact fits; record the cost."""
+) -> tuple[Recipe, CalibratedClassifier, list[dict]]:
+    """--max-artefact-mb: grow min_samples_leaf until the model fitted on `rows`
+    (what ships) fits; record the fold AUC cost (folds are over `train`)."""
     size_mb = pickled_size(model) / 1e6
     history = [
         {
-            "min_samples_leaf": rf_params.get("min_samples_leaf"),
+            "min_samples_leaf": recipe.rf_params.get("min_samples_leaf"),
             "size_mb": size_mb,
             "cv_auc_mean": cv_auc_mean,
         }
     ]
-    if size_mb <= settings.max_artefact_mb or production not in ("random_forest", "anchor"):
-        if size_mb > settings.max_artefact_mb:
-            raise UserError(
-                f"{production} artefact is {size_mb:.1f} MB > "
-                f"--max-artefact-mb {settings.max_artefact_mb}"
-            )
-        return history
-    params = dict(rf_params)
+    if size_mb <= settings.max_artefact_mb:
+        return recipe, model, history
+    if recipe.model not in ("random_forest", "anchor"):
+        raise UserError(
+            f"{recipe.model} artefact is {size_mb:.1f} MB > "
+            f"--max-artefact-mb {settings.max_artefact_mb}"
+        )
+    X_train, y_train = X[train], y[train]
     for _ in range(6):
+        params = dict(recipe.rf_params)
         params["min_samples_leaf"] = int(params.get("min_samples_leaf", 1)) * 2
-        pipeline = build_pipeline(production, features, categorical, params, settings.rf_trees)
-        cv = cross_validate(pipeline, X, y, folds)
-        model = calibrated(pipeline, calibration_split_) if calibration.get("applied") else pipeline
-        model.fit(X, y)
+        recipe = recipe.with_changes(rf_params=params)
+        pipeline = build_pipeline(
+            recipe.model, recipe.features, list(recipe.categorical), params, recipe.rf_trees
+        )
+        cv = cross_validate(pipeline, X_train, y_train, folds)
+        model = fit_recipe(recipe, X, y, dates, ends, rows)
         size_mb = pickled_size(model) / 1e6
         history.append(
             {
                 "min_samples_leaf": params["min_samples_leaf"],
                 "size_mb": size_mb,
                 "cv_auc_mean": cv["cv_auc_mean"],
-                "model": model,
             }
         )
         log(
@@ -436,9 +501,8 @@ def guard_size(
             f"fold AUC {cv['cv_auc_mean']:.4f}"
         )
         if size_mb <= settings.max_artefact_mb:
-            rf_params.update(params)
-            return history
+            return recipe, model, history
     raise UserError(
-        f"could not bring the {production} artefact under "
+        f"could not bring the {recipe.model} artefact under "
         f"--max-artefact-mb {settings.max_artefact_mb} (last {size_mb:.1f} MB)"
     )

@@ -9,17 +9,21 @@ from pathlib import Path
 
 import boto3
 import pytest
-from fixtures.tiny_model import LambdaContext, feature_columns, write_run
+from fixtures.tiny_model import LambdaContext, feature_columns, feature_file, write_run
 
 from apy_runway.foundation.paths import project_paths
 from apy_runway.foundation.s3 import local_s3_server, upload_run
-from apy_runway.stages.publish import upload_features
+from apy_runway.stages.publish import upload_features, upload_features_binary
+from inference import contracts
 
 # Never let a test reach AWS: dummy credentials, and every client is pointed at
 # the local moto server explicitly.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# ... and no signing key leaks in from the shell: tests that sign set their own
+os.environ.pop("APY_RUNWAY_SIGNING_KEY", None)
+os.environ.pop("APY_RUNWAY_SIGNING_KEY_PARAMETER", None)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +45,28 @@ def project_home(tmp_path):
     return project_paths(tmp_path / "home").ensure()
 
 
+REAL_SAMPLE = Path("/work/shared/data/defillama_sample/chart_history.csv")
+
+
+@pytest.fixture(scope="session")
+def real_sample_home(tmp_path_factory):
+    """The real DefiLlama sample (README "Real data"), ingested and built by
+    dbt once per session (~15 s); skipped where the sample is not mounted."""
+    if not REAL_SAMPLE.exists():
+        pytest.skip(f"real DefiLlama sample not mounted at {REAL_SAMPLE}")
+    from apy_runway.foundation.dbt import run_dbt
+    from apy_runway.stages.build import export_feature_columns
+    from apy_runway.stages.ingest import ingest
+
+    home = tmp_path_factory.mktemp("real_sample")
+    paths = project_paths(home).ensure()
+    ingest([REAL_SAMPLE], paths)
+    target = home / "dbt_target"
+    run_dbt(paths, "build", target_path=target, quiet=True)
+    export_feature_columns(paths, target)
+    return paths
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "20250606T000000Z"
@@ -50,16 +76,20 @@ def tiny_run(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def lambda_env(moto_endpoint, s3_client, monkeypatch, tiny_run):
-    """A fresh bucket holding the tiny model and 50 pools of features; env set."""
+    """A fresh bucket holding the tiny model and 50 pools of features (the
+    binary file the Lambda reads, and the JSON copy); env set."""
     bucket = f"apy-runway-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=bucket)
     upload_run(s3_client, bucket, "models/latest/", tiny_run)
-    upload_features(s3_client, bucket, "features/latest_features.json", feature_columns(50))
+    upload_features(s3_client, bucket, contracts.FEATURES_JSON_KEY, feature_columns(50))
+    upload_features_binary(s3_client, bucket, contracts.FEATURES_KEY, feature_file(50))
+    for name in ("APY_RUNWAY_SIGNING_KEY", "APY_RUNWAY_SIGNING_KEY_PARAMETER"):
+        monkeypatch.delenv(name, raising=False)
     for name, value in {
         "AWS_ENDPOINT_URL": moto_endpoint,
         "APY_RUNWAY_BUCKET": bucket,
         "APY_RUNWAY_MODEL_PREFIX": "models/latest/",
-        "APY_RUNWAY_FEATURES_KEY": "features/latest_features.json",
+        "APY_RUNWAY_FEATURES_KEY": contracts.FEATURES_KEY,
         "APY_RUNWAY_PREDICTIONS_PREFIX": "predictions/",
     }.items():
         monkeypatch.setenv(name, value)

@@ -1,5 +1,7 @@
 """The golden fixture (tests/fixtures/golden/): a small trained run, its input
-features, and what training and serving computed from them when it was made.
+features, and what training and serving computed from them when it was made
+(serving by scikit-learn at the time; the Lambda now serves the run's portable
+model, which must give the same numbers).
 
 `record_expected` writes the fixture (see fixtures/golden/regenerate.py);
 tests/test_golden.py recomputes the same things with today's code and compares.
@@ -55,6 +57,7 @@ def training_metrics(result) -> dict:
 
 
 def features_payload(folder: Path = GOLDEN) -> dict:
+    """The golden latest features as publish's JSON copy (for the event time)."""
     from apy_runway.stages.publish import columnar_payload
 
     files = inputs(folder)
@@ -63,31 +66,65 @@ def features_payload(folder: Path = GOLDEN) -> dict:
     return columnar_payload(table.to_pydict(), contract, source="golden")
 
 
+def features_file(folder: Path = GOLDEN) -> bytes:
+    """The golden latest features as the binary file the Lambda reads."""
+    from apy_runway.stages.publish import features_binary
+
+    files = inputs(folder)
+    contract = json.loads(files["feature_columns"].read_text())
+    return features_binary(pq.read_table(files["latest_features"]), contract, source="golden")
+
+
 def event_time(payload: dict) -> str:
     from apy_runway.stages.score import default_event_time
 
     return default_event_time(payload["snapshot_date_max"])
 
 
-def serve(run_dir: Path, payload: dict) -> dict:
-    """What the hourly handler's core publishes for the golden features, plus
-    the unrounded p_keep of every scored pool."""
-    import joblib
-
-    from inference import artefact, publication, scoring
+def load_portable(run_dir: Path):
+    """The run's portable model, through the Lambda's own checks (sizes, sha256)."""
+    from inference import artefact, portable
 
     metadata = json.loads((run_dir / "metadata.json").read_text())
-    data = (run_dir / metadata["model_file"]).read_bytes()
-    artefact.verify_artefact(data, metadata)
-    model = artefact.single_threaded(joblib.load(run_dir / metadata["model_file"]))
-    spec = artefact.ModelSpec.from_metadata(metadata)
+    pointer = artefact.Pointer.from_metadata(metadata)
+    spec = (run_dir / pointer.spec_file).read_bytes()
+    artefact.verify_bytes(
+        spec, pointer.spec_file, pointer.spec_sha256, pointer.spec_size_bytes, "metadata.json"
+    )
+    document = json.loads(spec)
+    arrays = (run_dir / document["arrays"]["file"]).read_bytes()
+    artefact.verify_bytes(
+        arrays,
+        document["arrays"]["file"],
+        document["arrays"]["sha256"],
+        document["arrays"]["size_bytes"],
+        pointer.spec_file,
+    )
+    return portable.load(document, portable.read_arrays(arrays))
+
+
+def serve(run_dir: Path, payload: dict, binary: bytes, http_rows: list | None = None) -> dict:
+    """What the hourly handler's core publishes for the golden features, plus
+    the unrounded p_keep of every scored pool (served by the portable model,
+    recorded by scikit-learn when the fixture was made)."""
+    from inference import features, publication, scoring
+
+    model = load_portable(run_dir)
+    table = features.decode(binary)
     when = publication.parse_event_time(event_time(payload))
-    published = publication.score_published(model, spec, payload, when, 48.0)
+    published = publication.score_published(model, table, when, 48.0)
+    scored = np.array(
+        [i for i, p in enumerate(published["predictions"]) if p["status"] == "scored"]
+    )
+    numeric, codes = scoring.table_inputs(model, table)
+    raw = scoring.score_inputs(
+        model, numeric[scored], {k: v[scored] for k, v in codes.items()}
+    ).proba
     columns = payload["columns"]
-    scored = [i for i, p in enumerate(published["predictions"]) if p["status"] == "scored"]
-    raw = scoring.predict_proba_columns(model, spec, columns, np.asarray(scored))
-    rows = [{name: columns[name][i] for name in spec.features} for i in scored[:25]]
-    http = scoring.score_rows(model, spec, rows)
+    rows = http_rows or [
+        {name: columns[name][i] for name in model.spec.features} for i in scored[:25]
+    ]
+    http = scoring.score_rows(model, rows)
     return {
         "event_time": published["event_time"],
         "counts": published["counts"],
@@ -106,12 +143,13 @@ def serve(run_dir: Path, payload: dict) -> dict:
             for p in published["predictions"]
         ],
         "raw_p_keep": {
-            columns["pool_id"][i]: float(p) for i, p in zip(scored, raw[:, 1], strict=True)
+            table.pool_ids[i]: float(p) for i, p in zip(scored.tolist(), raw[:, 1], strict=True)
         },
         "http_rows": rows,
         "http_predictions": http["predictions"],
         "http_binned_confidence": [r["binned_confidence"] for r in http["rows"]],
-        "cutpoints": list(spec.cutpoints),
+        "cutpoints": list(model.spec.cutpoints),
+        "published": published,
     }
 
 
@@ -124,5 +162,7 @@ def record_expected(folder: Path = GOLDEN) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
     write_run(result, run_dir, RUN_ID, Settings(rf_trees=RF_TREES), with_report=False)
     payload = features_payload(folder)
-    expected = {"training": training_metrics(result), "serving": serve(run_dir, payload)}
+    served = serve(run_dir, payload, features_file(folder))
+    served.pop("published")
+    expected = {"training": training_metrics(result), "serving": served}
     (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")

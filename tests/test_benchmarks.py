@@ -190,36 +190,3 @@ def test_last_json_takes_the_last_result_line(tmp_path):
     log.write_text("no json\n")
     with pytest.raises(RuntimeError):
         last_json(log)
-
-
-def test_lean_evaluator_gives_the_pipelines_probabilities(built):
-    from benchmarks.lean_evaluator import compile_forest, standard_matrix
-    from models_py.data import load_training_set
-    from models_py.pipelines import build_pipeline
-
-    paths, _, _ = built
-    data = load_training_set(paths.training_set, paths.feature_columns)
-    pipeline = build_pipeline(
-        "random_forest",
-        data.features,
-        data.categorical,
-        {"min_samples_leaf": 5, "max_depth": None, "max_samples": 0.8},
-        20,
-    )
-    pipeline.fit(data.matrix(), data.y)
-    columns = {
-        name: [None if pd.isna(v) else v for v in data.frame[name].tolist()]
-        for name in [*data.features, "pool_id"]
-    }
-    # unseen and missing categories must take sklearn's own unknown path
-    columns["chain"][0], columns["project"][1] = "a-chain-never-seen", None
-
-    class Spec:
-        features, numeric_features = list(data.features), set(data.numeric)
-
-    evaluate = compile_forest(
-        pipeline, list(data.numeric), list(data.categorical), list(data.features)
-    )
-    reference = pipeline.predict_proba(standard_matrix(columns, Spec))
-    assert len(np.unique(reference[:, 1])) > 10
-    np.testing.assert_allclose(evaluate(columns), reference, rtol=0, atol=1e-12)

@@ -10,16 +10,14 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from fixtures.tiny_model import feature_columns
+from fixtures.tiny_model import feature_file
 
 from apy_runway.stages.generate import SCHEMA
-from inference import contracts
-from inference.artefact import ModelSpec
+from inference import contracts, features, portable
 from inference.publication import score_published
 from models_py.data import prepare
 from models_py.evaluate import bootstrap_auc_by_pool, hit_rate_by_confidence
@@ -46,8 +44,15 @@ def test_serverless_yml_repeats_the_s3_layout_and_limits_of_the_contracts(server
     custom = serverless["custom"]
     assert custom["modelPrefix"] == contracts.MODEL_PREFIX
     assert custom["featuresKey"] == contracts.FEATURES_KEY
+    assert contracts.FEATURES_KEY != contracts.FEATURES_JSON_KEY
     assert custom["predictionsPrefix"] == contracts.PREDICTIONS_PREFIX
     assert custom["latestPredictions"] == contracts.LATEST_PREDICTIONS_NAME
+    # the scorer's role may write the hour's keys only: the prefix must be the contract's
+    hourly = contracts.hourly_predictions_key(custom["predictionsPrefix"], dt.datetime(2025, 6, 6))
+    assert hourly.startswith(custom["predictionsPrefix"] + custom["hourlyPredictions"])
+    assert hourly.count("/") == (custom["predictionsPrefix"] + custom["hourlyPredictions"]).count(
+        "/"
+    )
     assert float(custom["staleAfterHours"]) == contracts.FEATURES_STALE_AFTER_HOURS
     environment = serverless["provider"]["environment"]
     assert environment["APY_RUNWAY_STALE_AFTER_HOURS"] == "${self:custom.staleAfterHours}"
@@ -149,13 +154,16 @@ def test_training_keeps_rows_from_seven_observed_days_and_positive_apy():
 
 
 def test_serving_scores_pools_from_seven_observed_days_and_positive_apy(tiny_run):
-    spec = ModelSpec.from_metadata(json.loads((tiny_run / "metadata.json").read_text()))
-    payload = feature_columns(6, snapshot_date="2025-06-05")
-    payload["columns"].update(
-        observed_day_count=[6, 7, 8, 7, 7, 8], apy=[5.0, 5.0, 5.0, 0.0, 1e-9, -1.0]
+    model = portable.load(
+        json.loads((tiny_run / "model_spec.json").read_text()),
+        portable.read_arrays((tiny_run / "model_arrays.npz").read_bytes()),
     )
-    model = joblib.load(tiny_run / "model.joblib")
-    result = score_published(model, spec, payload, dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48.0)
+
+    def edit(columns, contract):
+        columns.update(observed_day_count=[6, 7, 8, 7, 7, 8], apy=[5.0, 5.0, 5.0, 0.0, 1e-9, -1.0])
+
+    table = features.decode(feature_file(6, snapshot_date="2025-06-05", edit=edit))
+    result = score_published(model, table, dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48.0)
     status = [p["status"] for p in result["predictions"]]
     assert status == ["not scored", "scored", "scored", "not scored", "scored", "not scored"]
     reasons = [p["reason"] for p in result["predictions"]]

@@ -50,6 +50,7 @@ TRAINING_ONLY_MODELS = {"int_pool_days_labeled", "training_set"}
 EXPOSURES = {
     "hourly_scorer": ("application", "latest_features"),
     "model_training": ("ml", "training_set"),
+    "runway_board": ("dashboard", "int_pool_snapshots_downsampled_to_daily"),
 }
 
 

@@ -289,9 +289,8 @@ def test_static_attributes_and_categoricals_are_filled(daily, features):
         assert not features[column].isna().any(), column
 
 
-@pytest.mark.skipif(not REAL_SAMPLE.exists(), reason="real DefiLlama sample not mounted")
-def test_build_is_green_on_the_real_defillama_sample(tmp_path):
-    paths, _ = build_home(tmp_path / "real", [REAL_SAMPLE])
+def test_build_is_green_on_the_real_defillama_sample(real_sample_home):
+    paths = real_sample_home  # built once per session (conftest.py), shared
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         pools, rows = con.execute(
             "select count(distinct pool_id), count(*) from int_pool_days_featurized"

@@ -15,6 +15,7 @@ from fixtures.tiny_model import CATEGORICAL, FEATURES, NUMERIC, synthetic_rows, 
 
 from apy_runway.foundation.console import UserError
 from apy_runway.stages import publish, score
+from inference import contracts, features
 
 
 def parse(module, argv: list[str]) -> argparse.Namespace:
@@ -48,7 +49,9 @@ def home(project_home):
     return project_home
 
 
-def test_publish_uploads_column_wise_features_and_the_run(home, s3_client, moto_endpoint):
+def test_publish_uploads_the_features_file_the_json_copy_and_the_run(
+    home, s3_client, moto_endpoint
+):
     args = parse(
         publish,
         [
@@ -64,10 +67,19 @@ def test_publish_uploads_column_wise_features_and_the_run(home, s3_client, moto_
     assert publish.run(args, home) == 0
     listed = s3_client.list_objects_v2(Bucket="publish-test")["Contents"]
     assert sorted(o["Key"] for o in listed) == [
+        "features/latest_features.bin",
         "features/latest_features.json",
         "models/latest/metadata.json",
         "models/latest/model.joblib",
+        "models/latest/model_arrays.npz",
+        "models/latest/model_spec.json",
     ]
+    binary = features.decode(
+        s3_client.get_object(Bucket="publish-test", Key=contracts.FEATURES_KEY)["Body"].read()
+    )
+    assert binary.header["row_count"] == 60 and binary.header["feature_date"] == "2025-06-05"
+    assert binary.header["allow_shrink"] is False
+    assert binary.pool_ids == pq.read_table(home.latest_features).column("pool_id").to_pylist()
     payload = json.loads(
         s3_client.get_object(Bucket="publish-test", Key="features/latest_features.json")[
             "Body"
@@ -112,7 +124,10 @@ def test_score_runs_the_scheduled_handler_on_a_local_s3(home, capsys):
         "pools": 60,
         "scored": counts["scored"],
         "not_scored": 60 - counts["scored"],
+        # the pool with features of 2025-05-20 has been silent for 16 days
+        "not_scored_by_reason": {"apy_not_positive": 1, "inactive": 1},
         "stale": 1,
+        "unseen_category": 0,
     }
     assert counts["not_scored"] >= 2
     assert f"scored {counts['scored']}, not scored {counts['not_scored']}, stale 1" in out
@@ -123,7 +138,10 @@ def test_score_runs_the_scheduled_handler_on_a_local_s3(home, capsys):
     assert "lowest runway probability (bottom 3)" in out
     top_lines = out.split("highest runway probability (top 3)")[1].splitlines()[2:5]
     assert [line.split()[1] for line in top_lines] == [p["pool_id"] for p in scored[:3]]
-    assert "not scored: apy <= 0: 1" in out
+    assert "not scored: apy_not_positive: 1" in out
+    assert "not scored: inactive: 1" in out
+    assert "top reason" in out
+    assert scored[0]["reasons"][0]["text"] in out  # the top pool's first reason is shown
 
 
 def test_score_event_time_override_flags_stale_features(home):

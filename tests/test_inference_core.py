@@ -1,5 +1,5 @@
 """The pure serving core (inference/validation, scoring, publication, artefact), called
-directly with a tiny real model."""
+directly with a tiny real model served from its portable files."""
 
 from __future__ import annotations
 
@@ -12,19 +12,21 @@ import sys
 import joblib
 import numpy as np
 import pytest
-from fixtures.tiny_model import FEATURES, feature_columns
+from fixtures.tiny_model import FEATURES, feature_file
 
-from inference import artefact, contracts, publication, scoring, validation
+from inference import artefact, contracts, features, portable, publication, scoring, validation
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_run):
-    metadata = json.loads((tiny_run / "metadata.json").read_text())
-    return (
-        joblib.load(tiny_run / "model.joblib"),
-        artefact.ModelSpec.from_metadata(metadata),
-        metadata,
-    )
+    """(the portable model, the scikit-learn pipeline it was exported from)."""
+    document = json.loads((tiny_run / "model_spec.json").read_text())
+    arrays = portable.read_arrays((tiny_run / "model_arrays.npz").read_bytes())
+    return portable.load(document, arrays), joblib.load(tiny_run / "model.joblib")
+
+
+def table(n: int = 40, **kwargs) -> features.FeatureTable:
+    return features.decode(feature_file(n, **kwargs))
 
 
 def good_row(**overrides):
@@ -40,31 +42,41 @@ def good_row(**overrides):
     return row
 
 
-def test_score_rows_matches_the_model_and_derives_defillama_fields(loaded):
-    model, spec, _ = loaded
+def test_score_rows_matches_the_pipeline_and_derives_defillama_fields(loaded):
+    model, pipeline = loaded
     rows = [
         good_row(),
         good_row(apy=20.0, apy_rolling_7d_mean=3.0, chain="Base"),
         dict(reversed(list(good_row(project="never-seen").items())), extra="ignored"),
+        good_row(apy_expanding_std=None, chain=None, tvl_usd=3e38),
     ]
-    body = scoring.score_rows(model, spec, rows)
-    X = np.array([[r[f] for f in FEATURES] for r in rows], dtype=object)
-    expected = model.predict_proba(X)
-    np.testing.assert_allclose(body["predictions"], expected)
+    body = scoring.score_rows(model, rows)
+    X = np.array(
+        [
+            [np.nan if r[f] is None and f in ("apy_expanding_std",) else r[f] for f in FEATURES]
+            for r in rows
+        ],
+        dtype=object,
+    )
+    np.testing.assert_allclose(body["predictions"], pipeline.predict_proba(X), rtol=0, atol=1e-9)
     for (p_down, p_keep), shown in zip(body["predictions"], body["rows"], strict=True):
         assert shown["predicted_class"] == ("Down" if p_down >= p_keep else "Stable/Up")
         assert shown["predicted_probability"] == pytest.approx(100 * max(p_down, p_keep), abs=1e-4)
         assert shown["binned_confidence"] == contracts.confidence_bin(
-            shown["predicted_probability"], spec.cutpoints
+            shown["predicted_probability"], model.spec.cutpoints
         )
 
 
 def test_null_numeric_is_missing_and_null_categorical_is_allowed(loaded):
-    model, spec, _ = loaded
-    matrix = validation.rows_to_matrix([good_row(apy_expanding_std=None, chain=None)], spec)
-    assert math.isnan(matrix[0, FEATURES.index("apy_expanding_std")])
-    assert matrix[0, FEATURES.index("chain")] is None
-    assert scoring.predict_proba(model, matrix).shape == (1, 2)
+    model, _ = loaded
+    numeric, text = validation.rows_to_inputs(
+        [good_row(apy_expanding_std=None, chain=None)], model.spec
+    )
+    assert math.isnan(numeric[0, model.numeric_features.index("apy_expanding_std")])
+    assert text["chain"] == [None]
+    codes = {name: column.codes(text[name]) for name, column in model.categorical.items()}
+    assert codes["chain"][0] == model.categorical["chain"].missing_code
+    assert scoring.score_inputs(model, numeric, codes).proba.shape == (1, 2)
 
 
 @pytest.mark.parametrize(
@@ -94,9 +106,9 @@ def test_binned_confidence_uses_the_metadata_cutpoints(probability, expected):
     ],
 )
 def test_malformed_bodies_name_the_problem(loaded, body, code, row, field):
-    _, spec, _ = loaded
+    model, _ = loaded
     with pytest.raises(validation.InputError) as info:
-        validation.rows_to_matrix(validation.parse_json_body(body), spec)
+        validation.rows_to_inputs(validation.parse_json_body(body), model.spec)
     assert (info.value.code, info.value.row, info.value.field, info.value.status) == (
         code,
         row,
@@ -116,96 +128,176 @@ def test_malformed_bodies_name_the_problem(loaded, body, code, row, field):
         ("chain", "7", "unknown_type"),
         ("project", "NaN", "unknown_type"),
         ("chain", '["Ethereum"]', "unknown_type"),
+        ("tvl_usd", "1e39", "value_out_of_range"),
+        ("apy", "-3.5e38", "value_out_of_range"),
     ],
 )
 def test_bad_values_name_row_and_field(loaded, field, raw, code):
-    _, spec, _ = loaded
+    model, _ = loaded
     second = json.dumps(good_row(**{field: "__RAW__"})).replace('"__RAW__"', raw)
     body = f"[{json.dumps(good_row())}, {second}]"
     with pytest.raises(validation.InputError) as info:
-        validation.rows_to_matrix(validation.parse_json_body(body), spec)
+        validation.rows_to_inputs(validation.parse_json_body(body), model.spec)
     assert (info.value.row, info.value.field, info.value.code) == (1, field, code)
 
 
 def test_batch_over_the_limit_is_413(loaded):
-    _, spec, _ = loaded
+    model, _ = loaded
     with pytest.raises(validation.InputError) as info:
-        validation.rows_to_matrix([good_row()] * 4, spec, max_rows=3)
+        validation.rows_to_inputs([good_row()] * 4, model.spec, max_rows=3)
     assert info.value.status == 413
 
 
-def test_sha256_and_version_checks(loaded, tiny_run):
-    _, _, metadata = loaded
-    data = (tiny_run / "model.joblib").read_bytes()
-    artefact.verify_artefact(data, metadata)
+def test_sizes_sha256_and_signatures_are_checked_before_parsing(tiny_run):
+    metadata = json.loads((tiny_run / "metadata.json").read_text())
+    pointer = artefact.Pointer.from_metadata(metadata)
+    spec = (tiny_run / pointer.spec_file).read_bytes()
+    artefact.verify_bytes(spec, "spec", pointer.spec_sha256, pointer.spec_size_bytes, "meta")
     with pytest.raises(artefact.ModelIntegrityError, match="sha256 mismatch"):
-        artefact.verify_artefact(data + b"\0", metadata)
-    with pytest.raises(artefact.ModelIntegrityError, match="no model_sha256"):
-        artefact.verify_artefact(data, {**metadata, "model_sha256": None})
-    installed = dict(metadata["library_versions"])
-    assert artefact.check_library_versions(metadata, installed) == []
-    with pytest.raises(artefact.ModelIntegrityError, match="scikit-learn version mismatch"):
-        artefact.check_library_versions(metadata, {**installed, "scikit-learn": "1.0.2"})
-    assert artefact.check_library_versions(metadata, {**installed, "numpy": "1.26.4"})
+        artefact.verify_bytes(spec[:-1] + b" ", "spec", pointer.spec_sha256, len(spec), "meta")
+    with pytest.raises(artefact.ModelIntegrityError, match="size mismatch"):
+        artefact.verify_bytes(spec + b" ", "spec", pointer.spec_sha256, len(spec), "meta")
+    with pytest.raises(artefact.ModelIntegrityError, match="no sha256"):
+        artefact.verify_bytes(spec, "spec", None, None, "meta")
+    artefact.verify_signature(spec, pointer, None)  # no key configured: no check
+    key = b"k" * 32
+    signed = artefact.Pointer(
+        pointer.spec_file, pointer.spec_sha256, len(spec), artefact.hmac_hex(key, spec)
+    )
+    artefact.verify_signature(spec, signed, key)
+    with pytest.raises(artefact.ModelIntegrityError, match="HMAC-SHA256 mismatch"):
+        artefact.verify_signature(spec, signed, b"x" * 32)
+    with pytest.raises(artefact.ModelIntegrityError, match="unsigned"):
+        artefact.verify_signature(spec, pointer, key)
+    with pytest.raises(artefact.ModelIntegrityError, match="at least 16"):
+        artefact.check_signing_key(b"short", "test")
 
 
-def test_score_published_eligibility_staleness_and_counts(loaded):
-    model, spec, _ = loaded
-    payload = feature_columns(40, snapshot_date="2025-06-05")
-    payload["columns"]["snapshot_date"][5] = "2025-06-01"
+@pytest.mark.parametrize(
+    "portable_block, message",
+    [
+        (None, "no `portable` block"),
+        ({"spec_file": "../evil.json"}, "not a plain file name"),
+        ({"spec_file": "model_spec.json", "spec_sha256": "abc"}, "spec_sha256 is malformed"),
+        (
+            {"spec_file": "model_spec.json", "spec_sha256": "0" * 64, "spec_size_bytes": -1},
+            "spec_size_bytes is malformed",
+        ),
+    ],
+)
+def test_a_malformed_pointer_is_refused(portable_block, message):
+    with pytest.raises(artefact.ModelIntegrityError, match=message):
+        artefact.Pointer.from_metadata({"portable": portable_block})
+
+
+def test_score_published_eligibility_staleness_counts_and_reasons(loaded):
+    model, pipeline = loaded
+
+    def edit(columns, contract):
+        columns["snapshot_date"][5] = dt.date(2025, 6, 1)
+
+    published_table = table(40, snapshot_date="2025-06-05", edit=edit)
     event_time = dt.datetime(2025, 6, 6, 0, tzinfo=dt.UTC)
-    result = publication.score_published(model, spec, payload, event_time, stale_after_hours=48)
+    result = publication.score_published(model, published_table, event_time, stale_after_hours=48)
     by_pool = {p["pool_id"]: p for p in result["predictions"]}
     assert len(by_pool) == 40
     assert by_pool["pool-00000"]["status"] == "not scored"
     assert by_pool["pool-00000"]["reason"] == "apy <= 0"
     assert by_pool["pool-00001"]["reason"] == "observed_day_count < 7"
-    expected_not_scored = sum(
-        1
-        for a, d in zip(
-            payload["columns"]["apy"], payload["columns"]["observed_day_count"], strict=True
-        )
-        if a <= 0 or d < 7
-    )
+    apy = published_table.numeric_column("apy")
+    days = published_table.numeric_column("observed_day_count")
+    expected_not_scored = int(np.sum((apy <= 0) | (days < 7)))
     assert result["counts"] == {
         "pools": 40,
         "scored": 40 - expected_not_scored,
         "not_scored": expected_not_scored,
+        "not_scored_by_reason": {
+            "apy_not_positive": int(np.sum(apy <= 0)),
+            "too_few_observed_days": int(np.sum((apy > 0) & (days < 7))),
+        },
         "stale": 1,
+        "unseen_category": 0,
     }
     assert by_pool["pool-00005"]["is_stale"] and not by_pool["pool-00006"]["is_stale"]
     scored = [i for i, p in enumerate(result["predictions"]) if p["status"] == "scored"]
-    X = np.array([[payload["columns"][f][i] for f in FEATURES] for i in scored], dtype=object)
-    X[:, :4] = X[:, :4].astype(float)
+    X = np.empty((len(scored), len(FEATURES)), dtype=object)
+    for j, name in enumerate(FEATURES):
+        if name in model.spec.numeric_features:
+            X[:, j] = published_table.numeric_column(name)[scored]
+        else:
+            X[:, j] = [published_table.text_column(name)[i] for i in scored]
     np.testing.assert_allclose(
         [result["predictions"][i]["p_keep"] for i in scored],
-        model.predict_proba(X)[:, 1],
-        atol=1e-6,
+        pipeline.predict_proba(X)[:, 1],
+        atol=5e-7,  # the document rounds to 6 decimals
     )
+    # model id, event time and label settings once, at the top level
+    assert result["model_id"] == model.spec.model_id
+    assert result["event_time"] == "2025-06-06T00:00:00Z"
+    assert set(result["label"]) == {"horizon_days", "apy_drop_threshold", "apy_future_stat"}
+    assert not {"model_id", "scored_at"} & set(result["predictions"][0])
+    assert all(result["predictions"][i]["reasons"] for i in scored)
+    words = {1: "Low", 2: "Medium", 3: "High"}
     assert all(
-        p["model_id"] == spec.model_id and p["scored_at"] == "2025-06-06T00:00:00Z"
-        for p in result["predictions"]
+        result["predictions"][i]["confidence_words"]
+        == words[result["predictions"][i]["binned_confidence"]]
+        for i in scored
     )
+
+
+def test_inactive_pools_abstain_with_their_age_and_unseen_categories_are_flagged(loaded):
+    model, _ = loaded
+
+    def edit(columns, contract):
+        columns["snapshot_date"][2] = dt.date(2025, 5, 28)  # 8 days before the event day
+        columns["snapshot_date"][3] = dt.date(2025, 5, 29)  # 7 days: still active
+        columns["observed_day_count"][2] = columns["observed_day_count"][3] = 100
+        columns["apy"][2] = columns["apy"][3] = 5.0
+        columns["chain"][4] = "NeverSeenChain"
+        columns["observed_day_count"][4], columns["apy"][4] = 100, 5.0
+
+    published_table = table(10, snapshot_date="2025-06-05", edit=edit)
+    result = publication.score_published(
+        model, published_table, dt.datetime(2025, 6, 6, 0, tzinfo=dt.UTC), stale_after_hours=999
+    )
+    by_pool = {p["pool_id"]: p for p in result["predictions"]}
+    silent = by_pool["pool-00002"]
+    assert silent["status"] == "not scored" and silent["reason_code"] == "inactive"
+    assert silent["is_inactive"] and silent["inactive_days"] == 8 and silent["p_keep"] is None
+    active = by_pool["pool-00003"]
+    assert active["status"] == "scored" and not active["is_inactive"]
+    assert active["inactive_days"] is None
+    assert result["counts"]["not_scored_by_reason"]["inactive"] == 1
+    new = by_pool["pool-00004"]
+    assert new["status"] == "scored" and new["has_unseen_category"]
+    assert result["counts"]["unseen_category"] == 1
+    assert not any(p["has_unseen_category"] for k, p in by_pool.items() if k != "pool-00004")
 
 
 def test_published_columns_must_cover_the_model_features(loaded):
-    model, spec, _ = loaded
-    payload = feature_columns(5)
-    del payload["columns"]["apy_expanding_std"]
+    model, _ = loaded
+
+    def drop(columns, contract):
+        del columns["apy_expanding_std"]
+        contract["features"].remove("apy_expanding_std")
+        contract["numeric"].remove("apy_expanding_std")
+
     with pytest.raises(publication.FeatureContractError, match="apy_expanding_std"):
         publication.score_published(
-            model, spec, payload, dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48
+            model, table(5, edit=drop), dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48
         )
 
 
 def test_published_feature_types_must_match_the_model(loaded):
-    model, spec, _ = loaded
-    payload = feature_columns(5)
-    payload["numeric"].append("chain")
-    payload["categorical"].remove("chain")
-    with pytest.raises(publication.FeatureContractError, match="chain"):
+    model, _ = loaded
+
+    def retype(columns, contract):
+        contract["numeric"].remove("apy_expanding_std")
+        contract["categorical"].append("apy_expanding_std")
+
+    with pytest.raises(publication.FeatureContractError, match="apy_expanding_std"):
         publication.score_published(
-            model, spec, payload, dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48
+            model, table(5, edit=retype), dt.datetime(2025, 6, 6, tzinfo=dt.UTC), 48
         )
 
 
@@ -235,39 +327,47 @@ def test_hour_key_comes_from_the_event_time():
         publication.parse_event_time("yesterday")
 
 
-def test_core_and_handler_do_not_import_pandas():
+def test_the_core_imports_no_pandas_scikit_learn_scipy_or_joblib(tiny_run):
+    """Scoring and explaining a run in a fresh interpreter loads none of them."""
     code = (
-        "import sys, inference.handler, inference.service; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'pyarrow')))"
+        "import sys, json, inference.handler, inference.service\n"
+        "from inference import portable, features, publication\n"
+        f"run = {str(tiny_run)!r}\n"
+        "doc = json.load(open(run + '/model_spec.json'))\n"
+        "data = open(run + '/model_arrays.npz', 'rb').read()\n"
+        "model = portable.load(doc, portable.read_arrays(data))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'pandas', 'pyarrow', 'sklearn', 'scipy', 'joblib'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_column_scoring_equals_the_object_matrix_path(loaded):
-    """The typed-block fast path gives exactly the pipeline's own probabilities."""
-    model, spec, _ = loaded
-    payload = json.loads(json.dumps(feature_columns(300), default=str))
-    columns = payload["columns"]
-    assert any(v is None for v in columns["apy_expanding_std"])  # missing numerics ...
-    assert any(v is None for v in columns["chain"])  # ... and categoricals
-    rows = np.arange(1, 300, 2)
-    assert scoring._dense_column_transformer(model) is not None  # the fast path is taken
-    fast = scoring.predict_proba_columns(model, spec, columns, rows)
-    generic = scoring.predict_proba(model, scoring.published_matrix(columns, spec, rows))
-    np.testing.assert_array_equal(fast, generic)
-
-
-def test_column_scoring_falls_back_for_other_model_shapes(loaded):
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer
-
-    model, spec, _ = loaded
-    wrapped = make_pipeline(FunctionTransformer(), model)  # not ColumnTransformer-first
-    assert scoring._dense_column_transformer(wrapped) is None
-    payload = json.loads(json.dumps(feature_columns(50), default=str))
-    rows = np.arange(50)
+def test_the_binary_file_and_http_rows_give_the_same_probabilities(loaded):
+    """Two input paths, one model: the features file (codes recoded into the
+    model's vocabularies) and JSON rows (strings looked up) agree exactly."""
+    model, _ = loaded
+    published = table(120)
+    numeric, codes = scoring.table_inputs(model, published)
+    from_table = scoring.score_inputs(model, numeric, codes).proba
+    rows = [
+        {
+            name: (None if isinstance(v, float) and math.isnan(v) else v)
+            for name, v in (
+                (
+                    name,
+                    published.numeric_column(name)[i].item()
+                    if name in model.spec.numeric_features
+                    else published.text_column(name)[i],
+                )
+                for name in FEATURES
+            )
+        }
+        for i in range(published.row_count)
+    ]
+    assert any(r["chain"] is None for r in rows) and any(
+        r["apy_expanding_std"] is None for r in rows
+    )
     np.testing.assert_array_equal(
-        scoring.predict_proba_columns(wrapped, spec, payload["columns"], rows),
-        scoring.predict_proba(model, scoring.published_matrix(payload["columns"], spec, rows)),
+        np.asarray(scoring.score_rows(model, rows)["predictions"]), from_table
     )

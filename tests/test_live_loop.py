@@ -165,7 +165,7 @@ def loop(tmp_path_factory, moto_endpoint):
 def test_latest_predictions_carry_the_new_hours_apy_of_a_known_pool(loop):
     latest = loop["latest"]
     assert loop["refresh_code"] == 0
-    assert latest["schema_version"] == contracts.PREDICTIONS_SCHEMA_VERSION == 2
+    assert latest["schema_version"] == contracts.PREDICTIONS_SCHEMA_VERSION
     assert latest["event_time"] == f"{loop['hours'][1]:%Y-%m-%dT%H}:00:00Z"
     [record] = [p for p in latest["predictions"] if p["pool_id"] == loop["known"]]
     assert record["apy"] == pytest.approx(KNOWN_POOL_APY)

@@ -9,11 +9,16 @@ import json
 from datetime import datetime
 
 import pytest
-from fixtures.tiny_model import feature_columns, load_event
+from fixtures.tiny_model import feature_columns, feature_file, load_event
 
 from apy_runway.foundation.console import UserError
-from apy_runway.stages.publish import publish, published_row_count, upload_features
-from inference import contracts, handler, health
+from apy_runway.stages.publish import (
+    LatestFeatures,
+    publish,
+    published_row_count,
+    upload_features_binary,
+)
+from inference import contracts, features, handler, health
 from inference.events import EventError, scoring_hour
 
 
@@ -105,7 +110,7 @@ def test_the_hourly_output_and_latest_carry_the_health(lambda_env, context, s3_c
         s3_client.get_object(Bucket=lambda_env, Key="predictions/latest.json")["Body"].read()
     )
     assert latest["health"] == {"status": "degraded", "reasons": ["features_stale"]}
-    assert latest["schema_version"] == 2
+    assert latest["schema_version"] == contracts.PREDICTIONS_SCHEMA_VERSION
     assert all("apy" in p for p in latest["predictions"])
 
 
@@ -129,32 +134,35 @@ def test_the_lambda_refuses_a_shrunken_features_file_unless_its_header_allows_it
     lambda_env, context, s3_client
 ):
     handler.scheduled(load_event("scheduled.json"), context)  # 50 pools scored
-    upload_features(s3_client, lambda_env, contracts.FEATURES_KEY, feature_columns(20))
+    upload_features_binary(s3_client, lambda_env, contracts.FEATURES_KEY, feature_file(20))
     later = dict(load_event("scheduled.json"), time="2025-06-06T01:00:00Z")
     result = handler.scheduled(later, context)
     assert "20 pools, below 50% of the 50 scored last" in result["refused"]
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=lambda_env)["Contents"]]
     assert "predictions/hourly/2025-06-06T01Z.json" not in keys
-    allowed = feature_columns(20)
-    allowed[contracts.FEATURES_ALLOW_SHRINK_FIELD] = True
-    upload_features(s3_client, lambda_env, contracts.FEATURES_KEY, allowed)
+    allowed = feature_file(20, allow_shrink=True)
+    upload_features_binary(s3_client, lambda_env, contracts.FEATURES_KEY, allowed)
     assert handler.scheduled(later, context)["pools"] == 20
 
 
 def test_publish_refuses_a_shrunken_features_file_and_writes_the_features_key_last(
     s3_client, tiny_run
 ):
+    def latest(n: int, allow_shrink: bool = False) -> LatestFeatures:
+        payload = feature_columns(n)
+        payload[contracts.FEATURES_ALLOW_SHRINK_FIELD] = allow_shrink
+        return LatestFeatures(payload, feature_file(n, allow_shrink=allow_shrink))
+
     bucket = "publish-shrink"
     s3_client.create_bucket(Bucket=bucket)
-    publish(s3_client, bucket, feature_columns(40))
+    publish(s3_client, bucket, latest(40))
     assert published_row_count(s3_client, bucket, contracts.FEATURES_KEY) == 40
     with pytest.raises(UserError, match="10 pools, below 50% of the 40 published"):
-        publish(s3_client, bucket, feature_columns(10), run_dir=tiny_run)
+        publish(s3_client, bucket, latest(10), run_dir=tiny_run)
     # refused before anything was written, the run included
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"]]
-    assert keys == [contracts.FEATURES_KEY]
-    allowed = feature_columns(10)
-    allowed[contracts.FEATURES_ALLOW_SHRINK_FIELD] = True
+    assert sorted(keys) == sorted([contracts.FEATURES_KEY, contracts.FEATURES_JSON_KEY])
+    allowed = latest(10, allow_shrink=True)
     written: list[str] = []
 
     def record(params, **_):
@@ -162,10 +170,11 @@ def test_publish_refuses_a_shrunken_features_file_and_writes_the_features_key_la
 
     s3_client.meta.events.register("provide-client-params.s3.PutObject", record)
     publish(s3_client, bucket, allowed, run_dir=tiny_run)
-    header = json.loads(
+    header, _ = features.read_header(
         s3_client.get_object(Bucket=bucket, Key=contracts.FEATURES_KEY)["Body"].read()
     )
     assert header["allow_shrink"] is True and header["row_count"] == 10
-    # the key whose ObjectCreated event starts the scorer comes last
-    assert written[-1] == contracts.FEATURES_KEY
-    assert len(written) > 2 and all(k.startswith(contracts.MODEL_PREFIX) for k in written[:-1])
+    # the key whose ObjectCreated event starts the scorer comes last, after the
+    # model and the JSON copy
+    assert written[-2:] == [contracts.FEATURES_JSON_KEY, contracts.FEATURES_KEY]
+    assert len(written) > 3 and all(k.startswith(contracts.MODEL_PREFIX) for k in written[:-2])

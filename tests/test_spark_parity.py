@@ -32,7 +32,7 @@ from apy_runway.foundation.paths import project_paths
 from apy_runway.stages.build import export_feature_columns
 from apy_runway.stages.generate import generate_snapshots
 from apy_runway.stages.ingest import ingest
-from apy_runway.stages.publish import load_features_payload
+from apy_runway.stages.publish import load_latest_features
 from models_py.data import load_training_set
 
 pytestmark = pytest.mark.slow
@@ -207,14 +207,16 @@ def test_training_and_publish_read_the_spark_exports_as_the_duckdb_ones(builds):
         )
         == []
     )
-    payloads = {
-        name: load_features_payload(paths) for name, paths in (("duckdb", duck), ("spark", spark))
+    # publish: the JSON payload for people and the binary file the scorer reads
+    latest = {
+        name: load_latest_features(paths) for name, paths in (("duckdb", duck), ("spark", spark))
     }
+    assert latest["spark"].binary and latest["duckdb"].binary
     assert (
         table_differences(
             "published features",
-            pa.table(payloads["duckdb"]["columns"]),
-            pa.table(payloads["spark"]["columns"]),
+            pa.table(latest["duckdb"].payload["columns"]),
+            pa.table(latest["spark"].payload["columns"]),
             ["pool_id"],
         )
         == []

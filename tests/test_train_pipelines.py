@@ -1,19 +1,19 @@
 """The model pipelines: integer selectors over the ordered object matrix,
-missing/unseen categories, the anchor's ordinal encoding, the calibrated variant."""
+missing/unseen categories, the anchor's ordinal encoding, the calibrated recipe."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from fixtures.synthetic import make_training_set
-from sklearn.calibration import CalibratedClassifierCV
 
 from inference.contracts import confidence_bin, predicted_probability
 from models_py import config
 from models_py.data import prepare
 from models_py.evaluate import confidence_cutpoints, hit_rate_by_confidence
 from models_py.pipelines import build_pipeline, heuristic_score
-from models_py.training import calibrated
+from models_py.recipe import Recipe, fit_recipe
+from models_py.splits import calibration_split
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +70,26 @@ def test_heuristic_scores_apy_above_its_history_higher():
     assert score[3] == 0 and score[4] == 0  # missing / undefined -> at its mean
 
 
-def test_calibrated_variant_trains_before_and_calibrates_on_its_split(data):
-    X, y = data.matrix(), data.y
-    base = build_pipeline(
-        "random_forest", data.features, data.categorical, {"min_samples_leaf": 5}, n_estimators=5
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_a_calibrated_recipe_trains_before_and_calibrates_on_its_last_dates(data, method):
+    recipe = Recipe(
+        "random_forest",
+        tuple(data.numeric),
+        tuple(data.categorical),
+        {"min_samples_leaf": 5},
+        rf_trees=5,
+        calibration=method,
     )
-    half = len(y) // 2
-    model = calibrated(base, (np.arange(half), np.arange(half, len(y)))).fit(X, y)
-    estimator = model.named_steps["classifier"]
-    assert isinstance(estimator, CalibratedClassifierCV)
-    assert len(estimator.calibrated_classifiers_) == 1  # one forest in the artefact
-    forest = estimator.calibrated_classifiers_[0].estimator
-    assert forest.n_features_in_ == model.named_steps["preprocess"].transform(X[:1]).shape[1]
+    X, y, rows = data.matrix(), data.y, np.arange(len(data.y))
+    model = fit_recipe(recipe, X, y, data.dates, data.label_end_dates, rows)
+    fit_pos, cal_pos = calibration_split(data.dates, data.label_end_dates, rows, 0.2)
+    forest = model.estimator.named_steps["classifier"]
+    assert forest.n_features_in_ == model.estimator[:-1].transform(X[:1]).shape[1]
+    # the forest saw only the purged rows before the calibration block
+    assert data.label_end_dates[fit_pos].max() < data.dates[cal_pos].min()
+    assert model.method == method and model.calibrator is not None
     p = model.predict_proba(X[:50])[:, 1]
-    assert np.all((p >= 0) & (p <= 1))
+    assert np.all((p >= model.low) & (p <= model.high)) and 0 < model.low < model.high < 1
 
 
 def test_confidence_bins_follow_the_stored_cutpoints():

@@ -1,14 +1,18 @@
 """`apy-runway train` end to end on a small synthetic training set: the run folder,
-metadata.json, the hash check, the Lambda-facing model contract and the S3 upload."""
+metadata.json, the hash check, the Lambda-facing model contract (the portable
+model, signed with APY_RUNWAY_SIGNING_KEY) and the S3 upload."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import shutil
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from fixtures.synthetic import make_training_set
 from sklearn.compose import ColumnTransformer
@@ -16,14 +20,17 @@ from sklearn.pipeline import Pipeline
 
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
-from inference import contracts
-from models_py import evaluate, train
+from inference import contracts, portable
+from models_py import evaluate, export, train
 from models_py import run_folder as artefact
+from models_py.calibration import CalibratedClassifier
 from models_py.data import load_training_set
+from models_py.recipe import Recipe, fit_recipe
 from models_py.splits import time_split
 
 pytestmark = pytest.mark.slow
 RUN_ID = "20260101T000000Z"
+SIGNING_KEY = "train-signing-key-0123456789abcdef"
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -43,7 +50,9 @@ def write_training_set(paths, **kwargs):
 def trained(tmp_path_factory):
     paths = project_paths(tmp_path_factory.mktemp("train") / "home").ensure()
     frame, contract = write_training_set(paths)
-    assert train.run(parse("--run-id", RUN_ID, "--rf-trees", "15"), paths) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("APY_RUNWAY_SIGNING_KEY", SIGNING_KEY)
+        assert train.run(parse("--run-id", RUN_ID, "--rf-trees", "15"), paths) == 0
     return paths, frame, contract, paths.runs / RUN_ID
 
 
@@ -51,6 +60,8 @@ def test_run_folder_holds_model_metadata_report_and_latest_link(trained):
     paths, _, _, run_dir = trained
     for name in (
         "model.joblib",
+        "model_spec.json",
+        "model_arrays.npz",
         "metadata.json",
         "report.md",
         "roc.png",
@@ -137,6 +148,13 @@ def test_sha256_is_written_and_verifiable_and_tampering_is_detected(trained, tmp
     with pytest.raises(UserError, match="size"):
         artefact.verify_artefact(longer)
 
+    arrays = shutil.copytree(run_dir, tmp_path / "arrays")
+    data = bytearray((arrays / "model_arrays.npz").read_bytes())
+    data[-100] ^= 0xFF
+    (arrays / "model_arrays.npz").write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"model_arrays\.npz: sha256"):
+        artefact.verify_artefact(arrays)
+
     incomplete = shutil.copytree(run_dir, tmp_path / "incomplete")
     meta = json.loads((incomplete / "metadata.json").read_text())
     del meta["confidence_cutpoints"]
@@ -149,8 +167,9 @@ def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
     _, frame, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
     model = joblib.load(run_dir / "model.joblib")
-    assert isinstance(model, Pipeline)
-    preprocess = model.steps[0][1]
+    assert isinstance(model, CalibratedClassifier)
+    assert isinstance(model.estimator, Pipeline)
+    preprocess = model.estimator.steps[0][1]
     assert isinstance(preprocess, ColumnTransformer)
     for _, _, columns in preprocess.transformers:
         if columns != "drop" and not isinstance(columns, str):
@@ -172,28 +191,94 @@ def test_model_scores_an_object_array_the_way_the_lambda_builds_it(trained):
     assert list(model.classes_) == [0, 1]  # [:, 0] = p_down, [:, 1] = p_keep
 
 
-def test_saved_forest_drops_its_oob_arrays_but_reports_the_oob_score(trained):
-    _, _, _, run_dir = trained
+def test_the_portable_model_is_signed_and_scores_as_model_joblib(trained):
+    paths, _, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
-    forest = joblib.load(run_dir / "model.joblib").steps[-1][1]
-    assert hasattr(forest, "estimators_") and hasattr(forest, "oob_score_")
+    block = meta["portable"]
+    spec = (run_dir / block["spec_file"]).read_bytes()
+    arrays = (run_dir / block["arrays_file"]).read_bytes()
+    assert block["spec_sha256"] == hashlib.sha256(spec).hexdigest()
+    assert block["spec_size_bytes"] == len(spec)
+    expected = hmac.new(SIGNING_KEY.encode(), spec, hashlib.sha256).hexdigest()
+    assert block["spec_hmac_sha256"] == expected
+    document = json.loads(spec)
+    assert document["arrays"]["sha256"] == hashlib.sha256(arrays).hexdigest()
+    assert document["model_id"] == RUN_ID
+    assert document["confidence_cutpoints"] == pytest.approx(meta["confidence_cutpoints"])
+    assert block["max_abs_difference_vs_predict_proba"] <= 1e-9
+    model = portable.load(document, portable.read_arrays(arrays))
+    data = load_training_set(paths.training_set, paths.feature_columns)
+    X = data.matrix()
+    pipeline = joblib.load(run_dir / "model.joblib")
+    assert export.check(pipeline, model, X) <= 1e-9  # every training row, not only the test rows
+
+
+def test_saved_forest_drops_its_oob_arrays_but_reports_the_oob_score(trained):
+    paths, _, _, _ = trained
+    fast = ("--models", "random_forest", "--rf-trees", "5", "--no-report", "--no-backtest")
+    assert train.run(parse("--run-id", "forest", *fast), paths) == 0
+    run_dir = paths.runs / "forest"
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    forest = joblib.load(run_dir / "model.joblib").estimator.steps[-1][1]
+    assert hasattr(forest, "estimators_")
     assert not hasattr(forest, "oob_decision_function_")  # two floats per training row
     assert 0.5 < meta["metrics"]["random_forest"]["oob_roc_auc"] <= 1.0
 
 
-def test_stored_cutpoints_are_the_test_period_terciles(trained):
+def test_stored_cutpoints_are_the_evaluated_fits_test_period_terciles(trained):
     paths, _, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
     data = load_training_set(paths.training_set, paths.feature_columns)
     split = time_split(data.dates, data.label_end_dates, 0.3)
     assert str(split.test_start) == meta["training"]["test_start"]
-    model = joblib.load(run_dir / "model.joblib")
-    p_keep = model.predict_proba(data.matrix()[split.test_index])[:, 1]
+    recipe = Recipe.from_dict(meta["recipe"])
+    X = data.matrix(recipe.features)
+    evaluated = fit_recipe(recipe, X, data.y, data.dates, data.label_end_dates, split.train_index)
+    p_keep = evaluated.predict_proba(X[split.test_index])[:, 1]
+    assert meta["evaluated_fit"]["test"]["roc_auc"] == pytest.approx(
+        evaluate.metrics(data.y[split.test_index], p_keep)["roc_auc"]
+    )
     assert meta["confidence_cutpoints"] == pytest.approx(evaluate.confidence_cutpoints(p_keep))
     bins = contracts.confidence_bin(
         contracts.predicted_probability(p_keep), meta["confidence_cutpoints"]
     )
     assert set(np.unique(bins)) == {1, 2, 3}
+
+
+def test_the_shipped_fit_is_fresh_and_the_backtest_is_reported(trained):
+    paths, _, _, run_dir = trained
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    data = load_training_set(paths.training_set, paths.feature_columns)
+    shipped, evaluated = meta["shipped_fit"], meta["evaluated_fit"]
+    # the shipped model learned from every labelled row, up to the newest label
+    assert shipped["train_rows"] == len(data.y) > evaluated["train_rows"]
+    assert shipped["train_end"] == str(data.dates.max())
+    assert shipped["label_window_end_max"] == str(data.label_end_dates.max())
+    months = meta["backtest"]["months"]
+    assert len(months) >= 2 and all(0 < m["roc_auc"] <= 1 for m in months)
+    assert [m["month"] for m in months] == sorted(m["month"] for m in months)
+    # each month trained only on rows whose label window ended before it
+    for month in months:
+        assert month["train_end"] < month["month"] + "-01" or month is months[0]
+    assert meta["backtest"]["total"]["rows"] == sum(m["rows"] for m in months)
+    predictions = pd.read_parquet(run_dir / meta["backtest"]["predictions_file"])
+    assert len(predictions) == meta["backtest"]["total"]["rows"]
+    report = (run_dir / "report.md").read_text()
+    for needle in (
+        "Monthly walk-forward backtest",
+        "Evaluated fit",
+        "Shipped fit",
+        "Production choice",
+        "ECE",
+        "Feature-group ablation",
+        "clipped to",
+    ):
+        assert needle in report, needle
+    model = joblib.load(run_dir / "model.joblib")
+    p = model.predict_proba(data.matrix(meta["features"]))[:, 1]
+    assert p.min() >= meta["calibration"]["clip"]["low"] > 0
+    assert p.max() <= meta["calibration"]["clip"]["high"] < 1
+    assert meta["calibration"]["method"] in ("none", "sigmoid", "isotonic")
 
 
 def test_upload_to_s3_puts_the_run_folder_under_the_prefix(trained, s3_client, moto_endpoint):
@@ -264,10 +349,18 @@ def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint
         > free["random_forest"]["params"]["min_samples_leaf"]
     )
     assert not (paths.runs / "small" / "report.md").exists()
-    assert small["calibration"]["disabled"] and not small["calibration"]["applied"]
+    assert small["calibration"]["method"] == "none"  # --calibration off
+    assert small["calibration"]["chosen_on"] == "--calibration"
     assert guard[0]["cv_auc_mean"] == small["metrics"]["random_forest"]["cv"]["cv_auc_mean"]
     assert (paths.runs / "latest").resolve() == (paths.runs / "small").resolve()
     listed = {o["Key"] for o in s3_client.list_objects_v2(Bucket="guarded")["Contents"]}
-    assert listed == {"runs/small/model.joblib", "runs/small/metadata.json"}
+    assert listed == {
+        "runs/small/model.joblib",
+        "runs/small/model_spec.json",
+        "runs/small/model_arrays.npz",
+        "runs/small/metadata.json",
+        "runs/small/backtest_predictions.parquet",
+    }
+    assert small["portable"]["spec_hmac_sha256"] is None  # no key in the environment
     with pytest.raises(UserError, match="could not bring"):
         train.run(parse("--run-id", "tiny", "--max-artefact-mb", "0.0001", *common), paths)

@@ -1,17 +1,18 @@
-"""`apy-runway publish`: upload the latest features (column-wise JSON) and,
-optionally, a training run folder to S3 for the inference Lambda.
+"""`apy-runway publish`: upload the latest features and, optionally, a
+training run folder to S3 for the inference Lambda.
 
-Column-wise JSON (``{"columns": {"pool_id": [...], "apy": [...], ...}}``) is read
-by the Lambda with the standard library: its layer holds scikit-learn and has no
-room for pandas/pyarrow, and column-wise parses about twice as fast as row-wise
-for 20k pools. Missing values are JSON null; dates are ISO strings.
+The features go up twice: as the binary file the hourly Lambda reads
+(contracts.FEATURES_KEY; inference/features.py: a JSON header and numpy arrays,
+read with numpy alone) and as column-wise JSON for people
+(contracts.FEATURES_JSON_KEY: ``{"columns": {"pool_id": [...], ...}}``, missing
+values null, dates ISO strings).
 
-The features key the scorer reads (contracts.FEATURES_KEY) is written last:
-its S3 ObjectCreated event starts the scoring Lambda, which must find the new
-model already there. The document's header carries `row_count` and
-`allow_shrink`: a features file with fewer than half the pools of the one it
-replaces is refused unless --allow-shrink, which then sets `allow_shrink: true`
-so the Lambda accepts it too (the shrink rule, contracts.SHRINK_MIN_RATIO).
+The binary file is written last: its S3 ObjectCreated event starts the scoring
+Lambda, which must find the new model (if any) and the JSON already there. Its
+header carries `row_count` and `allow_shrink`: features with fewer than half
+the pools of the published file are refused unless --allow-shrink, which then
+sets `allow_shrink: true` so the Lambda accepts them too (the shrink rule,
+contracts.SHRINK_MIN_RATIO).
 """
 
 from __future__ import annotations
@@ -29,17 +30,16 @@ from botocore.exceptions import ClientError
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.runs import resolve_run
 from apy_runway.foundation.s3 import ensure_bucket, s3_client, upload_run
-from inference import contracts
+from inference import contracts, features
 
 # S3 object metadata of the features file: its pool count, read back by the
 # next publish for the shrink rule without downloading the document.
 ROW_COUNT_METADATA = "row-count"
 
 COMMAND = "publish"
-HELP = "upload latest_features (column-wise JSON) and optionally a run folder to S3"
-
-RUN_FILES_REQUIRED = (contracts.MODEL_METADATA_FILE,)
+HELP = "upload latest_features (binary for the Lambda, JSON for people) and optionally a run"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--features-key",
         default=contracts.FEATURES_KEY,
-        help=f"key of the features JSON (default: {contracts.FEATURES_KEY})",
+        help="key of the binary features file the Lambda reads "
+        f"(default: {contracts.FEATURES_KEY})",
+    )
+    parser.add_argument(
+        "--features-json-key",
+        default=contracts.FEATURES_JSON_KEY,
+        help=f"key of the features as JSON, for people (default: {contracts.FEATURES_JSON_KEY})",
     )
     parser.add_argument(
         "--run",
@@ -89,44 +95,57 @@ def add_allow_shrink(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if not args.bucket:
         raise UserError("no bucket: pass --bucket or set APY_RUNWAY_BUCKET")
-    payload = load_features_payload(paths, allow_shrink=args.allow_shrink)
+    latest = load_latest_features(paths, allow_shrink=args.allow_shrink)
     run_dir = resolve_run(paths, args.run) if args.run else None
     client = s3_client(args.endpoint_url)
     if args.create_bucket:
         ensure_bucket(client, args.bucket)
-    publish(client, args.bucket, payload, run_dir, args.features_key, args.model_prefix)
+    publish(
+        client,
+        args.bucket,
+        latest,
+        run_dir,
+        args.features_key,
+        args.features_json_key,
+        args.model_prefix,
+    )
     return 0
 
 
 def publish(
     client,
     bucket: str,
-    payload: dict,
+    latest: LatestFeatures,
     run_dir: Path | None = None,
     features_key: str = contracts.FEATURES_KEY,
+    json_key: str = contracts.FEATURES_JSON_KEY,
     model_prefix: str = contracts.MODEL_PREFIX,
 ) -> int:
-    """Check the shrink rule, upload the run (if any), then the features key
-    last. Returns the features document's size in bytes."""
-    check_shrink(client, bucket, features_key, payload)
+    """Check the shrink rule, upload the run (if any), then the features: JSON,
+    and the binary file the scorer follows last. Returns the binary size."""
+    check_shrink(client, bucket, features_key, latest.payload)
     if run_dir is not None:
         keys = upload_run(client, bucket, model_prefix, run_dir)
         log(f"published run {run_dir.name} to s3://{bucket}/{model_prefix} ({len(keys)} files)")
-    size = upload_features(client, bucket, features_key, payload)
+    json_size, binary_size = publish_features(client, bucket, latest, features_key, json_key)
     log(
-        f"published {payload['row_count']} pools (features of {payload['snapshot_date_max']}) "
-        f"to s3://{bucket}/{features_key} ({size / 1e6:.2f} MB)"
+        f"published {latest.payload['row_count']} pools (features of "
+        f"{latest.payload['snapshot_date_max']}) to s3://{bucket}/{features_key} "
+        f"({binary_size / 1e6:.2f} MB) and, as JSON, {json_key} ({json_size / 1e6:.2f} MB)"
     )
-    return size
+    return binary_size
 
 
 def published_row_count(client, bucket: str, key: str) -> int | None:
     """The pool count of the features file now at `key` (None: none there, or
-    published before the count was recorded)."""
+    published before the count was recorded). Without s3:ListBucket, S3
+    answers a HEAD of a missing key with 403: that is "none there" too (a put
+    the caller may not make fails on its own, loudly)."""
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden"):
             return None
         raise
     value = head.get("Metadata", {}).get(ROW_COUNT_METADATA)
@@ -149,24 +168,6 @@ def check_shrink(client, bucket: str, key: str, payload: dict) -> None:
         )
 
 
-def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
-    """A run folder from a path, a run id under runs/, or 'latest'."""
-    candidate = Path(run)
-    if not candidate.is_dir():
-        candidate = paths.runs / str(run)
-    if not candidate.is_dir():
-        raise UserError(f"no training run at {candidate}: run `apy-runway train` first")
-    candidate = candidate.resolve()
-    missing = [name for name in RUN_FILES_REQUIRED if not (candidate / name).is_file()]
-    if missing:
-        raise UserError(f"run folder {candidate} lacks {missing}")
-    metadata = json.loads((candidate / contracts.MODEL_METADATA_FILE).read_text())
-    model_file = metadata.get("model_file") or contracts.MODEL_FILE
-    if not (candidate / model_file).is_file():
-        raise UserError(f"run folder {candidate} lacks its model file {model_file}")
-    return candidate
-
-
 def _json_value(value: Any) -> Any:
     if value is None:
         return None
@@ -186,7 +187,7 @@ def _json_value(value: Any) -> Any:
 def columnar_payload(
     columns: dict[str, list], feature_columns: dict, source: str = "", allow_shrink: bool = False
 ) -> dict[str, Any]:
-    """Column-wise features document read by the scheduled Lambda."""
+    """Column-wise features document (JSON, for people)."""
     missing = [
         name
         for name in feature_columns["features"] + ["pool_id", "snapshot_date"]
@@ -197,7 +198,7 @@ def columnar_payload(
     clean = {name: [_json_value(v) for v in values] for name, values in columns.items()}
     dates = [d for d in clean["snapshot_date"] if d]
     return {
-        "format": contracts.FEATURES_FORMAT,
+        "format": contracts.FEATURES_JSON_FORMAT,
         "source": source,
         "published_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         contracts.FEATURES_ROW_COUNT_FIELD: len(clean["pool_id"]),
@@ -210,8 +211,16 @@ def columnar_payload(
     }
 
 
-def load_features_payload(paths: ProjectPaths, allow_shrink: bool = False) -> dict[str, Any]:
-    """Read data/exports/latest_features.parquet + feature_columns.json."""
+class LatestFeatures:
+    """The latest features read once: the JSON payload for people and the
+    binary file for the scorer."""
+
+    def __init__(self, payload: dict, binary: bytes) -> None:
+        self.payload = payload
+        self.binary = binary
+
+
+def _read_latest(paths: ProjectPaths) -> tuple[Any, dict]:
     import pyarrow.parquet as pq
 
     if not paths.latest_features.exists():
@@ -219,7 +228,58 @@ def load_features_payload(paths: ProjectPaths, allow_shrink: bool = False) -> di
     if not paths.feature_columns.exists():
         raise UserError(f"no {paths.feature_columns}: run `apy-runway build` first")
     feature_columns = json.loads(paths.feature_columns.read_text())
-    table = pq.read_table(paths.latest_features)
+    return pq.read_table(paths.latest_features), feature_columns
+
+
+def binary_columns(table: Any, feature_columns: dict) -> dict[str, Any]:
+    """Arrow table -> columns for inference.features.encode: numeric columns
+    as float64 arrays (nulls NaN), the rest as Python values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    categorical = set(feature_columns.get("categorical", []))
+    columns: dict[str, Any] = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        numeric = (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        )
+        if numeric and name not in categorical:
+            columns[name] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            columns[name] = column.to_pylist()
+    return columns
+
+
+def features_binary(
+    table: Any, feature_columns: dict, source: str = "", allow_shrink: bool = False
+) -> bytes:
+    try:
+        return features.encode(
+            binary_columns(table, feature_columns),
+            feature_columns,
+            source=source,
+            allow_shrink=allow_shrink,
+        )
+    except features.FeatureContractError as error:
+        raise UserError(f"latest features: {error}") from error
+
+
+def load_latest_features(paths: ProjectPaths, allow_shrink: bool = False) -> LatestFeatures:
+    """Read data/exports/latest_features.parquet + feature_columns.json once."""
+    table, feature_columns = _read_latest(paths)
+    source = paths.latest_features.name
+    return LatestFeatures(
+        columnar_payload(
+            table.to_pydict(), feature_columns, source=source, allow_shrink=allow_shrink
+        ),
+        features_binary(table, feature_columns, source=source, allow_shrink=allow_shrink),
+    )
+
+
+def load_features_payload(paths: ProjectPaths, allow_shrink: bool = False) -> dict[str, Any]:
+    """The column-wise JSON payload of data/exports/latest_features.parquet."""
+    table, feature_columns = _read_latest(paths)
     return columnar_payload(
         table.to_pydict(),
         feature_columns,
@@ -229,12 +289,33 @@ def load_features_payload(paths: ProjectPaths, allow_shrink: bool = False) -> di
 
 
 def upload_features(client, bucket: str, key: str, payload: dict) -> int:
+    """The JSON features document (for people)."""
     body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    return len(body)
+
+
+def upload_features_binary(client, bucket: str, key: str, data: bytes) -> int:
+    """The binary features file (what the hourly Lambda reads), with its pool
+    count as object metadata for the next publish's shrink rule."""
+    header, _ = features.read_header(data)  # never publish a file the scorer would refuse
     client.put_object(
         Bucket=bucket,
         Key=key,
-        Body=body,
-        ContentType="application/json",
-        Metadata={ROW_COUNT_METADATA: str(payload[contracts.FEATURES_ROW_COUNT_FIELD])},
+        Body=data,
+        ContentType="application/octet-stream",
+        Metadata={ROW_COUNT_METADATA: str(header[contracts.FEATURES_ROW_COUNT_FIELD])},
     )
-    return len(body)
+    return len(data)
+
+
+def publish_features(
+    client,
+    bucket: str,
+    latest: LatestFeatures,
+    binary_key: str = contracts.FEATURES_KEY,
+    json_key: str = contracts.FEATURES_JSON_KEY,
+) -> tuple[int, int]:
+    """JSON first, then the binary file the scorer follows; (json, binary) sizes."""
+    json_size = upload_features(client, bucket, json_key, latest.payload)
+    return json_size, upload_features_binary(client, bucket, binary_key, latest.binary)

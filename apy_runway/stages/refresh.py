@@ -271,11 +271,11 @@ def refresh(
 
         if bucket:
             from apy_runway.foundation.s3 import s3_client
-            from apy_runway.stages.publish import load_features_payload, publish
+            from apy_runway.stages.publish import load_latest_features, publish
 
             with step("publish"):
-                payload = load_features_payload(paths, allow_shrink=allow_shrink)
-                size = publish(s3_client(endpoint_url), bucket, payload)
+                latest = load_latest_features(paths, allow_shrink=allow_shrink)
+                size = publish(s3_client(endpoint_url), bucket, latest)
                 summary.steps["publish"] = (
                     f"s3://{bucket}/{contracts.FEATURES_KEY} ({size / 1e6:.2f} MB)"
                 )

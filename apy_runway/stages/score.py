@@ -5,7 +5,7 @@ trained artefact (runs/latest) and the latest features there exactly as
 `apy-runway publish` does, runs the scheduled function's core
 (``inference.service``: load the model, score the hour) with a Settings object
 for that S3 (no environment variables), and prints the pools with the highest and lowest runway
-probability (p_keep) and the counts scored / not scored / stale. A copy of the
+probability (p_keep) with their top reason and the counts scored / not scored / stale. A copy of the
 predictions is written to data/exports/predictions_latest.json.
 """
 
@@ -14,14 +14,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.runs import resolve_run
 from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client, upload_run
-from apy_runway.stages.publish import load_features_payload, resolve_run, upload_features
+from apy_runway.stages.publish import load_latest_features, publish_features
 from inference import contracts, service
+from inference.artefact import ModelIntegrityError
 from inference.publication import STATUS_SCORED, parse_event_time
-from inference.settings import Settings
+from inference.settings import ENVIRONMENT, Settings
 
 COMMAND = "score"
 HELP = "invoke the scheduled inference Lambda once against a local S3 and show its predictions"
@@ -81,7 +84,8 @@ def score_locally(
     """Publish run + features to a local S3, score one hour with the Lambda's
     core, write data/exports/predictions_latest.json; return the hour's document."""
     run_dir = resolve_run(paths, run)
-    payload = load_features_payload(paths)
+    latest = load_latest_features(paths)
+    payload = latest.payload
     event_time = event_time or default_event_time(payload["snapshot_date_max"])
     try:
         when = parse_event_time(event_time)
@@ -90,17 +94,23 @@ def score_locally(
 
     with local_s3_server() as endpoint:
         settings = Settings(
-            bucket=LOCAL_BUCKET, stale_after_hours=stale_after_hours, endpoint_url=endpoint
+            bucket=LOCAL_BUCKET,
+            stale_after_hours=stale_after_hours,
+            endpoint_url=endpoint,
+            signing_key=os.environ.get(ENVIRONMENT["signing_key"]) or None,
         )
         client = s3_client(endpoint, local=True)
         ensure_bucket(client, LOCAL_BUCKET)
-        upload_features(client, LOCAL_BUCKET, settings.features_key, payload)
+        publish_features(client, LOCAL_BUCKET, latest, settings.features_key)
         upload_run(client, LOCAL_BUCKET, settings.model_prefix, run_dir)
         log(
             f"local S3 at {endpoint}: published {payload['row_count']} pools and "
             f"run {run_dir.name}; scoring the hour {event_time}"
         )
-        loaded = service.load_model(settings, client)
+        try:
+            loaded = service.load_model(settings, client, service.signing_key(settings))
+        except ModelIntegrityError as error:
+            raise UserError(f"run {run_dir.name}: {error}") from error
         summary, _ = service.score_hour(settings, client, loaded, when)
         body = client.get_object(Bucket=LOCAL_BUCKET, Key=summary["hourly_key"])["Body"].read()
     published = json.loads(body)
@@ -119,17 +129,16 @@ def render_report(published: dict, top: int) -> str:
         f"model {published['model_id']}  event {published['event_time']}  "
         f"features of {published['feature_date_max']}",
         f"pools {counts['pools']}: scored {counts['scored']}, not scored {counts['not_scored']}, "
-        f"stale {counts['stale']}",
+        f"stale {counts['stale']}, unseen category {counts.get('unseen_category', 0)}",
     ]
-    reasons: dict[str, int] = {}
-    for p in published["predictions"]:
-        if p["reason"]:
-            reasons[p["reason"]] = reasons.get(p["reason"], 0) + 1
-    for reason, n in sorted(reasons.items()):
-        lines.append(f"  not scored: {reason}: {n}")
+    for code, n in sorted((counts.get("not_scored_by_reason") or {}).items()):
+        lines.append(f"  not scored: {code}: {n}")
     if not ranked:
         return "\n".join(lines)
-    header = f"{'':4} {'pool_id':38} {'symbol':14} {'p_keep':>7} {'class':10} {'conf':>4} stale"
+    header = (
+        f"{'':4} {'pool_id':38} {'symbol':14} {'p_keep':>7} {'class':10} {'confidence':10} "
+        f"{'stale':5} top reason"
+    )
     if len(ranked) <= 2 * top:
         sections = [("all scored pools, highest runway probability first", ranked)]
     else:
@@ -142,7 +151,9 @@ def render_report(published: dict, top: int) -> str:
         for rank, p in enumerate(rows, 1):
             lines.append(
                 f"{rank:>4} {str(p['pool_id'])[:38]:38} {str(p['symbol'] or '')[:14]:14} "
-                f"{p['p_keep']:7.3f} {p['predicted_class']:10} {p['binned_confidence']:>4} "
-                f"{'yes' if p['is_stale'] else 'no'}"
+                f"{p['p_keep']:7.3f} {p['predicted_class']:10} "
+                f"{p['binned_confidence']} {p.get('confidence_words') or '':8} "
+                f"{'yes' if p['is_stale'] else 'no':5} "
+                f"{(p.get('reasons') or [{'text': ''}])[0]['text']}"
             )
     return "\n".join(lines)

@@ -1,0 +1,560 @@
+"""`apy-runway board`: the runway board, a static HTML site people can look at.
+
+Writes <home>/data/board/ (``--out``): index.html (the pool table), pool.html
+(one template rendering any pool client-side: pool.html?id=<pool id>),
+track.html (the track record and the model's health), the scripts and styles
+under assets/ (with the one vendored charting library, uPlot, see
+board_site/vendor/VENDORED.md) and the data under data/. No server, no CDN,
+no network request: it works from file:// and from an S3 static-site bucket
+(data files are JavaScript that hands one JSON document to the page, because
+browsers refuse fetch() on file://).
+
+Inputs, each optional; a missing one shows "no ... yet" on its page:
+
+- **predictions**: the latest hourly predictions document
+  (``--predictions``, default data/exports/predictions_latest.json, written by
+  `apy-runway score`; README "Output schemas", any schema_version >= 1). Read
+  defensively: `pool_id` is required; `symbol`, `status`, `reason`, `p_keep`,
+  `predicted_class`, `binned_confidence`, `is_stale`, `feature_date` are read
+  when present; so are fields later versions add: `reasons` (up to 3 phrases,
+  strings or objects with `text`), `confidence_words`, `flags` (names or
+  booleans of inactive / stale / unseen_category), `is_inactive`,
+  `has_unseen_category`, `apy`, `tvl_usd`, `project`, `chain`, and the
+  document's `health` block. A field of the wrong type stops the build with
+  an error naming the file, the record and the field.
+- **pool history**: daily APY and TVL per pool from the DuckDB warehouse
+  (data/warehouse.duckdb, table int_pool_snapshots_downsampled_to_daily:
+  pool_id, snapshot_date, apy, tvl_usd, project, chain, symbol), opened
+  read-only; the last ``--history-days`` days. Its newest day per pool also
+  fills the table's APY, TVL, project, chain and symbol when the predictions
+  do not carry them.
+- **track record**: rows of (pool_id, as_of, p_keep, binned_confidence,
+  label, source), `track_record_rows`, the seam the prediction ledger plugs
+  into. Today: the training run's backtest_predictions.parquet (``--run``,
+  default latest; pool_id, snapshot_date, is_apy_kept, p_keep, ...) as source
+  'backtest', binned with the run's cut-points by contracts.confidence_bin.
+- **health and drift**: the `health` block of the predictions document, else
+  the newest data/monitoring/<hour>.json (``--monitoring``); an object with
+  `status`, `reasons` and any tables of per-feature values, shown as given.
+
+`build_board(paths, ...)` is the plain function `run-all` (and later
+`refresh --board`) calls. Aggregates are computed here, in Python
+(board_data.py); the pages only plot them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.stages import board_data
+from apy_runway.stages.board_data import BoardInputError
+from inference import contracts
+
+COMMAND = "board"
+HELP = "write the runway board: a static HTML site (pool table, pool pages, track record)"
+
+SITE_ASSETS = Path(__file__).resolve().parent / "board_site"
+HISTORY_TABLE = "int_pool_snapshots_downsampled_to_daily"
+BACKTEST_FILE = "backtest_predictions.parquet"
+DEFAULT_HISTORY_DAYS = 365
+DEFAULT_POOLS_PER_SHARD = 64
+DEFAULT_SERVED_PER_POOL = 400
+# Written into every board: an existing --out folder without it is never replaced.
+MARKER = ".apy-runway-board"
+
+
+def default_out(paths: ProjectPaths) -> Path:
+    return paths.data / "board"
+
+
+def default_predictions(paths: ProjectPaths) -> Path:
+    """Where `apy-runway score` leaves its copy of the hourly document."""
+    return paths.exports / "predictions_latest.json"
+
+
+def default_monitoring(paths: ProjectPaths) -> Path:
+    return paths.data / "monitoring"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", type=Path, default=None, help="site folder (default: data/board/, replaced whole)"
+    )
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        help="hourly predictions document (default: data/exports/predictions_latest.json)",
+    )
+    parser.add_argument(
+        "--run",
+        default="latest",
+        help="training run whose backtest_predictions.parquet is the backtest track record: "
+        "folder, run id or 'latest' (default); 'none' for no track record",
+    )
+    parser.add_argument(
+        "--monitoring",
+        type=Path,
+        default=None,
+        help="folder of monitoring/<hour>.json health documents (default: data/monitoring/)",
+    )
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=DEFAULT_HISTORY_DAYS,
+        help=f"days of APY / TVL history per pool page (default: {DEFAULT_HISTORY_DAYS})",
+    )
+    parser.add_argument(
+        "--pools-per-shard",
+        type=int,
+        default=DEFAULT_POOLS_PER_SHARD,
+        help="pools per data/pools/<shard>.js file a pool page loads "
+        f"(default: {DEFAULT_POOLS_PER_SHARD})",
+    )
+    parser.add_argument(
+        "--served-per-pool",
+        type=int,
+        default=DEFAULT_SERVED_PER_POOL,
+        help="newest served / backtest predictions kept per pool page "
+        f"(default: {DEFAULT_SERVED_PER_POOL})",
+    )
+
+
+def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    built = build_board(
+        paths,
+        out=args.out,
+        predictions=args.predictions,
+        run=None if args.run == "none" else args.run,
+        monitoring=args.monitoring,
+        history_days=args.history_days,
+        pools_per_shard=args.pools_per_shard,
+        served_per_pool=args.served_per_pool,
+    )
+    print(built.describe())
+    return 0
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON: {error}") from error
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text: {error}") from error
+
+
+def read_predictions(path: Path) -> dict | None:
+    """The normalised hourly document, or None when the file does not exist."""
+    if not path.is_file():
+        return None
+    try:
+        return board_data.normalise_predictions(read_json(path), str(path))
+    except BoardInputError as error:
+        raise UserError(str(error)) from error
+
+
+def read_pool_history(
+    warehouse: Path, history_days: int
+) -> tuple[pd.DataFrame, board_data.PoolHistory] | None:
+    """(latest state per pool, daily history of the last `history_days` days)
+    from the warehouse, or None when it or the daily table is absent. The
+    history comes as plain arrays with an integer pool index (a DataFrame of
+    string ids peaked at 2.1 GB for 20k pools x 365 days, this at ~0.5 GB)."""
+    import duckdb
+
+    if not warehouse.is_file():
+        return None
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as error:
+        raise UserError(f"{warehouse}: cannot open the warehouse read-only: {error}") from error
+    recent = f"""
+        select * from {HISTORY_TABLE}
+        where snapshot_date > (select max(snapshot_date) from {HISTORY_TABLE}) - ?::integer
+    """
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_name = ?",
+            [HISTORY_TABLE],
+        ).fetchone()[0]
+        if not exists:
+            return None
+        latest = con.execute(
+            f"""
+            select
+                pool_id,
+                arg_max(symbol, snapshot_date) as symbol,
+                arg_max(project, snapshot_date) as project,
+                arg_max(chain, snapshot_date) as chain,
+                arg_max(apy, snapshot_date) as apy,
+                arg_max(tvl_usd, snapshot_date) as tvl_usd
+            from {HISTORY_TABLE}
+            group by pool_id
+            """
+        ).df()
+        pool_ids = [
+            row[0]
+            for row in con.execute(
+                f"select distinct pool_id from ({recent}) order by pool_id", [history_days]
+            ).fetchall()
+        ]
+        # the pool index by a join on the few distinct ids (a window over every
+        # row would sort them all inside DuckDB); numpy orders the rows later
+        columns = con.execute(
+            f"""
+            with
+            recent as ({recent}),
+            ids as (
+                select
+                    pool_id,
+                    (row_number() over (order by pool_id) - 1)::integer as pool_index
+                from (select distinct pool_id from recent)
+            )
+            select
+                ids.pool_index,
+                (recent.snapshot_date - date '1970-01-01')::integer as day,
+                recent.apy::double as apy,
+                recent.tvl_usd::double as tvl_usd
+            from recent
+            inner join ids on recent.pool_id = ids.pool_id
+            """,
+            [history_days],
+        ).fetchnumpy()
+    except duckdb.Error as error:
+        raise UserError(f"{warehouse}: cannot read {HISTORY_TABLE}: {error}") from error
+    finally:
+        con.close()
+
+    def plain(values: Any, dtype: str) -> np.ndarray:
+        if np.ma.isMaskedArray(values):  # DuckDB hands columns with nulls as masked arrays
+            return np.ma.filled(values.astype(dtype), np.nan)
+        return np.asarray(values, dtype=dtype)
+
+    history = board_data.PoolHistory(
+        pool_ids=pool_ids,
+        pool_index=np.asarray(columns["pool_index"], dtype=np.int32),
+        day=np.asarray(columns["day"], dtype=np.int32),
+        apy=plain(columns["apy"], "float64"),
+        tvl_usd=plain(columns["tvl_usd"], "float64"),
+    )
+    return latest, history
+
+
+def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
+    """The run's backtest predictions as track-record rows (source 'backtest'),
+    binned by the run's stored cut-points; None when the run has none."""
+    path = run_dir / BACKTEST_FILE
+    if not path.is_file():
+        return None
+    metadata_path = run_dir / contracts.MODEL_METADATA_FILE
+    metadata = read_json(metadata_path) if metadata_path.is_file() else {}
+    cutpoints = metadata.get("confidence_cutpoints")
+    if not (isinstance(cutpoints, list) and len(cutpoints) == 2):
+        raise UserError(
+            f"{metadata_path}: no confidence_cutpoints [low, high]: cannot bin {path.name}"
+        )
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a bad file
+        raise UserError(f"{path}: not a readable parquet file: {error}") from error
+    label = contracts.LABEL_COLUMN
+    missing = [c for c in ("pool_id", "snapshot_date", "p_keep", label) if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: lacks columns {missing}")
+    p_keep = pd.to_numeric(frame["p_keep"], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(p_keep)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise UserError(
+            f"{path}: row {first} (pool {board_data.shown(frame['pool_id'].iloc[first])}) has "
+            f"p_keep = {board_data.shown(frame['p_keep'].iloc[first])}; {int(bad.sum())} such rows"
+        )
+    rows = pd.DataFrame(
+        {
+            "pool_id": frame["pool_id"].astype(str),
+            "as_of": pd.to_datetime(frame["snapshot_date"]).dt.strftime("%Y-%m-%d"),
+            "p_keep": p_keep,
+            "binned_confidence": board_data.label_binned_confidence(p_keep, cutpoints),
+            "label": pd.to_numeric(frame[label], errors="coerce").astype("Float64"),
+            "source": "backtest",
+        }
+    )
+    try:
+        return board_data.check_track_record(rows, str(path))
+    except BoardInputError as error:
+        raise UserError(str(error)) from error
+
+
+def track_record_rows(paths: ProjectPaths, run_dir: Path | None) -> pd.DataFrame | None:
+    """The track record: rows of board_data.TRACK_RECORD_COLUMNS from every
+    source there is, or None. The adapter seam: the prediction ledger's mart
+    (`prediction_outcomes`, source 'live' and 'backtest') replaces or joins
+    the run folder's backtest here, nothing else changes."""
+    parts = []
+    if run_dir is not None:
+        backtest = backtest_track_record(run_dir)
+        if backtest is not None:
+            parts.append(backtest)
+    if not parts:
+        return None
+    return pd.concat(parts, ignore_index=True)
+
+
+def read_health(predictions: dict | None, monitoring: Path) -> tuple[dict | None, str | None]:
+    """(health document, where it came from): the predictions' `health`
+    block, else the newest monitoring/<hour>.json, else (None, None)."""
+    if predictions is not None and predictions.get("health") is not None:
+        return predictions["health"], "predictions document"
+    if not monitoring.is_dir():
+        return None, None
+    newest = sorted(monitoring.glob("*.json"))
+    if not newest:
+        return None, None
+    document = read_json(newest[-1])
+    if not isinstance(document, dict):
+        raise UserError(f"{newest[-1]}: expected a JSON object, got {type(document).__name__}")
+    return document.get("health", document), newest[-1].name
+
+
+def resolve_track_run(paths: ProjectPaths, run: str | Path | None) -> Path | None:
+    """The run folder (path, run id or 'latest'); None when not given or when
+    'latest' does not exist yet (a board before the first training)."""
+    if run is None:
+        return None
+    candidate = Path(run)
+    if not candidate.is_dir():
+        candidate = paths.runs / str(run)
+    if candidate.is_dir():
+        return candidate.resolve()
+    if str(run) == "latest":
+        return None
+    raise UserError(f"no training run at {candidate}")
+
+
+# --------------------------------------------------------------------------- writer
+
+
+def _data_script(name: str, payload: Any) -> str:
+    """One data file: JSON (strict, ASCII) handed to the page by name."""
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    return f'BOARD.receive("{name}",{text});\n'
+
+
+@dataclass
+class BuiltBoard:
+    out: Path
+    pools: int
+    shards: int
+    bytes_written: int
+    seconds: float
+    sources: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def index(self) -> Path:
+        return self.out / "index.html"
+
+    def describe(self) -> str:
+        missing = [name for name, value in self.sources.items() if not value]
+        return (
+            f"board: {self.index}\n"
+            f"  {self.pools} pools in {self.shards} pool-data shards, "
+            f"{self.bytes_written / 1e6:.1f} MB, {self.seconds:.1f} s"
+            + (f"\n  no data yet for: {', '.join(missing)}" if missing else "")
+        )
+
+
+def _check_replaceable(out: Path) -> None:
+    """Only a board (or an empty folder) is ever replaced."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder: choose another --out")
+    if out.is_dir() and not (out / MARKER).is_file() and any(out.iterdir()):
+        raise UserError(
+            f"{out} exists and is not a runway board (no {MARKER}): "
+            "choose an empty or new --out folder"
+        )
+
+
+def _replace_folder(built: Path, out: Path) -> None:
+    """Swap the finished site in (two renames: a reader sees the old or the new board)."""
+    _check_replaceable(out)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(built, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(built, out)
+
+
+def build_board(
+    paths: ProjectPaths,
+    out: Path | None = None,
+    predictions: Path | None = None,
+    run: str | Path | None = "latest",
+    monitoring: Path | None = None,
+    history_days: int = DEFAULT_HISTORY_DAYS,
+    pools_per_shard: int = DEFAULT_POOLS_PER_SHARD,
+    served_per_pool: int = DEFAULT_SERVED_PER_POOL,
+) -> BuiltBoard:
+    """Read the inputs, shape them and write the site; replace `out` whole."""
+    for name, value in (
+        ("history days", history_days),
+        ("pools per shard", pools_per_shard),
+        ("served predictions per pool", served_per_pool),
+    ):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}")
+    started = time.perf_counter()
+    out = Path(out or default_out(paths)).expanduser().resolve()
+    # a path given on purpose must exist; the defaults may be absent ("no data yet")
+    if predictions is not None and not Path(predictions).is_file():
+        raise UserError(f"no predictions document at {predictions}")
+    if monitoring is not None and not Path(monitoring).is_dir():
+        raise UserError(f"no monitoring folder at {monitoring}")
+    predictions_path = Path(predictions or default_predictions(paths))
+    monitoring = Path(monitoring or default_monitoring(paths))
+    _check_replaceable(out)
+    run_dir = resolve_track_run(paths, run)
+
+    document = read_predictions(predictions_path)
+    log(
+        f"board: predictions {predictions_path}: "
+        + (f"{len(document['records'])} pools" if document else "absent")
+    )
+    warehouse = read_pool_history(paths.warehouse, history_days)
+    latest, history = warehouse if warehouse is not None else (None, None)
+    log(
+        f"board: pool history {paths.warehouse}: "
+        + (f"{len(history)} pool-days" if history is not None else "absent")
+    )
+    if document is not None:
+        records = document["records"]
+    elif latest is not None:
+        # no predictions yet: the warehouse's pools, with empty prediction fields
+        records = board_data.normalise_predictions(
+            {"schema_version": 1, "predictions": [{"pool_id": p} for p in latest["pool_id"]]},
+            str(paths.warehouse),
+        )["records"]
+    else:
+        records = []
+    track = track_record_rows(paths, run_dir)
+    log(
+        "board: track record "
+        + (
+            f"{len(track)} rows ({', '.join(sorted(track['source'].unique()))})"
+            if track is not None
+            else f"absent (no {BACKTEST_FILE} in the run, no ledger)"
+        )
+    )
+    health, health_source = read_health(document, monitoring)
+
+    table = board_data.table_payload(records, latest)
+    shards = board_data.shard_count(len(records), pools_per_shard)
+    sources = {
+        "predictions": predictions_path.name if document is not None else None,
+        "history": HISTORY_TABLE if history is not None else None,
+        "track_record": sorted(track["source"].unique().tolist()) if track is not None else None,
+        "health": health_source,
+    }
+    meta = {
+        "schema_version": board_data.BOARD_SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "predictions": document["meta"] if document is not None else None,
+        "pools": len(records),
+        "shards": shards,
+        "history_days": history_days,
+        "served_per_pool": served_per_pool,
+        "flag_bits": dict(board_data.FLAG_BITS),
+        "sources": sources,
+    }
+    track_payload = {
+        "schema_version": board_data.BOARD_SCHEMA_VERSION,
+        "track_record": board_data.summarise_track_record(track),
+        "health": health,
+        "health_source": health_source,
+    }
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = out.with_name(f".{out.name}.building-{os.getpid()}")
+    if building.exists():
+        shutil.rmtree(building)
+    try:
+        written, written_shards = _write_site(
+            building, meta, table, track_payload, records, history, track, shards, served_per_pool
+        )
+        _replace_folder(building, out)
+    finally:
+        if building.exists():
+            shutil.rmtree(building)
+    built = BuiltBoard(
+        out=out,
+        pools=len(records),
+        shards=written_shards,
+        bytes_written=written,
+        seconds=time.perf_counter() - started,
+        sources=sources,
+    )
+    log(f"board: wrote {built.index} ({built.bytes_written / 1e6:.1f} MB of data)")
+    return built
+
+
+def _write_site(
+    building: Path,
+    meta: dict,
+    table: dict,
+    track_payload: dict,
+    records: list[dict],
+    history: board_data.PoolHistory | None,
+    track: pd.DataFrame | None,
+    shards: int,
+    served_per_pool: int,
+) -> tuple[int, int]:
+    """The pages, assets and data files into `building`: (bytes of data, shards)."""
+    shutil.copytree(SITE_ASSETS, building, ignore=shutil.ignore_patterns("__pycache__"))
+    (building / MARKER).write_text("written by apy-runway board; replaced whole on rebuild\n")
+    data = building / "data"
+    (data / "pools").mkdir(parents=True)
+    written = 0
+    for name, payload in (("meta", meta), ("table", table), ("track", track_payload)):
+        text = _data_script(name, payload)
+        (data / f"{name}.js").write_text(text)
+        written += len(text)
+    empty = set(range(shards))  # written as {} below: a pool page never asks for a missing file
+    shard_data = board_data.pool_shards(
+        records,
+        history,
+        track,
+        table["columns"],
+        table["projects"],
+        table["chains"],
+        shards,
+        served_per_pool,
+    )
+    for done, (shard, pools) in enumerate(shard_data, 1):
+        text = _data_script(f"pools/{shard}", pools)
+        (data / "pools" / f"{shard}.js").write_text(text)
+        written += len(text)
+        empty.discard(shard)
+        if done % 100 == 0:
+            log(f"board: {done} pool shards written of at most {shards}")
+    for shard in sorted(empty):
+        (data / "pools" / f"{shard}.js").write_text(_data_script(f"pools/{shard}", {}))
+    return written, shards

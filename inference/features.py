@@ -1,0 +1,301 @@
+"""The binary features file `publish` writes and the hourly Lambda reads
+(contracts.FEATURES_KEY), readable with numpy alone.
+
+Layout::
+
+    8 bytes   contracts.FEATURES_MAGIC (b"APYRFEAT")
+    8 bytes   header length, unsigned little-endian
+    header    JSON (UTF-8): format, row_count, feature_date, allow_shrink,
+              numeric_columns, categorical_columns (the matrices' column
+              order), features / numeric / categorical (the feature contract
+              of feature_columns.json), published_at, source, body_sha256,
+              body_size_bytes
+    body      an uncompressed .npz (np.load(io.BytesIO(body), allow_pickle=False)):
+              numeric        (rows, numeric columns) float64, NaN = missing
+                             (stored column-major: np.load gives a Fortran-order array)
+              codes          (rows, categorical columns) int32, -1 = missing
+              vocabulary_<j> unicode: the values of categorical column j
+              pool_id        unicode
+              snapshot_date  datetime64[D], NaT = missing (the feature date)
+
+Reading it needs no pickle: the header is JSON, the body plain arrays. The
+header's sha256 and size are checked before the body is read.
+
+``pool_id`` and ``snapshot_date`` are columns of their own; every other
+column is in one of the matrices: numbers and booleans in `numeric`
+(true = 1.0), anything else in `codes` as the text training sees (str(value)).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import struct
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inference import contracts
+from inference.artefact import npz_bytes
+
+KEY_COLUMNS = ("pool_id", "snapshot_date")
+MAX_HEADER_BYTES = 1 << 20
+
+
+class FeatureContractError(RuntimeError):
+    """Published features are malformed or do not match the model's feature list."""
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """The decoded file: one row per pool."""
+
+    header: dict
+    numeric: np.ndarray  # (rows, numeric columns) float64
+    codes: np.ndarray  # (rows, categorical columns) int32, -1 = missing
+    vocabularies: tuple[tuple[str, ...], ...]
+    pool_ids: list[str]
+    feature_dates: list[str | None]
+
+    @property
+    def row_count(self) -> int:
+        return len(self.pool_ids)
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return self.header["numeric_columns"]
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        return self.header["categorical_columns"]
+
+    def numeric_column(self, name: str) -> np.ndarray:
+        return self.numeric[:, self.numeric_columns.index(name)]
+
+    def categorical_column(self, name: str) -> tuple[tuple[str, ...], np.ndarray]:
+        """(vocabulary, codes with -1 = missing) of a categorical column."""
+        j = self.categorical_columns.index(name)
+        return self.vocabularies[j], self.codes[:, j]
+
+    def text_column(self, name: str) -> list[str | None]:
+        vocabulary, codes = self.categorical_column(name)
+        values = [*vocabulary, None]  # code -1 picks the last entry
+        return [values[c] for c in codes.tolist()]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) or value is None
+
+
+def _numeric(values: Sequence, name: str) -> np.ndarray:
+    """Numbers (None = missing, booleans 1/0) -> float64; any other value is refused."""
+    if not any(isinstance(v, (str, bytes)) for v in values):
+        try:
+            return np.asarray(values, dtype=np.float64)  # None -> NaN
+        except (TypeError, ValueError):
+            pass
+    out = np.empty(len(values), dtype=np.float64)
+    for i, value in enumerate(values):
+        if value is None:
+            out[i] = math.nan
+        elif isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+            out[i] = float(value)
+        else:
+            raise FeatureContractError(
+                f"column {name!r}, row {i}: {value!r} is not a number (the column is numeric)"
+            )
+    return out
+
+
+def _date(value: Any, row: int) -> np.datetime64:
+    if value is None:
+        return np.datetime64("NaT", "D")
+    if isinstance(value, (dt.date, dt.datetime)):
+        return np.datetime64(value.isoformat()[:10], "D")
+    try:
+        return np.datetime64(str(value)[:10], "D")
+    except ValueError as error:
+        raise FeatureContractError(
+            f"column 'snapshot_date', row {row}: {value!r} is not a date"
+        ) from error
+
+
+def _text_codes(values: Sequence) -> tuple[np.ndarray, list[str]]:
+    index: dict[str, int] = {}
+    codes = np.empty(len(values), dtype=np.int32)
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            codes[i] = -1
+            continue
+        text = str(value)
+        codes[i] = index.setdefault(text, len(index))
+    return codes, list(index)
+
+
+def encode(
+    columns: dict[str, Sequence],
+    feature_columns: dict,
+    *,
+    source: str = "",
+    allow_shrink: bool = False,
+    published_at: str | None = None,
+) -> bytes:
+    """Column-wise latest features (lists or arrays per column) -> the file.
+
+    `feature_columns` is the feature contract (feature_columns.json: features,
+    numeric, categorical); its numeric features go to the numeric matrix, its
+    categorical ones to codes, whatever their values look like. Other columns
+    are placed by their values: numbers and booleans numeric, anything else text.
+    """
+    missing = [n for n in [*feature_columns["features"], *KEY_COLUMNS] if n not in columns]
+    if missing:
+        raise FeatureContractError(f"latest features lack columns {missing}")
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) != 1:
+        raise FeatureContractError(f"columns have different lengths: {sorted(lengths)}")
+    rows = lengths.pop()
+    numeric_features = set(feature_columns.get("numeric", []))
+    categorical_features = set(feature_columns.get("categorical", []))
+    numeric_columns, categorical_columns = [], []
+    for name, values in columns.items():
+        if name in KEY_COLUMNS:
+            continue
+        if name in numeric_features:
+            numeric_columns.append(name)
+        elif name in categorical_features:
+            categorical_columns.append(name)
+        elif (isinstance(values, np.ndarray) and values.dtype.kind in "biuf") or all(
+            _is_number(v) for v in values
+        ):
+            numeric_columns.append(name)
+        else:
+            categorical_columns.append(name)
+    # column-major: a column is contiguous, as the model reads them
+    numeric = np.empty((rows, len(numeric_columns)), dtype=np.float64, order="F")
+    for j, name in enumerate(numeric_columns):
+        values = columns[name]
+        if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+            numeric[:, j] = values.astype(np.float64)
+        else:
+            numeric[:, j] = _numeric(values, name)
+    codes = np.empty((rows, len(categorical_columns)), dtype=np.int32)
+    arrays: dict[str, np.ndarray] = {"numeric": numeric, "codes": codes}
+    for j, name in enumerate(categorical_columns):
+        codes[:, j], vocabulary = _text_codes(columns[name])
+        arrays[f"vocabulary_{j}"] = np.array(vocabulary, dtype=str)
+    pool_ids = [str(p) for p in columns["pool_id"]]
+    if any(not p for p in pool_ids) or len(set(pool_ids)) != rows:
+        raise FeatureContractError("pool_id must be non-empty and unique")
+    arrays["pool_id"] = np.array(pool_ids, dtype=str)
+    dates = np.array(
+        [_date(v, i) for i, v in enumerate(columns["snapshot_date"])], dtype="datetime64[D]"
+    )
+    arrays["snapshot_date"] = dates
+    body = npz_bytes(arrays)
+    known = dates[~np.isnat(dates)]
+    header = {
+        "format": contracts.FEATURES_FORMAT,
+        "row_count": rows,
+        "feature_date": str(known.max()) if len(known) else None,
+        "allow_shrink": bool(allow_shrink),
+        "numeric_columns": numeric_columns,
+        "categorical_columns": categorical_columns,
+        "features": list(feature_columns["features"]),
+        "numeric": list(feature_columns.get("numeric", [])),
+        "categorical": list(feature_columns.get("categorical", [])),
+        "published_at": published_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "source": source,
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "body_size_bytes": len(body),
+    }
+    encoded = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    return contracts.FEATURES_MAGIC + struct.pack("<Q", len(encoded)) + encoded + body
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_header(data: bytes) -> tuple[dict, int]:
+    """(header, offset of the body); raises FeatureContractError naming the problem."""
+    magic = contracts.FEATURES_MAGIC
+    if len(data) < len(magic) + 8 or data[: len(magic)] != magic:
+        raise FeatureContractError(
+            f"the features file does not start with {magic!r}: not an apy-runway "
+            f"binary features file ({contracts.FEATURES_FORMAT})"
+        )
+    (length,) = struct.unpack_from("<Q", data, len(magic))
+    start = len(magic) + 8
+    if length > MAX_HEADER_BYTES or start + length > len(data):
+        raise FeatureContractError(f"the features header length {length} is impossible")
+    try:
+        header = json.loads(data[start : start + length])
+    except (ValueError, UnicodeDecodeError) as error:
+        raise FeatureContractError(f"the features header is not JSON: {error}") from error
+    if not isinstance(header, dict) or header.get("format") != contracts.FEATURES_FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise FeatureContractError(
+            f"published features have format {found!r}, expected {contracts.FEATURES_FORMAT!r}"
+        )
+    return header, start + length
+
+
+def _field(header: dict, name: str, kind: type) -> Any:
+    value = header.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise FeatureContractError(f"features header field {name!r} is missing or malformed")
+    return value
+
+
+def decode(data: bytes) -> FeatureTable:
+    """The file -> a FeatureTable, every field checked against the header."""
+    header, offset = read_header(data)
+    body = data[offset:]
+    rows = _field(header, "row_count", int)
+    numeric_columns = _field(header, "numeric_columns", list)
+    categorical_columns = _field(header, "categorical_columns", list)
+    if len(body) != _field(header, "body_size_bytes", int):
+        raise FeatureContractError(
+            f"features body is {len(body)} bytes, the header says {header['body_size_bytes']}"
+        )
+    if hashlib.sha256(body).hexdigest() != _field(header, "body_sha256", str):
+        raise FeatureContractError("features body sha256 does not match its header")
+    try:
+        with np.load(io.BytesIO(body), allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise FeatureContractError(f"features body is not a readable .npz: {error}") from error
+
+    def array(key: str, kinds: str, shape: tuple) -> np.ndarray:
+        value = arrays.get(key)
+        if value is None or value.dtype.kind not in kinds or value.shape != shape:
+            got = None if value is None else f"{value.dtype} {value.shape}"
+            raise FeatureContractError(
+                f"features body array {key!r} is {got}, expected kind {kinds!r} shape {shape}"
+            )
+        return value
+
+    numeric = array("numeric", "f", (rows, len(numeric_columns))).astype(np.float64, copy=False)
+    codes = array("codes", "i", (rows, len(categorical_columns)))
+    vocabularies = []
+    for j, name in enumerate(categorical_columns):
+        vocabulary = arrays.get(f"vocabulary_{j}")
+        if vocabulary is None or vocabulary.dtype.kind != "U" or vocabulary.ndim != 1:
+            raise FeatureContractError(f"features body lacks the vocabulary of {name!r}")
+        column = codes[:, j]
+        if len(column) and (column.min() < -1 or column.max() >= len(vocabulary)):
+            raise FeatureContractError(f"features column {name!r} has codes outside its vocabulary")
+        vocabularies.append(tuple(vocabulary.tolist()))
+    pool_ids = array("pool_id", "U", (rows,)).tolist()
+    dates = array("snapshot_date", "M", (rows,))
+    as_text = np.datetime_as_string(dates.astype("datetime64[D]"))
+    feature_dates = [None if d == "NaT" else d for d in as_text.tolist()]
+    return FeatureTable(header, numeric, codes, tuple(vocabularies), pool_ids, feature_dates)
