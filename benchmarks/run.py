@@ -125,13 +125,13 @@ def dbt_profile(home: Path) -> dict:
         kind, *_, name = node["unique_id"].split(".")
         if kind == "model":
             models[name] = round(node["execution_time"], 2)
-        else:
+        elif kind == "test":  # not the on-run-start hook (an "operation")
             tests += node["execution_time"]
     return {
         "dbt_elapsed_s": round(results["elapsed_time"], 2),
         "models_s": round(sum(models.values()), 2),
         "tests_s_summed_over_threads": round(tests, 2),
-        "tests": sum(1 for n in results["results"] if not n["unique_id"].startswith("model")),
+        "tests": sum(1 for n in results["results"] if n["unique_id"].startswith("test.")),
         "per_model_s": dict(sorted(models.items(), key=lambda kv: -kv[1])),
     }
 

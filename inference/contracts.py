@@ -41,8 +41,10 @@ RAW_CONTRACT: tuple[tuple[str, str], ...] = (
     ("exposure", "VARCHAR"),
 )
 RAW_COLUMNS: tuple[str, ...] = tuple(name for name, _ in RAW_CONTRACT)
-# An input file without these columns is refused as a whole.
-RAW_REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "pool")
+# An input file (CSV, parquet) without these columns is refused as a whole
+# (a row missing a value is quarantined; a file missing the column is no
+# snapshot export at all).
+RAW_REQUIRED_COLUMNS: tuple[str, ...] = ("timestamp", "pool", "apy")
 # The only /pools fields ever read: static pool metadata. The rest of /pools is
 # the current state or a model output / look-ahead summary (predictions, mu,
 # sigma, apyPct*, outlier, apyMean30d, count) and must never become an input.
@@ -77,6 +79,23 @@ POOLS_SNAPSHOT_FIELDS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c != "t
 # A /pools response is refused as a whole when one of these is missing from
 # every item (a changed or broken format); a row missing one is quarantined.
 POOLS_SNAPSHOT_REQUIRED_FIELDS: tuple[str, ...] = ("pool", "apy")
+
+# Plausibility at the edge: ingest quarantines a row whose value lies outside
+# these bounds (inclusive), one reason per bound kind (REASON_*_OUT_OF_RANGE).
+# APY in percent: -100 is everything lost; above 1e6 % is a broken feed, and
+# a value beyond float32 (|x| > 3.4e38) could never be scored.
+RAW_APY_RANGE: tuple[float, float] = (-100.0, 1e6)
+RAW_APY_COLUMNS: tuple[str, ...] = ("apy", "apyBase", "apyReward")
+# TVL in USD: 1e13 is ten times all of DeFi.
+RAW_TVL_RANGE: tuple[float, float] = (0.0, 1e13)
+# Snapshot times: from 2018-01-01 (before DefiLlama's first yields) to the
+# ingest's own time plus RAW_MAX_FUTURE_DAYS (clock skew; a later row would
+# move the data's end and make every other pool look dead).
+RAW_MIN_TIMESTAMP = "2018-01-01T00:00:00+00:00"
+RAW_MAX_FUTURE_DAYS = 1
+# A number in a timestamp column is an epoch only with its unit said
+# (`ingest --timestamp-unit`): seconds, milliseconds or microseconds per unit.
+TIMESTAMP_UNITS: dict[str, int] = {"s": 1, "ms": 1_000, "us": 1_000_000}
 
 # The raw store (data/raw/pool_snapshots/snapshot_date=YYYY-MM-DD/*.parquet)
 # holds the raw contract plus the landing order of the file each row came

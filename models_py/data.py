@@ -149,15 +149,27 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
     return TrainingData(frame, numeric, categorical, settings, dropped)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_values(frame: pd.DataFrame, numeric: list[str]) -> None:
     """Refuse a numeric column holding a value training cannot use (text that
-    is not a number, +-inf), naming the column, the row and the value."""
+    is not a number, +-inf, or a finite value beyond float32's range, which
+    the trees compare as float32 and the portable model refuses at serving),
+    naming the column, the row and the value."""
     for name in dict.fromkeys(numeric):
         column = frame[name]
         values = pd.to_numeric(column, errors="coerce")
         not_numeric = values.isna() & column.notna()
-        infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
-        for kind, bad in (("not a number", not_numeric.to_numpy()), ("infinite", infinite)):
+        as_float = values.to_numpy(dtype=float, na_value=np.nan)
+        infinite = np.isinf(as_float)
+        with np.errstate(invalid="ignore"):
+            beyond = np.isfinite(as_float) & (np.abs(as_float) > FLOAT32_MAX)
+        for kind, bad in (
+            ("not a number", not_numeric.to_numpy()),
+            ("infinite", infinite),
+            (f"beyond float32's range (|x| > {FLOAT32_MAX:.4g})", beyond),
+        ):
             if bad.any():
                 first = int(np.flatnonzero(bad)[0])
                 raise UserError(

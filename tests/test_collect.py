@@ -167,7 +167,7 @@ def truncated() -> Reply:
         (Reply(500, b'{"error": "internal"}', HOUR), "HTTP 500"),
         (truncated(), "not JSON"),
         (Reply(200, b"<html>rate limited</html>", HOUR), "not JSON"),
-        (pools_reply([], HOUR), '"data" list is empty'),
+        (pools_reply([], HOUR), 'empty "data" list'),
         (Reply(200, json.dumps({"status": "error", "data": []}).encode(), HOUR), "status"),
         (Reply(200, json.dumps({"status": "success"}).encode(), HOUR), 'no "data" list'),
         (

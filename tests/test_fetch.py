@@ -21,6 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "defillama"
 FLAKY = "f1a4e000-0000-4000-8000-000000000001"  # fails twice, then succeeds
 BROKEN = "b40e0000-0000-4000-8000-000000000002"  # always fails
 GONE = "90e00000-0000-4000-8000-000000000003"  # not listed, 404
+KAMINO = "d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e"  # listed, empty history: a failure
 FAST = {"delay": 0.0, "backoff": 0.0, "timeout": 5.0}
 
 
@@ -121,21 +122,25 @@ def test_fetch_retries_reports_failures_and_saves_the_rest(project_home, defilla
     saved = sorted(p.stem for p in (folder / "chart").glob("*.json"))
     all_pools = [item["pool"] for item in pools_payload()["data"]]
     assert result.selected == len(all_pools) == 5
-    assert sorted(result.saved) == saved == sorted(set(all_pools) - {BROKEN})
-    assert set(result.failed) == {BROKEN}
+    assert sorted(result.saved) == saved == sorted(set(all_pools) - {BROKEN, KAMINO})
+    assert set(result.failed) == {BROKEN, KAMINO}
     assert "HTTP 500" in result.failed[BROKEN]
+    assert 'empty "data"' in result.failed[KAMINO]  # never saved as done
     # the flaky pool: two 503s then a success; the broken one: 1 + 2 retries
     assert defillama.requests[f"/chart/{FLAKY}"] == 3
     assert defillama.requests[f"/chart/{BROKEN}"] == 3
     assert json.loads((folder / "chart" / f"{FLAKY}.json").read_text()) == chart_payload(FLAKY)
     assert json.loads((folder / "pools.json").read_text()) == pools_payload()
-    assert json.loads((folder / "fetch_failures.json").read_text())["failed"].keys() == {BROKEN}
+    assert json.loads((folder / "fetch_failures.json").read_text())["failed"].keys() == {
+        BROKEN,
+        KAMINO,
+    }
     assert not [p for p in folder.rglob("*") if p.name.startswith(".")]  # no temp files
 
 
 def test_fetch_resumes_without_fetching_saved_pools(project_home, defillama):
     first = fetch(project_home, base_url=defillama.url, retries=0, **FAST)
-    assert set(first.failed) == {BROKEN, FLAKY}  # no retries: the flaky pool fails too
+    assert set(first.failed) == {BROKEN, FLAKY, KAMINO}  # no retries: the flaky one fails too
     chart_file = landing_dir(project_home) / "chart" / f"{first.saved[0]}.json"
     stamp = chart_file.stat().st_mtime_ns
 
@@ -146,8 +151,8 @@ def test_fetch_resumes_without_fetching_saved_pools(project_home, defillama):
         for path, n in defillama.requests.items()
         if n != requests_before.get(path, 0)
     }
-    # only the two failed pools are asked again; pools.json and saved charts are reused
-    assert new == {f"/chart/{BROKEN}": 1, f"/chart/{FLAKY}": 1}
+    # only the failed pools are asked again; pools.json and saved charts are reused
+    assert new == {f"/chart/{BROKEN}": 1, f"/chart/{FLAKY}": 1, f"/chart/{KAMINO}": 1}
     assert sorted(second.skipped) == sorted(first.saved)
     assert second.saved == []  # FLAKY's second attempt overall is still a 503
     assert chart_file.stat().st_mtime_ns == stamp
@@ -166,8 +171,8 @@ def test_fetched_files_ingest(project_home, defillama, folder_name):
     folder = landing_dir(project_home)
     # the whole landing folder works too: pools.json and fetch_failures.json are skipped
     result = ingest([folder / folder_name], project_home, pools_json=folder / "pools.json")
-    # listed pools' fixture charts (5 + 4 items, 2 bad), kamino's empty history,
-    # the flaky pool's one item; the broken pool has no file
+    # listed pools' fixture charts (5 + 4 items, 2 bad), the flaky pool's one
+    # item; the broken pool and kamino's empty history have no file
     assert (result.rows_in, result.rows_staged, result.rows_quarantined) == (10, 8, 2)
     assert result.pools == 3
 
@@ -212,8 +217,8 @@ def test_select_pools(options, expected):
 
 
 def test_fetch_limits_fetch_only_the_selected_pools(project_home, defillama):
-    result = fetch(project_home, base_url=defillama.url, chains=["Solana"], **FAST)
-    assert result.saved == ["d2b4c1f0-7e6a-4f3b-8c5d-9a1e2b3c4d5e"]
+    result = fetch(project_home, base_url=defillama.url, chains=["Arbitrum"], **FAST)
+    assert result.saved == ["6f2ecd7e-1c3d-4a52-9d6b-3b8a2f1c0d11"]
     assert defillama.chart_requests() == 1
 
 

@@ -20,6 +20,7 @@ from apy_runway.stages.ingest import (
     REASONS,
     ingest,
 )
+from inference.contracts import TIMESTAMP_UNITS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "defillama"
 CHART_DIR = FIXTURES / "chart"
@@ -276,7 +277,7 @@ def test_every_bad_row_is_quarantined_with_its_reason(bad_rows_ingested, reason)
 
 def test_accounting_and_staged_rows(bad_rows_ingested):
     paths, result, expected, quarantined = bad_rows_ingested
-    assert result.rows_in == len(expected) == 29
+    assert result.rows_in == len(expected) == 36
     assert result.rows_in == result.rows_staged + result.rows_quarantined
     assert result.rows_quarantined == len(quarantined) == sum(result.by_reason.values())
     staged = query(f"select pool, timestamp, apy from {raw(paths)}")
@@ -286,12 +287,10 @@ def test_accounting_and_staged_rows(bad_rows_ingested):
     assert ("p-hour", "2024-06-04T10:45:00+00:00", 6.0) in kept
     assert ("p-tie", "2024-06-05T12:00:00+00:00", 9.0) in kept
     assert ("p-dup", "2024-06-03T00:00:00+00:00", 5.0) in kept
-    # epoch seconds, epoch milliseconds and naive ISO are UTC
-    assert {ts for pool, ts, _ in kept if pool == "p-epoch"} == {
-        "2024-06-05T00:00:00+00:00",
-        "2024-06-06T00:00:00+00:00",
-        "2024-06-07T00:00:00+00:00",
-    }
+    # naive ISO is UTC; epoch numbers without --timestamp-unit are not guessed
+    assert {ts for pool, ts, _ in kept if pool == "p-epoch"} == {"2024-06-07T00:00:00+00:00"}
+    # the plausibility bounds themselves are kept
+    assert ("p-range", "2024-06-08T03:00:00+00:00", 1e6) in kept
 
 
 def test_quarantine_keeps_original_text_and_provenance(bad_rows_ingested):
@@ -315,8 +314,6 @@ def test_quarantine_keeps_original_text_and_provenance(bad_rows_ingested):
         ("2024-11-14 23:01:13", "2024-11-14T23:01:13+00:00"),
         ("2024-11-14T23:01:13", "2024-11-14T23:01:13+00:00"),
         ("2024-11-15T01:01:13+02:00", "2024-11-14T23:01:13+00:00"),
-        ("1731625273", "2024-11-14T23:01:13+00:00"),
-        ("1731625273171", "2024-11-14T23:01:13.171000+00:00"),
     ],
 )
 def test_timestamp_formats_are_utc(project_home, tmp_path, text, expected):
@@ -325,6 +322,101 @@ def test_timestamp_formats_are_utc(project_home, tmp_path, text, expected):
     assert result.rows_staged == 1
     (ts,) = query(f"select timestamp from {raw(project_home)}")[0]
     assert ts.isoformat() == expected
+
+
+@pytest.mark.parametrize(
+    ("unit", "text", "expected"),
+    [
+        ("s", "1731625273", "2024-11-14T23:01:13+00:00"),
+        ("s", "1731625273.5", "2024-11-14T23:01:13.500000+00:00"),
+        ("ms", "1731625273171", "2024-11-14T23:01:13.171000+00:00"),
+        ("us", "1742342400000000", "2025-03-19T00:00:00+00:00"),
+        ("ms", "1.742342400e12", "2025-03-19T00:00:00+00:00"),
+    ],
+)
+def test_epoch_timestamps_in_the_unit_given(project_home, tmp_path, unit, text, expected):
+    path = write_csv(tmp_path / "one.csv", ["timestamp", "pool", "apy"], [[text, "p", "3.5"]])
+    result = ingest([path], project_home, timestamp_unit=unit)
+    assert result.rows_staged == 1
+    (ts,) = query(f"select timestamp from {raw(project_home)}")[0]
+    assert ts.isoformat() == expected
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+@pytest.mark.parametrize(
+    ("unit", "value", "reason"),
+    [
+        # the issue's examples: none may be guessed into a date
+        (None, 1742342400000000, "epoch_timestamp_without_unit"),
+        (None, 20250319, "epoch_timestamp_without_unit"),
+        (None, 0, "epoch_timestamp_without_unit"),
+        (None, -86400, "epoch_timestamp_without_unit"),
+        # a unit given, then the bounds: the wrong unit lands far off
+        ("s", 1742342400000000, "unparseable_timestamp"),  # beyond any date
+        ("ms", 1742342400000000, "timestamp_out_of_range"),  # year 57182
+        ("s", 20250319, "timestamp_out_of_range"),  # 1970-08-23
+        ("s", 0, "timestamp_out_of_range"),
+        ("s", -86400, "timestamp_out_of_range"),
+        ("s", 4070908800, "timestamp_out_of_range"),  # 2099-01-01
+    ],
+)
+def test_implausible_timestamps_are_quarantined(project_home, tmp_path, kind, unit, value, reason):
+    """Numbers in a timestamp column (text in CSV, numbers in parquet) are an
+    epoch only in the unit given, and every time must lie in [2018-01-01,
+    now + 1 day]. One good row keeps the file from being refused."""
+    rows = [["2024-01-01T00:00:00Z", "good", "1.0"], [str(value), "bad", "1.0"]]
+    path = write_csv(tmp_path / "t.csv", ["timestamp", "pool", "apy"], rows)
+    if kind == "parquet":  # one numeric column: the good row is an epoch too
+        good = 1704067200 * TIMESTAMP_UNITS.get(unit, 1)  # 2024-01-01
+        path = tmp_path / "t.parquet"
+        query(
+            f"copy (select {good}::bigint as timestamp, 'good' as pool, 1.0 as apy "
+            f"union all select {value}::bigint, 'bad', 1.0) to '{path}'"
+        )
+        if unit is None:  # no row to stage: the file is refused
+            with pytest.raises(UserError, match="epoch_timestamp_without_unit 2"):
+                ingest([path], project_home)
+            return
+    result = ingest([path], project_home, timestamp_unit=unit)
+    assert (result.rows_staged, result.by_reason[reason]) == (1, 1)
+    ((pool, got),) = query(f"select pool, reason from {quarantined(project_home)}")
+    assert (pool, got) == ("bad", reason)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("apy", "1e39", "apy_out_of_range"),
+        ("apy", "-100.5", "apy_out_of_range"),
+        ("apy", "1000000.1", "apy_out_of_range"),
+        ("apyBase", "3.5e38", "apy_out_of_range"),
+        ("apyReward", "-1e39", "apy_out_of_range"),
+        ("tvlUsd", "1e39", "tvl_out_of_range"),
+        ("tvlUsd", "1.1e13", "tvl_out_of_range"),
+        ("tvlUsd", "-0.01", "negative_tvl"),
+    ],
+)
+def test_implausible_values_are_quarantined_with_their_bound(
+    project_home, tmp_path, column, value, reason
+):
+    header = ["timestamp", "pool", "apy", "apyBase", "apyReward", "tvlUsd"]
+    good = ["2024-01-01T00:00:00Z", "good", "1", "1", "0", "1000"]
+    bad = dict(zip(header, ["2024-01-01T00:00:00Z", "bad", "1", "1", "0", "1000"], strict=True))
+    bad[column] = value
+    path = write_csv(tmp_path / "v.csv", header, [good, list(bad.values())])
+    result = ingest([path], project_home)
+    assert (result.rows_staged, result.by_reason[reason]) == (1, 1)
+    ((pool, got, text),) = query(f"select pool, reason, {column} from {quarantined(project_home)}")
+    assert (pool, got, text) == ("bad", reason, value)
+
+
+def test_plausibility_bounds_live_in_the_contracts():
+    from inference import contracts
+
+    assert contracts.RAW_APY_RANGE == (-100.0, 1e6)
+    assert contracts.RAW_TVL_RANGE == (0.0, 1e13)
+    assert contracts.RAW_MIN_TIMESTAMP.startswith("2018-01-01")
+    assert set(contracts.TIMESTAMP_UNITS) == {"s", "ms", "us"}
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
@@ -529,3 +621,170 @@ def test_dbt_staging_and_daily_models_read_the_contract(project_home, tmp_path):
              from {raw(project_home)})
     """).fetchone()
     assert daily == expected_daily
+
+
+# --------------------------------------------------------------------------- emptiness
+
+
+def _empty_input(tmp_path: Path, case: str) -> Path:
+    if case == "header_only_csv":
+        return write_csv(tmp_path / "export.csv", ["timestamp", "pool", "apy"], [])
+    if case == "all_rows_quarantined":
+        rows = [["2099-01-01T00:00:00Z", "p", "1"], ["2024-01-01T00:00:00Z", "p", "abc"]]
+        return write_csv(tmp_path / "export.csv", ["timestamp", "pool", "apy"], rows)
+    if case == "empty_parquet":
+        path = tmp_path / "export.parquet"
+        query(
+            f"copy (select timestamptz '2024-01-01' as timestamp, 'p' as pool, 1.0 as apy "
+            f"where false) to '{path}'"
+        )
+        return path
+    if case == "chart_with_empty_data":
+        path = tmp_path / "0000-empty.json"
+        path.write_text('{"status": "success", "data": []}')
+        return path
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize(
+    "case", ["header_only_csv", "all_rows_quarantined", "empty_parquet", "chart_with_empty_data"]
+)
+def test_a_file_with_no_row_to_stage_is_refused_and_appends_nothing(project_home, tmp_path, case):
+    from apy_runway import cli
+    from apy_runway.stages.ingest.store import read_manifest
+
+    ingest([BAD_ROWS_CSV], project_home)
+    before = {k: v for k, v in store_files(project_home).items() if "manifest" not in k}
+    empty = _empty_input(tmp_path, case)
+    home = str(project_home.home)
+    # a non-zero exit (a UserError), the good files beside it still land
+    assert cli.main(["--home", home, "ingest", str(empty), str(CHART_DIR)]) == 2
+    after = store_files(project_home)
+    assert {k: v for k, v in after.items() if k in before} == before
+    entries = read_manifest(project_home)
+    (refused,) = [e for e in entries if e.status == "refused"]
+    assert refused.name.endswith(empty.name)
+    assert (refused.rows_staged, refused.raw_file) == (0, None)
+    assert refused.rows_in == refused.rows_quarantined
+    landed = [e for e in entries if e.status == "landed"]
+    assert len(landed) == 1 + 3  # bad_rows.csv, then the three /chart files
+    # nothing of the refused file in the store, nor in its quarantine
+    rows = query(
+        f"select count(*) from {quarantined(project_home)} where source_file like ?",
+        [f"%{empty.name}"],
+    )
+    assert rows == [(0,)]
+    # refused again when ingested again: never taken as landed
+    with pytest.raises(UserError, match=empty.name):
+        ingest([empty], project_home)
+
+
+# --------------------------------------------------------------------------- exact paths
+
+
+def _one_row_csv(path: Path, pool: str) -> Path:
+    return write_csv(path, ["timestamp", "pool", "apy"], [["2024-01-01T00:00:00Z", pool, "1"]])
+
+
+def _chart(path: Path) -> Path:
+    item = {"timestamp": "2024-01-01T00:00:00.000Z", "tvlUsd": 1000, "apy": 2.0}
+    path.write_text(json.dumps({"status": "success", "data": [item]}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "neighbour"),
+    [
+        ("data[1].csv", "data1.csv"),
+        ("*.csv", "a.csv"),
+        ("a?.csv", "ab.csv"),
+        ("p{1,2}.csv", "p1.csv"),
+        ("x].csv", "y.csv"),
+        ("data[1].parquet", "data1.parquet"),
+        ("a*.json", "ab.json"),
+    ],
+)
+def test_inputs_are_read_by_exact_path_never_as_a_pattern(project_home, tmp_path, name, neighbour):
+    """A file whose name holds a glob character reads itself only, alone or
+    in its folder: `data[1].csv` read data1.csv, `*.csv` its neighbours, and a
+    chart `a*.json` swallowed ab.json (its pool then quarantined as a duplicate)."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for file_name, pool in ((name, "mine"), (neighbour, "neighbour")):
+        path = folder / file_name
+        if path.suffix == ".json":
+            _chart(path)  # the pool id is the file name
+        else:
+            _one_row_csv(path.with_suffix(".csv"), pool)
+            if path.suffix == ".parquet":
+                csv_path = path.with_suffix(".csv")
+                query(f"copy (select * from read_csv('{csv_path}')) to '{path}' (format parquet)")
+                csv_path.unlink()
+    mine = folder / name
+    result = ingest([mine], project_home)
+    expected = Path(name).stem if mine.suffix == ".json" else "mine"
+    assert (result.rows_in, result.rows_staged) == (1, 1)
+    assert query(f"select pool from {raw(project_home)}") == [(expected,)]
+    # the whole folder: every file once, no duplicates, nothing quarantined
+    everything = ingest([folder], project_home)
+    assert (everything.rows_in, everything.rows_staged, everything.rows_quarantined) == (1, 1, 0)
+    assert everything.store_rows_staged == 2
+
+
+def test_pools_json_is_read_by_exact_path(project_home, tmp_path):
+    odd = tmp_path / "pools[1].json"
+    odd.write_text(POOLS_JSON.read_text())
+    (tmp_path / "pools1.json").write_text('{"status": "success", "data": []}')
+    result = ingest([CHART_DIR], project_home, pools_json=odd)
+    assert result.rows_staged > 0
+    # the metadata of pools[1].json, not the empty pools1.json a pattern matches
+    chains = query(f"select count(*) from {raw(project_home)} where chain is not null")
+    assert chains[0][0] > 0
+
+
+# --------------------------------------------------------------------------- every CSV line counted
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "timestamp,pool,apy\n# exported 2024-01-02\n2024-01-01T00:00:00Z,p,1\n"
+            "#2024-01-01T01:00:00Z,p,2\n2024-01-01T02:00:00Z,p,3\n",
+            r"2 comment line\(s\) starting with '#' \(first: line 2\)",
+        ),
+        (
+            "timestamp,pool,chain\n2024-01-01T00:00:00Z,p,Ethereum\n",
+            r"missing required column\(s\) apy",
+        ),
+        ("timestamp,pool,apy,apy\n2024-01-01T00:00:00Z,p,1,2\n", "names column 'apy' twice"),
+        ("timestamp,pool,APY,apy\n2024-01-01T00:00:00Z,p,1,2\n", "names column 'apy' twice"),
+        ("timestamp,Pool,pool,apy\n2024-01-01T00:00:00Z,p,q,2\n", "names column 'pool' twice"),
+    ],
+)
+def test_a_csv_whose_lines_cannot_all_be_counted_is_a_file_level_error(
+    project_home, tmp_path, text, message
+):
+    """DuckDB's sniffer dropped `#` lines uncounted, a file without `apy`
+    quarantined every row with exit 0, and a duplicated header column was
+    renamed apy_1 and ignored: each is now one error naming the file, and
+    nothing of that ingest is landed."""
+    path = tmp_path / "export.csv"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message) as error:
+        ingest([path, CHART_DIR], project_home)
+    assert "export.csv" in str(error.value) and "\n" not in str(error.value)
+    assert not project_home.manifest.exists()
+    assert not [p for p in project_home.raw_store.rglob("*") if p.is_file()]
+
+
+def test_a_hash_inside_a_row_is_data_and_quoted_fields_still_parse(project_home, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "timestamp,pool,symbol,apy\n"
+        '2024-01-01T00:00:00Z,p,"USDC, #1",1\n'
+        "2024-01-02T00:00:00Z,q,#2,2\n"
+    )
+    result = ingest([path], project_home)
+    assert (result.rows_in, result.rows_staged) == (2, 2)
+    assert sorted(query(f"select symbol from {raw(project_home)}")) == [("#2",), ("USDC, #1",)]

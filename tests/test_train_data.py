@@ -89,6 +89,31 @@ def test_bad_training_sets_fail_with_a_named_problem(small, mutate, match):
         prepare(mutate(frame), contract)
 
 
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (1e39, "beyond float32's range"),
+        (-3.5e38, "beyond float32's range"),
+        (np.inf, "infinite"),
+        ("abc", "not a number"),
+    ],
+)
+def test_an_unusable_value_is_named_by_column_and_row(small, value, kind):
+    """tvl_usd = 1e39 passed every check before and failed `train` without
+    naming the column (the trees compare float32)."""
+    frame, contract = small
+    frame = frame.copy()
+    column = contract["numeric"][0]
+    frame[column] = frame[column].astype(object)
+    frame.loc[frame.index[7], column] = value
+    with pytest.raises(UserError) as error:
+        prepare(frame, contract)
+    message = str(error.value)
+    assert f"column {column!r}" in message and kind in message
+    pool, day = frame["pool_id"].iloc[7], frame["snapshot_date"].iloc[7]
+    assert f"pool_id={pool}" in message and f"snapshot_date={day}" in message
+
+
 def test_load_names_missing_files(tmp_path, small):
     frame, contract = small
     with pytest.raises(UserError, match="no training set"):

@@ -1,21 +1,41 @@
 """The one HTTP client of the data stages: sequential GETs of DefiLlama's
 JSON API with a polite delay between requests, retries with exponential
-backoff, and a per-request timeout. `fetch` and `collect` both use it, so
-their limits and their error messages are the same.
+backoff, and limits a hostile or broken server cannot get around. `fetch`
+and `collect` both use it, so their limits and their error messages are the
+same.
 
-Standard library only (urllib). A response is returned with its raw bytes
-and headers: `collect` saves the bytes as served and reads the `Date`
-header; `fetch` saves the parsed document.
+urllib3 (its `Retry` decides what is worth another try, counts the tries and
+reads `Retry-After`). Per request:
+  - retried: connection errors, timeouts, a body cut short or longer than
+    its Content-Length (IncompleteRead / any HTTPException), 429 and 5xx,
+    honouring the server's Retry-After (at most MAX_RETRY_AFTER seconds);
+  - a total deadline (--deadline, default 60 s) over connecting and reading
+    the whole body, however slowly it trickles (checked between reads; each
+    read waits at most --timeout);
+  - a body cap (--max-chart-mb 50 for /chart, --max-pools-mb 200 for
+    /pools): a longer body is refused, never read whole;
+  - redirects only to the same scheme, host and port (never another host's
+    body saved as the chart);
+  - the body must be JSON with a non-empty "data" list: an empty one is a
+    failure to retry on a later run, never a saved result.
+A response is returned with its raw bytes and headers: `collect` saves the
+bytes as served and reads the `Date` header; `fetch` saves the parsed
+document.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import MaxRetryError
+from urllib3.util import Retry, Timeout
 
 from apy_runway.foundation.console import log
 
@@ -23,15 +43,28 @@ USER_AGENT = "apy-runway/0.1 (+https://github.com/; research use, rate-limited)"
 DEFAULT_DELAY = 1.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 2.0
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 60.0  # seconds one connect or read may wait
+DEFAULT_DEADLINE = 60.0  # seconds for a whole request: connect, headers and body
+DEFAULT_MAX_CHART_MB = 50.0
+DEFAULT_MAX_POOLS_MB = 200.0
+MAX_RETRY_AFTER = 300.0  # a longer Retry-After is waited this long
+MAX_REDIRECTS = 5
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CHUNK = 1 << 16
 
 
 class FetchError(Exception):
     """One request failed; `retryable` says whether trying again can help."""
 
-    def __init__(self, message: str, retryable: bool = True):
+    def __init__(
+        self,
+        message: str,
+        retryable: bool = True,
+        response: urllib3.BaseHTTPResponse | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
+        self.response = response
 
 
 @dataclass(frozen=True)
@@ -43,30 +76,10 @@ class JsonResponse:
     headers: Mapping[str, str]
 
 
-def get_json(url: str, timeout: float) -> JsonResponse:
-    """One GET of a DefiLlama-style JSON document ({"data": [...]})."""
-    request = urllib.request.Request(
-        url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-            headers = dict(response.headers.items())
-    except urllib.error.HTTPError as error:
-        # 429 and 5xx are worth another try; other 4xx will not change
-        retryable = error.code == 429 or error.code >= 500
-        raise FetchError(f"HTTP {error.code} {error.reason}", retryable) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise FetchError(f"network error: {reason}") from None
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FetchError(f"response is not JSON ({len(body)} bytes)") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-        status = payload.get("status") if isinstance(payload, dict) else type(payload).__name__
-        raise FetchError(f'response has no "data" list (status: {status})')
-    return JsonResponse(payload, body, headers)
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 class Client:
@@ -78,15 +91,31 @@ class Client:
         retries: int = DEFAULT_RETRIES,
         backoff: float = DEFAULT_BACKOFF,
         timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_chart_mb: float = DEFAULT_MAX_CHART_MB,
+        max_pools_mb: float = DEFAULT_MAX_POOLS_MB,
     ):
-        if delay < 0 or retries < 0 or backoff < 0 or timeout <= 0:
+        if delay < 0 or retries < 0 or backoff < 0 or timeout <= 0 or deadline <= 0:
             raise ValueError(
-                f"delay, retries and backoff must be >= 0 and timeout > 0, got "
-                f"delay={delay}, retries={retries}, backoff={backoff}, timeout={timeout}"
+                f"delay, retries and backoff must be >= 0, timeout and deadline > 0, got "
+                f"delay={delay}, retries={retries}, backoff={backoff}, timeout={timeout}, "
+                f"deadline={deadline}"
+            )
+        if max_chart_mb <= 0 or max_pools_mb <= 0:
+            raise ValueError(
+                f"body caps must be > 0 MB, got max_chart_mb={max_chart_mb}, "
+                f"max_pools_mb={max_pools_mb}"
             )
         self.delay, self.retries, self.backoff, self.timeout = delay, retries, backoff, timeout
+        self.deadline = deadline
+        self.max_chart_bytes = int(max_chart_mb * 1e6)
+        self.max_pools_bytes = int(max_pools_mb * 1e6)
         self.requests = 0
         self._last_request: float | None = None
+        self._pool = urllib3.PoolManager(
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            retries=False,
+        )
 
     def _wait_turn(self) -> None:
         if self._last_request is not None:
@@ -95,22 +124,143 @@ class Client:
                 time.sleep(remaining)
         self._last_request = time.monotonic()
 
-    def get(self, url: str, label: str) -> JsonResponse:
+    def _policy(self) -> Retry:
+        return Retry(
+            total=self.retries,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=RETRY_STATUSES,
+            respect_retry_after_header=True,
+            redirect=False,
+            raise_on_status=False,
+        )
+
+    def get(self, url: str, label: str, max_bytes: int | None = None) -> JsonResponse:
+        """GET a JSON document ({"data": [...]}, not empty), retried per the
+        policy above; FetchError names what went wrong and the attempts."""
+        max_bytes = max_bytes or self.max_chart_bytes
+        retry = self._policy()
         attempt = 0
         while True:
             self._wait_turn()
             self.requests += 1
+            attempt += 1
             try:
-                return get_json(url, self.timeout)
+                return self._get_once(url, max_bytes, retry)
             except FetchError as error:
-                if not error.retryable or attempt >= self.retries:
-                    raise FetchError(
-                        f"{error} after {attempt + 1} attempt(s)", error.retryable
-                    ) from None
-                wait = self.backoff * 2**attempt
-                attempt += 1
-                log(f"  {label}: {error}; retry {attempt}/{self.retries} in {wait:.1f} s")
+                if not error.retryable:
+                    raise FetchError(f"{error} after {attempt} attempt(s)", False) from None
+                try:
+                    retry = retry.increment(
+                        method="GET",
+                        url=url,
+                        response=error.response,
+                        error=None if error.response is not None else Urllib3Error(str(error)),
+                    )
+                except (MaxRetryError, Urllib3Error):
+                    raise FetchError(f"{error} after {attempt} attempt(s)", True) from None
+                after = retry.get_retry_after(error.response) if error.response else None
+                wait = (
+                    min(after, MAX_RETRY_AFTER)
+                    if after is not None
+                    else self.backoff * 2 ** (attempt - 1)
+                )
+                said = " (Retry-After)" if after is not None else ""
+                log(f"  {label}: {error}; retry {attempt}/{self.retries} in {wait:.1f} s{said}")
                 time.sleep(wait)
+
+    def _get_once(self, url: str, max_bytes: int, retry: Retry) -> JsonResponse:
+        started = time.monotonic()
+        origin = _origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            left = self.deadline - (time.monotonic() - started)
+            if left <= 0:
+                raise FetchError(f"no complete response within the {self.deadline:g} s deadline")
+            wait = min(self.timeout, left)
+            try:
+                response = self._pool.request(
+                    "GET",
+                    url,
+                    preload_content=False,
+                    redirect=False,
+                    retries=False,
+                    timeout=Timeout(connect=wait, read=wait),
+                )
+            except (Urllib3Error, http.client.HTTPException, OSError) as error:
+                raise FetchError(f"network error: {error}") from None
+            location = response.get_redirect_location()
+            if not location:
+                break
+            response.drain_conn()
+            response.release_conn()
+            target = urllib.parse.urljoin(url, location)
+            if _origin(target) != origin:
+                raise FetchError(
+                    f"HTTP {response.status} redirect to another host refused: {target}",
+                    retryable=False,
+                )
+            url = target
+        else:
+            raise FetchError(f"more than {MAX_REDIRECTS} redirects", retryable=False)
+        try:
+            if response.status != 200:
+                has_retry_after = bool(response.headers.get("Retry-After"))
+                retryable = retry.is_retry("GET", response.status, has_retry_after)
+                raise FetchError(
+                    f"HTTP {response.status} {response.reason}", retryable, response=response
+                )
+            body = self._read_body(response, max_bytes, started)
+            headers = dict(response.headers.items())
+        except FetchError:
+            response.close()  # never hand a half-read connection back to the pool
+            raise
+        finally:
+            response.release_conn()
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise FetchError(f"response is not JSON ({len(body)} bytes)") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            status = payload.get("status") if isinstance(payload, dict) else type(payload).__name__
+            raise FetchError(f'response has no "data" list (status: {status})')
+        if not payload["data"]:
+            # nothing to save: a failure to try again on a later run
+            raise FetchError(
+                f'empty "data" list (status: {payload.get("status")}; nothing to save, '
+                "try again later)",
+                False,
+            )
+        return JsonResponse(payload, body, headers)
+
+    def _read_body(self, response: urllib3.BaseHTTPResponse, max_bytes: int, started: float):
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise FetchError(
+                f"body of {int(declared):,} bytes is over the cap of {max_bytes:,} bytes",
+                retryable=False,
+            )
+        chunks, size = [], 0
+        try:
+            while True:
+                if time.monotonic() - started > self.deadline:
+                    raise FetchError(
+                        f"body not complete within the {self.deadline:g} s deadline "
+                        f"({size:,} bytes read)"
+                    )
+                chunk = response.read1(CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FetchError(
+                        f"body over the cap of {max_bytes:,} bytes (not read further)",
+                        retryable=False,
+                    )
+                chunks.append(chunk)
+        except (Urllib3Error, http.client.HTTPException, OSError) as error:
+            # IncompleteRead (a body cut short or a lying Content-Length),
+            # a reset connection or a read timeout
+            raise FetchError(f"broken body after {size:,} bytes: {error}") from None
+        return b"".join(chunks)
 
 
 def add_client_arguments(parser, delay: float = DEFAULT_DELAY) -> None:
@@ -131,15 +281,43 @@ def add_client_arguments(parser, delay: float = DEFAULT_DELAY) -> None:
         "--backoff",
         type=float,
         default=DEFAULT_BACKOFF,
-        help=f"first retry wait in seconds, doubled each retry (default {DEFAULT_BACKOFF:g})",
+        help=f"first retry wait in seconds, doubled each retry; a server's Retry-After "
+        f"wins (at most {MAX_RETRY_AFTER:g} s) (default {DEFAULT_BACKOFF:g})",
     )
     parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
-        help=f"seconds before a request times out (default {DEFAULT_TIMEOUT:g})",
+        help=f"seconds one connect or read may wait (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        help="seconds for a whole request, however slowly the body comes "
+        f"(default {DEFAULT_DEADLINE:g})",
+    )
+    parser.add_argument(
+        "--max-chart-mb",
+        type=float,
+        default=DEFAULT_MAX_CHART_MB,
+        help=f"refuse a /chart body larger than this (default {DEFAULT_MAX_CHART_MB:g} MB)",
+    )
+    parser.add_argument(
+        "--max-pools-mb",
+        type=float,
+        default=DEFAULT_MAX_POOLS_MB,
+        help=f"refuse a /pools body larger than this (default {DEFAULT_MAX_POOLS_MB:g} MB)",
     )
 
 
 def client_from_arguments(args) -> Client:
-    return Client(args.delay, args.retries, args.backoff, args.timeout)
+    return Client(
+        args.delay,
+        args.retries,
+        args.backoff,
+        args.timeout,
+        args.deadline,
+        args.max_chart_mb,
+        args.max_pools_mb,
+    )

@@ -145,6 +145,15 @@ class ProjectPaths:
 GLOB_CHARACTERS = frozenset("*?[]{}")
 
 
+def exact_path(path: str | Path) -> str:
+    """`path` as a DuckDB read_* pattern that matches that one file only:
+    every glob character in brackets ([*] [?] [[] []] [{] [}]). DuckDB's
+    read_csv / read_parquet / read_text read a path as a pattern, so
+    `data[1].csv` would read data1.csv and `*.csv` its neighbours; ATTACH,
+    connect and COPY ... TO take paths as they are."""
+    return "".join(f"[{c}]" if c in GLOB_CHARACTERS else c for c in str(path))
+
+
 def refuse_glob_characters(path: Path, what: str) -> None:
     """DuckDB reads paths as glob patterns: refuse a path it would misread."""
     found = sorted(set(str(path)) & GLOB_CHARACTERS)

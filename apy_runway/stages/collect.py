@@ -38,7 +38,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.http import Client, FetchError, add_client_arguments
+from apy_runway.foundation.http import (
+    Client,
+    FetchError,
+    add_client_arguments,
+    client_from_arguments,
+)
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.stages.fetch import (
     DEFAULT_BASE_URL,
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
     result = collect(
         paths,
         base_url=args.base_url,
-        client=Client(args.delay, args.retries, args.backoff, args.timeout),
+        client=client_from_arguments(args),
         backfill_max=args.backfill_max,
         allow_shrink=args.allow_shrink,
     )
@@ -222,7 +227,7 @@ def collect(
     url = f"{base}/pools"
     log(f"GET {url}")
     try:
-        response = client.get(url, "/pools")
+        response = client.get(url, "/pools", client.max_pools_bytes)
     except FetchError as error:
         raise UserError(f"{url}: {error}; nothing was written for this hour") from None
     problems = check_pools_payload(response.payload)

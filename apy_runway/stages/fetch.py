@@ -11,8 +11,12 @@ fetched again, and a saved pools.json is reused unless --refresh-pools), and
 every file is written to a temporary name and renamed, so an interrupted run
 leaves no half-written JSON. A pool that keeps failing is retried with
 exponential backoff, then reported; it never stops the other pools.
-The HTTP client (delay, retries, backoff, timeout) is
-apy_runway/foundation/http.py, shared with `apy-runway collect`.
+The HTTP client (delay, retries honouring Retry-After, backoff, timeout, a
+total deadline per request, body caps, no redirects to other hosts) is
+apy_runway/foundation/http.py, shared with `apy-runway collect`. A pool id
+over 100 characters or with a path separator is refused and reported before
+any request; an empty `data` is a failure (retried by the next run), never
+a saved chart.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from pathlib import Path
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.http import (
     DEFAULT_BACKOFF,
+    DEFAULT_DEADLINE,
     DEFAULT_DELAY,
+    DEFAULT_MAX_CHART_MB,
+    DEFAULT_MAX_POOLS_MB,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     Client,
@@ -42,8 +49,21 @@ COMMAND = "fetch"
 HELP = "download DefiLlama /pools and /chart/{pool} responses into data/landing/defillama/"
 
 DEFAULT_BASE_URL = "https://yields.llama.fi"
-# pool ids become file names: DefiLlama serves UUIDs; refuse anything path-like
+# pool ids become file names: DefiLlama serves UUIDs (36 characters) and a
+# few name-like ids; refuse anything path-like or longer than a file name may be
 SAFE_POOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+MAX_POOL_ID_LENGTH = 100
+
+
+def pool_id_problem(pool: object) -> str | None:
+    """Why `pool` cannot be a /chart file name (None: it can)."""
+    if not isinstance(pool, str):
+        return f"pool id is not text ({type(pool).__name__})"
+    if len(pool) > MAX_POOL_ID_LENGTH:
+        return f"pool id is {len(pool)} characters long (at most {MAX_POOL_ID_LENGTH})"
+    if "/" in pool or "\\" in pool or not SAFE_POOL_ID.match(pool):
+        return "pool id is not a safe file name (path separator or other character)"
+    return None
 
 
 @dataclass
@@ -118,6 +138,9 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         backoff=args.backoff,
         timeout=args.timeout,
         refresh_pools=args.refresh_pools,
+        deadline=args.deadline,
+        max_chart_mb=args.max_chart_mb,
+        max_pools_mb=args.max_pools_mb,
     )
     return 1 if result.failed else 0
 
@@ -198,12 +221,13 @@ def download_charts(
     chart_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     for number, pool in enumerate(pools, start=1):
-        if not SAFE_POOL_ID.match(pool):
-            result.failed[pool] = "pool id is not a safe file name"
+        problem = pool_id_problem(pool)
+        if problem:
+            result.failed[pool] = problem
             continue
         url = f"{base}/chart/{urllib.parse.quote(pool, safe='')}"
         try:
-            payload = client.get(url, pool).payload
+            payload = client.get(url, pool, client.max_chart_bytes).payload
         except FetchError as error:
             result.failed[pool] = str(error)
             log(f"  {pool}: failed: {error}")
@@ -231,11 +255,14 @@ def fetch(
     backoff: float = DEFAULT_BACKOFF,
     timeout: float = DEFAULT_TIMEOUT,
     refresh_pools: bool = False,
+    deadline: float = DEFAULT_DEADLINE,
+    max_chart_mb: float = DEFAULT_MAX_CHART_MB,
+    max_pools_mb: float = DEFAULT_MAX_POOLS_MB,
 ) -> FetchResult:
     """Save /pools and the selected pools' /chart responses under landing/defillama/."""
     if max_pools is not None and max_pools < 1:
         raise ValueError(f"max_pools must be >= 1, got {max_pools}")
-    client = Client(delay, retries, backoff, timeout)
+    client = Client(delay, retries, backoff, timeout, deadline, max_chart_mb, max_pools_mb)
     base = base_url.rstrip("/")
     folder = landing_dir(paths)
     pools_path = folder / "pools.json"
@@ -254,7 +281,7 @@ def fetch(
     else:
         log(f"GET {base}/pools")
         try:
-            pools_payload = client.get(f"{base}/pools", "/pools").payload
+            pools_payload = client.get(f"{base}/pools", "/pools", client.max_pools_bytes).payload
         except FetchError as error:
             raise UserError(f"cannot download {base}/pools: {error}") from None
         _write_json_atomically(pools_path, pools_payload)
@@ -265,8 +292,10 @@ def fetch(
     result = FetchResult(selected=len(selected))
     todo = []
     for pool in selected:
-        if not SAFE_POOL_ID.match(pool):
-            result.failed[pool] = "pool id is not a safe file name"
+        problem = pool_id_problem(pool)
+        if problem:
+            result.failed[pool] = problem
+            log(f"  {pool[:120]!r}: refused before any request: {problem}")
         elif chart_path(chart_dir, pool).exists():
             result.skipped.append(pool)
         else:

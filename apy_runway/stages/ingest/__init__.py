@@ -27,13 +27,21 @@ Along its seams:
   __init__.py        this module: the command and the order of the steps
 
 Quarantine reasons (REASONS; the first matching per-row reason wins):
+  epoch_timestamp_without_unit
+                         a number in the timestamp column, and no
+                         --timestamp-unit s|ms|us said what it counts
   unparseable_timestamp  timestamp missing, unparseable or infinite
+  timestamp_out_of_range before 2018-01-01 or after the ingest's time + 1 day
+                         (contracts.RAW_MIN_TIMESTAMP, RAW_MAX_FUTURE_DAYS)
   missing_pool_id        pool missing or blank
   missing_apy            apy missing or blank
   non_numeric_apy        apy, apyBase or apyReward present but not a number
   non_finite_apy         apy, apyBase or apyReward NaN or +-inf (also '1e400')
+  apy_out_of_range       apy, apyBase or apyReward outside [-100, 1e6] percent
+                         (contracts.RAW_APY_RANGE)
   non_numeric_tvl        tvlUsd present but not a finite number
   negative_tvl           tvlUsd < 0
+  tvl_out_of_range       tvlUsd above 1e13 USD (contracts.RAW_TVL_RANGE)
   exact_duplicate        the same values as a later row of the same file
   superseded_in_hour     a later row of the same file in the same UTC hour
                          (latest timestamp, ties -> the later row)
@@ -51,7 +59,7 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -76,7 +84,16 @@ from apy_runway.stages.ingest.readers import (
     tabular_source,
 )
 from apy_runway.stages.ingest.store import LandedFile, RawStore, replace_store, sql_list
-from inference.contracts import POOLS_METADATA_FIELDS, RAW_COLUMNS, RAW_CONTRACT
+from inference.contracts import (
+    POOLS_METADATA_FIELDS,
+    RAW_APY_RANGE,
+    RAW_COLUMNS,
+    RAW_CONTRACT,
+    RAW_MAX_FUTURE_DAYS,
+    RAW_MIN_TIMESTAMP,
+    RAW_TVL_RANGE,
+    TIMESTAMP_UNITS,
+)
 
 COMMAND = "ingest"
 # The memory DuckDB may use; it spills to disk past it. A file is validated
@@ -92,13 +109,17 @@ CONTRACT = list(RAW_CONTRACT)
 # Every quarantine reason, in one place (the per-row reasons in the order
 # sql/flag_rows.sql checks them, then the ones that decide between rows).
 REASONS = (
+    "epoch_timestamp_without_unit",
     "unparseable_timestamp",
+    "timestamp_out_of_range",
     "missing_pool_id",
     "missing_apy",
     "non_numeric_apy",
     "non_finite_apy",
+    "apy_out_of_range",
     "non_numeric_tvl",
     "negative_tvl",
+    "tvl_out_of_range",
     "exact_duplicate",
     "superseded_in_hour",
     "superseded",
@@ -153,6 +174,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "start a new store with these inputs",
     )
     parser.add_argument(
+        "--timestamp-unit",
+        choices=sorted(TIMESTAMP_UNITS),
+        default=None,
+        help="the unit of numbers in the timestamp column (epoch seconds, milliseconds or "
+        "microseconds); without it such rows are quarantined (epoch_timestamp_without_unit), "
+        "since 20250319 or 1742342400000000 cannot be told apart from an epoch",
+    )
+    parser.add_argument(
         "--memory-limit",
         default=DEFAULT_MEMORY_LIMIT,
         type=memory_size,
@@ -170,6 +199,7 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         pools_json=args.pools_json,
         memory_limit=args.memory_limit,
         replace=args.replace,
+        timestamp_unit=args.timestamp_unit,
     )
     return 0
 
@@ -217,14 +247,39 @@ def sql(name: str, **params: str) -> str:
     return _PLACEHOLDER.sub(lambda match: params[match.group(1)], text)
 
 
-def _flagged_sql(source: Source) -> str:
-    return sql("flag_rows", parsed_source=parse_sql(source))
+@dataclass(frozen=True)
+class Plausible:
+    """The row rules of one ingest: the unit of epoch numbers (None: refused)
+    and the bounds of contracts (the latest time is the ingest's + a day)."""
+
+    timestamp_unit: str | None
+    max_timestamp: datetime
+
+    @classmethod
+    def at(cls, now: datetime, timestamp_unit: str | None = None) -> Plausible:
+        if timestamp_unit is not None and timestamp_unit not in TIMESTAMP_UNITS:
+            raise UserError(
+                f"--timestamp-unit {timestamp_unit!r}: expected one of {', '.join(TIMESTAMP_UNITS)}"
+            )
+        return cls(timestamp_unit, now + timedelta(days=RAW_MAX_FUTURE_DAYS))
 
 
-def _keys_sql(source: Source) -> str:
+def _flagged_sql(source: Source, rules: Plausible) -> str:
+    return sql(
+        "flag_rows",
+        parsed_source=parse_sql(source, rules.timestamp_unit),
+        min_timestamp=f"cast({sql_str(RAW_MIN_TIMESTAMP)} as timestamptz)",
+        max_timestamp=f"cast({sql_str(rules.max_timestamp.isoformat())} as timestamptz)",
+        apy_min=repr(float(RAW_APY_RANGE[0])),
+        apy_max=repr(float(RAW_APY_RANGE[1])),
+        tvl_max=repr(float(RAW_TVL_RANGE[1])),
+    )
+
+
+def _keys_sql(source: Source, rules: Plausible) -> str:
     return sql(
         "insert_row_keys",
-        flagged_source=_flagged_sql(source),
+        flagged_source=_flagged_sql(source, rules),
         parsed_values=", ".join(f"parsed_{c}" for c in RAW_COLUMNS),
     )
 
@@ -285,6 +340,7 @@ def ingest(
     pools_json: Path | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     replace: bool = False,
+    timestamp_unit: str | None = None,
 ) -> IngestResult:
     """Land `inputs` (default: data/landing/) in the raw store.
 
@@ -303,6 +359,7 @@ def ingest(
     if replace:
         replace_store(paths)
     ingested_at = datetime.now(UTC)
+    rules = Plausible.at(ingested_at, timestamp_unit)
     work_dir = paths.data / ".ingest_work"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
@@ -335,7 +392,7 @@ def ingest(
         _check_files(con, todo)
         for number, unit in enumerate(_units(todo), start=1):
             entries, unit_pools, superseded = _land_unit(
-                con, store, unit, facts, ingested_at, work_dir
+                con, store, unit, facts, ingested_at, work_dir, rules
             )
             landed += entries
             pools |= unit_pools
@@ -360,7 +417,8 @@ def ingest(
         con.close()
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    orders = {e.landing_order for e in landed}
+    refused = [e for e in landed if not e.is_landed]
+    orders = {e.landing_order for e in landed if e.is_landed}
     mine = store.totals(orders)
     everything = store.totals()
     result = IngestResult(
@@ -370,7 +428,7 @@ def ingest(
         by_reason={reason: mine.by_reason.get(reason, 0) for reason in REASONS},
         pools=len(pools),
         seconds=time.perf_counter() - started,
-        files_landed=len(landed),
+        files_landed=len(orders),
         files_unchanged=skipped,
         earlier_rows_superseded=earlier_superseded,
         earliest_date=min(
@@ -386,7 +444,25 @@ def ingest(
     ):
         raise AssertionError(f"accounting broken: {result}")
     _report(result, paths)
+    if refused:
+        raise UserError(
+            f"refused {len(refused):,} file(s) with no row to stage (nothing of them was "
+            "appended; recorded in the manifest as refused): "
+            + "; ".join(_refusal(entry) for entry in refused)
+        )
     return result
+
+
+def _refusal(entry: LandedFile) -> str:
+    if not entry.rows_in:
+        return f"{entry.name}: no data rows"
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(entry.by_reason.items()))
+    hint = (
+        " (pass --timestamp-unit s|ms|us for epoch numbers)"
+        if "epoch_timestamp_without_unit" in entry.by_reason
+        else ""
+    )
+    return f"{entry.name}: all {entry.rows_in:,} rows quarantined: {reasons}{hint}"
 
 
 _LEGACY_NAME = "data/raw/pool_snapshots.parquet"
@@ -446,6 +522,7 @@ def _land_unit(
     facts: dict[Path, dict],
     ingested_at: datetime,
     work_dir: Path,
+    rules: Plausible,
 ) -> tuple[list[LandedFile], set[str], int]:
     """Validate one unit, write its rows and its quarantine, commit it."""
     from apy_runway.stages.ingest.store import file_id
@@ -459,10 +536,10 @@ def _land_unit(
         sources = [tabular_source(con, unit[0])]
     source = sources[0]
     timer = _StepTimer(source.name)
-    con.execute(f"create or replace temp view parsed_rows as ({_flagged_sql(source)})")
+    con.execute(f"create or replace temp view parsed_rows as ({_flagged_sql(source, rules)})")
     con.execute(sql("create_row_keys"))
     try:
-        con.execute(_keys_sql(source))
+        con.execute(_keys_sql(source, rules))
     except duckdb.OutOfMemoryException:  # reported once, by ingest()
         raise
     except duckdb.Error as error:
@@ -471,6 +548,28 @@ def _land_unit(
     timer.step("read and parsed")
     con.execute(sql("verdicts"))
     timer.step("checked duplicates and hours")
+    # per-file accounting
+    rows_in = dict(con.execute("select file_index, count(*) from row_keys group by all").fetchall())
+    reasons: dict[int, dict[str, int]] = {}
+    for file_index, reason, count in con.execute(
+        "select file_index, reason, count(*) from verdicts group by all"
+    ).fetchall():
+        reasons.setdefault(file_index, {})[reason] = count
+    # a file with no row to stage is refused: nothing of it is appended (an
+    # empty export must not pass for data), the manifest records it
+    refused = {
+        f.index
+        for f in unit
+        if rows_in.get(f.index, 0) - sum(reasons.get(f.index, {}).values()) <= 0
+    }
+    if refused:
+        kept = f"file_index not in ({', '.join(map(str, sorted(refused)))})"
+        con.execute(f"delete from row_keys where not ({kept})")
+        con.execute(sql("verdicts"))
+        con.execute(
+            f"create or replace temp view parsed_rows as "
+            f"select * from ({_flagged_sql(source, rules)}) where {kept}"
+        )
 
     unit_id = file_id(unit[-1].index)
     staged_dir = work_dir / f"staged_{unit_id}"
@@ -547,13 +646,6 @@ def _land_unit(
             ) to {sql_str(path)} (format parquet, compression zstd)""")
         quarantine_files[f"{unit_id}-superseded.parquet"] = path
 
-    # per-file accounting
-    rows_in = dict(con.execute("select file_index, count(*) from row_keys group by all").fetchall())
-    reasons: dict[int, dict[str, int]] = {}
-    for file_index, reason, count in con.execute(
-        "select file_index, reason, count(*) from verdicts group by all"
-    ).fetchall():
-        reasons.setdefault(file_index, {})[reason] = count
     day_range = (
         {
             row[0]: (str(row[1]), str(row[2]))
@@ -587,6 +679,7 @@ def _land_unit(
                 snapshot_date_min=first,
                 snapshot_date_max=last,
                 replaces=fact["replaces"],
+                status="refused" if file.index in refused else "landed",
             )
         )
     if sum(e.rows_staged for e in entries) != rows_staged:

@@ -12,13 +12,18 @@
                      pool id.
 
 CSV and JSON are read as text and cast with try_cast; parquet columns already
-in the contract type are used as they are. Everything runs in DuckDB SQL, but
+in the contract type are used as they are. Every input is read by its exact
+path (foundation.paths.exact_path: never a glob pattern). A CSV's every line
+must be the header or a row: comment or skipped lines, a duplicated header
+column, or a missing required column (contracts.RAW_REQUIRED_COLUMNS) refuse
+the file (check_csv_lines, tabular_source). Everything runs in DuckDB SQL, but
 the gzip-compressed /pools snapshots, which Python decompresses and maps to
 text rows first.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import time
@@ -29,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.paths import exact_path
 from apy_runway.stages.ingest.pools_snapshot import (
     SUFFIX as POOLS_SUFFIX,
 )
@@ -37,7 +43,12 @@ from apy_runway.stages.ingest.pools_snapshot import (
     snapshot_hour_of,
     snapshot_rows,
 )
-from inference.contracts import POOLS_METADATA_FIELDS, RAW_COLUMNS, RAW_REQUIRED_COLUMNS
+from inference.contracts import (
+    POOLS_METADATA_FIELDS,
+    RAW_COLUMNS,
+    RAW_REQUIRED_COLUMNS,
+    TIMESTAMP_UNITS,
+)
 
 CONTRACT_COLUMNS = list(RAW_COLUMNS)
 SUFFIXES = (".csv", ".parquet", ".json", POOLS_SUFFIX)
@@ -125,10 +136,16 @@ class Source:
 def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
     """One CSV/parquet file."""
     path = sql_str(str(file.path))
+    pattern = sql_str(exact_path(file.path))  # the file itself, never a pattern
     if file.kind == "csv":
-        reader = f"read_csv({path}, all_varchar = true, header = true)"
+        dialect = check_csv_lines(con, file.path)
+        reader = (
+            f"read_csv({pattern}, all_varchar = true, header = true, "
+            f"delim = {sql_str(dialect.delimiter)}, quote = {sql_str(dialect.quote)}, "
+            f"escape = {sql_str(dialect.escape)}, skip = 0, comment = '')"
+        )
     else:
-        reader = f"read_parquet({path}, file_row_number = true)"
+        reader = f"read_parquet({pattern}, file_row_number = true)"
     try:
         described = con.execute(f"describe select * from {reader}").fetchall()
     except duckdb.OutOfMemoryException:  # reported once, by ingest()
@@ -171,6 +188,61 @@ def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
     )
 
 
+@dataclass(frozen=True)
+class CsvDialect:
+    delimiter: str
+    quote: str
+    escape: str
+
+
+def check_csv_lines(con: duckdb.DuckDBPyConnection, path: Path) -> CsvDialect:
+    """Every line of a CSV must be the header or a row, counted: DuckDB's
+    sniffer would skip comment lines (`#`) and leading lines uncounted, and
+    rename a duplicated header column (apy, apy -> apy, apy_1). Returns the
+    sniffed dialect, which the read then pins (no comment, no skip)."""
+    try:
+        delimiter, quote, escape, comment, skip_rows = con.execute(
+            "select Delimiter, Quote, Escape, Comment, SkipRows from sniff_csv(?)",
+            [exact_path(path)],
+        ).fetchone()
+    except duckdb.OutOfMemoryException:  # reported once, by ingest()
+        raise
+    except duckdb.Error as error:
+        raise UserError(f"{path}: cannot read csv: {first_line(error)}") from None
+    # no quote seen in the sniffed sample: standard CSV quoting (RFC 4180)
+    quote = '"' if quote in ("(empty)", "") else quote
+    escape = quote if escape in ("(empty)", "") else escape
+    if comment and comment != "(empty)":
+        lines = _lines_starting_with(path, comment)
+        raise UserError(
+            f"{path}: {len(lines):,} comment line(s) starting with {comment!r} (first: line "
+            f"{lines[0] if lines else '?'}); DuckDB would skip them uncounted: remove them "
+            "so every line is the header or a row"
+        )
+    if skip_rows:
+        raise UserError(
+            f"{path}: the first {skip_rows} line(s) are not part of the table (DuckDB would "
+            "skip them uncounted): remove them so the header is the first line"
+        )
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader(handle, delimiter=delimiter, quotechar=quote), [])
+    seen: dict[str, str] = {}
+    for name in header:
+        key = name.strip().lower()  # DuckDB's column names ignore case
+        if key in seen:
+            raise UserError(
+                f"{path}: the header names column {name.strip()!r} twice "
+                f"({seen[key]!r} and {name.strip()!r}): which one is meant is unknown"
+            )
+        seen[key] = name.strip()
+    return CsvDialect(delimiter, quote, escape)
+
+
+def _lines_starting_with(path: Path, prefix: str) -> list[int]:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        return [number for number, line in enumerate(handle, 1) if line.startswith(prefix)]
+
+
 def check_json_files(con: duckdb.DuckDBPyConnection, files: list[InputFile], what: str) -> None:
     """Every file must be valid JSON with a "data" array (DefiLlama's envelope)."""
     for start in range(0, len(files), JSON_FILES_PER_SCAN):
@@ -183,7 +255,7 @@ def check_json_files(con: duckdb.DuckDBPyConnection, files: list[InputFile], wha
                 "    json_exists(content, '$.data[0].pool') "
                 "    and not json_exists(content, '$.data[0].timestamp') end "
                 "from read_text(?)",
-                [[str(f.path) for f in batch]],
+                [[exact_path(f.path) for f in batch]],
             ).fetchall()
         except duckdb.OutOfMemoryException:  # reported once, by ingest()
             raise
@@ -223,6 +295,7 @@ def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Sourc
     for start in range(0, len(files), JSON_FILES_PER_SCAN):
         batch = files[start : start + JSON_FILES_PER_SCAN]
         names = "[" + ", ".join(sql_str(str(f.path)) for f in batch) + "]"
+        patterns = "[" + ", ".join(sql_str(exact_path(f.path)) for f in batch) + "]"
         pool_ids = "[" + ", ".join(sql_str(f.path.stem) for f in batch) + "]"
         verb = "create or replace table chart_rows as" if start == 0 else "insert into chart_rows"
         try:
@@ -245,7 +318,7 @@ def load_charts(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> Sourc
                         generate_subscripts(
                             cast(json_extract(content, '$.data') as json[]), 1
                         ) as item_index
-                    from read_text({names})
+                    from read_text({patterns})
                 )
             """)
         except duckdb.OutOfMemoryException:  # reported once, by ingest()
@@ -297,7 +370,7 @@ def load_pools_metadata(con: duckdb.DuckDBPyConnection, pools_json: Path | None)
                     unnest(cast(json_extract(content, '$.data') as json[])) as item,
                     generate_subscripts(
                         cast(json_extract(content, '$.data') as json[]), 1) as item_index
-                from read_text({sql_str(str(path))})
+                from read_text({sql_str(exact_path(path))})
             )
             where nullif(trim(item ->> 'pool'), '') is not null
             qualify row_number() over (partition by pool order by item_index) = 1
@@ -421,23 +494,33 @@ def _text(column: str, kind: str = "VARCHAR") -> str:
     return f"nullif(trim({value}), '')"
 
 
-def _timestamp(kind: str) -> str:
+# a number in a timestamp column (what an epoch looks like as text)
+EPOCH_PATTERN = "[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?"
+
+
+def _timestamp(kind: str, unit: str | None) -> tuple[str, str]:
+    """(parsed timestamp, is an epoch number without a unit) of one source.
+
+    A number is an epoch only in the unit `--timestamp-unit` names: guessing
+    seconds vs milliseconds made 1742342400000000 (epoch us) the year 57182
+    and 20250319 a day of 1970. Without a unit such a row is quarantined
+    (`epoch_timestamp_without_unit`)."""
     column = "input_rows.timestamp"
     if kind.startswith(TIMESTAMP_TYPES):
-        return f"cast({column} as timestamptz)"
-    # epoch seconds, or milliseconds from 1e11 on (which is year 5138 in seconds)
+        return f"cast({column} as timestamptz)", "false"
     caster = "cast" if _is_numeric(kind) else "try_cast"
     epoch = f"{caster}({column} as double)"
-    from_epoch = (
-        f"try(to_timestamp(case when abs({epoch}) >= 1e11 then {epoch} / 1000 else {epoch} end))"
-    )
+    if unit is None:
+        from_epoch = "cast(null as timestamptz)"
+    else:
+        per_second = TIMESTAMP_UNITS[unit]
+        from_epoch = f"try(to_timestamp({epoch} / {per_second}))"
     if _is_numeric(kind):
-        return from_epoch
+        return from_epoch, f"{column} is not null and {str(unit is None).lower()}"
     text = _text("timestamp", kind)
-    return (
-        f"case when regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') then {from_epoch} "
-        f"else try_cast({text} as timestamptz) end"
-    )
+    is_epoch = f"coalesce(regexp_full_match({text}, '{EPOCH_PATTERN}'), false)"
+    parsed = f"case when {is_epoch} then {from_epoch} else try_cast({text} as timestamptz) end"
+    return parsed, f"{is_epoch} and {str(unit is None).lower()}"
 
 
 def _number(column: str, kind: str) -> tuple[str, str]:
@@ -448,9 +531,10 @@ def _number(column: str, kind: str) -> tuple[str, str]:
     return f"try_cast({_text(column, kind)} as double)", f"{_text(column, kind)} is not null"
 
 
-def parse_sql(source: Source) -> str:
+def parse_sql(source: Source, timestamp_unit: str | None = None) -> str:
     """Typed values of one source; metadata from --pools-json fills empty strings."""
     types = source.types
+    timestamp, is_epoch_without_unit = _timestamp(types["timestamp"], timestamp_unit)
     strings = ", ".join(
         f"coalesce({_text(c, types[c])}, meta.{ident(c)}) as parsed_{c}"
         for c in ("chain", "project", "symbol", "poolMeta", "ilRisk", "exposure")
@@ -475,7 +559,8 @@ def parse_sql(source: Source) -> str:
         select
             input_rows.file_index,
             input_rows.source_row,
-            {_timestamp(types["timestamp"])} as parsed_timestamp,
+            {timestamp} as parsed_timestamp,
+            {is_epoch_without_unit} as is_epoch_without_unit,
             {_text("pool", types["pool"])} as parsed_pool,
             {strings},
             {", ".join(numbers)},

@@ -11,6 +11,8 @@
         one JSON line per landed file: name, kind, size, sha256, landing order,
         the raw file holding its rows, its UTC days, rows in / staged /
         quarantined and the quarantine reasons. Written last: the commit point.
+        A file with no row to stage is recorded with status "refused" and
+        nothing of it is appended (ingest then exits non-zero).
   quarantine/pool_snapshots/<landing id>.parquet
         a landed unit's own bad rows, as text, with their reason;
   quarantine/pool_snapshots/<landing id>-superseded.parquet
@@ -49,7 +51,7 @@ from pathlib import Path
 import duckdb
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.paths import ProjectPaths, exact_path
 from inference.contracts import RAW_CONTRACT, RAW_LANDING_ORDER_COLUMN, RAW_PARTITION_COLUMN
 
 PARTITION_PREFIX = f"{RAW_PARTITION_COLUMN}="
@@ -74,7 +76,9 @@ def sql_str(value: str | Path) -> str:
 
 
 def sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(sql_str(p) for p in paths) + "]"
+    """A list literal of files for read_parquet: each the file itself, never a
+    pattern (foundation.paths.exact_path)."""
+    return "[" + ", ".join(sql_str(exact_path(p)) for p in paths) + "]"
 
 
 def sha256_of(path: Path) -> str:
@@ -116,7 +120,14 @@ class LandedFile:
     snapshot_date_min: str | None = None  # UTC days of its staged rows
     snapshot_date_max: str | None = None
     replaces: int | None = None  # landing order of the earlier version
+    # landed | refused (no row to stage: nothing of it was appended, and it is
+    # not counted in the store's totals; the same file is refused again when
+    # ingested again)
     status: str = "landed"
+
+    @property
+    def is_landed(self) -> bool:
+        return self.status == "landed"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
@@ -278,7 +289,8 @@ class RawStore:
     def latest_by_name(self) -> dict[str, LandedFile]:
         latest: dict[str, LandedFile] = {}
         for entry in self.entries.values():
-            latest[entry.name] = entry
+            if entry.is_landed:
+                latest[entry.name] = entry
         return latest
 
     def changed_files(self, files: list[Path]) -> list[tuple[Path, dict]]:
@@ -387,7 +399,11 @@ class RawStore:
     # ------------------------------------------------------------------ reading
 
     def totals(self, orders: set[int] | None = None) -> Totals:
-        chosen = [e for e in self.entries.values() if orders is None or e.landing_order in orders]
+        chosen = [
+            e
+            for e in self.entries.values()
+            if e.is_landed and (orders is None or e.landing_order in orders)
+        ]
         by_reason: dict[str, int] = {}
         for entry in chosen:
             for reason, count in entry.by_reason.items():
