@@ -15,6 +15,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# the tests also build the dbt project on Spark (tests/test_spark_parity.py): the
+# optional `spark` group (dbt-spark, pyspark; a Java 17 runtime must be on PATH)
+$(VENV)/.installed-spark: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	touch $@
+
 # osls (open-source serverless fork) packages serverless.yml offline in the tests
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -31,7 +37,7 @@ lint: setup
 	cd dbt_project && $(CURDIR)/$(BIN)/sqlfluff lint models macros tests
 	cd apy_runway/stages/ingest/sql && $(CURDIR)/$(BIN)/sqlfluff lint .
 
-test: lint
+test: lint $(VENV)/.installed-spark
 	$(BIN)/pytest
 
 # the Lambda layer, pinned to the latest training run's library versions

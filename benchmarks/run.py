@@ -15,6 +15,7 @@ about 2 minutes on an idle 2-core machine. More (see RESULTS.md for the figures)
     --scales 20000 --days 730 --no-pandas --no-engine --split-months \
         --sections scale,refresh                    # 231M rows, at default settings
     --scales 1200 --sections train,inference,layer
+    --scales 300,1200 --sections spark              # Spark vs DuckDB, the same dbt build
 
 Full = `apy-runway ingest` of the whole history + `apy-runway build` (every model and
 test, from scratch); the refresh section then lands one more hour, then one more day,
@@ -38,7 +39,7 @@ from benchmarks.measure import Measurement, measure, python_argv
 from benchmarks.refresh_input import split_by_month, with_new_snapshots  # noqa: F401
 
 RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
-SECTIONS = ("scale", "refresh", "train", "inference", "layer")
+SECTIONS = ("scale", "refresh", "train", "inference", "layer", "spark")
 
 
 def cli(home: Path, *args: str) -> list[str]:
@@ -221,6 +222,59 @@ def bench_scale(
             )
         out.unlink(missing_ok=True)
     return record("scale", scale, **row)
+
+
+def dbt_build_argv(target: str) -> list[str]:
+    """`dbt build --full-refresh` of the project on one profiles.yml target."""
+    from apy_runway.foundation.dbt import dbt_executable
+    from apy_runway.foundation.paths import DBT_PROJECT_DIR
+
+    return [
+        dbt_executable(),
+        "--no-use-colors",
+        "build",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--full-refresh",
+        "--target",
+        target,
+        # the ledger's models are DuckDB-only (dbt_project/README.md): both sides alike
+        "--exclude",
+        "tag:ledger",
+    ]
+
+
+def bench_spark(workdir: Path, pools: int, days: int, log: Path) -> dict:
+    """The same `dbt build --full-refresh` on DuckDB (the anchor, dev target) and on
+    Spark (the `spark` target: local[2] session in dbt's process, its JVM included in
+    the peak memory), over one raw store, one after the other in this run; each with
+    its per-model times from run_results.json."""
+    import shutil
+
+    from apy_runway.foundation.dbt import dbt_target_dir
+    from apy_runway.foundation.paths import project_paths
+
+    scale = f"{pools}x{days}"
+    source = generated(workdir, pools, days, log)
+    duck = project_paths(workdir / f"home_{scale}").ensure()
+    if not (duck.data / "raw" / "pool_snapshots").exists():
+        measure(cli(duck.home, "ingest", "--replace", str(source)), log_path=log)
+    spark = project_paths(workdir / f"home_{scale}_spark")
+    shutil.rmtree(spark.home, ignore_errors=True)
+    spark.ensure()
+    shutil.copytree(duck.data / "raw", spark.data / "raw", dirs_exist_ok=True)
+    row: dict = {"rows": parquet_rows(source)}
+    for name, paths, target in (("duckdb", duck, "dev"), ("spark", spark, "spark")):
+        env = {
+            **paths.dbt_env(),
+            "DBT_LOG_PATH": str(paths.data / "dbt_logs"),
+            "DBT_TARGET_PATH": str(dbt_target_dir(paths)),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+        m = measure(dbt_build_argv(target), env=env, log_path=log)
+        row[name] = {**figures(m), "dbt_profile": dbt_profile(paths.home)}
+    row["spark_over_duckdb_wall"] = round(row["spark"]["wall_s"] / row["duckdb"]["wall_s"], 2)
+    return record("spark", scale, **row)
 
 
 def newest_scale_row(scale: str) -> dict | None:
@@ -498,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
             bench_train(workdir, pools, args.days, log, args.train_grid)
         if "inference" in sections:
             bench_inference(workdir, pools, args.days, log, args.run, args.inference_pools)
+        if "spark" in sections:
+            bench_spark(workdir, pools, args.days, log)
     if args.done_file:
         args.done_file.touch()
     return 0

@@ -1,7 +1,19 @@
-"""Lint-time stand-in for dbt's `adapter` object (sqlfluff's jinja templater
-has none): `adapter.dispatch(name)()` renders a plain select, so a model that
-reads through a dispatched macro (stg_ledger__served_predictions) lints."""
+"""dbt's `adapter` context object as sqlfluff's jinja templater sees it (lint
+only: sqlfluff renders the models without dbt). The SQL is linted as the
+DuckDB target renders it: `dispatch` finds the `duckdb__` implementation of a
+macro (then `default__`), as dbt does on the dev target."""
+
+from jinja2 import pass_context
 
 
-def dispatch(macro_name, macro_namespace=None):
-    return lambda *args, **kwargs: "select 1 as dispatched"
+@pass_context
+def dispatch(context, macro_name, macro_namespace=None):
+    for prefix in ("duckdb__", "default__"):
+        macro = context.resolve_or_missing(prefix + macro_name)
+        if callable(macro):
+            return macro
+    raise LookupError(f"no duckdb__ or default__ implementation of macro {macro_name}")
+
+
+def quote(identifier):
+    return f'"{identifier}"'

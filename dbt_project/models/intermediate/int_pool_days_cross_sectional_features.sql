@@ -7,12 +7,7 @@
 -- day, so a refresh rebuilds every pool of the days from var
 -- refresh_from_date on (a day depends on that day only: no lookback).
 
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['pool_id', 'snapshot_date'],
-    on_schema_change='fail',
-) }}
+{{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set groups = ['project', 'chain'] %}
 {% set from_date = refresh_from_date() %}
@@ -52,7 +47,8 @@ ranked as (
             order by apy
         ) as apy_{{ group }}_percent_rank_raw,
         count(*) over same_day_{{ group }} as {{ group }}_pool_count,
-        median(apy) over same_day_{{ group }} as {{ group }}_apy_median,
+        {{ median_value('apy') }} over same_day_{{ group }}
+            as {{ group }}_apy_median,
         {% endfor %}
         apy
     from grouped
@@ -66,7 +62,7 @@ ranked as (
 
 ),
 
-final as (
+cross_sectional as (
 
     select
         -- ids
@@ -90,8 +86,15 @@ final as (
         snapshot_date
 
     from ranked
+
+),
+
+final as (
+
     -- day by day: see int_pool_days_rolling_features
-    order by snapshot_date, pool_id
+    select *
+    from {{ rows_to_write('cross_sectional', ['pool_id', 'snapshot_date']) }}
+    {{ storage_order('snapshot_date, pool_id') }}
 
 )
 

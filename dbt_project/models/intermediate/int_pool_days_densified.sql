@@ -10,12 +10,7 @@
 -- A row carries nothing that later data changes (the pool's last observed day
 -- is computed where it is needed), so older rows stay as they are.
 
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['pool_id', 'snapshot_date'],
-    on_schema_change='fail',
-) }}
+{{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set from_date = refresh_from_date() %}
 
@@ -61,13 +56,8 @@ calendar as (
     select
         pool_id,
         first_observed_date,
-        cast(
-            unnest(
-                generate_series(
-                    calendar_start_date, last_observed_date, interval 1 day
-                )
-            ) as date
-        ) as snapshot_date
+        {{ day_series('calendar_start_date', 'last_observed_date') }}
+            as snapshot_date
     from pool_spans
 
 ),
@@ -121,8 +111,9 @@ final as (
 
     -- day by day: an incremental run reads the newest days, which then sit
     -- together in storage (DuckDB skips the row groups of older days)
-    select * from densified
-    order by snapshot_date, pool_id
+    select *
+    from {{ rows_to_write('densified', ['pool_id', 'snapshot_date']) }}
+    {{ storage_order('snapshot_date, pool_id') }}
 
 )
 

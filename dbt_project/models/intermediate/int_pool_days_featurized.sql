@@ -11,12 +11,7 @@
 -- upstream features carry their own lookback), and so is every day of a
 -- pool whose latest known static attributes changed with the new data.
 
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['pool_id', 'snapshot_date'],
-    on_schema_change='fail',
-) }}
+{{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set from_date = refresh_from_date() %}
 
@@ -44,11 +39,11 @@ static_attributes as (
 
     select
         pool_id,
-        arg_max(is_stablecoin, snapshot_date)
+        {{ arg_max('is_stablecoin', 'snapshot_date') }}
             filter (where is_stablecoin is not null) as is_stablecoin,
-        arg_max(il_risk, snapshot_date)
+        {{ arg_max('il_risk', 'snapshot_date') }}
             filter (where il_risk is not null) as il_risk,
-        arg_max(exposure, snapshot_date)
+        {{ arg_max('exposure', 'snapshot_date') }}
             filter (where exposure is not null) as exposure
     from daily
     group by pool_id
@@ -94,9 +89,9 @@ days_to_build as (
     where snapshot_date >= {{ from_date }}
     union all
     select daily.* from daily
-    semi join changed_pools
-        on daily.pool_id = changed_pools.pool_id
-    where daily.snapshot_date < {{ from_date }}
+    where
+        daily.snapshot_date < {{ from_date }}
+        and daily.pool_id in (select changed_pools.pool_id from changed_pools)
 
 ),
 {% else %}
@@ -118,14 +113,14 @@ joined as (
         days_to_build.pool_meta,
 
         -- numeric features
-        -- (the exclude lists name the key columns of each joined table, and
-        -- the state the expanding statistics carry between refreshes)
-        rolling_features.* exclude (
-            pool_id,  -- noqa: RF02
-            snapshot_date,  -- noqa: RF02
-            apy_expanding_squared_deviations  -- noqa: RF02
-        ),
-        cross_sectional.* exclude (pool_id, snapshot_date),  -- noqa: RF02
+        -- (all but the key columns of each joined table, and the state the
+        -- expanding statistics carry between refreshes)
+        {{ star_except('rolling_features', [
+            'pool_id', 'snapshot_date', 'apy_expanding_squared_deviations'
+        ]) }},  -- noqa: RF02
+        {{ star_except(
+            'cross_sectional', ['pool_id', 'snapshot_date']
+        ) }},  -- noqa: RF02
 
         -- categorical features
         coalesce(days_to_build.chain, 'unknown') as chain,  -- noqa: RF04
@@ -155,8 +150,9 @@ final as (
 
     -- day by day: an incremental run reads the newest days, which then sit
     -- together in storage (DuckDB skips the row groups of older days)
-    select * from joined
-    order by snapshot_date, pool_id
+    select *
+    from {{ rows_to_write('joined', ['pool_id', 'snapshot_date']) }}
+    {{ storage_order('snapshot_date, pool_id') }}
 
 )
 

@@ -28,12 +28,7 @@
 --   * a pool with new days: its days from L - H + 1, L its last observed day
 --     before R (it was silent; its last observed day moves).
 
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['pool_id', 'snapshot_date'],
-    on_schema_change='fail',
-) }}
+{{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set from_date = refresh_from_date() %}
 {% set horizon = var('horizon_days') | int %}
@@ -131,7 +126,7 @@ future_windows as (
         {% elif stat == 'mean' %}
         avg(apy) over future_window as apy_future
         {% else %}
-        median(apy) over future_window as apy_future
+        {{ median_value('apy') }} over future_window as apy_future
         {% endif %}
     from densified
     window
@@ -165,9 +160,9 @@ labeled as (
         future_windows.last_observed_date
             < future_windows.snapshot_date + {{ horizon }}
             as is_pool_silent_before_horizon,
-        datediff(
-            'day', future_windows.last_observed_date, data_end.data_end_date
-        ) >= {{ horizon }} as is_pool_dead,
+        {{ days_between(
+            'future_windows.last_observed_date', 'data_end.data_end_date'
+        ) }} >= {{ horizon }} as is_pool_dead,
         case
             when future_windows.snapshot_date + {{ horizon }}
                 > data_end.data_end_date then null
@@ -175,11 +170,10 @@ labeled as (
             when future_windows.last_observed_date
                 < future_windows.snapshot_date + {{ horizon }}
                 then case
-                    when datediff(
-                        'day',
-                        future_windows.last_observed_date,
-                        data_end.data_end_date
-                    ) < {{ horizon }} then null
+                    when {{ days_between(
+                        'future_windows.last_observed_date',
+                        'data_end.data_end_date'
+                    ) }} < {{ horizon }} then null
                     when {{ var('dead_pool_is_dropped') }} then 0
                 end
             when future_windows.apy_future is null then null
@@ -197,7 +191,7 @@ labeled as (
 
 ),
 
-final as (
+labels as (
 
     select
         -- ids
@@ -225,7 +219,14 @@ final as (
         cast(snapshot_date + {{ horizon }} as date) as label_window_end_date
 
     from labeled
-    order by snapshot_date, pool_id
+
+),
+
+final as (
+
+    select *
+    from {{ rows_to_write('labels', ['pool_id', 'snapshot_date']) }}
+    {{ storage_order('snapshot_date, pool_id') }}
 
 )
 

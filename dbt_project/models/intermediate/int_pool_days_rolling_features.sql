@@ -13,12 +13,7 @@
 -- refresh (kept in this table), combined with the statistics of the days
 -- since (Chan et al.'s parallel update; exact up to floating-point order).
 
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['pool_id', 'snapshot_date'],
-    on_schema_change='fail',
-) }}
+{{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 -- Window lengths are part of the column names (and of the feature contract in
 -- marts/_marts__models.yml), so they are constants here, not vars.
@@ -44,9 +39,9 @@ prior_state as (
     -- each pool's expanding statistics on its last day before the refresh
     select
         pool_id,
-        arg_max(observed_day_count, snapshot_date) as prior_count,
-        arg_max(apy_expanding_mean, snapshot_date) as prior_mean,
-        arg_max(apy_expanding_squared_deviations, snapshot_date)
+        {{ arg_max('observed_day_count', 'snapshot_date') }} as prior_count,
+        {{ arg_max('apy_expanding_mean', 'snapshot_date') }} as prior_mean,
+        {{ arg_max('apy_expanding_squared_deviations', 'snapshot_date') }}
             as prior_squared_deviations
     from {{ this }}
     where snapshot_date < {{ from_date }}
@@ -90,7 +85,8 @@ windowed as (
         {% for n in windows %}
         avg(apy) over rolling_{{ n }}d as apy_rolling_{{ n }}d_mean,
         stddev_samp(apy) over rolling_{{ n }}d as apy_rolling_{{ n }}d_std,
-        median(apy) over rolling_{{ n }}d as apy_rolling_{{ n }}d_median,
+        {{ median_value('apy') }} over rolling_{{ n }}d
+            as apy_rolling_{{ n }}d_median,
         min(apy) over rolling_{{ n }}d as apy_rolling_{{ n }}d_min,
         max(apy) over rolling_{{ n }}d as apy_rolling_{{ n }}d_max,
         avg(apy_base) over rolling_{{ n }}d as apy_base_rolling_{{ n }}d_mean,
@@ -137,9 +133,6 @@ windowed as (
             order by snapshot_date
             rows between unbounded preceding and current row
         )
-    {% if from_date %}
-    qualify snapshot_date >= {{ from_date }}
-    {% endif %}
 
 ),
 
@@ -150,6 +143,7 @@ expanded as (
     -- prior state (a) + the days since the refresh date (b):
     -- n = na + nb, mean = ma + (mb - ma) nb / n,
     -- m2 = m2a + m2b + (mb - ma)^2 na nb / n
+    -- (the days read for the lookback only are left out here)
     select
         windowed.*,
         coalesce(prior_state.prior_count, 0) as prior_count,
@@ -158,6 +152,7 @@ expanded as (
     from windowed
     left join prior_state
         on windowed.pool_id = prior_state.pool_id
+    where windowed.snapshot_date >= {{ from_date }}
     {% else %}
     select
         *,
@@ -248,7 +243,8 @@ derived as (
         {% endfor %}
 
         -- numerics: history length and coverage
-        datediff('day', first_observed_date, snapshot_date) as pool_age_days,
+        {{ days_between('first_observed_date', 'snapshot_date') }}
+            as pool_age_days,
         cast(observed_day_count as integer) as observed_day_count,
         {% for n in windows %}
         observed_day_rolling_{{ n }}d_share,
@@ -266,8 +262,9 @@ final as (
 
     -- day by day: an incremental run reads the newest days, which then sit
     -- together in storage (DuckDB skips the row groups of older days)
-    select * from derived
-    order by snapshot_date, pool_id
+    select *
+    from {{ rows_to_write('derived', ['pool_id', 'snapshot_date']) }}
+    {{ storage_order('snapshot_date, pool_id') }}
 
 )
 

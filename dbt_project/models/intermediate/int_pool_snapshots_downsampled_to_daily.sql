@@ -9,12 +9,7 @@
 -- the days from var refresh_from_date on (no lookback) and replaces them by
 -- (pool_id, snapshot_date).
 
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['pool_id', 'snapshot_date'],
-    on_schema_change='fail',
-) }}
+{{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set from_date = refresh_from_date() %}
 {% set mode = var('daily_downsampling') %}
@@ -55,7 +50,11 @@ aggregated as (
         snapshot_date,
         {% if mode != 'last' %}
         {% for column in measures %}
-        {{ mode }}({{ column }}) as {{ column }},
+        {% if mode == 'median' %}
+        {{ median_value(column) }} as {{ column }},
+        {% else %}
+        mean({{ column }}) as {{ column }},
+        {% endif %}
         {% endfor %}
         {% endif %}
         count(*) as snapshot_count,
@@ -111,8 +110,9 @@ final as (
 
     -- day by day: an incremental run reads the newest days, which then sit
     -- together in storage (DuckDB skips the row groups of older days)
-    select * from joined
-    order by snapshot_date, pool_id
+    select *
+    from {{ rows_to_write('joined', ['pool_id', 'snapshot_date']) }}
+    {{ storage_order('snapshot_date, pool_id') }}
 
 )
 

@@ -3,16 +3,14 @@
 -- day; the scorer decides by snapshot_date whether a row is fresh enough.
 -- Exported to <data dir>/exports/latest_features.parquet after each build.
 --
--- Incremental: a pool with days from var refresh_from_date on has its newest
--- day among them; its row is replaced (unique key pool_id). Every other
--- pool's newest day is unchanged.
+-- Incremental (DuckDB): a pool with days from var refresh_from_date on has
+-- its newest day among them; its row is replaced (unique key pool_id). Every
+-- other pool's newest day is unchanged. On Spark (no row-level replace on
+-- parquet) a table of one row per pool, rebuilt whole.
 
 {{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='pool_id',
-    on_schema_change='fail',
     post_hook="{{ export_to_parquet('latest_features', 'pool_id') }}",
+    **incremental_config(['pool_id'])
 ) }}
 
 {% set from_date = refresh_from_date() %}
@@ -28,21 +26,31 @@ features as (
 
 ),
 
+newest_days as (
+
+    select
+        pool_id,
+        max(snapshot_date) as snapshot_date
+    from features
+    group by pool_id
+
+),
+
 newest_day_per_pool as (
 
-    select * from features
-    qualify row_number() over (
-        partition by pool_id
-        order by snapshot_date desc
-        rows between unbounded preceding and unbounded following
-    ) = 1
+    select features.*
+    from features
+    inner join newest_days
+        on
+            features.pool_id = newest_days.pool_id
+            and features.snapshot_date = newest_days.snapshot_date
 
 ),
 
 final as (
 
     select * from newest_day_per_pool
-    order by pool_id
+    {{ storage_order('pool_id') }}
 
 )
 

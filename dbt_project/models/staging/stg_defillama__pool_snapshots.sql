@@ -7,6 +7,9 @@
 -- that day. snapshot_date is the raw store's partition (the UTC day of the
 -- timestamp), so a filter on it reads only those days' files.
 
+-- the raw contract's field name is a keyword: quoted the target's way
+{% set snapshot_time = adapter.quote('timestamp') %}
+
 with
 
 source as (
@@ -25,15 +28,15 @@ renamed as (
 
     select
         -- ids
-        cast(pool as varchar) as pool_id,
+        cast(pool as string) as pool_id,
 
         -- strings
-        cast(chain as varchar) as chain,
-        cast(project as varchar) as project,
-        cast(symbol as varchar) as symbol,
-        cast(poolMeta as varchar) as pool_meta,
-        cast(ilRisk as varchar) as il_risk,
-        cast(exposure as varchar) as exposure,
+        cast(chain as string) as chain,
+        cast(project as string) as project,
+        cast(symbol as string) as symbol,
+        cast(poolMeta as string) as pool_meta,
+        cast(ilRisk as string) as il_risk,
+        cast(exposure as string) as exposure,
 
         -- numerics
         cast(tvlUsd as double) as tvl_usd,
@@ -45,10 +48,12 @@ renamed as (
         -- booleans
         cast(stablecoin as boolean) as is_stablecoin,
 
-        -- dates and timestamps (the profile pins TimeZone = UTC)
+        -- dates and timestamps (each target pins its session time zone to UTC)
         snapshot_date,
-        date_trunc('hour', cast("timestamp" as timestamptz)) as snapshot_hour,
-        cast("timestamp" as timestamptz) as snapshot_at
+        date_trunc(
+            'hour', cast({{ snapshot_time }} as {{ type_timestamp_utc() }})
+        ) as snapshot_hour,
+        cast({{ snapshot_time }} as {{ type_timestamp_utc() }}) as snapshot_at
 
     from source
 
@@ -58,11 +63,14 @@ current_rows as (
 
     select renamed.*
     from renamed
-    anti join superseded_rows
-        on
+    where not exists (
+        select 1
+        from superseded_rows
+        where
             renamed.pool_id = superseded_rows.pool
             and renamed.snapshot_hour = superseded_rows.snapshot_hour
             and renamed.landing_order = superseded_rows.landing_order
+    )
 
 ),
 

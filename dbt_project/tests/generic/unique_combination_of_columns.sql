@@ -4,14 +4,15 @@
 -- not fit in a 1GB DuckDB): first the 64-bit hashes of the keys that occur
 -- more than once (8 bytes a key), then the exact keys of those rows only
 -- (none, usually: DuckDB then skips the second scan). A hash collision can
--- only add a candidate, never hide a duplicate.
+-- only add a candidate, never hide a duplicate. key_hash: 64 bits on both
+-- targets (macros/portable.sql).
 {%- set columns = combination_of_columns | join(', ') %}
 
 with
 
 repeated_hashes as (
 
-    select hash({{ columns }}) as key_hash
+    select {{ key_hash(combination_of_columns) }} as key_hash
     from {{ model }}
     group by key_hash
     having count(*) > 1
@@ -22,7 +23,9 @@ candidates as (
 
     select {{ columns }}
     from {{ model }}
-    where hash({{ columns }}) in (select key_hash from repeated_hashes)
+    where
+        {{ key_hash(combination_of_columns) }}
+        in (select key_hash from repeated_hashes)
 
 )
 
