@@ -179,24 +179,14 @@ def read_pool_history(
     string ids peaked at 2.1 GB for 20k pools x 365 days, this at ~0.5 GB)."""
     import duckdb
 
-    if not warehouse.is_file():
+    con = _open_warehouse_table(warehouse, HISTORY_TABLE)
+    if con is None:
         return None
-    try:
-        con = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.Error as error:
-        raise UserError(f"{warehouse}: cannot open the warehouse read-only: {error}") from error
     recent = f"""
         select * from {HISTORY_TABLE}
         where snapshot_date > (select max(snapshot_date) from {HISTORY_TABLE}) - ?::integer
     """
     try:
-        con.execute("set TimeZone = 'UTC'")
-        exists = con.execute(
-            "select count(*) from information_schema.tables where table_name = ?",
-            [HISTORY_TABLE],
-        ).fetchone()[0]
-        if not exists:
-            return None
         latest = con.execute(
             f"""
             select
@@ -303,13 +293,9 @@ def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
         raise UserError(str(error)) from error
 
 
-OUTCOMES_TABLE = "prediction_outcomes"
-
-
-def ledger_track_record(warehouse: Path) -> pd.DataFrame | None:
-    """The ledger mart `prediction_outcomes` as track-record rows (live: as of
-    the scoring hour; backtest: as of the feature day), the bin the one SQL
-    rule gives; None when the warehouse or the mart is absent or empty."""
+def _open_warehouse_table(warehouse: Path, table: str) -> Any:
+    """A read-only connection (TimeZone=UTC) to the warehouse when it holds
+    `table`; None when the warehouse or the table is absent. The caller closes it."""
     import duckdb
 
     if not warehouse.is_file():
@@ -319,12 +305,32 @@ def ledger_track_record(warehouse: Path) -> pd.DataFrame | None:
     except duckdb.Error as error:
         raise UserError(f"{warehouse}: cannot open the warehouse read-only: {error}") from error
     try:
+        con.execute("set TimeZone = 'UTC'")
         exists = con.execute(
-            "select count(*) from information_schema.tables where table_name = ?",
-            [OUTCOMES_TABLE],
+            "select count(*) from information_schema.tables where table_name = ?", [table]
         ).fetchone()[0]
-        if not exists:
-            return None
+    except duckdb.Error as error:
+        con.close()
+        raise UserError(f"{warehouse}: cannot read {table}: {error}") from error
+    if not exists:
+        con.close()
+        return None
+    return con
+
+
+OUTCOMES_TABLE = "prediction_outcomes"
+
+
+def ledger_track_record(warehouse: Path) -> pd.DataFrame | None:
+    """The ledger mart `prediction_outcomes` as track-record rows (live: as of
+    the scoring hour; backtest: as of the feature day), the bin the one SQL
+    rule gives; None when the warehouse or the mart is absent or empty."""
+    import duckdb
+
+    con = _open_warehouse_table(warehouse, OUTCOMES_TABLE)
+    if con is None:
+        return None
+    try:
         rows = con.execute(
             f"""
             select
