@@ -32,7 +32,6 @@ import argparse
 import email.utils
 import gzip
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +57,7 @@ from apy_runway.stages.ingest.pools_snapshot import (
     pool_ids,
     snapshot_hour_of,
 )
+from apy_runway.stages.ingest.store import write_atomically
 from inference.contracts import SHRINK_MIN_RATIO, is_shrunk
 
 COMMAND = "collect"
@@ -177,21 +177,8 @@ def load_state(paths: ProjectPaths) -> dict:
     return state
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_state(paths: ProjectPaths, state: dict) -> None:
-    _write_atomically(state_path(paths), json.dumps(state, separators=(",", ":")).encode())
+    write_atomically(state_path(paths), json.dumps(state, separators=(",", ":")).encode())
 
 
 def _known_store_pools(paths: ProjectPaths) -> set[str]:
@@ -254,7 +241,7 @@ def collect(
 
     path = paths.landed_pools / landed_name(hour)
     replaced = path.exists()
-    _write_atomically(path, gzip.compress(response.body, mtime=0))
+    write_atomically(path, gzip.compress(response.body, mtime=0))
     result = CollectResult(
         hour=hour, path=path, pools=len(pools), hour_source=hour_source, replaced=replaced
     )
