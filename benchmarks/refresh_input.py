@@ -17,14 +17,19 @@ def new_snapshots(source: Path, out: Path, hours: int, with_history: bool = Fals
 
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    history = "select * from src union all" if with_history else ""
+    con.execute("set preserve_insertion_order = false")
+    # the cut first, from the timestamp column alone: a CTE over the source read
+    # twice is materialised, spilling the whole history to DuckDB's temp folder
+    cut_at = con.execute(
+        f"""select max("timestamp") - interval {hours} hour from read_parquet('{source}')"""
+    ).fetchone()[0]
+    con.execute("set variable cut_at = ?", [cut_at])
+    history = f"select * from read_parquet('{source}') union all" if with_history else ""
     con.execute(f"""
         copy (
-            with src as (select * from read_parquet('{source}')),
-            cut as (select max("timestamp") - interval {hours} hour as cut_at from src)
             {history}
             select * replace ("timestamp" + interval {hours} hour as "timestamp")
-            from src where "timestamp" > (select cut_at from cut)
+            from read_parquet('{source}') where "timestamp" > getvariable('cut_at')
         ) to '{out}' (format parquet)""")
     return con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
 
