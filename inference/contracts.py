@@ -292,9 +292,16 @@ DRIFT_PSI_BINS = 10
 DRIFT_MAX_CATEGORIES = 50
 DRIFT_OTHER_CATEGORY = "__other__"
 DRIFT_MISSING_CATEGORY = "__missing__"
-# A numeric feature drifts when Wasserstein-1 / reference std > this; a
-# categorical one when the Jensen-Shannon distance (base 2) > this.
+# A numeric feature drifts when Wasserstein-1 / reference std > this (W to
+# the nearest day of the reference window, net of the two samples' sampling
+# error: inference/monitoring.py); a categorical one when the Jensen-Shannon
+# distance (base 2) > this.
 DRIFT_THRESHOLD = 0.1
+# A reference day's quantiles are kept when it has at least this many values;
+# in the portable model they are matrices (days x levels) in the arrays file,
+# keyed by this prefix and the feature's index in the reference.
+DRIFT_MIN_DAY_ROWS = 20
+DRIFT_DAILY_ARRAY_PREFIX = "drift_daily_"
 # Health is degraded when one of the model's DRIFT_IMPORTANT_FEATURES most
 # important features drifts, or more than DRIFT_MAX_DRIFTED_SHARE of all do.
 DRIFT_IMPORTANT_FEATURES = 10

@@ -8,17 +8,29 @@ model's inputs over the newest contracts.DRIFT_REFERENCE_DAYS feature days at
 training (the dbt mart drift_reference_features; `source` names the rows):
 - numeric features: quantiles at 100 levels (0.005, 0.015, .., 0.995), the std, the
   missing share, and PSI bins (the interior deciles, de-duplicated) with the
-  reference's share in each;
+  reference's share in each; and the same 100 quantiles of each day of the
+  window (`daily`: days with at least contracts.DRIFT_MIN_DAY_ROWS values);
 - categorical features: the shares of the most common values (the rest as
   contracts.DRIFT_OTHER_CATEGORY, missing as DRIFT_MISSING_CATEGORY);
 - the class mix: the label's Down share and the model's predicted Down share
   on those rows.
 
 Comparison (`drift(...)`), per feature, on the hour's scored rows:
-- numeric: Wasserstein-1 between the two distributions, from their quantile
+- numeric: Wasserstein-1 between two distributions, from their quantile
   functions (the mean |Q_live(q) - Q_ref(q)| over the 100 midpoint levels:
   the integral by the midpoint rule, without the extreme 0.5% at each end),
-  divided by the reference std; PSI over the reference bins;
+  divided by the reference std. The score is that distance to the *nearest
+  day* of the reference window, net of the sampling error of the two samples
+  (`sampling_error`), floored at 0. Each day of the window is a distribution
+  the model's reference holds, and the hour's rows are one day's
+  cross-section, not a 30-day mixture: against the pooled window a single
+  day strays by the day's common moves (every pool's TVL falls 3% with the
+  market) and by sampling alone (a few hundred pools: W/std 0.06-0.16 on a
+  random subsample of the reference itself), so the pooled comparison flagged
+  every day of its own reference window. The pooled W/std is still reported
+  (`pooled_score`), as is the PSI over the reference bins. A reference
+  without days (a spec written before them) is compared pooled, net of the
+  same sampling error;
 - categorical: the Jensen-Shannon distance (base 2, 0..1) of the shares; PSI
   over the same categories.
 A feature drifts when its score (W/std, or JS) exceeds
@@ -72,17 +84,46 @@ def _shares(keys: list[str], categories: list[str]) -> np.ndarray:
     return counts / counts.sum() if counts.sum() else counts
 
 
-def numeric_reference(values: Any) -> dict:
-    """The reference of one numeric feature (see the module's docstring)."""
+def _day_codes(days: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(the sorted distinct day labels, each row's index among them)."""
+    labels = np.asarray([str(d) for d in days]) if not isinstance(days, np.ndarray) else days
+    names, codes = np.unique(labels.astype(str), return_inverse=True)
+    return names, codes.reshape(-1)
+
+
+def _daily(x: np.ndarray, names: np.ndarray, codes: np.ndarray) -> dict:
+    """Per day of the window (sorted): its finite values' count and quantiles
+    (`quantiles`: one row of DRIFT_QUANTILE_LEVELS per day); days with fewer
+    than contracts.DRIFT_MIN_DAY_ROWS values are left out (their quantiles
+    are noise). The portable spec moves `quantiles` into its arrays file
+    (models_py/export.py; inference/portable.py puts it back on load)."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    days, rows, quantiles = [], [], []
+    for i, name in enumerate(names.tolist()):
+        values = x[order[bounds[i] : bounds[i + 1]]]
+        if len(values) >= contracts.DRIFT_MIN_DAY_ROWS:
+            days.append(name)
+            rows.append(len(values))
+            quantiles.append(np.quantile(values, _levels()).tolist())
+    return {"days": days, "rows": rows, "quantiles": quantiles}
+
+
+def numeric_reference(values: Any, days: Any = None, _codes: tuple | None = None) -> dict:
+    """The reference of one numeric feature (see the module's docstring);
+    `days` (one label per value, e.g. the snapshot date) adds the per-day
+    quantiles the comparison uses (`_codes`: reference()'s _day_codes of
+    them, computed once for all features)."""
     raw = np.asarray(values, dtype=np.float64)
-    x = _finite(raw)
+    finite = np.isfinite(raw)
+    x = raw[finite]
     missing = float(1 - len(x) / len(raw)) if len(raw) else 0.0
     if not len(x):
         return {"kind": "numeric", "rows": 0, "missing_share": missing}
     quantiles = np.quantile(x, _levels())
     edges = np.unique(np.quantile(x, np.linspace(0, 1, contracts.DRIFT_PSI_BINS + 1)[1:-1]))
     counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
-    return {
+    out = {
         "kind": "numeric",
         "rows": len(x),
         "missing_share": missing,
@@ -91,6 +132,12 @@ def numeric_reference(values: Any) -> dict:
         "psi_edges": edges.tolist(),
         "psi_shares": (counts / len(x)).tolist(),
     }
+    if days is not None or _codes is not None:
+        names, codes = _codes if _codes is not None else _day_codes(days)
+        if len(codes) != len(raw):
+            raise ValueError(f"{len(codes)} day labels for {len(raw)} values")
+        out["daily"] = _daily(x, names, codes[finite])
+    return out
 
 
 def categorical_reference(values: Sequence[Any]) -> dict:
@@ -116,10 +163,13 @@ def reference(
     first_day: str,
     last_day: str,
     source: str = contracts.DRIFT_SOURCE_FEATURES,
+    days: Any = None,
 ) -> dict:
     """The drift reference of a model: per feature, and the class mix;
-    `source` names the rows it describes (contracts.DRIFT_SOURCE_*)."""
-    features = {name: numeric_reference(v) for name, v in numeric.items()}
+    `source` names the rows it describes (contracts.DRIFT_SOURCE_*), `days`
+    each row's day (the numeric features' per-day quantiles)."""
+    codes = None if days is None else _day_codes(days)
+    features = {name: numeric_reference(v, _codes=codes) for name, v in numeric.items()}
     features |= {name: categorical_reference(v) for name, v in categorical.items()}
     return {
         "days": contracts.DRIFT_REFERENCE_DAYS,
@@ -138,19 +188,68 @@ def reference(
 # --------------------------------------------------------------------------- comparison
 
 
-def wasserstein_over_std(live: Any, ref: dict) -> float | None:
-    """W1(live, reference) / reference std from the quantile functions; None
-    when either side has no values. A constant reference: 0 when live equals
-    it, else infinity (any change of a constant is drift)."""
+def _w1(q_live: np.ndarray, q_ref: Any) -> float:
+    """Wasserstein-1 of two quantile functions on the same levels."""
+    return float(np.abs(q_live - np.asarray(q_ref, dtype=np.float64)).mean())
+
+
+def sampling_scale(ref: dict) -> float:
+    """J = the integral of sqrt(F(1 - F)) dx over the reference's quantile
+    grid (between the 0.5% and 99.5% levels, where W is measured). The
+    expected W1 between an n-row sample and its distribution is at most
+    J / sqrt(n), as E|F_n(x) - F(x)| <= sqrt(F(x)(1 - F(x)) / n); between two
+    independent samples of n and m rows drawn alike, J * sqrt(1/n + 1/m).
+    Taken from the reference, never from the live rows: a live sample spread
+    wide on purpose must not widen its own allowance."""
+    q = np.asarray(ref["quantiles"], dtype=np.float64)
+    levels = _levels()
+    between = (levels[1:] + levels[:-1]) / 2
+    return float(np.sum(np.sqrt(between * (1 - between)) * np.diff(q)))
+
+
+def numeric_drift(live: Any, ref: dict) -> dict | None:
+    """The numeric comparison (see the module's docstring): `score` (W/std
+    to the nearest reference day, net of the sampling error, floored at 0),
+    `pooled_score` (W/std to the pooled window, as measured),
+    `sampling_error` (W/std the two samples' sizes alone account for, at the
+    nearest day) and `nearest_day`; None when either side has no values. A
+    constant reference: 0 when live equals it, else infinity (any change of
+    a constant is drift)."""
     x = _finite(live)
     if not len(x) or not ref.get("rows"):
         return None
-    gap = np.abs(np.quantile(x, _levels()) - np.asarray(ref["quantiles"], dtype=np.float64))
-    w = float(gap.mean())
+    q_live = np.quantile(x, _levels())
+    pooled = _w1(q_live, ref["quantiles"])
     std = float(ref["std"])
-    if std > 0:
-        return w / std
-    return 0.0 if w == 0 else math.inf
+    if std <= 0:
+        score = 0.0 if pooled == 0 else math.inf
+        return {"score": score, "pooled_score": score, "sampling_error": 0.0, "nearest_day": None}
+    j = sampling_scale(ref)
+    daily = ref.get("daily") or {}
+    if daily.get("days"):
+        quantiles = np.asarray(daily["quantiles"], dtype=np.float64)
+        rows = np.asarray(daily["rows"], dtype=np.float64)
+        names = list(daily["days"])
+    else:
+        quantiles = np.asarray([ref["quantiles"]], dtype=np.float64)
+        rows = np.asarray([ref["rows"]], dtype=np.float64)
+        names = [None]
+    errors = j * np.sqrt(1 / len(x) + 1 / rows)
+    nets = np.abs(quantiles - q_live).mean(axis=1) - errors
+    k = int(np.argmin(nets))
+    net, error, nearest = float(nets[k]), float(errors[k]), names[k]
+    return {
+        "score": max(0.0, net) / std,
+        "pooled_score": pooled / std,
+        "sampling_error": error / std,
+        "nearest_day": nearest,
+    }
+
+
+def wasserstein_over_std(live: Any, ref: dict) -> float | None:
+    """The drift score of a numeric feature (numeric_drift's `score`)."""
+    found = numeric_drift(live, ref)
+    return None if found is None else found["score"]
 
 
 def psi(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -185,12 +284,16 @@ def feature_drift(name: str, live: Any, ref: dict) -> dict:
     """One feature's drift entry of the monitoring document."""
     if ref["kind"] == "numeric":
         values = np.asarray(live, dtype=np.float64)
-        score = wasserstein_over_std(values, ref)
+        found = numeric_drift(values, ref) or {}
+        score = found.get("score")
         entry = {
             "feature": name,
             "kind": "numeric",
             "metric": "wasserstein_over_std",
             "score": score,
+            "pooled_score": found.get("pooled_score"),
+            "sampling_error": found.get("sampling_error"),
+            "nearest_day": found.get("nearest_day"),
             "psi": numeric_psi(values, ref),
             "missing_share": float(1 - len(_finite(values)) / len(values)) if len(values) else None,
             "reference_missing_share": ref.get("missing_share"),
@@ -209,8 +312,9 @@ def feature_drift(name: str, live: Any, ref: dict) -> dict:
         }
     entry["drifted"] = score is not None and score > contracts.DRIFT_THRESHOLD
     entry["counted"] = name not in contracts.DRIFT_CALENDAR_FEATURES
-    if entry["score"] is not None and not math.isfinite(entry["score"]):
-        entry["score"] = None  # JSON has no infinity; `drifted` says it
+    for key in ("score", "pooled_score"):
+        if entry.get(key) is not None and not math.isfinite(entry[key]):
+            entry[key] = None  # JSON has no infinity; `drifted` says it
     return entry
 
 

@@ -605,6 +605,9 @@ class PortableModel:
     # per-tree path tables, kept while they fit in PATH_TABLES_MAX_VALUES (a
     # prototype-sized forest's would not: the rest are rebuilt per call)
     path_tables: dict = field(default_factory=dict, repr=False)
+    # the spec's `monitoring` block, the drift reference's per-day quantiles
+    # back in place (None without one)
+    monitoring: dict | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> str:
@@ -698,6 +701,42 @@ class PortableModel:
             return ~(np.abs(numeric) <= FLOAT32_MAX) & ~np.isnan(numeric)
 
 
+def _monitoring(document: dict, store: _Arrays) -> dict | None:
+    """The spec's `monitoring` block with the drift reference's per-day
+    quantiles put back from the arrays file (each named by its key, a
+    matrix of one row of contracts.DRIFT_QUANTILE_LEVELS per listed day)."""
+    block = document.get("monitoring")
+    if not isinstance(block, dict):
+        return None
+    reference = block.get("reference")
+    if not isinstance(reference, dict) or not isinstance(reference.get("features"), dict):
+        raise _fail("monitoring.reference", "expected an object with a features object")
+    features = {}
+    for name, ref in reference["features"].items():
+        daily = ref.get("daily") if isinstance(ref, dict) else None
+        if isinstance(daily, dict) and isinstance(daily.get("quantiles"), str):
+            part = f"monitoring.reference.features[{name!r}].daily"
+            matrix = store.get(part, daily["quantiles"], "f", 2)
+            days, rows = daily.get("days"), daily.get("rows")
+            listed = len(days) if isinstance(days, list) else -1
+            expected = (listed, contracts.DRIFT_QUANTILE_LEVELS)
+            if (
+                matrix.shape != expected
+                or not isinstance(rows, list)
+                or len(rows) != len(days)
+                or not all(isinstance(n, int) and n > 0 for n in rows)
+            ):
+                raise _fail(
+                    part,
+                    f"array {daily['quantiles']!r} is {matrix.shape}, expected one row of "
+                    f"{contracts.DRIFT_QUANTILE_LEVELS} per listed day and a positive row "
+                    "count per day",
+                )
+            ref = {**ref, "daily": {**daily, "quantiles": matrix}}
+        features[name] = ref
+    return {**block, "reference": {**reference, "features": features}}
+
+
 def load(document: dict, arrays: dict[str, np.ndarray]) -> PortableModel:
     """Validate the spec against the arrays and build the evaluator. Any
     disagreement (shapes, feature count, unknown kinds) raises one
@@ -770,6 +809,7 @@ def load(document: dict, arrays: dict[str, np.ndarray]) -> PortableModel:
         ):
             raise _fail("clip", f"expected null or [low, high] with 0 <= low < high <= 1: {clip!r}")
         clip = (float(clip[0]), float(clip[1]))
+    monitoring = _monitoring(document, store)
     unused = store.unused()
     if unused:
         raise _fail("arrays", f"{file_name} holds arrays the spec never names: {unused}")
@@ -790,4 +830,5 @@ def load(document: dict, arrays: dict[str, np.ndarray]) -> PortableModel:
         calibration=calibration,
         clip=clip,
         categorical=categorical,
+        monitoring=monitoring,
     )

@@ -321,7 +321,7 @@ def _score_published(
     feature_date_max = max(dates) if dates else None
     run_health = health(feature_date_max, event_time, stale_after_hours)
     watched = None
-    if isinstance(model.document.get("monitoring"), dict):
+    if model.monitoring is not None:
         watched = _monitor(model, table, numeric, scored, raw_keep, event_time, feature_date_max)
         watched["counts"] = {
             "pools": n_rows,
@@ -417,7 +417,7 @@ def _monitor(
     feature_date_max: str | None,
 ) -> dict[str, Any]:
     """The hour's monitoring document (without counts and health)."""
-    block = model.document["monitoring"]
+    block = model.monitoring
     reference = block["reference"]
     live_numeric = {name: numeric[scored, j] for j, name in enumerate(model.numeric_features)}
     live_categorical = {}

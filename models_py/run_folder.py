@@ -294,6 +294,7 @@ def drift_reference(
         first_day=str(days.min()),
         last_day=str(days.max()),
         source=source,
+        days=np.asarray(days).astype("datetime64[D]").astype(str),
     )
 
 

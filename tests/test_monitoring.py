@@ -25,6 +25,8 @@ from apy_runway.foundation.s3 import upload_run
 from apy_runway.stages import ledger
 from apy_runway.stages.publish import upload_features_binary
 from inference import alerts, contracts, handler, monitoring
+from inference.portable import ModelIntegrityError, read_arrays
+from inference.portable import load as load_portable
 from inference.settings import ConfigError, Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,6 +111,32 @@ def scheduled(hour: int) -> dict:
 # --------------------------------------------------------------------------- drift and alerts
 
 
+def test_the_daily_quantiles_travel_in_the_arrays_file_and_come_back_on_load(monitored_run):
+    """The spec names each numeric feature's per-day quantiles by an arrays-file
+    key; the loaded model holds the same matrices; a spec whose day list and
+    matrix disagree is refused, naming the part."""
+    spec = json.loads((monitored_run / contracts.PORTABLE_SPEC_FILE).read_text())
+    arrays = read_arrays((monitored_run / contracts.PORTABLE_ARRAYS_FILE).read_bytes())
+    expected = tiny_reference(POOLS, seed=3)
+    for name in NUMERIC:
+        daily = spec["monitoring"]["reference"]["features"][name]["daily"]
+        assert isinstance(daily["quantiles"], str)
+        assert daily["quantiles"].startswith(contracts.DRIFT_DAILY_ARRAY_PREFIX)
+        assert daily["days"] == expected["features"][name]["daily"]["days"]
+        assert len(daily["days"]) == 10 and min(daily["rows"]) >= contracts.DRIFT_MIN_DAY_ROWS
+    model = load_portable(spec, arrays)
+    for name in NUMERIC:
+        back = model.monitoring["reference"]["features"][name]["daily"]["quantiles"]
+        want = np.asarray(expected["features"][name]["daily"]["quantiles"])
+        assert back.shape == (10, contracts.DRIFT_QUANTILE_LEVELS)
+        np.testing.assert_array_equal(back, want)
+    broken = json.loads(json.dumps(spec))
+    daily = broken["monitoring"]["reference"]["features"][NUMERIC[0]]["daily"]
+    daily["days"], daily["rows"] = daily["days"][:-1], daily["rows"][:-1]
+    with pytest.raises(ModelIntegrityError, match=rf"features\['{NUMERIC[0]}'\]\.daily: array"):
+        load_portable(broken, arrays)
+
+
 def test_a_shifted_important_feature_degrades_posts_once_then_recovers(
     s3_client, bucket, top_numeric, monkeypatch
 ):
@@ -134,6 +162,8 @@ def test_a_shifted_important_feature_degrades_posts_once_then_recovers(
         )
         entry = next(e for e in document["drift"] if e["feature"] == top_numeric)
         assert entry["drifted"] and entry["score"] > contracts.DRIFT_THRESHOLD
+        assert entry["nearest_day"].startswith("2025-05-")  # the per-day quantiles served
+        assert entry["pooled_score"] > contracts.DRIFT_THRESHOLD and entry["sampling_error"] > 0
         assert entry["psi"] > 0.1
         assert top_numeric in document["health"]["important_drifted_features"]
         assert document["shares"]["scored"] + document["shares"]["not_scored"] == 1.0
@@ -251,6 +281,98 @@ def test_drift_measures_on_known_distributions():
     assert monitoring.feature_drift("k", ["a"] * 50 + ["b"] * 50, shares)["score"] == 0.0
     disjoint = monitoring.feature_drift("k", ["c"] * 10, shares)
     assert disjoint["score"] == pytest.approx(1.0) and disjoint["drifted"]
+
+
+def _window(rng, days: int = 30, pools: int = 200, shock: float = 0.5):
+    """A reference window with common daily moves: each day's cross-section is
+    spread around its own level (a market moving every pool together)."""
+    levels = rng.normal(0, shock, days)
+    values = np.concatenate([rng.normal(level, 1, pools) for level in levels])
+    labels = np.repeat([f"2025-05-{d + 1:02d}" for d in range(days)], pools)
+    return levels, values, labels
+
+
+def test_a_day_like_the_windows_days_is_not_drift_but_one_beyond_them_is():
+    """Against the pooled 30-day mixture, one ordinary day strays by its common
+    move (W/std above 0.1): the score compares it with the nearest day of the
+    window instead, net of the sampling error of the two samples."""
+    rng = np.random.default_rng(4)
+    levels, values, labels = _window(rng)
+    reference = monitoring.numeric_reference(values, labels)
+    assert reference["daily"]["days"] == sorted(set(labels))
+    inside = monitoring.feature_drift("x", rng.normal(levels.min(), 1, 200), reference)
+    assert inside["pooled_score"] > contracts.DRIFT_THRESHOLD  # the pooled rule fired here
+    assert inside["score"] <= contracts.DRIFT_THRESHOLD and not inside["drifted"]
+    lowest = {labels[i * 200] for i in np.argsort(levels)[:3]}
+    assert inside["nearest_day"] in lowest  # a day at about the same level
+    beyond = monitoring.feature_drift("x", rng.normal(levels.min() - 0.5, 1, 200), reference)
+    assert beyond["drifted"] and beyond["score"] > contracts.DRIFT_THRESHOLD
+
+
+def test_sampling_alone_never_drifts_and_its_allowance_vanishes_at_scale():
+    """A few hundred rows drawn from the reference's own distribution stray by
+    sampling (W/std above 0.1 on a heavy tail); the allowance J*sqrt(1/n+1/m)
+    covers it. At DefiLlama's scale (20k pools) it is a few hundredths and a
+    0.15-std move is caught."""
+    rng = np.random.default_rng(5)
+    draw = lambda n, shift=0.0: rng.lognormal(0, 1.2, n) + shift  # noqa: E731
+    reference = monitoring.numeric_reference(draw(6000), np.repeat(np.arange(30), 200))
+    small = [monitoring.feature_drift("x", draw(200), reference) for _ in range(40)]
+    assert not any(e["drifted"] for e in small)
+    assert any(e["pooled_score"] > contracts.DRIFT_THRESHOLD for e in small)
+    big = monitoring.numeric_reference(draw(600_000), np.repeat(np.arange(30), 20_000))
+    same = monitoring.feature_drift("x", draw(20_000), big)
+    assert same["sampling_error"] < 0.05 and not same["drifted"]
+    moved = monitoring.feature_drift("x", draw(20_000, 0.15 * big["std"]), big)
+    assert moved["drifted"] and moved["score"] == pytest.approx(0.15, abs=0.04)
+
+
+def test_a_live_sample_spread_wide_cannot_widen_its_own_allowance():
+    """The allowance comes from the reference, never from the live rows: ten
+    times the spread around the same median is drift, with the same allowance
+    as an ordinary sample of that size."""
+    rng = np.random.default_rng(6)
+    reference = monitoring.numeric_reference(rng.normal(0, 1, 6000), np.repeat(np.arange(30), 200))
+    ordinary = monitoring.feature_drift("x", rng.normal(0, 1, 200), reference)
+    wide = monitoring.feature_drift("x", rng.normal(0, 10, 200), reference)
+    assert wide["drifted"] and not ordinary["drifted"]
+    assert wide["sampling_error"] == ordinary["sampling_error"]
+
+
+def test_thin_days_are_left_out_of_the_daily_quantiles_and_labels_must_match():
+    rng = np.random.default_rng(7)
+    values = rng.normal(0, 1, 200 + contracts.DRIFT_MIN_DAY_ROWS - 1)
+    labels = ["a"] * 200 + ["b"] * (contracts.DRIFT_MIN_DAY_ROWS - 1)
+    reference = monitoring.numeric_reference(values, labels)
+    assert (reference["daily"]["days"], reference["daily"]["rows"]) == (["a"], [200])
+    with pytest.raises(ValueError, match="199 day labels for 218 values"):
+        monitoring.numeric_reference(values[:218], labels[:199])
+
+
+def test_no_day_of_real_history_drifts_against_the_rest_of_its_window(real_sample_home):
+    """The real DefiLlama sample: each (full) day of the drift reference window
+    held out and scored against a reference of the other 29 days. The pooled
+    W/std flags a dozen features or more on every such day; the rule's score
+    (nearest day, net of sampling) at most one."""
+    with duckdb.connect(str(real_sample_home.warehouse), read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        frame = con.execute("select * from drift_reference_features").df()
+    columns = json.loads(real_sample_home.feature_columns.read_text())
+    values = {n: frame[n].to_numpy(dtype=np.float64, na_value=np.nan) for n in columns["numeric"]}
+    days = frame["snapshot_date"].to_numpy(dtype="datetime64[D]").astype(str)
+    names, counts = np.unique(days, return_counts=True)
+    full = names[counts >= 0.8 * np.median(counts)]
+    for day in full[::3]:
+        rest = days != day
+        reference = monitoring.reference(
+            {n: v[rest] for n, v in values.items()}, {}, None, None, "", "", days=days[rest]
+        )
+        entries = monitoring.drift(reference, {n: v[~rest] for n, v in values.items()}, {})
+        counted = [e for e in entries if e["counted"]]
+        pooled = [e["feature"] for e in counted if (e["pooled_score"] or 0) > 0.1]
+        drifted = monitoring.drift_verdict(counted, [])[1]["drifted_features"]
+        assert len(drifted) <= 1, (day, drifted)
+        assert len(pooled) >= 5, (day, pooled)
 
 
 def test_the_rule_degrades_on_widespread_drift_without_an_important_feature():
