@@ -8,6 +8,9 @@ built home (its warehouse and latest training run), with the rule's own code
   reference holds, so a `degraded` verdict on it is a false alarm.
 - detection: the same held-out days with one of the model's 3 most important
   numeric features shifted by k reference stds (every scored row).
+- what the per-day quantiles cost the Lambda's cold start: the latest run's
+  spec + arrays parsed and loaded (json.loads + read_arrays + portable.load,
+  best of 20), as shipped and with the per-day quantiles taken out (the anchor).
 
 python -m benchmarks.drift_calibration HOME [--every N]
 """
@@ -17,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
-from inference import contracts, monitoring
+from inference import artefact, contracts, monitoring, portable
 
 SHIFTS = (0.25, 0.5, 1.0)
 
@@ -53,6 +57,39 @@ def verdicts(reference: dict, live: dict, important: list[str]) -> dict[str, tup
         reasons, details = monitoring.drift_verdict(marked, important)
         out[rule] = (bool(reasons), len(details["drifted_features"]))
     return out
+
+
+def load_cost(run_dir: Path, repeat: int = 20) -> dict:
+    """Cold-load time and bytes of the run's portable model, as shipped and
+    without the drift reference's per-day quantiles."""
+    spec = (run_dir / contracts.PORTABLE_SPEC_FILE).read_bytes()
+    arrays = (run_dir / contracts.PORTABLE_ARRAYS_FILE).read_bytes()
+    document = json.loads(spec)
+    for ref in document["monitoring"]["reference"]["features"].values():
+        ref.pop("daily", None)
+    kept = {
+        k: v
+        for k, v in portable.read_arrays(arrays).items()
+        if not k.startswith(contracts.DRIFT_DAILY_ARRAY_PREFIX)
+    }
+    anchor = ((json.dumps(document, indent=1) + "\n").encode(), artefact.npz_bytes(kept))
+
+    def best(spec_bytes: bytes, arrays_bytes: bytes) -> float:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            portable.load(json.loads(spec_bytes), portable.read_arrays(arrays_bytes))
+            times.append(time.perf_counter() - start)
+        return min(times) * 1000
+
+    shipped_ms, anchor_ms = best(spec, arrays), best(*anchor)
+    return {
+        "load shipped (spec + arrays)": f"{shipped_ms:.1f} ms, {len(spec):,} + {len(arrays):,} B",
+        "load without per-day quantiles": (
+            f"{anchor_ms:.1f} ms, {len(anchor[0]):,} + {len(anchor[1]):,} B"
+        ),
+        "load ratio": round(shipped_ms / anchor_ms, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     for (rule, shift), found in caught.items():
         rows[f"caught +{shift} std ({rule})"] = f"{sum(found)}/{len(found)}"
+    run_dir = args.home / "runs" / "latest"
+    spec = json.loads((run_dir / contracts.PORTABLE_SPEC_FILE).read_text())
+    if any("daily" in r for r in spec["monitoring"]["reference"]["features"].values()):
+        rows |= load_cost(run_dir)
     print(json.dumps(rows, indent=1))
     return 0
 
