@@ -28,8 +28,9 @@ Comparison (`drift(...)`), per feature, on the hour's scored rows:
   market) and by sampling alone (a random 214-row subset of the default
   data's reference itself scores above 0.1 on 4 to 15 of its 59 counted
   features), so the pooled comparison flagged every day of its own reference
-  window (benchmarks/drift_calibration.py; RESULTS.md "Issue 14"). The pooled W/std is still reported
-  (`pooled_score`), as is the PSI over the reference bins. A reference
+  window (benchmarks/drift_calibration.py; RESULTS.md "Issue 14"). The
+  pooled W/std is still reported (`pooled_score`), as is the PSI over the
+  reference bins. A reference
   without days (a spec written before them) is compared pooled, net of the
   same sampling error;
 - categorical: the Jensen-Shannon distance (base 2, 0..1) of the shares; PSI
