@@ -88,8 +88,7 @@ def _shares(keys: list[str], categories: list[str]) -> np.ndarray:
 
 def _day_codes(days: Any) -> tuple[np.ndarray, np.ndarray]:
     """(the sorted distinct day labels, each row's index among them)."""
-    labels = np.asarray([str(d) for d in days]) if not isinstance(days, np.ndarray) else days
-    names, codes = np.unique(labels.astype(str), return_inverse=True)
+    names, codes = np.unique(np.asarray(days).astype(str), return_inverse=True)
     return names, codes.reshape(-1)
 
 
@@ -246,12 +245,6 @@ def numeric_drift(live: Any, ref: dict) -> dict | None:
         "sampling_error": error / std,
         "nearest_day": nearest,
     }
-
-
-def wasserstein_over_std(live: Any, ref: dict) -> float | None:
-    """The drift score of a numeric feature (numeric_drift's `score`)."""
-    found = numeric_drift(live, ref)
-    return None if found is None else found["score"]
 
 
 def psi(actual: np.ndarray, expected: np.ndarray) -> float:

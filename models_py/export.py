@@ -435,8 +435,8 @@ def export(
     if drift_reference is not None:
         # the model alone first (its importance needs the evaluator's columns);
         # the spec names the reference's arrays only once `monitoring` is in
-        model_arrays = portable.read_arrays(artefact.npz_bytes(arrays), arrays_file)
-        first = portable.load(document, model_arrays)
+        stored = portable.read_arrays(data, arrays_file)
+        first = portable.load(document, {k: v for k, v in stored.items() if k in arrays})
         document["monitoring"] = {
             "reference": drift_reference,
             "importance": feature_importance(pipeline.steps[1][1], first.sources, features),
