@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
 
 import pytest
+from fixtures.fake_http import CountingHandler, LoopbackServer
 
 from apy_runway.foundation.console import UserError
 from apy_runway.stages.fetch import fetch, landing_dir, select_pools
@@ -58,49 +56,27 @@ def chart_payload(pool: str) -> dict | None:
     return {"status": "success", "data": []}
 
 
-class FakeDefiLlama:
+class _DefiLlamaHandler(CountingHandler):
+    def answer(self, path: str, count: int) -> None:
+        if path == "/pools":
+            return self.send_json(200, pools_payload())
+        if path.startswith("/chart/"):
+            pool = path.removeprefix("/chart/")
+            if pool == BROKEN:
+                return self.send_json(500, {"error": "internal"})
+            if pool == GONE:
+                return self.send_json(404, {"error": "pool not found"})
+            if pool == FLAKY and count <= 2:
+                return self.send_json(503, {"error": "busy"})
+            return self.send_json(200, chart_payload(pool))
+        return self.send_json(404, {"error": "not found"})
+
+
+class FakeDefiLlama(LoopbackServer):
     """Serves /pools and /chart/{pool}; counts every request per path."""
 
-    def __init__(self):
-        self.requests: dict[str, int] = {}
-        self.lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                path = unquote(self.path)
-                with owner.lock:
-                    owner.requests[path] = owner.requests.get(path, 0) + 1
-                    count = owner.requests[path]
-                if path == "/pools":
-                    return self.reply(200, pools_payload())
-                if path.startswith("/chart/"):
-                    pool = path.removeprefix("/chart/")
-                    if pool == BROKEN:
-                        return self.reply(500, {"error": "internal"})
-                    if pool == GONE:
-                        return self.reply(404, {"error": "pool not found"})
-                    if pool == FLAKY and count <= 2:
-                        return self.reply(503, {"error": "busy"})
-                    return self.reply(200, chart_payload(pool))
-                return self.reply(404, {"error": "not found"})
-
-            def reply(self, status: int, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+    def __init__(self) -> None:
+        super().__init__(_DefiLlamaHandler)
 
     def chart_requests(self) -> int:
         return sum(n for path, n in self.requests.items() if path.startswith("/chart/"))
@@ -108,11 +84,8 @@ class FakeDefiLlama:
 
 @pytest.fixture
 def defillama():
-    server = FakeDefiLlama()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with FakeDefiLlama() as server:
+        yield server
 
 
 def test_fetch_retries_reports_failures_and_saves_the_rest(project_home, defillama):

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote
 
 import pytest
+from fixtures.fake_http import CountingHandler, LoopbackServer
 
 from apy_runway.stages.fetch import fetch, landing_dir
 
@@ -43,120 +41,89 @@ BAD = {
 CAP_MB = 0.05  # 50 kB: a good chart is ~150 bytes
 
 
-class Hostile:
+class _HostileHandler(CountingHandler):
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, path: str, count: int) -> None:
+        if path == "/pools":
+            items = [{"pool": p, "tvlUsd": 1.0} for p in [*GOOD, LATE, HICCUP, *BAD]]
+            return self.send_json(200, {"status": "success", "data": items})
+        pool = path.removeprefix("/chart/")
+        body = json.dumps(chart(pool)).encode()
+        if pool == LATE and count == 1:
+            return self.send_json(429, {"error": "slow down"}, {"Retry-After": "1"})
+        if (pool == HICCUP and count == 1) or pool.startswith("7c0a"):
+            return self.raw(body[: len(body) // 2], length=len(body))
+        if pool.startswith("11e0"):
+            return self.raw(body, length=len(body) + 500)
+        if pool.startswith("7b1c"):
+            return self.trickle(body)
+        if pool.startswith("0b1a"):
+            return self.redirect(f"http://localhost:{self.server.owner.port}/chart/{GOOD[0]}")
+        if pool.startswith("b16b"):
+            return self.raw(b"x" * 10, length=10**9)
+        if pool.startswith("b16c"):
+            return self.chunked(b'{"data": [' + b"1," * 100_000 + b"1]}")
+        if pool.startswith("e337"):
+            return self.send_json(200, {"status": "success", "data": []})
+        return self.send_json(200, chart(pool))
+
+    def raw(self, body: bytes, length: int):
+        """Declares `length` bytes, sends `body`, closes."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def trickle(self, body: bytes):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for byte in body:  # one byte every 50 ms: ~7 s for the body
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
+                if self.server.owner.stopping.is_set():
+                    break
+        except OSError:  # the client gave up: expected
+            pass
+        self.close_connection = True
+
+    def chunked(self, body: bytes):
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for start in range(0, len(body), 8192):
+                part = body[start : start + 8192]
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def redirect(self, location: str):
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class Hostile(LoopbackServer):
     """Serves /pools listing every pool above and misbehaves per pool."""
 
-    def __init__(self):
-        self.requests: dict[str, int] = {}
-        self.lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                path = unquote(self.path)
-                with owner.lock:
-                    owner.requests[path] = owner.requests.get(path, 0) + 1
-                    count = owner.requests[path]
-                if path == "/pools":
-                    items = [{"pool": p, "tvlUsd": 1.0} for p in [*GOOD, LATE, HICCUP, *BAD]]
-                    return self.reply({"status": "success", "data": items})
-                pool = path.removeprefix("/chart/")
-                body = json.dumps(chart(pool)).encode()
-                if pool == LATE and count == 1:
-                    return self.reply({"error": "slow down"}, 429, {"Retry-After": "1"})
-                if (pool == HICCUP and count == 1) or pool.startswith("7c0a"):
-                    return self.raw(body[: len(body) // 2], length=len(body))
-                if pool.startswith("11e0"):
-                    return self.raw(body, length=len(body) + 500)
-                if pool.startswith("7b1c"):
-                    return self.trickle(body)
-                if pool.startswith("0b1a"):
-                    return self.redirect(f"http://localhost:{owner.port}/chart/{GOOD[0]}")
-                if pool.startswith("b16b"):
-                    return self.raw(b"x" * 10, length=10**9)
-                if pool.startswith("b16c"):
-                    return self.chunked(b'{"data": [' + b"1," * 100_000 + b"1]}")
-                if pool.startswith("e337"):
-                    return self.reply({"status": "success", "data": []})
-                return self.reply(chart(pool))
-
-            def reply(self, payload, status=200, headers=None):
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def raw(self, body: bytes, length: int):
-                """Declares `length` bytes, sends `body`, closes."""
-                self.send_response(200)
-                self.send_header("Content-Length", str(length))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
-                self.close_connection = True
-
-            def trickle(self, body: bytes):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    for byte in body:  # one byte every 50 ms: ~7 s for the body
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                        time.sleep(0.05)
-                        if owner.stopping.is_set():
-                            break
-                except OSError:  # the client gave up: expected
-                    pass
-                self.close_connection = True
-
-            def chunked(self, body: bytes):
-                self.send_response(200)
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                try:
-                    for start in range(0, len(body), 8192):
-                        part = body[start : start + 8192]
-                        self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-                    self.wfile.write(b"0\r\n\r\n")
-                except OSError:
-                    pass
-                self.close_connection = True
-
-            def redirect(self, location: str):
-                self.send_response(302)
-                self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.stopping = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+    def __init__(self) -> None:
+        super().__init__(_HostileHandler)
 
 
 @pytest.fixture
 def hostile():
-    server = Hostile()
-    server.thread.start()
-    yield server
-    server.stopping.set()
-    server.server.shutdown()
-    server.server.server_close()
+    with Hostile() as server:
+        yield server
 
 
 def test_every_good_pool_is_saved_and_every_bad_one_reported(project_home, hostile):
