@@ -35,7 +35,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd dbt_project && $(CURDIR)/$(BIN)/sqlfluff lint models macros tests
-	cd apy_runway/stages/ingest/sql && $(CURDIR)/$(BIN)/sqlfluff lint .
+	cd apy_runway/landing/ingest/sql && $(CURDIR)/$(BIN)/sqlfluff lint .
 
 test: lint $(VENV)/.installed-spark
 	$(BIN)/pytest

@@ -1,11 +1,11 @@
-"""apy-runway: the CLI package, in floors (lowest first; no module imports a
-floor above its own, and no importlib hides an edge: tests/test_architecture.py
-walks every import, including those inside functions).
+"""apy-runway: the operator's package, in floors (lowest first).
 
-  inference/               serving: contracts.py (standard library only), then the Lambda's code
-  apy_runway/foundation/   errors and progress output, paths, S3 helpers, the dbt runner
-  models_py/               training: split, folds, models, evaluation, the run folder
-  apy_runway/stages/       the data stages: generate, fetch, ingest, build, publish, score,
-                           check-leakage
-  apy_runway/cli.py        the `apy-runway` command, wiring the stages (run_all.py chains them)
+  foundation/  console output and errors, the project home's paths, S3, HTTP
+  landing/     generate, fetch, collect, ingest: inputs into the raw store
+  warehouse/   the dbt runner, build, leakage checks
+  operations/  train, retrain, promote, publish, score, ledger, backtest
+  board/       the static runway board
+  cli/         the `apy-runway` parser, run-all, refresh, every command's flags
+Below them: inference/ (the Lambda) and models_py/ (training). tests/test_architecture.py
+checks that no import runs from a lower floor to a higher one.
 """

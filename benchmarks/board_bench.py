@@ -29,8 +29,8 @@ import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from apy_runway.board import build as board
 from apy_runway.foundation.paths import REPO_ROOT, project_paths
-from apy_runway.stages import board
 from benchmarks.run import record
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))

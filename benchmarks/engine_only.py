@@ -19,8 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from apy_runway.foundation.dbt import dbt_target_dir
 from apy_runway.foundation.paths import project_paths
+from apy_runway.warehouse.dbt import dbt_target_dir
 
 
 def model_order(manifest: dict) -> list[dict]:

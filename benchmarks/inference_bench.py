@@ -265,7 +265,7 @@ def child_scoring(home: str, run_dir: str, repeat: int, pools: int, prototype: b
     import joblib
     import numpy as np
 
-    from apy_runway.stages.publish import features_binary
+    from apy_runway.operations.publish import features_binary
     from inference import features, portable, reasons, scoring
 
     table_arrow, feature_columns = replicated_table(Path(home), pools)
@@ -428,7 +428,7 @@ def main(argv: list[str]) -> int:
     import datetime as dt
 
     from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client, upload_run
-    from apy_runway.stages.publish import (
+    from apy_runway.operations.publish import (
         LatestFeatures,
         columnar_payload,
         features_binary,

@@ -115,8 +115,8 @@ def parquet_rows(path: Path) -> int:
 
 def dbt_profile(home: Path) -> dict:
     """Where dbt build's time went, from its run_results.json (seconds)."""
-    from apy_runway.foundation.dbt import dbt_target_dir
     from apy_runway.foundation.paths import project_paths
+    from apy_runway.warehouse.dbt import dbt_target_dir
 
     results = json.loads((dbt_target_dir(project_paths(home)) / "run_results.json").read_text())
     models: dict[str, float] = {}
@@ -226,8 +226,8 @@ def bench_scale(
 
 def dbt_build_argv(target: str) -> list[str]:
     """`dbt build --full-refresh` of the project on one profiles.yml target."""
-    from apy_runway.foundation.dbt import dbt_executable
     from apy_runway.foundation.paths import DBT_PROJECT_DIR
+    from apy_runway.warehouse.dbt import dbt_executable
 
     return [
         dbt_executable(),
@@ -251,8 +251,8 @@ def bench_spark(workdir: Path, pools: int, days: int, log: Path) -> dict:
     its per-model times from run_results.json."""
     import shutil
 
-    from apy_runway.foundation.dbt import dbt_target_dir
     from apy_runway.foundation.paths import project_paths
+    from apy_runway.warehouse.dbt import dbt_target_dir
 
     scale = f"{pools}x{days}"
     source = generated(workdir, pools, days, log)

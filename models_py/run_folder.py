@@ -20,7 +20,6 @@ import numpy as np
 
 from apy_runway.foundation import s3
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.runs import point_link
 from inference import artefact, contracts, monitoring
 from models_py import config, evaluate, export, report
 from models_py.calibration import expected_calibration_error
@@ -227,6 +226,17 @@ def verify_artefact(run_dir: Path | str) -> dict:
                 f"{source[sha_key]}: the artefact was changed"
             )
     return metadata
+
+
+def point_link(runs_dir: Path, name: str, run_id: str) -> Path:
+    """Point runs/<name> at runs/<run_id> (relative link, replaced atomically)."""
+    link = runs_dir / name
+    temporary = runs_dir / f".{name}.{os.getpid()}"
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    temporary.symlink_to(run_id, target_is_directory=True)
+    os.replace(temporary, link)
+    return link
 
 
 def update_latest(runs_dir: Path, run_id: str) -> Path:

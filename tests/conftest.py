@@ -13,7 +13,7 @@ from fixtures.tiny_model import LambdaContext, feature_columns, feature_file, wr
 
 from apy_runway.foundation.paths import project_paths
 from apy_runway.foundation.s3 import local_s3_server, upload_run
-from apy_runway.stages.publish import upload_features, upload_features_binary
+from apy_runway.operations.publish import upload_features, upload_features_binary
 from inference import contracts
 
 # Never let a test reach AWS: dummy credentials, and every client is pointed at
@@ -54,9 +54,9 @@ def real_sample_home(tmp_path_factory):
     dbt once per session (~15 s); skipped where the sample is not mounted."""
     if not REAL_SAMPLE.exists():
         pytest.skip(f"real DefiLlama sample not mounted at {REAL_SAMPLE}")
-    from apy_runway.foundation.dbt import run_dbt
-    from apy_runway.stages.build import export_feature_columns
-    from apy_runway.stages.ingest import ingest
+    from apy_runway.landing.ingest import ingest
+    from apy_runway.warehouse.build import export_feature_columns
+    from apy_runway.warehouse.dbt import run_dbt
 
     home = tmp_path_factory.mktemp("real_sample")
     paths = project_paths(home).ensure()

@@ -58,7 +58,7 @@ def training_metrics(result) -> dict:
 
 def features_payload(folder: Path = GOLDEN) -> dict:
     """The golden latest features as publish's JSON copy (for the event time)."""
-    from apy_runway.stages.publish import columnar_payload
+    from apy_runway.operations.publish import columnar_payload
 
     files = inputs(folder)
     contract = json.loads(files["feature_columns"].read_text())
@@ -68,7 +68,7 @@ def features_payload(folder: Path = GOLDEN) -> dict:
 
 def features_file(folder: Path = GOLDEN) -> bytes:
     """The golden latest features as the binary file the Lambda reads."""
-    from apy_runway.stages.publish import features_binary
+    from apy_runway.operations.publish import features_binary
 
     files = inputs(folder)
     contract = json.loads(files["feature_columns"].read_text())
@@ -76,7 +76,7 @@ def features_file(folder: Path = GOLDEN) -> bytes:
 
 
 def event_time(payload: dict) -> str:
-    from apy_runway.stages.score import default_event_time
+    from apy_runway.operations.score import default_event_time
 
     return default_event_time(payload["snapshot_date_max"])
 
@@ -154,7 +154,7 @@ def serve(run_dir: Path, payload: dict, binary: bytes, http_rows: list | None = 
 
 
 def record_expected(folder: Path = GOLDEN) -> None:
-    from models_py.train import write_run
+    from apy_runway.operations.train import write_run
     from models_py.training import Settings
 
     result = train(folder)

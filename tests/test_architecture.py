@@ -4,10 +4,13 @@ functions, points down or sideways; no cycles; no importlib on our modules.
 Floors, lowest first (README "Tree" and each package's opening comment):
   0 inference.contracts      standard library only
   1 inference                the Lambda: standard library, numpy, orjson, boto3/botocore
-  2 apy_runway.foundation    errors and output, paths, S3, the dbt runner
+  2 apy_runway.foundation    errors and output, paths, S3, HTTP
   3 models_py                training
-  4 apy_runway.stages        the data stages
-  5 apy_runway.cli, run_all  the command line
+  4 apy_runway.landing       generate, fetch, collect, ingest
+  5 apy_runway.warehouse     the dbt runner, build, leakage
+  6 apy_runway.operations    train, retrain, promote, publish, score, ledger, backtest
+  7 apy_runway.board         the static board
+  8 apy_runway.cli           the command line: parser, run-all, refresh
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ FLOORS = (
     ("inference", 1),
     ("apy_runway.foundation", 2),
     ("models_py", 3),
-    ("apy_runway.stages", 4),
-    ("apy_runway.cli", 5),
-    ("apy_runway.run_all", 5),
-    ("apy_runway", 5),
+    ("apy_runway.landing", 4),
+    ("apy_runway.warehouse", 5),
+    ("apy_runway.operations", 6),
+    ("apy_runway.board", 7),
+    ("apy_runway.cli", 8),
+    ("apy_runway", 8),
 )
 # What the Lambda's own code may import besides the standard library: the
 # model is served as plain arrays, so no scikit-learn, scipy or joblib; orjson
@@ -184,12 +189,12 @@ def test_serving_never_loads_arrays_with_pickles_allowed():
 def test_the_checker_sees_imports_inside_functions(tmp_path):
     """A test of the test: an upward import hidden in a function is an edge."""
     probe = REPO / "models_py" / "_probe_upward.py"
-    probe.write_text("def f():\n    from apy_runway.stages import build\n    return build\n")
+    probe.write_text("def f():\n    from apy_runway.warehouse import build\n    return build\n")
     try:
         MODULES["models_py._probe_upward"] = probe
         edges = [(s, t) for s, t, _ in own_edges() if s == "models_py._probe_upward"]
-        assert edges == [("models_py._probe_upward", "apy_runway.stages.build")]
-        assert floor("apy_runway.stages.build") > floor("models_py._probe_upward")
+        assert edges == [("models_py._probe_upward", "apy_runway.warehouse.build")]
+        assert floor("apy_runway.warehouse.build") > floor("models_py._probe_upward")
     finally:
         MODULES.pop("models_py._probe_upward", None)
         probe.unlink()

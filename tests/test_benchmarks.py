@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apy_runway.foundation.dbt import dbt_target_dir
 from apy_runway.foundation.paths import REPO_ROOT, project_paths
+from apy_runway.warehouse.dbt import dbt_target_dir
 
 # benchmarks/ is a folder of the repository, not an installed package
 if str(REPO_ROOT) not in sys.path:

@@ -24,13 +24,14 @@ from fixtures.tiny_model import CATEGORICAL, FEATURES, NUMERIC, synthetic_rows, 
 from sklearn.metrics import roc_auc_score
 
 from apy_runway import cli
+from apy_runway.board import build as board
+from apy_runway.board import data as board_data
+from apy_runway.board.data import BoardInputError
 from apy_runway.foundation.console import UserError
-from apy_runway.stages import board, board_data
-from apy_runway.stages.board_data import BoardInputError
 from inference import contracts
 
 REPO = Path(__file__).resolve().parents[1]
-SITE = REPO / "apy_runway" / "stages" / "board_site"
+SITE = REPO / "apy_runway" / "board" / "site"
 
 
 def read_data_script(path: Path) -> tuple[str, dict]:
@@ -573,7 +574,7 @@ def test_health_comes_from_the_newest_monitoring_document_before_the_predictions
 
 def test_the_board_reads_what_the_real_score_stage_writes(project_home):
     """`apy-runway score` (the Lambda's core on a local S3) then `board`."""
-    from apy_runway.stages import score
+    from apy_runway.operations import score
 
     write_run(project_home.runs / "20250606T000000Z")
     (project_home.runs / "latest").symlink_to("20250606T000000Z")

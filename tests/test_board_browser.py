@@ -31,8 +31,8 @@ import pandas as pd
 import pytest
 from fixtures.board_inputs import INJECTED_SYMBOL, ODD_POOL_IDS, write_board_inputs
 
+from apy_runway.board import build as board
 from apy_runway.foundation.paths import project_paths
-from apy_runway.stages import board
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

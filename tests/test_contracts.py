@@ -16,7 +16,7 @@ import pytest
 import yaml
 from fixtures.tiny_model import feature_file
 
-from apy_runway.stages.generate import SCHEMA
+from apy_runway.landing.generate import SCHEMA
 from inference import contracts, features, portable
 from inference.publication import score_published
 from models_py.data import prepare
@@ -72,7 +72,7 @@ def test_the_dbt_source_and_the_generator_use_the_raw_contract():
         contracts.RAW_PARTITION_COLUMN,
     )
     assert tuple(SCHEMA.names) == contracts.RAW_COLUMNS
-    from apy_runway.stages.ingest.store import STORED_COLUMNS
+    from apy_runway.landing.ingest.store import STORED_COLUMNS
 
     assert (*contracts.RAW_COLUMNS, contracts.RAW_LANDING_ORDER_COLUMN) == STORED_COLUMNS
 

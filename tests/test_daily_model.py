@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 from apy_runway.foundation.console import UserError
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import project_paths
-from apy_runway.stages.ingest import ingest
+from apy_runway.landing.ingest import ingest
+from apy_runway.warehouse.dbt import run_dbt
 
 pytestmark = pytest.mark.slow
 

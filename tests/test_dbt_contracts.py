@@ -27,11 +27,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from apy_runway.foundation.dbt import dbt_executable, run_dbt
 from apy_runway.foundation.paths import DBT_PROJECT_DIR, PROFILES_DIR, ProjectPaths, project_paths
-from apy_runway.stages.build import feature_columns_from_manifest
-from apy_runway.stages.generate import generate_snapshots
-from apy_runway.stages.ingest import ingest
+from apy_runway.landing.generate import generate_snapshots
+from apy_runway.landing.ingest import ingest
+from apy_runway.warehouse.build import feature_columns_from_manifest
+from apy_runway.warehouse.dbt import dbt_executable, run_dbt
 
 pytestmark = pytest.mark.slow
 

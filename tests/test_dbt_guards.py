@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from apy_runway.foundation.console import UserError
-from apy_runway.foundation.dbt import DBT_PROJECT_DIR, run_dbt
 from apy_runway.foundation.paths import project_paths
-from apy_runway.stages.ingest import ingest
+from apy_runway.landing.ingest import ingest
+from apy_runway.warehouse.dbt import DBT_PROJECT_DIR, run_dbt
 
 DAYS = 12
 

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from apy_runway.foundation.console import UserError
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import project_paths
-from apy_runway.stages.generate import generate_snapshots
-from apy_runway.stages.ingest import ingest
+from apy_runway.landing.generate import generate_snapshots
+from apy_runway.landing.ingest import ingest
+from apy_runway.warehouse.dbt import run_dbt
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import time
 import pytest
 from fixtures.fake_http import CountingHandler, LoopbackServer
 
-from apy_runway.stages.fetch import fetch, landing_dir
+from apy_runway.landing.fetch import fetch, landing_dir
 
 
 def chart(pool: str) -> dict:

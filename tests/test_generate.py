@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from apy_runway import cli
-from apy_runway.stages.generate import PROJECTS, SCHEMA, generate_snapshots
+from apy_runway.landing.generate import PROJECTS, SCHEMA, generate_snapshots
 
 N_POOLS = 80
 N_DAYS = 120

@@ -18,7 +18,7 @@ import pytest
 from fixtures.tiny_model import FEATURES, feature_file, load_event, write_run
 
 from apy_runway.foundation.s3 import upload_run
-from apy_runway.stages.publish import upload_features_binary
+from apy_runway.operations.publish import upload_features_binary
 from inference import contracts, handler, settings
 
 MODEL_FILES = [

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apy_runway.foundation.s3 import upload_run
-from apy_runway.stages.publish import upload_features_binary
+from apy_runway.operations.publish import upload_features_binary
 from inference import contracts, handler
 
 CONTEXT = LambdaContext()

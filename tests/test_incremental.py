@@ -36,12 +36,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from fixtures.equality import TABLE_KEYS, compare_warehouses
 
 from apy_runway.foundation.paths import ProjectPaths, project_paths
-from apy_runway.stages.build import incremental_build, load_build_state
-from apy_runway.stages.equality import TABLE_KEYS, compare_warehouses
-from apy_runway.stages.generate import generate_snapshots
-from apy_runway.stages.ingest import ingest
+from apy_runway.landing.generate import generate_snapshots
+from apy_runway.landing.ingest import ingest
+from apy_runway.warehouse.build import incremental_build, load_build_state
 
 pytestmark = pytest.mark.slow
 

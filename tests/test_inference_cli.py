@@ -14,7 +14,7 @@ import pytest
 from fixtures.tiny_model import CATEGORICAL, FEATURES, NUMERIC, synthetic_rows, write_run
 
 from apy_runway.foundation.console import UserError
-from apy_runway.stages import publish, score
+from apy_runway.operations import publish, score
 from inference import contracts, features
 
 

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from apy_runway.foundation.console import UserError
-from apy_runway.stages.ingest import (
+from apy_runway.landing.ingest import (
     CONTRACT,
     POOLS_METADATA_FIELDS,
     REASONS,
@@ -201,9 +201,9 @@ def test_chart_json_quarantine_keeps_the_original_item(project_home):
 def test_chart_files_read_in_several_batches_give_the_same_rows(
     project_home, tmp_path, monkeypatch
 ):
-    import apy_runway.stages.ingest as ingest_module
+    import apy_runway.landing.ingest as ingest_module
     from apy_runway.foundation.paths import project_paths
-    from apy_runway.stages.ingest import readers
+    from apy_runway.landing.ingest import readers
 
     ingest([CHART_DIR], project_home, pools_json=POOLS_JSON)
     rows = f"select * from {raw(project_home)} order by pool, timestamp"
@@ -598,7 +598,7 @@ def test_memory_limit_flag_accepts_only_memory_sizes(value, ok):
 
 @pytest.mark.slow
 def test_dbt_staging_and_daily_models_read_the_contract(project_home, tmp_path):
-    from apy_runway.foundation.dbt import run_dbt
+    from apy_runway.warehouse.dbt import run_dbt
 
     result = ingest([CHART_DIR, BAD_ROWS_CSV], project_home, pools_json=POOLS_JSON)
     run_dbt(
@@ -651,7 +651,7 @@ def _empty_input(tmp_path: Path, case: str) -> Path:
 )
 def test_a_file_with_no_row_to_stage_is_refused_and_appends_nothing(project_home, tmp_path, case):
     from apy_runway import cli
-    from apy_runway.stages.ingest.store import read_manifest
+    from apy_runway.landing.ingest.store import read_manifest
 
     ingest([BAD_ROWS_CSV], project_home)
     before = {k: v for k, v in store_files(project_home).items() if "manifest" not in k}

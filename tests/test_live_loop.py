@@ -255,8 +255,8 @@ def test_a_second_refresh_with_nothing_new_builds_nothing_and_publishes_the_same
 
 
 def test_refresh_refuses_a_shrunken_build_and_publishes_nothing(loop, moto_endpoint, capsys):
-    from apy_runway.stages.publish import published_row_count
-    from apy_runway.stages.refresh import state_path
+    from apy_runway.cli.refresh import state_path
+    from apy_runway.operations.publish import published_row_count
 
     paths = loop["paths"]
     accepted = state_path(paths).read_text()

@@ -22,8 +22,8 @@ import pytest
 from fixtures.tiny_model import NUMERIC, feature_file, tiny_reference, write_run
 
 from apy_runway.foundation.s3 import upload_run
-from apy_runway.stages import ledger
-from apy_runway.stages.publish import upload_features_binary
+from apy_runway.operations import ledger
+from apy_runway.operations.publish import upload_features_binary
 from inference import alerts, contracts, handler, monitoring
 from inference.portable import ModelIntegrityError, read_arrays
 from inference.portable import load as load_portable

@@ -18,9 +18,9 @@ from fixtures.pools_server import pools_item
 from apy_runway.cli import main as cli_main
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
-from apy_runway.stages.ingest import ingest
-from apy_runway.stages.ingest.pools_snapshot import landed_name
-from apy_runway.stages.ingest.store import RawStore, read_manifest
+from apy_runway.landing.ingest import ingest
+from apy_runway.landing.ingest.pools_snapshot import landed_name
+from apy_runway.landing.ingest.store import RawStore, read_manifest
 
 HEADER = ["timestamp", "pool", "apy"]
 

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from apy_runway.cli import main as cli_main
+from apy_runway.cli.refresh import RefreshFailed, refresh, refresh_lock
 from apy_runway.foundation.console import UserError
-from apy_runway.stages.refresh import RefreshFailed, refresh, refresh_lock
 
 HOLD_LOCK = """
 import fcntl, os, sys, time

@@ -12,7 +12,7 @@ import pytest
 from fixtures.tiny_model import feature_columns, feature_file, load_event
 
 from apy_runway.foundation.console import UserError
-from apy_runway.stages.publish import (
+from apy_runway.operations.publish import (
     LatestFeatures,
     publish,
     published_row_count,

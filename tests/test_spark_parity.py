@@ -27,12 +27,12 @@ import pyarrow.compute as pc
 import pytest
 from parity import table_differences
 
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import project_paths
-from apy_runway.stages.build import export_feature_columns
-from apy_runway.stages.generate import generate_snapshots
-from apy_runway.stages.ingest import ingest
-from apy_runway.stages.publish import load_latest_features
+from apy_runway.landing.generate import generate_snapshots
+from apy_runway.landing.ingest import ingest
+from apy_runway.operations.publish import load_latest_features
+from apy_runway.warehouse.build import export_feature_columns
+from apy_runway.warehouse.dbt import run_dbt
 from models_py.data import load_training_set
 
 pytestmark = pytest.mark.slow

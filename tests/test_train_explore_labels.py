@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from apy_runway.cli import main as cli_main
-from models_py.explore_labels import explore_label_variants
+from apy_runway.operations.explore_labels import explore_label_variants
 from models_py.training import Settings
 
 pytestmark = pytest.mark.slow

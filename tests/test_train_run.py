@@ -20,8 +20,9 @@ from sklearn.pipeline import Pipeline
 
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
+from apy_runway.operations import train
 from inference import contracts, portable
-from models_py import evaluate, export, train
+from models_py import evaluate, export
 from models_py import run_folder as artefact
 from models_py.calibration import CalibratedClassifier
 from models_py.data import load_training_set

@@ -16,7 +16,8 @@ from fixtures.synthetic import make_training_set
 from apy_runway.cli import main as cli_main
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
-from models_py import config, retrain
+from apy_runway.operations import retrain
+from models_py import config
 from models_py.ablation import feature_groups
 from models_py.backtest import month_starts
 from models_py.calibration import (

@@ -1,7 +1,7 @@
-"""The foundation under training and the data stages: user-facing errors and
-progress output (console.py), the project home and its folders (paths.py),
-S3 clients and the local S3 server (s3.py), and the dbt runner (dbt.py).
+"""The foundation under every command: user-facing errors and progress output
+(console.py), the project home and its folders (paths.py), S3 clients and the
+local S3 server (s3.py), the HTTP client fetch and collect share (http.py).
 
-May import the standard library, third-party libraries and `inference`
-(for its contracts); never models_py, apy_runway.stages or apy_runway.cli.
+May import the standard library, third-party libraries and `inference` (for its
+contracts); never landing, warehouse, operations, board or cli.
 """

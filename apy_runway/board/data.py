@@ -1,6 +1,6 @@
 """The runway board's data, shaped for the browser: pure functions, no I/O.
 
-`apy_runway.stages.board` reads the inputs (the hourly predictions document,
+`apy_runway.board.build` reads the inputs (the hourly predictions document,
 the warehouse's daily pool history, the track-record rows, the health
 document) and hands them here; what comes back is plain JSON-able data that
 the site's scripts plot (schemas: README "The runway board").

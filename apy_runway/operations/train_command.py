@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from apy_runway.foundation.paths import ProjectPaths
-from models_py import train as trainer
+from apy_runway.operations import train as trainer
 
 COMMAND = trainer.COMMAND
 HELP = trainer.HELP + " (builds the dbt training path first when new data landed)"
@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    from apy_runway.stages.build import incremental_build
-    from apy_runway.stages.ingest.store import has_rows
+    from apy_runway.landing.ingest.store import has_rows
+    from apy_runway.warehouse.build import incremental_build
 
     if not args.no_build and args.training_set is None and has_rows(paths):
         incremental_build(paths, "training")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.warehouse.dbt import run_dbt
 from models_py import config, report
 from models_py.data import TrainingData, load_training_set
 from models_py.training import Settings, TrainingResult, train_models

@@ -27,8 +27,8 @@ from pathlib import Path
 import duckdb
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.dbt import run_dbt
 from apy_runway.foundation.paths import DBT_PROJECT_DIR, ProjectPaths
+from apy_runway.warehouse.dbt import run_dbt
 from inference.contracts import KEY_COLUMNS, LABEL_COLUMN
 
 COMMAND = "check-leakage"
@@ -245,7 +245,7 @@ def check_leakage(
     paths: ProjectPaths, cut: date, project_dir: Path = DBT_PROJECT_DIR, dbt_vars: str | None = None
 ) -> LeakageReport:
     """Build full and cut warehouses side by side, compare, write report.json."""
-    from apy_runway.stages.ingest.store import has_rows
+    from apy_runway.landing.ingest.store import has_rows
 
     if not has_rows(paths):
         raise UserError(f"no raw snapshots in {paths.raw_store}: run `apy-runway ingest` first")

@@ -21,97 +21,97 @@ from apy_runway.foundation.paths import project_paths
 
 
 def _generate() -> ModuleType:
-    from apy_runway.stages import generate
+    from apy_runway.landing import generate
 
     return generate
 
 
 def _ingest() -> ModuleType:
-    from apy_runway.stages import ingest
+    from apy_runway.landing import ingest
 
     return ingest
 
 
 def _fetch() -> ModuleType:
-    from apy_runway.stages import fetch
+    from apy_runway.landing import fetch
 
     return fetch
 
 
 def _collect() -> ModuleType:
-    from apy_runway.stages import collect
+    from apy_runway.landing import collect
 
     return collect
 
 
 def _build() -> ModuleType:
-    from apy_runway.stages import build
+    from apy_runway.warehouse import build
 
     return build
 
 
 def _train() -> ModuleType:
-    from apy_runway.stages import train
+    from apy_runway.operations import train_command as train
 
     return train
 
 
 def _retrain() -> ModuleType:
-    from models_py import retrain
+    from apy_runway.operations import retrain
 
     return retrain
 
 
 def _promote() -> ModuleType:
-    from models_py import promote
+    from apy_runway.operations import promote
 
     return promote
 
 
 def _publish() -> ModuleType:
-    from apy_runway.stages import publish
+    from apy_runway.operations import publish
 
     return publish
 
 
 def _score() -> ModuleType:
-    from apy_runway.stages import score
+    from apy_runway.operations import score
 
     return score
 
 
 def _refresh() -> ModuleType:
-    from apy_runway.stages import refresh
+    from apy_runway.cli import refresh
 
     return refresh
 
 
 def _check_leakage() -> ModuleType:
-    from apy_runway.stages import leakage
+    from apy_runway.warehouse import leakage
 
     return leakage
 
 
 def _board() -> ModuleType:
-    from apy_runway.stages import board
+    from apy_runway.board import build as board
 
     return board
 
 
 def _ledger() -> ModuleType:
-    from apy_runway.stages import ledger
+    from apy_runway.operations import ledger
 
     return ledger
 
 
 def _backtest() -> ModuleType:
-    from apy_runway.stages import backtest
+    from apy_runway.operations import backtest
 
     return backtest
 
 
 def _run_all() -> ModuleType:
-    from apy_runway import run_all
+    from apy_runway.cli import run_all
 
     return run_all
 

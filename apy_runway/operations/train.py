@@ -245,7 +245,7 @@ def train(
         f"{metadata['model_size_bytes'] / 1e6:.1f} MB); {link} -> {run_id}"
     )
     if explore_labels:
-        from models_py.explore_labels import explore_label_variants
+        from apy_runway.operations.explore_labels import explore_label_variants
 
         explore_label_variants(
             paths,

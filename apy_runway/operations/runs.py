@@ -4,12 +4,14 @@ runs/, `latest` (the newest trained) or `champion` (the promoted one)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
+from models_py.run_folder import point_link
+
+__all__ = ["point_link", "resolve_run"]
 
 
 def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
@@ -31,14 +33,3 @@ def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
     if not (candidate / model_file).is_file():
         raise UserError(f"run folder {candidate} lacks its model file {model_file}")
     return candidate
-
-
-def point_link(runs_dir: Path, name: str, run_id: str) -> Path:
-    """Point runs/<name> at runs/<run_id> (relative link, replaced atomically)."""
-    link = runs_dir / name
-    temporary = runs_dir / f".{name}.{os.getpid()}"
-    if temporary.is_symlink() or temporary.exists():
-        temporary.unlink()
-    temporary.symlink_to(run_id, target_is_directory=True)
-    os.replace(temporary, link)
-    return link

@@ -63,8 +63,8 @@ class RefreshSummary:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from apy_runway.stages.collect import add_collect_arguments
-    from apy_runway.stages.publish import add_allow_shrink
+    from apy_runway.landing.collect import add_collect_arguments
+    from apy_runway.operations.publish import add_allow_shrink
 
     parser.add_argument(
         "--collect",
@@ -229,7 +229,7 @@ def refresh(
                 summary.seconds[name] = time.perf_counter() - began
 
         if collect_from:
-            from apy_runway.stages.collect import DEFAULT_BACKFILL_MAX, collect
+            from apy_runway.landing.collect import DEFAULT_BACKFILL_MAX, collect
 
             with step("collect"):
                 collected = collect(
@@ -241,7 +241,7 @@ def refresh(
                 )
                 summary.steps["collect"] = collected.summary()
 
-        from apy_runway.stages.ingest import DEFAULT_MEMORY_LIMIT, ingest
+        from apy_runway.landing.ingest import DEFAULT_MEMORY_LIMIT, ingest
 
         with step("ingest"):
             summary.steps["ingest"] = "nothing new"
@@ -258,7 +258,7 @@ def refresh(
             days = _compact(paths, memory_limit or DEFAULT_MEMORY_LIMIT)
             summary.steps["compact"] = f"{len(days)} day(s)" if days else "nothing to compact"
 
-        from apy_runway.stages.build import incremental_build
+        from apy_runway.warehouse.build import incremental_build
 
         with step("build"):
             built = incremental_build(
@@ -279,7 +279,7 @@ def refresh(
 
         if bucket:
             from apy_runway.foundation.s3 import s3_client
-            from apy_runway.stages.publish import load_latest_features, publish
+            from apy_runway.operations.publish import load_latest_features, publish
 
             with step("publish"):
                 latest = load_latest_features(paths, allow_shrink=allow_shrink)
@@ -289,7 +289,7 @@ def refresh(
                 )
         _accept(paths, count, feature_date_max)
         if board:
-            from apy_runway.stages.board import build_board
+            from apy_runway.board.build import build_board
 
             with step("board"):
                 built = build_board(paths)
@@ -323,7 +323,7 @@ def _compact(paths: ProjectPaths, memory_limit: str) -> list[str]:
 
     import duckdb
 
-    from apy_runway.stages.ingest.store import RawStore
+    from apy_runway.landing.ingest.store import RawStore
 
     work = paths.data / ".compact_work"
     shutil.rmtree(work, ignore_errors=True)

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from apy_runway.foundation import s3
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.foundation.runs import point_link, resolve_run
+from apy_runway.operations.runs import point_link, resolve_run
 from inference import contracts
 from models_py import config
 from models_py.run_folder import verify_artefact

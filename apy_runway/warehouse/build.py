@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log, memory_size
-from apy_runway.foundation.dbt import dbt_target_dir, run_dbt
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.stages.ingest.store import RawStore, has_rows, read_manifest
+from apy_runway.landing.ingest.store import RawStore, has_rows, read_manifest
+from apy_runway.warehouse.dbt import dbt_target_dir, run_dbt
 from inference import contracts
 
 COMMAND = "build"

@@ -35,10 +35,10 @@ import pyarrow as pa
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import exact_path
-from apy_runway.stages.ingest.pools_snapshot import (
+from apy_runway.landing.ingest.pools_snapshot import (
     SUFFIX as POOLS_SUFFIX,
 )
-from apy_runway.stages.ingest.pools_snapshot import (
+from apy_runway.landing.ingest.pools_snapshot import (
     check_pools_payload,
     snapshot_hour_of,
     snapshot_rows,

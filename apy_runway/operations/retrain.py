@@ -20,10 +20,11 @@ import numpy as np
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
-from models_py import config, train
+from apy_runway.operations import train
+from apy_runway.operations.promote import add_bucket_arguments, champion_metadata, promote
+from models_py import config
 from models_py.backtest import Backtest, monthly_backtest
 from models_py.data import TrainingData, load_training_set
-from models_py.promote import add_bucket_arguments, champion_metadata, promote
 from models_py.recipe import Recipe
 
 HELP = (

@@ -34,8 +34,8 @@ import pandas as pd
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.foundation.runs import resolve_run
-from apy_runway.stages import ledger
+from apy_runway.operations import ledger
+from apy_runway.operations.runs import resolve_run
 from inference import contracts, service
 
 COMMAND = "backtest"

@@ -57,16 +57,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from apy_runway.board import data as board_data
+from apy_runway.board.data import BoardInputError
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.stages import board_data
-from apy_runway.stages.board_data import BoardInputError
 from inference import contracts
 
 COMMAND = "board"
 HELP = "write the runway board: a static HTML site (pool table, pool pages, track record)"
 
-SITE_ASSETS = Path(__file__).resolve().parent / "board_site"
+SITE_ASSETS = Path(__file__).resolve().parent / "site"
 HISTORY_TABLE = "int_pool_snapshots_downsampled_to_daily"
 BACKTEST_FILE = "backtest_predictions.parquet"
 DEFAULT_HISTORY_DAYS = 365

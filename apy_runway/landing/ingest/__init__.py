@@ -67,7 +67,7 @@ import duckdb
 
 from apy_runway.foundation.console import UserError, log, memory_size
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.stages.ingest.readers import (
+from apy_runway.landing.ingest.readers import (
     JSON_FILES_PER_SCAN,
     InputFile,
     Source,
@@ -83,7 +83,7 @@ from apy_runway.stages.ingest.readers import (
     sql_str,
     tabular_source,
 )
-from apy_runway.stages.ingest.store import LandedFile, RawStore, replace_store, sql_list
+from apy_runway.landing.ingest.store import LandedFile, RawStore, replace_store, sql_list
 from inference.contracts import (
     POOLS_METADATA_FIELDS,
     RAW_APY_RANGE,
@@ -482,7 +482,7 @@ def _with_legacy_migration(
 def _migrate_legacy_quarantine(paths: ProjectPaths, store: RawStore, path: Path) -> None:
     """The earlier store's quarantine file becomes the quarantine of a manifest
     entry of its own (its rows were never staged); the file moves aside."""
-    from apy_runway.stages.ingest.store import file_id, manifest_name, sha256_of
+    from apy_runway.landing.ingest.store import file_id, manifest_name, sha256_of
 
     order = store.committed + 1
     stat = path.stat()
@@ -525,7 +525,7 @@ def _land_unit(
     rules: Plausible,
 ) -> tuple[list[LandedFile], set[str], int]:
     """Validate one unit, write its rows and its quarantine, commit it."""
-    from apy_runway.stages.ingest.store import file_id
+    from apy_runway.landing.ingest.store import file_id
 
     kind = unit[0].kind
     if kind == "chart":

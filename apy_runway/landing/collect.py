@@ -44,20 +44,20 @@ from apy_runway.foundation.http import (
     client_from_arguments,
 )
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.stages.fetch import (
+from apy_runway.landing.fetch import (
     DEFAULT_BASE_URL,
     FetchResult,
     chart_path,
     download_charts,
     landing_dir,
 )
-from apy_runway.stages.ingest.pools_snapshot import (
+from apy_runway.landing.ingest.pools_snapshot import (
     check_pools_payload,
     landed_name,
     pool_ids,
     snapshot_hour_of,
 )
-from apy_runway.stages.ingest.store import write_atomically
+from apy_runway.landing.ingest.store import write_atomically
 from inference.contracts import SHRINK_MIN_RATIO, is_shrunk
 
 COMMAND = "collect"
@@ -183,7 +183,7 @@ def save_state(paths: ProjectPaths, state: dict) -> None:
 
 def _known_store_pools(paths: ProjectPaths) -> set[str]:
     """The pools of the raw store (the first collect of a home with history)."""
-    from apy_runway.stages.ingest.store import has_rows
+    from apy_runway.landing.ingest.store import has_rows
 
     if not has_rows(paths):
         return set()

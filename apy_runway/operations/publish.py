@@ -30,8 +30,8 @@ from botocore.exceptions import ClientError
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.foundation.runs import resolve_run
 from apy_runway.foundation.s3 import ensure_bucket, s3_client, upload_run
+from apy_runway.operations.runs import resolve_run
 from inference import contracts, features
 
 # S3 object metadata of the features file: its pool count, read back by the

@@ -236,6 +236,6 @@ def sync_folder(source: Path, out: Path) -> SyncReport:
 def build_ledger_models(paths: ProjectPaths) -> None:
     """dbt build of the ledger's models (tag ledger: prediction_outcomes and its
     aggregates) and their tests."""
-    from apy_runway.foundation.dbt import run_dbt
+    from apy_runway.warehouse.dbt import run_dbt
 
     run_dbt(paths, "build", select="tag:ledger", quiet=True)

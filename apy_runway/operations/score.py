@@ -18,10 +18,10 @@ import os
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.foundation.runs import resolve_run
 from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client, upload_run
-from apy_runway.stages import ledger
-from apy_runway.stages.publish import load_latest_features, publish_features
+from apy_runway.operations import ledger
+from apy_runway.operations.publish import load_latest_features, publish_features
+from apy_runway.operations.runs import resolve_run
 from inference import contracts, service
 from inference.artefact import ModelIntegrityError
 from inference.publication import STATUS_SCORED, parse_event_time

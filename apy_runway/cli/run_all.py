@@ -46,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    from apy_runway.stages import backtest, board, build, generate, ingest, score
-    from models_py import train
+    from apy_runway.board import build as board
+    from apy_runway.landing import generate, ingest
+    from apy_runway.operations import backtest, score, train
+    from apy_runway.warehouse import build
 
     steps = ["ingest", "build", "train"] + ([] if args.skip_score else ["score", "backtest"])
     if not (args.skip_score or args.skip_board):
