@@ -26,7 +26,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from inference import artefact, contracts, monitoring, portable
+from inference import contracts, monitoring
+from inference.model import artefact, portable
 
 SHIFTS = (0.25, 0.5, 1.0)
 

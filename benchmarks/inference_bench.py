@@ -266,7 +266,8 @@ def child_scoring(home: str, run_dir: str, repeat: int, pools: int, prototype: b
     import numpy as np
 
     from apy_runway.operations.publish import features_binary
-    from inference import features, portable, reasons, scoring
+    from inference import features, reasons, scoring
+    from inference.model import portable
 
     table_arrow, feature_columns = replicated_table(Path(home), pools)
     table = features.decode(features_binary(table_arrow, feature_columns))
@@ -347,7 +348,7 @@ def child_scoring(home: str, run_dir: str, repeat: int, pools: int, prototype: b
 def prototype_forest(home: Path, spec: dict):
     """A prototype-sized forest (100 trees, min_samples_leaf 1, all rows) on
     HOME's training rows before the test period, exported."""
-    from inference import portable
+    from inference.model import portable
     from models_py import config, export
     from models_py.data import load_training_set
     from models_py.pipelines import build_pipeline

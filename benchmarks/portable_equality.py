@@ -24,7 +24,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 
 from apy_runway.foundation.paths import project_paths
-from inference import portable
+from inference.model import portable
 from models_py import config, export
 from models_py.data import load_training_set
 from models_py.pipelines import build_pipeline

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from inference import contracts
-from inference.artefact import npz_bytes
+from inference.model.artefact import npz_bytes
 
 KEY_COLUMNS = ("pool_id", "snapshot_date")
 MAX_HEADER_BYTES = 1 << 20

@@ -36,9 +36,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from inference import contracts, service
-from inference.artefact import ModelIntegrityError
 from inference.events import s3_objects, scoring_hour
 from inference.health import STATUS_OK
+from inference.model.artefact import ModelIntegrityError
 from inference.publication import lookup
 from inference.scoring import score_rows
 from inference.settings import ConfigError, Settings, current

@@ -17,7 +17,7 @@ import numpy as np
 from inference import contracts, monitoring, reasons
 from inference.features import FeatureContractError, FeatureTable
 from inference.health import STATUS_DEGRADED, feature_age_hours, health
-from inference.portable import PortableModel
+from inference.model.portable import PortableModel
 from inference.scoring import (
     eligibility_codes,
     score_inputs,

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from inference import contracts
-from inference.artefact import ModelSpec
 from inference.features import FeatureTable
-from inference.portable import PortableModel, Scores
+from inference.model.artefact import ModelSpec
+from inference.model.portable import PortableModel, Scores
 from inference.validation import rows_to_inputs
 
 

@@ -16,9 +16,10 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from inference import alerts, artefact, contracts, features, portable
-from inference.artefact import ModelIntegrityError, ModelSpec
+from inference import alerts, contracts, features
 from inference.health import shrink_refusal
+from inference.model import artefact, portable
+from inference.model.artefact import ModelIntegrityError, ModelSpec
 from inference.publication import score_hour_published
 from inference.settings import ConfigError, Settings
 from inference.validation import InputError

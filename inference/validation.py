@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from inference import contracts
-from inference.artefact import ModelSpec
-from inference.portable import FLOAT32_MAX
+from inference.model.artefact import ModelSpec
+from inference.model.portable import FLOAT32_MAX
 
 
 class InputError(ValueError):

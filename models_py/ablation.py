@@ -12,16 +12,18 @@ costs one fit.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from apy_runway.foundation.console import log
 from models_py import config
 from models_py.evaluate import safe_auc
 from models_py.pipelines import build_pipeline
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -121,6 +123,6 @@ def ablate_feature_groups(
                 "can_drop": bool(auc >= baseline - margin),
             }
         )
-        log(f"  without {name}: fold AUC {auc:.4f} ({auc - baseline:+.4f})")
+        LOG.info(f"  without {name}: fold AUC {auc:.4f} ({auc - baseline:+.4f})")
     rows.sort(key=lambda row: row["auc_change"], reverse=True)
     return Ablation(len(folds), trees, baseline, noise, margin, rows)

@@ -8,16 +8,18 @@ served, so its AUC is the headline number.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from apy_runway.foundation.console import log
 from models_py.calibration import expected_calibration_error
 from models_py.evaluate import metrics
 from models_py.recipe import Recipe, fit_recipe
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from models_py.data import TrainingData
@@ -55,7 +57,7 @@ def monthly_backtest(
         if len(scored) == 0:
             continue
         if len(train) == 0 or len(np.unique(y[train])) < 2:
-            log(f"  backtest {str(first)[:7]}: no two-class training rows before it; skipped")
+            LOG.info(f"  backtest {str(first)[:7]}: no two-class training rows before it; skipped")
             continue
         model = fit_recipe(recipe, X, y, dates, ends, train)
         p = model.predict_proba(X[scored])[:, 1]
@@ -78,7 +80,7 @@ def monthly_backtest(
                 }
             )
         )
-        log(
+        LOG.info(
             f"  backtest {row['month']}: trained on {len(train)} rows to {row['train_end']}, "
             f"AUC {row['roc_auc']:.4f}, ECE {row['ece']:.4f} on {row['rows']} rows"
         )

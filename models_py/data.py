@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from apy_runway.foundation.console import UserError
 from inference import contracts
+from models_py.errors import TrainingError
 
 
 @dataclass
@@ -48,11 +48,11 @@ class TrainingData:
 
 def read_feature_columns(path: Path) -> dict:
     if not Path(path).exists():
-        raise UserError(f"no feature columns at {path}: run `apy-runway build` first")
+        raise TrainingError(f"no feature columns at {path}: run `apy-runway build` first")
     contract = json.loads(Path(path).read_text())
     for key in ("numeric", "categorical"):
         if not isinstance(contract.get(key), list):
-            raise UserError(f"{path}: key {key!r} is missing or not a list")
+            raise TrainingError(f"{path}: key {key!r} is missing or not a list")
     return contract
 
 
@@ -76,11 +76,11 @@ def label_settings(frame: pd.DataFrame) -> dict:
     settings = {"column": contracts.LABEL_COLUMN}
     for name in contracts.LABEL_SETTING_COLUMNS:
         if name not in frame.columns:
-            raise UserError(f"training set has no label-setting column {name!r}")
+            raise TrainingError(f"training set has no label-setting column {name!r}")
         values = frame[name].dropna().unique()
         if len(values) != 1:
             shown = sorted(map(str, values))[:5]
-            raise UserError(
+            raise TrainingError(
                 f"training set column {name!r} holds {len(values)} values {shown}: "
                 "mixed label settings; rebuild the training set with one setting"
             )
@@ -98,13 +98,13 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
     """Validate the training set against the feature contract; keep eligible labelled rows."""
     numeric, categorical = list(contract["numeric"]), list(contract["categorical"])
     if not numeric + categorical:
-        raise UserError("feature_columns.json lists no features")
+        raise TrainingError("feature_columns.json lists no features")
     if frame.empty:
-        raise UserError("training set is empty: no labelled rows to train on")
+        raise TrainingError("training set is empty: no labelled rows to train on")
     required = [*contracts.KEY_COLUMNS, contracts.LABEL_COLUMN, "apy", "observed_day_count"]
     missing = [c for c in required + numeric + categorical if c not in frame.columns]
     if missing:
-        raise UserError(
+        raise TrainingError(
             f"training set misses column(s) {missing} "
             "listed in feature_columns.json or required for training"
         )
@@ -131,15 +131,17 @@ def prepare(frame: pd.DataFrame, contract: dict) -> TrainingData:
     dropped["not_eligible"] = int((~eligible).sum())
     frame = frame[eligible]
     if frame.empty:
-        raise UserError(
+        raise TrainingError(
             "training set is empty after dropping unlabelled and ineligible "
             f"rows (eligible: {contracts.describe_eligibility()})"
         )
     labels = set(frame[contracts.LABEL_COLUMN].astype(int).unique())
     if not labels <= {0, 1}:
-        raise UserError(f"label column {contracts.LABEL_COLUMN} holds {sorted(labels)}, not 0/1")
+        raise TrainingError(
+            f"label column {contracts.LABEL_COLUMN} holds {sorted(labels)}, not 0/1"
+        )
     if len(labels) < 2:
-        raise UserError(
+        raise TrainingError(
             f"training set is single-class: every eligible row has "
             f"{contracts.LABEL_COLUMN}={labels.pop()}; nothing to learn"
         )
@@ -172,7 +174,7 @@ def check_values(frame: pd.DataFrame, numeric: list[str], what: str = "training 
         ):
             if bad.any():
                 first = int(np.flatnonzero(bad)[0])
-                raise UserError(
+                raise TrainingError(
                     f"{what} column {name!r} holds {int(bad.sum())} value(s) that are "
                     f"{kind}: first at row {first} ({_key(frame, first)}): {column.iloc[first]!r}"
                 )
@@ -184,7 +186,7 @@ def check_unique_keys(frame: pd.DataFrame, what: str = "training set") -> None:
     duplicated = frame.duplicated(list(contracts.KEY_COLUMNS), keep=False)
     if duplicated.any():
         first = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise UserError(
+        raise TrainingError(
             f"{what} has {int(duplicated.sum())} rows sharing a (pool_id, snapshot_date) "
             f"key with another row, first at row {first} ({_key(frame, first)}): "
             "rebuild it with `apy-runway build`"
@@ -206,12 +208,12 @@ def load_reference_features(path: Path, data: TrainingData) -> pd.DataFrame:
     required = [*contracts.KEY_COLUMNS, "apy", "observed_day_count"]
     missing = [c for c in dict.fromkeys(required + data.features) if c not in frame.columns]
     if missing:
-        raise UserError(
+        raise TrainingError(
             f"{path} misses column(s) {missing} listed in feature_columns.json: "
             "rebuild it with `apy-runway build`"
         )
     if frame.empty:
-        raise UserError(f"{path} holds no rows: rebuild it with `apy-runway build`")
+        raise TrainingError(f"{path} holds no rows: rebuild it with `apy-runway build`")
     frame = frame.copy()
     check_values(frame, [*data.numeric, "apy", "observed_day_count"], str(path))
     frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"]).dt.normalize()
@@ -223,7 +225,7 @@ def load_reference_features(path: Path, data: TrainingData) -> pd.DataFrame:
     )
     frame = frame[recent & eligible]
     if frame.empty:
-        raise UserError(
+        raise TrainingError(
             f"{path} holds no eligible row in its newest {contracts.DRIFT_REFERENCE_DAYS} "
             f"days (eligible: {contracts.describe_eligibility()})"
         )
@@ -233,7 +235,7 @@ def load_reference_features(path: Path, data: TrainingData) -> pd.DataFrame:
 
 def load_training_set(training_set: Path, feature_columns: Path) -> TrainingData:
     if not Path(training_set).exists():
-        raise UserError(f"no training set at {training_set}: run `apy-runway build` first")
+        raise TrainingError(f"no training set at {training_set}: run `apy-runway build` first")
     contract = read_feature_columns(feature_columns)
     frame = pd.read_parquet(training_set)
     return prepare(frame, contract)

@@ -33,7 +33,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from inference import artefact, contracts, portable
+from inference import contracts
+from inference.model import artefact, portable
 from models_py.calibration import CalibratedClassifier
 
 TOLERANCE = 1e-9

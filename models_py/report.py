@@ -7,6 +7,7 @@ module computes the plots and tables it shows.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,10 +22,11 @@ from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_curve
 
-from apy_runway.foundation.console import log
 from inference import contracts
 from models_py import config, evaluate
 from models_py.calibration import reliability_table
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -320,5 +322,5 @@ def write_full_report(
     )
     path = run_dir / "report.md"
     path.write_text(text)
-    log(f"report written in {time.perf_counter() - started:.1f} s")
+    LOG.info(f"report written in {time.perf_counter() - started:.1f} s")
     return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -18,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 import joblib
 import numpy as np
 
-from apy_runway.foundation import s3
-from apy_runway.foundation.console import UserError, log
-from inference import artefact, contracts, monitoring
+from inference import contracts, monitoring
+from inference.model import artefact
 from models_py import config, evaluate, export, report
 from models_py.calibration import expected_calibration_error
 from models_py.data import to_matrix
+from models_py.errors import TrainingError
 from models_py.pipelines import strip_training_only_state
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,7 +125,7 @@ def save_portable(
             model, facts, check_rows, drift_reference=drift_reference
         )
     except export.ExportError as error:
-        raise UserError(
+        raise TrainingError(
             f"cannot export {facts['model_name']} to the portable format: {error}"
         ) from error
     (run_dir / contracts.PORTABLE_ARRAYS_FILE).write_bytes(arrays)
@@ -132,9 +135,9 @@ def save_portable(
         try:
             key = artefact.check_signing_key(signing_key.encode(), "APY_RUNWAY_SIGNING_KEY")
         except artefact.ModelIntegrityError as error:
-            raise UserError(str(error)) from error
+            raise TrainingError(str(error)) from error
         signature = artefact.hmac_hex(key, spec)
-    log(
+    LOG.info(
         f"portable model: {contracts.PORTABLE_SPEC_FILE} + {contracts.PORTABLE_ARRAYS_FILE} "
         f"({len(arrays) / 1e6:.2f} MB), max |difference| with predict_proba on "
         f"{len(check_rows)} test rows {difference:.1e}, "
@@ -192,17 +195,17 @@ def _json_default(value: Any) -> object:
 def verify_artefact(run_dir: Path | str) -> dict:
     """Re-hash model.joblib against metadata.json; return the metadata if they agree.
 
-    Raises UserError naming the problem (missing file, incomplete metadata,
+    Raises TrainingError naming the problem (missing file, incomplete metadata,
     size or sha256 mismatch).
     """
     run_dir = Path(run_dir)
     meta_path = run_dir / METADATA_FILE
     if not meta_path.exists():
-        raise UserError(f"no {METADATA_FILE} in {run_dir}")
+        raise TrainingError(f"no {METADATA_FILE} in {run_dir}")
     metadata = json.loads(meta_path.read_text())
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
-        raise UserError(f"{meta_path} misses {missing}")
+        raise TrainingError(f"{meta_path} misses {missing}")
     portable = metadata["portable"] or {}
     for name, size_key, sha_key in (
         (metadata["model_file"], "model_size_bytes", "model_sha256"),
@@ -212,16 +215,16 @@ def verify_artefact(run_dir: Path | str) -> dict:
         source = metadata if size_key.startswith("model") else portable
         path = run_dir / str(name)
         if not name or not path.exists():
-            raise UserError(f"no {name} in {run_dir}")
+            raise TrainingError(f"no {name} in {run_dir}")
         size = path.stat().st_size
         if size != source[size_key]:
-            raise UserError(
+            raise TrainingError(
                 f"{path}: size {size} bytes, metadata says "
                 f"{source[size_key]}: the artefact was changed"
             )
         digest = sha256_file(path)
         if digest != source[sha_key]:
-            raise UserError(
+            raise TrainingError(
                 f"{path}: sha256 {digest} does not match metadata "
                 f"{source[sha_key]}: the artefact was changed"
             )
@@ -469,22 +472,3 @@ def write_run(
         report.write_full_report(result, run_dir, metadata, X, y, p_test, hit_rate)
     write_metadata(run_dir, metadata)
     return metadata
-
-
-def upload_run(
-    run_dir: Path,
-    bucket: str,
-    prefix: str = "",
-    endpoint_url: str | None = None,
-    client: Any = None,
-) -> list[str]:
-    """Upload every file of the run folder to s3://bucket/prefix/<run_id>/...
-
-    metadata.json goes last, so a reader that sees it finds the model already there.
-    The endpoint comes from the argument, else AWS_ENDPOINT_URL (boto3 reads it).
-    """
-    verify_artefact(run_dir)
-    if client is None:
-        client = s3.s3_client(endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
-    base = "/".join(part for part in (prefix.strip("/"), run_dir.name) if part)
-    return s3.upload_run(client, bucket, base + "/", run_dir)

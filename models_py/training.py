@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,7 +25,6 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from apy_runway.foundation.console import UserError, log
 from models_py import config
 from models_py.ablation import Ablation, ablate_feature_groups
 from models_py.backtest import Backtest, monthly_backtest
@@ -35,10 +35,13 @@ from models_py.calibration import (
     expected_calibration_error,
 )
 from models_py.data import TrainingData
+from models_py.errors import TrainingError
 from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics
 from models_py.pipelines import build_pipeline, strip_training_only_state
 from models_py.recipe import Recipe, fit_recipe
 from models_py.splits import DateSplit, PurgedWalkForward, calibration_split, time_split
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -167,7 +170,7 @@ def select_rf_params(
             }
         )
         cvs.append(cv)
-        log(
+        LOG.info(
             f"  random_forest {params}: fold AUC {cv['cv_auc_mean']:.4f} "
             f"+- {cv['cv_auc_std']:.4f}, {size_mb:.1f} MB"
         )
@@ -198,14 +201,14 @@ def check_test_period(data: TrainingData, split: DateSplit) -> list[str]:
     if (test_pools < config.MIN_TEST_POOLS and not single_pool) or (
         test_dates < config.MIN_TEST_DATES
     ):
-        raise UserError(
+        raise TrainingError(
             f"the test period from {split.test_start} has {test_pools} pools and "
             f"{test_dates} dates: at least {config.MIN_TEST_POOLS} pools and "
             f"{config.MIN_TEST_DATES} dates are needed for a test AUC that means something"
         )
     y = data.y[test]
     if len(np.unique(y)) < 2:
-        raise UserError(
+        raise TrainingError(
             f"the test period from {split.test_start} is single-class "
             f"(every row has is_apy_kept={int(y[0])}): its AUC is undefined"
         )
@@ -234,7 +237,7 @@ def choose_production(results: dict[str, ModelResult]) -> tuple[str, list[dict]]
             }
         )
     if not rows:
-        raise UserError(
+        raise TrainingError(
             f"no production candidate among the models (need one of {config.PRODUCTION_CANDIDATES})"
         )
     best = max(rows, key=lambda row: row["last_folds_auc_mean"])
@@ -276,11 +279,11 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     started = time.perf_counter()
     unknown = [m for m in settings.models if m not in config.MODEL_NAMES]
     if unknown:
-        raise UserError(f"unknown model(s) {unknown}; choose from {list(config.MODEL_NAMES)}")
+        raise TrainingError(f"unknown model(s) {unknown}; choose from {list(config.MODEL_NAMES)}")
     if "anchor" in settings.models:
         missing = [f for f in config.ANCHOR_FEATURES if f not in data.features]
         if missing:
-            raise UserError(
+            raise TrainingError(
                 f"the anchor model needs feature(s) {missing}, absent from feature_columns.json"
             )
     features, categorical = data.features, data.categorical
@@ -289,17 +292,17 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     try:
         split = time_split(dates, ends, settings.test_fraction)
     except ValueError as error:
-        raise UserError(f"date split: {error}") from error
+        raise TrainingError(f"date split: {error}") from error
     train, test = split.train_index, split.test_index
     if len(train) == 0 or len(np.unique(y[train])) < 2:
-        raise UserError(
+        raise TrainingError(
             f"no usable training rows before the test start {split.test_start} "
             f"once label windows reaching it are purged ({len(train)} rows)"
         )
     warnings = check_test_period(data, split)
     for warning in warnings:
-        log(f"warning: {warning}")
-    log(
+        LOG.info(f"warning: {warning}")
+    LOG.info(
         f"split: train {len(train)} rows (label windows end before {split.test_start}), "
         f"test {len(test)} rows from {split.test_start}, {split.purged_rows} rows purged"
     )
@@ -309,20 +312,20 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         )
         folds = list(walk.split())
     except ValueError as error:
-        raise UserError(f"walk-forward folds: {error}") from error
+        raise TrainingError(f"walk-forward folds: {error}") from error
     X_train, y_train = X[train], y[train]
     for k, (tr, _va) in enumerate(folds):
         if len(np.unique(y_train[tr])) < 2:
-            raise UserError(f"walk-forward fold {k + 1} trains on a single class")
+            raise TrainingError(f"walk-forward fold {k + 1} trains on a single class")
 
     rf_params, rf_selection, rf_cv = dict(settings.rf_candidates[0]), [], None
     if {"random_forest", "anchor"} & set(settings.models):
         if "random_forest" in settings.models and len(settings.rf_candidates) > 1:
-            log(f"choosing random-forest settings on {len(folds)} walk-forward folds")
+            LOG.info(f"choosing random-forest settings on {len(folds)} walk-forward folds")
             rf_params, rf_selection, rf_cv = select_rf_params(
                 X_train, y_train, folds, features, categorical, settings
             )
-        log(f"random forest: {settings.rf_trees} trees, {rf_params}")
+        LOG.info(f"random forest: {settings.rf_trees} trees, {rf_params}")
 
     results: dict[str, ModelResult] = {}
     pools_test = data.frame["pool_id"].to_numpy()[test]
@@ -354,14 +357,14 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             y[test], p_test, pools_test, settings.bootstrap_samples
         )
         results[name] = result
-        log(
+        LOG.info(
             f"  {name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
             f"test AUC {result.test['roc_auc']:.4f} [{result.test['ci']['low']:.3f}, "
             f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s"
         )
 
     production, production_choice = choose_production(results)
-    log(
+    LOG.info(
         f"production model: {production} (best mean AUC over the last "
         f"{config.PRODUCTION_CHOICE_FOLDS} folds)"
     )
@@ -374,7 +377,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     )
     X_recipe = data.matrix(recipe.features)
     if settings.calibration == "auto":
-        log(f"choosing calibration on the last {config.CALIBRATION_CHECK_FOLDS} folds")
+        LOG.info(f"choosing calibration on the last {config.CALIBRATION_CHECK_FOLDS} folds")
         calibration = choose_method(
             calibration_candidates(
                 recipe, X_recipe[train], y_train, dates[train], ends[train], folds
@@ -384,17 +387,17 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         calibration = CalibrationChoice(settings.calibration, [])
     recipe = recipe.with_changes(calibration=calibration.method)
     for row in calibration.table:
-        log(
+        LOG.info(
             f"  calibration {row['method']}: fold log loss {row['log_loss']:.4f}, "
             f"Brier {row['brier']:.4f}, ECE {row['ece']:.4f}"
             + (" (chosen)" if row["chosen"] else "")
         )
-    log(f"calibration: {calibration.method}")
+    LOG.info(f"calibration: {calibration.method}")
 
     # the size guard measures what ships: the recipe fitted on the shipped rows
     shipped_rows = np.arange(len(y)) if settings.refit else train
     if settings.refit:
-        log(f"refitting {production} on all {len(y)} labelled rows (the shipped fit)")
+        LOG.info(f"refitting {production} on all {len(y)} labelled rows (the shipped fit)")
     shipped = fit_recipe(recipe, X_recipe, y, dates, ends, shipped_rows)
     recipe, shipped, size_guard = guard_size(
         recipe,
@@ -414,16 +417,16 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     )
     backtest = None
     if settings.backtest:
-        log(f"monthly walk-forward backtest of {production} from {split.test_start}")
+        LOG.info(f"monthly walk-forward backtest of {production} from {split.test_start}")
         backtest = monthly_backtest(recipe, data, split.test_start)
         if backtest.total:
-            log(
+            LOG.info(
                 f"backtest: AUC {backtest.total['roc_auc']:.4f}, ECE {backtest.total['ece']:.4f} "
                 f"over {len(backtest.months)} months"
             )
     ablation = None
     if settings.ablation:
-        log(f"ablation: {production} without each feature group on the last folds")
+        LOG.info(f"ablation: {production} without each feature group on the last folds")
         ablation = ablate_feature_groups(recipe, data, train, folds)
     return TrainingResult(
         data=data,
@@ -474,7 +477,7 @@ def guard_size(
     if size_mb <= settings.max_artefact_mb:
         return recipe, model, history
     if recipe.model not in ("random_forest", "anchor"):
-        raise UserError(
+        raise TrainingError(
             f"{recipe.model} artefact is {size_mb:.1f} MB > "
             f"--max-artefact-mb {settings.max_artefact_mb}"
         )
@@ -496,13 +499,13 @@ def guard_size(
                 "cv_auc_mean": cv["cv_auc_mean"],
             }
         )
-        log(
+        LOG.info(
             f"  size guard: min_samples_leaf={params['min_samples_leaf']} -> {size_mb:.1f} MB, "
             f"fold AUC {cv['cv_auc_mean']:.4f}"
         )
         if size_mb <= settings.max_artefact_mb:
             return recipe, model, history
-    raise UserError(
+    raise TrainingError(
         f"could not bring the {recipe.model} artefact under "
         f"--max-artefact-mb {settings.max_artefact_mb} (last {size_mb:.1f} MB)"
     )

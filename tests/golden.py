@@ -83,7 +83,7 @@ def event_time(payload: dict) -> str:
 
 def load_portable(run_dir: Path):
     """The run's portable model, through the Lambda's own checks (sizes, sha256)."""
-    from inference import artefact, portable
+    from inference.model import artefact, portable
 
     metadata = json.loads((run_dir / "metadata.json").read_text())
     pointer = artefact.Pointer.from_metadata(metadata)

@@ -4,8 +4,8 @@ functions, points down or sideways; no cycles; no importlib on our modules.
 Floors, lowest first (README "Tree" and each package's opening comment):
   0 inference.contracts      standard library only
   1 inference                the Lambda: standard library, numpy, orjson, boto3/botocore
-  2 apy_runway.foundation    errors and output, paths, S3, HTTP
-  3 models_py                training
+  2 models_py                training (inference and libraries only)
+  3 apy_runway.foundation    errors and output, paths, S3, HTTP
   4 apy_runway.landing       generate, fetch, collect, ingest
   5 apy_runway.warehouse     the dbt runner, build, leakage
   6 apy_runway.operations    train, retrain, promote, publish, score, ledger, backtest
@@ -26,8 +26,8 @@ PACKAGES = ("inference", "apy_runway", "models_py")
 FLOORS = (
     ("inference.contracts", 0),
     ("inference", 1),
-    ("apy_runway.foundation", 2),
-    ("models_py", 3),
+    ("models_py", 2),
+    ("apy_runway.foundation", 3),
     ("apy_runway.landing", 4),
     ("apy_runway.warehouse", 5),
     ("apy_runway.operations", 6),
@@ -68,12 +68,11 @@ def floor(module: str) -> int:
     raise AssertionError(f"{module} is on no floor")
 
 
-def imports(path: Path) -> list[tuple[str, int]]:
+def imports(path: Path, name: str | None = None) -> list[tuple[str, int]]:
     """(imported module, line) for every import statement, at any depth."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    package = (
-        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
-    )
+    name = name or module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -187,14 +186,40 @@ def test_serving_never_loads_arrays_with_pickles_allowed():
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):
-    """A test of the test: an upward import hidden in a function is an edge."""
-    probe = REPO / "models_py" / "_probe_upward.py"
+    """A test of the test: an upward import hidden in a function is an edge
+    (the probe lives in a temporary folder, never in the source tree)."""
+    probe = tmp_path / "_probe_upward.py"
     probe.write_text("def f():\n    from apy_runway.warehouse import build\n    return build\n")
-    try:
-        MODULES["models_py._probe_upward"] = probe
-        edges = [(s, t) for s, t, _ in own_edges() if s == "models_py._probe_upward"]
-        assert edges == [("models_py._probe_upward", "apy_runway.warehouse.build")]
-        assert floor("apy_runway.warehouse.build") > floor("models_py._probe_upward")
-    finally:
-        MODULES.pop("models_py._probe_upward", None)
-        probe.unlink()
+    found = [target for target, _ in imports(probe, "models_py._probe_upward")]
+    assert found == ["apy_runway.warehouse.build"]
+    assert floor("apy_runway.warehouse.build") > floor("models_py._probe_upward")
+
+
+def code_lines(folder: Path) -> int:
+    return sum(len(p.read_text().splitlines()) for p in folder.glob("*.py"))
+
+
+def test_no_folder_holds_more_than_a_quarter_of_the_code():
+    """Each folder of the three packages (its own .py files, not its subfolders)
+    holds at most 25% of their lines: no hall the whole house walks through."""
+    folders = {p.parent for package in PACKAGES for p in (REPO / package).rglob("*.py")}
+    lines = {folder: code_lines(folder) for folder in folders}
+    total = sum(lines.values())
+    over = {
+        str(folder.relative_to(REPO)): round(count / total, 3)
+        for folder, count in lines.items()
+        if count > 0.25 * total
+    }
+    assert len(folders) >= 8
+    assert not over, f"folders over 25% of {total} lines: {over}"
+
+
+def test_each_folder_says_what_lives_there_in_ten_lines_at_most():
+    folders = {p.parent for package in PACKAGES for p in (REPO / package).rglob("*.py")}
+    long = {}
+    for folder in folders:
+        init = folder / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text())) if init.is_file() else None
+        if not doc or len(doc.splitlines()) > 10:
+            long[str(folder.relative_to(REPO))] = len(doc.splitlines()) if doc else 0
+    assert not long, f"package docstrings missing or over 10 lines: {long}"

@@ -17,7 +17,8 @@ import yaml
 from fixtures.tiny_model import feature_file
 
 from apy_runway.landing.generate import SCHEMA
-from inference import contracts, features, portable
+from inference import contracts, features
+from inference.model import portable
 from inference.publication import score_published
 from models_py.data import prepare
 from models_py.evaluate import bootstrap_auc_by_pool, hit_rate_by_confidence

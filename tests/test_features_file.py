@@ -86,7 +86,7 @@ def test_codes_outside_their_vocabulary_are_refused():
     with np.load(io.BytesIO(data[offset:]), allow_pickle=False) as archive:
         arrays = {key: archive[key] for key in archive.files}
     arrays["codes"][0, 0] = 99
-    from inference.artefact import npz_bytes
+    from inference.model.artefact import npz_bytes
 
     body = npz_bytes(arrays)
     header.update(body_sha256=hashlib.sha256(body).hexdigest(), body_size_bytes=len(body))

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from fixtures.tiny_model import FEATURES, feature_file
 
-from inference import artefact, contracts, features, portable, publication, scoring, validation
+from inference import contracts, features, publication, scoring, validation
+from inference.model import artefact, portable
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +332,7 @@ def test_the_core_imports_no_pandas_scikit_learn_scipy_or_joblib(tiny_run):
     """Scoring and explaining a run in a fresh interpreter loads none of them."""
     code = (
         "import sys, json, inference.handler, inference.service\n"
-        "from inference import portable, features, publication\n"
+        "from inference import features, publication\nfrom inference.model import portable\n"
         f"run = {str(tiny_run)!r}\n"
         "doc = json.load(open(run + '/model_spec.json'))\n"
         "data = open(run + '/model_arrays.npz', 'rb').read()\n"

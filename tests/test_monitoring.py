@@ -25,8 +25,8 @@ from apy_runway.foundation.s3 import upload_run
 from apy_runway.operations import ledger
 from apy_runway.operations.publish import upload_features_binary
 from inference import alerts, contracts, handler, monitoring
-from inference.portable import ModelIntegrityError, read_arrays
-from inference.portable import load as load_portable
+from inference.model.portable import ModelIntegrityError, read_arrays
+from inference.model.portable import load as load_portable
 from inference.settings import ConfigError, Settings
 
 REPO = Path(__file__).resolve().parents[1]

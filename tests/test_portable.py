@@ -24,7 +24,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from inference import artefact, portable
+from inference.model import artefact, portable
 from models_py import config, export
 from models_py.data import load_training_set
 from models_py.pipelines import build_pipeline, categorical_imputer

@@ -134,8 +134,8 @@ def test_the_config_ignores_only_the_known_dependency_warning(packaged):
 def test_package_ships_only_the_inference_code(packaged):
     with zipfile.ZipFile(packaged / "apy-runway.zip") as archive:
         names = sorted(archive.namelist())
-    shipped = sorted(f"inference/{p.name}" for p in (REPO / "inference").glob("*.py"))
-    assert "inference/contracts.py" in shipped and "inference/handler.py" in shipped
+    shipped = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "inference").rglob("*.py"))
+    assert "inference/contracts.py" in shipped and "inference/model/portable.py" in shipped
     assert names == shipped
 
 

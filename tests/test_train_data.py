@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from fixtures.synthetic import make_training_set
 
-from apy_runway.foundation.console import UserError
 from models_py.data import load_reference_features, load_training_set, prepare, to_matrix
+from models_py.errors import TrainingError
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def _mixed(frame):
 )
 def test_bad_training_sets_fail_with_a_named_problem(small, mutate, match):
     frame, contract = small
-    with pytest.raises(UserError, match=match):
+    with pytest.raises(TrainingError, match=match):
         prepare(mutate(frame), contract)
 
 
@@ -106,7 +106,7 @@ def test_an_unusable_value_is_named_by_column_and_row(small, value, kind):
     column = contract["numeric"][0]
     frame[column] = frame[column].astype(object)
     frame.loc[frame.index[7], column] = value
-    with pytest.raises(UserError) as error:
+    with pytest.raises(TrainingError) as error:
         prepare(frame, contract)
     message = str(error.value)
     assert f"column {column!r}" in message and kind in message
@@ -116,10 +116,10 @@ def test_an_unusable_value_is_named_by_column_and_row(small, value, kind):
 
 def test_load_names_missing_files(tmp_path, small):
     frame, contract = small
-    with pytest.raises(UserError, match="no training set"):
+    with pytest.raises(TrainingError, match="no training set"):
         load_training_set(tmp_path / "missing.parquet", tmp_path / "fc.json")
     frame.to_parquet(tmp_path / "ts.parquet")
-    with pytest.raises(UserError, match="no feature columns"):
+    with pytest.raises(TrainingError, match="no feature columns"):
         load_training_set(tmp_path / "ts.parquet", tmp_path / "fc.json")
     (tmp_path / "fc.json").write_text(json.dumps(contract))
     data = load_training_set(tmp_path / "ts.parquet", tmp_path / "fc.json")
@@ -160,5 +160,5 @@ def test_the_drift_reference_rows_are_checked_and_cut_to_the_newest_eligible_day
     }
     for message, broken in bad.items():
         broken.to_parquet(path)
-        with pytest.raises(UserError, match=f"{path.name}.*{message}|{message}"):
+        with pytest.raises(TrainingError, match=f"{path.name}.*{message}|{message}"):
             load_reference_features(path, data)

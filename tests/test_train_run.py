@@ -21,11 +21,14 @@ from sklearn.pipeline import Pipeline
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
 from apy_runway.operations import train
-from inference import contracts, portable
+from apy_runway.operations.train import upload_run_folder
+from inference import contracts
+from inference.model import portable
 from models_py import evaluate, export
 from models_py import run_folder as artefact
 from models_py.calibration import CalibratedClassifier
 from models_py.data import load_training_set
+from models_py.errors import TrainingError
 from models_py.recipe import Recipe, fit_recipe
 from models_py.splits import time_split
 
@@ -145,27 +148,27 @@ def test_sha256_is_written_and_verifiable_and_tampering_is_detected(trained, tmp
     data = bytearray((same_size / "model.joblib").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (same_size / "model.joblib").write_bytes(bytes(data))
-    with pytest.raises(UserError, match="sha256"):
+    with pytest.raises(TrainingError, match="sha256"):
         artefact.verify_artefact(same_size)
 
     longer = shutil.copytree(run_dir, tmp_path / "longer")
     with open(longer / "model.joblib", "ab") as handle:
         handle.write(b"\0")
-    with pytest.raises(UserError, match="size"):
+    with pytest.raises(TrainingError, match="size"):
         artefact.verify_artefact(longer)
 
     arrays = shutil.copytree(run_dir, tmp_path / "arrays")
     data = bytearray((arrays / "model_arrays.npz").read_bytes())
     data[-100] ^= 0xFF
     (arrays / "model_arrays.npz").write_bytes(bytes(data))
-    with pytest.raises(UserError, match=r"model_arrays\.npz: sha256"):
+    with pytest.raises(TrainingError, match=r"model_arrays\.npz: sha256"):
         artefact.verify_artefact(arrays)
 
     incomplete = shutil.copytree(run_dir, tmp_path / "incomplete")
     meta = json.loads((incomplete / "metadata.json").read_text())
     del meta["confidence_cutpoints"]
     (incomplete / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(UserError, match="confidence_cutpoints"):
+    with pytest.raises(TrainingError, match="confidence_cutpoints"):
         artefact.verify_artefact(incomplete)
 
 
@@ -310,7 +313,7 @@ def test_the_drift_reference_describes_the_newest_feature_days_not_the_labelled_
 def test_upload_to_s3_puts_the_run_folder_under_the_prefix(trained, s3_client, moto_endpoint):
     _, _, _, run_dir = trained
     s3_client.create_bucket(Bucket="models")
-    keys = artefact.upload_run(run_dir, "models", "apy-runway/runs", endpoint_url=moto_endpoint)
+    keys = upload_run_folder(run_dir, "models", "apy-runway/runs", endpoint_url=moto_endpoint)
     assert keys[-1] == f"apy-runway/runs/{RUN_ID}/metadata.json"  # metadata last
     listed = {o["Key"] for o in s3_client.list_objects_v2(Bucket="models")["Contents"]}
     assert f"apy-runway/runs/{RUN_ID}/model.joblib" in listed
@@ -388,5 +391,5 @@ def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint
         "runs/small/backtest_predictions.parquet",
     }
     assert small["portable"]["spec_hmac_sha256"] is None  # no key in the environment
-    with pytest.raises(UserError, match="could not bring"):
+    with pytest.raises(TrainingError, match="could not bring"):
         train.run(parse("--run-id", "tiny", "--max-artefact-mb", "0.0001", *common), paths)

@@ -14,7 +14,6 @@ import pytest
 from fixtures.synthetic import make_training_set
 
 from apy_runway.cli import main as cli_main
-from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
 from apy_runway.operations import retrain
 from models_py import config
@@ -27,6 +26,7 @@ from models_py.calibration import (
     fit_calibrator,
 )
 from models_py.data import prepare
+from models_py.errors import TrainingError
 from models_py.evaluate import metrics
 from models_py.splits import find_test_start
 from models_py.training import ModelResult, Settings, choose_production, train_models
@@ -142,21 +142,21 @@ def test_values_training_cannot_use_are_named_with_column_and_row(column, value,
     frame, contract = _frame()
     frame[column] = frame[column].astype(object)
     frame.loc[7, column] = value
-    with pytest.raises(UserError, match=rf"column '{column}'.*{kind}: first at row 7 "):
+    with pytest.raises(TrainingError, match=rf"column '{column}'.*{kind}: first at row 7 "):
         prepare(frame, contract)
 
 
 def test_duplicate_keys_are_refused():
     frame, contract = _frame()
     frame = pd.concat([frame, frame.iloc[[3]]], ignore_index=True)
-    with pytest.raises(UserError, match=r"2 rows sharing a \(pool_id, snapshot_date\)"):
+    with pytest.raises(TrainingError, match=r"2 rows sharing a \(pool_id, snapshot_date\)"):
         prepare(frame, contract)
 
 
 def test_a_test_period_of_too_few_pools_or_dates_is_refused():
     frame, contract = _frame(n_pools=4)
     data = prepare(frame, contract)
-    with pytest.raises(UserError, match=r"4 pools .* at least 5 pools"):
+    with pytest.raises(TrainingError, match=r"4 pools .* at least 5 pools"):
         train_models(data, Settings(models=("random_forest",), rf_trees=5))
 
 
@@ -164,7 +164,7 @@ def test_a_single_class_test_period_is_refused():
     frame, contract = _frame(n_days=200)
     start = find_test_start(pd.to_datetime(frame["snapshot_date"]).to_numpy(), 0.3)
     frame.loc[pd.to_datetime(frame["snapshot_date"]) >= pd.Timestamp(start), "is_apy_kept"] = 1
-    with pytest.raises(UserError, match="single-class"):
+    with pytest.raises(TrainingError, match="single-class"):
         train_models(prepare(frame, contract), Settings(models=("random_forest",), rf_trees=5))
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.console import UserError, log, show_progress_of
 from apy_runway.foundation.paths import project_paths
 
 
@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(only=chosen_command(argv))
     args = parser.parse_args(argv)
+    show_progress_of("models_py")
     started = time.perf_counter()
     try:
         paths = project_paths(args.home).ensure()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 import time
@@ -15,6 +16,21 @@ class UserError(Exception):
 def log(message: str) -> None:
     """Progress output: one timestamped line on stderr."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class _ProgressLine(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        log(record.getMessage())
+
+
+def show_progress_of(name: str) -> None:
+    """Print the INFO records of a library's logger (models_py logs its progress
+    through `logging`) as progress lines, like `log`."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(handler, _ProgressLine) for handler in logger.handlers):
+        logger.addHandler(_ProgressLine())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 _MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|%)\s*$", re.IGNORECASE)

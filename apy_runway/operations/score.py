@@ -23,7 +23,7 @@ from apy_runway.operations import ledger
 from apy_runway.operations.publish import load_latest_features, publish_features
 from apy_runway.operations.runs import resolve_run
 from inference import contracts, service
-from inference.artefact import ModelIntegrityError
+from inference.model.artefact import ModelIntegrityError
 from inference.publication import STATUS_SCORED, parse_event_time
 from inference.settings import ENVIRONMENT, Settings
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
+from apy_runway.foundation import s3
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import DRIFT_REFERENCE_FEATURES_FILE, ProjectPaths
 from apy_runway.foundation.s3 import parse_s3_url
@@ -258,8 +260,27 @@ def train(
         )
     if upload_target:
         bucket, prefix = upload_target
-        keys = run_folder.upload_run(run_dir, bucket, prefix, endpoint_url=endpoint_url)
+        keys = upload_run_folder(run_dir, bucket, prefix, endpoint_url=endpoint_url)
         log(
             f"uploaded {len(keys)} files to s3://{bucket}/{prefix + '/' if prefix else ''}{run_id}/"
         )
     return run_dir
+
+
+def upload_run_folder(
+    run_dir: Path,
+    bucket: str,
+    prefix: str = "",
+    endpoint_url: str | None = None,
+    client: Any = None,
+) -> list[str]:
+    """Upload every file of the run folder to s3://bucket/prefix/<run_id>/...
+
+    metadata.json goes last, so a reader that sees it finds the model already there.
+    The endpoint comes from the argument, else AWS_ENDPOINT_URL (boto3 reads it).
+    """
+    run_folder.verify_artefact(run_dir)
+    if client is None:
+        client = s3.s3_client(endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
+    base = "/".join(part for part in (prefix.strip("/"), run_dir.name) if part)
+    return s3.upload_run(client, bucket, base + "/", run_dir)

@@ -1,53 +1,11 @@
 """`apy-runway ingest`: land input files in the append-only raw store.
 
-Every input file is landed once: validated alone (so memory follows the file,
-not the history), its good rows appended to the raw store, its bad rows to
-the quarantine, and a line added to the manifest. Plain `ingest` lands only
-files it has not seen, or whose sha256 changed (a new version); `--replace`
-moves the old store aside first. Without inputs it lands what is waiting in
-data/landing/ (generated snapshots, collected /pools snapshots, fetched
-/chart files). The store and its rules are store.py; in short:
-
-  data/raw/pool_snapshots/snapshot_date=YYYY-MM-DD/<landing id>.parquet
-        the raw contract + landing_order (the dbt source); never rewritten
-  data/raw/manifest.jsonl
-        per landed file: name, size, sha256, landing order, rows in / staged /
-        quarantined, reasons
-  data/quarantine/pool_snapshots/*.parquet
-        bad rows, as text, with a reason, the file and row they came from
-
-Along its seams:
-  readers.py         input files -> one typed, parsed relation per input
-  pools_snapshot.py  a /pools response as one hourly snapshot (shared with collect)
-  sql/*.sql          row classification: per-row reasons, duplicates and one
-                     row per pool and hour, the staged and quarantined rows,
-                     the stored rows a new file supersedes
-  store.py           the raw store: manifest, landing order, superseding,
-                     compaction, recovery
-  __init__.py        this module: the command and the order of the steps
-
-Quarantine reasons (REASONS; the first matching per-row reason wins):
-  epoch_timestamp_without_unit
-                         a number in the timestamp column, and no
-                         --timestamp-unit s|ms|us said what it counts
-  unparseable_timestamp  timestamp missing, unparseable or infinite
-  timestamp_out_of_range before 2018-01-01 or after the ingest's time + 1 day
-                         (contracts.RAW_MIN_TIMESTAMP, RAW_MAX_FUTURE_DAYS)
-  missing_pool_id        pool missing or blank
-  missing_apy            apy missing or blank
-  non_numeric_apy        apy, apyBase or apyReward present but not a number
-  non_finite_apy         apy, apyBase or apyReward NaN or +-inf (also '1e400')
-  apy_out_of_range       apy, apyBase or apyReward outside [-100, 1e6] percent
-                         (contracts.RAW_APY_RANGE)
-  non_numeric_tvl        tvlUsd present but not a finite number
-  negative_tvl           tvlUsd < 0
-  tvl_out_of_range       tvlUsd above 1e13 USD (contracts.RAW_TVL_RANGE)
-  exact_duplicate        the same values as a later row of the same file
-  superseded_in_hour     a later row of the same file in the same UTC hour
-                         (latest timestamp, ties -> the later row)
-  superseded             a row of a later-landed file has the same pool and
-                         UTC hour (per (pool, hour) the most recently landed
-                         file wins); listed when the later file lands
+Each input file is validated alone, its good rows appended to the raw store
+(store.py: parts, manifest, superseding, compaction, recovery), its bad rows
+to the quarantine with a reason (sql/*.sql; reasons in docs/data.md). Files
+are read by readers.py; a /pools reply becomes one hourly snapshot in
+pools_snapshot.py (shared with collect). This module orders the steps. May
+import foundation, inference and libraries.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from inference import contracts
-from inference.artefact import ModelIntegrityError, ModelSpec
+from inference.model.artefact import ModelIntegrityError, ModelSpec
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # float64 values of per-tree path tables kept between calls (64 MB)
