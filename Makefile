@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_ARGS ?=
 
-.PHONY: setup run lint test bench layer clean
+.PHONY: setup run lint test test-spark bench layer docs clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -43,6 +43,13 @@ test: lint $(VENV)/.installed-spark
 # the Lambda layer, pinned to the latest training run's library versions
 layer: setup
 	PYTHON=$(BIN)/python ./createlayer.sh --metadata runs/latest/metadata.json
+
+# dbt's documentation site (models, columns, tests, lineage) for the home's warehouse:
+# data/dbt_docs/index.html (after `make run`, which builds the warehouse it catalogues)
+docs: setup
+	APY_RUNWAY_DATA_DIR=$(CURDIR)/data APY_RUNWAY_DUCKDB_PATH=$(CURDIR)/data/warehouse.duckdb \
+	DBT_PROFILES_DIR=$(CURDIR) DBT_LOG_PATH=$(CURDIR)/data/dbt_logs \
+	$(BIN)/dbt docs generate --project-dir dbt_project --target-path $(CURDIR)/data/dbt_docs
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
