@@ -58,14 +58,7 @@ REQUIRED_METADATA = (
     "library_versions",
     "created_at",
 )
-REQUIRED_LABEL = (
-    "column",
-    "horizon_days",
-    "apy_drop_threshold",
-    "apy_future_stat",
-    "min_future_coverage",
-    "dead_pool_is_dropped",
-)
+REQUIRED_LABEL = ("column", *contracts.LABEL_SETTING_COLUMNS)
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -158,8 +158,3 @@ def test_check_leakage_fails_on_a_centred_window_and_a_label_past_the_cut(raw_sn
     # the pure comparison says the same of the two warehouses
     direct = compare_builds(folder / "full.duckdb", folder / "cut.duckdb", CUT, HORIZON)
     assert direct.leaking_features == ["apy_centred_7d_mean"]
-
-
-def test_compare_builds_rejects_a_bad_horizon(tmp_path):
-    with pytest.raises(ValueError, match="horizon_days"):
-        compare_builds(tmp_path / "a.duckdb", tmp_path / "b.duckdb", CUT, 0)

@@ -345,7 +345,7 @@ def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint
         "10",
         "--no-report",
         "--calibration",
-        "off",
+        "none",
     ]
     assert train.run(parse("--run-id", "free", *common), paths) == 0
     free = json.loads((paths.runs / "free" / "metadata.json").read_text())

@@ -75,11 +75,6 @@ class ProjectPaths:
         return self.raw / "superseded_rows.parquet"
 
     @property
-    def legacy_raw_snapshots(self) -> Path:
-        """The single raw file of earlier versions: migrated on first ingest."""
-        return self.raw / "pool_snapshots.parquet"
-
-    @property
     def quarantine(self) -> Path:
         return self.data / "quarantine"
 
@@ -88,10 +83,6 @@ class ProjectPaths:
         """Quarantined rows, one parquet file per landed file (its own bad rows)
         and per superseding file (<id>-superseded.parquet)."""
         return self.quarantine / "pool_snapshots"
-
-    @property
-    def legacy_quarantined_rows(self) -> Path:
-        return self.quarantine / "pool_snapshots_quarantined.parquet"
 
     @property
     def refresh_lock(self) -> Path:

@@ -126,8 +126,6 @@ def compare_builds(
     labels_table: str = LABELS_TABLE,
 ) -> LeakageReport:
     """Compare every feature and label of days <= cut_date between two builds."""
-    if horizon_days < 1:
-        raise ValueError(f"horizon_days must be >= 1, got {horizon_days}")
     report = LeakageReport(cut_date=cut_date)
     con = duckdb.connect()
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
 import shutil
 import time
@@ -331,8 +330,6 @@ def ingest(
         con.execute(f"set temp_directory = {sql_str(str(work_dir / 'spill'))}")
         con.execute("set preserve_insertion_order = false")
         store = RawStore.open(paths, con)
-        if paths.legacy_raw_snapshots.exists():
-            files = _with_legacy_migration(paths, store, files)
         changed = store.changed_files([f.path for f in files])
         facts = dict(changed)
         todo = [f for f in files if f.path in facts]
@@ -359,12 +356,6 @@ def ingest(
                 log(f"  landed {unit[-1].index - todo[0].index + 1:,}/{len(todo):,} file(s)")
         if skipped:
             store.save()  # mtimes of touched-but-unchanged files
-        migrated = paths.legacy_raw_snapshots
-        if migrated.exists() and any(e.name == _LEGACY_NAME for e in store.entries.values()):
-            target = paths.raw / "migrated" / migrated.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(migrated, target)
-            log(f"migrated {migrated} into the raw store (the old file is kept as {target})")
     except duckdb.OutOfMemoryException as error:
         raise UserError(
             f"DuckDB ran out of memory within --memory-limit {memory_limit} "
@@ -421,56 +412,6 @@ def _refusal(entry: LandedFile) -> str:
         else ""
     )
     return f"{entry.name}: all {entry.rows_in:,} rows quarantined: {reasons}{hint}"
-
-
-_LEGACY_NAME = "data/raw/pool_snapshots.parquet"
-
-
-def _with_legacy_migration(
-    paths: ProjectPaths, store: RawStore, files: list[InputFile]
-) -> list[InputFile]:
-    """The single raw file of earlier versions lands first, as a parquet input;
-    its old quarantine file becomes a manifest entry of its own."""
-    legacy_quarantine = paths.legacy_quarantined_rows
-    if legacy_quarantine.exists():
-        _migrate_legacy_quarantine(paths, store, legacy_quarantine)
-    return [InputFile(-1, paths.legacy_raw_snapshots, "parquet"), *files]
-
-
-def _migrate_legacy_quarantine(paths: ProjectPaths, store: RawStore, path: Path) -> None:
-    """The earlier store's quarantine file becomes the quarantine of a manifest
-    entry of its own (its rows were never staged); the file moves aside."""
-    from apy_runway.landing.ingest.store import file_id, manifest_name, sha256_of
-
-    order = store.committed + 1
-    stat = path.stat()
-    entry = LandedFile(
-        landing_order=order,
-        name=manifest_name(paths, path),
-        kind="legacy_quarantine",
-        size=stat.st_size,
-        sha256=sha256_of(path),
-        mtime_ns=stat.st_mtime_ns,
-        landed_at=datetime.now(UTC).isoformat(),
-    )
-    target = paths.quarantine / "migrated" / path.name
-    with duckdb.connect() as con:
-        entry.by_reason = dict(
-            con.execute(
-                f"select reason, count(*) from read_parquet({sql_str(path)}) group by reason"
-            ).fetchall()
-        )
-        con.execute(
-            f"copy (select *, cast({order} as bigint) as landing_order "
-            f"from read_parquet({sql_str(path)})) to "
-            f"{sql_str(paths.quarantine_store / f'{file_id(order)}.parquet')} (format parquet)"
-        ).fetchall()
-    entry.rows_in = entry.rows_quarantined = sum(entry.by_reason.values())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, target)
-    store.entries[order] = entry
-    store.save()
-    log(f"migrated {path}: {entry.rows_in:,} quarantined rows of the earlier store ({target})")
 
 
 def _land_unit(
