@@ -226,7 +226,7 @@ def bench_scale(
 
 def dbt_build_argv(target: str) -> list[str]:
     """`dbt build --full-refresh` of the project on one profiles.yml target."""
-    from apy_runway.foundation.paths import DBT_PROJECT_DIR
+    from apy_runway.foundation.defaults import DBT_PROJECT_DIR
     from apy_runway.warehouse.dbt import dbt_executable
 
     return [

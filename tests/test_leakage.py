@@ -20,7 +20,8 @@ import duckdb
 import pytest
 
 from apy_runway.cli import main as cli_main
-from apy_runway.foundation.paths import DBT_PROJECT_DIR, project_paths
+from apy_runway.foundation.defaults import DBT_PROJECT_DIR
+from apy_runway.foundation.paths import project_paths
 from apy_runway.landing.generate import generate_snapshots
 from apy_runway.landing.ingest import ingest
 from apy_runway.warehouse.leakage import compare_builds, leakage_dir

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError
+from apy_runway.foundation.defaults import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PROFILES_DIR = REPO_ROOT
 # The drift reference's rows, exported by the dbt mart of that name beside the
 # training set (models_py reads it from there, also for --training-set).

@@ -9,9 +9,7 @@ an old metadata.json and a new model), then points runs/champion at it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +22,6 @@ from apy_runway.operations.runs import point_link, resolve_run
 from inference import contracts
 from models_py import config
 from models_py.run_folder import verify_artefact
-
-HELP = "make a training run the champion (runs/champion; --bucket: models/latest/ in S3)"
-
-
-def add_bucket_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bucket",
-        default=os.environ.get("APY_RUNWAY_BUCKET"),
-        help="S3 bucket whose models/latest/ is the champion (default: $APY_RUNWAY_BUCKET; "
-        "without one, runs/champion is)",
-    )
-    parser.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
-        help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL or AWS)",
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--run", required=True, help="the run to promote: folder, run id or 'latest'"
-    )
-    add_bucket_arguments(parser)
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    run_dir = resolve_run(paths, args.run)
-    promote(paths, run_dir, bucket=args.bucket, endpoint_url=args.endpoint_url)
-    return 0
 
 
 def champion_link(paths: ProjectPaths) -> Path:

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.paths import DBT_PROJECT_DIR, ProjectPaths
+from apy_runway.foundation.defaults import DBT_PROJECT_DIR
+from apy_runway.foundation.paths import ProjectPaths
 
 
 def dbt_executable() -> str:

@@ -10,7 +10,6 @@ import foundation, inference and libraries.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
 import shutil
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import duckdb
 
-from apy_runway.foundation.console import UserError, log, memory_size
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.defaults import DEFAULT_MEMORY_LIMIT
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.readers import (
     JSON_FILES_PER_SCAN,
@@ -50,15 +50,6 @@ from inference.contracts import (
     RAW_MIN_TIMESTAMP,
     RAW_TVL_RANGE,
     TIMESTAMP_UNITS,
-)
-
-COMMAND = "ingest"
-# The memory DuckDB may use; it spills to disk past it. A file is validated
-# alone, so this bounds ingest at any history length.
-DEFAULT_MEMORY_LIMIT = "1GB"
-HELP = (
-    "land snapshot files (CSV/parquet exports, /chart JSON, collected /pools snapshots) "
-    "in the append-only raw store; quarantine bad rows"
 )
 
 CONTRACT = list(RAW_CONTRACT)
@@ -105,60 +96,6 @@ class IngestResult:
     store_rows_in: int = 0
     store_rows_staged: int = 0
     store_rows_quarantined: int = 0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "inputs",
-        nargs="*",
-        type=Path,
-        help="CSV / parquet / /chart JSON / collected /pools .json.gz files or folders of "
-        "them (default: everything waiting in data/landing/)",
-    )
-    parser.add_argument(
-        "--pools-json",
-        type=Path,
-        default=None,
-        help="a saved DefiLlama /pools response (.json or .json.gz): chain, project, symbol, "
-        "stablecoin, ilRisk, exposure, poolMeta per pool, joined to /chart rows by pool id "
-        "(default without inputs: data/landing/defillama/pools.json or the newest collected "
-        "snapshot)",
-    )
-    parser.add_argument(
-        "--replace",
-        action="store_true",
-        help="move the existing raw store and quarantine aside (data/replaced/<time>/) and "
-        "start a new store with these inputs",
-    )
-    parser.add_argument(
-        "--timestamp-unit",
-        choices=sorted(TIMESTAMP_UNITS),
-        default=None,
-        help="the unit of numbers in the timestamp column (epoch seconds, milliseconds or "
-        "microseconds); without it such rows are quarantined (epoch_timestamp_without_unit), "
-        "since 20250319 or 1742342400000000 cannot be told apart from an epoch",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        default=DEFAULT_MEMORY_LIMIT,
-        type=memory_size,
-        help=(
-            "DuckDB memory limit while validating a file (spills to disk beyond it; "
-            f"default {DEFAULT_MEMORY_LIMIT})"
-        ),
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    ingest(
-        args.inputs,
-        paths,
-        pools_json=args.pools_json,
-        memory_limit=args.memory_limit,
-        replace=args.replace,
-        timestamp_unit=args.timestamp_unit,
-    )
-    return 0
 
 
 def landing_inputs(paths: ProjectPaths) -> list[Path]:
