@@ -76,10 +76,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--calibration",
-        choices=[*config.CALIBRATION_CHOICES, "off"],
+        choices=config.CALIBRATION_CHOICES,
         default=config.CALIBRATION_DEFAULT,
         help="auto: none, sigmoid or isotonic, whichever has the lowest held-out log loss "
-        "on the last walk-forward folds; or force one method (off = none) "
+        "on the last walk-forward folds; or force one method "
         f"(default {config.CALIBRATION_DEFAULT})",
     )
     parser.add_argument(
