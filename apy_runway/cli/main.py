@@ -18,6 +18,7 @@ import time
 
 from apy_runway.cli import board, landing, operations, refresh, run_all, warehouse
 from apy_runway.cli.common import Command, add_home
+from inference import contracts
 
 # command -> its Command, in pipeline order
 COMMANDS: dict[str, Command] = {
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = project_paths(args.home).ensure()
         code = args._run(args, paths)
     except (UserError, FileNotFoundError, ValueError) as error:
-        if os.environ.get("APY_RUNWAY_DEBUG"):
+        if os.environ.get(contracts.ENV_DEBUG):
             raise
         print(f"apy-runway {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -202,13 +202,13 @@ def add_bucket_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the champion lives (`promote` and `retrain`)."""
     parser.add_argument(
         "--bucket",
-        default=os.environ.get("APY_RUNWAY_BUCKET"),
+        default=os.environ.get(contracts.ENVIRONMENT["bucket"]),
         help="S3 bucket whose models/latest/ is the champion (default: $APY_RUNWAY_BUCKET; "
         "without one, runs/champion is)",
     )
     parser.add_argument(
         "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
+        default=os.environ.get(contracts.ENV_S3_ENDPOINT),
         help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL or AWS)",
     )
 
@@ -327,12 +327,12 @@ def add_allow_shrink(parser: argparse.ArgumentParser) -> None:
 def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bucket",
-        default=os.environ.get("APY_RUNWAY_BUCKET"),
+        default=os.environ.get(contracts.ENVIRONMENT["bucket"]),
         help="S3 bucket (default: $APY_RUNWAY_BUCKET)",
     )
     parser.add_argument(
         "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
+        default=os.environ.get(contracts.ENV_S3_ENDPOINT),
         help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL)",
     )
     parser.add_argument(
@@ -485,7 +485,7 @@ def run_ledger(args: argparse.Namespace, paths: ProjectPaths) -> int:
     if args.bucket:
         from apy_runway.foundation.s3 import s3_client
 
-        client = s3_client(args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
+        client = s3_client(args.endpoint_url or os.environ.get(contracts.ENV_S3_ENDPOINT) or None)
         report = sync_bucket(client, args.bucket, args.prefix, out)
     else:
         if not args.source.is_dir():

@@ -11,6 +11,7 @@ from apy_runway.cli.common import Command, memory_size
 from apy_runway.cli.landing import add_collect_arguments, client_from_arguments
 from apy_runway.cli.operations import add_allow_shrink
 from apy_runway.foundation.defaults import DEFAULT_MEMORY_LIMIT
+from inference import contracts
 
 if TYPE_CHECKING:
     from apy_runway.foundation.paths import ProjectPaths
@@ -29,13 +30,13 @@ def add_refresh_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--bucket",
-        default=os.environ.get("APY_RUNWAY_BUCKET"),
+        default=os.environ.get(contracts.ENVIRONMENT["bucket"]),
         help="publish the latest features to this S3 bucket (default: $APY_RUNWAY_BUCKET; "
         "none: no publish)",
     )
     parser.add_argument(
         "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
+        default=os.environ.get(contracts.ENV_S3_ENDPOINT),
         help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL)",
     )
     parser.add_argument(

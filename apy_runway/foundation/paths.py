@@ -21,6 +21,7 @@ from pathlib import Path
 
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.defaults import REPO_ROOT
+from inference import contracts
 
 PROFILES_DIR = REPO_ROOT
 # The drift reference's rows, exported by the dbt mart of that name beside the
@@ -134,8 +135,8 @@ class ProjectPaths:
     def dbt_env(self) -> dict[str, str]:
         """Environment variables read by profiles.yml and the dbt project."""
         return {
-            "APY_RUNWAY_DATA_DIR": str(self.data),
-            "APY_RUNWAY_DUCKDB_PATH": str(self.warehouse),
+            contracts.ENV_DATA_DIR: str(self.data),
+            contracts.ENV_DUCKDB_PATH: str(self.warehouse),
             "DBT_PROFILES_DIR": str(PROFILES_DIR),
         }
 
@@ -165,7 +166,7 @@ def refuse_glob_characters(path: Path, what: str) -> None:
 
 def project_paths(home: str | Path | None = None) -> ProjectPaths:
     """Resolve the absolute project home (argument, $APY_RUNWAY_HOME, repo root)."""
-    chosen = home or os.environ.get("APY_RUNWAY_HOME") or REPO_ROOT
+    chosen = home or os.environ.get(contracts.ENV_HOME) or REPO_ROOT
     paths = ProjectPaths(Path(chosen).expanduser().resolve())
     refuse_glob_characters(paths.home, "project home")
     return paths

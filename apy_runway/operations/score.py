@@ -24,7 +24,7 @@ from apy_runway.operations.runs import resolve_run
 from inference import contracts, service
 from inference.model.artefact import ModelIntegrityError
 from inference.publication import STATUS_SCORED, parse_event_time
-from inference.settings import ENVIRONMENT, Settings
+from inference.settings import Settings
 
 LOCAL_BUCKET = "apy-runway-local"
 
@@ -58,7 +58,7 @@ def score_locally(
             bucket=LOCAL_BUCKET,
             stale_after_hours=stale_after_hours,
             endpoint_url=endpoint,
-            signing_key=os.environ.get(ENVIRONMENT["signing_key"]) or None,
+            signing_key=os.environ.get(contracts.ENVIRONMENT["signing_key"]) or None,
         )
         client = s3_client(endpoint, local=True)
         ensure_bucket(client, LOCAL_BUCKET)

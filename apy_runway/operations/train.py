@@ -20,12 +20,11 @@ from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import DRIFT_REFERENCE_FEATURES_FILE, ProjectPaths
 from apy_runway.foundation.s3 import parse_s3_url
 from inference import contracts
-from inference.settings import ENVIRONMENT
 from models_py import config, run_folder
 from models_py.data import load_reference_features, load_training_set
 from models_py.training import Settings, train_models
 
-SIGNING_KEY_ENV = ENVIRONMENT["signing_key"]
+SIGNING_KEY_ENV = contracts.ENVIRONMENT["signing_key"]
 
 
 def train(
@@ -134,6 +133,6 @@ def upload_run_folder(
     """
     run_folder.verify_artefact(run_dir)
     if client is None:
-        client = s3.s3_client(endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
+        client = s3.s3_client(endpoint_url or os.environ.get(contracts.ENV_S3_ENDPOINT) or None)
     base = "/".join(part for part in (prefix.strip("/"), run_dir.name) if part)
     return s3.upload_run(client, bucket, base + "/", run_dir)
