@@ -10,12 +10,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fixtures.pools_server import PoolsServer, Reply, pools_item, pools_reply
 
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.http import Client
 from apy_runway.landing.collect import collect, hour_from_date_header, load_state
 from apy_runway.landing.ingest import ingest
+from apy_runway.landing.standin import PoolsServer, Reply, pools_item, pools_reply
 
 HOUR = datetime(2024, 3, 1, 5, tzinfo=UTC)
 FAST = Client(delay=0, retries=1, backoff=0, timeout=5)

@@ -17,10 +17,10 @@ from datetime import UTC, timedelta
 import boto3
 import duckdb
 import pytest
-from fixtures.pools_server import NEVER_READ, PoolsServer, pools_item, pools_reply
 
 from apy_runway.cli import main as cli_main
 from apy_runway.foundation.paths import project_paths
+from apy_runway.landing.standin import NEVER_READ, PoolsServer, pools_item, pools_reply
 from inference import contracts, handler, health
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures.pools_server import pools_item
 
 from apy_runway.cli import main as cli_main
 from apy_runway.foundation.console import UserError
@@ -21,6 +20,7 @@ from apy_runway.foundation.paths import project_paths
 from apy_runway.landing.ingest import ingest
 from apy_runway.landing.ingest.pools_snapshot import landed_name
 from apy_runway.landing.ingest.store import RawStore, read_manifest
+from apy_runway.landing.standin import pools_item
 
 HEADER = ["timestamp", "pool", "apy"]
 
