@@ -103,7 +103,7 @@ def test_collect_from_a_slow_header_server_ends_within_the_deadline(project_home
     with PoolsServer() as server:
         server.delay_headers = 30.0
         started = time.monotonic()
-        with pytest.raises(UserError, match="deadline.*nothing was written"):
+        with pytest.raises(UserError, match=r"deadline.*nothing was written"):
             collect(
                 project_home,
                 base_url=server.url,
