@@ -11,6 +11,7 @@ import gzip
 import json
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pytest
 
 from apy_runway.foundation.console import UserError
@@ -322,3 +323,60 @@ def test_a_bad_response_writes_nothing_and_says_why_in_one_line(project_home, re
     message = str(error.value)
     assert problem in message and "nothing was written" in message and "\n" not in message
     assert landing_state(project_home) == before
+
+
+def test_a_collected_hour_is_never_replaced_by_a_chart_row_or_an_older_dated_reply(
+    project_home,
+):
+    """The loop end to end (collect, back-fill, ingest): a new pool's /chart
+    history holds a row in an hour collect landed; a reply dated 3 h behind the
+    clock, and one dated in an hour already collected, arrive later. Every
+    collected hour keeps the values it was collected with."""
+    h0, h1 = HOUR, HOUR + timedelta(hours=1)
+    history = {
+        "status": "success",
+        "data": [
+            {"timestamp": "2024-02-28T23:01:13.171Z", "apy": 7.0, "tvlUsd": 10.0},
+            {"timestamp": f"{h1:%Y-%m-%dT%H}:00:00.000Z", "apy": 99.0, "tvlUsd": 10.0},
+        ],
+    }
+    with PoolsServer({"n": history}) as server:
+        server.queue(
+            pools_reply([pools_item("a", apy=5.0)], h0),
+            pools_reply([pools_item("a", apy=6.0), pools_item("n", apy=8.0)], h1),
+            pools_reply([pools_item("a", apy=35.0), pools_item("n", apy=35.0)], h0),
+            pools_reply([pools_item("a", apy=36.0), pools_item("n", apy=36.0)], h1),
+        )
+        run(project_home, server)
+        ingest([], project_home)
+        second = run(project_home, server, backfill_max=0)  # n waits in the queue
+        ingest([], project_home)
+        stale = run(project_home, server, now=h0 + timedelta(hours=3, minutes=2))
+        assert (second.new_pools, second.backfilled, stale.backfilled) == (1, [], ["n"])
+        repeated = run(project_home, server, now=h1 + timedelta(minutes=30))
+        landed = ingest([], project_home)
+    assert stale.hour == h0 + timedelta(hours=3) and stale.warnings
+    assert repeated.kept and repeated.hour == h1
+    # the stale reply (in the clock's hour) and n's history, whose row of a
+    # collected hour was outranked
+    assert (landed.files_landed, landed.by_reason["outranked"]) == (2, 1)
+
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        rows = con.execute(f"""
+            select stored.pool, strftime(stored."timestamp", '%Y-%m-%dT%H'), stored.apy
+            from read_parquet('{project_home.raw_store}/*/*.parquet') as stored
+            anti join read_parquet('{project_home.superseded_rows}') as superseded
+                on stored.pool = superseded.pool
+                and date_trunc('hour', stored."timestamp") = superseded.snapshot_hour
+                and stored.landing_order = superseded.landing_order
+            order by all
+        """).fetchall()
+    assert rows == [
+        ("a", "2024-03-01T05", 5.0),
+        ("a", "2024-03-01T06", 6.0),
+        ("a", "2024-03-01T08", 35.0),
+        ("n", "2024-02-28T23", 7.0),
+        ("n", "2024-03-01T06", 8.0),
+        ("n", "2024-03-01T08", 35.0),
+    ]
