@@ -1,5 +1,5 @@
 """The live hourly loop end to end, on a small generated home (30 pools x 60
-days, hourly): `run-all`, then `collect` twice against a DefiLlama-format
+days, hourly): `run-all`, then two hours' `collect` against a DefiLlama-format
 server on 127.0.0.1 (the two hours after the generated data, given by its
 `Date` headers; the generated pools plus two new ones with /chart history),
 then `refresh --board` (ingest, incremental build, publish to a local S3,
@@ -19,7 +19,9 @@ import duckdb
 import pytest
 
 from apy_runway.cli import main as cli_main
+from apy_runway.foundation.http import Client
 from apy_runway.foundation.paths import project_paths
+from apy_runway.landing.collect import collect
 from apy_runway.landing.standin import NEVER_READ, PoolsServer, pools_item, pools_reply
 from inference import contracts, handler, health
 
@@ -131,9 +133,10 @@ def loop(tmp_path_factory, moto_endpoint):
             pools_reply(snapshot(0), hours[0] + timedelta(minutes=4, seconds=11)),
             pools_reply(snapshot(1), hours[1] + timedelta(minutes=2)),
         )
-        collect = [*cli, "collect", "--base-url", server.url, "--delay", "0", "--backoff", "0"]
-        assert cli_main(collect) == 0
-        assert cli_main(collect) == 0
+        # the clock of each collect is the hour it collects (a Date header is
+        # believed within 2 h of the clock)
+        for hour in hours:
+            collect(paths, base_url=server.url, client=Client(delay=0, backoff=0), now=hour)
         requests = dict(server.requests)
     # run-all drew the board; the refresh draws it again (--board)
     shutil.rmtree(paths.data / "board")
