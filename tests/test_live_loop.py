@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from datetime import UTC, timedelta
 
 import boto3
@@ -311,3 +313,51 @@ def test_the_backtest_in_the_ledger_scores_what_the_monthly_backtest_scored(loop
     # the board `refresh --board` drew: its track record reads the ledger's mart
     track = (paths.data / "board" / "data" / "track.js").read_text()
     assert '"backtest":{' in track
+
+
+def test_rehearse_runs_the_loop_on_a_copy_with_the_simulated_clock(loop, tmp_path, capsys):
+    """`apy-runway rehearse --hours 2` on the live loop's home: two simulated
+    hours after its newest collected hour, each one refreshed (collect ...
+    publish) and scored; collect's landed hours and the scorer's ledger hours
+    are the simulated ones; a new pool is back-filled; the home itself is not
+    touched; the stand-in and the local S3 are stopped at the end."""
+    paths = loop["paths"]
+    manifest = paths.manifest.read_bytes()
+    threads = threading.active_count()
+    into = tmp_path / "rehearsal"
+    code = cli_main(
+        [
+            "--home",
+            str(paths.home),
+            "rehearse",
+            "--hours",
+            "2",
+            "--into",
+            str(into),
+            "--new-pools",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    hours = [loop["hours"][1] + timedelta(hours=i) for i in (1, 2)]
+    for hour in hours:
+        [line] = [line for line in out.splitlines() if line.startswith(f"{hour:%Y-%m-%dT%H}Z")]
+        assert "refresh ok" in line and "health ok" in line, line
+    assert "ledger: 2 of 2 rehearsed hour(s) served" in out
+    assert "health of the last hour: ok" in out and "rehearsal green: 2 hour(s)" in out
+    scratch = project_paths(into)
+    assert sorted(p.name for p in scratch.landed_pools.glob("*.json.gz")) == [
+        f"{h:%Y-%m-%dT%H}Z.json.gz" for h in hours
+    ]
+    ledger = {p.name for p in (scratch.data / "ledger").rglob("*.json.gz")}
+    assert {f"{h:%Y-%m-%dT%H}Z.json.gz" for h in hours} <= ledger
+    # the stand-in's new pool arrived in the second hour and was back-filled
+    [chart] = [p.stem for p in (scratch.landing / "defillama" / "chart").glob("*.json")]
+    assert chart.startswith("5ea1c0de-") and "back-filled 1 pool(s)" in out
+    assert "prediction_outcomes live: " in out
+    assert paths.manifest.read_bytes() == manifest
+    deadline = time.monotonic() + 10
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert threading.active_count() <= threads
