@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -183,11 +184,11 @@ class Rehearsal:
     def ok(self) -> bool:
         return not self.failed
 
-    def report(self) -> list[str]:
+    def summary(self) -> list[str]:
+        """The lines after the hours': the last health, the ledger, the verdict."""
         status = "green" if self.ok else f"{len(self.failed)} hour(s) failed"
         reasons = ", ".join(self.health.get("reasons", [])) or "none"
         return [
-            *self.hours,
             f"health of the last hour: {self.health.get('status')} (reasons: {reasons})",
             *self.ledger,
             f"rehearsal {status}: {len(self.hours)} hour(s) in {self.seconds:.0f} s, "
@@ -201,8 +202,10 @@ def rehearse(
     into: Path | None = None,
     new_pools: int = 2,
     seed: int = 7,
+    echo: Callable[[str], None] | None = None,
 ) -> Rehearsal:
-    """Run the loop for `hours` simulated hours (see the module)."""
+    """Run the loop for `hours` simulated hours (see the module); `echo` gets
+    each hour's line as soon as the hour is done."""
     from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client
     from apy_runway.landing.standin import PoolsServer
 
@@ -226,6 +229,8 @@ def rehearse(
             hour = first + timedelta(hours=index)
             server.queue(world.reply(index, hour))
             result.hours.append(_hour(home, server.url, s3, endpoint, scorer, hour, result))
+            if echo:
+                echo(result.hours[-1])
         result.health = scorer.health
         result.ledger = _ledger(home, s3, [first + timedelta(hours=i) for i in range(hours)])
     result.seconds = time.perf_counter() - started

@@ -39,11 +39,19 @@ def add_rehearse_arguments(parser: argparse.ArgumentParser) -> None:
 def run_rehearse(args: argparse.Namespace, paths: ProjectPaths) -> int:
     from apy_runway.cli.rehearsal import rehearse
 
+    def echo(line: str) -> None:
+        print(line, flush=True)
+
     result = rehearse(
-        paths, hours=args.hours, into=args.into, new_pools=args.new_pools, seed=args.seed
+        paths,
+        hours=args.hours,
+        into=args.into,
+        new_pools=args.new_pools,
+        seed=args.seed,
+        echo=echo,
     )
-    for line in result.report():
-        print(line)
+    for line in result.summary():
+        echo(line)
     return 0 if result.ok else 1
 
 
