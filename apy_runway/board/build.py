@@ -534,16 +534,8 @@ def build_board(
     run_dir = resolve_track_run(paths, run)
 
     document = read_predictions(predictions_path)
-    log(
-        f"board: predictions {predictions_path}: "
-        + (f"{len(document['records'])} pools" if document else "absent")
-    )
     warehouse = read_pool_history(paths.warehouse, history_days)
     latest, history = warehouse if warehouse is not None else (None, None)
-    log(
-        f"board: pool history {paths.warehouse}: "
-        + (f"{len(history)} pool-days" if history is not None else "absent")
-    )
     if document is not None:
         records = document["records"]
     elif latest is not None:
@@ -556,9 +548,13 @@ def build_board(
         records = []
     track = track_record_rows(paths, run_dir)
     log(
-        "board: track record "
+        "board: predictions "
+        + (f"{len(document['records']):,} pools" if document else f"absent ({predictions_path})")
+        + ", history "
+        + (f"{len(history):,} pool-days" if history is not None else "absent")
+        + ", track record "
         + (
-            f"{len(track)} rows ({', '.join(sorted(track['source'].unique()))})"
+            f"{len(track):,} rows ({', '.join(sorted(track['source'].unique()))})"
             if track is not None
             else f"absent (no {BACKTEST_FILE} in the run, no ledger)"
         )
