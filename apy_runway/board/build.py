@@ -1,45 +1,14 @@
 """`apy-runway board`: the runway board, a static HTML site people can look at.
 
-Writes <home>/data/board/ (``--out``): index.html (the pool table), pool.html
-(one template rendering any pool client-side: pool.html?id=<pool id>),
-track.html (the track record and the model's health), the scripts and styles
-under assets/ (with the one vendored charting library, uPlot, see
-board_site/vendor/VENDORED.md) and the data under data/. No server, no CDN,
-no network request: it works from file:// and from an S3 static-site bucket
-(data files are JavaScript that hands one JSON document to the page, because
-browsers refuse fetch() on file://).
-
-Inputs, each optional; a missing one shows "no ... yet" on its page:
-
-- **predictions**: the latest hourly predictions document
-  (``--predictions``, default data/exports/predictions_latest.json, written by
-  `apy-runway score`; README "Output schemas", any schema_version >= 1). Read
-  defensively: `pool_id` is required; `symbol`, `status`, `reason`, `p_keep`,
-  `predicted_class`, `binned_confidence`, `is_stale`, `feature_date` are read
-  when present; so are fields later versions add: `reasons` (up to 3 phrases,
-  strings or objects with `text`), `confidence_words`, `flags` (names or
-  booleans of inactive / stale / unseen_category), `is_inactive`,
-  `has_unseen_category`, `apy`, `tvl_usd`, `project`, `chain`, and the
-  document's `health` block. A field of the wrong type stops the build with
-  an error naming the file, the record and the field.
-- **pool history**: daily APY and TVL per pool from the DuckDB warehouse
-  (data/warehouse.duckdb, table int_pool_snapshots_downsampled_to_daily:
-  pool_id, snapshot_date, apy, tvl_usd, project, chain, symbol), opened
-  read-only; the last ``--history-days`` days. Its newest day per pool also
-  fills the table's APY, TVL, project, chain and symbol when the predictions
-  do not carry them.
-- **track record**: rows of (pool_id, as_of, p_keep, binned_confidence,
-  label, source), `track_record_rows`, the seam the prediction ledger plugs
-  into. Today: the training run's backtest_predictions.parquet (``--run``,
-  default latest; pool_id, snapshot_date, is_apy_kept, p_keep, ...) as source
-  'backtest', binned with the run's cut-points by contracts.confidence_bin.
-- **health and drift**: the `health` block of the predictions document, else
-  the newest data/monitoring/<hour>.json (``--monitoring``); an object with
-  `status`, `reasons` and any tables of per-feature values, shown as given.
-
-`build_board(paths, ...)` is the plain function `run-all` (and later
-`refresh --board`) calls. Aggregates are computed here, in Python
-(board_data.py); the pages only plot them.
+Reads the inputs (docs/board.md's table: the hourly predictions document,
+the warehouse's daily history and latest_features, the ledger mart or the
+run's backtest, the monitoring document, the run's provenance), each
+optional and read defensively, errors naming the file, record and field;
+hands them to data.py (pure shaping) and writes <home>/data/board/
+(``--out``, replaced whole): the pages, assets, the vendored uPlot, and the
+data as scripts calling BOARD.receive (browsers refuse fetch() on file://).
+No server, CDN or network request. `build_board(paths, ...)` is the function
+run-all and `refresh --board` call.
 """
 
 from __future__ import annotations

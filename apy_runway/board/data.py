@@ -1,24 +1,13 @@
 """The runway board's data, shaped for the browser: pure functions, no I/O.
 
-`apy_runway.board.build` reads the inputs (the hourly predictions document,
-the warehouse's daily pool history, the track-record rows, the health
-document) and hands them here; what comes back is plain JSON-able data that
-the site's scripts plot (schemas: README "The runway board").
-
-- `normalise_predictions`: the hourly document's records, read defensively
-  (fields the later issues add, such as reasons, confidence words, flags,
-  apy / tvl, may be absent), checked field by field with errors that name
-  the file, the record and the field.
-- `table_payload`: the pool table as columns (numbers as arrays, strings
-  dictionary-encoded), so the page keeps 20k rows in typed arrays.
-- `summarise_track_record`: AUC by month, reliability bins, ECE and the hit
-  rate per confidence bin, per source ('live' / 'backtest', never mixed).
-- `pool_shards`: per-pool documents (history, served predictions with what
-  happened, reasons) grouped into shards by `shard_of(pool_id)`, a hash the
-  page computes too (FNV-1a 32-bit over the UTF-8 bytes).
-
-May import the standard library, numpy, pandas, `inference.contracts` and
-`models_py` (floor 3, for the AUC); nothing above the stages.
+`normalise_predictions` reads the hourly document defensively (errors name
+the file, record and field); `table_payload` gives the pool table as columns
+(strings dictionary-encoded, flags and traits as bits, signed reasons);
+`confidence_legend` and `summarise_track_record` the aggregates (AUC by
+month, reliability, hit rate per bin, base rate; sources never mixed);
+`pool_shards` the per-pool documents, grouped by `shard_of(pool_id)` (FNV-1a,
+which the page computes too). Schemas: docs/board.md. May import the standard
+library, numpy, pandas, `inference.contracts` and `models_py` (the AUC).
 """
 
 from __future__ import annotations
@@ -35,8 +24,10 @@ from inference import contracts
 from models_py.evaluate import rank_auc
 
 # Bump on any change of the board's data files (data/*.js); the page refuses
-# a major version it does not know.
-BOARD_SCHEMA_VERSION = 1
+# a major version it does not know. 2: DefiLlama's columns, traits, signed
+# reasons ([sign, text] in the table, objects with the contribution per pool),
+# the confidence legend, provenance.
+BOARD_SCHEMA_VERSION = 2
 
 # The adapter seam of the track record: every source (the run folder's
 # backtest today, the ledger mart `prediction_outcomes` later) gives rows of

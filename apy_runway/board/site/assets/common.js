@@ -4,7 +4,7 @@
 "use strict";
 
 window.BOARD = (function () {
-  const SCHEMA_VERSION = 1;
+  const SCHEMA_VERSION = 2;
   const data = {};
   const timings = {};
   const charts = [];
