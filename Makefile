@@ -9,10 +9,10 @@ RUN_ARGS ?=
 
 setup: $(VENV)/.installed node_modules/.installed
 
-# the first install takes about 4-5 minutes (dbt, DuckDB, scikit-learn, moto, Playwright's
+# the first install takes about 3-5 minutes (dbt, DuckDB, scikit-learn, moto, Playwright's
 # driver...); later runs skip it until pyproject.toml changes
 $(VENV)/.installed: pyproject.toml
-	@echo "Installing apy-runway and its dependencies into $(VENV) (the first time takes about 4-5 minutes)..."
+	@echo "Installing apy-runway and its dependencies into $(VENV) (the first time takes about 3-5 minutes)..."
 	@started=$$(date +%s); \
 	$(PYTHON) -m venv $(VENV) && \
 	$(BIN)/pip install --quiet --upgrade pip && \
