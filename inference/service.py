@@ -398,6 +398,69 @@ def alert_on_change(
     return outcome
 
 
+def score_hour(
+    settings: Settings,
+    client: Any,
+    loaded: LoadedModel,
+    event_time: datetime,
+    webhook: str | None = None,
+) -> tuple[dict, dict]:
+    """Score the published features for one hour; write the hour's key, its
+    monitoring document and ledger file and, unless a newer hour is already
+    there, latest.json (publish_latest); then alert the `webhook` if the health
+    changed. Returns (summary, the published document)."""
+    table = read_features(settings, client)
+    hour = score_hour_published(loaded.model, table, event_time, settings.stale_after_hours)
+    result = hour.document
+    body = encode_json(result)
+    object_metadata = {
+        "event-time": result["event_time"],
+        "model-id": loaded.spec.model_id,
+        contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
+        HEALTH_METADATA: result["health"]["status"],
+    }
+    hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
+    put_json(client, settings.bucket, hourly, body, object_metadata)
+    monitoring_key = None
+    if hour.monitoring is not None:
+        monitoring_key = contracts.monitoring_key(settings.monitoring_prefix, event_time)
+        put_json(client, settings.bucket, monitoring_key, encode_json(hour.monitoring), {})
+    ledger_key = contracts.ledger_key(settings.ledger_prefix, event_time)
+    client.put_object(
+        Bucket=settings.bucket,
+        Key=ledger_key,
+        Body=ledger_body(hour.ledger),
+        ContentType="application/gzip",
+        Metadata={"rows": str(len(hour.ledger)), "format": contracts.LEDGER_FORMAT},
+    )
+    latest = publish_latest(settings, client, body, object_metadata, result["event_time"])
+    alert = alert_on_change(
+        webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
+    )
+    watch = alert_watchlist(settings, client, webhook, latest, result)
+    summary = {
+        "hourly_key": hourly,
+        "latest_key": settings.latest_predictions_key if latest.written else None,
+        # did this run's conditional write of latest.json succeed (see LatestWrite)
+        "latest_written": latest.written,
+        "latest_etag": latest.etag,
+        "model_id": loaded.spec.model_id,
+        "event_time": result["event_time"],
+        "feature_date_max": result["feature_date_max"],
+        "health": result["health"]["status"],
+        "health_reasons": result["health"]["reasons"],
+        "monitoring_key": monitoring_key,
+        "ledger_key": ledger_key,
+        "ledger_rows": len(hour.ledger),
+        "alert": alert,
+        "watch": watch,
+        **result["counts"],
+    }
+    return summary, result
+
+
+# --------------------------------------------------------------------------- watchlist
+
 WATCH_WRITE_ATTEMPTS = 5
 
 
@@ -493,64 +556,3 @@ def alert_watchlist(
                 )
         outcome["alerts"].append(entry)
     return outcome
-
-
-def score_hour(
-    settings: Settings,
-    client: Any,
-    loaded: LoadedModel,
-    event_time: datetime,
-    webhook: str | None = None,
-) -> tuple[dict, dict]:
-    """Score the published features for one hour; write the hour's key, its
-    monitoring document and ledger file and, unless a newer hour is already
-    there, latest.json (publish_latest); then alert the `webhook` if the health
-    changed. Returns (summary, the published document)."""
-    table = read_features(settings, client)
-    hour = score_hour_published(loaded.model, table, event_time, settings.stale_after_hours)
-    result = hour.document
-    body = encode_json(result)
-    object_metadata = {
-        "event-time": result["event_time"],
-        "model-id": loaded.spec.model_id,
-        contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
-        HEALTH_METADATA: result["health"]["status"],
-    }
-    hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
-    put_json(client, settings.bucket, hourly, body, object_metadata)
-    monitoring_key = None
-    if hour.monitoring is not None:
-        monitoring_key = contracts.monitoring_key(settings.monitoring_prefix, event_time)
-        put_json(client, settings.bucket, monitoring_key, encode_json(hour.monitoring), {})
-    ledger_key = contracts.ledger_key(settings.ledger_prefix, event_time)
-    client.put_object(
-        Bucket=settings.bucket,
-        Key=ledger_key,
-        Body=ledger_body(hour.ledger),
-        ContentType="application/gzip",
-        Metadata={"rows": str(len(hour.ledger)), "format": contracts.LEDGER_FORMAT},
-    )
-    latest = publish_latest(settings, client, body, object_metadata, result["event_time"])
-    alert = alert_on_change(
-        webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
-    )
-    watch = alert_watchlist(settings, client, webhook, latest, result)
-    summary = {
-        "hourly_key": hourly,
-        "latest_key": settings.latest_predictions_key if latest.written else None,
-        # did this run's conditional write of latest.json succeed (see LatestWrite)
-        "latest_written": latest.written,
-        "latest_etag": latest.etag,
-        "model_id": loaded.spec.model_id,
-        "event_time": result["event_time"],
-        "feature_date_max": result["feature_date_max"],
-        "health": result["health"]["status"],
-        "health_reasons": result["health"]["reasons"],
-        "monitoring_key": monitoring_key,
-        "ledger_key": ledger_key,
-        "ledger_rows": len(hour.ledger),
-        "alert": alert,
-        "watch": watch,
-        **result["counts"],
-    }
-    return summary, result
