@@ -38,7 +38,6 @@
       tabs[source.id].setAttribute("aria-selected", on ? "true" : "false");
     });
     pending[id].splice(0).forEach(function (draw) { draw(); });
-    B.track = { selected: id };
   }
 
   if (B.errors.length || !track) {
