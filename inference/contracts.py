@@ -379,6 +379,9 @@ WATCH_P_KEEP_MOVE = 0.15
 WATCH_WINDOW_HOURS = 24
 # At most this many pools are watched (the list is read whole every hour).
 WATCHLIST_MAX_POOLS = 500
+# An hour posts one message per pool for at most this many pools, and one
+# message naming the others (each post may take the webhook's time budget).
+WATCH_MAX_POSTS = 10
 # A pool id as the watchlist accepts it: printable, no spaces at its ends.
 WATCH_POOL_ID_MAX_CHARS = 200
 

@@ -479,6 +479,18 @@ def _get_json_with_etag(client: Any, bucket: str, key: str) -> tuple[str, Any] |
         raise watchlist.WatchlistError(f"s3://{bucket}/{key} is not JSON: {error}") from error
 
 
+def _readable_state(document: Any, where: str) -> dict:
+    """The watch state, or an empty one when it is broken: the scorer owns it
+    and writes it whole, so the next write repairs it (logged)."""
+    try:
+        return watchlist.read_state(document, where)
+    except watchlist.WatchlistError as error:
+        logger.warning(
+            json.dumps({"level": "WARNING", "event": "watch_state_reset", "error": str(error)})
+        )
+        return {}
+
+
 def _record_watch_state(
     settings: Settings, client: Any, watched: list[str], records: dict, hour: str
 ) -> list[watchlist.Alert]:
@@ -489,9 +501,7 @@ def _record_watch_state(
     key = settings.watch_state_key
     for _ in range(WATCH_WRITE_ATTEMPTS):
         found = _get_json_with_etag(client, settings.bucket, key)
-        state = (
-            {} if found is None else watchlist.read_state(found[1], f"s3://{settings.bucket}/{key}")
-        )
+        state = {} if found is None else _readable_state(found[1], f"s3://{settings.bucket}/{key}")
         raised, new_state = watchlist.evaluate(state, watched, records, hour)
         condition = {"IfMatch": found[0]} if found is not None else {"IfNoneMatch": "*"}
         try:
@@ -539,20 +549,35 @@ def alert_watchlist(
         )
         return outcome | {"error": str(error)}
     outcome["watched"] = len(watched)
-    for alert in raised:
-        entry = {"pool_id": alert.pool_id, "kind": alert.kind, "posted": False}
-        if url:
-            body = watchlist.message(alert, records[alert.pool_id], document.get("model_id"))
-            error = alerts.post(url, body)
-            if error is None:
-                entry["posted"] = True
-                outcome["posted"] += 1
-            else:
-                entry["error"] = error
-                logger.warning(
-                    json.dumps(
-                        {"level": "WARNING", "event": "watch_webhook_failed", "error": error}
-                    )
-                )
-        outcome["alerts"].append(entry)
+    outcome["alerts"] = _post_watch_alerts(url, raised, records, document.get("model_id"))
+    outcome["posted"] = sum(entry["posted"] for entry in outcome["alerts"])
     return outcome
+
+
+def _post_watch_alerts(
+    url: str | None, raised: list[watchlist.Alert], records: dict, model_id: str | None
+) -> list[dict]:
+    """One message per pool for the first contracts.WATCH_MAX_POSTS alerts,
+    one message naming the rest; after a failed post the others are not tried
+    (a webhook that is down would spend the run's time budget)."""
+    messages = [
+        ([alert], watchlist.message(alert, records[alert.pool_id], model_id))
+        for alert in raised[: contracts.WATCH_MAX_POSTS]
+    ]
+    if len(raised) > contracts.WATCH_MAX_POSTS:
+        rest = raised[contracts.WATCH_MAX_POSTS :]
+        messages.append((rest, watchlist.summary_message(rest, records)))
+    entries, failed = [], None
+    for group, body in messages:
+        error = "no webhook configured" if not url else failed or alerts.post(url, body)
+        if url and error and failed is None:
+            failed = f"not tried after a failed post ({error})"
+            logger.warning(
+                json.dumps({"level": "WARNING", "event": "watch_webhook_failed", "error": error})
+            )
+        for alert in group:
+            entry = {"pool_id": alert.pool_id, "kind": alert.kind, "posted": error is None}
+            if error is not None and url:
+                entry["error"] = error
+            entries.append(entry)
+    return entries

@@ -151,6 +151,23 @@ def _reason_line(reason: Any) -> str:
     return f"· {reason}"
 
 
+def _change(alert: Alert) -> str:
+    if alert.kind == "flip":
+        return f"flipped {_class(alert.before[1])} → {_class(alert.p_keep)}"
+    return f"p_keep moved {alert.p_keep - alert.before[1]:+.2f}"
+
+
+def summary_message(alerts: list[Alert], records: dict[str, dict]) -> dict:
+    """One body naming the pools past the hour's per-pool messages."""
+    lines = [f"apy-runway watch: {len(alerts)} more watched pools changed at {alerts[0].hour}"]
+    for alert in alerts:
+        record = records.get(alert.pool_id) or {}
+        name = record.get("symbol") or ""
+        lines.append(f"{alert.pool_id} {name}: {_change(alert)} (p_keep {alert.p_keep:.3f})")
+    text = "\n".join(lines)[:1900]
+    return {"content": text, "text": text}
+
+
 def message(alert: Alert, record: dict, model_id: str | None) -> dict:
     """The webhook body (Discord `content`, Slack `text`): the pool, the
     change, the call now and its top reasons (↑ supports keeping the APY,
@@ -163,10 +180,7 @@ def message(alert: Alert, record: dict, model_id: str | None) -> dict:
     now = f"{_class(alert.p_keep)} {shown}%"
     if record.get("confidence_words"):
         now += f" ({record['confidence_words']} confidence)"
-    if alert.kind == "flip":
-        change = f"flipped {_class(before_p)} → {_class(alert.p_keep)}"
-    else:
-        change = f"p_keep moved {alert.p_keep - before_p:+.2f}"
+    change = _change(alert)
     lines = [
         f"apy-runway watch: {name}"
         + (f" ({where})" if where else "")

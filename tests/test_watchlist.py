@@ -17,7 +17,7 @@ from fixtures.webhook import Hook
 from apy_runway import cli
 from apy_runway.operations import watch
 from apy_runway.operations.publish import upload_features_binary
-from inference import contracts, handler, watchlist
+from inference import contracts, handler, service, watchlist
 
 POOLS = 50
 
@@ -227,3 +227,31 @@ def test_a_broken_watchlist_never_fails_the_hourly_run(lambda_env, s3_client):
     s3_client.put_object(Bucket=lambda_env, Key=contracts.WATCHLIST_KEY, Body=b"[1, 2]")
     summary = scheduled(4)
     assert summary["latest_written"] and "not a watchlist" in summary["watch"]["error"]
+
+
+def test_an_hour_of_many_alerts_posts_ten_then_one_naming_the_rest_and_stops_on_failure():
+    records = {f"p{i:02d}": {"pool_id": f"p{i:02d}", "symbol": f"S{i}"} for i in range(13)}
+    raised = [
+        watchlist.Alert(p, "flip", (hour_text(1), 0.8), 0.3, hour_text(2)) for p in sorted(records)
+    ]
+    with Hook() as hook:
+        entries = service._post_watch_alerts(hook.url, raised, records, "m")
+    assert [e["posted"] for e in entries] == [True] * 13
+    assert len(hook.messages) == contracts.WATCH_MAX_POSTS + 1
+    last = hook.messages[-1]["content"]
+    assert last.startswith("apy-runway watch: 3 more watched pools changed")
+    assert all(f"p{i:02d} S{i}: flipped" in last for i in (10, 11, 12))
+    with Hook(status=500) as down:
+        entries = service._post_watch_alerts(down.url, raised[:3], records, "m")
+    assert len(down.messages) == 1  # the others are not tried
+    assert entries[0]["error"] == "HTTP 500"
+    assert entries[2]["error"].startswith("not tried after a failed post")
+    assert not any(e["posted"] for e in entries)
+
+
+def test_a_broken_watch_state_is_started_afresh():
+    assert service._readable_state({"format": "x"}, "s3://b/watch/state.json") == {}
+    good = watchlist.state_document({"a": {"calls": [[hour_text(1), 0.5]], "announced": None}}, "h")
+    assert service._readable_state(good, "w") == {
+        "a": {"calls": [[hour_text(1), 0.5]], "announced": None}
+    }
