@@ -9,11 +9,16 @@ RUN_ARGS ?=
 
 setup: $(VENV)/.installed node_modules/.installed
 
+# the first install takes about 3-5 minutes (dbt, DuckDB, scikit-learn, moto, Playwright's
+# driver...); later runs skip it until pyproject.toml changes
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
+	@echo "Installing apy-runway and its dependencies into $(VENV) (the first time takes about 3-5 minutes)..."
+	@started=$$(date +%s); \
+	$(PYTHON) -m venv $(VENV) && \
+	$(BIN)/pip install --quiet --upgrade pip && \
+	$(BIN)/pip install --quiet -e '.[dev]' && \
+	touch $@ && \
+	echo "Installed into $(VENV) in $$(( $$(date +%s) - started )) s."
 
 # `make test-spark` builds the dbt project on Spark (tests/test_spark_parity.py): the
 # optional `spark` group (dbt-spark, pyspark; a Java 17 runtime must be on PATH)
@@ -23,11 +28,15 @@ $(VENV)/.installed-spark: $(VENV)/.installed
 
 # osls (open-source serverless fork) packages serverless.yml offline in the tests
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+	@echo "Installing osls (the offline serverless packager the deploy tests use) with npm ci..."
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
-run: setup
-	$(BIN)/apy-runway run-all $(RUN_ARGS)
+# the pipeline needs the Python install only (npm's osls is for `make test`); it
+# prints about 100 lines and ends with where to look next
+run: $(VENV)/.installed
+	@echo "Running the whole pipeline on generated demo data (about 3 minutes): $(BIN)/apy-runway run-all $(RUN_ARGS)"
+	@$(BIN)/apy-runway run-all $(RUN_ARGS)
 
 # ruff (Python lint and formatting; config in pyproject.toml [tool.ruff]) and sqlfluff
 # (the dbt models, macros and tests; ingest's classification SQL), about 10 s

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 (
                     "virtual",
                     "index.html",
-                    "document.querySelector('button[data-col=\"p_keep\"]').click()",
+                    "document.querySelector('button[data-col=\"outlook\"]').click()",
                 ),
                 ("plain_dom", "anchor.html", "sortPlain(1)"),
             ):

@@ -361,6 +361,45 @@ def ledger_key(prefix: str, hour: Any, source: str = "live") -> str:
     return f"{prefix}date={hour:%Y-%m-%d}/{hour:%Y-%m-%dT%H}Z{tail}.json.gz"
 
 
+# --------------------------------------------------------------------------- watchlist
+
+# The pools an operator watches (`apy-runway watch add|remove|list`), in the
+# bucket: {"format", "pools": [pool ids], "updated_at"}. The hourly scorer
+# reads it and keeps its own memory of the watched pools' calls over the last
+# WATCH_WINDOW_HOURS in WATCH_STATE_KEY (the scorer's alone: it reads and
+# writes it with conditional PUTs, which also make a retried hour post nothing).
+WATCHLIST_KEY = "watch/watchlist.json"
+WATCH_STATE_KEY = "watch/state.json"
+WATCHLIST_FORMAT = "apy-runway/watchlist/v1"
+WATCH_STATE_FORMAT = "apy-runway/watch-state/v1"
+# A watched pool is announced when its class flips against its previous call,
+# or its p_keep moves by at least WATCH_P_KEEP_MOVE against any call of the
+# last WATCH_WINDOW_HOURS (since its last announcement): once per pool and hour.
+WATCH_P_KEEP_MOVE = 0.15
+WATCH_WINDOW_HOURS = 24
+# At most this many pools are watched (the list is read whole every hour).
+WATCHLIST_MAX_POOLS = 500
+# An hour posts one message per pool for at most this many pools, and one
+# message naming the others (each post may take the webhook's time budget).
+WATCH_MAX_POSTS = 10
+# A pool id as the watchlist accepts it: printable, no spaces at its ends.
+WATCH_POOL_ID_MAX_CHARS = 200
+
+
+def watch_pool_id_problem(pool_id: Any) -> str | None:
+    """Why `pool_id` cannot be watched, or None."""
+    if not isinstance(pool_id, str) or not pool_id.strip():
+        return f"{pool_id!r} is not a pool id"
+    if pool_id != pool_id.strip() or len(pool_id) > WATCH_POOL_ID_MAX_CHARS:
+        return (
+            f"{pool_id!r} is not a pool id (spaces at its ends, or over "
+            f"{WATCH_POOL_ID_MAX_CHARS} characters)"
+        )
+    if not pool_id.isprintable():
+        return f"{pool_id!r} holds control characters"
+    return None
+
+
 # --------------------------------------------------------------------------- request limits
 
 # API Gateway caps a request body at 6 MB: ~3,500 rows of DefiLlama's six

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from inference import alerts, contracts, features
+from inference import alerts, contracts, features, watchlist
 from inference.health import shrink_refusal
 from inference.model import artefact, portable
 from inference.model.artefact import ModelIntegrityError, ModelSpec
@@ -437,6 +437,7 @@ def score_hour(
     alert = alert_on_change(
         webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
     )
+    watch = alert_watchlist(settings, client, webhook, latest, result)
     summary = {
         "hourly_key": hourly,
         "latest_key": settings.latest_predictions_key if latest.written else None,
@@ -452,6 +453,131 @@ def score_hour(
         "ledger_key": ledger_key,
         "ledger_rows": len(hour.ledger),
         "alert": alert,
+        "watch": watch,
         **result["counts"],
     }
     return summary, result
+
+
+# --------------------------------------------------------------------------- watchlist
+
+WATCH_WRITE_ATTEMPTS = 5
+
+
+def _get_json_with_etag(client: Any, bucket: str, key: str) -> tuple[str, Any] | None:
+    """(ETag, parsed JSON) of a small document; None when it is missing (404,
+    or 403 to a role that may not list the bucket)."""
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if _error_code(error) in NOT_FOUND_CODES or _error_code(error) in ACCESS_DENIED_CODES:
+            return None
+        raise
+    try:
+        return response["ETag"], json.loads(response["Body"].read())
+    except ValueError as error:
+        raise watchlist.WatchlistError(f"s3://{bucket}/{key} is not JSON: {error}") from error
+
+
+def _readable_state(document: Any, where: str) -> dict:
+    """The watch state, or an empty one when it is broken: the scorer owns it
+    and writes it whole, so the next write repairs it (logged)."""
+    try:
+        return watchlist.read_state(document, where)
+    except watchlist.WatchlistError as error:
+        logger.warning(
+            json.dumps({"level": "WARNING", "event": "watch_state_reset", "error": str(error)})
+        )
+        return {}
+
+
+def _record_watch_state(
+    settings: Settings, client: Any, watched: list[str], records: dict, hour: str
+) -> list[watchlist.Alert]:
+    """Read the watch state, judge the hour's calls, write the state back
+    with a conditional PUT (If-Match its ETag; If-None-Match: * when there is
+    none), again from the read when another run wrote in between. The alerts
+    are returned only once their hour is recorded, so a retry posts nothing."""
+    key = settings.watch_state_key
+    for _ in range(WATCH_WRITE_ATTEMPTS):
+        found = _get_json_with_etag(client, settings.bucket, key)
+        state = {} if found is None else _readable_state(found[1], f"s3://{settings.bucket}/{key}")
+        raised, new_state = watchlist.evaluate(state, watched, records, hour)
+        condition = {"IfMatch": found[0]} if found is not None else {"IfNoneMatch": "*"}
+        try:
+            client.put_object(
+                Bucket=settings.bucket,
+                Key=key,
+                Body=encode_json(watchlist.state_document(new_state, hour)),
+                ContentType="application/json",
+                **condition,
+            )
+        except ClientError as error:
+            if _error_code(error) in CONFLICT_CODES:
+                continue
+            raise
+        return raised
+    raise LatestConflict(
+        f"s3://{settings.bucket}/{key} changed under each of {WATCH_WRITE_ATTEMPTS} writes"
+    )
+
+
+def alert_watchlist(
+    settings: Settings, client: Any, url: str | None, latest: LatestWrite, document: dict
+) -> dict:
+    """The watchlist step of the hourly run: post one message per watched pool
+    whose call flipped or moved (inference/watchlist.py), once per pool and
+    hour. Only a run whose write of latest.json succeeded judges (an older
+    hour retried late says nothing). Never raises: a broken watchlist or a
+    failed read or post is logged and reported in the summary."""
+    outcome: dict[str, Any] = {"watched": 0, "alerts": [], "posted": 0}
+    if not latest.written:
+        return outcome | {"skipped": "a newer hour holds latest.json"}
+    try:
+        found = _get_json_with_etag(client, settings.bucket, settings.watchlist_key)
+        if found is None:
+            return outcome
+        watched = watchlist.read_watchlist(
+            found[1], f"s3://{settings.bucket}/{settings.watchlist_key}"
+        )
+        wanted = set(watched)
+        records = {r["pool_id"]: r for r in document["predictions"] if r["pool_id"] in wanted}
+        raised = _record_watch_state(settings, client, watched, records, document["event_time"])
+    except (ClientError, BotoCoreError, watchlist.WatchlistError, LatestConflict) as error:
+        logger.warning(
+            json.dumps({"level": "WARNING", "event": "watchlist_failed", "error": str(error)})
+        )
+        return outcome | {"error": str(error)}
+    outcome["watched"] = len(watched)
+    outcome["alerts"] = _post_watch_alerts(url, raised, records, document.get("model_id"))
+    outcome["posted"] = sum(entry["posted"] for entry in outcome["alerts"])
+    return outcome
+
+
+def _post_watch_alerts(
+    url: str | None, raised: list[watchlist.Alert], records: dict, model_id: str | None
+) -> list[dict]:
+    """One message per pool for the first contracts.WATCH_MAX_POSTS alerts,
+    one message naming the rest; after a failed post the others are not tried
+    (a webhook that is down would spend the run's time budget)."""
+    messages = [
+        ([alert], watchlist.message(alert, records[alert.pool_id], model_id))
+        for alert in raised[: contracts.WATCH_MAX_POSTS]
+    ]
+    if len(raised) > contracts.WATCH_MAX_POSTS:
+        rest = raised[contracts.WATCH_MAX_POSTS :]
+        messages.append((rest, watchlist.summary_message(rest, records)))
+    entries, failed = [], None
+    for group, body in messages:
+        error = "no webhook configured" if not url else failed or alerts.post(url, body)
+        if url and error and failed is None:
+            failed = f"not tried after a failed post ({error})"
+            logger.warning(
+                json.dumps({"level": "WARNING", "event": "watch_webhook_failed", "error": error})
+            )
+        for alert in group:
+            entry = {"pool_id": alert.pool_id, "kind": alert.kind, "posted": error is None}
+            if error is not None and url:
+                entry["error"] = error
+            entries.append(entry)
+    return entries

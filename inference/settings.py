@@ -38,6 +38,9 @@ class Settings:
     ledger_prefix: str = contracts.LEDGER_PREFIX
     webhook_url: str | None = field(default=None, repr=False)
     webhook_url_parameter: str | None = None
+    # the operator's watchlist and the scorer's memory of the watched pools' calls
+    watchlist_key: str = contracts.WATCHLIST_KEY
+    watch_state_key: str = contracts.WATCH_STATE_KEY
 
     def __post_init__(self) -> None:
         if not self.bucket:

@@ -247,11 +247,12 @@ def test_fields_later_versions_add_are_read_when_present():
     first, second = out["records"]
     assert first["predicted_class"] == contracts.CLASS_DOWN  # derived by the contracts rule
     assert first["confidence_words"] == "Medium"
-    assert first["reasons"] == [
+    assert [r["text"] for r in first["reasons"]] == [
         "apy is 2.4x its 90-day mean",
         "TVL -31% in 7 days",
         "reward share 85%",
     ]
+    assert [r["feature"] for r in first["reasons"]] == ["apy", None, None]
     assert first["flags"] == board_data.FLAG_BITS["unseen_category"] | board_data.FLAG_BITS["stale"]
     assert (first["apy"], first["tvl_usd"], first["project"]) == (4.5, 1000.0, "aave-v3")
     assert second["flags"] == board_data.FLAG_BITS["inactive"] | board_data.FLAG_BITS["stale"]
@@ -367,6 +368,131 @@ def test_table_payload_dictionary_codes_sort_like_the_names():
     assert table["columns"]["apy"] == [None, None, None] and table["columns"]["tvl_usd"][2] == 13
 
 
+def test_reasons_keep_their_direction_and_the_table_carries_the_sign():
+    out = board_data.normalise_predictions(
+        document(
+            {
+                "pool_id": "p",
+                "p_keep": 0.3,
+                "reasons": [
+                    {
+                        "feature": "apy",
+                        "text": "apy is 2.1x its 30-day mean",
+                        "contribution": -0.12,
+                    },
+                    {"feature": "tvl_usd", "text": "TVL $12.0M", "contribution": 0.04},
+                    {"text": "no contribution given"},
+                    {"text": "exactly nothing", "contribution": 0.0},
+                ],
+            }
+        ),
+        "doc.json",
+    )
+    (record,) = out["records"]
+    assert [board_data.reason_sign(r) for r in record["reasons"]] == [-1, 1, 0]
+    assert record["reasons"][0] == {
+        "text": "apy is 2.1x its 30-day mean",
+        "contribution": -0.12,
+        "feature": "apy",
+    }
+    table = board_data.table_payload(out["records"], None)
+    assert table["columns"]["reasons"] == [
+        [[-1, "apy is 2.1x its 30-day mean"], [1, "TVL $12.0M"], [0, "no contribution given"]]
+    ]
+    for bad in ("-0.1", True, float("nan")):
+        with pytest.raises(
+            BoardInputError, match=r"predictions\[0\] \(pool p\): field 'reasons\[0\]"
+        ):
+            board_data.normalise_predictions(
+                document({"pool_id": "p", "reasons": [{"text": "x", "contribution": bad}]}), "d"
+            )
+
+
+@pytest.mark.parametrize(
+    ("value", "demo", "text"),
+    [
+        (None, None, None),
+        ({"kind": "generated", "seed": 42}, True, "generated data (seed 42)"),
+        ("generated", True, "Demo model: trained on generated data, not on real pools"),
+        ({"source": "synthetic"}, True, "generated data, not on real pools"),
+        (
+            {"kind": "files", "files": [{"name": "a.csv", "sha256": "x"}, {"name": "b.parquet"}]},
+            False,
+            "2 real file(s): a.csv, b.parquet",
+        ),
+        (
+            {"kind": "collected", "first_hour": "2025-01-01T00Z", "last_hour": "2025-06-01T13Z"},
+            False,
+            "collected hours 2025-01-01T00Z to 2025-06-01T13Z",
+        ),
+        ({"kind": "something new"}, False, "Model trained on: something new"),
+    ],
+)
+def test_the_banner_says_what_the_model_was_trained_on(value, demo, text):
+    described = board_data.describe_provenance(value)
+    if value is None:
+        assert described is None
+    else:
+        assert described["demo"] is demo and text in described["text"]
+
+
+def test_the_confidence_legend_quotes_the_backtest_until_enough_live_calls_matured():
+    records = board_data.normalise_predictions(
+        document(
+            *[{"pool_id": f"p{i}", "p_keep": 0.9, "binned_confidence": 3} for i in range(3)],
+            {"pool_id": "q", "p_keep": 0.6, "binned_confidence": 1, "confidence_words": "Low"},
+            {"pool_id": "r"},
+        ),
+        "d",
+    )["records"]
+    rows, _ = track_frame()
+    backtest = board_data.summarise_source(rows)
+    live = dict(backtest, matured_rows=board_data.LEGEND_MIN_MATURED - 1)
+    legend = board_data.confidence_legend(records, {"live": live, "backtest": backtest})
+    by_bin = {entry["confidence"]: entry for entry in legend}
+    assert {e["source"] for e in legend} == {"backtest"}
+    assert by_bin[3]["share"] == 0.75 and by_bin[1]["share"] == 0.25 and by_bin[2]["pools"] == 0
+    expected = {b["confidence"]: b["hit_rate"] for b in backtest["hit_rate_by_confidence"]}
+    assert {b: e["hit_rate"] for b, e in by_bin.items()} == expected
+    live["matured_rows"] = board_data.LEGEND_MIN_MATURED
+    legend = board_data.confidence_legend(records, {"live": live, "backtest": None})
+    assert {e["source"] for e in legend} == {"live"}
+    # a run that serves fewer words: only the bins that occur, with the words served
+    two = [
+        dict(r, binned_confidence=2, confidence_words="Surer") if r["binned_confidence"] == 3 else r
+        for r in records
+    ]
+    legend = board_data.confidence_legend(two, {"live": None, "backtest": None})
+    assert [(e["confidence"], e["words"], e["hit_rate"]) for e in legend] == [
+        (1, "Low", None),
+        (2, "Surer", None),
+    ]
+
+
+def test_traits_come_from_the_static_attributes_and_unknown_sets_none():
+    records = board_data.normalise_predictions(document(*[{"pool_id": p} for p in "abcd"]), "d")[
+        "records"
+    ]
+    latest = pd.DataFrame(
+        {
+            "pool_id": list("abcd"),
+            "is_stablecoin": [True, False, None, True],
+            "il_risk": ["no", "yes", "unknown", "NO"],
+            "exposure": ["single", "multi", "unknown", None],
+        }
+    )
+    table = board_data.table_payload(records, latest)
+    bits = board_data.TRAIT_BITS
+    assert table["columns"]["traits"] == [
+        bits["stablecoin"] | bits["no_il_risk"] | bits["single_exposure"],
+        0,
+        0,
+        bits["stablecoin"] | bits["no_il_risk"],
+    ]
+    text = latest.drop(columns="is_stablecoin").assign(stablecoin=["true", "false", "unknown", "x"])
+    assert board_data.table_payload(records, text)["columns"]["traits"][0] == sum(bits.values())
+
+
 # --------------------------------------------------------------------------- the stage
 
 
@@ -377,6 +503,12 @@ def test_the_history_table_columns_the_board_reads_are_in_the_dbt_model():
     (model,) = [m for m in spec["models"] if m["name"] == board.HISTORY_TABLE]
     columns = {c["name"] for c in model["columns"]}
     assert {"pool_id", "snapshot_date", "apy", "tvl_usd", "project", "chain", "symbol"} <= columns
+    assert {column for column, _ in board.DAILY_STATE_COLUMNS} <= columns
+    marts = yaml.safe_load((REPO / "dbt_project/models/marts/_marts__models.yml").read_text())
+    (mart,) = [m for m in marts["models"] if m["name"] == board.FEATURES_TABLE]
+    assert {column for column, _ in board.FEATURE_STATE_COLUMNS} <= {
+        c["name"] for c in mart["columns"]
+    }
 
 
 @pytest.fixture(scope="module")
@@ -420,6 +552,20 @@ def test_build_writes_the_site_with_every_source(small_board):
     projects = [table["projects"][code] for code in table["columns"]["project"]]
     assert projects == expected["project"].tolist()  # from the warehouse's newest day
     assert np.allclose(table["columns"]["apy"], expected["apy"], rtol=0, atol=6e-5)
+    for name in board_data.STATE_NUMBERS:  # from the daily table and latest_features
+        got = np.array(table["columns"][name], dtype=float)
+        assert np.allclose(got, expected[name], rtol=0, atol=6e-5, equal_nan=True), name
+    assert table["columns"]["traits"] == expected["traits"].tolist()
+    assert table["columns"]["pool_meta"] == [
+        v if isinstance(v, str) else None for v in expected["pool_meta"]
+    ]
+    seen = [str(np.datetime64(d, "D")) for d in table["columns"]["seen_day"]]
+    assert seen == expected["seen_day"].tolist()
+    assert meta["provenance"] == {
+        "demo": True,
+        "text": "Demo model: trained on generated data (seed 11), not on real pools",
+    }
+    assert [entry["confidence"] for entry in table["legend"]] == [1, 2, 3]
     _, track = read_data_script(out / "data" / "track.js")
     assert track["health"] == inputs.health and track["track_record"]["live"] is None
     rows = board.backtest_track_record(inputs.run_dir)
@@ -510,6 +656,9 @@ def test_backtest_adapter_refuses_what_it_cannot_read(tmp_path):
     )
     frame.to_parquet(run_dir / board.BACKTEST_FILE)
     with pytest.raises(UserError, match="no confidence_cutpoints"):
+        board.backtest_track_record(run_dir)
+    (run_dir / "metadata.json").write_text(json.dumps({"confidence_cutpoints": "60,80"}))
+    with pytest.raises(UserError, match=r"no confidence_cutpoints \(a list of numbers\)"):
         board.backtest_track_record(run_dir)
     (run_dir / "metadata.json").write_text(json.dumps({"confidence_cutpoints": [60.0, 80.0]}))
     rows = board.backtest_track_record(run_dir)
@@ -630,7 +779,10 @@ def test_the_site_loads_nothing_from_a_network():
         text = path.read_text()
         assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", text), path
         assert "fetch(" not in text and "XMLHttpRequest" not in text and "@import" not in text, path
-        assert "http://" not in text and "https://" not in text, path
+        # the one URL: DefiLlama's page of a pool, an <a href> the reader may follow
+        # (a link, never loaded: the browser test sees no request off 127.0.0.1)
+        urls = re.findall(r"https?://[^\s\"']*", text)
+        assert set(urls) <= {"https://defillama.com/yields/pool/"}, (path, urls)
     scripts = re.findall(r'<script src="([^"]+)"', (SITE / "pool.html").read_text())
     assert scripts == [
         "vendor/uPlot.iife.min.js",

@@ -56,6 +56,8 @@ def test_serverless_yml_repeats_the_s3_layout_and_limits_of_the_contracts(server
         "/"
     )
     assert float(custom["staleAfterHours"]) == contracts.FEATURES_STALE_AFTER_HOURS
+    assert custom["watchlistKey"] == contracts.WATCHLIST_KEY
+    assert custom["watchStateKey"] == contracts.WATCH_STATE_KEY
     environment = serverless["provider"]["environment"]
     assert environment["APY_RUNWAY_STALE_AFTER_HOURS"] == "${self:custom.staleAfterHours}"
     # the 66-feature model's rows are ~2.5 kB: the deployed cap may only be lower

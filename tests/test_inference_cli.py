@@ -144,6 +144,23 @@ def test_score_runs_the_scheduled_handler_on_a_local_s3(home, capsys):
     assert "not scored: inactive: 1" in out
     assert "top reason" in out
     assert scored[0]["reasons"][0]["text"] in out  # the top pool's first reason is shown
+    # each row names the pool's project, chain, APY and TVL, and the call as DefiLlama shows it
+    header = out.split("highest runway probability (top 3)")[1].splitlines()[1]
+    assert header.split()[:8] == [
+        "#",
+        "pool_id",
+        "symbol",
+        "project",
+        "chain",
+        "APY",
+        "TVL",
+        "p_keep",
+    ]
+    for line, record in zip(top_lines, scored[:3], strict=True):
+        fields = line.split()
+        assert record["project"] in fields and record["chain"] in fields
+        assert f"{record['apy']:.2f}%" in fields
+        assert "Stable/Up" in fields or "Down" in fields
 
 
 def test_score_event_time_override_flags_stale_features(home):

@@ -315,6 +315,28 @@ def test_the_backtest_in_the_ledger_scores_what_the_monthly_backtest_scored(loop
     assert '"backtest":{' in track
 
 
+def test_show_prints_a_pools_call_reasons_and_its_ledger_record(loop, capsys):
+    """`show` on the run-all home: the local hourly document's call and the
+    record of the ledger mart prediction_outcomes (the replayed backtest)."""
+    paths = loop["paths"]
+    document = json.loads((paths.exports / "predictions_latest.json").read_text())
+    record = next(r for r in document["predictions"] if r["p_keep"] is not None and r["reasons"])
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        rows, matured = con.execute(
+            "select count(*), count(*) filter (where is_matured) from prediction_outcomes "
+            "where pool_id = ? and source = 'backtest'",
+            [record["pool_id"]],
+        ).fetchone()
+    capsys.readouterr()
+    assert cli_main(["--home", str(paths.home), "show", record["pool_id"][:18]]) == 0
+    out = capsys.readouterr().out
+    assert f"pool {record['pool_id']}" in out
+    assert f"p_keep {record['p_keep']:.3f}" in out
+    for reason in record["reasons"]:
+        assert reason["text"] in out
+    assert rows > 0 and f"record (backtest): {rows} predictions, {matured} matured" in out
+
+
 def test_rehearse_runs_the_loop_on_a_copy_with_the_simulated_clock(loop, tmp_path, capsys):
     """`apy-runway rehearse --hours 2` on the live loop's home: two simulated
     hours after its newest collected hour, each one refreshed (collect ...

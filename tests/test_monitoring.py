@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import duckdb
@@ -20,6 +18,7 @@ import jinja2
 import numpy as np
 import pytest
 from fixtures.tiny_model import NUMERIC, feature_file, tiny_reference, write_run
+from fixtures.webhook import Hook
 
 from apy_runway.foundation.s3 import upload_run
 from apy_runway.operations import ledger
@@ -31,38 +30,6 @@ from inference.settings import ConfigError, Settings
 
 REPO = Path(__file__).resolve().parents[1]
 POOLS = 400
-
-
-class Hook:
-    """A webhook receiver on 127.0.0.1 (a real HTTP server), answering `status`."""
-
-    def __init__(self, status: int = 204, location: str | None = None) -> None:
-        self.messages: list[dict] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.messages.append(json.loads(body))
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Hook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

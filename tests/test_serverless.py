@@ -285,15 +285,19 @@ def test_the_scheduled_function_writes_only_its_hour_and_latest_and_may_not_list
                 f"{OBJECT}models/latest/*",
                 f"{OBJECT}features/latest_features.bin",
                 f"{OBJECT}predictions/latest.json",
+                f"{OBJECT}watch/watchlist.json",
+                f"{OBJECT}watch/state.json",
             ]
         ),
-        # the hour's predictions, latest.json, the hour's monitoring document and ledger file
+        # the hour's predictions, latest.json, the hour's monitoring document and ledger
+        # file, the watch state (the watchlist is the operator's: read only)
         ("s3:PutObject",): sorted(
             [
                 f"{OBJECT}predictions/hourly/*",
                 f"{OBJECT}predictions/latest.json",
                 f"{OBJECT}monitoring/*",
                 f"{OBJECT}ledger/*",
+                f"{OBJECT}watch/state.json",
             ]
         ),
         # the signing key and the webhook URL's parameter, both under /apy-runway/<stage>/

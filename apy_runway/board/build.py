@@ -1,45 +1,14 @@
 """`apy-runway board`: the runway board, a static HTML site people can look at.
 
-Writes <home>/data/board/ (``--out``): index.html (the pool table), pool.html
-(one template rendering any pool client-side: pool.html?id=<pool id>),
-track.html (the track record and the model's health), the scripts and styles
-under assets/ (with the one vendored charting library, uPlot, see
-board_site/vendor/VENDORED.md) and the data under data/. No server, no CDN,
-no network request: it works from file:// and from an S3 static-site bucket
-(data files are JavaScript that hands one JSON document to the page, because
-browsers refuse fetch() on file://).
-
-Inputs, each optional; a missing one shows "no ... yet" on its page:
-
-- **predictions**: the latest hourly predictions document
-  (``--predictions``, default data/exports/predictions_latest.json, written by
-  `apy-runway score`; README "Output schemas", any schema_version >= 1). Read
-  defensively: `pool_id` is required; `symbol`, `status`, `reason`, `p_keep`,
-  `predicted_class`, `binned_confidence`, `is_stale`, `feature_date` are read
-  when present; so are fields later versions add: `reasons` (up to 3 phrases,
-  strings or objects with `text`), `confidence_words`, `flags` (names or
-  booleans of inactive / stale / unseen_category), `is_inactive`,
-  `has_unseen_category`, `apy`, `tvl_usd`, `project`, `chain`, and the
-  document's `health` block. A field of the wrong type stops the build with
-  an error naming the file, the record and the field.
-- **pool history**: daily APY and TVL per pool from the DuckDB warehouse
-  (data/warehouse.duckdb, table int_pool_snapshots_downsampled_to_daily:
-  pool_id, snapshot_date, apy, tvl_usd, project, chain, symbol), opened
-  read-only; the last ``--history-days`` days. Its newest day per pool also
-  fills the table's APY, TVL, project, chain and symbol when the predictions
-  do not carry them.
-- **track record**: rows of (pool_id, as_of, p_keep, binned_confidence,
-  label, source), `track_record_rows`, the seam the prediction ledger plugs
-  into. Today: the training run's backtest_predictions.parquet (``--run``,
-  default latest; pool_id, snapshot_date, is_apy_kept, p_keep, ...) as source
-  'backtest', binned with the run's cut-points by contracts.confidence_bin.
-- **health and drift**: the `health` block of the predictions document, else
-  the newest data/monitoring/<hour>.json (``--monitoring``); an object with
-  `status`, `reasons` and any tables of per-feature values, shown as given.
-
-`build_board(paths, ...)` is the plain function `run-all` (and later
-`refresh --board`) calls. Aggregates are computed here, in Python
-(board_data.py); the pages only plot them.
+Reads the inputs (docs/board.md's table: the hourly predictions document,
+the warehouse's daily history and latest_features, the ledger mart or the
+run's backtest, the monitoring document, the run's provenance), each
+optional and read defensively, errors naming the file, record and field;
+hands them to data.py (pure shaping) and writes <home>/data/board/
+(``--out``, replaced whole): the pages, assets, the vendored uPlot, and the
+data as scripts calling BOARD.receive (browsers refuse fetch() on file://).
+No server, CDN or network request. `build_board(paths, ...)` is the function
+run-all and `refresh --board` call.
 """
 
 from __future__ import annotations
@@ -126,19 +95,7 @@ def read_pool_history(
         where snapshot_date > (select max(snapshot_date) from {HISTORY_TABLE}) - ?::integer
     """
     try:
-        latest = con.execute(
-            f"""
-            select
-                pool_id,
-                arg_max(symbol, snapshot_date) as symbol,
-                arg_max(project, snapshot_date) as project,
-                arg_max(chain, snapshot_date) as chain,
-                arg_max(apy, snapshot_date) as apy,
-                arg_max(tvl_usd, snapshot_date) as tvl_usd
-            from {HISTORY_TABLE}
-            group by pool_id
-            """
-        ).df()
+        latest = _latest_state(con)
         pool_ids = [
             row[0]
             for row in con.execute(
@@ -187,6 +144,71 @@ def read_pool_history(
     return latest, history
 
 
+# The newest day's state per pool the table shows: (column in the daily
+# table, name in the table). A warehouse built before a column existed lacks
+# it: the board shows "–" there.
+DAILY_STATE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("symbol", "symbol"),
+    ("pool_meta", "pool_meta"),
+    ("project", "project"),
+    ("chain", "chain"),
+    ("apy", "apy"),
+    ("apy_base", "apy_base"),
+    ("apy_reward", "apy_reward"),
+    ("tvl_usd", "tvl_usd"),
+    ("is_stablecoin", "is_stablecoin"),
+    ("il_risk", "il_risk"),
+    ("exposure", "exposure"),
+)
+# ... and from the latest_features mart (one row per pool, its newest day)
+FEATURES_TABLE = "latest_features"
+FEATURE_STATE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("apy_rolling_30d_mean", "apy_mean_30d"),
+    ("apy_change_1d", "apy_change_1d"),
+    ("apy_change_7d", "apy_change_7d"),
+    ("apy_change_30d", "apy_change_30d"),
+)
+
+
+def _columns_of(con: Any, table: str) -> set[str]:
+    return {
+        row[0]
+        for row in con.execute(
+            "select column_name from information_schema.columns where table_name = ?", [table]
+        ).fetchall()
+    }
+
+
+def _latest_state(con: Any) -> pd.DataFrame:
+    """One row per pool: its newest day's values in the daily table, with the
+    30-day mean and the APY changes of latest_features when the mart is built."""
+    present = _columns_of(con, HISTORY_TABLE)
+    picked = ",\n".join(
+        f"arg_max({column}, snapshot_date) as {name}" if column in present else f"null as {name}"
+        for column, name in DAILY_STATE_COLUMNS
+    )
+    latest = con.execute(
+        f"""
+        select pool_id, {picked}, strftime(max(snapshot_date), '%Y-%m-%d') as last_day
+        from {HISTORY_TABLE}
+        group by pool_id
+        """
+    ).df()
+    features = _columns_of(con, FEATURES_TABLE)
+    wanted = [(c, n) for c, n in FEATURE_STATE_COLUMNS if c in features]
+    if "pool_id" in features and wanted:
+        extra = con.execute(
+            "select pool_id, "
+            + ", ".join(f"{column}::double as {name}" for column, name in wanted)
+            + f" from {FEATURES_TABLE}"
+        ).df()
+        latest = latest.merge(extra, on="pool_id", how="left")
+    for _, name in FEATURE_STATE_COLUMNS:
+        if name not in latest.columns:
+            latest[name] = np.nan
+    return latest
+
+
 def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
     """The run's backtest predictions as track-record rows (source 'backtest'),
     binned by the run's stored cut-points; None when the run has none."""
@@ -196,9 +218,14 @@ def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
     metadata_path = run_dir / contracts.MODEL_METADATA_FILE
     metadata = read_json(metadata_path) if metadata_path.is_file() else {}
     cutpoints = metadata.get("confidence_cutpoints")
-    if not (isinstance(cutpoints, list) and len(cutpoints) == 2):
+    # a list of ascending cut-points (two for Low / Medium / High; a run that
+    # serves fewer words stores fewer): the shared bin function reads them
+    if not (
+        isinstance(cutpoints, list)
+        and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in cutpoints)
+    ):
         raise UserError(
-            f"{metadata_path}: no confidence_cutpoints [low, high]: cannot bin {path.name}"
+            f"{metadata_path}: no confidence_cutpoints (a list of numbers): cannot bin {path.name}"
         )
     try:
         frame = pd.read_parquet(path)
@@ -221,7 +248,7 @@ def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
             "pool_id": frame["pool_id"].astype(str),
             "as_of": pd.to_datetime(frame["snapshot_date"]).dt.strftime("%Y-%m-%d"),
             "p_keep": p_keep,
-            "binned_confidence": board_data.label_binned_confidence(p_keep, cutpoints),
+            "binned_confidence": _binned(p_keep, cutpoints, metadata_path),
             "label": pd.to_numeric(frame[label], errors="coerce").astype("Float64"),
             "source": "backtest",
         }
@@ -230,6 +257,15 @@ def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
         return board_data.check_track_record(rows, str(path))
     except BoardInputError as error:
         raise UserError(str(error)) from error
+
+
+def _binned(p_keep: np.ndarray, cutpoints: list, metadata_path: Path) -> np.ndarray:
+    try:
+        return board_data.label_binned_confidence(p_keep, cutpoints)
+    except (IndexError, TypeError, ValueError) as error:
+        raise UserError(
+            f"{metadata_path}: confidence_cutpoints {cutpoints!r} cannot bin: {error}"
+        ) from error
 
 
 def _open_warehouse_table(warehouse: Path, table: str) -> Any:
@@ -363,6 +399,24 @@ def resolve_track_run(paths: ProjectPaths, run: str | Path | None) -> Path | Non
     raise UserError(f"no training run at {candidate}")
 
 
+def data_provenance(document: dict | None, run_dir: Path | None) -> Any:
+    """What the model was trained on (the run metadata's `data_provenance`,
+    shown in the banner): the predictions document's own when it carries one,
+    else the run folder's when that run made the predictions (or there are
+    none yet); None when neither says."""
+    if document is not None and document["meta"].get("data_provenance") is not None:
+        return document["meta"]["data_provenance"]
+    if run_dir is None or not (run_dir / contracts.MODEL_METADATA_FILE).is_file():
+        return None
+    metadata = read_json(run_dir / contracts.MODEL_METADATA_FILE)
+    if not isinstance(metadata, dict):
+        return None
+    model_id = document["meta"].get("model_id") if document is not None else None
+    if model_id is not None and metadata.get("model_id") not in (None, model_id):
+        return None
+    return metadata.get("data_provenance")
+
+
 # --------------------------------------------------------------------------- writer
 
 
@@ -449,16 +503,8 @@ def build_board(
     run_dir = resolve_track_run(paths, run)
 
     document = read_predictions(predictions_path)
-    log(
-        f"board: predictions {predictions_path}: "
-        + (f"{len(document['records'])} pools" if document else "absent")
-    )
     warehouse = read_pool_history(paths.warehouse, history_days)
     latest, history = warehouse if warehouse is not None else (None, None)
-    log(
-        f"board: pool history {paths.warehouse}: "
-        + (f"{len(history)} pool-days" if history is not None else "absent")
-    )
     if document is not None:
         records = document["records"]
     elif latest is not None:
@@ -471,16 +517,22 @@ def build_board(
         records = []
     track = track_record_rows(paths, run_dir)
     log(
-        "board: track record "
+        "board: predictions "
+        + (f"{len(document['records']):,} pools" if document else f"absent ({predictions_path})")
+        + ", history "
+        + (f"{len(history):,} pool-days" if history is not None else "absent")
+        + ", track record "
         + (
-            f"{len(track)} rows ({', '.join(sorted(track['source'].unique()))})"
+            f"{len(track):,} rows ({', '.join(sorted(track['source'].unique()))})"
             if track is not None
             else f"absent (no {BACKTEST_FILE} in the run, no ledger)"
         )
     )
     health, health_source = read_health(document, monitoring)
 
-    table = board_data.table_payload(records, latest)
+    track_summary = board_data.summarise_track_record(track)
+    legend = board_data.confidence_legend(records, track_summary)
+    table = board_data.table_payload(records, latest, legend)
     shards = board_data.shard_count(len(records), pools_per_shard)
     sources = {
         "predictions": predictions_path.name if document is not None else None,
@@ -497,11 +549,14 @@ def build_board(
         "history_days": history_days,
         "served_per_pool": served_per_pool,
         "flag_bits": dict(board_data.FLAG_BITS),
+        "trait_bits": dict(board_data.TRAIT_BITS),
+        "provenance": board_data.describe_provenance(data_provenance(document, run_dir)),
+        "stale_after_hours": contracts.FEATURES_STALE_AFTER_HOURS,
         "sources": sources,
     }
     track_payload = {
         "schema_version": board_data.BOARD_SCHEMA_VERSION,
-        "track_record": board_data.summarise_track_record(track),
+        "track_record": track_summary,
         "health": health,
         "health_source": health_source,
     }

@@ -1,24 +1,13 @@
 """The runway board's data, shaped for the browser: pure functions, no I/O.
 
-`apy_runway.board.build` reads the inputs (the hourly predictions document,
-the warehouse's daily pool history, the track-record rows, the health
-document) and hands them here; what comes back is plain JSON-able data that
-the site's scripts plot (schemas: README "The runway board").
-
-- `normalise_predictions`: the hourly document's records, read defensively
-  (fields the later issues add, such as reasons, confidence words, flags,
-  apy / tvl, may be absent), checked field by field with errors that name
-  the file, the record and the field.
-- `table_payload`: the pool table as columns (numbers as arrays, strings
-  dictionary-encoded), so the page keeps 20k rows in typed arrays.
-- `summarise_track_record`: AUC by month, reliability bins, ECE and the hit
-  rate per confidence bin, per source ('live' / 'backtest', never mixed).
-- `pool_shards`: per-pool documents (history, served predictions with what
-  happened, reasons) grouped into shards by `shard_of(pool_id)`, a hash the
-  page computes too (FNV-1a 32-bit over the UTF-8 bytes).
-
-May import the standard library, numpy, pandas, `inference.contracts` and
-`models_py` (floor 3, for the AUC); nothing above the stages.
+`normalise_predictions` reads the hourly document defensively (errors name
+the file, record and field); `table_payload` gives the pool table as columns
+(strings dictionary-encoded, flags and traits as bits, signed reasons);
+`confidence_legend` and `summarise_track_record` the aggregates (AUC by
+month, reliability, hit rate per bin, base rate; sources never mixed);
+`pool_shards` the per-pool documents, grouped by `shard_of(pool_id)` (FNV-1a,
+which the page computes too). Schemas: docs/board.md. May import the standard
+library, numpy, pandas, `inference.contracts` and `models_py` (the AUC).
 """
 
 from __future__ import annotations
@@ -35,8 +24,10 @@ from inference import contracts
 from models_py.evaluate import rank_auc
 
 # Bump on any change of the board's data files (data/*.js); the page refuses
-# a major version it does not know.
-BOARD_SCHEMA_VERSION = 1
+# a major version it does not know. 2: DefiLlama's columns, traits, signed
+# reasons ([sign, text] in the table, objects with the contribution per pool),
+# the confidence legend, provenance.
+BOARD_SCHEMA_VERSION = 2
 
 # The adapter seam of the track record: every source (the run folder's
 # backtest today, the ledger mart `prediction_outcomes` later) gives rows of
@@ -55,6 +46,22 @@ TRACK_RECORD_SOURCES: tuple[str, ...] = ("live", "backtest")
 
 # Flags of a pool, as bits of one small integer in the table.
 FLAG_BITS: dict[str, int] = {"inactive": 1, "stale": 2, "unseen_category": 4}
+# What the analyst filters on (DefiLlama's static attributes), as bits too.
+TRAIT_BITS: dict[str, int] = {"stablecoin": 1, "no_il_risk": 2, "single_exposure": 4}
+# The warehouse's numbers the table shows beside APY and TVL (DefiLlama's
+# columns): base / reward APY, the 30-day mean APY and the APY changes in
+# percentage points (latest_features' apy_rolling_30d_mean, apy_change_<n>d).
+STATE_NUMBERS: tuple[str, ...] = (
+    "apy_base",
+    "apy_reward",
+    "apy_mean_30d",
+    "apy_change_1d",
+    "apy_change_7d",
+    "apy_change_30d",
+)
+# The confidence legend quotes live hit rates once this many live predictions
+# have matured; before, the backtest's.
+LEGEND_MIN_MATURED = 200
 # Class codes in the table: the page shows contracts.CLASS_NAMES.
 CLASS_CODE_NOT_SCORED = -1
 MAX_REASONS = 3
@@ -94,16 +101,28 @@ def _text(value: Any, where: str, field: str) -> str | None:
     return value
 
 
-def _reasons(value: Any, where: str) -> list[str]:
-    """Up to three short phrases: a list of strings, or of objects carrying
-    the phrase as `text` / `phrase` / `reason` (the shape may settle later)."""
+def _reasons(value: Any, where: str) -> list[dict[str, Any]]:
+    """Up to three reasons, each {"text", "contribution", "feature"}: from a
+    list of strings (no direction known: contribution None), or of objects
+    carrying the phrase as `text` / `phrase` / `reason` and, when signed, a
+    `contribution` (positive: towards keeping the APY, as the hourly document
+    says)."""
     if value is None:
         return []
     if not isinstance(value, list):
         raise BoardInputError(f"{where}: field 'reasons' is {value!r}, not a list")
-    phrases = []
+    out = []
     for position, item in enumerate(value):
+        contribution = feature = None
         if isinstance(item, dict):
+            contribution = _number(
+                item.get("contribution"),
+                where,
+                f"reasons[{position}].contribution",
+                -math.inf,
+                math.inf,
+            )
+            feature = _text(item.get("feature"), where, f"reasons[{position}].feature")
             item = next(
                 (item[key] for key in ("text", "phrase", "reason") if item.get(key) is not None),
                 None,
@@ -117,8 +136,22 @@ def _reasons(value: Any, where: str) -> list[str]:
             )
         phrase = " ".join(item.split())
         if phrase:
-            phrases.append(phrase[:MAX_REASON_CHARS])
-    return phrases[:MAX_REASONS]
+            out.append(
+                {
+                    "text": phrase[:MAX_REASON_CHARS],
+                    "contribution": contribution,
+                    "feature": feature,
+                }
+            )
+    return out[:MAX_REASONS]
+
+
+def reason_sign(reason: dict[str, Any]) -> int:
+    """1: supports keeping the APY, -1: a risk, 0: direction unknown."""
+    contribution = reason.get("contribution")
+    if contribution is None or contribution == 0:
+        return 0
+    return 1 if contribution > 0 else -1
 
 
 def _flags(record: dict, where: str) -> int:
@@ -216,6 +249,9 @@ def normalise_predictions(document: Any, name: str) -> dict[str, Any]:
             {
                 "pool_id": pool_id,
                 "symbol": _text(record.get("symbol"), where, "symbol"),
+                "pool_meta": _text(
+                    record.get("pool_meta", record.get("poolMeta")), where, "pool_meta"
+                ),
                 "project": _text(record.get("project"), where, "project"),
                 "chain": _text(record.get("chain"), where, "chain"),
                 "status": _text(record.get("status"), where, "status"),
@@ -231,14 +267,56 @@ def normalise_predictions(document: Any, name: str) -> dict[str, Any]:
                 "feature_date": _text(record.get("feature_date"), where, "feature_date"),
             }
         )
+    explanation = document.get("explanation")
     meta = {
         "schema_version": version,
         "model_id": document.get("model_id"),
         "event_time": document.get("event_time"),
         "feature_date_max": document.get("feature_date_max"),
         "counts": document.get("counts") if isinstance(document.get("counts"), dict) else None,
+        "data_provenance": document.get("data_provenance"),
+        "explanation_units": explanation.get("units") if isinstance(explanation, dict) else None,
     }
     return {"meta": meta, "records": out, "health": health}
+
+
+def describe_provenance(value: Any) -> dict[str, Any] | None:
+    """The banner's line for a run's `data_provenance` (generated with a seed,
+    real files, or collected hours; the shape is read defensively): {"demo":
+    trained on generated data, "text"}; None when there is none."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        kind, details = value, {}
+    elif isinstance(value, dict):
+        kind = next(
+            (str(value[k]) for k in ("kind", "source", "type") if isinstance(value.get(k), str)), ""
+        )
+        details = value
+    else:
+        return {"demo": False, "text": f"Model trained on: {value!r}"[:200]}
+    if any(word in kind.lower() for word in ("generat", "synthetic", "demo")):
+        seed = details.get("seed")
+        return {
+            "demo": True,
+            "text": "Demo model: trained on generated data"
+            + (f" (seed {seed})" if seed is not None else "")
+            + ", not on real pools",
+        }
+    files = details.get("files")
+    if isinstance(files, list) and files:
+        names = [
+            str(f.get("name", f.get("path", "?"))) if isinstance(f, dict) else str(f) for f in files
+        ]
+        shown_names = ", ".join(names[:3]) + (
+            f" and {len(names) - 3} more" if len(names) > 3 else ""
+        )
+        return {"demo": False, "text": f"Model trained on {len(names)} real file(s): {shown_names}"}
+    first = details.get("first_hour", details.get("first"))
+    last = details.get("last_hour", details.get("last"))
+    if first or last:
+        return {"demo": False, "text": f"Model trained on collected hours {first} to {last}"}
+    return {"demo": False, "text": f"Model trained on: {kind or 'data described in its run'}"}
 
 
 # --------------------------------------------------------------------------- the pool table
@@ -262,50 +340,123 @@ def _rounded(values: Iterable[float | None], digits: int) -> list[float | int | 
     ]
 
 
-def table_payload(records: list[dict], latest: pd.DataFrame | None) -> dict[str, Any]:
-    """The pool table as columns. `latest` (one row per pool: apy, tvl_usd,
-    project, chain, symbol of its newest day in the warehouse) fills what the
-    prediction records do not carry; a record's own value wins."""
+def _day_number(value: Any) -> int | None:
+    """A date (or its ISO text) as days since 1970-01-01; None when absent."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    try:
+        return int(np.datetime64(str(value)[:10], "D").astype(np.int64))
+    except ValueError:
+        return None
+
+
+def _traits(state: dict) -> int:
+    """Bits of TRAIT_BITS from the warehouse's static attributes ('unknown' sets none)."""
+    bits = 0
+    stable = state.get("is_stablecoin", state.get("stablecoin"))
+    if (isinstance(stable, (bool, np.bool_)) and stable) or (
+        isinstance(stable, str) and stable.lower() == "true"
+    ):
+        bits |= TRAIT_BITS["stablecoin"]
+    if isinstance(state.get("il_risk"), str) and state["il_risk"].lower() == "no":
+        bits |= TRAIT_BITS["no_il_risk"]
+    if isinstance(state.get("exposure"), str) and state["exposure"].lower() == "single":
+        bits |= TRAIT_BITS["single_exposure"]
+    return bits
+
+
+def table_payload(
+    records: list[dict], latest: pd.DataFrame | None, legend: list[dict] | None = None
+) -> dict[str, Any]:
+    """The pool table as columns. `latest` (one row per pool: the newest day
+    in the warehouse, LATEST_STATE_COLUMNS, any of them may be absent) fills
+    what the prediction records do not carry; a record's own value wins."""
     state: dict[str, dict] = {}
     if latest is not None and len(latest):
         state = latest.set_index("pool_id").to_dict("index")
+    empty: dict = {}
 
-    def pick(record: dict, field: str, column: str) -> Any:
+    def pick(record: dict, field: str, column: str | None = None) -> Any:
         value = record.get(field)
         if value is None:
-            value = state.get(record["pool_id"], {}).get(column)
-            if isinstance(value, float) and not math.isfinite(value):
-                value = None
-        return value
+            value = state.get(record["pool_id"], empty).get(column or field)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        return value if value is not pd.NA else None
 
-    symbols = [pick(r, "symbol", "symbol") for r in records]
-    projects, project_names = _encode([pick(r, "project", "project") for r in records])
-    chains, chain_names = _encode([pick(r, "chain", "chain") for r in records])
+    symbols = [pick(r, "symbol") for r in records]
+    projects, project_names = _encode([pick(r, "project") for r in records])
+    chains, chain_names = _encode([pick(r, "chain") for r in records])
     class_code = {name: label for label, name in contracts.CLASS_NAMES.items()}
+    columns: dict[str, list] = {
+        "pool_id": [r["pool_id"] for r in records],
+        "symbol": symbols,
+        "pool_meta": [pick(r, "pool_meta") for r in records],
+        "p_keep": _rounded((r["p_keep"] for r in records), 6),
+        "class": [class_code.get(r["predicted_class"], CLASS_CODE_NOT_SCORED) for r in records],
+        "confidence": [r["binned_confidence"] or 0 for r in records],
+        "words": [r["confidence_words"] for r in records],
+        "reasons": [[[reason_sign(x), x["text"]] for x in r["reasons"]] for r in records],
+        "apy": _rounded((pick(r, "apy") for r in records), 4),
+        "tvl_usd": _rounded((pick(r, "tvl_usd") for r in records), 0),
+    }
+    for column in STATE_NUMBERS:
+        columns[column] = _rounded((pick(r, column) for r in records), 4)
+    columns |= {
+        "project": projects,
+        "chain": chains,
+        "flags": [r["flags"] for r in records],
+        "traits": [_traits(state.get(r["pool_id"], empty)) for r in records],
+        "seen_day": [
+            _day_number(r.get("feature_date") or state.get(r["pool_id"], empty).get("last_day"))
+            for r in records
+        ],
+        "status": [r["status"] for r in records],
+        "not_scored_reason": [r["reason"] for r in records],
+    }
     return {
         "rows": len(records),
         "classes": {str(label): name for label, name in contracts.CLASS_NAMES.items()},
         "confidence_words": {str(b): w for b, w in contracts.CONFIDENCE_WORDS.items()},
         "flag_bits": dict(FLAG_BITS),
+        "trait_bits": dict(TRAIT_BITS),
         "projects": project_names,
         "chains": chain_names,
-        "columns": {
-            "pool_id": [r["pool_id"] for r in records],
-            "symbol": symbols,
-            "p_keep": _rounded((r["p_keep"] for r in records), 6),
-            "class": [class_code.get(r["predicted_class"], CLASS_CODE_NOT_SCORED) for r in records],
-            "confidence": [r["binned_confidence"] or 0 for r in records],
-            "words": [r["confidence_words"] for r in records],
-            "reasons": [r["reasons"] for r in records],
-            "apy": _rounded((pick(r, "apy", "apy") for r in records), 4),
-            "tvl_usd": _rounded((pick(r, "tvl_usd", "tvl_usd") for r in records), 0),
-            "project": projects,
-            "chain": chains,
-            "flags": [r["flags"] for r in records],
-            "status": [r["status"] for r in records],
-            "not_scored_reason": [r["reason"] for r in records],
-        },
+        "legend": legend or [],
+        "columns": columns,
     }
+
+
+def confidence_legend(records: list[dict], track: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each confidence word has meant: per bin, its hit rate in the track
+    record (live once LEGEND_MIN_MATURED live predictions have matured, else
+    the backtest) and its share of the pools scored now."""
+    live = track.get("live")
+    summary = live if live and live["matured_rows"] >= LEGEND_MIN_MATURED else track.get("backtest")
+    source = "live" if summary is live and live else ("backtest" if summary else None)
+    by_bin = {b["confidence"]: b for b in (summary or {}).get("hit_rate_by_confidence", [])}
+    scored = [r for r in records if r["binned_confidence"]]
+    words: dict[int, str] = dict(contracts.CONFIDENCE_WORDS)
+    for r in scored:
+        if r["confidence_words"]:
+            words[r["binned_confidence"]] = r["confidence_words"]
+    bins = sorted({r["binned_confidence"] for r in scored} | set(by_bin))
+    out = []
+    for b in bins:
+        pools = sum(r["binned_confidence"] == b for r in scored)
+        entry = by_bin.get(b, {})
+        out.append(
+            {
+                "confidence": b,
+                "words": words.get(b, str(b)),
+                "pools": pools,
+                "share": pools / len(scored) if scored else None,
+                "hit_rate": entry.get("hit_rate"),
+                "rows": entry.get("rows", 0),
+                "source": source,
+            }
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- track record
@@ -418,6 +569,8 @@ def summarise_source(rows: pd.DataFrame, bins: int = RELIABILITY_BINS) -> dict[s
         "brier": float(np.mean((p - y) ** 2)) if len(y) else None,
         "ece": ece,
         "hit_rate": float(hits.mean()) if len(y) else None,
+        # how often "always Stable/Up" is right: the share of matured predictions kept
+        "base_rate": float(y.mean()) if len(y) else None,
         "auc_by_month": by_month,
         "reliability": reliability,
         "hit_rate_by_confidence": by_bin,
@@ -560,6 +713,7 @@ def pool_shards(
             pool_id = record["pool_id"]
             document: dict[str, Any] = {
                 "symbol": columns["symbol"][index],
+                "pool_meta": columns["pool_meta"][index],
                 "project": projects[columns["project"][index]]
                 if columns["project"][index] >= 0
                 else None,
@@ -572,9 +726,12 @@ def pool_shards(
                     "binned_confidence": record["binned_confidence"],
                     "confidence_words": record["confidence_words"],
                     "feature_date": record["feature_date"],
+                    "seen_day": columns["seen_day"][index],
                     "apy": columns["apy"][index],
                     "tvl_usd": columns["tvl_usd"][index],
+                    **{name: columns[name][index] for name in STATE_NUMBERS},
                     "flags": record["flags"],
+                    "traits": columns["traits"][index],
                 },
                 "reasons": record["reasons"],
                 "history": None,

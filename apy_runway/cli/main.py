@@ -32,6 +32,8 @@ COMMANDS: dict[str, Command] = {
     "promote": operations.PROMOTE,
     "publish": operations.PUBLISH,
     "score": operations.SCORE,
+    "show": operations.SHOW,
+    "watch": operations.WATCH,
     "refresh": refresh.REFRESH,
     "rehearse": rehearse.REHEARSE,
     "check-leakage": warehouse.CHECK_LEAKAGE,

@@ -533,3 +533,97 @@ def run_backtest(args: argparse.Namespace, paths: ProjectPaths) -> int:
 
 
 BACKTEST = Command(BACKTEST_HELP, add_backtest_arguments, run_backtest)
+
+# --------------------------------------------------------------------------- show
+
+SHOW_HELP = "print each pool's latest call, its reasons and its record (POOL: an id or its prefix)"
+
+
+def add_show_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pools", nargs="+", metavar="POOL", help="pool id, or a prefix of one")
+    parser.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        help="hourly predictions document (default: data/exports/predictions_latest.json)",
+    )
+
+
+def run_show(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    import sys
+
+    from apy_runway.operations.show import show
+
+    text, problems = show(
+        args.predictions or paths.exports / "predictions_latest.json", paths.warehouse, args.pools
+    )
+    if text:
+        print(text)
+    for problem in problems:
+        print(f"apy-runway show: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+SHOW = Command(SHOW_HELP, add_show_arguments, run_show)
+
+# --------------------------------------------------------------------------- watch
+
+WATCH_HELP = (
+    "the watchlist in the bucket: the hourly scorer posts to the webhook when a watched "
+    "pool's class flips or its p_keep moves"
+)
+
+
+def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="watch_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("add", "watch these pools"),
+        ("remove", "stop watching these pools"),
+        ("list", "print the watched pools (with their latest local call)"),
+    ):
+        action = sub.add_parser(name, help=text, description=text)
+        add_home(action)
+        if name != "list":
+            action.add_argument("pools", nargs="+", metavar="POOL", help="pool id")
+        action.add_argument(
+            "--bucket",
+            default=os.environ.get(contracts.ENVIRONMENT["bucket"]),
+            help="S3 bucket the scorer reads (default: $APY_RUNWAY_BUCKET)",
+        )
+        action.add_argument(
+            "--endpoint-url",
+            default=os.environ.get(contracts.ENV_S3_ENDPOINT),
+            help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL or AWS)",
+        )
+
+
+def run_watch(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    import json
+
+    from apy_runway.foundation.console import UserError
+    from apy_runway.foundation.s3 import s3_client
+    from apy_runway.operations import watch
+
+    if not args.bucket:
+        raise UserError("no bucket: pass --bucket or set APY_RUNWAY_BUCKET")
+    client = s3_client(args.endpoint_url)
+    where = f"s3://{args.bucket}/{contracts.WATCHLIST_KEY}"
+    if args.watch_command == "list":
+        _, pools = watch.read(client, args.bucket)
+    else:
+        adding = args.watch_command == "add"
+        pools, changed = watch.change(
+            client,
+            args.bucket,
+            add=args.pools if adding else (),
+            remove=() if adding else args.pools,
+        )
+        verb = "added" if adding else "removed"
+        print(f"{verb} {len(changed)} of {len(args.pools)} pools; {len(pools)} watched ({where})")
+    local = paths.exports / "predictions_latest.json"
+    predictions = json.loads(local.read_text()) if local.is_file() else None
+    print("\n".join(watch.describe(pools, predictions)))
+    return 0
+
+
+WATCH = Command(WATCH_HELP, add_watch_arguments, run_watch)

@@ -11,13 +11,21 @@ calls the same function as its own subcommand.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from apy_runway.cli.common import Command
+from apy_runway.foundation.defaults import REPO_ROOT
 
 if TYPE_CHECKING:
+    from apy_runway.board.build import BuiltBoard
     from apy_runway.foundation.paths import ProjectPaths
+
+# pools shown at each end of the score table run-all prints (`score --top` for more)
+RUN_ALL_TOP = 5
 
 RUN_ALL_HELP = (
     "generate -> ingest -> build -> train -> score -> backtest -> board, "
@@ -77,20 +85,60 @@ def run_all(args: argparse.Namespace, paths: ProjectPaths) -> int:
     step("build")
     build.build(paths, dbt_vars=args.vars)
     step("train")
-    train.train(paths)
+    run_dir = train.train(paths)
+    published = None
     if not args.skip_score:
         step("score")
-        print(score.render_report(score.score_locally(paths), top=10))
+        published = score.score_locally(paths)
+        print(score.render_report(published, top=RUN_ALL_TOP))
         step("backtest")
         backtest.replay(paths)
+    built = None
     if "board" in steps:
         step("board")
         built = board.build_board(paths)
-    log(f"run-all done: exports in {paths.exports}, model runs in {paths.runs}")
-    if "board" in steps:
-        print(f"\nrunway board ({built.pools} pools): {built.index}")
-        print(f"  open {built.index.as_uri()} in a browser (no server needed)")
+    print(next_steps(paths, run_dir, built, published, from_input=bool(args.input)))
     return 0
+
+
+def _program() -> str:
+    """How this command was called (.venv/bin/apy-runway from the repo), for
+    commands to copy; plain apy-runway when run another way (tests)."""
+    called = sys.argv[0] if sys.argv else ""
+    if os.path.basename(called) != "apy-runway":
+        return "apy-runway"
+    relative = os.path.relpath(called)
+    return shlex.quote(relative if not relative.startswith("..") else called)
+
+
+def next_steps(
+    paths: ProjectPaths,
+    run_dir: Path,
+    built: BuiltBoard | None,
+    published: dict | None,
+    from_input: bool,
+) -> str:
+    """What to look at after a run, and how to run on your own data."""
+    cli = _program() + (
+        "" if paths.home == REPO_ROOT else f" --home {shlex.quote(str(paths.home))}"
+    )
+    report = run_dir / "report.md"
+    lines = ["", "Next:"]
+    if report.is_file():
+        lines.append(f"  the model's report   {report}")
+    if built is not None:
+        lines.append(f"  the runway board     {built.index.as_uri()}  (open it; no server needed)")
+    scored = [p for p in (published or {}).get("predictions", []) if p.get("p_keep") is not None]
+    if scored:
+        pool = min(scored, key=lambda p: p["p_keep"])["pool_id"]
+        lines.append(f"  one pool's call      {cli} show {pool[:13]}")
+    if not from_input:
+        lines += [
+            "  your own DefiLlama data (a /chart export, CSV or parquet; docs/data.md):",
+            f"      {_program()} --home ~/my-pools run-all --input <file-or-folder>",
+            f"    or from the API: {_program()} fetch --max-pools 200, then ingest, train, score",
+        ]
+    return "\n".join(lines)
 
 
 RUN_ALL = Command(RUN_ALL_HELP, add_run_all_arguments, run_all)

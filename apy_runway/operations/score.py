@@ -91,8 +91,46 @@ def score_locally(
     return published
 
 
+def _money(value: object) -> str:
+    if not isinstance(value, (int, float)):
+        return "-"
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"${value / size:.3g}{unit}"
+    return f"${value:.0f}"
+
+
+def _top_reason(record: dict) -> str:
+    reasons = record.get("reasons") or []
+    if not reasons:
+        return ""
+    first = reasons[0]
+    contribution = first.get("contribution") if isinstance(first, dict) else None
+    arrow = "↑" if isinstance(contribution, (int, float)) and contribution > 0 else "↓"
+    if not isinstance(contribution, (int, float)) or not contribution:
+        arrow = "·"
+    text = first.get("text", "") if isinstance(first, dict) else str(first)
+    return f"{arrow} {text}"
+
+
+def _row(rank: int, p: dict) -> str:
+    apy = p.get("apy")
+    call = "Down" if contracts.predicted_class_is_down(p["p_keep"]) else "Stable/Up"
+    percent = round(p.get("predicted_probability") or 100 * max(p["p_keep"], 1 - p["p_keep"]))
+    return (
+        f"{rank:>3} {str(p['pool_id'])[:36]:36} {str(p.get('symbol') or '')[:12]:12} "
+        f"{str(p.get('project') or '')[:14]:14} {str(p.get('chain') or '')[:9]:9} "
+        f"{f'{apy:.2f}%' if isinstance(apy, (int, float)) else '-':>8} "
+        f"{_money(p.get('tvl_usd')):>7} {p['p_keep']:6.3f} {f'{call} {percent}%':14} "
+        f"{p.get('confidence_words') or p.get('binned_confidence') or ''!s:6} "
+        f"{_top_reason(p)}{' (stale)' if p.get('is_stale') else ''}"
+    )
+
+
 def render_report(published: dict, top: int) -> str:
-    """Highest / lowest runway probability table and the counts."""
+    """Highest / lowest runway probability table and the counts; each pool with
+    its project, chain, APY, TVL, call and top reason (↑ supports keeping the
+    APY, ↓ a risk)."""
     scored = [p for p in published["predictions"] if p["status"] == STATUS_SCORED]
     ranked = sorted(scored, key=lambda p: (-p["p_keep"], p["pool_id"]))
     counts = published["counts"]
@@ -107,8 +145,8 @@ def render_report(published: dict, top: int) -> str:
     if not ranked:
         return "\n".join(lines)
     header = (
-        f"{'':4} {'pool_id':38} {'symbol':14} {'p_keep':>7} {'class':10} {'confidence':10} "
-        f"{'stale':5} top reason"
+        f"{'#':>3} {'pool_id':36} {'symbol':12} {'project':14} {'chain':9} {'APY':>8} "
+        f"{'TVL':>7} {'p_keep':>6} {'call':14} {'conf':6} top reason"
     )
     if len(ranked) <= 2 * top:
         sections = [("all scored pools, highest runway probability first", ranked)]
@@ -119,12 +157,5 @@ def render_report(published: dict, top: int) -> str:
         ]
     for title, rows in sections:
         lines += ["", title, header]
-        for rank, p in enumerate(rows, 1):
-            lines.append(
-                f"{rank:>4} {str(p['pool_id'])[:38]:38} {str(p['symbol'] or '')[:14]:14} "
-                f"{p['p_keep']:7.3f} {p['predicted_class']:10} "
-                f"{p['binned_confidence']} {p.get('confidence_words') or '':8} "
-                f"{'yes' if p['is_stale'] else 'no':5} "
-                f"{(p.get('reasons') or [{'text': ''}])[0]['text']}"
-            )
+        lines += [_row(rank, p) for rank, p in enumerate(rows, 1)]
     return "\n".join(lines)

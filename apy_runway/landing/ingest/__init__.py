@@ -564,17 +564,19 @@ def _verdicts(con: duckdb.DuckDBPyConnection, store: RawStore, kind: str) -> Non
 
 
 class _StepTimer:
-    """Progress lines for the steps of a big landed unit (quiet for small ones:
-    an hourly snapshot lands in a fraction of a second)."""
+    """Progress lines for the slow steps of a big landed unit (quiet for small
+    ones, an hourly snapshot lands in a fraction of a second, and for steps
+    done within a second)."""
 
     LOUD_FROM_ROWS = 1_000_000
+    LOUD_FROM_SECONDS = 1.0
 
     def __init__(self, name: str):
         self.name, self.rows, self.last = name, 0, time.perf_counter()
 
     def step(self, what: str) -> None:
         now = time.perf_counter()
-        if self.rows >= self.LOUD_FROM_ROWS:
+        if self.rows >= self.LOUD_FROM_ROWS and now - self.last >= self.LOUD_FROM_SECONDS:
             log(f"  {what} in {now - self.last:.1f} s ({self.rows:,} rows of {self.name})")
         self.last = now
 

@@ -4,7 +4,7 @@
 "use strict";
 
 window.BOARD = (function () {
-  const SCHEMA_VERSION = 1;
+  const SCHEMA_VERSION = 2;
   const data = {};
   const timings = {};
   const charts = [];
@@ -71,14 +71,58 @@ window.BOARD = (function () {
   }
 
   function fmtP(value) { return isMissing(value) ? "–" : value.toFixed(3); }
+  // an APY change in percentage points, signed: "+1.20" / "−0.35"
+  function fmtChange(value) {
+    if (isMissing(value)) return "–";
+    const text = Math.abs(value).toFixed(2);
+    return (value > 0 ? "+" : value < 0 ? "\u2212" : "") + text;
+  }
+  // the call as DefiLlama shows it: the class with its own probability
+  // ("Down 92%", "Stable/Up 71%"): 100 x max(p_keep, 1 - p_keep), Down when p_keep <= 0.5
+  function outlook(pKeep) {
+    if (isMissing(pKeep)) return null;
+    const down = pKeep <= 0.5;
+    return { down: down, name: down ? "Down" : "Stable/Up", percent: Math.round(100 * (down ? 1 - pKeep : pKeep)) };
+  }
+  function fmtOutlook(pKeep) {
+    const o = outlook(pKeep);
+    return o ? o.name + " " + o.percent + "%" : "not scored";
+  }
+  // a reason's direction: 1 supports keeping the APY (up arrow), -1 a risk (down), 0 unknown
+  function arrow(sign) { return sign > 0 ? "\u2191" : sign < 0 ? "\u2193" : "\u00b7"; }
+  function dayText(day) { return isMissing(day) ? null : new Date(day * 86400000).toISOString().slice(0, 10); }
+  function defillamaUrl(poolId) { return "https://defillama.com/yields/pool/" + encodeURIComponent(poolId); }
+
+  // Starred pools, kept in this browser (localStorage): a set of pool ids.
+  const STAR_KEY = "apy-runway.starred";
+  function starred() {
+    try {
+      const list = JSON.parse(localStorage.getItem(STAR_KEY) || "[]");
+      return new Set(Array.isArray(list) ? list.filter(function (v) { return typeof v === "string"; }) : []);
+    } catch (error) {
+      return new Set();
+    }
+  }
+  function setStarred(poolId, on) {
+    const set = starred();
+    if (on) set.add(poolId); else set.delete(poolId);
+    try { localStorage.setItem(STAR_KEY, JSON.stringify(Array.from(set).sort())); } catch (error) { /* private mode: not kept */ }
+    return set;
+  }
   function fmtRate(value) { return isMissing(value) ? "–" : (100 * value).toFixed(1) + "%"; }
   function fmtApy(value) { return isMissing(value) ? "–" : value.toFixed(2) + "%"; }
+  // three significant digits, like DefiLlama: $16.7B, $990M, $1.23M, $45.2k
   function fmtUsd(value) {
     if (isMissing(value)) return "–";
     const abs = Math.abs(value);
-    if (abs >= 1e9) return "$" + (value / 1e9).toFixed(2) + "B";
-    if (abs >= 1e6) return "$" + (value / 1e6).toFixed(2) + "M";
-    if (abs >= 1e3) return "$" + (value / 1e3).toFixed(1) + "k";
+    const units = [[1e9, "B"], [1e6, "M"], [1e3, "k"]];
+    for (let u = 0; u < units.length; u++) {
+      if (abs >= units[u][0] * 0.9995) {
+        const scaled = value / units[u][0];
+        const digits = Math.abs(scaled) >= 99.95 ? 0 : Math.abs(scaled) >= 9.995 ? 1 : 2;
+        return "$" + scaled.toFixed(digits) + units[u][1];
+      }
+    }
     return "$" + value.toFixed(0);
   }
 
@@ -107,6 +151,32 @@ window.BOARD = (function () {
     return el("table", { class: "numbers" }, [head, body]);
   }
 
+  // The banner on every page: how old the features are, when they were
+  // scored, and what the model was trained on (demo data is said loudly).
+  function banner(meta) {
+    if (!meta) return;
+    const p = meta.predictions;
+    const parts = [];
+    let warn = false;
+    if (p && p.feature_date_max) {
+      const end = Date.parse(p.feature_date_max.slice(0, 10) + "T00:00:00Z") + 86400000;
+      const hours = (Date.now() - end) / 3600000;
+      const age = hours < 48 ? Math.max(0, Math.round(hours)) + " hours" : Math.round(hours / 24) + " days";
+      warn = hours > (meta.stale_after_hours || 48);
+      parts.push("Features of " + p.feature_date_max.slice(0, 10) + " (" + age + " old" + (warn ? ": stale" : "") + ")");
+      if (p.event_time) parts.push("scored " + p.event_time.replace("T", " ").replace(":00:00Z", ":00 UTC"));
+    } else {
+      parts.push("No predictions yet");
+    }
+    const node = el("div", { id: "banner", class: "banner" + (warn ? " warn" : ""), role: "status" }, [el("span", { text: parts.join(" · ") })]);
+    const prov = meta.provenance;
+    if (prov && prov.text) {
+      node.appendChild(el("span", { class: "provenance" + (prov.demo ? " demo" : ""), text: prov.text }));
+    }
+    const header = document.querySelector("header.top");
+    header.parentNode.insertBefore(node, header.nextSibling);
+  }
+
   function footer(meta) {
     const node = document.getElementById("generated");
     if (!node || !meta) return;
@@ -120,6 +190,8 @@ window.BOARD = (function () {
     SCHEMA_VERSION: SCHEMA_VERSION, data: data, timings: timings, charts: charts, errors: errors,
     receive: receive, load: load, shardOf: shardOf, el: el, message: message, isMissing: isMissing,
     fmtP: fmtP, fmtRate: fmtRate, fmtApy: fmtApy, fmtUsd: fmtUsd, afterPaint: afterPaint,
+    fmtChange: fmtChange, outlook: outlook, fmtOutlook: fmtOutlook, arrow: arrow, dayText: dayText,
+    defillamaUrl: defillamaUrl, starred: starred, setStarred: setStarred, banner: banner,
     dayToSeconds: dayToSeconds, chart: chart, table: table, footer: footer,
   };
 })();

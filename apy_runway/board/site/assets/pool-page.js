@@ -8,6 +8,7 @@
   const meta = B.data.meta;
   const main = document.getElementById("pool");
   const title = document.getElementById("title");
+  B.banner(meta);
   B.footer(meta);
   const SERVED_SHOWN = 60;
 
@@ -44,26 +45,68 @@
 
   function render(pool) {
     const now = pool.current;
-    title.textContent = (pool.symbol || "(no symbol)") + " · " + (pool.project || "?") + " · " + (pool.chain || "?");
-    main.appendChild(B.el("p", { class: "lede" }, ["Pool id ", B.el("code", { text: id })]));
+    title.textContent = (pool.symbol || "(no symbol)") + (pool.pool_meta ? " " + pool.pool_meta : "") + " · " + (pool.project || "?") + " · " + (pool.chain || "?");
+    let stars = B.starred();
+    const star = B.el("button", { type: "button", class: "star", id: "star" });
+    function showStar() {
+      const on = stars.has(id);
+      star.textContent = on ? "\u2605 starred" : "\u2606 star this pool";
+      star.setAttribute("aria-pressed", on ? "true" : "false");
+    }
+    star.addEventListener("click", function () { stars = B.setStarred(id, !stars.has(id)); showStar(); });
+    showStar();
+    main.appendChild(B.el("p", { class: "lede links" }, [
+      "Pool id ", B.el("code", { text: id }), " ",
+      B.el("a", { id: "defillama", href: B.defillamaUrl(id), rel: "noopener noreferrer", target: "_blank", text: "on DefiLlama \u2197" }),
+      star,
+    ]));
     const flags = [];
     Object.keys(meta.flag_bits).forEach(function (name) {
       if (now.flags & meta.flag_bits[name]) flags.push(name.replace("_", " "));
     });
+    const traits = [];
+    const traitBits = meta.trait_bits || {};
+    Object.keys(traitBits).forEach(function (name) {
+      if (now.traits & traitBits[name]) traits.push(name.replace(/_/g, " "));
+    });
+    const inactive = (now.flags & meta.flag_bits.inactive) !== 0;
+    const seen = B.dayText(now.seen_day) || now.feature_date;
+    const when = inactive ? "last seen " + (seen || "?") : "latest";
     const scored = !B.isMissing(now.p_keep);
     main.appendChild(B.el("div", { class: "facts" }, [
-      fact(scored ? B.fmtP(now.p_keep) : "not scored", scored ? "p_keep (probability the APY holds 30 days)" : (now.not_scored_reason || "no prediction")),
-      fact(now.predicted_class || "–", "predicted class"),
-      fact(now.binned_confidence ? now.binned_confidence + " · " + now.confidence_words : "–", "confidence"),
-      fact(B.fmtApy(now.apy), "APY, latest"),
-      fact(B.fmtUsd(now.tvl_usd), "TVL, latest"),
+      fact(scored ? B.fmtOutlook(now.p_keep) : "not scored", scored ? "outlook over the next 30 days" : (now.not_scored_reason || "no prediction")),
+      fact(now.binned_confidence ? now.confidence_words : "–", "confidence"),
+      fact(scored ? B.fmtP(now.p_keep) : "–", "p_keep (probability the APY holds)"),
+      fact(B.fmtApy(now.apy), "APY, " + when),
+      fact(B.fmtApy(now.apy_base), "base APY"),
+      fact(B.fmtApy(now.apy_reward), "reward APY"),
+      fact(B.fmtApy(now.apy_mean_30d), "30-day mean APY"),
+      fact(B.fmtChange(now.apy_change_1d) + " / " + B.fmtChange(now.apy_change_7d) + " / " + B.fmtChange(now.apy_change_30d), "APY change 1d / 7d / 30d (points)"),
+      fact(B.fmtUsd(now.tvl_usd), "TVL, " + when),
       fact(now.feature_date || "–", "features of"),
       fact(flags.length ? flags.join(", ") : "none", "flags"),
+      fact(traits.length ? traits.join(", ") : "–", "traits"),
     ]));
 
-    main.appendChild(B.el("h2", { text: "Why" }));
+    main.appendChild(B.el("h2", { text: "Why: the largest contributions to the call" }));
     if (pool.reasons && pool.reasons.length) {
-      main.appendChild(B.el("ul", { class: "reasons" }, pool.reasons.map(function (r) { return B.el("li", { text: r }); })));
+      const signed = pool.reasons.filter(function (r) { return !B.isMissing(r.contribution); });
+      const largest = Math.max.apply(null, signed.map(function (r) { return Math.abs(r.contribution); }).concat([1e-12]));
+      const bars = B.el("div", { class: "bars", id: "reasons" });
+      pool.reasons.forEach(function (r) {
+        const sign = B.isMissing(r.contribution) || r.contribution === 0 ? 0 : (r.contribution > 0 ? 1 : -1);
+        const kind = sign > 0 ? "up" : sign < 0 ? "down" : "unsigned";
+        const fill = B.el("span", { class: "bar-fill" });
+        if (sign) fill.style.width = (50 * Math.abs(r.contribution) / largest).toFixed(1) + "%";
+        bars.appendChild(B.el("div", { class: "bar-row " + kind, "data-sign": String(sign) }, [
+          B.el("span", { class: "bar-label " + kind, text: B.arrow(sign) + " " + r.text }),
+          B.el("span", { class: "bar-track" }, [fill]),
+          B.el("span", { class: "bar-value", text: sign ? (r.contribution > 0 ? "+" : "\u2212") + Math.abs(r.contribution).toFixed(3) : "" }),
+        ]));
+      });
+      main.appendChild(bars);
+      main.appendChild(B.el("p", { class: "lede", text: "\u2191 supports keeping the APY, \u2193 a risk to it; each bar is the reason's contribution" +
+        (meta.predictions && meta.predictions.explanation_units ? " in " + meta.predictions.explanation_units : "") + "." }));
     } else {
       B.message(main, "No reasons in this prediction yet.");
     }

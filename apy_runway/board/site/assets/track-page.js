@@ -9,11 +9,12 @@
   const meta = B.data.meta;
   const track = B.data.track;
   const main = document.getElementById("track");
+  B.banner(meta);
   B.footer(meta);
   const SOURCES = [
-    { id: "live", title: "Live: predictions served by the hourly scorer",
+    { id: "live", tab: "Live", title: "Live: predictions served by the hourly scorer",
       empty: "No live track record yet: served predictions are scored against what happened once the prediction ledger records them and their 30-day labels mature." },
-    { id: "backtest", title: "Backtest: the model replayed over past months",
+    { id: "backtest", tab: "Backtest", title: "Backtest: the model replayed over past months",
       empty: "No backtest track record yet: the training run has no backtest predictions." },
   ];
   const COLOURS = { live: "#1f6feb", backtest: "#7c3aed" };
@@ -21,21 +22,48 @@
   function fact(value, label) { return B.el("div", { class: "fact" }, [B.el("b", { text: value }), B.el("span", { text: label })]); }
   function fixed(v, d) { return B.isMissing(v) ? "–" : v.toFixed(d); }
 
-  // charts are drawn once every section is laid out, so each measures its final width
-  const pending = [];
-  function later(draw) { pending.push(draw); }
+  // charts are drawn when their tab is first shown, so each measures its final width
+  const pending = { live: [], backtest: [] };
+  let building = null;
+  function later(draw) { pending[building].push(draw); }
+  const sections = {};
+  const tabs = {};
+
+  // one tab per source; the page opens on the live record once a live
+  // prediction has matured, else on the backtest (or on the #hash asked for)
+  function select(id) {
+    SOURCES.forEach(function (source) {
+      const on = source.id === id;
+      sections[source.id].hidden = !on;
+      tabs[source.id].setAttribute("aria-selected", on ? "true" : "false");
+    });
+    pending[id].splice(0).forEach(function (draw) { draw(); });
+  }
 
   if (B.errors.length || !track) {
     B.message(main, B.errors.join("; ") || "The board's track data (data/track.js) is missing: rebuild with `apy-runway board`.", "error");
   } else {
-    SOURCES.forEach(function (source) { renderSource(source, track.track_record[source.id]); });
+    const bar = B.el("div", { class: "tabs", role: "tablist" });
+    main.appendChild(bar);
+    SOURCES.forEach(function (source) {
+      const summary = track.track_record[source.id];
+      const tab = B.el("button", { type: "button", role: "tab", id: "tab-" + source.id, "aria-controls": "source-" + source.id,
+        text: source.tab + (summary ? " (" + summary.matured_rows.toLocaleString("en-US") + " matured)" : " (none yet)") });
+      tab.addEventListener("click", function () { history.replaceState(null, "", "#" + source.id); select(source.id); });
+      tabs[source.id] = tab;
+      bar.appendChild(tab);
+    });
+    SOURCES.forEach(function (source) { building = source.id; renderSource(source, track.track_record[source.id]); });
     renderHealth(track.health, track.health_source);
-    pending.forEach(function (draw) { draw(); });
+    const live = track.track_record.live;
+    const asked = location.hash.slice(1);
+    select(tabs[asked] ? asked : (live && live.matured_rows > 0 ? "live" : "backtest"));
   }
   B.afterPaint().then(function () { B.timings.firstRender = performance.now(); B.ready = true; });
 
   function renderSource(source, summary) {
-    const section = B.el("section", { class: "source", id: "source-" + source.id });
+    const section = B.el("section", { class: "source", id: "source-" + source.id, role: "tabpanel" });
+    sections[source.id] = section;
     main.appendChild(section);
     section.appendChild(B.el("h2", { text: source.title }));
     if (!summary) {
@@ -47,6 +75,7 @@
       fact(fixed(summary.brier, 3), "Brier score"),
       fact(fixed(summary.ece, 3), "expected calibration error"),
       fact(B.fmtRate(summary.hit_rate), "hit rate (class right)"),
+      fact(B.fmtRate(summary.base_rate), "base rate: \u201calways Stable/Up\u201d is right"),
       fact(summary.matured_rows.toLocaleString("en-US") + " / " + summary.rows.toLocaleString("en-US"), "matured / all predictions"),
       fact(summary.pools.toLocaleString("en-US"), "pools"),
       fact(summary.first + " – " + summary.last, "predictions from – to"),
@@ -107,22 +136,28 @@
     // hit rate per confidence bin
     const bins = summary.hit_rate_by_confidence;
     const hitBox = B.el("div", { class: "chart", id: "hits-" + source.id });
-    grid.appendChild(B.el("div", null, [B.el("h3", { text: "Hit rate per confidence bin" }), hitBox]));
+    grid.appendChild(B.el("div", null, [B.el("h3", { text: "Hit rate per confidence word, against \u201calways Stable/Up\u201d" }), hitBox]));
     if (bins.some(function (b) { return b.hit_rate !== null; })) {
       const words = {};
       bins.forEach(function (b) { words[b.confidence] = b.confidence + " " + b.words; });
+      const last = bins.length + 0.5;
+      // the bars at 1..k, and the base rate drawn across the whole width
+      const xs = [0.5].concat(bins.map(function (b) { return b.confidence; }), [last]);
+      const rates = [null].concat(bins.map(function (b) { return b.hit_rate; }), [null]);
+      const base = xs.map(function () { return summary.base_rate; });
       later(function () {
         B.chart(hitBox, "hits-" + source.id, {
           series: [
             {},
             { label: "hit rate", stroke: colour, fill: colour + "99", width: 1, paths: uPlot.paths.bars({ size: [0.5, 80] }), value: function (u, v) { return B.fmtRate(v); } },
+            { label: "always Stable/Up", stroke: "#b7791f", dash: [6, 4], width: 2, points: { show: false }, value: function (u, v) { return B.fmtRate(v); } },
           ],
-          scales: { x: { time: false, range: [0.5, 3.5] }, y: { range: [0, 1] } },
+          scales: { x: { time: false, range: [0.5, last] }, y: { range: [0, 1] } },
           axes: [
-            { splits: function () { return [1, 2, 3]; }, values: function (u, vals) { return vals.map(function (v) { return words[v] || ""; }); } },
+            { splits: function () { return bins.map(function (b) { return b.confidence; }); }, values: function (u, vals) { return vals.map(function (v) { return words[v] || ""; }); } },
             { label: "share of class calls right" },
           ],
-        }, [bins.map(function (b) { return b.confidence; }), bins.map(function (b) { return b.hit_rate; })]);
+        }, [xs, rates, base]);
       });
     } else {
       B.message(hitBox, "No matured predictions yet.");
