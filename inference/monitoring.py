@@ -67,6 +67,10 @@ def _levels() -> np.ndarray:
     return (np.arange(n) + 0.5) / n
 
 
+LEVELS = _levels()
+LEVELS.setflags(write=False)
+
+
 def _finite(values: Any) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     return values[np.isfinite(values)]
@@ -78,11 +82,7 @@ def _category_keys(values: Sequence[Any]) -> list[str]:
 
 def _shares(keys: list[str], categories: list[str]) -> np.ndarray:
     """Share of each of `categories` (values outside them count as 'other')."""
-    index = {c: i for i, c in enumerate(categories)}
-    other = index[contracts.DRIFT_OTHER_CATEGORY]
-    counts = np.zeros(len(categories))
-    for key in keys:
-        counts[index.get(key, other)] += 1
+    counts = _counts(keys, categories)
     return counts / counts.sum() if counts.sum() else counts
 
 
@@ -208,18 +208,42 @@ def sampling_scale(ref: dict) -> float:
     return float(np.sum(np.sqrt(between * (1 - between)) * np.diff(q)))
 
 
+def sorted_quantiles(x: np.ndarray) -> np.ndarray:
+    """np.quantile(x, levels) (its default, linear method) of a SORTED array,
+    to the bit, without partitioning it again: the same indices, weights and
+    interpolation as numpy's `_quantile`/`_lerp` (tests/test_monitoring.py
+    holds them equal)."""
+    n = len(x)
+    virtual = (n - 1) * LEVELS
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = -1
+    following[above] = -1
+    previous_at, following_at = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - previous_at
+    low, high = x[previous_at], x[following_at]
+    step = high - low
+    out = low + step * gamma
+    np.subtract(high, step * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
+
+
 def numeric_drift(live: Any, ref: dict) -> dict | None:
-    """The numeric comparison (see the module's docstring): `score` (W/std
-    to the nearest reference day, net of the sampling error, floored at 0),
-    `pooled_score` (W/std to the pooled window, as measured),
-    `sampling_error` (W/std the two samples' sizes alone account for, at the
-    nearest day) and `nearest_day`; None when either side has no values. A
-    constant reference: 0 when live equals it, else infinity (any change of
-    a constant is drift)."""
-    x = _finite(live)
+    """The numeric comparison (see the module's docstring) of live values."""
+    return _numeric_scores(np.sort(_finite(live)), ref)
+
+
+def _numeric_scores(x: np.ndarray, ref: dict) -> dict | None:
+    """`score` (W/std to the nearest reference day, net of the sampling
+    error, floored at 0), `pooled_score` (W/std to the pooled window, as
+    measured), `sampling_error` (W/std the two samples' sizes alone account
+    for, at the nearest day) and `nearest_day`, of the SORTED finite live
+    values `x`; None when either side has no values. A constant reference: 0
+    when live equals it, else infinity (any change of a constant is drift)."""
     if not len(x) or not ref.get("rows"):
         return None
-    q_live = np.quantile(x, _levels())
+    q_live = sorted_quantiles(x)
     pooled = _w1(q_live, ref["quantiles"])
     std = float(ref["std"])
     if std <= 0:
@@ -255,11 +279,17 @@ def psi(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def numeric_psi(live: Any, ref: dict) -> float | None:
-    x = _finite(live)
+    return _sorted_psi(np.sort(_finite(live)), ref)
+
+
+def _sorted_psi(x: np.ndarray, ref: dict) -> float | None:
+    """PSI over the reference's bins of SORTED finite values: a bin holds
+    edges[i-1] <= x < edges[i], so its count is a difference of positions."""
     if not len(x) or not ref.get("rows"):
         return None
     edges = np.asarray(ref["psi_edges"], dtype=np.float64)
-    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+    below = np.searchsorted(x, edges, side="left")
+    counts = np.diff(np.concatenate(([0], below, [len(x)])))
     return psi(counts / len(x), np.asarray(ref["psi_shares"]))
 
 
@@ -276,35 +306,51 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def feature_drift(name: str, live: Any, ref: dict) -> dict:
-    """One feature's drift entry of the monitoring document."""
+    """One feature's drift entry of the monitoring document: numeric values
+    (NaN missing) or text (None missing), by the reference's kind."""
     if ref["kind"] == "numeric":
         values = np.asarray(live, dtype=np.float64)
-        found = numeric_drift(values, ref) or {}
-        score = found.get("score")
-        entry = {
-            "feature": name,
-            "kind": "numeric",
-            "metric": "wasserstein_over_std",
-            "score": score,
-            "pooled_score": found.get("pooled_score"),
-            "sampling_error": found.get("sampling_error"),
-            "nearest_day": found.get("nearest_day"),
-            "psi": numeric_psi(values, ref),
-            "missing_share": float(1 - len(_finite(values)) / len(values)) if len(values) else None,
-            "reference_missing_share": ref.get("missing_share"),
-        }
-    else:
-        keys = _category_keys(live)
-        shares = _shares(keys, ref["categories"])
-        expected = np.asarray(ref["shares"], dtype=np.float64)
-        score = jensen_shannon(shares, expected) if len(keys) else None
-        entry = {
-            "feature": name,
-            "kind": "categorical",
-            "metric": "jensen_shannon",
-            "score": score,
-            "psi": psi(shares, expected) if len(keys) else None,
-        }
+        return _numeric_entry(name, np.sort(_finite(values)), len(values), ref)
+    return _categorical_entry(name, _counts(_category_keys(live), ref["categories"]), ref)
+
+
+def _numeric_entry(name: str, x: np.ndarray, total: int, ref: dict) -> dict:
+    """The entry of a numeric feature from its SORTED finite live values `x`
+    of `total` rows."""
+    found = _numeric_scores(x, ref) or {}
+    entry = {
+        "feature": name,
+        "kind": "numeric",
+        "metric": "wasserstein_over_std",
+        "score": found.get("score"),
+        "pooled_score": found.get("pooled_score"),
+        "sampling_error": found.get("sampling_error"),
+        "nearest_day": found.get("nearest_day"),
+        "psi": _sorted_psi(x, ref),
+        "missing_share": float(1 - len(x) / total) if total else None,
+        "reference_missing_share": ref.get("missing_share"),
+    }
+    return _judged(name, entry)
+
+
+def _categorical_entry(name: str, counts: np.ndarray, ref: dict) -> dict:
+    """The entry of a categorical feature from its live counts over the
+    reference's categories."""
+    total = counts.sum()
+    shares = counts / total if total else counts
+    expected = np.asarray(ref["shares"], dtype=np.float64)
+    entry = {
+        "feature": name,
+        "kind": "categorical",
+        "metric": "jensen_shannon",
+        "score": jensen_shannon(shares, expected) if total else None,
+        "psi": psi(shares, expected) if total else None,
+    }
+    return _judged(name, entry)
+
+
+def _judged(name: str, entry: dict) -> dict:
+    score = entry["score"]
     entry["drifted"] = score is not None and score > contracts.DRIFT_THRESHOLD
     entry["counted"] = name not in contracts.DRIFT_CALENDAR_FEATURES
     for key in ("score", "pooled_score"):
@@ -325,6 +371,53 @@ def drift(
         elif ref["kind"] == "categorical" and name in categorical:
             out.append(feature_drift(name, categorical[name], ref))
     return out
+
+
+def drift_columns(
+    reference_block: dict,
+    names: Sequence[str],
+    columns: np.ndarray,
+    categorical: dict[str, tuple[Sequence[str], np.ndarray]],
+) -> list[dict]:
+    """drift() of the hourly run, the same entries for less work: numeric
+    features as the rows of `columns` (feature-major, one row per name in
+    `names`), all sorted in one call; categorical ones as (vocabulary, codes
+    with -1 = missing), counted by code rather than by string."""
+    rows = {name: j for j, name in enumerate(names)}
+    ordered = np.sort(columns, axis=1)  # NaN last, -inf first, +inf before NaN
+    total = columns.shape[1]
+    out = []
+    for name, ref in reference_block["features"].items():
+        if ref["kind"] == "numeric" and name in rows:
+            row = ordered[rows[name]]
+            low = np.searchsorted(row, -np.inf, side="right")
+            high = np.searchsorted(row, np.inf, side="left")
+            out.append(_numeric_entry(name, row[low:high], total, ref))
+        elif ref["kind"] == "categorical" and name in categorical:
+            vocabulary, codes = categorical[name]
+            out.append(_categorical_entry(name, _code_counts(vocabulary, codes, ref), ref))
+    return out
+
+
+def _counts(keys: list[str], categories: list[str]) -> np.ndarray:
+    """Count of each of `categories` (values outside them count as 'other')."""
+    index = {c: i for i, c in enumerate(categories)}
+    other = index[contracts.DRIFT_OTHER_CATEGORY]
+    counts = np.zeros(len(categories))
+    for key in keys:
+        counts[index.get(key, other)] += 1
+    return counts
+
+
+def _code_counts(vocabulary: Sequence[str], codes: np.ndarray, ref: dict) -> np.ndarray:
+    """_counts of the values codes name (-1 = missing), one lookup per
+    vocabulary entry instead of one per row."""
+    categories = ref["categories"]
+    index = {c: i for i, c in enumerate(categories)}
+    other = index[contracts.DRIFT_OTHER_CATEGORY]
+    keys = [*(str(v) for v in vocabulary), contracts.DRIFT_MISSING_CATEGORY]  # -1: the last
+    mapping = np.array([index.get(key, other) for key in keys], dtype=np.intp)
+    return np.bincount(mapping[codes], minlength=len(categories)).astype(np.float64)
 
 
 def important_features(importance: dict | None, top: int = contracts.DRIFT_IMPORTANT_FEATURES):

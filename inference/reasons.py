@@ -296,8 +296,9 @@ def explain(
     contributions: np.ndarray,
     value_of: Callable[[str], Sequence],
     k: int = contracts.REASONS_PER_PREDICTION,
-) -> list[list[dict]]:
-    """The top-k reasons of every row: [{"feature", "text", "contribution"}].
+) -> tuple[list[list[dict]], list[list[str]]]:
+    """The top-k reasons of every row, [{"feature", "text", "contribution"}],
+    and their texts alone (the ledger's), row by row.
 
     `value_of(name)` gives a feature's raw values for the same rows (floats
     with NaN for missing, or text with None). Zero contributions are left out.
@@ -308,12 +309,13 @@ def explain(
     flat = indices.ravel()
     order = np.argsort(flat, kind="stable")
     bounds = np.flatnonzero(np.diff(flat[order])) + 1
+    phrases = phrases_of(features)
     for group in np.split(order, bounds):
         if not len(group):
             continue
         j = int(flat[group[0]])
         rows = group // width
-        phrase = phrases_of(features)[j]
+        phrase = phrases[j]
         companions = tuple(
             _values(value_of(name), rows) if name in features else [None] * len(rows)
             for name in phrase.needs
@@ -332,7 +334,8 @@ def explain(
             for (f0, f1, f2), (t0, t1, t2), (c0, c1, c2) in zip(
                 names, text_rows, rounded.tolist(), strict=True
             )
-        ]
+        ], text_rows
+    kept = rounded != 0.0
     return [
         [
             {"feature": f, "text": t, "contribution": c}
@@ -340,6 +343,9 @@ def explain(
             if c != 0.0
         ]
         for feature_row, text_row, value_row in zip(names, text_rows, rounded.tolist(), strict=True)
+    ], [
+        [t for t, keep in zip(text_row, keep_row, strict=True) if keep]
+        for text_row, keep_row in zip(text_rows, kept.tolist(), strict=True)
     ]
 
 

@@ -20,7 +20,7 @@ from inference import alerts, contracts, features
 from inference.health import shrink_refusal
 from inference.model import artefact, portable
 from inference.model.artefact import ModelIntegrityError, ModelSpec
-from inference.publication import score_hour_published
+from inference.publication import Stopwatch, score_hour_published
 from inference.settings import ConfigError, Settings
 from inference.validation import InputError
 
@@ -43,6 +43,8 @@ CONFLICT_CODES = (
     *NOT_FOUND_CODES,
 )
 LATEST_WRITE_ATTEMPTS = 5
+# the ledger's gzip: level 1 takes half level 6's time for a file ~25% larger
+LEDGER_GZIP_LEVEL = 1
 
 
 class PublishedPredictionsError(RuntimeError):
@@ -227,6 +229,35 @@ def read_latest_predictions(
 
 
 @dataclass(frozen=True)
+class LatestState:
+    """latest.json as its HEAD tells it (object metadata): what this run's
+    conditional write replaces and the rules compare with."""
+
+    etag: str
+    event_time: str
+    health: str | None
+    pools: int | None
+    # the highest model_version served so far (None: not recorded yet)
+    model_version_max: int | None
+
+    @classmethod
+    def from_head(cls, head: dict) -> LatestState:
+        metadata = head.get("Metadata", {})
+
+        def whole(key: str) -> int | None:
+            value = metadata.get(key)
+            return int(value) if value and value.isdigit() else None
+
+        return cls(
+            head["ETag"],
+            metadata.get("event-time", ""),
+            metadata.get(HEALTH_METADATA),
+            whole(contracts.PREDICTIONS_POOLS_METADATA),
+            whole(contracts.MODEL_VERSION_MAX_METADATA),
+        )
+
+
+@dataclass(frozen=True)
 class LatestWrite:
     """What this run did to latest.json. `written`: its conditional PUT
     succeeded (then `etag` is the ETag it wrote); else `newer_event_time` is the
@@ -245,10 +276,10 @@ class LatestConflict(RuntimeError):
     """latest.json kept changing under this run's conditional writes."""
 
 
-def _latest_head(settings: Settings, client: Any) -> dict | None:
-    """HEAD of latest.json; None when there is none."""
+def latest_state(settings: Settings, client: Any) -> LatestState | None:
+    """latest.json's HEAD; None when there is none."""
     try:
-        return client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
+        head = client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
     except ClientError as error:
         code = _error_code(error)
         # Without s3:ListBucket (the deployed role has none: it would let the function
@@ -260,15 +291,7 @@ def _latest_head(settings: Settings, client: Any) -> dict | None:
         if code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES:
             return None
         raise
-
-
-def _latest_state(settings: Settings, client: Any) -> tuple[str, str, str | None] | None:
-    """(ETag, event time, health status) of latest.json; None when there is none."""
-    head = _latest_head(settings, client)
-    if head is None:
-        return None
-    metadata = head.get("Metadata", {})
-    return head["ETag"], metadata.get("event-time", ""), metadata.get(HEALTH_METADATA)
+    return LatestState.from_head(head)
 
 
 def _document_health(settings: Settings, client: Any, etag: str) -> str | None:
@@ -285,40 +308,58 @@ def _document_health(settings: Settings, client: Any, etag: str) -> str | None:
     return block.get("status") if isinstance(block, dict) else None
 
 
-def _refuse_shrunk(settings: Settings, client: Any, table: features.FeatureTable) -> None:
-    """The shrink rule: the features' pool count against the count last scored
-    (latest.json's metadata), unless their header says allow_shrink: true."""
-    head = _latest_head(settings, client) or {}
-    previous = head.get("Metadata", {}).get(contracts.PREDICTIONS_POOLS_METADATA)
+def refuse_unsound(
+    settings: Settings,
+    table: features.FeatureTable,
+    event_time: datetime,
+    latest: LatestState | None,
+) -> None:
+    """FeaturesRefused unless the features may be scored at `event_time`: no
+    feature day after the hour plus one day, and the shrink rule against the
+    pool count last scored (latest.json's metadata), unless their header says
+    allow_shrink: true. (decode() already refused a pool id listed twice.)"""
+    where = f"s3://{settings.bucket}/{settings.features_key}"
+    late = features.future_days(table.pool_ids, table.feature_dates, event_time)
+    if late:
+        raise FeaturesRefused(f"{where}: {late}")
     refusal = shrink_refusal(
         table.row_count,
-        int(previous) if previous and previous.isdigit() else None,
+        latest.pools if latest else None,
         table.header.get(contracts.FEATURES_ALLOW_SHRINK_FIELD) is True,
     )
     if refusal:
-        raise FeaturesRefused(f"s3://{settings.bucket}/{settings.features_key}: {refusal}")
+        raise FeaturesRefused(f"{where}: {refusal}")
 
 
 def publish_latest(
-    settings: Settings, client: Any, body: bytes, metadata: dict[str, str], event_time: str
+    settings: Settings,
+    client: Any,
+    body: bytes,
+    metadata: dict[str, str],
+    event_time: str,
+    state: LatestState | None = None,
+    known: bool = False,
 ) -> LatestWrite:
     """Write latest.json unless a newer hour is there, atomically: read its ETag
     and event time, then PUT with If-Match on that ETag (If-None-Match: * when
     there is none). A 412/409 (another run wrote in between) or a 404 (it was
     deleted) starts again from the read, at most LATEST_WRITE_ATTEMPTS times: a
-    slower older hour can never overwrite a newer one.
+    slower older hour can never overwrite a newer one. With `known`, `state`
+    is the first read (this run's HEAD).
 
     The body is PUT, not copied from the hour's key: CopyObject's If-Match /
     If-None-Match on the destination exist in S3's API (botocore 1.44) but moto's
-    server ignores them, so no local test could show the guard holds."""
+    server ignores them, so no local test could show the guard holds. The hour's
+    key is the copy instead (hourly_from_latest)."""
     for attempt in range(1, LATEST_WRITE_ATTEMPTS + 1):
-        state = _latest_state(settings, client)
-        if state is not None and state[1] > event_time:
-            return LatestWrite(False, None, state[1], attempt)
-        condition = {"IfMatch": state[0]} if state is not None else {"IfNoneMatch": "*"}
+        if not (known and attempt == 1):
+            state = latest_state(settings, client)
+        if state is not None and state.event_time > event_time:
+            return LatestWrite(False, None, state.event_time, attempt)
+        condition = {"IfMatch": state.etag} if state is not None else {"IfNoneMatch": "*"}
         previous = None
         if state is not None:
-            previous = state[2] or _document_health(settings, client, state[0])
+            previous = state.health or _document_health(settings, client, state.etag)
         try:
             response = client.put_object(
                 Bucket=settings.bucket,
@@ -340,12 +381,40 @@ def publish_latest(
     )
 
 
+def hourly_from_latest(
+    settings: Settings,
+    client: Any,
+    key: str,
+    body: bytes,
+    metadata: dict[str, str],
+    latest: LatestWrite,
+) -> str:
+    """The hour's key: a server-side copy of the latest.json this run just
+    wrote (its 13.9 MB body goes up once), or the body itself when this run
+    did not write latest.json. The copy is conditional on latest.json still
+    being this run's (x-amz-copy-source-if-match, which S3 honours and moto
+    ignores), and its ETag is checked after (a copy of the same bytes keeps
+    it): if latest.json changed in between, the body is PUT. Returns how."""
+    if latest.written:
+        try:
+            copied = client.copy_object(
+                Bucket=settings.bucket,
+                Key=key,
+                CopySource={"Bucket": settings.bucket, "Key": settings.latest_predictions_key},
+                CopySourceIfMatch=latest.etag,
+            )
+            if copied.get("CopyObjectResult", {}).get("ETag") == latest.etag:
+                return "copied"
+        except ClientError as error:
+            if _error_code(error) not in CONFLICT_CODES:
+                raise
+    put_json(client, settings.bucket, key, body, metadata)
+    return "put"
+
+
 def read_features(settings: Settings, client: Any) -> features.FeatureTable:
-    """The binary features file the hourly run scores (settings.features_key),
-    checked against the shrink rule (FeaturesRefused)."""
-    table = features.decode(get_bytes(client, settings.bucket, settings.features_key))
-    _refuse_shrunk(settings, client, table)
-    return table
+    """The binary features file the hourly run scores (settings.features_key)."""
+    return features.decode(get_bytes(client, settings.bucket, settings.features_key))
 
 
 def webhook_url(settings: Settings, ssm_client: Any = None) -> str | None:
@@ -370,7 +439,7 @@ def webhook_url(settings: Settings, ssm_client: Any = None) -> str | None:
 def ledger_body(rows: list[dict]) -> bytes:
     """gzip NDJSON, byte-for-byte the same for the same rows (no time stamp)."""
     text = b"".join(orjson.dumps(row) + b"\n" for row in rows)
-    return gzip.compress(text, compresslevel=6, mtime=0)
+    return gzip.compress(text, compresslevel=LEDGER_GZIP_LEVEL, mtime=0)
 
 
 def alert_on_change(
@@ -403,12 +472,20 @@ def score_hour(
     event_time: datetime,
     webhook: str | None = None,
 ) -> tuple[dict, dict]:
-    """Score the published features for one hour; write the hour's key, its
-    monitoring document and ledger file and, unless a newer hour is already
-    there, latest.json (publish_latest); then alert the `webhook` if the health
-    changed. Returns (summary, the published document)."""
-    table = read_features(settings, client)
-    hour = score_hour_published(loaded.model, table, event_time, settings.stale_after_hours)
+    """Score the published features for one hour; write its monitoring
+    document and ledger file, latest.json unless a newer hour is already there
+    (publish_latest), then the hour's key (hourly_from_latest); then alert the
+    `webhook` if the health changed. Returns (summary, the published
+    document); the summary's `ms` says where the time went."""
+    clock = Stopwatch()
+    data = get_bytes(client, settings.bucket, settings.features_key)
+    clock.lap("features_get")
+    table = features.decode(data)
+    clock.lap("features_decode")
+    state = latest_state(settings, client)
+    refuse_unsound(settings, table, event_time, state)
+    clock.lap("checks")
+    hour = score_hour_published(loaded.model, table, event_time, settings.stale_after_hours, clock)
     result = hour.document
     body = encode_json(result)
     object_metadata = {
@@ -417,24 +494,38 @@ def score_hour(
         contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
         HEALTH_METADATA: result["health"]["status"],
     }
-    hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
-    put_json(client, settings.bucket, hourly, body, object_metadata)
+    clock.lap("encode")
     monitoring_key = None
     if hour.monitoring is not None:
         monitoring_key = contracts.monitoring_key(settings.monitoring_prefix, event_time)
         put_json(client, settings.bucket, monitoring_key, encode_json(hour.monitoring), {})
+    clock.lap("put_monitoring")
     ledger_key = contracts.ledger_key(settings.ledger_prefix, event_time)
+    ledger = ledger_body(hour.ledger)
+    clock.lap("ledger_gzip")
     client.put_object(
         Bucket=settings.bucket,
         Key=ledger_key,
-        Body=ledger_body(hour.ledger),
+        Body=ledger,
         ContentType="application/gzip",
         Metadata={"rows": str(len(hour.ledger)), "format": contracts.LEDGER_FORMAT},
     )
-    latest = publish_latest(settings, client, body, object_metadata, result["event_time"])
+    clock.lap("put_ledger")
+    hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
+    try:
+        latest = publish_latest(
+            settings, client, body, object_metadata, result["event_time"], state, known=True
+        )
+    except LatestConflict:
+        put_json(client, settings.bucket, hourly, body, object_metadata)  # the hour is kept
+        raise
+    clock.lap("put_latest")
+    hourly_write = hourly_from_latest(settings, client, hourly, body, object_metadata, latest)
+    clock.lap("hourly_" + hourly_write)
     alert = alert_on_change(
         webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
     )
+    clock.lap("alert")
     summary = {
         "hourly_key": hourly,
         "latest_key": settings.latest_predictions_key if latest.written else None,
@@ -451,5 +542,6 @@ def score_hour(
         "ledger_rows": len(hour.ledger),
         "alert": alert,
         **result["counts"],
+        "ms": clock.ms(),
     }
     return summary, result

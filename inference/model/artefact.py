@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import math
+import struct
 import zipfile
 from dataclasses import dataclass, field
 
@@ -105,6 +107,89 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             with archive.open(info, "w", force_zip64=True) as handle:
                 np.lib.format.write_array(handle, np.asarray(arrays[key]), allow_pickle=False)
     return buffer.getvalue()
+
+
+class ArchiveError(ValueError):
+    """An .npz whose members are not what their headers declare."""
+
+
+# a .npy header is a few hundred bytes; numpy's own reader refuses over 10,000
+NPY_HEADER_MAX_BYTES = 10_000
+# the dtype kinds an archive may hold: numbers, booleans, text, dates
+NPY_KINDS = "biufcUSMm"
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zip's local file header (30 bytes)
+
+
+def read_npz(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed .npz (what npz_bytes writes), each checked
+    before anything is allocated for it: stored (no compression), a plain
+    dtype (no objects, no records), and exactly the bytes its header declares
+    (shape x item size) present in `data`. np.load allocates the declared
+    shape first, so a small file could ask for gigabytes. The arrays are
+    read-only views of `data`. Raises ArchiveError naming the member."""
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as error:
+        raise ArchiveError(f"not a readable .npz: {error}") from None
+    view = memoryview(data)
+    arrays: dict[str, np.ndarray] = {}
+    for info in infos:
+        name = info.filename
+        if not name.endswith(".npy") or name[:-4] in arrays:
+            raise ArchiveError(f"member {name!r} is not one .npy array")
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise ArchiveError(f"member {name!r} is compressed; arrays are stored plain")
+        start = _member_start(data, info)
+        if start + info.file_size > len(data):
+            raise ArchiveError(
+                f"member {name!r} declares {info.file_size} bytes past the end of the file"
+            )
+        arrays[name[:-4]] = _npy(view[start : start + info.file_size], name)
+    return arrays
+
+
+def _member_start(data: bytes, info: zipfile.ZipInfo) -> int:
+    at = info.header_offset
+    if at < 0 or at + _LOCAL_HEADER.size > len(data):
+        raise ArchiveError(f"member {info.filename!r} starts outside the file")
+    fields = _LOCAL_HEADER.unpack_from(data, at)
+    if fields[0] != b"PK\x03\x04":
+        raise ArchiveError(f"member {info.filename!r} has no local header")
+    return at + _LOCAL_HEADER.size + fields[-2] + fields[-1]
+
+
+def _npy(member: memoryview, name: str) -> np.ndarray:
+    """One .npy member: its header read and checked against its bytes first."""
+    head = io.BytesIO(bytes(member[: NPY_HEADER_MAX_BYTES + 16]))
+    try:
+        version = np.lib.format.read_magic(head)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(head)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(head)
+        else:
+            raise ValueError(f".npy version {version} is not 1.0 or 2.0")
+    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError) as error:
+        raise ArchiveError(f"member {name!r} has no readable .npy header: {error}") from None
+    if dtype.hasobject:
+        raise ArchiveError(
+            f"member {name!r} holds {dtype}: objects are pickles, never loaded "
+            "(as np.load with allow_pickle=False)"
+        )
+    if dtype.names is not None or dtype.kind not in NPY_KINDS:
+        raise ArchiveError(f"member {name!r} holds {dtype}, not plain numbers, text or dates")
+    if not dtype.itemsize:
+        raise ArchiveError(f"member {name!r} holds {dtype}, an empty type")
+    count = math.prod(shape)
+    offset = head.tell()
+    declared = count * dtype.itemsize
+    if declared != len(member) - offset:
+        raise ArchiveError(
+            f"member {name!r} declares shape {shape} of {dtype} ({declared:,} bytes) "
+            f"but holds {len(member) - offset:,} bytes"
+        )
+    flat = np.frombuffer(member, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran else "C")
 
 
 def sha256_hex(data: bytes) -> str:

@@ -41,16 +41,14 @@ Trees compare float32 inputs with float64 thresholds, as scikit-learn does.
 
 from __future__ import annotations
 
-import io
 import math
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from inference import contracts
-from inference.model.artefact import ModelIntegrityError, ModelSpec
+from inference.model.artefact import ArchiveError, ModelIntegrityError, ModelSpec, read_npz
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # float64 values of per-tree path tables kept between calls (64 MB)
@@ -95,12 +93,12 @@ class _Arrays:
 
 
 def read_arrays(data: bytes, file_name: str = contracts.PORTABLE_ARRAYS_FILE) -> dict:
-    """The .npz's arrays; object arrays are refused (allow_pickle=False)."""
+    """The .npz's arrays, each checked against its bytes before it exists
+    (artefact.read_npz: no objects, no shape larger than the file)."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError) as error:
-        raise ModelIntegrityError(f"{file_name} is not a readable .npz: {error}") from error
+        return read_npz(data)
+    except ArchiveError as error:
+        raise ModelIntegrityError(f"{file_name} is not a readable .npz: {error}") from None
 
 
 def _names(part: str, value: Any) -> tuple[str, ...]:
