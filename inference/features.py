@@ -141,6 +141,55 @@ def _text_codes(values: Sequence) -> tuple[np.ndarray, list[str]]:
     return codes, list(index)
 
 
+def _placed(columns: dict[str, Sequence], feature_columns: dict) -> tuple[list, list]:
+    """(numeric columns, categorical columns): the contract's features where
+    it says, any other column by its values (numbers and booleans numeric)."""
+    numeric_features = set(feature_columns.get("numeric", []))
+    categorical_features = set(feature_columns.get("categorical", []))
+    numeric_columns, categorical_columns = [], []
+    for name, values in columns.items():
+        if name in KEY_COLUMNS:
+            continue
+        if name in numeric_features:
+            numeric_columns.append(name)
+        elif name in categorical_features:
+            categorical_columns.append(name)
+        elif (isinstance(values, np.ndarray) and values.dtype.kind in "biuf") or all(
+            _is_number(v) for v in values
+        ):
+            numeric_columns.append(name)
+        else:
+            categorical_columns.append(name)
+    return numeric_columns, categorical_columns
+
+
+def _keys(columns: dict[str, Sequence], published_at: str) -> tuple[list[str], np.ndarray]:
+    """(pool ids, feature days), refused when a pool id is empty or listed
+    twice, or a day is after publication plus one day."""
+    pool_ids = [str(p) for p in columns["pool_id"]]
+    if any(not p for p in pool_ids):
+        raise FeatureContractError(f"pool_id is empty in row {pool_ids.index('')}")
+    repeated = repeated_pool_ids(pool_ids)
+    if repeated:
+        raise FeatureContractError(
+            f"pool_id {repeated[0]!r} is listed more than once"
+            + (f" (and {len(repeated) - 1} more pool ids)" if len(repeated) > 1 else "")
+            + "; the features hold one row per pool"
+        )
+    dates = np.array(
+        [_date(v, i) for i, v in enumerate(columns["snapshot_date"])], dtype="datetime64[D]"
+    )
+    late = future_days(
+        pool_ids,
+        day_texts(dates),
+        dt.datetime.fromisoformat(published_at.replace("Z", "+00:00")),
+        what="publication at",
+    )
+    if late:
+        raise FeatureContractError(late)
+    return pool_ids, dates
+
+
 def encode(
     columns: dict[str, Sequence],
     feature_columns: dict,
@@ -163,22 +212,7 @@ def encode(
     if len(lengths) != 1:
         raise FeatureContractError(f"columns have different lengths: {sorted(lengths)}")
     rows = lengths.pop()
-    numeric_features = set(feature_columns.get("numeric", []))
-    categorical_features = set(feature_columns.get("categorical", []))
-    numeric_columns, categorical_columns = [], []
-    for name, values in columns.items():
-        if name in KEY_COLUMNS:
-            continue
-        if name in numeric_features:
-            numeric_columns.append(name)
-        elif name in categorical_features:
-            categorical_columns.append(name)
-        elif (isinstance(values, np.ndarray) and values.dtype.kind in "biuf") or all(
-            _is_number(v) for v in values
-        ):
-            numeric_columns.append(name)
-        else:
-            categorical_columns.append(name)
+    numeric_columns, categorical_columns = _placed(columns, feature_columns)
     # column-major: a column is contiguous, as the model reads them
     numeric = np.empty((rows, len(numeric_columns)), dtype=np.float64, order="F")
     for j, name in enumerate(numeric_columns):
@@ -192,30 +226,10 @@ def encode(
     for j, name in enumerate(categorical_columns):
         codes[:, j], vocabulary = _text_codes(columns[name])
         arrays[f"vocabulary_{j}"] = np.array(vocabulary, dtype=str)
-    pool_ids = [str(p) for p in columns["pool_id"]]
-    if any(not p for p in pool_ids):
-        raise FeatureContractError(f"pool_id is empty in row {pool_ids.index('')}")
-    repeated = repeated_pool_ids(pool_ids)
-    if repeated:
-        raise FeatureContractError(
-            f"pool_id {repeated[0]!r} is listed more than once"
-            + (f" (and {len(repeated) - 1} more pool ids)" if len(repeated) > 1 else "")
-            + "; the features hold one row per pool"
-        )
-    arrays["pool_id"] = np.array(pool_ids, dtype=str)
-    dates = np.array(
-        [_date(v, i) for i, v in enumerate(columns["snapshot_date"])], dtype="datetime64[D]"
-    )
-    arrays["snapshot_date"] = dates
     published_at = published_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    late = future_days(
-        pool_ids,
-        day_texts(dates),
-        dt.datetime.fromisoformat(published_at.replace("Z", "+00:00")),
-        what="publication at",
-    )
-    if late:
-        raise FeatureContractError(late)
+    pool_ids, dates = _keys(columns, published_at)
+    arrays["pool_id"] = np.array(pool_ids, dtype=str)
+    arrays["snapshot_date"] = dates
     body = npz_bytes(arrays)
     known = dates[~np.isnat(dates)]
     header = {

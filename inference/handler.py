@@ -340,9 +340,18 @@ def scheduled(event: dict, context: Any = None) -> dict:
         webhook = get_webhook(settings)
         loaded = get_model(settings)
         try:
-            summary, result = service.score_hour(
-                settings, s3(settings), loaded, event_time, webhook
-            )
+            try:
+                summary, result = service.score_hour(
+                    settings, s3(settings), loaded, event_time, webhook
+                )
+            except service.ModelRollback:
+                # a newer model was served since this container loaded its own:
+                # read the published one again (a rollback is refused there)
+                _models.clear()
+                loaded = get_model(settings)
+                summary, result = service.score_hour(
+                    settings, s3(settings), loaded, event_time, webhook
+                )
         except service.FeaturesRefused as refused:
             # not transient: a retry would refuse again; nothing is written
             log_event(logging.ERROR, "features_refused", request_id=request_id, reason=str(refused))

@@ -420,6 +420,113 @@ def _code_counts(vocabulary: Sequence[str], codes: np.ndarray, ref: dict) -> np.
     return np.bincount(mapping[codes], minlength=len(categories)).astype(np.float64)
 
 
+def reference_problem(block: dict) -> str | None:
+    """What makes a spec's monitoring block unusable by the hourly comparison
+    (named by its path), or None. Checked when the model is loaded, so a bad
+    block is refused then rather than failing every hourly run."""
+    reference = block.get("reference")
+    if not isinstance(reference, dict) or not isinstance(reference.get("features"), dict):
+        return "reference: expected an object with a features object"
+    for name, ref in reference["features"].items():
+        where = f"reference.features[{name!r}]"
+        if not isinstance(ref, dict):
+            return f"{where}: expected an object"
+        kind = ref.get("kind")
+        if kind == "numeric":
+            problem = _numeric_problem(ref)
+        elif kind == "categorical":
+            problem = _categorical_problem(ref)
+        else:
+            problem = f"kind {kind!r} is neither 'numeric' nor 'categorical'"
+        if problem:
+            return f"{where}: {problem}"
+    mix = reference.get("class_mix")
+    if mix is not None and (
+        not isinstance(mix, dict) or not all(_number_or_none(v) for v in mix.values())
+    ):
+        return "reference.class_mix: expected an object of numbers"
+    importance = block.get("importance")
+    if importance is None:
+        return None
+    values = importance.get("values") if isinstance(importance, dict) else None
+    if not isinstance(importance, dict) or not (
+        values is None
+        or (isinstance(values, dict) and all(_number_or_none(v, False) for v in values.values()))
+    ):
+        return "importance: expected an object whose values are finite numbers by feature"
+    return None
+
+
+def _number_or_none(value: Any, none: bool = True) -> bool:
+    if value is None:
+        return none
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _finite_array(values: Any, length: int | None = None, ndim: int = 1) -> np.ndarray | None:
+    """`values` as finite float64 of that shape, else None."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if array.ndim != ndim or (length is not None and array.shape[-1] != length):
+        return None
+    return array if np.all(np.isfinite(array)) else None
+
+
+def _numeric_problem(ref: dict) -> str | None:
+    rows = ref.get("rows")
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        return f"rows must be a whole number >= 0, got {rows!r}"
+    if not _number_or_none(ref.get("missing_share")):
+        return "missing_share must be a finite number"
+    if not rows:
+        return None
+    levels = contracts.DRIFT_QUANTILE_LEVELS
+    if not _number_or_none(ref.get("std"), False) or ref["std"] < 0:
+        return "std must be a finite number >= 0"
+    if _finite_array(ref.get("quantiles"), levels) is None:
+        return f"quantiles must be {levels} finite numbers"
+    edges = _finite_array(ref.get("psi_edges"))
+    if edges is None or np.any(np.diff(edges) <= 0):
+        return "psi_edges must be finite and increasing"
+    shares = _finite_array(ref.get("psi_shares"), len(edges) + 1)
+    if shares is None or np.any(shares < 0):
+        return f"psi_shares must be {len(edges) + 1} finite shares"
+    daily = ref.get("daily")
+    if daily is None:
+        return None
+    days = daily.get("days") if isinstance(daily, dict) else None
+    counts = daily.get("rows") if isinstance(daily, dict) else None
+    if (
+        not isinstance(days, list)
+        or not all(isinstance(d, str) for d in days)
+        or not isinstance(counts, list)
+        or len(counts) != len(days)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in counts)
+    ):
+        return "daily: expected days (text) with a positive row count each"
+    matrix = _finite_array(daily.get("quantiles"), levels, ndim=2) if days else None
+    if days and (matrix is None or len(matrix) != len(days)):
+        return f"daily.quantiles must hold {levels} finite numbers per day"
+    return None
+
+
+def _categorical_problem(ref: dict) -> str | None:
+    categories = ref.get("categories")
+    if (
+        not isinstance(categories, list)
+        or not all(isinstance(c, str) for c in categories)
+        or len(set(categories)) != len(categories)
+        or contracts.DRIFT_OTHER_CATEGORY not in categories
+    ):
+        return f"categories must be distinct texts including {contracts.DRIFT_OTHER_CATEGORY!r}"
+    shares = _finite_array(ref.get("shares"), len(categories))
+    if shares is None or np.any(shares < 0):
+        return f"shares must be {len(categories)} finite shares"
+    return None
+
+
 def important_features(importance: dict | None, top: int = contracts.DRIFT_IMPORTANT_FEATURES):
     """The `top` most important features by the stored importance (ties by
     name), of those the health rule counts (not the calendar features)."""

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,8 @@ class LoadedModel:
     size_bytes: int
     seconds: float
     signed: bool
+    spec_sha256: str = ""
+    key: bytes | None = field(default=None, repr=False)  # the signing key it was checked with
 
 
 def get_bytes(client: Any, bucket: str, key: str) -> bytes:
@@ -126,32 +128,36 @@ def _get_model_file(settings: Settings, client: Any, name: str) -> bytes:
         raise
 
 
+def _json(data: bytes, name: str) -> Any:
+    """A model file's JSON; NaN and Infinity are not JSON (an answer repeating
+    one would be refused on the way out)."""
+
+    def refuse(literal: str) -> None:
+        raise ValueError(f"{literal} is not a JSON number")
+
+    try:
+        return json.loads(data, parse_constant=refuse)
+    except (ValueError, RecursionError) as error:
+        raise ModelIntegrityError(f"{name} is not JSON: {error}") from None
+
+
 def load_model(settings: Settings, client: Any, key: bytes | None = None) -> LoadedModel:
     """Read metadata.json, then the portable spec (size, sha256 and, with a
     signing key, HMAC checked before it is parsed), then its arrays (size and
-    sha256 from the spec checked before np.load(allow_pickle=False))."""
+    sha256 from the spec checked before any array is read); then refuse a
+    model_version below the highest served (latest.json) unless
+    rollback.json marks this spec (check_version)."""
     started = time.perf_counter()
     prefix = settings.model_prefix
-    try:
-        metadata = json.loads(_get_model_file(settings, client, contracts.MODEL_METADATA_FILE))
-    except ValueError as error:
-        raise ModelIntegrityError(
-            f"{contracts.MODEL_METADATA_FILE} is not JSON: {error}"
-        ) from error
+    metadata_file = contracts.MODEL_METADATA_FILE
+    metadata = _json(_get_model_file(settings, client, metadata_file), metadata_file)
     pointer = artefact.Pointer.from_metadata(metadata)
     spec_bytes = _get_model_file(settings, client, pointer.spec_file)
     artefact.verify_bytes(
-        spec_bytes,
-        pointer.spec_file,
-        pointer.spec_sha256,
-        pointer.spec_size_bytes,
-        contracts.MODEL_METADATA_FILE,
+        spec_bytes, pointer.spec_file, pointer.spec_sha256, pointer.spec_size_bytes, metadata_file
     )
     artefact.verify_signature(spec_bytes, pointer, key)
-    try:
-        document = json.loads(spec_bytes)
-    except ValueError as error:
-        raise ModelIntegrityError(f"{pointer.spec_file} is not JSON: {error}") from error
+    document = _json(spec_bytes, pointer.spec_file)
     listed = document.get("arrays") if isinstance(document, dict) else None
     if not isinstance(listed, dict):
         raise ModelIntegrityError(f"{pointer.spec_file} names no arrays file")
@@ -162,14 +168,49 @@ def load_model(settings: Settings, client: Any, key: bytes | None = None) -> Loa
     )
     model = portable.load(document, portable.read_arrays(arrays_bytes, arrays_file))
     _check_run_features(metadata, model.spec, pointer.spec_file)
-    return LoadedModel(
+    loaded = LoadedModel(
         model=model,
         spec=model.spec,
         source=f"s3://{settings.bucket}/{prefix}{pointer.spec_file}",
         size_bytes=len(spec_bytes) + len(arrays_bytes),
-        seconds=time.perf_counter() - started,
+        seconds=0.0,
         signed=key is not None,
+        spec_sha256=pointer.spec_sha256,
+        key=key,
     )
+    state = latest_state(settings, client)
+    check_version(settings, client, loaded, state.model_version_max if state else None)
+    return replace(loaded, seconds=time.perf_counter() - started)
+
+
+class ModelRollback(ModelIntegrityError):
+    """The model's version is below the highest served, without promote's mark."""
+
+
+def check_version(
+    settings: Settings, client: Any, loaded: LoadedModel, served_max: int | None
+) -> None:
+    """Refuse (ModelRollback) a model_version below `served_max`, the highest
+    served (latest.json's metadata), unless rollback.json, written by
+    `apy-runway promote --run`, marks this very spec while nothing above the
+    version it was promoted under has been served."""
+    version = loaded.spec.model_version
+    if served_max is None or version >= served_max:
+        return
+    name = contracts.ROLLBACK_FILE
+    try:
+        mark = _json(_get_model_file(settings, client, name), name)
+    except ModelIntegrityError as error:
+        if not isinstance(error.__cause__, ClientError):
+            raise
+        mark = None  # absent (or, without s3:ListBucket, 403): no mark
+    problem = artefact.rollback_problem(mark, loaded.spec_sha256, version, served_max, loaded.key)
+    if problem:
+        raise ModelRollback(
+            f"{loaded.source} has model_version {version}, below {served_max}, the highest "
+            f"served ({contracts.MODEL_VERSION_MAX_METADATA} of latest.json), and {problem}: "
+            "roll back with `apy-runway promote --run <run> --bucket ...`, or publish a newer run"
+        )
 
 
 def _check_run_features(metadata: dict, spec: ModelSpec, spec_file: str) -> None:
@@ -517,6 +558,8 @@ def score_hour(
         table = features.decode(data)
         clock.lap("features_decode")
         state = head.result()
+        served_max = state.model_version_max if state else None
+        check_version(settings, client, loaded, served_max)
         refuse_unsound(settings, table, event_time, state)
         clock.lap("checks")
         hour = score_hour_published(
@@ -530,6 +573,10 @@ def score_hour(
             "model-id": loaded.spec.model_id,
             contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
             HEALTH_METADATA: result["health"]["status"],
+            contracts.MODEL_VERSION_METADATA: str(loaded.spec.model_version),
+            contracts.MODEL_VERSION_MAX_METADATA: str(
+                max(loaded.spec.model_version, served_max or 0)
+            ),
         }
         clock.lap("encode")
         hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)

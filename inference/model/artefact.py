@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import json
 import math
 import struct
 import zipfile
@@ -40,6 +41,20 @@ class ModelIntegrityError(RuntimeError):
     """The model artefact is missing, does not match its metadata, or is malformed."""
 
 
+def _number(value: object, field: str) -> float:
+    """A finite JSON number (not a boolean), else ModelIntegrityError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelIntegrityError(f"model spec: {field} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _scalar(value: object) -> bool:
+    """A JSON scalar an answer may repeat (no NaN or infinity)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, (str, int, bool))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """The serving facts of a model (from its portable spec), validated once."""
@@ -52,15 +67,19 @@ class ModelSpec:
     min_apy_exclusive: float
     min_observed_days: int
     label: dict = field(default_factory=dict)  # horizon, threshold, statistic answered
+    # only increases from one trained spec to the next (0: a spec written before
+    # versions); the Lambda refuses one below the highest it has served
+    model_version: int = 0
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> ModelSpec:
+        if not isinstance(metadata, dict):
+            raise ModelIntegrityError("model spec is not a JSON object")
         try:
             features = tuple(metadata["features"])
             numeric = frozenset(metadata["numeric_features"])
             categorical = frozenset(metadata["categorical_features"])
             cutpoints = tuple(float(x) for x in metadata["confidence_cutpoints"])
-            eligibility = metadata.get("eligibility") or {}
             model_id = str(metadata["model_id"])
         except (KeyError, TypeError, ValueError) as error:
             raise ModelIntegrityError(f"model spec is missing or malformed: {error!r}") from error
@@ -77,23 +96,42 @@ class ModelSpec:
                 f"model spec: confidence_cutpoints must be [q1, q2] within 50..100, "
                 f"got {metadata.get('confidence_cutpoints')!r}"
             )
+        eligibility = metadata.get("eligibility") or {}
+        label = metadata.get("label") or {}
+        if not isinstance(eligibility, dict) or not isinstance(label, dict):
+            raise ModelIntegrityError("model spec: eligibility and label must be objects")
+        min_days = _number(
+            eligibility.get("min_observed_days", contracts.MIN_OBSERVED_DAYS),
+            "eligibility.min_observed_days",
+        )
+        if not min_days.is_integer() or min_days < 0:
+            raise ModelIntegrityError(
+                f"model spec: eligibility.min_observed_days must be a whole number >= 0, "
+                f"got {min_days!r}"
+            )
+        answered = {key: label[key] for key in contracts.ANSWER_LABEL_SETTINGS if key in label}
+        if not all(_scalar(value) for value in answered.values()):
+            raise ModelIntegrityError(
+                f"model spec: label settings must be JSON scalars, got {answered!r}"
+            )
+        version = metadata.get("model_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ModelIntegrityError(
+                f"model spec: model_version must be a whole number >= 0, got {version!r}"
+            )
         return cls(
             model_id=model_id,
             features=features,
             numeric_features=numeric,
             categorical_features=categorical,
             cutpoints=(cutpoints[0], cutpoints[1]),
-            min_apy_exclusive=float(
-                eligibility.get("min_apy_exclusive", contracts.MIN_APY_EXCLUSIVE)
+            min_apy_exclusive=_number(
+                eligibility.get("min_apy_exclusive", contracts.MIN_APY_EXCLUSIVE),
+                "eligibility.min_apy_exclusive",
             ),
-            min_observed_days=int(
-                eligibility.get("min_observed_days", contracts.MIN_OBSERVED_DAYS)
-            ),
-            label={
-                key: value
-                for key, value in (metadata.get("label") or {}).items()
-                if key in contracts.ANSWER_LABEL_SETTINGS
-            },
+            min_observed_days=int(min_days),
+            label={key: answered[key] for key in label if key in answered},
+            model_version=version,
         )
 
 
@@ -286,3 +324,64 @@ def verify_signature(data: bytes, pointer: Pointer, key: bytes | None) -> None:
             f"{pointer.spec_file} HMAC-SHA256 mismatch: the spec was not signed with the "
             "configured key (tampered, or signed with another key); refusing to load it"
         )
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def _mark_bytes(mark: dict) -> bytes:
+    """The bytes a rollback mark's HMAC covers: every field but the HMAC, as
+    sorted compact JSON."""
+    fields = {k: v for k, v in mark.items() if k != "hmac_sha256"}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def rollback_mark(
+    spec_sha256: str,
+    model_id: str,
+    model_version: int,
+    served_max: int,
+    promoted_at: str,
+    key: bytes | None,
+) -> dict:
+    """What `apy-runway promote --run` writes beside a model whose version is
+    below the highest served (`served_max`): this spec, and no later one, may
+    be served below it, while nothing above `served_max` has been served.
+    HMAC-signed with the spec's key when there is one."""
+    mark = {
+        "format": contracts.ROLLBACK_FORMAT,
+        "model_id": model_id,
+        "model_version": model_version,
+        "spec_sha256": spec_sha256,
+        "served_model_version_max": served_max,
+        "promoted_at": promoted_at,
+    }
+    mark["hmac_sha256"] = hmac_hex(key, _mark_bytes(mark)) if key else None
+    return mark
+
+
+def rollback_problem(
+    mark: object, spec_sha256: str, model_version: int, served_max: int, key: bytes | None
+) -> str | None:
+    """Why `mark` (rollback.json, None when absent) does not allow serving the
+    spec `spec_sha256` of `model_version` after `served_max` was served; None
+    when it does. With a signing key the mark must carry its HMAC."""
+    if mark is None:
+        return f"there is no {contracts.ROLLBACK_FILE}"
+    if not isinstance(mark, dict) or mark.get("format") != contracts.ROLLBACK_FORMAT:
+        return f"{contracts.ROLLBACK_FILE} is not a rollback mark"
+    if mark.get("spec_sha256") != spec_sha256 or mark.get("model_version") != model_version:
+        return f"{contracts.ROLLBACK_FILE} marks another spec"
+    marked_max = mark.get("served_model_version_max")
+    if isinstance(marked_max, bool) or not isinstance(marked_max, int) or served_max > marked_max:
+        return (
+            f"{contracts.ROLLBACK_FILE} was written when {marked_max!r} was the highest served; "
+            f"{served_max} has been served since"
+        )
+    if key is not None:
+        signature = mark.get("hmac_sha256")
+        if not isinstance(signature, str) or not hmac.compare_digest(
+            hmac_hex(key, _mark_bytes(mark)), signature
+        ):
+            return f"{contracts.ROLLBACK_FILE} is not signed with the configured key"
+    return None
