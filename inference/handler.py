@@ -67,6 +67,7 @@ SERVER_FAULTS = (
     ClientError,
     BotoCoreError,
 )
+JSON_MEDIA_TYPE = "application/json"
 MODEL_UNAVAILABLE_MESSAGE = (
     "the model or the published predictions cannot be served right now; "
     "retry later, and quote the request_id if it persists"
@@ -189,8 +190,39 @@ def _http_body(event: dict) -> str | bytes | None:
     return body
 
 
+def _content_type(event: dict) -> None:
+    """415 unless the request says its body is JSON (Content-Type:
+    application/json, parameters such as charset allowed): a form post or
+    text/plain is not a guess this function makes."""
+    headers = event.get("headers")
+    if headers is not None and not isinstance(headers, dict):
+        raise InputError(
+            f"event field headers must be an object, got {kind(headers)}",
+            field="headers",
+            code="invalid_event",
+        )
+    value = next(
+        (
+            v
+            for k, v in (headers or {}).items()
+            if isinstance(k, str) and k.lower() == "content-type"
+        ),
+        None,
+    )
+    media = value.split(";")[0].strip().lower() if isinstance(value, str) else None
+    if media != JSON_MEDIA_TYPE:
+        raise InputError(
+            f"Content-Type {_short(value)} is not {JSON_MEDIA_TYPE}; send the JSON body with "
+            f"Content-Type: {JSON_MEDIA_TYPE}",
+            status=415,
+            field="content-type",
+            code="unsupported_media_type",
+        )
+
+
 def _predictions(event: dict, request_id: str | None, started: float) -> dict:
     settings = current()
+    _content_type(event)
     parsed = parse_json_body(_http_body(event))
     if isinstance(parsed, dict) and "pools" in parsed:
         body = lookup(_latest_predictions(settings), parsed["pools"])
