@@ -215,7 +215,7 @@ def _content_type(event: dict) -> None:
             f"Content-Type {_short(value)} is not {JSON_MEDIA_TYPE}; send the JSON body with "
             f"Content-Type: {JSON_MEDIA_TYPE}",
             status=415,
-            field="content-type",
+            field="Content-Type",
             code="unsupported_media_type",
         )
 

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from inference import contracts
+from inference.model.artefact import json_scalar
 
 IMPORTANT_FEATURE_DRIFT = "important_feature_drift"
 WIDESPREAD_DRIFT = "widespread_drift"
@@ -440,6 +441,9 @@ def reference_problem(block: dict) -> str | None:
             problem = f"kind {kind!r} is neither 'numeric' nor 'categorical'"
         if problem:
             return f"{where}: {problem}"
+    described = [reference.get(k) for k in ("days", "source", "first_day", "last_day")]
+    if not all(json_scalar(v) for v in described):
+        return "reference: days, source, first_day and last_day must be JSON scalars"
     mix = reference.get("class_mix")
     if mix is not None and (
         not isinstance(mix, dict) or not all(_number_or_none(v) for v in mix.values())

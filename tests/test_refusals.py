@@ -401,7 +401,7 @@ def test_a_body_that_is_not_declared_json_gets_415(lambda_env, context, headers,
     body = json.loads(response["body"])
     assert response["statusCode"] == status, body
     if status == 415:
-        assert body["error"] == "unsupported_media_type" and body["field"] == "content-type"
+        assert body["error"] == "unsupported_media_type" and body["field"] == "Content-Type"
         assert "application/json" in body["message"]
 
 

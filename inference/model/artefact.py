@@ -48,11 +48,14 @@ def _number(value: object, field: str) -> float:
     return float(value)
 
 
-def _scalar(value: object) -> bool:
-    """A JSON scalar an answer may repeat (no NaN or infinity)."""
+def json_scalar(value: object) -> bool:
+    """A JSON scalar the output documents may repeat: no NaN or infinity, and
+    no integer orjson cannot write (beyond 64 bits)."""
     if isinstance(value, float):
         return math.isfinite(value)
-    return value is None or isinstance(value, (str, int, bool))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**64
+    return value is None or isinstance(value, (str, bool))
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ class ModelSpec:
                 f"got {min_days!r}"
             )
         answered = {key: label[key] for key in contracts.ANSWER_LABEL_SETTINGS if key in label}
-        if not all(_scalar(value) for value in answered.values()):
+        if not all(json_scalar(value) for value in answered.values()):
             raise ModelIntegrityError(
                 f"model spec: label settings must be JSON scalars, got {answered!r}"
             )

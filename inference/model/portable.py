@@ -304,7 +304,8 @@ def _float32_floor(threshold: np.ndarray) -> np.ndarray:
     """The largest float32 <= each float64 threshold: for a float32 x,
     ``x <= t64`` exactly when ``x <= floor32(t64)``, so the walk compares in
     float32 and still takes scikit-learn's float32-vs-float64 branch."""
-    t32 = threshold.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, stepped back to its max below
+        t32 = threshold.astype(np.float32)
     over = t32.astype(np.float64) > threshold
     t32[over] = np.nextafter(t32[over], np.float32(-np.inf))
     return t32
@@ -397,7 +398,8 @@ class Forest:
         transposed (one contiguous row per column): rows that share a node
         read one column in order.
         """
-        columns = np.ascontiguousarray(X.T, dtype=np.float32)
+        with np.errstate(over="ignore"):  # as scikit-learn's cast: beyond float32 is inf
+            columns = np.ascontiguousarray(X.T, dtype=np.float32)
         n = columns.shape[1]
         flat = columns.ravel()
         has_nan = bool(np.isnan(flat).any())
