@@ -313,7 +313,7 @@ def child_warm(run_dir: str, day: str, repeat: int) -> dict:
     }
 
 
-def child_prototype(home: str, run_dir: str, repeat: int, pools: int) -> dict:
+def child_prototype(home: str, run_dir: str, repeat: int, pools: int, trees: int) -> dict:
     """Our scoring against predict_proba for a prototype-sized forest (100
     trees, min_samples_leaf 1, all rows) fitted here: measured, not gated."""
     import numpy as np
@@ -332,7 +332,8 @@ def child_prototype(home: str, run_dir: str, repeat: int, pools: int) -> dict:
     exports = Path(home) / "data" / "exports"
     data = load_training_set(exports / "training_set.parquet", exports / "feature_columns.json")
     split = time_split(data.dates, data.label_end_dates, config.TEST_FRACTION)
-    pipeline = build_pipeline("random_forest", data.features, data.categorical, config.RF_REFERENCE)
+    params = {**config.RF_REFERENCE, "n_estimators": trees}
+    pipeline = build_pipeline("random_forest", data.features, data.categorical, params)
     started = time.perf_counter()
     pipeline.fit(data.matrix()[split.train_index], data.y[split.train_index])
     fit_s = round(time.perf_counter() - started, 1)
@@ -399,7 +400,9 @@ def run_child(args: argparse.Namespace) -> int:
     elif args.child == "warm":
         figures = child_warm(args.run_dir, args.event_day, args.repeat)
     else:
-        figures = child_prototype(args.home, args.run_dir, args.repeat, args.pools)
+        figures = child_prototype(
+            args.home, args.run_dir, args.repeat, args.pools, args.prototype_trees
+        )
     print(json.dumps(figures), flush=True)
     return 0
 
@@ -489,7 +492,8 @@ def measure(args: argparse.Namespace) -> dict:
                 figures[side] = {**best, "cold_start_ms_all": [r["cold_start_ms"] for r in results]}
     if args.prototype:
         argv = ["--child", "prototype", args.home, str(run_dir), "--pools", str(args.pools)]
-        figures["prototype"] = spawn([*argv, "--repeat", str(args.repeat)], env)
+        trees = ["--prototype-trees", str(args.prototype_trees)]
+        figures["prototype"] = spawn([*argv, "--repeat", str(args.repeat), *trees], env)
     if "cold" in figures and "sklearn" in figures:
         figures["cold_start_ratio_ours_over_sklearn"] = round(
             figures["cold"]["cold_start_ms"] / figures["sklearn"]["cold_start_ms"], 2
@@ -512,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-runs", type=int, default=3, help="fresh processes per side (best cold start kept)"
     )
     parser.add_argument("--prototype", action="store_true", help="also the 100-tree forest")
+    parser.add_argument(
+        "--prototype-trees", type=int, default=100, help="its trees (a smoke run: a few)"
+    )
     parser.add_argument(
         "--no-layers",
         action="store_true",
