@@ -6,10 +6,11 @@ no I/O.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -116,7 +117,7 @@ def unseen_categories(model: PortableModel, codes: dict[str, np.ndarray]) -> np.
 
 
 @contextlib.contextmanager
-def _without_cyclic_gc() -> Iterator[None]:
+def without_cyclic_gc() -> Iterator[None]:
     """Building 20k records with their reasons allocates ~100k containers and
     no reference cycles; the cyclic collector's passes over them cost about a
     fifth of the build (benchmarks/RESULTS.md). Reference counting still frees
@@ -150,13 +151,18 @@ class Stopwatch:
 
 @dataclass(frozen=True)
 class ScoredHour:
-    """One hour's outputs: the predictions document, the ledger rows (one per
-    served prediction, p_keep unrounded) and the monitoring document (None
-    when the model's spec carries no drift reference)."""
+    """One hour's outputs: the predictions document, the monitoring document
+    (None when the model's spec carries no drift reference) and the ledger
+    rows (one per served prediction, p_keep unrounded), built on first use:
+    the hourly run builds them on its worker thread while latest.json goes up."""
 
     document: dict[str, Any]
-    ledger: list[dict[str, Any]]
     monitoring: dict[str, Any] | None
+    ledger_inputs: tuple = field(repr=False)
+
+    @functools.cached_property
+    def ledger(self) -> list[dict[str, Any]]:
+        return ledger_rows(*self.ledger_inputs)
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ def score_hour_published(
 ) -> ScoredHour:
     """score_published, with the hour's ledger rows and monitoring document;
     `clock` is charged with each phase."""
-    with _without_cyclic_gc():
+    with without_cyclic_gc():
         return _score_published(model, table, event_time, stale_after_hours, clock or Stopwatch())
 
 
@@ -271,9 +277,7 @@ def _score_published(
         "counts": {key: counts[key] for key in DOCUMENT_COUNTS},
         "predictions": predictions,
     }
-    ledger = ledger_rows(model, table, states.scored, shown, scored_at)
-    clock.lap("ledger_rows")
-    return ScoredHour(document, ledger, watched)
+    return ScoredHour(document, watched, (model, table, states.scored, shown, scored_at))
 
 
 # the counts of the hourly document and of the monitoring document, in order

@@ -21,7 +21,12 @@ from inference import alerts, contracts, features
 from inference.health import shrink_refusal
 from inference.model import artefact, portable
 from inference.model.artefact import ModelIntegrityError, ModelSpec
-from inference.publication import ScoredHour, Stopwatch, score_hour_published
+from inference.publication import (
+    ScoredHour,
+    Stopwatch,
+    score_hour_published,
+    without_cyclic_gc,
+)
 from inference.settings import ConfigError, Settings
 from inference.validation import InputError
 
@@ -519,7 +524,9 @@ def write_side_documents(
         put_json(client, settings.bucket, monitoring_key, encode_json(hour.monitoring), {})
     clock.lap("put_monitoring")
     ledger_key = contracts.ledger_key(settings.ledger_prefix, event_time)
-    ledger = ledger_body(hour.ledger)
+    rows = hour.ledger
+    clock.lap("ledger_rows")
+    ledger = ledger_body(rows)
     clock.lap("ledger_gzip")
     client.put_object(
         Bucket=settings.bucket,
@@ -551,7 +558,10 @@ def score_hour(
     the GIL, so on one vCPU the uploads' waits overlap; a failure on either
     side fails the run (a retry writes every key again)."""
     clock = Stopwatch()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hourly-side") as side:
+    with (
+        without_cyclic_gc(),  # the ledger rows are built on the worker, after the document
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="hourly-side") as side,
+    ):
         head = side.submit(latest_state, settings, client)
         data = get_bytes(client, settings.bucket, settings.features_key)
         clock.lap("features_get")
