@@ -1,20 +1,11 @@
 """The model artefact as the Lambda receives it, checked before a byte of it is
-parsed.
-
-Chain of trust, read in this order:
-
-1. ``metadata.json`` (the run's pointer, written last by the upload) names the
-   portable spec and gives its size, sha256 and, when training had a signing
-   key, its HMAC-SHA256 (``portable`` block).
-2. ``model_spec.json``: size and sha256 checked against metadata.json; with a
-   signing key configured, the HMAC too (an unsigned or mis-signed spec is
-   refused). Only then is it parsed. The spec carries the arrays' size and
-   sha256, so the HMAC covers them as well.
-3. ``model_arrays.npz``: size and sha256 checked against the spec, then read
-   with ``np.load(allow_pickle=False)``: plain numeric arrays, never a pickle.
-
-``model.joblib`` stays in the run folder for Python users; the Lambda never
-reads it.
+parsed: metadata.json (the run's pointer, written last) gives the spec's
+size, sha256 and, signed, its HMAC-SHA256; the spec gives the arrays' size
+and sha256; the arrays are read by read_npz (each .npy header checked against
+its bytes before anything is allocated, no pickles). ModelSpec holds the
+serving facts, model_version among them; rollback.json (`promote --run`'s
+mark, rollback_mark / rollback_problem) lets a version below the highest
+served be served on purpose. model.joblib is never read here.
 """
 
 from __future__ import annotations
