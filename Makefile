@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# the tests also build the dbt project on Spark (tests/test_spark_parity.py): the
+# `make test-spark` builds the dbt project on Spark (tests/test_spark_parity.py): the
 # optional `spark` group (dbt-spark, pyspark; a Java 17 runtime must be on PATH)
 $(VENV)/.installed-spark: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
@@ -37,8 +37,13 @@ lint: setup
 	cd dbt_project && $(CURDIR)/$(BIN)/sqlfluff lint models macros tests
 	cd apy_runway/landing/ingest/sql && $(CURDIR)/$(BIN)/sqlfluff lint .
 
-test: lint $(VENV)/.installed-spark
-	$(BIN)/pytest
+# the whole suite but the Spark parity build; the 25 slowest tests are listed at the end
+test: lint
+	$(BIN)/pytest --durations=25
+
+# the same dbt project built on a local Spark session and compared with DuckDB's, table by table
+test-spark: $(VENV)/.installed-spark
+	$(BIN)/pytest -m spark --durations=5
 
 # the Lambda layer, pinned to the latest training run's library versions
 layer: setup

@@ -30,6 +30,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from apy_runway.board import build as board
+from apy_runway.foundation.defaults import DEFAULT_POOLS_PER_SHARD
 from apy_runway.foundation.paths import REPO_ROOT, project_paths
 from benchmarks.run import record
 
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 pool_page_ms_max=round(max(loads), 1),
                 **folder_figures(out),
             )
-        out = work / f"board-{board.DEFAULT_POOLS_PER_SHARD}"
+        out = work / f"board-{DEFAULT_POOLS_PER_SHARD}"
         if not out.exists():
             board.build_board(paths, out=out)
         (out / "anchor.html").write_text(ANCHOR_PAGE)

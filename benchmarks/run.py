@@ -37,6 +37,7 @@ from pathlib import Path
 from apy_runway.foundation.paths import REPO_ROOT
 from benchmarks.measure import Measurement, measure, python_argv
 from benchmarks.refresh_input import split_by_month, with_new_snapshots  # noqa: F401
+from inference import contracts
 
 RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
 SECTIONS = ("scale", "refresh", "train", "inference", "layer", "spark")
@@ -47,7 +48,7 @@ DEFAULT_SECTIONS = "scale,inference"
 def results_path() -> Path:
     """Where figures are appended: RESULTS, or $APY_RUNWAY_BENCH_RESULTS (the
     smoke runs of tests/test_benchmarks.py write to a temporary file)."""
-    return Path(os.environ.get("APY_RUNWAY_BENCH_RESULTS") or RESULTS)
+    return Path(os.environ.get(contracts.ENV_BENCH_RESULTS) or RESULTS)
 
 
 def cli(home: Path, *args: str) -> list[str]:
@@ -235,7 +236,7 @@ def bench_scale(
 
 def dbt_build_argv(target: str) -> list[str]:
     """`dbt build --full-refresh` of the project on one profiles.yml target."""
-    from apy_runway.foundation.paths import DBT_PROJECT_DIR
+    from apy_runway.foundation.defaults import DBT_PROJECT_DIR
     from apy_runway.warehouse.dbt import dbt_executable
 
     return [

@@ -209,6 +209,39 @@ UNSEEN_CATEGORY_FEATURES = ("chain", "project")
 # The label settings an answer refers to (at the top level of every answer).
 ANSWER_LABEL_SETTINGS = ("horizon_days", "apy_drop_threshold", "apy_future_stat")
 
+# --------------------------------------------------------------------------- environment
+
+# Every environment variable the code reads has its name here, and only here.
+# The Lambda's settings: field -> variable (serverless.yml sets them, checked
+# equal by tests/test_serverless.py). boto3 reads the two endpoint variables itself.
+ENVIRONMENT = {
+    "bucket": "APY_RUNWAY_BUCKET",
+    "model_prefix": "APY_RUNWAY_MODEL_PREFIX",
+    "features_key": "APY_RUNWAY_FEATURES_KEY",
+    "predictions_prefix": "APY_RUNWAY_PREDICTIONS_PREFIX",
+    "stale_after_hours": "APY_RUNWAY_STALE_AFTER_HOURS",
+    "max_batch_rows": "APY_RUNWAY_MAX_BATCH_ROWS",
+    # the spec's HMAC-SHA256 key, or the name of an SSM SecureString holding it
+    "signing_key": "APY_RUNWAY_SIGNING_KEY",
+    "signing_key_parameter": "APY_RUNWAY_SIGNING_KEY_PARAMETER",
+    "monitoring_prefix": "APY_RUNWAY_MONITORING_PREFIX",
+    "ledger_prefix": "APY_RUNWAY_LEDGER_PREFIX",
+    # the health-alert webhook, or the name of an SSM parameter holding it
+    "webhook_url": "APY_RUNWAY_WEBHOOK_URL",
+    "webhook_url_parameter": "APY_RUNWAY_WEBHOOK_URL_PARAMETER",
+    "endpoint_url": "AWS_ENDPOINT_URL_S3",
+}
+ENV_S3_ENDPOINT = "AWS_ENDPOINT_URL"  # every AWS client's endpoint (a local moto server)
+# The operator's commands; profiles.yml reads the dbt ones by name (tests hold them equal).
+ENV_HOME = "APY_RUNWAY_HOME"  # the project home (data/, runs/)
+ENV_DEBUG = "APY_RUNWAY_DEBUG"  # set: a user error raises with its traceback
+ENV_DATA_DIR = "APY_RUNWAY_DATA_DIR"
+ENV_DUCKDB_PATH = "APY_RUNWAY_DUCKDB_PATH"
+ENV_DUCKDB_MEMORY_LIMIT = "APY_RUNWAY_DUCKDB_MEMORY_LIMIT"
+ENV_DBT_THREADS = "APY_RUNWAY_DBT_THREADS"
+# The benchmarks' results file (the smoke runs of the tests write elsewhere).
+ENV_BENCH_RESULTS = "APY_RUNWAY_BENCH_RESULTS"
+
 # --------------------------------------------------------------------------- S3 layout
 
 # Everything under one bucket: `publish` writes the model and the features,

@@ -99,7 +99,9 @@ def signing_key(settings: Settings, ssm_client: Any = None) -> bytes | None:
     SSM parameter APY_RUNWAY_SIGNING_KEY_PARAMETER names (read with decryption),
     or None (no signature check)."""
     if settings.signing_key:
-        return artefact.check_signing_key(settings.signing_key.encode(), "APY_RUNWAY_SIGNING_KEY")
+        return artefact.check_signing_key(
+            settings.signing_key.encode(), contracts.ENVIRONMENT["signing_key"]
+        )
     if not settings.signing_key_parameter:
         return None
     name = settings.signing_key_parameter

@@ -16,30 +16,7 @@ from dataclasses import dataclass, field
 from inference import contracts
 from inference.alerts import WebhookUrlError, check_webhook_url
 
-# field -> environment variable (serverless.yml sets them)
-ENVIRONMENT = {
-    "bucket": "APY_RUNWAY_BUCKET",
-    "model_prefix": "APY_RUNWAY_MODEL_PREFIX",
-    "features_key": "APY_RUNWAY_FEATURES_KEY",
-    "predictions_prefix": "APY_RUNWAY_PREDICTIONS_PREFIX",
-    "stale_after_hours": "APY_RUNWAY_STALE_AFTER_HOURS",
-    "max_batch_rows": "APY_RUNWAY_MAX_BATCH_ROWS",
-    # the model spec's HMAC-SHA256 key: the key itself, or the name of an SSM
-    # (SecureString) parameter holding it; neither = no signature check
-    "signing_key": "APY_RUNWAY_SIGNING_KEY",
-    "signing_key_parameter": "APY_RUNWAY_SIGNING_KEY_PARAMETER",
-    # where the hourly run writes its monitoring documents and its ledger
-    "monitoring_prefix": "APY_RUNWAY_MONITORING_PREFIX",
-    "ledger_prefix": "APY_RUNWAY_LEDGER_PREFIX",
-    # the health-alert webhook (Discord / Slack): the URL itself, or the name of
-    # an SSM parameter holding it; neither = no alerts
-    "webhook_url": "APY_RUNWAY_WEBHOOK_URL",
-    "webhook_url_parameter": "APY_RUNWAY_WEBHOOK_URL_PARAMETER",
-    # boto3 reads these itself; part of the cache key so a changed endpoint
-    # gets its own client
-    "endpoint_url": "AWS_ENDPOINT_URL_S3",
-}
-_ENDPOINT_FALLBACK = "AWS_ENDPOINT_URL"
+ENVIRONMENT = contracts.ENVIRONMENT  # field -> environment variable
 
 
 class ConfigError(RuntimeError):
@@ -130,7 +107,9 @@ class Settings:
             ),
             max_batch_rows=number("max_batch_rows", contracts.MAX_BATCH_ROWS, int),
             endpoint_url=(
-                environ.get(ENVIRONMENT["endpoint_url"]) or environ.get(_ENDPOINT_FALLBACK) or None
+                environ.get(ENVIRONMENT["endpoint_url"])
+                or environ.get(contracts.ENV_S3_ENDPOINT)
+                or None
             ),
             signing_key=environ.get(ENVIRONMENT["signing_key"]) or None,
             signing_key_parameter=environ.get(ENVIRONMENT["signing_key_parameter"]) or None,
@@ -147,7 +126,7 @@ _cache: dict[tuple[str | None, ...], Settings] = {}
 def current(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings of this process's environment, rebuilt only when a value changes."""
     environ = os.environ if environ is None else environ
-    key = tuple(environ.get(name) for name in (*ENVIRONMENT.values(), _ENDPOINT_FALLBACK))
+    key = tuple(environ.get(name) for name in (*ENVIRONMENT.values(), contracts.ENV_S3_ENDPOINT))
     cached = _cache.get(key)
     if cached is None:
         cached = _cache[key] = Settings.from_environ(environ)

@@ -58,14 +58,7 @@ REQUIRED_METADATA = (
     "library_versions",
     "created_at",
 )
-REQUIRED_LABEL = (
-    "column",
-    "horizon_days",
-    "apy_drop_threshold",
-    "apy_future_stat",
-    "min_future_coverage",
-    "dead_pool_is_dropped",
-)
+REQUIRED_LABEL = ("column", *contracts.LABEL_SETTING_COLUMNS)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -148,7 +141,9 @@ def save_portable(
     signature = None
     if signing_key:
         try:
-            key = artefact.check_signing_key(signing_key.encode(), "APY_RUNWAY_SIGNING_KEY")
+            key = artefact.check_signing_key(
+                signing_key.encode(), contracts.ENVIRONMENT["signing_key"]
+            )
         except artefact.ModelIntegrityError as error:
             raise TrainingError(str(error)) from error
         signature = artefact.hmac_hex(key, spec)
@@ -156,7 +151,7 @@ def save_portable(
         f"portable model: {contracts.PORTABLE_SPEC_FILE} + {contracts.PORTABLE_ARRAYS_FILE} "
         f"({len(arrays) / 1e6:.2f} MB), max |difference| with predict_proba on "
         f"{len(check_rows)} test rows {difference:.1e}, "
-        f"{'signed (HMAC-SHA256)' if signature else 'unsigned (no APY_RUNWAY_SIGNING_KEY)'}"
+        f"{'signed (HMAC-SHA256)' if signature else 'unsigned (no signing key)'}"
     )
     return {
         "format": contracts.PORTABLE_SPEC_FORMAT,

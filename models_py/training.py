@@ -66,8 +66,6 @@ class Settings:
     refit: bool = True  # ship the recipe refitted on every labelled row
 
     def __post_init__(self) -> None:
-        if self.calibration == "off":  # the old spelling of none
-            self.calibration = "none"
         if self.calibration not in config.CALIBRATION_CHOICES:
             raise ValueError(
                 f"calibration {self.calibration!r} is not one of {config.CALIBRATION_CHOICES}"

@@ -10,7 +10,7 @@ Floors, lowest first (README "Tree" and each package's opening comment):
   5 apy_runway.warehouse     the dbt runner, build, leakage
   6 apy_runway.operations    train, retrain, promote, publish, score, ledger, backtest
   7 apy_runway.board         the static board
-  8 apy_runway.cli           the command line: parser, run-all, refresh
+  8 apy_runway.cli           the command line: every command's flags, run-all, refresh
 """
 
 from __future__ import annotations
@@ -169,6 +169,18 @@ def test_serving_imports_only_numpy_and_boto3(module):
     assert third_party(MODULES[module]) <= SERVING_THIRD_PARTY
     imported = {name.split(".")[0] for name, _ in imports(MODULES[module])}
     assert not imported & SERVING_FORBIDDEN, imported & SERVING_FORBIDDEN
+
+
+def test_only_the_command_line_parses_arguments():
+    """Flags live in apy_runway/cli/: every other module takes plain parameters."""
+    parsing = [
+        f"{MODULES[m].relative_to(REPO)}:{line}"
+        for m in MODULES
+        if floor(m) < floor("apy_runway.cli")
+        for name, line in imports(MODULES[m])
+        if name.split(".")[0] == "argparse"
+    ]
+    assert not parsing, parsing
 
 
 def test_serving_never_loads_arrays_with_pickles_allowed():

@@ -25,6 +25,7 @@ from fixtures.tiny_model import tiny_reference, write_run
 
 from apy_runway.foundation.paths import REPO_ROOT, project_paths
 from apy_runway.warehouse.dbt import dbt_target_dir
+from inference import contracts
 
 # benchmarks/ is a folder of the repository, not an installed package
 if str(REPO_ROOT) not in sys.path:
@@ -54,7 +55,7 @@ def results(tmp_path_factory):
     """The smoke runs' figures, in a temporary results file."""
     path = tmp_path_factory.mktemp("results") / "results.jsonl"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("APY_RUNWAY_BENCH_RESULTS", str(path))
+        patch.setenv(contracts.ENV_BENCH_RESULTS, str(path))
         yield path
 
 

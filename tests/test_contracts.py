@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,30 @@ def test_the_dbt_drift_reference_window_is_the_contracts():
     days; training keeps the newest contracts.DRIFT_REFERENCE_DAYS of them."""
     project = yaml.safe_load((REPO / "dbt_project/dbt_project.yml").read_text())
     assert project["vars"]["drift_reference_days"] == contracts.DRIFT_REFERENCE_DAYS
+
+
+def test_environment_variable_names_live_in_contracts_only(serverless):
+    """No module but contracts.py spells an APY_RUNWAY_ or AWS_ENDPOINT variable; the
+    names serverless.yml sets and profiles.yml reads are the contracts' own."""
+    spelled = re.compile(r"[\"'](APY_RUNWAY_[A-Z_]+|AWS_ENDPOINT_URL\w*)[\"']")
+    offenders = [
+        f"{path.relative_to(REPO)}: {name}"
+        for package in ("inference", "models_py", "apy_runway")
+        for path in (REPO / package).rglob("*.py")
+        if path.name != "contracts.py"
+        for name in spelled.findall(path.read_text())
+    ]
+    assert not offenders, offenders
+    known = {*contracts.ENVIRONMENT.values(), contracts.ENV_S3_ENDPOINT}
+    known |= {value for name, value in vars(contracts).items() if name.startswith("ENV_")}
+    assert set(serverless["provider"]["environment"]) <= known
+    profile_names = set(
+        re.findall(r"env_var\('(APY_RUNWAY_[A-Z_]+)'", (REPO / "profiles.yml").read_text())
+    )
+    dbt_names = {
+        contracts.ENV_DATA_DIR,
+        contracts.ENV_DUCKDB_PATH,
+        contracts.ENV_DUCKDB_MEMORY_LIMIT,
+    }
+    assert dbt_names <= profile_names
+    assert {n for n in profile_names if "SPARK" not in n} <= known

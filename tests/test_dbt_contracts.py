@@ -27,7 +27,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from apy_runway.foundation.paths import DBT_PROJECT_DIR, PROFILES_DIR, ProjectPaths, project_paths
+from apy_runway.foundation.defaults import DBT_PROJECT_DIR
+from apy_runway.foundation.paths import PROFILES_DIR, ProjectPaths, project_paths
 from apy_runway.landing.generate import generate_snapshots
 from apy_runway.landing.ingest import ingest
 from apy_runway.warehouse.build import feature_columns_from_manifest

@@ -47,7 +47,7 @@ def test_the_service_runs_the_hourly_refresh_and_the_timer_fires_every_hour():
     assert timer["Timer"]["Persistent"] == "true"
     assert timer["Timer"]["Unit"] == "apy-runway-refresh.service"
     # the command line parses: refresh --collect --bucket is what `apy-runway` takes
-    args = build_parser("refresh").parse_args(refresh_argv(exec_start))
+    args = build_parser().parse_args(refresh_argv(exec_start))
     assert (args.command, args.collect, args.bucket) == ("refresh", True, "bucket-x")
 
 

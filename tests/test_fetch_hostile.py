@@ -163,7 +163,7 @@ def test_every_good_pool_is_saved_and_every_bad_one_reported(project_home, hosti
 @pytest.mark.parametrize("command", [["fetch"], ["collect"], ["refresh", "--collect"]])
 def test_the_limits_are_flags_of_every_downloading_command(command):
     from apy_runway.cli import build_parser
-    from apy_runway.foundation.http import client_from_arguments
+    from apy_runway.cli.landing import client_from_arguments
 
     args = build_parser().parse_args(
         [*command, "--deadline", "7", "--max-chart-mb", "1.5", "--max-pools-mb", "3"]

@@ -13,14 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 from fixtures.tiny_model import CATEGORICAL, FEATURES, NUMERIC, synthetic_rows, write_run
 
+from apy_runway.cli.main import COMMANDS
 from apy_runway.foundation.console import UserError
-from apy_runway.operations import publish, score
 from inference import contracts, features
 
+publish, score = COMMANDS["publish"], COMMANDS["score"]
 
-def parse(module, argv: list[str]) -> argparse.Namespace:
+
+def parse(command, argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
+    command.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -154,3 +156,15 @@ def test_score_event_time_override_flags_stale_features(home):
 def test_score_without_a_trained_run_is_a_user_error(project_home):
     with pytest.raises(UserError, match="apy-runway train"):
         score.run(parse(score, []), project_home)
+
+
+def test_score_with_an_unknown_run_lists_the_runs_that_exist(home):
+    write_run(home.runs / "20250101T000000Z")
+    (home.runs / "champion").symlink_to("20250101T000000Z")
+    (home.runs / "gone").symlink_to("no-such-folder")  # a dangling link is no run
+    with pytest.raises(UserError) as raised:
+        score.run(parse(score, ["--run", "nonexistent"]), home)
+    message = str(raised.value)
+    assert "no training run at" in message and "nonexistent" in message
+    assert message.endswith("the runs are: latest, champion, 20250101T000000Z, 20250606T000000Z")
+    assert "apy-runway train" not in message

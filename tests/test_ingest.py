@@ -584,7 +584,7 @@ def test_out_of_memory_is_one_clear_error_naming_the_limit_and_writes_nothing(pr
 def test_memory_limit_flag_accepts_only_memory_sizes(value, ok):
     import argparse
 
-    from apy_runway.foundation.console import memory_size
+    from apy_runway.cli.common import memory_size
 
     if ok:
         assert memory_size(value) == value.strip()

@@ -255,7 +255,7 @@ def test_a_second_refresh_with_nothing_new_builds_nothing_and_publishes_the_same
 
 
 def test_refresh_refuses_a_shrunken_build_and_publishes_nothing(loop, moto_endpoint, capsys):
-    from apy_runway.cli.refresh import state_path
+    from apy_runway.cli.hourly import state_path
     from apy_runway.operations.publish import published_row_count
 
     paths = loop["paths"]

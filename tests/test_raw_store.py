@@ -1,7 +1,7 @@
-"""The append-only raw store (apy_runway/stages/ingest/store.py): landed files
+"""The append-only raw store (apy_runway/landing/ingest/store.py): landed files
 are never rewritten, the manifest accounts for every row, the most recently
 landed file wins per pool and hour, completed days compact, an interrupted
-ingest leaves nothing behind, the old single file migrates, --replace starts
+ingest leaves nothing behind, --replace starts
 afresh, and a home whose path DuckDB would read as a pattern is refused."""
 
 from __future__ import annotations
@@ -225,28 +225,6 @@ def test_an_interrupted_ingest_or_compaction_leaves_nothing_behind(project_home,
         "snapshot_date=2024-01-02/00000003.parquet",
     ]
     assert current(project_home) == [*good, ("q", "2024-01-02T00:10", 3.0)]
-    accounting_holds(project_home)
-
-
-def test_the_single_raw_file_of_earlier_versions_migrates_on_first_ingest(project_home, tmp_path):
-    with duckdb.connect() as con:
-        con.execute("set TimeZone = 'UTC'")
-        con.execute(f"""
-            copy (select timestamptz '2024-01-01 05:00:00+00' + to_hours(h) as "timestamp",
-                'p' as pool, null::varchar as chain, null::varchar as project,
-                null::varchar as symbol, null::varchar as poolMeta, null::double as tvlUsd,
-                h * 1.0 as apy, null::double as apyBase, null::double as apyReward,
-                null::boolean as stablecoin, null::varchar as ilRisk, null::varchar as exposure
-            from range(4) t(h)) to '{project_home.legacy_raw_snapshots}' (format parquet)""")
-        con.execute(f"""
-            copy (select 'x' as pool, 'oops' as apy, 'missing_apy' as reason)
-            to '{project_home.legacy_quarantined_rows}' (format parquet)""")
-    ingest([write_csv(tmp_path / "new.csv", [("2024-01-02T00:10:00Z", "q", 3.0)])], project_home)
-    assert not project_home.legacy_raw_snapshots.exists()
-    assert (project_home.raw / "migrated" / "pool_snapshots.parquet").exists()
-    kinds = [(e.kind, e.rows_in, e.rows_staged) for e in read_manifest(project_home)]
-    assert kinds == [("legacy_quarantine", 1, 0), ("parquet", 4, 4), ("csv", 1, 1)]
-    assert len(current(project_home)) == 5
     accounting_holds(project_home)
 
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from apy_runway.cli import main as cli_main
-from apy_runway.cli.refresh import RefreshFailed, refresh, refresh_lock
+from apy_runway.cli.hourly import RefreshFailed, refresh, refresh_lock
 from apy_runway.foundation.console import UserError
 
 HOLD_LOCK = """

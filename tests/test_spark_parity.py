@@ -35,7 +35,8 @@ from apy_runway.warehouse.build import export_feature_columns
 from apy_runway.warehouse.dbt import run_dbt
 from models_py.data import load_training_set
 
-pytestmark = pytest.mark.slow
+# `make test-spark` (after `make test` in .ci/run); `make test` deselects it
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 pytest.importorskip(
     "dbt.adapters.spark", reason="the optional `spark` group: pip install '.[spark]'"

@@ -18,9 +18,9 @@ from fixtures.synthetic import make_training_set
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from apy_runway.cli.main import COMMANDS
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
-from apy_runway.operations import train
 from apy_runway.operations.train import upload_run_folder
 from inference import contracts
 from inference.model import portable
@@ -35,6 +35,9 @@ from models_py.splits import time_split
 pytestmark = pytest.mark.slow
 RUN_ID = "20260101T000000Z"
 SIGNING_KEY = "train-signing-key-0123456789abcdef"
+
+
+train = COMMANDS["train"]  # the command: its flags and its run function
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -345,7 +348,7 @@ def test_size_guard_grows_leaves_until_the_artefact_fits(tmp_path, moto_endpoint
         "10",
         "--no-report",
         "--calibration",
-        "off",
+        "none",
     ]
     assert train.run(parse("--run-id", "free", *common), paths) == 0
     free = json.loads((paths.runs / "free" / "metadata.json").read_text())

@@ -14,8 +14,8 @@ import pytest
 from fixtures.synthetic import make_training_set
 
 from apy_runway.cli import main as cli_main
+from apy_runway.cli.main import COMMANDS
 from apy_runway.foundation.paths import project_paths
-from apy_runway.operations import retrain
 from models_py import config
 from models_py.ablation import feature_groups
 from models_py.backtest import month_starts
@@ -182,9 +182,12 @@ def test_a_single_pool_trains_with_a_warning_and_an_interval_that_says_so():
 # --------------------------------------------------------------------------- retrain / promote
 
 
-def _parse(module, *argv: str) -> argparse.Namespace:
+retrain = COMMANDS["retrain"]
+
+
+def _parse(command, *argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
+    command.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 

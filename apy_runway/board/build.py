@@ -44,7 +44,6 @@ Inputs, each optional; a missing one shows "no ... yet" on its page:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -60,18 +59,17 @@ import pandas as pd
 from apy_runway.board import data as board_data
 from apy_runway.board.data import BoardInputError
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.defaults import (
+    DEFAULT_HISTORY_DAYS,
+    DEFAULT_POOLS_PER_SHARD,
+    DEFAULT_SERVED_PER_POOL,
+)
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
-
-COMMAND = "board"
-HELP = "write the runway board: a static HTML site (pool table, pool pages, track record)"
 
 SITE_ASSETS = Path(__file__).resolve().parent / "site"
 HISTORY_TABLE = "int_pool_snapshots_downsampled_to_daily"
 BACKTEST_FILE = "backtest_predictions.parquet"
-DEFAULT_HISTORY_DAYS = 365
-DEFAULT_POOLS_PER_SHARD = 64
-DEFAULT_SERVED_PER_POOL = 400
 # Written into every board: an existing --out folder without it is never replaced.
 MARKER = ".apy-runway-board"
 
@@ -87,65 +85,6 @@ def default_predictions(paths: ProjectPaths) -> Path:
 
 def default_monitoring(paths: ProjectPaths) -> Path:
     return paths.data / "monitoring"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--out", type=Path, default=None, help="site folder (default: data/board/, replaced whole)"
-    )
-    parser.add_argument(
-        "--predictions",
-        type=Path,
-        default=None,
-        help="hourly predictions document (default: data/exports/predictions_latest.json)",
-    )
-    parser.add_argument(
-        "--run",
-        default="latest",
-        help="training run whose backtest_predictions.parquet is the backtest track record: "
-        "folder, run id or 'latest' (default); 'none' for no track record",
-    )
-    parser.add_argument(
-        "--monitoring",
-        type=Path,
-        default=None,
-        help="folder of monitoring/<hour>.json health documents (default: data/monitoring/)",
-    )
-    parser.add_argument(
-        "--history-days",
-        type=int,
-        default=DEFAULT_HISTORY_DAYS,
-        help=f"days of APY / TVL history per pool page (default: {DEFAULT_HISTORY_DAYS})",
-    )
-    parser.add_argument(
-        "--pools-per-shard",
-        type=int,
-        default=DEFAULT_POOLS_PER_SHARD,
-        help="pools per data/pools/<shard>.js file a pool page loads "
-        f"(default: {DEFAULT_POOLS_PER_SHARD})",
-    )
-    parser.add_argument(
-        "--served-per-pool",
-        type=int,
-        default=DEFAULT_SERVED_PER_POOL,
-        help="newest served / backtest predictions kept per pool page "
-        f"(default: {DEFAULT_SERVED_PER_POOL})",
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    built = build_board(
-        paths,
-        out=args.out,
-        predictions=args.predictions,
-        run=None if args.run == "none" else args.run,
-        monitoring=args.monitoring,
-        history_days=args.history_days,
-        pools_per_shard=args.pools_per_shard,
-        served_per_pool=args.served_per_pool,
-    )
-    print(built.describe())
-    return 0
 
 
 # --------------------------------------------------------------------------- readers

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from apy_runway.foundation.console import log
-from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.cli.common import Command
 
-COMMAND = "run-all"
-HELP = (
+if TYPE_CHECKING:
+    from apy_runway.foundation.paths import ProjectPaths
+
+RUN_ALL_HELP = (
     "generate -> ingest -> build -> train -> score -> backtest -> board, "
     "on the embedded generated data"
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_run_all_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pools", type=int, default=None, help="pools to generate (generate's default if unset)"
     )
@@ -45,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-board", action="store_true", help="do not write the runway board")
 
 
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
+def run_all(args: argparse.Namespace, paths: ProjectPaths) -> int:
     from apy_runway.board import build as board
+    from apy_runway.foundation.console import log
     from apy_runway.landing import generate, ingest
     from apy_runway.operations import backtest, score, train
     from apy_runway.warehouse import build
@@ -88,3 +91,6 @@ def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
         print(f"\nrunway board ({built.pools} pools): {built.index}")
         print(f"  open {built.index.as_uri()} in a browser (no server needed)")
     return 0
+
+
+RUN_ALL = Command(RUN_ALL_HELP, add_run_all_arguments, run_all)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
-import re
 import sys
 import time
 
@@ -31,16 +29,3 @@ def show_progress_of(name: str) -> None:
         logger.addHandler(_ProgressLine())
     logger.setLevel(logging.INFO)
     logger.propagate = False
-
-
-_MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|%)\s*$", re.IGNORECASE)
-
-
-def memory_size(value: str) -> str:
-    """argparse type for DuckDB memory limits: '1GB', '512MiB', '80%'."""
-    if not _MEMORY_SIZE.match(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a memory size: expected a number with KB/MB/GB/TB "
-            f"(or KiB/MiB/GiB/TiB), or a percentage of RAM such as 80%"
-        )
-    return value.strip()

@@ -38,16 +38,18 @@ from urllib3.exceptions import MaxRetryError
 from urllib3.util import Retry, Timeout
 
 from apy_runway.foundation.console import log
+from apy_runway.foundation.defaults import (
+    DEFAULT_BACKOFF,
+    DEFAULT_DEADLINE,
+    DEFAULT_DELAY,
+    DEFAULT_MAX_CHART_MB,
+    DEFAULT_MAX_POOLS_MB,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    MAX_RETRY_AFTER,
+)
 
 USER_AGENT = "apy-runway/0.1 (+https://github.com/; research use, rate-limited)"
-DEFAULT_DELAY = 1.0
-DEFAULT_RETRIES = 3
-DEFAULT_BACKOFF = 2.0
-DEFAULT_TIMEOUT = 60.0  # seconds one connect or read may wait
-DEFAULT_DEADLINE = 60.0  # seconds for a whole request: connect, headers and body
-DEFAULT_MAX_CHART_MB = 50.0
-DEFAULT_MAX_POOLS_MB = 200.0
-MAX_RETRY_AFTER = 300.0  # a longer Retry-After is waited this long
 MAX_REDIRECTS = 5
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHUNK = 1 << 16
@@ -261,63 +263,3 @@ class Client:
             # a reset connection or a read timeout
             raise FetchError(f"broken body after {size:,} bytes: {error}") from None
         return b"".join(chunks)
-
-
-def add_client_arguments(parser, delay: float = DEFAULT_DELAY) -> None:
-    """The client's flags, the same on every command that downloads."""
-    parser.add_argument(
-        "--delay",
-        type=float,
-        default=delay,
-        help=f"seconds to wait between requests (default {delay:g})",
-    )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=DEFAULT_RETRIES,
-        help=f"retries per request after the first attempt (default {DEFAULT_RETRIES})",
-    )
-    parser.add_argument(
-        "--backoff",
-        type=float,
-        default=DEFAULT_BACKOFF,
-        help=f"first retry wait in seconds, doubled each retry; a server's Retry-After "
-        f"wins (at most {MAX_RETRY_AFTER:g} s) (default {DEFAULT_BACKOFF:g})",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds one connect or read may wait (default {DEFAULT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--deadline",
-        type=float,
-        default=DEFAULT_DEADLINE,
-        help="seconds for a whole request, however slowly the body comes "
-        f"(default {DEFAULT_DEADLINE:g})",
-    )
-    parser.add_argument(
-        "--max-chart-mb",
-        type=float,
-        default=DEFAULT_MAX_CHART_MB,
-        help=f"refuse a /chart body larger than this (default {DEFAULT_MAX_CHART_MB:g} MB)",
-    )
-    parser.add_argument(
-        "--max-pools-mb",
-        type=float,
-        default=DEFAULT_MAX_POOLS_MB,
-        help=f"refuse a /pools body larger than this (default {DEFAULT_MAX_POOLS_MB:g} MB)",
-    )
-
-
-def client_from_arguments(args) -> Client:
-    return Client(
-        args.delay,
-        args.retries,
-        args.backoff,
-        args.timeout,
-        args.deadline,
-        args.max_chart_mb,
-        args.max_pools_mb,
-    )

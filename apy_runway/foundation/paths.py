@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError
+from apy_runway.foundation.defaults import REPO_ROOT
+from inference import contracts
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PROFILES_DIR = REPO_ROOT
 # The drift reference's rows, exported by the dbt mart of that name beside the
 # training set (models_py reads it from there, also for --training-set).
@@ -75,11 +75,6 @@ class ProjectPaths:
         return self.raw / "superseded_rows.parquet"
 
     @property
-    def legacy_raw_snapshots(self) -> Path:
-        """The single raw file of earlier versions: migrated on first ingest."""
-        return self.raw / "pool_snapshots.parquet"
-
-    @property
     def quarantine(self) -> Path:
         return self.data / "quarantine"
 
@@ -88,10 +83,6 @@ class ProjectPaths:
         """Quarantined rows, one parquet file per landed file (its own bad rows)
         and per superseding file (<id>-superseded.parquet)."""
         return self.quarantine / "pool_snapshots"
-
-    @property
-    def legacy_quarantined_rows(self) -> Path:
-        return self.quarantine / "pool_snapshots_quarantined.parquet"
 
     @property
     def refresh_lock(self) -> Path:
@@ -144,8 +135,8 @@ class ProjectPaths:
     def dbt_env(self) -> dict[str, str]:
         """Environment variables read by profiles.yml and the dbt project."""
         return {
-            "APY_RUNWAY_DATA_DIR": str(self.data),
-            "APY_RUNWAY_DUCKDB_PATH": str(self.warehouse),
+            contracts.ENV_DATA_DIR: str(self.data),
+            contracts.ENV_DUCKDB_PATH: str(self.warehouse),
             "DBT_PROFILES_DIR": str(PROFILES_DIR),
         }
 
@@ -175,7 +166,7 @@ def refuse_glob_characters(path: Path, what: str) -> None:
 
 def project_paths(home: str | Path | None = None) -> ProjectPaths:
     """Resolve the absolute project home (argument, $APY_RUNWAY_HOME, repo root)."""
-    chosen = home or os.environ.get("APY_RUNWAY_HOME") or REPO_ROOT
+    chosen = home or os.environ.get(contracts.ENV_HOME) or REPO_ROOT
     paths = ProjectPaths(Path(chosen).expanduser().resolve())
     refuse_glob_characters(paths.home, "project home")
     return paths

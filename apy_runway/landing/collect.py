@@ -28,7 +28,6 @@ read (pools_snapshot.py).
 
 from __future__ import annotations
 
-import argparse
 import email.utils
 import gzip
 import json
@@ -37,20 +36,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.http import (
-    Client,
-    FetchError,
-    add_client_arguments,
-    client_from_arguments,
-)
+from apy_runway.foundation.defaults import DEFAULT_BACKFILL_MAX, DEFAULT_BASE_URL
+from apy_runway.foundation.http import Client, FetchError
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.landing.fetch import (
-    DEFAULT_BASE_URL,
-    FetchResult,
-    chart_path,
-    download_charts,
-    landing_dir,
-)
+from apy_runway.landing.fetch import FetchResult, chart_path, download_charts, landing_dir
 from apy_runway.landing.ingest.pools_snapshot import (
     check_pools_payload,
     landed_name,
@@ -60,12 +49,6 @@ from apy_runway.landing.ingest.pools_snapshot import (
 from apy_runway.landing.ingest.store import write_atomically
 from inference.contracts import SHRINK_MIN_RATIO, is_shrunk
 
-COMMAND = "collect"
-HELP = (
-    "GET DefiLlama's /pools once: land the hourly snapshot of every pool in data/landing/pools/, "
-    "back-fill new pools' /chart history"
-)
-DEFAULT_BACKFILL_MAX = 20
 STATE_NAME = ".collect_state.json"
 
 
@@ -92,45 +75,6 @@ class CollectResult:
                 f"back-filled {len(self.backfilled)} pool(s), {self.backfill_queued} queued"
             )
         return ", ".join(parts)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_collect_arguments(parser)
-
-
-def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
-    """collect's flags (`refresh --collect` takes the same)."""
-    parser.add_argument(
-        "--base-url",
-        default=DEFAULT_BASE_URL,
-        help=f"yields API base URL (default: {DEFAULT_BASE_URL})",
-    )
-    parser.add_argument(
-        "--backfill-max",
-        type=int,
-        default=DEFAULT_BACKFILL_MAX,
-        help="new pools whose /chart history is back-filled per run; the rest wait in a "
-        f"queue for the next runs (default {DEFAULT_BACKFILL_MAX}; 0 = queue only)",
-    )
-    add_client_arguments(parser)
-    if not any(a.dest == "allow_shrink" for a in parser._actions):
-        parser.add_argument(
-            "--allow-shrink",
-            action="store_true",
-            help=f"accept a snapshot with fewer than {SHRINK_MIN_RATIO:.0%} of the previous "
-            "one's pools",
-        )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    result = collect(
-        paths,
-        base_url=args.base_url,
-        client=client_from_arguments(args),
-        backfill_max=args.backfill_max,
-        allow_shrink=args.allow_shrink,
-    )
-    return 1 if result.backfill_failed else 0
 
 
 # --------------------------------------------------------------------------- hour

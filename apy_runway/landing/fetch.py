@@ -21,7 +21,6 @@ a saved chart.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -31,24 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.http import (
+from apy_runway.foundation.defaults import (
     DEFAULT_BACKOFF,
+    DEFAULT_BASE_URL,
     DEFAULT_DEADLINE,
     DEFAULT_DELAY,
     DEFAULT_MAX_CHART_MB,
     DEFAULT_MAX_POOLS_MB,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
-    Client,
-    FetchError,
-    add_client_arguments,
 )
+from apy_runway.foundation.http import Client, FetchError
 from apy_runway.foundation.paths import ProjectPaths
 
-COMMAND = "fetch"
-HELP = "download DefiLlama /pools and /chart/{pool} responses into data/landing/defillama/"
-
-DEFAULT_BASE_URL = "https://yields.llama.fi"
 # pool ids become file names: DefiLlama serves UUIDs (36 characters) and a
 # few name-like ids; refuse anything path-like or longer than a file name may be
 SAFE_POOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
@@ -77,72 +71,6 @@ class FetchResult:
 
 def landing_dir(paths: ProjectPaths) -> Path:
     return paths.landing / "defillama"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-url",
-        default=DEFAULT_BASE_URL,
-        help=f"yields API base URL (default: {DEFAULT_BASE_URL})",
-    )
-    parser.add_argument(
-        "--pool",
-        action="append",
-        default=[],
-        metavar="POOL_ID",
-        help="fetch only this pool id (repeatable)",
-    )
-    parser.add_argument(
-        "--project",
-        action="append",
-        default=[],
-        help="only pools of this project, e.g. aave-v3 (repeatable)",
-    )
-    parser.add_argument(
-        "--chain",
-        action="append",
-        default=[],
-        help="only pools on this chain, e.g. Ethereum (repeatable)",
-    )
-    parser.add_argument(
-        "--min-tvl",
-        type=float,
-        default=None,
-        help="only pools whose current tvlUsd is at least this",
-    )
-    parser.add_argument(
-        "--max-pools",
-        type=int,
-        default=None,
-        help="at most this many pools, largest current TVL first",
-    )
-    add_client_arguments(parser)
-    parser.add_argument(
-        "--refresh-pools",
-        action="store_true",
-        help="download /pools again even if pools.json is saved",
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    result = fetch(
-        paths,
-        base_url=args.base_url,
-        pool_ids=args.pool,
-        projects=args.project,
-        chains=args.chain,
-        min_tvl=args.min_tvl,
-        max_pools=args.max_pools,
-        delay=args.delay,
-        retries=args.retries,
-        backoff=args.backoff,
-        timeout=args.timeout,
-        refresh_pools=args.refresh_pools,
-        deadline=args.deadline,
-        max_chart_mb=args.max_chart_mb,
-        max_pools_mb=args.max_pools_mb,
-    )
-    return 1 if result.failed else 0
 
 
 # --------------------------------------------------------------------------- files

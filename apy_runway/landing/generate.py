@@ -35,7 +35,6 @@ pool-days (the real DefiLlama sample in /work/shared: 73%).
 
 from __future__ import annotations
 
-import argparse
 import time
 import uuid
 from dataclasses import dataclass
@@ -47,24 +46,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.signal import lfilter
 
-from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.console import log
+from apy_runway.foundation.defaults import (
+    DEFAULT_CHUNK_POOLS,
+    DEFAULT_DAYS,
+    DEFAULT_POOLS,
+    DEFAULT_SEED,
+    DEFAULT_START,
+    FREQUENCIES,
+)
 from inference.contracts import RAW_CONTRACT
-
-COMMAND = "generate"
-HELP = "write synthetic hourly DefiLlama pool snapshots (the embedded default data)"
-
-# Defaults: ~2.0M hourly rows (~85k pool-days) after launches, deaths and gaps.
-# Generate ~3 s, ingest ~10 s, dbt build ~30 s, train ~2 min on 2 cores, while a
-# year leaves ~10 months of labelled days for a time split (train / purge / test)
-# and gives cliffs, deaths and late launches room to happen. Fewer pools make the
-# test AUC noisy (pool-level confidence intervals widen); more mostly cost train time.
-DEFAULT_POOLS = 300
-DEFAULT_DAYS = 365
-DEFAULT_SEED = 42
-DEFAULT_START = date(2024, 1, 1)
-DEFAULT_CHUNK_POOLS = 250
-FREQUENCIES = ("hourly", "daily")
 
 # The raw contract (inference/contracts.py) in arrow types: the generated file
 # is exactly what ingest stages.
@@ -365,65 +356,6 @@ STAKING_SYMBOLS = {
     "ethena-usde": "SUSDE",
 }
 FEE_TIERS = ["0.01%", "0.05%", "0.3%", "1%"]
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--pools",
-        type=int,
-        default=DEFAULT_POOLS,
-        help=f"number of pools (default: {DEFAULT_POOLS})",
-    )
-    parser.add_argument(
-        "--days", type=int, default=DEFAULT_DAYS, help=f"number of days (default: {DEFAULT_DAYS})"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})"
-    )
-    parser.add_argument(
-        "--start",
-        default=DEFAULT_START.isoformat(),
-        help=f"first UTC day, YYYY-MM-DD (default: {DEFAULT_START})",
-    )
-    parser.add_argument(
-        "--freq",
-        default="hourly",
-        choices=FREQUENCIES,
-        help="one snapshot per hour or per day (default: hourly)",
-    )
-    parser.add_argument(
-        "--chunk-pools",
-        type=int,
-        default=DEFAULT_CHUNK_POOLS,
-        help="pools generated and written at a time; bounds memory "
-        f"(default: {DEFAULT_CHUNK_POOLS})",
-    )
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="output parquet (default: data/landing/generated_snapshots.parquet)",
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    try:
-        start = date.fromisoformat(args.start)
-    except ValueError:
-        raise UserError(f"--start must be YYYY-MM-DD, got {args.start!r}") from None
-    out = Path(args.out) if args.out else paths.generated_snapshots
-    generate_snapshots(
-        out,
-        n_pools=args.pools,
-        n_days=args.days,
-        seed=args.seed,
-        start_date=start,
-        freq=args.freq,
-        chunk_pools=args.chunk_pools,
-    )
-    return 0
 
 
 # --------------------------------------------------------------------------- API

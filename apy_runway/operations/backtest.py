@@ -23,7 +23,6 @@ ledger's dbt models (tag ledger: prediction_outcomes and its aggregates).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -38,33 +37,7 @@ from apy_runway.operations import ledger
 from apy_runway.operations.runs import resolve_run
 from inference import contracts, service
 
-COMMAND = "backtest"
-HELP = "replay the monthly backtest's last N months into the prediction ledger (source backtest)"
 BACKTEST_FILE = "backtest_predictions.parquet"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--months",
-        type=int,
-        default=None,
-        help="the backtest's last N months (default: all it holds)",
-    )
-    parser.add_argument(
-        "--run", default="latest", help="training run: folder, run id or 'latest' (default)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="ledger folder (default: data/ledger/)"
-    )
-    parser.add_argument(
-        "--no-build", action="store_true", help="do not rebuild the ledger's dbt models"
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    written = replay(paths, args.run, args.months, args.out, build=not args.no_build)
-    print(f"backtest: {written['rows']} rows over {written['months']} months -> {written['out']}")
-    return 0
 
 
 def ledger_frame(predictions: pd.DataFrame, metadata: dict, run_id: str) -> pd.DataFrame:

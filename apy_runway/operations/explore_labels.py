@@ -1,14 +1,16 @@
 """Label exploration (opt-in: `apy-runway train --explore-labels`).
 
 Retrains the random forest (the run's chosen settings) under each label
-variant (threshold 0 / -0.2 x apy_future = point / mean / median): each variant
-rebuilds the labels and everything downstream with dbt vars, then re-reads the
-export. The default build is restored at the end, also after a failure.
+variant (threshold 0 / -0.2 x apy_future = point / mean / median). Each variant
+rebuilds the labels and everything downstream with dbt vars in a copy of the
+home's warehouse (data/explore_labels/: the raw store and ledger linked, the
+warehouse copied), never in the home's own, then reads that copy's export.
 Writes <run>/label_variants.md.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.foundation.paths import ProjectPaths, project_paths
 from apy_runway.warehouse.dbt import run_dbt
 from models_py import config, report
 from models_py.data import TrainingData, load_training_set
@@ -74,17 +76,18 @@ def explore_label_variants(
         bootstrap_samples=min(settings.bootstrap_samples, 100),
     )
     rows = []
+    shadow = _shadow_home(paths)
     try:
         for threshold, stat in variants:
             log(f"label variant: apy_drop_threshold={threshold}, apy_future_stat={stat}")
             run_dbt(
-                paths,
+                shadow,
                 "build",
                 dbt_vars={"apy_drop_threshold": threshold, "apy_future_stat": stat},
                 select=f"{labels_model}+",
                 quiet=True,
             )
-            data = load_training_set(training_set, feature_columns)
+            data = load_training_set(shadow.training_set, feature_columns)
             if (data.label["apy_drop_threshold"], data.label["apy_future_stat"]) != (
                 threshold,
                 stat,
@@ -96,8 +99,7 @@ def explore_label_variants(
             result = train_models(data, variant_settings)
             rows.append(variant_row(threshold, stat, data, result))
     finally:
-        log("restoring the default label build")
-        run_dbt(paths, "build", select=f"{labels_model}+", quiet=True)
+        shutil.rmtree(shadow.home, ignore_errors=True)
     table = pd.DataFrame(rows)
     text = [
         "# Label variants",
@@ -114,3 +116,20 @@ def explore_label_variants(
     (run_dir / "label_variants.md").write_text("\n".join(text))
     log(f"wrote {run_dir / 'label_variants.md'}")
     return table
+
+
+def _shadow_home(paths: ProjectPaths) -> ProjectPaths:
+    """A throwaway home whose dbt builds never touch the home's warehouse or
+    exports: the raw store and the ledger are linked (dbt only reads them), the
+    warehouse is copied (the incremental models' state)."""
+    if not paths.warehouse.is_file():
+        raise UserError(f"no warehouse at {paths.warehouse}: run `apy-runway build` first")
+    root = paths.data / "explore_labels"
+    shutil.rmtree(root, ignore_errors=True)
+    shadow = project_paths(root)
+    shadow.data.mkdir(parents=True)
+    for name in ("raw", "ledger"):
+        if (paths.data / name).exists():
+            (shadow.data / name).symlink_to((paths.data / name).resolve(), target_is_directory=True)
+    shutil.copyfile(paths.warehouse, shadow.warehouse)
+    return shadow.ensure()

@@ -18,7 +18,6 @@ shows it.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -31,9 +30,6 @@ from typing import Any
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
-
-COMMAND = "ledger"
-HELP = "the prediction ledger: `ledger sync` copies it into data/ledger/ (checked file by file)"
 
 REPORT_FILE = "_sync_report.json"
 # the fields every ledger row carries (inference/publication.py ledger_rows)
@@ -62,47 +58,6 @@ class LedgerFileError(ValueError):
 
 def default_folder(paths: ProjectPaths) -> Path:
     return paths.data / "ledger"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="ledger_command", required=True)
-    sync = sub.add_parser("sync", help="copy the ledger (S3 or a folder) into data/ledger/")
-    source = sync.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bucket", help="S3 bucket holding ledger/ (the Lambda's bucket)")
-    source.add_argument("--from", dest="source", type=Path, help="a folder holding the ledger")
-    sync.add_argument(
-        "--prefix",
-        default=contracts.LEDGER_PREFIX,
-        help=f"the ledger's prefix in the bucket (default: {contracts.LEDGER_PREFIX})",
-    )
-    sync.add_argument(
-        "--endpoint-url", default=None, help="S3 endpoint (default: AWS_ENDPOINT_URL or AWS)"
-    )
-    sync.add_argument(
-        "--out", type=Path, default=None, help="destination folder (default: data/ledger/)"
-    )
-    sync.add_argument(
-        "--no-build",
-        action="store_true",
-        help="do not rebuild the ledger's dbt models (prediction_outcomes) afterwards",
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    out = args.out or default_folder(paths)
-    if args.bucket:
-        from apy_runway.foundation.s3 import s3_client
-
-        client = s3_client(args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
-        report = sync_bucket(client, args.bucket, args.prefix, out)
-    else:
-        if not args.source.is_dir():
-            raise UserError(f"no ledger folder at {args.source}")
-        report = sync_folder(args.source, out)
-    print(report.describe())
-    if not args.no_build and args.out is None:
-        build_ledger_models(paths)
-    return 0
 
 
 # --------------------------------------------------------------------------- checks

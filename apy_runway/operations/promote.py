@@ -11,7 +11,6 @@ an old metadata.json and a new model), then points runs/champion at it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from datetime import UTC, datetime
@@ -26,40 +25,11 @@ from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.operations.runs import point_link, resolve_run
 from inference import contracts
 from inference.model import artefact
-from inference.settings import ENVIRONMENT
 from models_py import config
 from models_py.run_folder import verify_artefact
 
-HELP = "make a training run the champion (runs/champion; --bucket: models/latest/ in S3)"
 # S3's answers for a missing key (403 without s3:ListBucket)
 MISSING_CODES = ("404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden")
-
-
-def add_bucket_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bucket",
-        default=os.environ.get("APY_RUNWAY_BUCKET"),
-        help="S3 bucket whose models/latest/ is the champion (default: $APY_RUNWAY_BUCKET; "
-        "without one, runs/champion is)",
-    )
-    parser.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
-        help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL or AWS)",
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--run", required=True, help="the run to promote: folder, run id or 'latest'"
-    )
-    add_bucket_arguments(parser)
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    run_dir = resolve_run(paths, args.run)
-    promote(paths, run_dir, bucket=args.bucket, endpoint_url=args.endpoint_url)
-    return 0
 
 
 def champion_link(paths: ProjectPaths) -> Path:
@@ -96,15 +66,14 @@ def mark_rollback(client: Any, bucket: str, run_dir: Path, metadata: dict) -> No
     version, spec = run_model_version(run_dir)
     if served is None or version >= served:
         return
-    signing = os.environ.get(ENVIRONMENT["signing_key"]) or None
-    try:
-        key = (
-            artefact.check_signing_key(signing.encode(), "APY_RUNWAY_SIGNING_KEY")
-            if signing
-            else None
-        )
-    except artefact.ModelIntegrityError as error:
-        raise UserError(str(error)) from None
+    name = contracts.ENVIRONMENT["signing_key"]
+    signing = os.environ.get(name) or None
+    key = None
+    if signing:
+        try:
+            key = artefact.check_signing_key(signing.encode(), name)
+        except artefact.ModelIntegrityError as error:
+            raise UserError(str(error)) from None
     mark = artefact.rollback_mark(
         artefact.sha256_hex(spec),
         metadata["model_id"],

@@ -17,12 +17,10 @@ contracts.SHRINK_MIN_RATIO).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import decimal
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,87 +28,13 @@ from botocore.exceptions import ClientError
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.foundation.s3 import ensure_bucket, s3_client, upload_run
+from apy_runway.foundation.s3 import upload_run
 from apy_runway.operations.promote import run_model_version, served_version_max
-from apy_runway.operations.runs import resolve_run
 from inference import contracts, features
 
 # S3 object metadata of the features file: its pool count, read back by the
 # next publish for the shrink rule without downloading the document.
 ROW_COUNT_METADATA = "row-count"
-
-COMMAND = "publish"
-HELP = "upload latest_features (binary for the Lambda, JSON for people) and optionally a run"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bucket",
-        default=os.environ.get("APY_RUNWAY_BUCKET"),
-        help="S3 bucket (default: $APY_RUNWAY_BUCKET)",
-    )
-    parser.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
-        help="S3 endpoint, e.g. a local server (default: $AWS_ENDPOINT_URL)",
-    )
-    parser.add_argument(
-        "--features-key",
-        default=contracts.FEATURES_KEY,
-        help="key of the binary features file the Lambda reads "
-        f"(default: {contracts.FEATURES_KEY})",
-    )
-    parser.add_argument(
-        "--features-json-key",
-        default=contracts.FEATURES_JSON_KEY,
-        help=f"key of the features as JSON, for people (default: {contracts.FEATURES_JSON_KEY})",
-    )
-    parser.add_argument(
-        "--run",
-        default=None,
-        metavar="RUN",
-        help="also upload this training run (folder, run id or 'latest')",
-    )
-    parser.add_argument(
-        "--model-prefix",
-        default=contracts.MODEL_PREFIX,
-        help=f"key prefix for the run's files (default: {contracts.MODEL_PREFIX})",
-    )
-    parser.add_argument(
-        "--create-bucket",
-        action="store_true",
-        help="create the bucket if missing (local S3 servers)",
-    )
-    add_allow_shrink(parser)
-
-
-def add_allow_shrink(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--allow-shrink",
-        action="store_true",
-        help=f"publish features with fewer than {contracts.SHRINK_MIN_RATIO:.0%} of the pools "
-        "of the published ones (and tell the Lambda to accept them: allow_shrink: true)",
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    if not args.bucket:
-        raise UserError("no bucket: pass --bucket or set APY_RUNWAY_BUCKET")
-    latest = load_latest_features(paths, allow_shrink=args.allow_shrink)
-    run_dir = resolve_run(paths, args.run) if args.run else None
-    client = s3_client(args.endpoint_url)
-    if args.create_bucket:
-        ensure_bucket(client, args.bucket)
-    publish(
-        client,
-        args.bucket,
-        latest,
-        run_dir,
-        args.features_key,
-        args.features_json_key,
-        args.model_prefix,
-    )
-    return 0
 
 
 def publish(

@@ -11,87 +11,20 @@ decision and both scores go to <run>/retrain.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.console import log
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.operations import train
-from apy_runway.operations.promote import add_bucket_arguments, champion_metadata, promote
+from apy_runway.operations.promote import champion_metadata
 from models_py import config
 from models_py.backtest import Backtest, monthly_backtest
 from models_py.data import TrainingData, load_training_set
 from models_py.recipe import Recipe
 
-HELP = (
-    "train a challenger, backtest it against the champion over the last months, "
-    "promote it unless it is worse"
-)
 DECISION_FILE = "retrain.json"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    train.add_training_arguments(parser)
-    add_bucket_arguments(parser)
-    parser.add_argument(
-        "--max-auc-drop",
-        type=float,
-        default=config.MAX_AUC_DROP,
-        help=f"keep the champion if the challenger's backtest AUC is lower by more than this "
-        f"(default {config.MAX_AUC_DROP})",
-    )
-    parser.add_argument(
-        "--max-ece-rise",
-        type=float,
-        default=config.MAX_ECE_RISE,
-        help=f"keep the champion if the challenger's backtest ECE is higher by more than this "
-        f"(default {config.MAX_ECE_RISE})",
-    )
-    parser.add_argument(
-        "--months",
-        type=int,
-        default=config.RETRAIN_MONTHS,
-        help=f"backtest months compared (default {config.RETRAIN_MONTHS})",
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="promote the challenger whatever the comparison"
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    if args.months < 1:
-        raise UserError(f"--months must be at least 1, got {args.months}")
-    for name in ("max_auc_drop", "max_ece_rise"):
-        if not math.isfinite(getattr(args, name)):
-            raise UserError(f"--{name.replace('_', '-')} must be a finite number")
-    settings = train.settings_from_args(args)
-    run_dir = train.train(
-        paths,
-        settings,
-        training_set=args.training_set,
-        feature_columns=args.feature_columns,
-        run_id=args.run_id,
-        with_report=not args.no_report,
-    )
-    decision = retrain_decision(
-        paths,
-        run_dir,
-        training_set=args.training_set or paths.training_set,
-        feature_columns=args.feature_columns or paths.feature_columns,
-        bucket=args.bucket,
-        endpoint_url=args.endpoint_url,
-        months=args.months,
-        max_auc_drop=args.max_auc_drop,
-        max_ece_rise=args.max_ece_rise,
-        force=args.force,
-    )
-    if decision["promote"]:
-        promote(paths, run_dir, bucket=args.bucket, endpoint_url=args.endpoint_url)
-    return 0
 
 
 def champion_recipe(metadata: dict) -> Recipe:

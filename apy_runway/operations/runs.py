@@ -9,9 +9,24 @@ from pathlib import Path
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
-from models_py.run_folder import point_link
+from models_py import config
+from models_py.run_folder import LATEST, point_link
 
-__all__ = ["point_link", "resolve_run"]
+__all__ = ["existing_runs", "point_link", "resolve_run"]
+
+
+def existing_runs(paths: ProjectPaths) -> list[str]:
+    """What `--run` may name under runs/: `latest` and `champion` when they
+    lead to a folder, then the run folders by name."""
+    if not paths.runs.is_dir():
+        return []
+    links = [name for name in (LATEST, config.CHAMPION) if (paths.runs / name).is_dir()]
+    folders = sorted(
+        p.name
+        for p in paths.runs.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    )
+    return links + [name for name in folders if name not in links]
 
 
 def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
@@ -20,7 +35,10 @@ def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
     if not candidate.is_dir():
         candidate = paths.runs / str(run)
     if not candidate.is_dir():
-        raise UserError(f"no training run at {candidate}: run `apy-runway train` first")
+        existing = existing_runs(paths)
+        if not existing:
+            raise UserError(f"no training run at {candidate}: run `apy-runway train` first")
+        raise UserError(f"no training run at {candidate}; the runs are: {', '.join(existing)}")
     candidate = candidate.resolve()
     metadata_path = candidate / contracts.MODEL_METADATA_FILE
     if not metadata_path.is_file():

@@ -11,7 +11,6 @@ predictions is written to data/exports/predictions_latest.json.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -25,36 +24,9 @@ from apy_runway.operations.runs import resolve_run
 from inference import contracts, service
 from inference.model.artefact import ModelIntegrityError
 from inference.publication import STATUS_SCORED, parse_event_time
-from inference.settings import ENVIRONMENT, Settings
-
-COMMAND = "score"
-HELP = "invoke the scheduled inference Lambda once against a local S3 and show its predictions"
+from inference.settings import Settings
 
 LOCAL_BUCKET = "apy-runway-local"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--event-time",
-        default=None,
-        help="EventBridge event time, ISO 8601 UTC (default: the day after "
-        "the newest feature date, 00:00Z)",
-    )
-    parser.add_argument(
-        "--run",
-        default="latest",
-        help="training run to score with: folder, run id or 'latest' (default)",
-    )
-    parser.add_argument(
-        "--top", type=int, default=10, help="pools shown at each end of the table (default: 10)"
-    )
-    parser.add_argument(
-        "--stale-after-hours",
-        type=float,
-        default=contracts.FEATURES_STALE_AFTER_HOURS,
-        help="features older than this at the event time are flagged stale "
-        f"(default: {contracts.FEATURES_STALE_AFTER_HOURS:g})",
-    )
 
 
 def default_event_time(feature_date_max: str | None) -> str:
@@ -62,18 +34,6 @@ def default_event_time(feature_date_max: str | None) -> str:
         raise UserError("the latest features have no snapshot_date: cannot pick an event time")
     day = dt.date.fromisoformat(feature_date_max[:10]) + dt.timedelta(days=1)
     return f"{day.isoformat()}T00:00:00Z"
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    if args.top < 1:
-        raise UserError(f"--top must be at least 1, got {args.top}")
-    if not args.stale_after_hours > 0:
-        raise UserError(f"--stale-after-hours must be positive, got {args.stale_after_hours}")
-    published = score_locally(
-        paths, run=args.run, event_time=args.event_time, stale_after_hours=args.stale_after_hours
-    )
-    print(render_report(published, args.top))
-    return 0
 
 
 def score_locally(
@@ -98,7 +58,7 @@ def score_locally(
             bucket=LOCAL_BUCKET,
             stale_after_hours=stale_after_hours,
             endpoint_url=endpoint,
-            signing_key=os.environ.get(ENVIRONMENT["signing_key"]) or None,
+            signing_key=os.environ.get(contracts.ENVIRONMENT["signing_key"]) or None,
         )
         client = s3_client(endpoint, local=True)
         ensure_bucket(client, LOCAL_BUCKET)

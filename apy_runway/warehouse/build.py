@@ -16,68 +16,20 @@ model's feature order.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from apy_runway.foundation.console import UserError, log, memory_size
+from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.store import RawStore, has_rows, read_manifest
 from apy_runway.warehouse.dbt import dbt_target_dir, run_dbt
 from inference import contracts
 
-COMMAND = "build"
-HELP = "dbt build: staging -> daily -> features -> labels -> training_set / latest_features"
-
 # Column meta key in marts/_marts__models.yml that marks model features.
 FEATURE_META_KEY = "feature_type"
 FEATURE_TYPES = ("numeric", "categorical")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--vars",
-        default=None,
-        help='dbt vars as YAML, e.g. "{horizon_days: 10, apy_drop_threshold: 0}"',
-    )
-    parser.add_argument("--select", default=None, help="dbt node selection (default: all)")
-    parser.add_argument(
-        "--selector",
-        default=None,
-        choices=["serving", "training"],
-        help="a named selection from dbt_project/selectors.yml: serving = "
-        "what the Lambda's features need, training = what the training "
-        "set needs (default: everything). Always a full rebuild; "
-        "`apy-runway refresh` is the incremental path",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        default=None,
-        type=memory_size,
-        help="DuckDB memory limit for the build, e.g. 4GB (spills to disk beyond it; "
-        "default: $APY_RUNWAY_DUCKDB_MEMORY_LIMIT or 1GB)",
-    )
-    parser.add_argument(
-        "--command",
-        dest="dbt_command",
-        default="build",
-        choices=["build", "run", "test", "compile", "parse"],
-        help="dbt command to run (default: build = run + test)",
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    build(
-        paths,
-        dbt_vars=args.vars,
-        select=args.select,
-        selector=args.selector,
-        memory_limit=args.memory_limit,
-        command=args.dbt_command,
-    )
-    return 0
 
 
 # --------------------------------------------------------------------------- build state

@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.paths import DBT_PROJECT_DIR, ProjectPaths
+from apy_runway.foundation.defaults import DBT_PROJECT_DIR
+from apy_runway.foundation.paths import ProjectPaths
+from inference import contracts
 
 
 def dbt_executable() -> str:
@@ -70,9 +72,9 @@ def run_dbt(
     argv += extra_args or []
     env = {**os.environ, **paths.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     if warehouse is not None:
-        env["APY_RUNWAY_DUCKDB_PATH"] = str(warehouse)
+        env[contracts.ENV_DUCKDB_PATH] = str(warehouse)
     if memory_limit:
-        env["APY_RUNWAY_DUCKDB_MEMORY_LIMIT"] = memory_limit
+        env[contracts.ENV_DUCKDB_MEMORY_LIMIT] = memory_limit
     # dbt writes its logs under the project dir unless told otherwise
     env.setdefault("DBT_LOG_PATH", str(paths.data / "dbt_logs"))
     log(f"dbt {command} ({' '.join(argv[2:])})")

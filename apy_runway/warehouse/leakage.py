@@ -16,7 +16,6 @@ and the report in <home>/data/leakage/report.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -27,14 +26,10 @@ from pathlib import Path
 import duckdb
 
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.paths import DBT_PROJECT_DIR, ProjectPaths
+from apy_runway.foundation.defaults import DBT_PROJECT_DIR
+from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.warehouse.dbt import run_dbt
 from inference.contracts import KEY_COLUMNS, LABEL_COLUMN
-
-COMMAND = "check-leakage"
-HELP = (
-    "build features and labels in full and cut at --cut, compare them; exit 1 on look-ahead leakage"
-)
 
 FEATURES_TABLE = "int_pool_days_featurized"
 LABELS_TABLE = "int_pool_days_labeled"
@@ -126,8 +121,6 @@ def compare_builds(
     labels_table: str = LABELS_TABLE,
 ) -> LeakageReport:
     """Compare every feature and label of days <= cut_date between two builds."""
-    if horizon_days < 1:
-        raise ValueError(f"horizon_days must be >= 1, got {horizon_days}")
     report = LeakageReport(cut_date=cut_date)
     con = duckdb.connect()
     try:
@@ -199,42 +192,6 @@ def compare_builds(
     finally:
         con.close()
     return report
-
-
-# --------------------------------------------------------------------------- command
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cut",
-        type=_date,
-        required=True,
-        help="build as if the data ended this UTC day (YYYY-MM-DD)",
-    )
-    parser.add_argument(
-        "--vars",
-        default=None,
-        help="dbt vars for both builds, as YAML (as_of_date is set for the cut)",
-    )
-    parser.add_argument(
-        "--project-dir",
-        type=Path,
-        default=DBT_PROJECT_DIR,
-        help="the dbt project to check (default: this repository's)",
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    report = check_leakage(paths, args.cut, project_dir=args.project_dir, dbt_vars=args.vars)
-    print(report.summary())
-    return 0 if report.is_clean else 1
 
 
 def leakage_dir(paths: ProjectPaths) -> Path:

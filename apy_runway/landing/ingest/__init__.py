@@ -10,9 +10,7 @@ import foundation, inference and libraries.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
 import re
 import shutil
 import time
@@ -23,7 +21,8 @@ from pathlib import Path
 
 import duckdb
 
-from apy_runway.foundation.console import UserError, log, memory_size
+from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.defaults import DEFAULT_MEMORY_LIMIT
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.readers import (
     JSON_FILES_PER_SCAN,
@@ -51,15 +50,6 @@ from inference.contracts import (
     RAW_MIN_TIMESTAMP,
     RAW_TVL_RANGE,
     TIMESTAMP_UNITS,
-)
-
-COMMAND = "ingest"
-# The memory DuckDB may use; it spills to disk past it. A file is validated
-# alone, so this bounds ingest at any history length.
-DEFAULT_MEMORY_LIMIT = "1GB"
-HELP = (
-    "land snapshot files (CSV/parquet exports, /chart JSON, collected /pools snapshots) "
-    "in the append-only raw store; quarantine bad rows"
 )
 
 CONTRACT = list(RAW_CONTRACT)
@@ -106,60 +96,6 @@ class IngestResult:
     store_rows_in: int = 0
     store_rows_staged: int = 0
     store_rows_quarantined: int = 0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "inputs",
-        nargs="*",
-        type=Path,
-        help="CSV / parquet / /chart JSON / collected /pools .json.gz files or folders of "
-        "them (default: everything waiting in data/landing/)",
-    )
-    parser.add_argument(
-        "--pools-json",
-        type=Path,
-        default=None,
-        help="a saved DefiLlama /pools response (.json or .json.gz): chain, project, symbol, "
-        "stablecoin, ilRisk, exposure, poolMeta per pool, joined to /chart rows by pool id "
-        "(default without inputs: data/landing/defillama/pools.json or the newest collected "
-        "snapshot)",
-    )
-    parser.add_argument(
-        "--replace",
-        action="store_true",
-        help="move the existing raw store and quarantine aside (data/replaced/<time>/) and "
-        "start a new store with these inputs",
-    )
-    parser.add_argument(
-        "--timestamp-unit",
-        choices=sorted(TIMESTAMP_UNITS),
-        default=None,
-        help="the unit of numbers in the timestamp column (epoch seconds, milliseconds or "
-        "microseconds); without it such rows are quarantined (epoch_timestamp_without_unit), "
-        "since 20250319 or 1742342400000000 cannot be told apart from an epoch",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        default=DEFAULT_MEMORY_LIMIT,
-        type=memory_size,
-        help=(
-            "DuckDB memory limit while validating a file (spills to disk beyond it; "
-            f"default {DEFAULT_MEMORY_LIMIT})"
-        ),
-    )
-
-
-def run(args: argparse.Namespace, paths: ProjectPaths) -> int:
-    ingest(
-        args.inputs,
-        paths,
-        pools_json=args.pools_json,
-        memory_limit=args.memory_limit,
-        replace=args.replace,
-        timestamp_unit=args.timestamp_unit,
-    )
-    return 0
 
 
 def landing_inputs(paths: ProjectPaths) -> list[Path]:
@@ -331,8 +267,6 @@ def ingest(
         con.execute(f"set temp_directory = {sql_str(str(work_dir / 'spill'))}")
         con.execute("set preserve_insertion_order = false")
         store = RawStore.open(paths, con)
-        if paths.legacy_raw_snapshots.exists():
-            files = _with_legacy_migration(paths, store, files)
         changed = store.changed_files([f.path for f in files])
         facts = dict(changed)
         todo = [f for f in files if f.path in facts]
@@ -359,12 +293,6 @@ def ingest(
                 log(f"  landed {unit[-1].index - todo[0].index + 1:,}/{len(todo):,} file(s)")
         if skipped:
             store.save()  # mtimes of touched-but-unchanged files
-        migrated = paths.legacy_raw_snapshots
-        if migrated.exists() and any(e.name == _LEGACY_NAME for e in store.entries.values()):
-            target = paths.raw / "migrated" / migrated.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(migrated, target)
-            log(f"migrated {migrated} into the raw store (the old file is kept as {target})")
     except duckdb.OutOfMemoryException as error:
         raise UserError(
             f"DuckDB ran out of memory within --memory-limit {memory_limit} "
@@ -421,56 +349,6 @@ def _refusal(entry: LandedFile) -> str:
         else ""
     )
     return f"{entry.name}: all {entry.rows_in:,} rows quarantined: {reasons}{hint}"
-
-
-_LEGACY_NAME = "data/raw/pool_snapshots.parquet"
-
-
-def _with_legacy_migration(
-    paths: ProjectPaths, store: RawStore, files: list[InputFile]
-) -> list[InputFile]:
-    """The single raw file of earlier versions lands first, as a parquet input;
-    its old quarantine file becomes a manifest entry of its own."""
-    legacy_quarantine = paths.legacy_quarantined_rows
-    if legacy_quarantine.exists():
-        _migrate_legacy_quarantine(paths, store, legacy_quarantine)
-    return [InputFile(-1, paths.legacy_raw_snapshots, "parquet"), *files]
-
-
-def _migrate_legacy_quarantine(paths: ProjectPaths, store: RawStore, path: Path) -> None:
-    """The earlier store's quarantine file becomes the quarantine of a manifest
-    entry of its own (its rows were never staged); the file moves aside."""
-    from apy_runway.landing.ingest.store import file_id, manifest_name, sha256_of
-
-    order = store.committed + 1
-    stat = path.stat()
-    entry = LandedFile(
-        landing_order=order,
-        name=manifest_name(paths, path),
-        kind="legacy_quarantine",
-        size=stat.st_size,
-        sha256=sha256_of(path),
-        mtime_ns=stat.st_mtime_ns,
-        landed_at=datetime.now(UTC).isoformat(),
-    )
-    target = paths.quarantine / "migrated" / path.name
-    with duckdb.connect() as con:
-        entry.by_reason = dict(
-            con.execute(
-                f"select reason, count(*) from read_parquet({sql_str(path)}) group by reason"
-            ).fetchall()
-        )
-        con.execute(
-            f"copy (select *, cast({order} as bigint) as landing_order "
-            f"from read_parquet({sql_str(path)})) to "
-            f"{sql_str(paths.quarantine_store / f'{file_id(order)}.parquet')} (format parquet)"
-        ).fetchall()
-    entry.rows_in = entry.rows_quarantined = sum(entry.by_reason.values())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, target)
-    store.entries[order] = entry
-    store.save()
-    log(f"migrated {path}: {entry.rows_in:,} quarantined rows of the earlier store ({target})")
 
 
 def _land_unit(

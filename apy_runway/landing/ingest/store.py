@@ -110,7 +110,7 @@ class LandedFile:
 
     landing_order: int
     name: str  # relative to the project home when inside it, else absolute
-    kind: str  # csv | parquet | chart | pools | legacy_quarantine
+    kind: str  # csv | parquet | chart | pools
     size: int
     sha256: str
     mtime_ns: int

@@ -34,7 +34,7 @@ window.BOARD = (function () {
   }
 
   // FNV-1a 32-bit over the UTF-8 bytes, modulo the shard count: the same as
-  // apy_runway/stages/board_data.py shard_of.
+  // apy_runway/board/data.py shard_of.
   function shardOf(poolId, shards) {
     const bytes = new TextEncoder().encode(poolId);
     let hash = 0x811c9dc5;
