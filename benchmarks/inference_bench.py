@@ -480,7 +480,10 @@ def measure(args: argparse.Namespace) -> dict:
             "cold": ["--child", "cold", *common],
             "sklearn": ["--child", "sklearn", *common],
         }
-        paths = {"cold": [ours_layer["path"], code, boto], "sklearn": [sklearn_layer["path"], code]}
+        paths = {
+            "cold": [ours_layer["path"], code, boto],
+            "sklearn": [sklearn_layer["path"], code, boto],
+        }
         runs: dict[str, list[dict]] = {side: [] for side in sides}
         for i in range(args.cold_runs):  # alternate, so both sides see the same load
             for side, argv in sides.items():
