@@ -7,14 +7,18 @@ Every figure is measured in its own child process (wall time, peak RSS via
 wait4, which includes dbt's subprocess) and appended as one JSON line, with the
 1-minute load average at its start and end, to benchmarks/results/results.jsonl;
 `python -m benchmarks.report` renders them, RESULTS.md says what they mean.
-The default run (0.8M and 7.9M rows, scale section with the pandas anchor) takes
-about 2 minutes on an idle 2-core machine. More (see RESULTS.md for the figures):
+The default run: the scale section (0.8M and 7.9M rows, with the pandas anchor,
+about 2 minutes on an idle 2-core machine) and the inference section (20,000
+pools: the warm invocation / predict_proba ratio, printed, and the cold start;
+its home is built like `make run` once, in WORKDIR/home_inference). More (see
+RESULTS.md for the figures):
 
     --scales 300,1200 --sections scale,refresh      # the default size and 7.9M rows
     --scales 6000                                   # ~40M rows with the pandas anchor
     --scales 20000 --days 730 --no-pandas --no-engine --split-months \
         --sections scale,refresh                    # 231M rows, at default settings
-    --scales 1200 --sections train,inference,layer
+    --scales 1200 --sections train,layer
+    --sections inference --inference-home HOME      # the Lambda on HOME's latest run
     --scales 300,1200 --sections spark              # Spark vs DuckDB, the same dbt build
 
 Full = `apy-runway ingest` of the whole history + `apy-runway build` (every model and

@@ -263,9 +263,10 @@ def read_latest_predictions(
             ) from error
         raise
     try:
-        document = json.loads(response["Body"].read())
-    except ValueError as error:
-        raise PublishedPredictionsError(f"s3://{settings.bucket}/{key} is not JSON") from error
+        # NaN / Infinity refused: an answer repeating one could not be written
+        document = _json(response["Body"].read(), key)
+    except ModelIntegrityError as error:
+        raise PublishedPredictionsError(f"s3://{settings.bucket}/{error}") from None
     records = document.get("predictions") if isinstance(document, dict) else None
     if not isinstance(records, list) or not all(
         isinstance(r, dict) and isinstance(r.get("pool_id"), str) for r in records
@@ -351,7 +352,7 @@ def _document_health(settings: Settings, client: Any, etag: str) -> str | None:
             Bucket=settings.bucket, Key=settings.latest_predictions_key, IfMatch=etag
         )
         document = json.loads(response["Body"].read())
-    except (ClientError, ValueError):
+    except (ClientError, ValueError, RecursionError):
         return None
     block = document.get("health") if isinstance(document, dict) else None
     return block.get("status") if isinstance(block, dict) else None
