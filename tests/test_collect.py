@@ -1,7 +1,9 @@
 """`apy-runway collect` against a DefiLlama-format server on 127.0.0.1: the
-hour from the Date header (or the clock), the gzip-compressed response as
-served, hours missed between snapshots, the bounded and resumable back-fill of
-new pools, and every bad response refused whole with nothing written."""
+hour from the Date header (trusted within 2 h of the clock) or the clock, the
+gzip-compressed response as served, a collected hour never replaced, junk
+items dropped and counted, hours missed between snapshots, the bounded,
+resumable back-fill of pools never seen with its retry backoff, and every bad
+response refused whole with nothing written."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ import gzip
 import json
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pytest
-from fixtures.pools_server import PoolsServer, Reply, pools_item, pools_reply
 
 from apy_runway.foundation.console import UserError
 from apy_runway.foundation.http import Client
 from apy_runway.landing.collect import collect, hour_from_date_header, load_state
 from apy_runway.landing.ingest import ingest
+from apy_runway.landing.standin import PoolsServer, Reply, pools_item, pools_reply
 
 HOUR = datetime(2024, 3, 1, 5, tzinfo=UTC)
 FAST = Client(delay=0, retries=1, backoff=0, timeout=5)
@@ -41,6 +44,10 @@ def landing_state(paths) -> dict[str, bytes]:
 
 
 def run(paths, server, **kwargs):
+    """collect, the local clock a minute after the next queued reply's Date
+    (unless a test sets `now`): a clock that agrees with the server."""
+    if "now" not in kwargs and server.replies and server.replies[0].date is not None:
+        kwargs["now"] = server.replies[0].date + timedelta(minutes=1)
     return collect(paths, base_url=server.url, client=FAST, **kwargs)
 
 
@@ -79,16 +86,102 @@ def test_without_a_date_header_the_local_clock_gives_the_hour(project_home):
     assert (result.hour, result.hour_source) == (HOUR, "local clock")
 
 
-def test_a_second_collect_in_the_same_hour_replaces_the_file(project_home):
+def test_a_second_collect_in_the_same_hour_keeps_the_first(project_home):
     with PoolsServer() as server:
         server.queue(pools_reply(items("a"), HOUR), pools_reply(items("a", "b"), HOUR))
         first = run(project_home, server)
+        landed = first.path.read_bytes()
         second = run(project_home, server)
-    assert (first.replaced, second.replaced) == (False, True)
+    assert (first.kept, second.kept) == (False, True)
     assert [p.name for p in project_home.landed_pools.glob("*.json.gz")] == [
         "2024-03-01T05Z.json.gz"
     ]
-    assert second.missing_hours == []
+    assert first.path.read_bytes() == landed
+    assert "kept 2024-03-01T05Z" in second.summary()
+
+
+@pytest.mark.parametrize(
+    "offset", [timedelta(hours=-72), timedelta(days=-365 * 30), timedelta(hours=4)]
+)
+def test_a_date_header_far_from_the_clock_is_not_believed(project_home, offset):
+    """A reply dated 72 h ago (or in 1994, or 4 h ahead) lands in the clock's
+    hour, with a warning; the hour it claims keeps its own snapshot."""
+    with PoolsServer() as server:
+        server.queue(pools_reply(items("a"), HOUR))
+        real = run(project_home, server)
+        server.queue(pools_reply(items("a", "b"), HOUR + offset))
+        result = run(project_home, server, now=HOUR + timedelta(hours=1, minutes=5))
+    assert real.hour == HOUR and not real.warnings
+    assert (result.hour, result.kept) == (HOUR + timedelta(hours=1), False)
+    assert result.hour_source == "local clock (Date header not trusted)"
+    [warning] = result.warnings
+    assert "the local clock" in warning and "2024-03-01T06Z is used" in warning
+    assert sorted(p.name for p in project_home.landed_pools.glob("*.json.gz")) == [
+        "2024-03-01T05Z.json.gz",
+        "2024-03-01T06Z.json.gz",
+    ]
+
+
+def test_a_date_header_within_two_hours_of_the_clock_gives_the_hour(project_home):
+    with PoolsServer() as server:
+        server.queue(pools_reply(items("a"), HOUR + timedelta(minutes=3)))
+        result = run(project_home, server, now=HOUR + timedelta(hours=1, minutes=59))
+    assert (result.hour, result.hour_source, result.warnings) == (HOUR, "Date header", [])
+
+
+def landed_items(result) -> list[dict]:
+    return json.loads(gzip.decompress(result.path.read_bytes()))["data"]
+
+
+def test_junk_items_are_dropped_and_counted_and_the_hour_kept(project_home):
+    """Items that are not objects, have no usable pool id, or an id the pool-id
+    rule refuses (over 255 bytes: a file name too long; a path) are dropped
+    before any file is touched; numeric ids become text."""
+    junk = [
+        "not an object",
+        None,
+        pools_item("5" * 300),
+        pools_item("../../etc/passwd"),
+        {**pools_item("x"), "pool": None},
+        {**pools_item("x"), "pool": True},
+        {**pools_item("x"), "pool": ["a"]},
+    ]
+    good = [*items("a"), {**pools_item("x"), "pool": 7}, {**pools_item("x"), "pool": 8.5}]
+    with PoolsServer() as server:
+        server.queue(pools_reply([junk[0], good[0], *junk[1:], *good[1:]], HOUR))
+        result = run(project_home, server, backfill_max=5)
+        requests = dict(server.requests)
+    assert result.pools == 3 and not result.kept
+    assert result.dropped == {"no_pool_id": 3, "not_an_object": 2, "unsafe_pool_id": 2}
+    assert "dropped 7 junk item(s)" in result.summary()
+    assert [item["pool"] for item in landed_items(result)] == ["a", "7", "8.5"]
+    # the safe new pools were asked for their history; the unsafe ids never
+    assert {p for p in requests if p.startswith("/chart/")} == {
+        "/chart/a",
+        "/chart/7",
+        "/chart/8.5",
+    }
+    assert load_state(project_home)["hours"]["2024-03-01T05Z"]["dropped"] == result.dropped
+    # and ingest lands the hour: three pools, nothing quarantined
+    landed = ingest([], project_home)
+    assert (landed.rows_staged, landed.rows_quarantined, landed.pools) == (3, 0, 3)
+
+
+def test_numeric_pool_ids_are_counted_as_pools(project_home):
+    numeric = [{**pools_item("x"), "pool": 1000 + i} for i in range(4)]
+    with PoolsServer() as server:
+        server.queue(pools_reply(numeric, HOUR))
+        result = run(project_home, server, backfill_max=0)
+    assert result.pools == 4 and result.dropped == {}
+    assert [item["pool"] for item in landed_items(result)] == ["1000", "1001", "1002", "1003"]
+
+
+def test_a_reply_of_nothing_but_junk_writes_nothing(project_home):
+    with PoolsServer() as server:
+        server.queue(pools_reply([pools_item("5" * 300), {**pools_item("x"), "pool": None}], HOUR))
+        with pytest.raises(UserError, match=r"none of the 2 items is usable \(no_pool_id 1"):
+            run(project_home, server)
+    assert not list(project_home.landed_pools.glob("*.json.gz"))
 
 
 def test_missed_hours_are_reported(project_home):
@@ -108,9 +201,10 @@ def test_new_pools_are_back_filled_bounded_per_run_and_resumed(project_home):
     with PoolsServer(charts) as server:
         server.queue(
             pools_reply(items("a"), HOUR),
-            pools_reply(items("a", "n1", "n2", "n3", "gone"), HOUR + timedelta(hours=1)),
-            pools_reply(items("a", "n1", "n2", "n3", "gone"), HOUR + timedelta(hours=2)),
-            pools_reply(items("a", "n1", "n2", "n3", "gone"), HOUR + timedelta(hours=3)),
+            *(
+                pools_reply(items("a", "n1", "n2", "n3", "gone"), HOUR + timedelta(hours=h))
+                for h in (1, 2, 3)
+            ),
         )
         first = run(project_home, server, backfill_max=2)
         second = run(project_home, server, backfill_max=2)
@@ -120,13 +214,51 @@ def test_new_pools_are_back_filled_bounded_per_run_and_resumed(project_home):
     # the first snapshot of an empty home: every pool is new ("a" has no /chart)
     assert (first.new_pools, first.backfilled, list(first.backfill_failed)) == (1, [], ["a"])
     assert second.new_pools == 4 and second.backfilled == ["n1"]
-    assert second.backfill_queued == 4  # n2, n3, gone, and "a" again at the back
+    # "a" was due again (1 h later) and failed again: it waits 2 h now
+    assert list(second.backfill_failed) == ["a"]
     assert third.backfilled == ["n2", "n3"] and fourth.new_pools == 0
     chart_dir = project_home.landing / "defillama" / "chart"
     assert sorted(p.stem for p in chart_dir.glob("*.json")) == ["n1", "n2", "n3"]
-    # a saved chart is never fetched again; a failing pool is retried per run
+    # a saved chart is never fetched again
     assert all(requests[f"/chart/{pool}"] == 1 for pool in ("n1", "n2", "n3"))
-    assert requests["/chart/gone"] >= 1
+
+
+def test_a_failing_back_fill_is_asked_again_with_backoff_and_listed(project_home):
+    """A pool whose /chart answers 404 is asked again after 1 h, 2 h, 4 h, 8 h,
+    16 h, then once a day; fetch_failures.json lists it with its next try."""
+    hours = list(range(80))
+    with PoolsServer({"b": chart("b")}) as server:
+        server.queue(*(pools_reply(items("a", "b"), HOUR + timedelta(hours=h)) for h in hours))
+        for _ in hours:
+            run(project_home, server, backfill_max=5)
+        asked = server.requests["/chart/a"]
+        assert server.requests["/chart/b"] == 1
+    # asked at hours 0, 1, 3, 7, 15, 31, 55, 79: eight times in 80 hours
+    assert asked == 8
+    state = load_state(project_home)
+    assert state["backfill_retry"]["a"]["attempts"] == 8
+    assert (
+        state["backfill_retry"]["a"]["next_at"]
+        == (HOUR + timedelta(hours=103, minutes=1)).isoformat()
+    )
+    failures = json.loads((project_home.landing / "defillama" / "fetch_failures.json").read_text())
+    assert list(failures["failed"]) == ["a"] and "HTTP 404" in failures["failed"]["a"]
+    assert "next try after" in failures["failed"]["a"]
+
+
+def test_a_pool_that_vanishes_and_returns_is_not_back_filled_again(project_home):
+    """New means never seen by the home, not missing from the previous hour."""
+    with PoolsServer({"b": chart("b")}) as server:
+        server.queue(
+            pools_reply(items("a", "b"), HOUR),
+            pools_reply(items("a"), HOUR + timedelta(hours=1)),
+            pools_reply(items("a"), HOUR + timedelta(hours=2)),
+            pools_reply(items("a", "b"), HOUR + timedelta(hours=3)),
+        )
+        results = [run(project_home, server, backfill_max=5) for _ in range(4)]
+        requests = dict(server.requests)
+    assert [r.new_pools for r in results] == [2, 0, 0, 0]
+    assert requests["/chart/b"] == 1
 
 
 def test_pools_already_in_the_raw_store_are_not_back_filled(project_home, tmp_path):
@@ -191,3 +323,60 @@ def test_a_bad_response_writes_nothing_and_says_why_in_one_line(project_home, re
     message = str(error.value)
     assert problem in message and "nothing was written" in message and "\n" not in message
     assert landing_state(project_home) == before
+
+
+def test_a_collected_hour_is_never_replaced_by_a_chart_row_or_an_older_dated_reply(
+    project_home,
+):
+    """The loop end to end (collect, back-fill, ingest): a new pool's /chart
+    history holds a row in an hour collect landed; a reply dated 3 h behind the
+    clock, and one dated in an hour already collected, arrive later. Every
+    collected hour keeps the values it was collected with."""
+    h0, h1 = HOUR, HOUR + timedelta(hours=1)
+    history = {
+        "status": "success",
+        "data": [
+            {"timestamp": "2024-02-28T23:01:13.171Z", "apy": 7.0, "tvlUsd": 10.0},
+            {"timestamp": f"{h1:%Y-%m-%dT%H}:00:00.000Z", "apy": 99.0, "tvlUsd": 10.0},
+        ],
+    }
+    with PoolsServer({"n": history}) as server:
+        server.queue(
+            pools_reply([pools_item("a", apy=5.0)], h0),
+            pools_reply([pools_item("a", apy=6.0), pools_item("n", apy=8.0)], h1),
+            pools_reply([pools_item("a", apy=35.0), pools_item("n", apy=35.0)], h0),
+            pools_reply([pools_item("a", apy=36.0), pools_item("n", apy=36.0)], h1),
+        )
+        run(project_home, server)
+        ingest([], project_home)
+        second = run(project_home, server, backfill_max=0)  # n waits in the queue
+        ingest([], project_home)
+        stale = run(project_home, server, now=h0 + timedelta(hours=3, minutes=2))
+        assert (second.new_pools, second.backfilled, stale.backfilled) == (1, [], ["n"])
+        repeated = run(project_home, server, now=h1 + timedelta(minutes=30))
+        landed = ingest([], project_home)
+    assert stale.hour == h0 + timedelta(hours=3) and stale.warnings
+    assert repeated.kept and repeated.hour == h1
+    # the stale reply (in the clock's hour) and n's history, whose row of a
+    # collected hour was outranked
+    assert (landed.files_landed, landed.by_reason["outranked"]) == (2, 1)
+
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        rows = con.execute(f"""
+            select stored.pool, strftime(stored."timestamp", '%Y-%m-%dT%H'), stored.apy
+            from read_parquet('{project_home.raw_store}/*/*.parquet') as stored
+            anti join read_parquet('{project_home.superseded_rows}') as superseded
+                on stored.pool = superseded.pool
+                and date_trunc('hour', stored."timestamp") = superseded.snapshot_hour
+                and stored.landing_order = superseded.landing_order
+            order by all
+        """).fetchall()
+    assert rows == [
+        ("a", "2024-03-01T05", 5.0),
+        ("a", "2024-03-01T06", 6.0),
+        ("a", "2024-03-01T08", 35.0),
+        ("n", "2024-02-28T23", 7.0),
+        ("n", "2024-03-01T06", 8.0),
+        ("n", "2024-03-01T08", 35.0),
+    ]

@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures.fake_http import CountingHandler, LoopbackServer
 
 from apy_runway.foundation.console import UserError
 from apy_runway.landing.fetch import fetch, landing_dir, select_pools
 from apy_runway.landing.ingest import ingest
+from apy_runway.landing.standin import CountingHandler, LoopbackServer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "defillama"
 FLAKY = "f1a4e000-0000-4000-8000-000000000001"  # fails twice, then succeeds

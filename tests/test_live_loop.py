@@ -1,5 +1,5 @@
 """The live hourly loop end to end, on a small generated home (30 pools x 60
-days, hourly): `run-all`, then `collect` twice against a DefiLlama-format
+days, hourly): `run-all`, then two hours' `collect` against a DefiLlama-format
 server on 127.0.0.1 (the two hours after the generated data, given by its
 `Date` headers; the generated pools plus two new ones with /chart history),
 then `refresh --board` (ingest, incremental build, publish to a local S3,
@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from datetime import UTC, timedelta
 
 import boto3
 import duckdb
 import pytest
-from fixtures.pools_server import NEVER_READ, PoolsServer, pools_item, pools_reply
 
 from apy_runway.cli import main as cli_main
+from apy_runway.foundation.http import Client
 from apy_runway.foundation.paths import project_paths
+from apy_runway.landing.collect import collect
+from apy_runway.landing.standin import NEVER_READ, PoolsServer, pools_item, pools_reply
 from inference import contracts, handler, health
 
 pytestmark = pytest.mark.slow
@@ -131,9 +135,10 @@ def loop(tmp_path_factory, moto_endpoint):
             pools_reply(snapshot(0), hours[0] + timedelta(minutes=4, seconds=11)),
             pools_reply(snapshot(1), hours[1] + timedelta(minutes=2)),
         )
-        collect = [*cli, "collect", "--base-url", server.url, "--delay", "0", "--backoff", "0"]
-        assert cli_main(collect) == 0
-        assert cli_main(collect) == 0
+        # the clock of each collect is the hour it collects (a Date header is
+        # believed within 2 h of the clock)
+        for hour in hours:
+            collect(paths, base_url=server.url, client=Client(delay=0, backoff=0), now=hour)
         requests = dict(server.requests)
     # run-all drew the board; the refresh draws it again (--board)
     shutil.rmtree(paths.data / "board")
@@ -308,3 +313,51 @@ def test_the_backtest_in_the_ledger_scores_what_the_monthly_backtest_scored(loop
     # the board `refresh --board` drew: its track record reads the ledger's mart
     track = (paths.data / "board" / "data" / "track.js").read_text()
     assert '"backtest":{' in track
+
+
+def test_rehearse_runs_the_loop_on_a_copy_with_the_simulated_clock(loop, tmp_path, capsys):
+    """`apy-runway rehearse --hours 2` on the live loop's home: two simulated
+    hours after its newest collected hour, each one refreshed (collect ...
+    publish) and scored; collect's landed hours and the scorer's ledger hours
+    are the simulated ones; a new pool is back-filled; the home itself is not
+    touched; the stand-in and the local S3 are stopped at the end."""
+    paths = loop["paths"]
+    manifest = paths.manifest.read_bytes()
+    threads = threading.active_count()
+    into = tmp_path / "rehearsal"
+    code = cli_main(
+        [
+            "--home",
+            str(paths.home),
+            "rehearse",
+            "--hours",
+            "2",
+            "--into",
+            str(into),
+            "--new-pools",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    hours = [loop["hours"][1] + timedelta(hours=i) for i in (1, 2)]
+    for hour in hours:
+        [line] = [line for line in out.splitlines() if line.startswith(f"{hour:%Y-%m-%dT%H}Z")]
+        assert "refresh ok" in line and "health ok" in line, line
+    assert "ledger: 2 of 2 rehearsed hour(s) served" in out
+    assert "health of the last hour: ok" in out and "rehearsal green: 2 hour(s)" in out
+    scratch = project_paths(into)
+    assert sorted(p.name for p in scratch.landed_pools.glob("*.json.gz")) == [
+        f"{h:%Y-%m-%dT%H}Z.json.gz" for h in hours
+    ]
+    ledger = {p.name for p in (scratch.data / "ledger").rglob("*.json.gz")}
+    assert {f"{h:%Y-%m-%dT%H}Z.json.gz" for h in hours} <= ledger
+    # the stand-in's new pool arrived in the second hour and was back-filled
+    [chart] = [p.stem for p in (scratch.landing / "defillama" / "chart").glob("*.json")]
+    assert chart.startswith("5ea1c0de-") and "back-filled 1 pool(s)" in out
+    assert "prediction_outcomes live: " in out
+    assert paths.manifest.read_bytes() == manifest
+    deadline = time.monotonic() + 10
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert threading.active_count() <= threads

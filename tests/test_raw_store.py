@@ -13,7 +13,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from fixtures.pools_server import pools_item
 
 from apy_runway.cli import main as cli_main
 from apy_runway.foundation.console import UserError
@@ -21,6 +20,7 @@ from apy_runway.foundation.paths import project_paths
 from apy_runway.landing.ingest import ingest
 from apy_runway.landing.ingest.pools_snapshot import landed_name
 from apy_runway.landing.ingest.store import RawStore, read_manifest
+from apy_runway.landing.standin import pools_item
 
 HEADER = ["timestamp", "pool", "apy"]
 
@@ -131,7 +131,9 @@ def pools_snapshot(path: Path, items: list[dict]) -> Path:
     return path
 
 
-def test_a_second_collect_in_the_same_hour_replaces_that_hours_values(project_home):
+def test_a_changed_snapshot_file_of_an_hour_replaces_that_hours_values(project_home):
+    """An explicit ingest of a corrected file supersedes (collect itself never
+    rewrites a landed hour: tests/test_collect.py)."""
     hour = datetime(2024, 3, 1, 5, tzinfo=UTC)
     path = project_home.landed_pools / landed_name(hour)
     pools_snapshot(path, [pools_item("p", apy=1.0), pools_item("q", apy=2.0)])
@@ -143,6 +145,61 @@ def test_a_second_collect_in_the_same_hour_replaces_that_hours_values(project_ho
         ("q", "2024-03-01T05:00", 2.5),
     ]
     assert [r[0] for r in quarantined(project_home)] == ["superseded", "superseded"]
+    accounting_holds(project_home)
+
+
+def chart_file(folder: Path, pool: str, rows: list[tuple[str, float]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = [{"timestamp": t, "apy": apy, "tvlUsd": 10.0} for t, apy in rows]
+    path = folder / f"{pool}.json"
+    path.write_text(json.dumps({"status": "success", "data": data}))
+    return path
+
+
+def test_a_chart_row_never_replaces_a_collected_hour(project_home, tmp_path):
+    """Per pool and UTC hour a snapshot row outranks a /chart row whatever the
+    landing order: a later chart row of a collected hour is quarantined as
+    `outranked`; a later collected hour supersedes an earlier chart row."""
+    collected = datetime(2024, 3, 1, 23, tzinfo=UTC)
+    pools_snapshot(
+        project_home.landed_pools / landed_name(collected),
+        [pools_item("p", apy=5.0), pools_item("q", apy=6.0)],
+    )
+    ingest([], project_home)
+    charts = tmp_path / "chart"
+    chart_file(
+        charts, "p", [("2024-02-29T23:01:13.171Z", 30.0), ("2024-03-01T23:01:13.171Z", 35.0)]
+    )
+    result = ingest([charts], project_home)
+    assert result.by_reason["outranked"] == 1 and result.rows_staged == 1
+    # q's chart holds only its collected hour: nothing to add, and not refused
+    chart_file(charts, "q", [("2024-03-01T23:59:00Z", 60.0)])
+    only = ingest([charts / "q.json"], project_home)
+    assert (only.files_landed, only.rows_staged, only.by_reason["outranked"]) == (1, 0, 1)
+    # a collected hour landing after a chart row of its hour replaces it
+    later = datetime(2024, 2, 29, 23, tzinfo=UTC)
+    pools_snapshot(project_home.landed_pools / landed_name(later), [pools_item("p", apy=4.0)])
+    ingest([], project_home)
+    assert current(project_home) == [
+        ("p", "2024-02-29T23:00", 4.0),
+        ("p", "2024-03-01T23:00", 5.0),
+        ("q", "2024-03-01T23:00", 6.0),
+    ]
+    assert [(r[0], r[1], r[2]) for r in quarantined(project_home)] == [
+        ("outranked", "p", "35.0"),
+        ("outranked", "q", "60.0"),
+        ("superseded", "p", "30.0"),
+    ]
+    accounting_holds(project_home)
+
+
+def test_chart_rows_still_supersede_chart_rows(project_home, tmp_path):
+    charts = tmp_path / "chart"
+    path = chart_file(charts, "p", [("2024-03-01T23:01:00Z", 1.0)])
+    ingest([path], project_home)
+    chart_file(charts, "p", [("2024-03-01T23:02:00Z", 2.0)])
+    ingest([path], project_home)
+    assert current(project_home) == [("p", "2024-03-01T23:02", 2.0)]
     accounting_holds(project_home)
 
 

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.defaults import DEFAULT_BACKFILL_MAX, DEFAULT_MEMORY_LIMIT
@@ -135,9 +136,14 @@ def refresh(
     full_refresh: bool = False,
     memory_limit: str | None = None,
     board: bool = False,
+    now: datetime | None = None,
+    s3: Any = None,
 ) -> RefreshSummary:
     """Run the hourly sequence under the refresh lock (see the module); with
-    `board`, rebuild the runway board at the end (after the lock's work)."""
+    `board`, rebuild the runway board at the end (after the lock's work).
+    `now` stands in for the clock (collect's hour, the completed days to
+    compact): `apy-runway rehearse` passes its simulated hour, and `s3`, the
+    client of its local S3 (default: s3_client(endpoint_url))."""
     started = time.perf_counter()
     paths.ensure()
     summary = RefreshSummary()
@@ -173,6 +179,7 @@ def refresh(
                     client=client,
                     backfill_max=DEFAULT_BACKFILL_MAX if backfill_max is None else backfill_max,
                     allow_shrink=allow_shrink,
+                    now=now,
                 )
                 summary.steps["collect"] = collected.summary()
 
@@ -190,7 +197,7 @@ def refresh(
                     )
 
         with step("compact"):
-            days = _compact(paths, memory_limit or DEFAULT_MEMORY_LIMIT)
+            days = _compact(paths, memory_limit or DEFAULT_MEMORY_LIMIT, now)
             summary.steps["compact"] = f"{len(days)} day(s)" if days else "nothing to compact"
 
         from apy_runway.warehouse.build import incremental_build
@@ -218,7 +225,7 @@ def refresh(
 
             with step("publish"):
                 latest = load_latest_features(paths, allow_shrink=allow_shrink)
-                size = publish(s3_client(endpoint_url), bucket, latest)
+                size = publish(s3 or s3_client(endpoint_url), bucket, latest)
                 summary.steps["publish"] = (
                     f"s3://{bucket}/{contracts.FEATURES_KEY} ({size / 1e6:.2f} MB)"
                 )
@@ -252,7 +259,7 @@ def _has_landing(paths: ProjectPaths) -> bool:
     )
 
 
-def _compact(paths: ProjectPaths, memory_limit: str) -> list[str]:
+def _compact(paths: ProjectPaths, memory_limit: str, now: datetime | None = None) -> list[str]:
     """Compact the completed UTC days (before today) that have several files."""
     import shutil
 
@@ -268,7 +275,7 @@ def _compact(paths: ProjectPaths, memory_limit: str) -> list[str]:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"set memory_limit = '{memory_limit}'")
         store = RawStore.open(paths, con)
-        days = store.compact(con, before=datetime.now(UTC).date())
+        days = store.compact(con, before=(now or datetime.now(UTC)).astimezone(UTC).date())
     finally:
         con.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -189,8 +189,8 @@ def add_client_arguments(parser: argparse.ArgumentParser) -> None:
         "--deadline",
         type=float,
         default=defaults.DEFAULT_DEADLINE,
-        help="seconds for a whole request, however slowly the body comes "
-        f"(default {defaults.DEFAULT_DEADLINE:g})",
+        help="seconds for a whole request: connect, headers, body and its retries, however "
+        f"slowly the server sends (default {defaults.DEFAULT_DEADLINE:g})",
     )
     parser.add_argument(
         "--max-chart-mb",
@@ -318,8 +318,9 @@ def add_collect_arguments(parser: argparse.ArgumentParser) -> None:
         "--backfill-max",
         type=int,
         default=defaults.DEFAULT_BACKFILL_MAX,
-        help="new pools whose /chart history is back-filled per run; the rest wait in a "
-        f"queue for the next runs (default {defaults.DEFAULT_BACKFILL_MAX}; 0 = queue only)",
+        help="pools never seen whose /chart history is back-filled per run; the rest wait in "
+        "a queue for the next runs, a failed one 1 h, 2 h, 4 h... at most a day "
+        f"(default {defaults.DEFAULT_BACKFILL_MAX}; 0 = queue only)",
     )
     add_client_arguments(parser)
     if not any(a.dest == "allow_shrink" for a in parser._actions):

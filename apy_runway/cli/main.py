@@ -16,7 +16,7 @@ import re
 import sys
 import time
 
-from apy_runway.cli import board, landing, operations, refresh, run_all, warehouse
+from apy_runway.cli import board, landing, operations, refresh, rehearse, run_all, warehouse
 from apy_runway.cli.common import Command, add_home
 from inference import contracts
 
@@ -33,6 +33,7 @@ COMMANDS: dict[str, Command] = {
     "publish": operations.PUBLISH,
     "score": operations.SCORE,
     "refresh": refresh.REFRESH,
+    "rehearse": rehearse.REHEARSE,
     "check-leakage": warehouse.CHECK_LEAKAGE,
     "ledger": operations.LEDGER,
     "backtest": operations.BACKTEST,

@@ -9,15 +9,17 @@ reads `Retry-After`). Per request:
   - retried: connection errors, timeouts, a body cut short or longer than
     its Content-Length (IncompleteRead / any HTTPException), 429 and 5xx,
     honouring the server's Retry-After (at most MAX_RETRY_AFTER seconds);
-  - a total deadline (--deadline, default 60 s) over connecting and reading
-    the whole body, however slowly it trickles (checked between reads; each
-    read waits at most --timeout);
+  - a deadline (--deadline, default 60 s) over the whole request: connect,
+    headers, body and any retries with their waits. A watchdog shuts the
+    socket down when it passes, so a server trickling headers or body byte
+    by byte cannot hold the caller longer (each read waits at most --timeout);
   - a body cap (--max-chart-mb 50 for /chart, --max-pools-mb 200 for
     /pools): a longer body is refused, never read whole;
   - redirects only to the same scheme, host and port (never another host's
     body saved as the chart);
-  - the body must be JSON with a non-empty "data" list: an empty one is a
-    failure to retry on a later run, never a saved result.
+  - the body must be JSON (at most MAX_JSON_DEPTH levels deep: parse_json)
+    with a non-empty "data" list: an empty one is a failure to retry on a
+    later run, never a saved result.
 A response is returned with its raw bytes and headers: `collect` saves the
 bytes as served and reads the `Date` header; `fetch` saves the parsed
 document.
@@ -25,14 +27,22 @@ document.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import http.client
 import json
+import socket
+import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 from urllib3.util import Retry, Timeout
@@ -53,6 +63,36 @@ USER_AGENT = "apy-runway/0.1 (+https://github.com/; research use, rate-limited)"
 MAX_REDIRECTS = 5
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHUNK = 1 << 16
+# DefiLlama's replies nest 4 levels ({"data": [{"predictions": {...}}]}); a
+# deeper document is refused before Python's recursive parser sees it
+MAX_JSON_DEPTH = 64
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+
+
+def json_depth(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest, by a scan of its
+    bytes (C-speed: escapes dropped, strings cut out, brackets counted)."""
+    structure = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    brackets = b"".join(structure.split(b'"')[::2])  # outside the strings
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON document, or ValueError with a one-line reason: not JSON, nested
+    deeper than MAX_JSON_DEPTH, or a number too long to convert."""
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested {depth:,} levels deep (at most {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"not JSON ({len(body):,} bytes)") from None
+    except (ValueError, RecursionError) as error:  # e.g. a 5,000-digit number
+        raise ValueError(f"JSON not readable ({str(error).split(':')[0]})") from None
 
 
 class FetchError(Exception):
@@ -82,6 +122,89 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urllib.parse.urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class _Watchdog:
+    """Shuts down the sockets of one request when its deadline passes: a
+    blocked connect, header or body read then fails at once, however slowly
+    the server sends (a per-read timeout alone restarts with every byte)."""
+
+    def __init__(self, seconds: float):
+        self.expired = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            if sock is not None:
+                self._sockets.append(sock)
+            if self.expired.is_set():
+                self._shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired.set()
+            for sock in self._sockets:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            # the plain socket's shutdown: a TLS socket's own would race its reader
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+_WATCHDOG: contextvars.ContextVar[_Watchdog | None] = contextvars.ContextVar(
+    "apy_runway_http_watchdog", default=None
+)
+
+
+class _Watched:
+    """A connection that shows its socket to the request's watchdog once the
+    request is sent (a fresh or a reused connection alike)."""
+
+    sock: socket.socket | None
+
+    def getresponse(self):
+        watchdog = _WATCHDOG.get()
+        if watchdog is not None:
+            watchdog.watch(self.sock)
+        return super().getresponse()  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+@contextlib.contextmanager
+def _deadline_watch(seconds: float) -> Iterator[_Watchdog]:
+    watchdog = _Watchdog(seconds)
+    token = _WATCHDOG.set(watchdog)
+    try:
+        yield watchdog
+    finally:
+        _WATCHDOG.reset(token)
+        watchdog.cancel()
 
 
 class Client:
@@ -118,6 +241,7 @@ class Client:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             retries=False,
         )
+        self._pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
     def _wait_turn(self) -> None:
         if self._last_request is not None:
@@ -138,16 +262,20 @@ class Client:
 
     def get(self, url: str, label: str, max_bytes: int | None = None) -> JsonResponse:
         """GET a JSON document ({"data": [...]}, not empty), retried per the
-        policy above; FetchError names what went wrong and the attempts."""
+        policy above within one deadline; FetchError names what went wrong
+        and the attempts."""
         max_bytes = max_bytes or self.max_chart_bytes
         retry = self._policy()
         attempt = 0
+        self._wait_turn()
+        ends = time.monotonic() + self.deadline
         while True:
-            self._wait_turn()
+            if attempt:
+                self._wait_turn()
             self.requests += 1
             attempt += 1
             try:
-                return self._get_once(url, max_bytes, retry)
+                return self._get_once(url, max_bytes, retry, ends)
             except FetchError as error:
                 if not error.retryable:
                     raise FetchError(f"{error} after {attempt} attempt(s)", False) from None
@@ -167,17 +295,56 @@ class Client:
                     else self.backoff * 2 ** (attempt - 1)
                 )
                 said = " (Retry-After)" if after is not None else ""
+                if time.monotonic() + wait >= ends:
+                    raise FetchError(
+                        f"{error} after {attempt} attempt(s); a retry in {wait:.1f} s{said} "
+                        f"would pass the {self.deadline:g} s deadline",
+                        True,
+                    ) from None
                 log(f"  {label}: {error}; retry {attempt}/{self.retries} in {wait:.1f} s{said}")
                 time.sleep(wait)
 
-    def _get_once(self, url: str, max_bytes: int, retry: Retry) -> JsonResponse:
-        started = time.monotonic()
+    def _get_once(self, url: str, max_bytes: int, retry: Retry, ends: float) -> JsonResponse:
+        """One attempt, ended by the watchdog at `ends` (time.monotonic)."""
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise FetchError(f"no complete response within the {self.deadline:g} s deadline", False)
+        with _deadline_watch(left) as watchdog:
+            try:
+                body, headers = self._fetch_body(url, max_bytes, retry, ends)
+            except FetchError:
+                if not watchdog.expired.is_set():
+                    raise
+            if watchdog.expired.is_set():  # a body read until close may be cut short
+                self._pool.clear()  # no shut-down socket goes back to the pool
+                raise FetchError(
+                    f"no complete response within the {self.deadline:g} s deadline "
+                    "(connect, headers and body)",
+                    retryable=False,
+                )
+        try:
+            payload = parse_json(body)
+        except ValueError as error:
+            raise FetchError(f"response is {error}") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            status = payload.get("status") if isinstance(payload, dict) else type(payload).__name__
+            raise FetchError(f'response has no "data" list (status: {status})')
+        if not payload["data"]:
+            # nothing to save: a failure to try again on a later run
+            raise FetchError(
+                f'empty "data" list (status: {payload.get("status")}; nothing to save, '
+                "try again later)",
+                False,
+            )
+        return JsonResponse(payload, body, headers)
+
+    def _fetch_body(
+        self, url: str, max_bytes: int, retry: Retry, ends: float
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of a 200 answer (same-origin redirects followed)."""
         origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
-            left = self.deadline - (time.monotonic() - started)
-            if left <= 0:
-                raise FetchError(f"no complete response within the {self.deadline:g} s deadline")
-            wait = min(self.timeout, left)
+            wait = max(min(self.timeout, ends - time.monotonic()), 0.001)
             try:
                 response = self._pool.request(
                     "GET",
@@ -185,7 +352,7 @@ class Client:
                     preload_content=False,
                     redirect=False,
                     retries=False,
-                    timeout=Timeout(connect=wait, read=wait),
+                    timeout=Timeout(connect=wait, read=self.timeout),
                 )
             except (Urllib3Error, http.client.HTTPException, OSError) as error:
                 raise FetchError(f"network error: {error}") from None
@@ -210,30 +377,16 @@ class Client:
                 raise FetchError(
                     f"HTTP {response.status} {response.reason}", retryable, response=response
                 )
-            body = self._read_body(response, max_bytes, started)
+            body = self._read_body(response, max_bytes)
             headers = dict(response.headers.items())
         except FetchError:
             response.close()  # never hand a half-read connection back to the pool
             raise
         finally:
             response.release_conn()
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise FetchError(f"response is not JSON ({len(body)} bytes)") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
-            status = payload.get("status") if isinstance(payload, dict) else type(payload).__name__
-            raise FetchError(f'response has no "data" list (status: {status})')
-        if not payload["data"]:
-            # nothing to save: a failure to try again on a later run
-            raise FetchError(
-                f'empty "data" list (status: {payload.get("status")}; nothing to save, '
-                "try again later)",
-                False,
-            )
-        return JsonResponse(payload, body, headers)
+        return body, headers
 
-    def _read_body(self, response: urllib3.BaseHTTPResponse, max_bytes: int, started: float):
+    def _read_body(self, response: urllib3.BaseHTTPResponse, max_bytes: int) -> bytes:
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise FetchError(
@@ -243,11 +396,6 @@ class Client:
         chunks, size = [], 0
         try:
             while True:
-                if time.monotonic() - started > self.deadline:
-                    raise FetchError(
-                        f"body not complete within the {self.deadline:g} s deadline "
-                        f"({size:,} bytes read)"
-                    )
                 chunk = response.read1(CHUNK)
                 if not chunk:
                     break

@@ -1,29 +1,13 @@
-"""`apy-runway collect`: one GET of DefiLlama's /pools, the hourly snapshot of
-every pool, landed for `apy-runway ingest` (`refresh` runs both).
+"""`apy-runway collect`: one GET of DefiLlama's /pools, landed as the hour's
+snapshot data/landing/pools/<YYYY-MM-DDTHH>Z.json.gz for `ingest` (`refresh` runs both).
 
-    data/landing/pools/<YYYY-MM-DDTHH>Z.json.gz   the response as served, gzip
-    data/landing/pools/.collect_state.json         per landed hour: pool count and
-                                                   ids; the back-fill queue
-    data/landing/defillama/chart/<pool>.json      back-filled /chart histories
-
-The hour is the response's `Date` header (when present and parseable) or the
-local clock, floored to the hour. A second collect in the same hour replaces
-that hour's file; ingest then lands it as a new version, which wins for every
-pool it holds (nothing is duplicated).
-
-A response that is an error, truncated, empty or missing a required field
-for every pool writes nothing and keeps the previous state; so does one with
-fewer than half the previous snapshot's pools (contracts.SHRINK_MIN_RATIO)
-unless --allow-shrink. /pools has no history, so collect reports the hours
-missed since the previous snapshot: they are lost.
-
-Pools seen for the first time get their /chart/{pool} history back-filled:
-at most --backfill-max per run, the rest queued for the next runs (a pool
-that fails goes to the back of the queue), and the counts reported. "Seen"
-means: in the previous snapshot, in the raw store (first collect of a home),
-already back-filled or queued. The HTTP client (delay, retries, backoff, timeout) is fetch's
-(apy_runway/foundation/http.py); the model-output fields of /pools are never
-read (pools_snapshot.py).
+The hour is the `Date` header's within DATE_HEADER_TRUST of the clock, else the clock's
+(warned). An hour collected once is never replaced (`ingest FILE` supersedes). A bad reply
+(error, not JSON, too deep, no usable item, a shrink) writes nothing; a junk item is dropped
+and counted (pools_snapshot.usable_items). Pools never seen (.known_pools, seeded from the raw
+store) get their /chart history back-filled, --backfill-max per run; a failed one is asked
+again after 1 h, 2 h, 4 h... at most a day (listed in fetch_failures.json). State:
+.collect_state.json. Details: docs/operations.md, "The live hourly loop".
 """
 
 from __future__ import annotations
@@ -31,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,13 +28,20 @@ from apy_runway.landing.fetch import FetchResult, chart_path, download_charts, l
 from apy_runway.landing.ingest.pools_snapshot import (
     check_pools_payload,
     landed_name,
-    pool_ids,
     snapshot_hour_of,
+    usable_items,
 )
 from apy_runway.landing.ingest.store import write_atomically
 from inference.contracts import SHRINK_MIN_RATIO, is_shrunk
 
 STATE_NAME = ".collect_state.json"
+KNOWN_NAME = ".known_pools"
+FAILURES_NAME = "fetch_failures.json"
+# a Date header further than this from the local clock is not believed
+DATE_HEADER_TRUST = timedelta(hours=2)
+# a /chart back-fill that failed is asked again after 1 h, 2 h, 4 h... at most a day
+BACKFILL_RETRY_FIRST = timedelta(hours=1)
+BACKFILL_RETRY_MAX = timedelta(days=1)
 
 
 @dataclass
@@ -58,16 +50,25 @@ class CollectResult:
     path: Path
     pools: int
     hour_source: str  # "Date header" | "local clock"
-    replaced: bool = False  # a snapshot of this hour was landed before
+    kept: bool = False  # the hour was collected before: nothing was landed
+    dropped: dict[str, int] = field(default_factory=dict)  # junk items, by why
+    warnings: list[str] = field(default_factory=list)
     previous_hour: datetime | None = None
     missing_hours: list[datetime] = field(default_factory=list)
     new_pools: int = 0
     backfilled: list[str] = field(default_factory=list)
     backfill_failed: dict[str, str] = field(default_factory=dict)
     backfill_queued: int = 0
+    backfill_waiting: int = 0  # queued pools whose retry is not due yet
 
     def summary(self) -> str:
         parts = [f"collected {self.hour:%Y-%m-%dT%H}Z ({self.pools:,} pools)"]
+        if self.kept:
+            parts[0] = f"kept {self.hour:%Y-%m-%dT%H}Z (collected before)"
+        if self.dropped:
+            parts.append(f"dropped {sum(self.dropped.values()):,} junk item(s)")
+        if self.hour_source != "Date header":
+            parts.append(f"hour from the {self.hour_source}")
         if self.missing_hours:
             parts.append(f"{len(self.missing_hours)} hour(s) missing")
         if self.backfilled or self.backfill_queued or self.backfill_failed:
@@ -82,21 +83,42 @@ class CollectResult:
 
 def hour_from_date_header(value: str | None) -> datetime | None:
     """The UTC hour of an HTTP Date header, or None if absent or unparseable."""
+    moment = _date_header(value)
+    return floor_hour(moment) if moment else None
+
+
+def _date_header(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed is None:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return floor_hour(parsed)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def snapshot_hour(date_header: str | None, clock: datetime) -> tuple[datetime, str, str | None]:
+    """(hour, where it came from, warning or None): the Date header's hour when
+    it lies within DATE_HEADER_TRUST of `clock`, else the clock's."""
+    moment = _date_header(date_header)
+    if moment is None:
+        return floor_hour(clock), "local clock", None
+    if abs(moment - clock) <= DATE_HEADER_TRUST:
+        return floor_hour(moment), "Date header", None
+    hours = (moment - clock) / timedelta(hours=1)
+    warning = (
+        f"the reply's Date header ({date_header}) is {abs(hours):,.1f} h "
+        f"{'ahead of' if hours > 0 else 'behind'} the local clock (trusted within "
+        f"{DATE_HEADER_TRUST / timedelta(hours=1):g} h): the clock's hour "
+        f"{floor_hour(clock):%Y-%m-%dT%H}Z is used"
+    )
+    return floor_hour(clock), "local clock (Date header not trusted)", warning
 
 
 # --------------------------------------------------------------------------- state
@@ -109,7 +131,7 @@ def state_path(paths: ProjectPaths) -> Path:
 def load_state(paths: ProjectPaths) -> dict:
     path = state_path(paths)
     if not path.exists():
-        return {"hours": {}, "backfill_queue": []}
+        return {"hours": {}, "backfill_queue": [], "backfill_retry": {}}
     try:
         state = json.loads(path.read_text())
     except json.JSONDecodeError:
@@ -118,6 +140,7 @@ def load_state(paths: ProjectPaths) -> dict:
         ) from None
     state.setdefault("hours", {})
     state.setdefault("backfill_queue", [])
+    state.setdefault("backfill_retry", {})
     return state
 
 
@@ -126,7 +149,7 @@ def save_state(paths: ProjectPaths, state: dict) -> None:
 
 
 def _known_store_pools(paths: ProjectPaths) -> set[str]:
-    """The pools of the raw store (the first collect of a home with history)."""
+    """The pools of the raw store."""
     from apy_runway.landing.ingest.store import has_rows
 
     if not has_rows(paths):
@@ -138,7 +161,38 @@ def _known_store_pools(paths: ProjectPaths) -> set[str]:
         return {row[0] for row in con.execute(f"select distinct pool from '{glob}'").fetchall()}
 
 
+def known_pools(paths: ProjectPaths, state: dict) -> set[str]:
+    """Every pool id the home has seen: .known_pools, seeded on first use from
+    the raw store, the saved /chart files and the last collected hours."""
+    path = paths.landed_pools / KNOWN_NAME
+    if path.exists():
+        return set(path.read_text().split())
+    seen = _known_store_pools(paths)
+    chart_dir = landing_dir(paths) / "chart"
+    if chart_dir.is_dir():
+        seen |= {p.name[: -len(".json")] for p in chart_dir.glob("*.json")}
+    for hour in state["hours"].values():
+        seen |= set(hour.get("pool_ids", []))
+    write_atomically(path, "".join(f"{pool}\n" for pool in sorted(seen)))
+    return seen
+
+
+def _remember(paths: ProjectPaths, pools: list[str]) -> None:
+    if pools:
+        with (paths.landed_pools / KNOWN_NAME).open("a") as handle:
+            handle.write("".join(f"{pool}\n" for pool in pools))
+
+
 # --------------------------------------------------------------------------- collect
+
+
+def _landed_body(response_body: bytes, payload: dict, items: list[dict]) -> bytes:
+    """The reply as served, or without its junk items (ids as text) when any
+    was dropped or retyped."""
+    served = payload["data"]
+    if len(items) == len(served) and all(a is b for a, b in zip(items, served, strict=True)):
+        return response_body
+    return json.dumps({**payload, "data": items}, separators=(",", ":")).encode()
 
 
 def collect(
@@ -149,11 +203,13 @@ def collect(
     allow_shrink: bool = False,
     now: datetime | None = None,
 ) -> CollectResult:
-    """GET /pools once and land it as this hour's snapshot (see the module)."""
+    """GET /pools once and land it as this hour's snapshot (see the module);
+    `now` stands in for the local clock (a rehearsal's simulated hour)."""
     if backfill_max < 0:
         raise UserError(f"--backfill-max must be >= 0, got {backfill_max}")
     paths.ensure()
     client = client or Client()
+    clock = (now or datetime.now(UTC)).astimezone(UTC)
     base = base_url.rstrip("/")
     url = f"{base}/pools"
     log(f"GET {url}")
@@ -164,16 +220,32 @@ def collect(
     problems = check_pools_payload(response.payload)
     if problems:
         raise UserError(f"{url}: {'; '.join(problems)}; nothing was written for this hour")
-
-    hour = hour_from_date_header(response.headers.get("Date"))
-    hour_source = "Date header"
-    if hour is None:
-        hour = floor_hour(now or datetime.now(UTC))
-        hour_source = "local clock"
-    pools = pool_ids(response.payload)
+    items, pools, dropped = usable_items(response.payload)
+    hour, hour_source, warning = snapshot_hour(response.headers.get("Date"), clock)
+    if warning:
+        log(f"warning: {warning}")
+    key = f"{hour:%Y-%m-%dT%H}Z"
+    path = paths.landed_pools / landed_name(hour)
     state = load_state(paths)
     hours = state["hours"]
-    earlier = sorted(h for h in hours if h < f"{hour:%Y-%m-%dT%H}Z")
+    result = CollectResult(
+        hour=hour,
+        path=path,
+        pools=len(pools),
+        hour_source=hour_source,
+        dropped=dict(sorted(dropped.items())),
+        warnings=[warning] if warning else [],
+    )
+    if key in hours or path.exists():
+        result.kept = True
+        log(
+            f"{key} was collected before ({path}): kept, nothing landed (collect never "
+            "replaces a landed hour; `apy-runway ingest FILE` of a corrected file supersedes it)"
+        )
+        _backfill(paths, client, base, state, [], backfill_max, clock, result)
+        save_state(paths, state)
+        return result
+    earlier = sorted(h for h in hours if h < key)
     previous_key = earlier[-1] if earlier else None
     previous = hours.get(previous_key) if previous_key else None
     if previous and is_shrunk(len(pools), previous["pools"]) and not allow_shrink:
@@ -183,15 +255,12 @@ def collect(
             "Pass --allow-shrink if DefiLlama really lists fewer pools"
         )
 
-    path = paths.landed_pools / landed_name(hour)
-    replaced = path.exists()
-    write_atomically(path, gzip.compress(response.body, mtime=0))
-    result = CollectResult(
-        hour=hour, path=path, pools=len(pools), hour_source=hour_source, replaced=replaced
+    write_atomically(
+        path, gzip.compress(_landed_body(response.body, response.payload, items), mtime=0)
     )
     log(
         f"landed {path} ({len(pools):,} pools, hour from the {hour_source})"
-        + ("; it replaces this hour's earlier snapshot" if replaced else "")
+        + (f"; dropped {_counts(dropped)}" if dropped else "")
     )
     if previous_key:
         result.previous_hour = snapshot_hour_of(Path(previous_key + ".json.gz"))
@@ -205,44 +274,94 @@ def collect(
                 "history: those hours are lost"
             )
 
-    # pools seen for the first time: back-fill their /chart history
-    chart_dir = landing_dir(paths) / "chart"
-    if previous is not None and "pool_ids" in previous:
-        seen = set(previous["pool_ids"])
-    else:
-        seen = _known_store_pools(paths)
-    queue = list(dict.fromkeys(state["backfill_queue"]))
-    queued = set(queue)
-    new = [
-        p
-        for p in pools
-        if p not in seen and p not in queued and not chart_path(chart_dir, p).exists()
-    ]
-    result.new_pools = len(new)
-    queue += new
-    todo, rest = queue[:backfill_max], queue[backfill_max:]
-    fetched = FetchResult(selected=len(todo))
-    if todo:
-        log(f"back-filling the /chart history of {len(todo)} new pool(s)")
-        download_charts(client, base, todo, chart_dir, fetched)
-    result.backfilled = fetched.saved
-    result.backfill_failed = fetched.failed
-    # a pool that failed goes to the back of the queue: the others move on
-    state["backfill_queue"] = rest + [p for p in todo if p in fetched.failed]
-    result.backfill_queued = len(state["backfill_queue"])
-    if new or todo or queue:
-        log(
-            f"{len(new)} new pool(s); back-filled {len(fetched.saved)}, "
-            f"{len(fetched.failed)} failed, {result.backfill_queued} queued for the next runs"
-        )
-    hours[f"{hour:%Y-%m-%dT%H}Z"] = {
+    _backfill(paths, client, base, state, pools, backfill_max, clock, result)
+    hours[key] = {
         "pools": len(pools),
         "pool_ids": pools,
         "collected_at": datetime.now(UTC).isoformat(),
         "hour_source": hour_source,
+        **({"dropped": result.dropped} if dropped else {}),
     }
     # the pool lists of older hours are not needed again: keep the counts
-    for key in sorted(hours)[:-2]:
-        hours[key].pop("pool_ids", None)
+    for old in sorted(hours)[:-2]:
+        hours[old].pop("pool_ids", None)
     save_state(paths, state)
     return result
+
+
+def _counts(counts: Counter | dict) -> str:
+    return ", ".join(f"{count:,} {why.replace('_', ' ')}" for why, count in sorted(counts.items()))
+
+
+# --------------------------------------------------------------------------- back-fill
+
+
+def _backfill(
+    paths: ProjectPaths,
+    client: Client,
+    base: str,
+    state: dict,
+    pools: list[str],
+    backfill_max: int,
+    clock: datetime,
+    result: CollectResult,
+) -> None:
+    """Queue the pools never seen, then GET /chart for the due ones (at most
+    backfill_max); a failure waits 1 h, 2 h, 4 h... at most a day."""
+    known = known_pools(paths, state)
+    new = [p for p in pools if p not in known]
+    _remember(paths, new)
+    chart_dir = landing_dir(paths) / "chart"
+    queue = list(dict.fromkeys(state["backfill_queue"]))
+    queued = set(queue)
+    queue += [p for p in new if p not in queued and not chart_path(chart_dir, p).exists()]
+    retry = state["backfill_retry"]
+    due = [p for p in queue if p not in retry or retry[p]["next_at"] <= clock.isoformat()]
+    todo = due[:backfill_max]
+    fetched = FetchResult(selected=len(todo))
+    if todo:
+        log(f"back-filling the /chart history of {len(todo)} new pool(s)")
+        download_charts(client, base, todo, chart_dir, fetched)
+    for pool in fetched.saved:
+        retry.pop(pool, None)
+    for pool, error in fetched.failed.items():
+        attempts = retry.get(pool, {}).get("attempts", 0) + 1
+        wait = min(BACKFILL_RETRY_FIRST * 2 ** (attempts - 1), BACKFILL_RETRY_MAX)
+        retry[pool] = {"attempts": attempts, "next_at": (clock + wait).isoformat(), "error": error}
+    done = set(fetched.saved)
+    # a pool that failed goes to the back of the queue: the others move on
+    state["backfill_queue"] = [p for p in queue if p not in done and p not in fetched.failed] + [
+        p for p in todo if p in fetched.failed
+    ]
+    result.new_pools = len(new)
+    result.backfilled = fetched.saved
+    result.backfill_failed = fetched.failed
+    result.backfill_queued = len(state["backfill_queue"])
+    result.backfill_waiting = sum(1 for p in state["backfill_queue"] if p in retry)
+    _list_failures(paths, retry, done)
+    if new or todo or queue:
+        log(
+            f"{len(new)} new pool(s); back-filled {len(fetched.saved)}, "
+            f"{len(fetched.failed)} failed, {result.backfill_queued} queued for the next runs "
+            f"({result.backfill_waiting} waiting for a retry)"
+        )
+
+
+def _list_failures(paths: ProjectPaths, retry: dict, done: set[str]) -> None:
+    """fetch_failures.json lists the back-fills waiting for a retry (beside
+    any `fetch` listed), with their last error and next try."""
+    path = landing_dir(paths) / FAILURES_NAME
+    try:
+        listed = json.loads(path.read_text()).get("failed", {}) if path.exists() else {}
+    except (json.JSONDecodeError, AttributeError):
+        listed = {}
+    listed = {p: e for p, e in listed.items() if p not in done}
+    for pool, entry in retry.items():
+        listed[pool] = (
+            f"{entry['error']} (back-fill attempt {entry['attempts']}; next try after "
+            f"{entry['next_at']})"
+        )
+    if listed:
+        write_atomically(path, json.dumps({"failed": listed}, indent=1) + "\n")
+    else:
+        path.unlink(missing_ok=True)

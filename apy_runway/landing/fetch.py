@@ -14,16 +14,15 @@ exponential backoff, then reported; it never stops the other pools.
 The HTTP client (delay, retries honouring Retry-After, backoff, timeout, a
 total deadline per request, body caps, no redirects to other hosts) is
 apy_runway/foundation/http.py, shared with `apy-runway collect`. A pool id
-over 100 characters or with a path separator is refused and reported before
-any request; an empty `data` is a failure (retried by the next run), never
-a saved chart.
+the pool-id rule refuses (pools_snapshot.pool_id_problem: over 100
+characters, a path separator) is reported before any request or file; an
+empty `data` is a failure (retried by the next run), never a saved chart.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -40,24 +39,9 @@ from apy_runway.foundation.defaults import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
 )
-from apy_runway.foundation.http import Client, FetchError
+from apy_runway.foundation.http import Client, FetchError, parse_json
 from apy_runway.foundation.paths import ProjectPaths
-
-# pool ids become file names: DefiLlama serves UUIDs (36 characters) and a
-# few name-like ids; refuse anything path-like or longer than a file name may be
-SAFE_POOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-MAX_POOL_ID_LENGTH = 100
-
-
-def pool_id_problem(pool: object) -> str | None:
-    """Why `pool` cannot be a /chart file name (None: it can)."""
-    if not isinstance(pool, str):
-        return f"pool id is not text ({type(pool).__name__})"
-    if len(pool) > MAX_POOL_ID_LENGTH:
-        return f"pool id is {len(pool)} characters long (at most {MAX_POOL_ID_LENGTH})"
-    if "/" in pool or "\\" in pool or not SAFE_POOL_ID.match(pool):
-        return "pool id is not a safe file name (path separator or other character)"
-    return None
+from apy_runway.landing.ingest.pools_snapshot import pool_id_of, pool_id_problem
 
 
 @dataclass
@@ -113,9 +97,9 @@ def select_pools(
 
     chosen: dict[str, float] = {}
     for item in pools:
-        if not isinstance(item, dict) or not isinstance(item.get("pool"), str):
+        pool = pool_id_of(item.get("pool")) if isinstance(item, dict) else None
+        if pool is None:
             continue
-        pool = item["pool"]
         if wanted_ids and pool not in wanted_ids:
             continue
         if wanted_projects and str(item.get("project", "")).lower() not in wanted_projects:
@@ -199,9 +183,9 @@ def fetch(
 
     if pools_path.exists() and not refresh_pools:
         try:
-            pools_payload = json.loads(pools_path.read_text())
+            pools_payload = parse_json(pools_path.read_bytes())
             pools = pools_payload["data"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             raise UserError(
                 f"{pools_path}: not a saved /pools response; delete it or pass --refresh-pools"
             ) from None

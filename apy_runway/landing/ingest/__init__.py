@@ -71,6 +71,7 @@ REASONS = (
     "exact_duplicate",
     "superseded_in_hour",
     "superseded",
+    "outranked",
 )
 
 __all__ = ["CONTRACT", "POOLS_METADATA_FIELDS", "REASONS", "IngestResult", "ingest"]
@@ -382,7 +383,7 @@ def _land_unit(
         raise UserError(f"cannot read {source.name}: {first_line(error)}") from None
     timer.rows = con.execute("select count(*) from row_keys").fetchone()[0]
     timer.step("read and parsed")
-    con.execute(sql("verdicts"))
+    _verdicts(con, store, kind)
     timer.step("checked duplicates and hours")
     # per-file accounting
     rows_in = dict(con.execute("select file_index, count(*) from row_keys group by all").fetchall())
@@ -396,12 +397,14 @@ def _land_unit(
     refused = {
         f.index
         for f in unit
-        if rows_in.get(f.index, 0) - sum(reasons.get(f.index, {}).values()) <= 0
+        if rows_in.get(f.index, 0)
+        - sum(n for why, n in reasons.get(f.index, {}).items() if why != "outranked")
+        <= 0
     }
     if refused:
         kept = f"file_index not in ({', '.join(map(str, sorted(refused)))})"
         con.execute(f"delete from row_keys where not ({kept})")
-        con.execute(sql("verdicts"))
+        _verdicts(con, store, kind)
         con.execute(
             f"create or replace temp view parsed_rows as "
             f"select * from ({_flagged_sql(source, rules)}) where {kept}"
@@ -530,6 +533,34 @@ def _land_unit(
     shutil.rmtree(staged_dir, ignore_errors=True)
     timer.step("committed")
     return entries, unit_pools, sum(losers_by_file.values())
+
+
+def _verdicts(con: duckdb.DuckDBPyConnection, store: RawStore, kind: str) -> None:
+    """The unit's rejected rows (sql/verdicts.sql) and, for /chart rows, those a
+    stored snapshot row outranks in their pool and hour (sql/outranked.sql)."""
+    con.execute(sql("verdicts"))
+    if kind != "chart":
+        return
+    days = con.execute(
+        "select distinct strftime(cast(parsed_timestamp as date), '%Y-%m-%d') "
+        "from row_keys where row_reason is null"
+    ).fetchall()
+    stored = store.stored_files_in(sorted(day for (day,) in days))
+    snapshots = [o for o, e in store.entries.items() if e.is_landed and e.kind != "chart"]
+    if not stored or not snapshots:
+        return
+    con.execute(
+        "create or replace temp table snapshot_files as "
+        "select unnest(cast(? as bigint[])) as landing_order",
+        [snapshots],
+    )
+    con.execute(
+        sql(
+            "outranked",
+            stored_files=sql_list(stored),
+            superseded_list=sql_str(store.paths.superseded_rows),
+        )
+    )
 
 
 class _StepTimer:

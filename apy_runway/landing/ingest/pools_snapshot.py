@@ -6,7 +6,10 @@ rows of the raw contract. Pure functions, shared by both:
 
   check_pools_payload  the problems that make a response unusable as a whole
                        (an error, no "data" list, no items, a required field
-                       missing from every item); one line each
+                       missing from every item, no usable item); one line each
+  pool_id_of           a pool id as text, whatever JSON type it came as
+  pool_id_problem      the pool-id rule (ids become /chart file names)
+  usable_items         the items collect lands; junk ones dropped and counted
   snapshot_hour_of     the UTC hour a landed file stands for (its name)
   snapshot_rows        the items as text rows of the raw contract, with the
                        hour as timestamp; the never-read fields
@@ -20,6 +23,9 @@ and one set of quarantine reasons applies to every input format.
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,10 @@ from inference.contracts import (
 
 SUFFIX = ".json.gz"
 HOUR_FORMAT = "%Y-%m-%dT%HZ"
+# pool ids become file names: DefiLlama serves UUIDs (36 characters) and a
+# few name-like ids; refuse anything path-like or longer than a file name may be
+SAFE_POOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+MAX_POOL_ID_LENGTH = 100
 
 
 def landed_name(hour: datetime) -> str:
@@ -59,7 +69,9 @@ def is_never_read(field: str) -> bool:
 
 
 def check_pools_payload(payload: Any) -> list[str]:
-    """Why a parsed /pools response cannot be used as a snapshot (empty = usable)."""
+    """Why a parsed /pools response cannot be used as a snapshot (empty = usable).
+    Items that are not objects or lack a usable pool id are not a problem of
+    the whole (usable_items drops them) unless no item is usable."""
     if not isinstance(payload, dict):
         return [f"the response is a JSON {type(payload).__name__}, not an object"]
     status = payload.get("status")
@@ -72,13 +84,67 @@ def check_pools_payload(payload: Any) -> list[str]:
     if not items:
         return ['the response\'s "data" list is empty']
     objects = [item for item in items if isinstance(item, dict)]
-    problems = []
-    if len(objects) < len(items):
-        problems.append(f"{len(items) - len(objects)} of {len(items)} items are not objects")
-    for field in POOLS_SNAPSHOT_REQUIRED_FIELDS:
-        if objects and not any(field in item for item in objects):
-            problems.append(f'no item has the field "{field}"')
+    problems = [
+        f'no item has the field "{field}"'
+        for field in POOLS_SNAPSHOT_REQUIRED_FIELDS
+        if objects and not any(field in item for item in objects)
+    ]
+    if not problems:
+        kept, _, dropped = usable_items(payload)
+        if not kept:
+            problems.append(f"none of the {len(items):,} items is usable ({_said(dropped)})")
     return problems
+
+
+def pool_id_of(value: Any) -> str | None:
+    """A pool id as text: a string (trimmed) or a number as ingest writes it;
+    None for anything else (null, true/false, a list or an object)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def pool_id_problem(pool: object) -> str | None:
+    """Why `pool` cannot be a /chart file name (None: it can)."""
+    if not isinstance(pool, str):
+        return f"pool id is not text ({type(pool).__name__})"
+    if len(pool) > MAX_POOL_ID_LENGTH:
+        return f"pool id is {len(pool)} characters long (at most {MAX_POOL_ID_LENGTH})"
+    if "/" in pool or "\\" in pool or not SAFE_POOL_ID.match(pool):
+        return "pool id is not a safe file name (path separator or other character)"
+    return None
+
+
+def usable_items(payload: dict) -> tuple[list[dict], list[str], Counter]:
+    """The items of a usable response that collect lands, in order, their
+    "pool" as text (pool_id_of); their distinct ids, in order; the others
+    counted by why: not_an_object, no_pool_id, unsafe_pool_id
+    (pool_id_problem). A repeated id is kept: ingest decides between the
+    rows of one hour. Nothing here touches the filesystem."""
+    kept: list[dict] = []
+    ids: dict[str, None] = {}
+    dropped: Counter = Counter()
+    for item in payload.get("data") or []:
+        if not isinstance(item, dict):
+            dropped["not_an_object"] += 1
+            continue
+        pool = pool_id_of(item.get("pool"))
+        if pool is None:
+            dropped["no_pool_id"] += 1
+        elif pool_id_problem(pool):
+            dropped["unsafe_pool_id"] += 1
+        else:
+            kept.append(item if item["pool"] == pool else {**item, "pool": pool})
+            ids.setdefault(pool, None)
+    return kept, list(ids), dropped
+
+
+def _said(counts: Counter) -> str:
+    return ", ".join(f"{reason} {count:,}" for reason, count in sorted(counts.items()))
 
 
 def _text(value: Any) -> str | None:
@@ -113,12 +179,3 @@ def snapshot_rows(payload: dict, hour: datetime) -> list[dict[str, str | None]]:
         row["extra_fields"] = json.dumps(extra, separators=(",", ":")) if extra else None
         rows.append(row)
     return rows
-
-
-def pool_ids(payload: dict) -> list[str]:
-    """The pool ids of a usable response, in order, without repeats."""
-    seen: dict[str, None] = {}
-    for item in payload.get("data") or []:
-        if isinstance(item, dict) and isinstance(item.get("pool"), str) and item["pool"]:
-            seen.setdefault(item["pool"], None)
-    return list(seen)

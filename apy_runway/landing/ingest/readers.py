@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +33,14 @@ import duckdb
 import pyarrow as pa
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.http import parse_json
 from apy_runway.foundation.paths import exact_path
 from apy_runway.landing.ingest.pools_snapshot import (
     SUFFIX as POOLS_SUFFIX,
 )
 from apy_runway.landing.ingest.pools_snapshot import (
     check_pools_payload,
+    pool_id_of,
     snapshot_hour_of,
     snapshot_rows,
 )
@@ -390,8 +391,8 @@ def read_pools_snapshot(path: Path) -> dict:
     """A landed /pools response (gzip-compressed JSON), checked as a whole."""
     try:
         with gzip.open(path, "rb") as handle:
-            payload = json.loads(handle.read())
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            payload = parse_json(handle.read())
+    except (OSError, EOFError, ValueError) as error:
         raise UserError(f"{path}: not a gzip-compressed /pools response ({error})") from None
     problems = check_pools_payload(payload)
     if problems:
@@ -403,8 +404,9 @@ def _pools_metadata_from_snapshot(con: duckdb.DuckDBPyConnection, path: Path) ->
     payload = read_pools_snapshot(path)
     rows: dict[str, dict] = {}
     for item in payload["data"]:
-        if isinstance(item, dict) and isinstance(item.get("pool"), str) and item["pool"].strip():
-            rows.setdefault(item["pool"].strip(), item)
+        pool = pool_id_of(item.get("pool")) if isinstance(item, dict) else None
+        if pool is not None:
+            rows.setdefault(pool, item)
     columns = {"pool": list(rows)}
     for name in POOLS_METADATA_FIELDS:
         values = []

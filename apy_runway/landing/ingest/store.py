@@ -19,7 +19,8 @@
         the stored rows that unit replaced (reason `superseded`).
 
 Landing order: every landed file gets the next number; per (pool, UTC hour)
-the row of the highest number wins. A file seen before (same name) is landed
+the row of the highest number wins, except that a /chart row never replaces a
+snapshot row (it is `outranked`: sql/outranked.sql). A file seen before (same name) is landed
 again only when its sha256 changed; the new version then wins for every
 (pool, hour) it holds, and rows it no longer holds stay from the earlier
 version (a landed row is never dropped silently; `ingest --replace` starts a
