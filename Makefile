@@ -65,6 +65,8 @@ docs: setup
 	DBT_PROFILES_DIR=$(CURDIR) DBT_LOG_PATH=$(CURDIR)/data/dbt_logs \
 	$(BIN)/dbt docs generate --project-dir dbt_project --target-path $(CURDIR)/data/dbt_docs
 
+# pipeline scale (~2 min) and the hourly Lambda against predict_proba at 20k pools, which
+# prints the warm invocation / predict_proba ratio (first run: builds data/bench/home_inference)
 bench: setup
 	$(BIN)/python -m benchmarks.run
 

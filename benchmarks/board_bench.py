@@ -37,6 +37,7 @@ from benchmarks.run import record
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from fixtures.board_inputs import write_board_inputs
 
+CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--headless=new",
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             tempfile.mkdtemp(prefix="chromium-"),
-            executable_path="/usr/bin/chromium",
+            executable_path=CHROMIUM,
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 900},

@@ -1,33 +1,15 @@
-"""Inference: the scikit-learn-free Lambda against the scikit-learn way, in one run.
+"""The hourly Lambda against scikit-learn's predict_proba (n_jobs=1), in one run:
 
-    python -m benchmarks.inference_bench HOME RUN_DIR [--pools 20000] [--prototype]
+    python -m benchmarks.inference_bench HOME RUN_DIR [--pools 20000] [--repeat 5]
+        [--cold-runs 3] [--prototype] [--no-layers] [--workdir DIR]
 
-The parent builds both layers (``createlayer.sh``: ours from
-inference/requirements.lock, the baseline with ``--sklearn --metadata``),
-starts a local S3 (moto's ThreadedMotoServer on 127.0.0.1), publishes the
-run and N pools of latest features (HOME's latest_features rows replicated
-under new pool ids: the binary file the Lambda reads and the JSON copy), then
-measures, each in a fresh process:
-
-- ``ours``: a ``python -I -S`` interpreter whose path holds only the layer, a
-  copy of inference/ and boto3 (as the runtime provides it). Cold start =
-  from spawning the process to the end of the first scheduled invocation
-  (imports, model and features read from the local S3, scoring with reasons,
-  writes); warm = the next invocations (best of --repeat); and the warm
-  invocation's parts.
-- ``sklearn``: the same kind of interpreter with the scikit-learn layer,
-  serving as the Lambda did before: import scikit-learn + joblib, GET and
-  unpickle model.joblib, GET and parse the JSON features, build the object
-  matrix, predict_proba, write the predictions (no reasons).
-- ``scoring``: the venv's interpreter, same rows, interleaved best of
-  --repeat: our scoring (model inputs from the features file -> encode ->
-  forest) and our reasons (contributions, top 3, phrases) against the
-  pipeline's own ``predict_proba`` (n_jobs=1) on the object matrix.
-- ``--prototype``: the same ``scoring`` figures for a prototype-sized forest
-  (100 trees, min_samples_leaf 1, all rows) fitted here on HOME's training
-  set and exported: measured, not gated.
-
-It prints one JSON line with every figure (milliseconds unless named).
+HOME's latest features, replicated to --pools pools, and RUN_DIR's model are
+published to a local S3 (moto on 127.0.0.1). Each child is a fresh process:
+`warm` times whole warm invocations of handler.scheduled (GET to latest.json)
+side by side with the pipeline's predict_proba on the same rows, with the
+breakdown the handler reports; `cold` and `sklearn` are the cold starts in a
+clean interpreter with only a layer (ours, and the old scikit-learn path). It
+prints one JSON line (milliseconds unless named); RESULTS.md says what it means.
 """
 
 from __future__ import annotations
@@ -37,27 +19,22 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
+import sysconfig
 import time
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BOTO3_CACHE = REPO / "build" / "layer-cache"
+BUCKET = "apy-runway-bench"
 
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
-
-
-def best_ms(fn, repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - started)
-    return ms(best), out
 
 
 def event(day: str, hour: int) -> dict:
@@ -70,6 +47,28 @@ def event(day: str, hour: int) -> dict:
         "region": "us-east-1",
         "detail": {},
     }
+
+
+def single_threaded(model: Any) -> Any:
+    """Set n_jobs = 1 on every estimator inside `model` (a Pipeline, training's
+    CalibratedClassifier, scikit-learn's CalibratedClassifierCV)."""
+    seen: set[int] = set()
+
+    def visit(part: Any) -> None:
+        if part is None or id(part) in seen or isinstance(part, (str, int, float)):
+            return
+        seen.add(id(part))
+        if hasattr(part, "n_jobs"):
+            part.n_jobs = 1
+        for _, step in getattr(part, "steps", []):
+            visit(step)
+        for name in ("estimator", "base_estimator", "calibrator"):
+            visit(getattr(part, name, None))
+        for inner in getattr(part, "calibrated_classifiers_", []):
+            visit(inner)
+
+    visit(model)
+    return model
 
 
 # --------------------------------------------------------------------------- inputs
@@ -92,6 +91,19 @@ def replicated_table(home: Path, pools: int):
         parts.append(table.set_column(table.schema.get_field_index("pool_id"), "pool_id", ids))
     feature_columns = json.loads(paths.feature_columns.read_text())
     return pa.concat_tables(parts).slice(0, pools), feature_columns
+
+
+def object_matrix(model: Any, table: Any) -> Any:
+    """The rows of a decoded features file as training feeds the pipeline."""
+    import numpy as np
+
+    X = np.empty((table.row_count, len(model.spec.features)), dtype=object)
+    for j, name in enumerate(model.spec.features):
+        if name in model.spec.numeric_features:
+            X[:, j] = table.numeric_column(name)
+        else:
+            X[:, j] = table.text_column(name)
+    return X
 
 
 def build_layer(workdir: Path, name: str, *argv: str) -> dict:
@@ -150,83 +162,49 @@ def boto3_folder() -> Path:
 # --------------------------------------------------------------------------- children
 
 
-def child_ours(repeat: int, day: str, spawned: float) -> dict:
-    """In a clean interpreter (layer + inference/ + boto3 on the path)."""
-    from inference import contracts, features, handler, publication, service, settings
+def child_cold(day: str, hour: int, spawned: float) -> dict:
+    """A clean interpreter (layer + inference/ + boto3): the first scheduled
+    invocation after the process was spawned (a newer hour than any before,
+    so it writes latest.json as an hourly run does)."""
+    from inference import handler
 
     imported = time.time()
-    first = handler.scheduled(event(day, 0), None)
-    cold_done = time.time()
-    warm = []
-    for hour in range(1, repeat + 1):
-        started = time.perf_counter()
-        handler.scheduled(event(day, hour), None)
-        warm.append(time.perf_counter() - started)
-    current = settings.current()
-    client = handler.s3(current)
-    loaded = handler.get_model(current)
-    model = loaded.model
-    when = publication.parse_event_time(f"{day}T12:00:00Z")
-    get_ms, data = best_ms(
-        lambda: service.get_bytes(client, current.bucket, current.features_key), repeat
-    )
-    decode_ms, table = best_ms(lambda: features.decode(data), repeat)
-    document_ms, document = best_ms(
-        lambda: publication.score_published(model, table, when, 48.0), repeat
-    )
-    json_ms, body = best_ms(lambda: service.encode_json(document), repeat)
-    put_ms, _ = best_ms(
-        lambda: service.put_json(client, current.bucket, "bench/put-test.json", body, {}), repeat
-    )
+    first = handler.scheduled(event(day, hour), None)
+    done = time.time()
     return {
         "pools": first["pools"],
         "scored": first["scored"],
-        "model_id": loaded.spec.model_id,
-        "n_trees": getattr(model.estimator, "n_trees", None),
-        "cold_start_ms": ms(cold_done - spawned),
+        "cold_start_ms": ms(done - spawned),
         "interpreter_and_imports_ms": ms(imported - spawned),
-        "first_invocation_ms": ms(cold_done - imported),
-        "warm_invocation_ms": ms(min(warm)),
-        "warm_invocation_ms_all": [ms(w) for w in warm],
-        "features_get_ms": get_ms,
-        "features_decode_ms": decode_ms,
-        "score_published_ms": document_ms,
-        "predictions_json_encode_ms": json_ms,
-        "predictions_json_mb": round(len(body) / 1e6, 2),
-        "predictions_put_ms": put_ms,
-        "features_file_mb": round(len(data) / 1e6, 2),
-        "model_files_kb": round(loaded.size_bytes / 1e3, 1),
+        "first_invocation_ms": ms(done - imported),
+        "first_invocation_parts_ms": first["ms"],
         "modules": sorted(
             {m.split(".")[0] for m in sys.modules} & {"sklearn", "scipy", "joblib", "pandas"}
         ),
-        "reasons_per_prediction": contracts.REASONS_PER_PREDICTION,
     }
 
 
-def child_sklearn(repeat: int, day: str, spawned: float, bucket: str, json_key: str) -> dict:
-    """In a clean interpreter with the scikit-learn layer: the Lambda's old path."""
+def child_sklearn(day: str, spawned: float, repeat: int) -> dict:
+    """A clean interpreter with the scikit-learn layer: the Lambda's old path
+    (unpickle model.joblib, JSON features, object matrix, predict_proba,
+    write the predictions; no reasons, no monitoring)."""
     import io
 
     import boto3
     import joblib
     import numpy as np
-    import sklearn.compose
-    import sklearn.ensemble
-    import sklearn.pipeline  # noqa: F401
 
     imported = time.time()
     client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 
     def invocation(model=None):
         if model is None:
-            raw = client.get_object(Bucket=bucket, Key="models/latest/model.joblib")["Body"].read()
-            model = joblib.load(io.BytesIO(raw))
-            for step in model.steps:
-                if hasattr(step[1], "n_jobs"):
-                    step[1].n_jobs = 1
-        payload = json.loads(client.get_object(Bucket=bucket, Key=json_key)["Body"].read())
+            raw = client.get_object(Bucket=BUCKET, Key="models/latest/model.joblib")["Body"].read()
+            model = single_threaded(joblib.load(io.BytesIO(raw)))
+        key = "features/latest_features.json"
+        payload = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
         meta = json.loads(
-            client.get_object(Bucket=bucket, Key="models/latest/metadata.json")["Body"].read()
+            client.get_object(Bucket=BUCKET, Key="models/latest/metadata.json")["Body"].read()
         )
         columns, names = payload["columns"], meta["features"]
         numeric = set(meta["numeric_features"])
@@ -242,7 +220,7 @@ def child_sklearn(repeat: int, day: str, spawned: float, bucket: str, json_key: 
             for p, (d, k) in zip(columns["pool_id"], proba.tolist(), strict=True)
         ]
         body = json.dumps({"predictions": records}).encode()
-        client.put_object(Bucket=bucket, Key="bench/sklearn.json", Body=body)
+        client.put_object(Bucket=BUCKET, Key="bench/sklearn.json", Body=body)
         return model
 
     model = invocation()
@@ -260,47 +238,27 @@ def child_sklearn(repeat: int, day: str, spawned: float, bucket: str, json_key: 
     }
 
 
-def child_scoring(home: str, run_dir: str, repeat: int, pools: int, prototype: bool) -> dict:
-    """Ours vs the pipeline's predict_proba (n_jobs=1) on the same rows, interleaved."""
+def child_warm(run_dir: str, day: str, repeat: int) -> dict:
+    """Warm invocations of handler.scheduled, each followed by the pipeline's
+    predict_proba (n_jobs=1) on the same rows; then our scoring alone and
+    with reasons against predict_proba, and the largest difference."""
     import joblib
     import numpy as np
 
-    from apy_runway.operations.publish import features_binary
-    from inference import features, reasons, scoring
-    from inference.model import portable
+    from inference import features, handler, reasons, scoring, settings
 
-    table_arrow, feature_columns = replicated_table(Path(home), pools)
-    table = features.decode(features_binary(table_arrow, feature_columns))
-    run = Path(run_dir)
-    pipeline = joblib.load(run / "model.joblib")
-    spec = json.loads((run / "model_spec.json").read_text())
-    model = portable.load(spec, portable.read_arrays((run / "model_arrays.npz").read_bytes()))
-    out = {}
-    if prototype:
-        pipeline, model, fit_s = prototype_forest(Path(home), spec)
-        out["prototype_fit_s"] = fit_s
-        out["prototype_arrays_mb"] = model["arrays_mb"]
-        model = model["model"]
-    for step in pipeline.steps[-1:]:
-        if hasattr(step[1], "n_jobs"):
-            step[1].n_jobs = 1
-        inner = getattr(step[1], "calibrated_classifiers_", [])
-        for calibrated in inner:
-            calibrated.estimator.n_jobs = 1
+    handler.scheduled(event(day, 0), None)  # the cold one, not counted
+    current = settings.current()
+    model = handler.get_model(current).model
+    data = handler.s3(current).get_object(Bucket=current.bucket, Key=current.features_key)
+    table = features.decode(data["Body"].read())
+    X = object_matrix(model, table)
+    pipeline = single_threaded(joblib.load(Path(run_dir) / "model.joblib"))
     numeric, codes = scoring.table_inputs(model, table)
-    X = np.empty((table.row_count, len(model.spec.features)), dtype=object)
-    for j, name in enumerate(model.spec.features):
-        if name in model.spec.numeric_features:
-            X[:, j] = table.numeric_column(name)
-        else:
-            X[:, j] = table.text_column(name)
+    usable = ~model.out_of_range(numeric).any(axis=1)
 
     def ours():
-        numeric_, codes_ = scoring.table_inputs(model, table)
-        return scoring.score_inputs(model, numeric_, codes_).proba
-
-    def theirs():
-        return pipeline.predict_proba(X)
+        return scoring.score_inputs(model, *scoring.table_inputs(model, table)).proba
 
     def explained():
         scores = scoring.score_inputs(model, numeric, codes, explain=True)
@@ -312,60 +270,100 @@ def child_scoring(home: str, run_dir: str, repeat: int, pools: int, prototype: b
 
         return reasons.explain(model.spec.features, scores.contributions, value_of)
 
-    timings = {"ours": [], "sklearn": [], "ours_with_contributions": [], "reasons": []}
-    for _ in range(repeat):
-        for name, fn in (
-            ("ours", ours),
-            ("sklearn", theirs),
-            ("ours_with_contributions", lambda: scoring.score_inputs(model, numeric, codes, True)),
-            ("reasons", explained),
-        ):
-            started = time.perf_counter()
-            fn()
-            timings[name].append(time.perf_counter() - started)
-    difference = float(np.max(np.abs(ours() - theirs())))
-    best = {name: min(values) for name, values in timings.items()}
-    contributions_only = best["ours_with_contributions"] - best["ours"]
-    render = best["reasons"] - best["ours_with_contributions"]
-    out.update(
-        {
-            "rows": table.row_count,
-            "n_trees": getattr(model.estimator, "n_trees", None),
-            "ours_scoring_ms": ms(best["ours"]),
-            "sklearn_predict_proba_n_jobs_1_ms": ms(best["sklearn"]),
-            "scoring_ratio_ours_over_sklearn": round(best["ours"] / best["sklearn"], 2),
-            "ours_scoring_with_contributions_ms": ms(best["ours_with_contributions"]),
-            "reasons_contributions_ms": ms(contributions_only),
-            "reasons_top3_and_phrases_ms": ms(render),
-            "reasons_total_ms": ms(contributions_only + render),
-            "reasons_standalone_ms": ms(best["reasons"]),
-            "max_abs_difference": difference,
-        }
+    timings: dict[str, list[float]] = {}
+    summaries = []
+    steps = (
+        ("warm_invocation", lambda hour: summaries.append(handler.scheduled(event(day, hour)))),
+        ("predict_proba", lambda hour: pipeline.predict_proba(X)),
+        ("scoring", lambda hour: ours()),
+        ("scoring_with_reasons", lambda hour: explained()),
     )
-    return out
+    for hour in range(1, repeat + 1):  # interleaved: each sees the same load
+        for name, step in steps:
+            started = time.perf_counter()
+            step(hour)
+            timings.setdefault(name, []).append(time.perf_counter() - started)
+    best = {name: min(values) for name, values in timings.items()}
+    median = {name: statistics.median(values) for name, values in timings.items()}
+    fastest = summaries[int(np.argmin(timings["warm_invocation"]))]
+    anchor = best["predict_proba"]
+    difference = float(np.max(np.abs(ours()[usable] - pipeline.predict_proba(X[usable]))))
+    return {
+        "pools": fastest["pools"],
+        "scored": fastest["scored"],
+        "n_trees": getattr(model.estimator, "n_trees", None),
+        "warm_invocation_ms": ms(best["warm_invocation"]),
+        "predict_proba_n_jobs_1_ms": ms(anchor),
+        "warm_over_predict_proba": round(best["warm_invocation"] / anchor, 2),
+        "warm_over_predict_proba_median": round(
+            median["warm_invocation"] / median["predict_proba"], 2
+        ),
+        "warm_invocation_ms_all": [ms(s) for s in timings["warm_invocation"]],
+        "predict_proba_ms_all": [ms(s) for s in timings["predict_proba"]],
+        "breakdown_ms": fastest["ms"],
+        "overlapped_ms": fastest["side_ms"],
+        "breakdown_over_predict_proba": {
+            phase: round(value / 1000 / anchor, 3) for phase, value in fastest["ms"].items()
+        },
+        "scoring_ms": ms(best["scoring"]),
+        "scoring_over_predict_proba": round(best["scoring"] / anchor, 2),
+        "scoring_with_reasons_ms": ms(best["scoring_with_reasons"]),
+        "max_abs_difference_vs_predict_proba": difference,
+        "rows_compared": int(usable.sum()),
+    }
 
 
-def prototype_forest(home: Path, spec: dict):
-    """A prototype-sized forest (100 trees, min_samples_leaf 1, all rows) on
-    HOME's training rows before the test period, exported."""
+def child_prototype(home: str, run_dir: str, repeat: int, pools: int, trees: int) -> dict:
+    """Our scoring against predict_proba for a prototype-sized forest (100
+    trees, min_samples_leaf 1, all rows) fitted here: measured, not gated."""
+    import numpy as np
+
+    from apy_runway.operations.publish import features_binary
+    from inference import features, scoring
     from inference.model import portable
     from models_py import config, export
     from models_py.data import load_training_set
     from models_py.pipelines import build_pipeline
     from models_py.splits import time_split
 
-    paths_training = home / "data" / "exports" / "training_set.parquet"
-    data = load_training_set(paths_training, home / "data" / "exports" / "feature_columns.json")
+    table_arrow, feature_columns = replicated_table(Path(home), pools)
+    table = features.decode(features_binary(table_arrow, feature_columns))
+    spec = json.loads((Path(run_dir) / "model_spec.json").read_text())
+    exports = Path(home) / "data" / "exports"
+    data = load_training_set(exports / "training_set.parquet", exports / "feature_columns.json")
     split = time_split(data.dates, data.label_end_dates, config.TEST_FRACTION)
-    params = dict(config.RF_REFERENCE)
+    params = {**config.RF_REFERENCE, "n_estimators": trees}
     pipeline = build_pipeline("random_forest", data.features, data.categorical, params)
     started = time.perf_counter()
     pipeline.fit(data.matrix()[split.train_index], data.y[split.train_index])
     fit_s = round(time.perf_counter() - started, 1)
-    facts = {k: spec[k] for k in export.PORTABLE_FACTS}
+    facts = {k: spec[k] for k in export.PORTABLE_FACTS if k in spec}
     spec_bytes, arrays, _ = export.export(pipeline, facts, data.matrix()[split.test_index][:2000])
     model = portable.load(json.loads(spec_bytes), portable.read_arrays(arrays))
-    return pipeline, {"model": model, "arrays_mb": round(len(arrays) / 1e6, 2)}, fit_s
+    single_threaded(pipeline)
+    X = object_matrix(model, table)
+    numeric, codes = scoring.table_inputs(model, table)
+    timings: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        for name, step in (
+            ("scoring", lambda: scoring.score_inputs(model, numeric, codes)),
+            ("predict_proba", lambda: pipeline.predict_proba(X)),
+            ("contributions", lambda: scoring.score_inputs(model, numeric, codes, True)),
+        ):
+            started = time.perf_counter()
+            step()
+            timings.setdefault(name, []).append(time.perf_counter() - started)
+    best = {name: min(values) for name, values in timings.items()}
+    ours = scoring.score_inputs(model, numeric, codes).proba
+    return {
+        "fit_s": fit_s,
+        "arrays_mb": round(len(arrays) / 1e6, 2),
+        "scoring_ms": ms(best["scoring"]),
+        "predict_proba_n_jobs_1_ms": ms(best["predict_proba"]),
+        "scoring_over_predict_proba": round(best["scoring"] / best["predict_proba"], 2),
+        "scoring_with_contributions_ms": ms(best["contributions"]),
+        "max_abs_difference": float(np.max(np.abs(ours - pipeline.predict_proba(X)))),
+    }
 
 
 # --------------------------------------------------------------------------- parent
@@ -394,38 +392,46 @@ def spawn(argv: list[str], env: dict, python_path: list[str] | None = None) -> d
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("home", nargs="?")
-    parser.add_argument("run_dir", nargs="?")
-    parser.add_argument("--pools", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument(
-        "--cold-runs", type=int, default=3, help="fresh processes per side (best cold start kept)"
-    )
-    parser.add_argument("--prototype", action="store_true", help="also the 100-tree forest")
-    parser.add_argument("--workdir", default=str(REPO / "data" / "bench" / "inference"))
-    parser.add_argument("--child", choices=["ours", "sklearn", "scoring"], help=argparse.SUPPRESS)
-    parser.add_argument("--event-day", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--spawned", type=float, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--bucket", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child == "ours":
-        print(json.dumps(child_ours(args.repeat, args.event_day, args.spawned)), flush=True)
-        return 0
-    if args.child == "sklearn":
-        figures = child_sklearn(
-            args.repeat, args.event_day, args.spawned, args.bucket, "features/latest_features.json"
+def run_child(args: argparse.Namespace) -> int:
+    if args.child == "cold":
+        figures = child_cold(args.event_day, args.hour, args.spawned)
+    elif args.child == "sklearn":
+        figures = child_sklearn(args.event_day, args.spawned, args.repeat)
+    elif args.child == "warm":
+        figures = child_warm(args.run_dir, args.event_day, args.repeat)
+    else:
+        figures = child_prototype(
+            args.home, args.run_dir, args.repeat, args.pools, args.prototype_trees
         )
-        print(json.dumps(figures), flush=True)
-        return 0
-    if args.child == "scoring":
-        figures = child_scoring(args.home, args.run_dir, args.repeat, args.pools, args.prototype)
-        print(json.dumps(figures), flush=True)
-        return 0
+    print(json.dumps(figures), flush=True)
+    return 0
 
+
+def layers(args: argparse.Namespace, workdir: Path, run_dir: Path) -> tuple[dict, dict]:
+    """(ours, scikit-learn's) layer folders: built by createlayer.sh, or with
+    --no-layers this interpreter's site-packages for both (a smoke run)."""
+    if args.no_layers:
+        venv = {"path": sysconfig.get_paths()["purelib"], "note": "--no-layers: site-packages"}
+        return venv, dict(venv)
+    metadata = str(run_dir / "metadata.json")
+    return (
+        build_layer(workdir, "numpy", "--metadata", metadata),
+        build_layer(workdir, "sklearn", "--sklearn", "--metadata", metadata),
+    )
+
+
+def code_folder(workdir: Path) -> Path:
+    """Copies of inference/ (what the function ships) and models_py/ (what
+    unpickling model.joblib imports, for the old path only)."""
+    code = workdir / "code"
+    shutil.rmtree(code, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "requirements.lock")
+    shutil.copytree(REPO / "inference", code / "inference", ignore=ignore)
+    shutil.copytree(REPO / "models_py", code / "models_py", ignore=ignore)
+    return code
+
+
+def measure(args: argparse.Namespace) -> dict:
     import datetime as dt
 
     from apy_runway.foundation.s3 import ensure_bucket, local_s3_server, s3_client, upload_run
@@ -440,25 +446,10 @@ def main(argv: list[str]) -> int:
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(args.run_dir).resolve()
-    figures: dict = {
-        "pools": args.pools,
-        "run": run_dir.name,
-        "load_1m_at_start": round(os.getloadavg()[0], 2),
-    }
-    figures["layer_ours"] = build_layer(
-        workdir, "numpy", "--metadata", str(run_dir / "metadata.json")
-    )
-    figures["layer_sklearn"] = build_layer(
-        workdir, "sklearn", "--sklearn", "--metadata", str(run_dir / "metadata.json")
-    )
-    code = workdir / "code"
-    shutil.rmtree(code, ignore_errors=True)
-    shutil.copytree(
-        REPO / "inference",
-        code / "inference",
-        ignore=shutil.ignore_patterns("__pycache__", "requirements.lock"),
-    )
-    boto = str(boto3_folder())
+    figures: dict = {"pools": args.pools, "run": run_dir.name}
+    figures["load_1m_at_start"] = round(os.getloadavg()[0], 2)
+    ours_layer, sklearn_layer = layers(args, workdir, run_dir)
+    code, boto = str(code_folder(workdir)), str(boto3_folder())
     table, feature_columns = replicated_table(Path(args.home), args.pools)
     latest = LatestFeatures(
         columnar_payload(table.to_pydict(), feature_columns, source="bench"),
@@ -467,86 +458,88 @@ def main(argv: list[str]) -> int:
     day = (
         dt.date.fromisoformat(latest.payload["snapshot_date_max"]) + dt.timedelta(days=1)
     ).isoformat()
-    bucket = "apy-runway-bench"
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    env.pop("AWS_PROFILE", None)
+    for name in ("AWS_PROFILE", "APY_RUNWAY_SIGNING_KEY", "APY_RUNWAY_SIGNING_KEY_PARAMETER"):
+        env.pop(name, None)
     with local_s3_server() as endpoint:
         client = s3_client(endpoint, local=True)
-        ensure_bucket(client, bucket)
-        json_size, binary_size = publish_features(client, bucket, latest)
-        upload_run(client, bucket, contracts.MODEL_PREFIX, run_dir)
-        env.update(
-            {
-                "AWS_ENDPOINT_URL": endpoint,
-                "APY_RUNWAY_BUCKET": bucket,
-                "APY_RUNWAY_FEATURES_KEY": contracts.FEATURES_KEY,
-            }
-        )
+        ensure_bucket(client, BUCKET)
+        json_size, binary_size = publish_features(client, BUCKET, latest)
+        upload_run(client, BUCKET, contracts.MODEL_PREFIX, run_dir)
+        env |= {"AWS_ENDPOINT_URL": endpoint, "APY_RUNWAY_BUCKET": BUCKET}
         figures["features_binary_mb"] = round(binary_size / 1e6, 2)
         figures["features_json_mb"] = round(json_size / 1e6, 2)
-        common = ["--repeat", str(args.repeat), "--event-day", day]
+        common = ["--event-day", day, "--repeat", str(args.repeat)]
+        figures["warm"] = spawn(["--child", "warm", args.home, str(run_dir), *common], env)
         sides = {
-            "ours": (
-                ["--child", "ours", *common],
-                [figures["layer_ours"]["path"], str(code), boto],
-            ),
-            "sklearn": (
-                ["--child", "sklearn", *common, "--bucket", bucket],
-                [figures["layer_sklearn"]["path"], boto],
-            ),
+            "cold": ["--child", "cold", *common],
+            "sklearn": ["--child", "sklearn", *common],
+        }
+        paths = {
+            "cold": [ours_layer["path"], code, boto],
+            "sklearn": [sklearn_layer["path"], code, boto],
         }
         runs: dict[str, list[dict]] = {side: [] for side in sides}
-        for _ in range(args.cold_runs):  # alternate, so both sides see the same load
-            for side, (argv_side, path) in sides.items():
-                runs[side].append(spawn(argv_side, env, path))
+        for i in range(args.cold_runs):  # alternate, so both sides see the same load
+            for side, argv in sides.items():
+                hour = ["--hour", str(min(23, args.repeat + 1 + i))]
+                runs[side].append(spawn([*argv, *hour], env, paths[side]))
         for side, results in runs.items():
-            best = min(results, key=lambda r: r["cold_start_ms"])
-            best["cold_start_ms_all"] = [r["cold_start_ms"] for r in results]
-            best["warm_invocation_ms"] = min(r["warm_invocation_ms"] for r in results)
-            figures[side] = best
-    figures["scoring"] = spawn(
-        [
-            "--child",
-            "scoring",
-            args.home,
-            str(run_dir),
-            "--repeat",
-            str(args.repeat),
-            "--pools",
-            str(args.pools),
-        ],
-        env,
-    )
+            if results:
+                best = min(results, key=lambda r: r["cold_start_ms"])
+                figures[side] = {**best, "cold_start_ms_all": [r["cold_start_ms"] for r in results]}
     if args.prototype:
-        figures["prototype"] = spawn(
-            [
-                "--child",
-                "scoring",
-                args.home,
-                str(run_dir),
-                "--repeat",
-                str(args.repeat),
-                "--pools",
-                str(args.pools),
-                "--prototype",
-            ],
-            env,
+        argv = ["--child", "prototype", args.home, str(run_dir), "--pools", str(args.pools)]
+        trees = ["--prototype-trees", str(args.prototype_trees)]
+        figures["prototype"] = spawn([*argv, "--repeat", str(args.repeat), *trees], env)
+    if "cold" in figures and "sklearn" in figures:
+        figures["cold_start_ratio_ours_over_sklearn"] = round(
+            figures["cold"]["cold_start_ms"] / figures["sklearn"]["cold_start_ms"], 2
         )
-    figures["cold_start_ratio_ours_over_sklearn"] = round(
-        figures["ours"]["cold_start_ms"] / figures["sklearn"]["cold_start_ms"], 2
-    )
-    figures["layer_ratio_ours_over_sklearn"] = round(
-        figures["layer_ours"]["du_sb_bytes"] / figures["layer_sklearn"]["du_sb_bytes"], 3
-    )
-    for layer in ("layer_ours", "layer_sklearn"):
-        figures[layer].pop("path")
+    figures["layer_ours"] = {k: v for k, v in ours_layer.items() if k != "path"}
+    figures["layer_sklearn"] = {k: v for k, v in sklearn_layer.items() if k != "path"}
     figures["load_1m_at_end"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(figures), flush=True)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("home", nargs="?")
+    parser.add_argument("run_dir", nargs="?")
+    parser.add_argument("--pools", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--cold-runs", type=int, default=3, help="fresh processes per side (best cold start kept)"
+    )
+    parser.add_argument("--prototype", action="store_true", help="also the 100-tree forest")
+    parser.add_argument(
+        "--prototype-trees", type=int, default=100, help="its trees (a smoke run: a few)"
+    )
+    parser.add_argument(
+        "--no-layers",
+        action="store_true",
+        help="skip createlayer.sh: the clean interpreters use this venv's site-packages",
+    )
+    parser.add_argument("--workdir", default=str(REPO / "data" / "bench" / "inference"))
+    parser.add_argument(
+        "--child", choices=["cold", "sklearn", "warm", "prototype"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--event-day", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--hour", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--spawned", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return run_child(args)
+    if not (args.home and args.run_dir):
+        parser.error("HOME and RUN_DIR are required")
+    print(json.dumps(measure(args)), flush=True)
     return 0
 
 

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from benchmarks.run import RESULTS
+from benchmarks.run import results_path
 
 
 def newest(rows: list[dict], *keys: str) -> list[dict]:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--since", default="")
     args = parser.parse_args(argv)
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in results_path().read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r["at"] >= args.since]
     print("## scale\n\n" + scale_table(rows) + "\n")
     print("## dbt profile\n\n" + profile_table(rows) + "\n")

@@ -7,14 +7,18 @@ Every figure is measured in its own child process (wall time, peak RSS via
 wait4, which includes dbt's subprocess) and appended as one JSON line, with the
 1-minute load average at its start and end, to benchmarks/results/results.jsonl;
 `python -m benchmarks.report` renders them, RESULTS.md says what they mean.
-The default run (0.8M and 7.9M rows, scale section with the pandas anchor) takes
-about 2 minutes on an idle 2-core machine. More (see RESULTS.md for the figures):
+The default run: the scale section (0.8M and 7.9M rows, with the pandas anchor,
+about 2 minutes on an idle 2-core machine) and the inference section (20,000
+pools: the warm invocation / predict_proba ratio, printed, and the cold start;
+its home is built like `make run` once, in WORKDIR/home_inference). More (see
+RESULTS.md for the figures):
 
     --scales 300,1200 --sections scale,refresh      # the default size and 7.9M rows
     --scales 6000                                   # ~40M rows with the pandas anchor
     --scales 20000 --days 730 --no-pandas --no-engine --split-months \
         --sections scale,refresh                    # 231M rows, at default settings
-    --scales 1200 --sections train,inference,layer
+    --scales 1200 --sections train,layer
+    --sections inference --inference-home HOME      # the Lambda on HOME's latest run
     --scales 300,1200 --sections spark              # Spark vs DuckDB, the same dbt build
 
 Full = `apy-runway ingest` of the whole history + `apy-runway build` (every model and
@@ -37,9 +41,18 @@ from pathlib import Path
 from apy_runway.foundation.paths import REPO_ROOT
 from benchmarks.measure import Measurement, measure, python_argv
 from benchmarks.refresh_input import split_by_month, with_new_snapshots  # noqa: F401
+from inference import contracts
 
 RESULTS = Path(__file__).resolve().parent / "results" / "results.jsonl"
 SECTIONS = ("scale", "refresh", "train", "inference", "layer", "spark")
+# what `make bench` runs without --sections
+DEFAULT_SECTIONS = "scale,inference"
+
+
+def results_path() -> Path:
+    """Where figures are appended: RESULTS, or $APY_RUNWAY_BENCH_RESULTS (the
+    smoke runs of tests/test_benchmarks.py write to a temporary file)."""
+    return Path(os.environ.get(contracts.ENV_BENCH_RESULTS) or RESULTS)
 
 
 def cli(home: Path, *args: str) -> list[str]:
@@ -63,8 +76,9 @@ def record(section: str, scale: str, **figures) -> dict:
         "loadavg_1m_end": round(os.getloadavg()[0], 2),
         **figures,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as handle:
+    results = results_path()
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as handle:
         handle.write(json.dumps(row) + "\n")
     print(json.dumps(row), flush=True)
     return row
@@ -279,9 +293,10 @@ def bench_spark(workdir: Path, pools: int, days: int, log: Path) -> dict:
 
 def newest_scale_row(scale: str) -> dict | None:
     """The last full (ingest + build) figures of this scale in results.jsonl."""
-    if not RESULTS.exists():
+    results = results_path()
+    if not results.exists():
         return None
-    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     full = [
         r
         for r in rows
@@ -410,31 +425,55 @@ def bench_train(workdir: Path, pools: int, days: int, log: Path, grid: str) -> N
     )
 
 
+def inference_home(workdir: Path, home: str | None, log: Path) -> Path:
+    """The home the inference section publishes from: `home`, or
+    workdir/home_inference built once like `make run` (generated default
+    data, trained; no scoring or board)."""
+    if home:
+        return Path(home)
+    built = workdir / "home_inference"
+    if not (built / "runs" / "latest").exists():
+        measure(cli(built, "run-all", "--skip-score", "--skip-board"), log_path=log)
+    return built
+
+
 def bench_inference(
-    workdir: Path, pools: int, days: int, log: Path, run: str | None, n_pools: int
-) -> None:
-    """The scikit-learn-free Lambda against the scikit-learn way, in one run
-    (benchmarks/inference_bench.py): both layers, cold and warm hourly
-    invocations, scoring against predict_proba (n_jobs=1) on the same rows,
-    reasons, and the prototype-sized forest (measured, not gated)."""
-    home = workdir / f"home_{pools}x{days}"
-    run_dir = Path(run) if run else (home / "runs" / "latest").resolve()
+    workdir: Path, log: Path, home: str | None, run: str | None, n_pools: int, extra: list[str]
+) -> dict:
+    """The hourly Lambda against predict_proba (n_jobs=1) in one run
+    (benchmarks/inference_bench.py): the warm invocation / predict_proba ratio
+    with its breakdown, cold starts (ours and the scikit-learn way), layers,
+    and with --prototype the 100-tree forest (measured, not gated)."""
+    home_dir = inference_home(workdir, home, log)
+    run_dir = Path(run) if run else (home_dir / "runs" / "latest").resolve()
     inference_log = workdir / "inference.log"
     inference_log.unlink(missing_ok=True)
     m = measure(
         python_argv(
             "benchmarks.inference_bench",
-            str(home),
+            str(home_dir),
             str(run_dir),
             "--pools",
             str(n_pools),
-            "--prototype",
             "--workdir",
             str(workdir / "inference"),
+            *extra,
         ),
         log_path=inference_log,
     )
-    record("inference", f"{n_pools} pools", **figures(m), **last_json(inference_log))
+    figures_ = last_json(inference_log)
+    warm = figures_["warm"]
+    print(
+        f"warm invocation / predict_proba (n_jobs=1) at {n_pools} pools: "
+        f"{warm['warm_over_predict_proba']} ({warm['warm_invocation_ms']} ms / "
+        f"{warm['predict_proba_n_jobs_1_ms']} ms; median ratio "
+        f"{warm['warm_over_predict_proba_median']}), load {figures_['load_1m_at_start']}"
+        f"-{figures_['load_1m_at_end']}; breakdown (ms): {warm['breakdown_ms']}, "
+        f"overlapped: {warm['overlapped_ms']}; cold start "
+        f"{figures_.get('cold', {}).get('cold_start_ms')} ms",
+        flush=True,
+    )
+    return record("inference", f"{n_pools} pools", **figures(m), **figures_)
 
 
 def bench_layer(workdir: Path, log: Path) -> None:
@@ -477,7 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument(
-        "--sections", default="scale", help=f"comma-separated, of {','.join(SECTIONS)}"
+        "--sections",
+        default=DEFAULT_SECTIONS,
+        help=f"comma-separated, of {','.join(SECTIONS)} (default {DEFAULT_SECTIONS})",
     )
     parser.add_argument(
         "--no-pandas", action="store_true", help="skip the pandas anchor (e.g. at 350M rows)"
@@ -496,9 +537,20 @@ def main(argv: list[str] | None = None) -> int:
         help="random-forest TREES:MIN_SAMPLES_LEAF cells of the train section",
     )
     parser.add_argument(
-        "--run", default=None, help="inference: run folder (default: the scale's runs/latest)"
+        "--run", default=None, help="inference: run folder (default: the home's runs/latest)"
+    )
+    parser.add_argument(
+        "--inference-home",
+        default=None,
+        help="inference: a built home with a trained run (default: WORKDIR/home_inference, "
+        "built like `make run` on first use)",
     )
     parser.add_argument("--inference-pools", type=int, default=20_000)
+    parser.add_argument(
+        "--inference-args",
+        default="--prototype",
+        help="more benchmarks.inference_bench arguments, e.g. '--no-layers --repeat 3'",
+    )
     parser.add_argument(
         "--wait-before-build",
         type=Path,
@@ -531,6 +583,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
     if "layer" in sections:
         bench_layer(workdir, log)
+    if "inference" in sections:
+        bench_inference(
+            workdir,
+            log,
+            args.inference_home,
+            args.run,
+            args.inference_pools,
+            shlex.split(args.inference_args),
+        )
     for pools in (int(p) for p in args.scales.split(",")):
         if "scale" in sections:
             bench_scale(
@@ -550,8 +611,6 @@ def main(argv: list[str] | None = None) -> int:
             bench_refresh(workdir, pools, args.days, log)
         if "train" in sections:
             bench_train(workdir, pools, args.days, log, args.train_grid)
-        if "inference" in sections:
-            bench_inference(workdir, pools, args.days, log, args.run, args.inference_pools)
         if "spark" in sections:
             bench_spark(workdir, pools, args.days, log)
     if args.done_file:

@@ -107,12 +107,12 @@ def parsing(rows: int, repeat: int) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pools", type=int, default=20000)
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with local_s3_server() as endpoint:
         writes = latest_writes(endpoint, args.pools, args.repeat)
     record(

@@ -56,6 +56,9 @@ def main(argv: list[str]) -> int:
         default="10:50,20:50,40:50,40:25,100:50,100:1",
         help="random-forest settings TREES:MIN_SAMPLES_LEAF (max_samples 0.3 unless leaf 1)",
     )
+    parser.add_argument(
+        "--latency-rows", type=int, default=20_000, help="rows of the predict_proba timing"
+    )
     args = parser.parse_args(argv)
     paths = project_paths(args.home)
     started = time.perf_counter()
@@ -81,7 +84,7 @@ def main(argv: list[str]) -> int:
             if oob is not None
             else 0,
             "test_auc": round(float(auc), 4),
-            "predict_proba_20k_ms": proba_ms(pipeline, X),
+            "predict_proba_20k_ms": proba_ms(pipeline, X, args.latency_rows),
         }
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)

@@ -1,30 +1,31 @@
 """Health alerts: one webhook message when the hourly run's health changes
 state (ok -> degraded, degraded -> ok "recovered"). Standard library only.
 
-- `check_webhook_url(url, where)`: the URL rule, applied at start-up (the
-  settings refuse a bad one): https, or http to a loopback host only
-  (127.0.0.0/8, ::1, localhost), no credentials in the URL.
-- `transition(previous, current)`: the change to announce, or None. The
-  previous state is the `health` of the latest.json this run replaces; a
-  first run (no previous state) announces only a degraded start.
-- `message(...)` / `post(...)`: the body is JSON both Discord (`content`) and
-  Slack (`text`) accept; a failed post is returned as an error string for the
-  caller to log, never raised: an alert must not fail the scoring run. A
-  redirect is never followed (the URL rule holds for the URL checked at
-  start-up only: an https webhook must not be bounced to http or elsewhere).
+- `check_webhook_url(url, where)`: the URL rule, applied at start-up: https
+  (or http to a loopback host), printable ASCII, no credentials.
+- `transition(previous, current)`: the change to announce, or None (a first
+  run announces only a degraded start).
+- `message(...)` builds a body Discord (`content`) and Slack (`text`) accept;
+  `post(url, body)` sends any JSON body, never raises and never takes more
+  than WEBHOOK_BUDGET_SECONDS in all: an alert must not fail or hold the
+  scoring run. Redirects are never followed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import ipaddress
 import json
-import urllib.error
-import urllib.request
+import socket
+import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 from inference.health import STATUS_DEGRADED, STATUS_OK
 
-WEBHOOK_TIMEOUT_SECONDS = 5.0
+# the whole post (name lookup, connect, send, answer) within this many seconds
+WEBHOOK_BUDGET_SECONDS = 5.0
 MAX_MESSAGE_CHARS = 1900  # Discord's limit is 2,000
 LOOPBACK_NAMES = ("localhost",)
 
@@ -44,6 +45,16 @@ def _is_loopback(host: str) -> bool:
 
 def check_webhook_url(url: str, where: str) -> str:
     """The URL if it follows the rule, else WebhookUrlError naming `where`."""
+    if not isinstance(url, str):
+        raise WebhookUrlError(f"{where}: not a URL (a {type(url).__name__})")
+    odd = next((c for c in url if not 33 <= ord(c) <= 126), None)
+    if odd is not None:
+        # CR/LF would split the request line; spaces and other characters
+        # must be percent-encoded in a URL anyway
+        raise WebhookUrlError(
+            f"{where}: the URL holds {odd!r}; a webhook URL is printable ASCII "
+            "without spaces or control characters (percent-encode the rest)"
+        )
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -100,34 +111,62 @@ def message(change: str, health: dict, event_time: str, model_id: str) -> dict:
     return {"content": text, "text": text}
 
 
-class RedirectRefused(urllib.error.HTTPError):
-    """A 3xx answer: the webhook is posted to its checked URL or nowhere."""
-
-
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise RedirectRefused(req.full_url, code, f"redirect to {newurl} refused", headers, fp)
-
-
-_OPENER = urllib.request.build_opener(_RefuseRedirects)
-
-
-def post(url: str, body: dict, timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> str | None:
-    """POST the body as JSON; None on a 2xx, else what went wrong (never raises)."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "apy-runway-alerts"},
-        method="POST",
-    )
+def post(url: str, body: Any, budget: float | None = None) -> str | None:
+    """POST `body` as JSON to `url`; None on a 2xx, else what went wrong. Never
+    raises; gives up after `budget` seconds in all (WEBHOOK_BUDGET_SECONDS by
+    default), however slowly the receiver answers."""
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            if 200 <= response.status < 300:
-                return None
-            return f"HTTP {response.status}"
-    except RedirectRefused as error:
-        return f"HTTP {error.code} {error.reason}"
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code}"
-    except (urllib.error.URLError, OSError, ValueError) as error:
+        budget = WEBHOOK_BUDGET_SECONDS if budget is None else float(budget)
+        parts = urlsplit(check_webhook_url(url, "webhook URL"))
+        data = json.dumps(body, allow_nan=False).encode()
+        https = parts.scheme == "https"
+        kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
+        connection = kind(parts.hostname, parts.port, timeout=budget)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return _exchange(connection, target, data, budget)
+    except Exception as error:  # the promise: an alert never fails the run
         return f"{type(error).__name__}: {error}"
+
+
+def _exchange(
+    connection: http.client.HTTPConnection, target: str, data: bytes, budget: float
+) -> str | None:
+    """The request in a worker thread, cut off at the budget: the socket is
+    shut down under a receiver that trickles its answer (a per-read timeout
+    alone would let it hold the run for as long as it keeps sending)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            connection.request(
+                "POST",
+                target,
+                body=data,
+                headers={"Content-Type": "application/json", "User-Agent": "apy-runway-alerts"},
+            )
+            response = connection.getresponse()
+            outcome["status"] = response.status
+            outcome["location"] = response.getheader("Location")
+        except Exception as error:
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run, name="webhook-post", daemon=True)
+    worker.start()
+    worker.join(budget)
+    if worker.is_alive():
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return f"no answer within the {budget:g} s budget"
+    if "error" in outcome:
+        error = outcome["error"]
+        return f"{type(error).__name__}: {error}"
+    status = outcome["status"]
+    if 200 <= status < 300:
+        return None
+    if 300 <= status < 400:
+        return f"HTTP {status} redirect to {outcome['location']} refused"
+    return f"HTTP {status}"

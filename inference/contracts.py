@@ -239,6 +239,8 @@ ENV_DATA_DIR = "APY_RUNWAY_DATA_DIR"
 ENV_DUCKDB_PATH = "APY_RUNWAY_DUCKDB_PATH"
 ENV_DUCKDB_MEMORY_LIMIT = "APY_RUNWAY_DUCKDB_MEMORY_LIMIT"
 ENV_DBT_THREADS = "APY_RUNWAY_DBT_THREADS"
+# The benchmarks' results file (the smoke runs of the tests write elsewhere).
+ENV_BENCH_RESULTS = "APY_RUNWAY_BENCH_RESULTS"
 
 # --------------------------------------------------------------------------- S3 layout
 
@@ -252,6 +254,11 @@ MODEL_METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.joblib"
 PORTABLE_SPEC_FILE = "model_spec.json"
 PORTABLE_ARRAYS_FILE = "model_arrays.npz"
+# `apy-runway promote --run` of a model_version below the highest served
+# writes this mark beside the model (HMAC-signed with the spec's key): the
+# Lambda then serves that version, until a higher one is served
+ROLLBACK_FILE = "rollback.json"
+ROLLBACK_FORMAT = "apy-runway/rollback/v1"
 # The key the hourly scorer reads: the binary features file (numpy reads it
 # directly). `publish` writes it after the JSON copy kept for people.
 FEATURES_KEY = "features/latest_features.bin"
@@ -273,6 +280,10 @@ FEATURES_ALLOW_SHRINK_FIELD = "allow_shrink"
 # S3 object metadata of the predictions documents: the pool count they hold,
 # so the Lambda compares a new features file with the last scored one.
 PREDICTIONS_POOLS_METADATA = "pools"
+# ... and the model_version that scored them, and the highest model_version
+# ever served (the Lambda refuses a lower one unless promote marked a rollback)
+MODEL_VERSION_METADATA = "model-version"
+MODEL_VERSION_MAX_METADATA = "model-version-max"
 PREDICTIONS_FORMAT = "apy-runway/predictions/v2"
 
 # Versions of what callers read: bump on any change of the hourly output or the

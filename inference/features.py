@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import math
 import struct
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,10 +40,12 @@ from typing import Any
 import numpy as np
 
 from inference import contracts
-from inference.model.artefact import npz_bytes
+from inference.model.artefact import ArchiveError, npz_bytes, read_npz
 
 KEY_COLUMNS = ("pool_id", "snapshot_date")
 MAX_HEADER_BYTES = 1 << 20
+# feature days outside these are not calendar days (ISO 8601's four-digit years)
+FIRST_DAY, LAST_DAY = np.datetime64("0001-01-01", "D"), np.datetime64("9999-12-31", "D")
 
 
 class FeatureContractError(RuntimeError):
@@ -141,6 +141,55 @@ def _text_codes(values: Sequence) -> tuple[np.ndarray, list[str]]:
     return codes, list(index)
 
 
+def _placed(columns: dict[str, Sequence], feature_columns: dict) -> tuple[list, list]:
+    """(numeric columns, categorical columns): the contract's features where
+    it says, any other column by its values (numbers and booleans numeric)."""
+    numeric_features = set(feature_columns.get("numeric", []))
+    categorical_features = set(feature_columns.get("categorical", []))
+    numeric_columns, categorical_columns = [], []
+    for name, values in columns.items():
+        if name in KEY_COLUMNS:
+            continue
+        if name in numeric_features:
+            numeric_columns.append(name)
+        elif name in categorical_features:
+            categorical_columns.append(name)
+        elif (isinstance(values, np.ndarray) and values.dtype.kind in "biuf") or all(
+            _is_number(v) for v in values
+        ):
+            numeric_columns.append(name)
+        else:
+            categorical_columns.append(name)
+    return numeric_columns, categorical_columns
+
+
+def _keys(columns: dict[str, Sequence], published_at: str) -> tuple[list[str], np.ndarray]:
+    """(pool ids, feature days), refused when a pool id is empty or listed
+    twice, or a day is after publication plus one day."""
+    pool_ids = [str(p) for p in columns["pool_id"]]
+    if any(not p for p in pool_ids):
+        raise FeatureContractError(f"pool_id is empty in row {pool_ids.index('')}")
+    repeated = repeated_pool_ids(pool_ids)
+    if repeated:
+        raise FeatureContractError(
+            f"pool_id {repeated[0]!r} is listed more than once"
+            + (f" (and {len(repeated) - 1} more pool ids)" if len(repeated) > 1 else "")
+            + "; the features hold one row per pool"
+        )
+    dates = np.array(
+        [_date(v, i) for i, v in enumerate(columns["snapshot_date"])], dtype="datetime64[D]"
+    )
+    late = future_days(
+        pool_ids,
+        day_texts(dates),
+        dt.datetime.fromisoformat(published_at.replace("Z", "+00:00")),
+        what="publication at",
+    )
+    if late:
+        raise FeatureContractError(late)
+    return pool_ids, dates
+
+
 def encode(
     columns: dict[str, Sequence],
     feature_columns: dict,
@@ -163,22 +212,7 @@ def encode(
     if len(lengths) != 1:
         raise FeatureContractError(f"columns have different lengths: {sorted(lengths)}")
     rows = lengths.pop()
-    numeric_features = set(feature_columns.get("numeric", []))
-    categorical_features = set(feature_columns.get("categorical", []))
-    numeric_columns, categorical_columns = [], []
-    for name, values in columns.items():
-        if name in KEY_COLUMNS:
-            continue
-        if name in numeric_features:
-            numeric_columns.append(name)
-        elif name in categorical_features:
-            categorical_columns.append(name)
-        elif (isinstance(values, np.ndarray) and values.dtype.kind in "biuf") or all(
-            _is_number(v) for v in values
-        ):
-            numeric_columns.append(name)
-        else:
-            categorical_columns.append(name)
+    numeric_columns, categorical_columns = _placed(columns, feature_columns)
     # column-major: a column is contiguous, as the model reads them
     numeric = np.empty((rows, len(numeric_columns)), dtype=np.float64, order="F")
     for j, name in enumerate(numeric_columns):
@@ -192,13 +226,9 @@ def encode(
     for j, name in enumerate(categorical_columns):
         codes[:, j], vocabulary = _text_codes(columns[name])
         arrays[f"vocabulary_{j}"] = np.array(vocabulary, dtype=str)
-    pool_ids = [str(p) for p in columns["pool_id"]]
-    if any(not p for p in pool_ids) or len(set(pool_ids)) != rows:
-        raise FeatureContractError("pool_id must be non-empty and unique")
+    published_at = published_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    pool_ids, dates = _keys(columns, published_at)
     arrays["pool_id"] = np.array(pool_ids, dtype=str)
-    dates = np.array(
-        [_date(v, i) for i, v in enumerate(columns["snapshot_date"])], dtype="datetime64[D]"
-    )
     arrays["snapshot_date"] = dates
     body = npz_bytes(arrays)
     known = dates[~np.isnat(dates)]
@@ -212,7 +242,7 @@ def encode(
         "features": list(feature_columns["features"]),
         "numeric": list(feature_columns.get("numeric", [])),
         "categorical": list(feature_columns.get("categorical", [])),
-        "published_at": published_at or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "published_at": published_at,
         "source": source,
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "body_size_bytes": len(body),
@@ -269,10 +299,9 @@ def decode(data: bytes) -> FeatureTable:
     if hashlib.sha256(body).hexdigest() != _field(header, "body_sha256", str):
         raise FeatureContractError("features body sha256 does not match its header")
     try:
-        with np.load(io.BytesIO(body), allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
-        raise FeatureContractError(f"features body is not a readable .npz: {error}") from error
+        arrays = read_npz(body)
+    except ArchiveError as error:
+        raise FeatureContractError(f"features body is not a readable .npz: {error}") from None
 
     def array(key: str, kinds: str, shape: tuple) -> np.ndarray:
         value = arrays.get(key)
@@ -295,7 +324,56 @@ def decode(data: bytes) -> FeatureTable:
             raise FeatureContractError(f"features column {name!r} has codes outside its vocabulary")
         vocabularies.append(tuple(vocabulary.tolist()))
     pool_ids = array("pool_id", "U", (rows,)).tolist()
-    dates = array("snapshot_date", "M", (rows,))
-    as_text = np.datetime_as_string(dates.astype("datetime64[D]"))
-    feature_dates = [None if d == "NaT" else d for d in as_text.tolist()]
+    repeated = repeated_pool_ids(pool_ids)
+    if repeated:
+        raise FeatureContractError(
+            f"features list pool {repeated[0]!r} more than once"
+            + (f" (and {len(repeated) - 1} more pool ids)" if len(repeated) > 1 else "")
+        )
+    feature_dates = day_texts(array("snapshot_date", "M", (rows,)))
     return FeatureTable(header, numeric, codes, tuple(vocabularies), pool_ids, feature_dates)
+
+
+# --------------------------------------------------------------------------- soundness
+
+
+def day_texts(dates: np.ndarray) -> list[str | None]:
+    """datetime64 days -> 'YYYY-MM-DD' (None = NaT); a day outside years
+    1..9999 is no calendar day (FeatureContractError)."""
+    days = dates.astype("datetime64[D]")
+    known = days[~np.isnat(days)]
+    if len(known) and (known.min() < FIRST_DAY or known.max() > LAST_DAY):
+        odd = known.min() if known.min() < FIRST_DAY else known.max()
+        raise FeatureContractError(f"features column snapshot_date holds {odd}, not a calendar day")
+    # formatted once per distinct day (datetime_as_string costs ~1 us a value)
+    distinct, where = np.unique(days, return_inverse=True)
+    texts = [None if d == "NaT" else d for d in np.datetime_as_string(distinct).tolist()]
+    return np.array(texts, dtype=object)[where.reshape(-1)].tolist()
+
+
+def repeated_pool_ids(pool_ids: Sequence[str]) -> list[str]:
+    """The pool ids listed more than once, sorted (one row per pool is the contract)."""
+    if len(set(pool_ids)) == len(pool_ids):
+        return []
+    seen: set[str] = set()
+    return sorted({p for p in pool_ids if p in seen or seen.add(p)})
+
+
+def future_days(
+    pool_ids: Sequence[str],
+    feature_dates: Sequence[str | None],
+    hour: dt.datetime,
+    what: str = "the scoring hour",
+) -> str | None:
+    """Why features must not be used at `hour` (aware UTC): a feature day
+    after the hour plus one day, which would never count as stale (a clock or
+    a feed gone wrong); the message names the day and a pool. None: none."""
+    limit = (hour.astimezone(dt.UTC) + dt.timedelta(days=1)).date().isoformat()
+    late = [(d, p) for d, p in zip(feature_dates, pool_ids, strict=True) if d and d > limit]
+    if not late:
+        return None
+    day, pool = max(late)
+    return (
+        f"feature day {day} (pool {pool!r}; {len(late)} pool(s) after {limit}) is after "
+        f"{what} {hour:%Y-%m-%dT%H:%MZ} plus one day"
+    )

@@ -67,6 +67,7 @@ SERVER_FAULTS = (
     ClientError,
     BotoCoreError,
 )
+JSON_MEDIA_TYPE = "application/json"
 MODEL_UNAVAILABLE_MESSAGE = (
     "the model or the published predictions cannot be served right now; "
     "retry later, and quote the request_id if it persists"
@@ -94,7 +95,13 @@ def _client(service_name: str, settings: Settings) -> Any:
         client = _clients[key] = _session[0].create_client(
             service_name,
             endpoint_url=settings.endpoint_url,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"},
+                # S3 bodies go with their CRC32 and are not hashed again for the
+                # signature: botocore's own choice over https (AWS), made explicit
+                # so a local http endpoint does not hash 14 MB a second time
+                s3={"payload_signing_enabled": False},
+            ),
         )
     return client
 
@@ -189,8 +196,39 @@ def _http_body(event: dict) -> str | bytes | None:
     return body
 
 
+def _content_type(event: dict) -> None:
+    """415 unless the request says its body is JSON (Content-Type:
+    application/json, parameters such as charset allowed): a form post or
+    text/plain is not a guess this function makes."""
+    headers = event.get("headers")
+    if headers is not None and not isinstance(headers, dict):
+        raise InputError(
+            f"event field headers must be an object, got {kind(headers)}",
+            field="headers",
+            code="invalid_event",
+        )
+    value = next(
+        (
+            v
+            for k, v in (headers or {}).items()
+            if isinstance(k, str) and k.lower() == "content-type"
+        ),
+        None,
+    )
+    media = value.split(";")[0].strip().lower() if isinstance(value, str) else None
+    if media != JSON_MEDIA_TYPE:
+        raise InputError(
+            f"Content-Type {_short(value)} is not {JSON_MEDIA_TYPE}; send the JSON body with "
+            f"Content-Type: {JSON_MEDIA_TYPE}",
+            status=415,
+            field="Content-Type",
+            code="unsupported_media_type",
+        )
+
+
 def _predictions(event: dict, request_id: str | None, started: float) -> dict:
     settings = current()
+    _content_type(event)
     parsed = parse_json_body(_http_body(event))
     if isinstance(parsed, dict) and "pools" in parsed:
         body = lookup(_latest_predictions(settings), parsed["pools"])
@@ -340,9 +378,18 @@ def scheduled(event: dict, context: Any = None) -> dict:
         webhook = get_webhook(settings)
         loaded = get_model(settings)
         try:
-            summary, result = service.score_hour(
-                settings, s3(settings), loaded, event_time, webhook
-            )
+            try:
+                summary, result = service.score_hour(
+                    settings, s3(settings), loaded, event_time, webhook
+                )
+            except service.ModelRollback:
+                # a newer model was served since this container loaded its own:
+                # read the published one again (a rollback is refused there)
+                _models.clear()
+                loaded = get_model(settings)
+                summary, result = service.score_hour(
+                    settings, s3(settings), loaded, event_time, webhook
+                )
         except service.FeaturesRefused as refused:
             # not transient: a retry would refuse again; nothing is written
             log_event(logging.ERROR, "features_refused", request_id=request_id, reason=str(refused))

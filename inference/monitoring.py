@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from inference import contracts
+from inference.model.artefact import json_scalar
 
 IMPORTANT_FEATURE_DRIFT = "important_feature_drift"
 WIDESPREAD_DRIFT = "widespread_drift"
@@ -67,6 +68,10 @@ def _levels() -> np.ndarray:
     return (np.arange(n) + 0.5) / n
 
 
+LEVELS = _levels()
+LEVELS.setflags(write=False)
+
+
 def _finite(values: Any) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     return values[np.isfinite(values)]
@@ -78,11 +83,7 @@ def _category_keys(values: Sequence[Any]) -> list[str]:
 
 def _shares(keys: list[str], categories: list[str]) -> np.ndarray:
     """Share of each of `categories` (values outside them count as 'other')."""
-    index = {c: i for i, c in enumerate(categories)}
-    other = index[contracts.DRIFT_OTHER_CATEGORY]
-    counts = np.zeros(len(categories))
-    for key in keys:
-        counts[index.get(key, other)] += 1
+    counts = _counts(keys, categories)
     return counts / counts.sum() if counts.sum() else counts
 
 
@@ -208,18 +209,42 @@ def sampling_scale(ref: dict) -> float:
     return float(np.sum(np.sqrt(between * (1 - between)) * np.diff(q)))
 
 
+def sorted_quantiles(x: np.ndarray) -> np.ndarray:
+    """np.quantile(x, levels) (its default, linear method) of a SORTED array,
+    to the bit, without partitioning it again: the same indices, weights and
+    interpolation as numpy's `_quantile`/`_lerp` (tests/test_monitoring.py
+    holds them equal)."""
+    n = len(x)
+    virtual = (n - 1) * LEVELS
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = -1
+    following[above] = -1
+    previous_at, following_at = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - previous_at
+    low, high = x[previous_at], x[following_at]
+    step = high - low
+    out = low + step * gamma
+    np.subtract(high, step * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
+
+
 def numeric_drift(live: Any, ref: dict) -> dict | None:
-    """The numeric comparison (see the module's docstring): `score` (W/std
-    to the nearest reference day, net of the sampling error, floored at 0),
-    `pooled_score` (W/std to the pooled window, as measured),
-    `sampling_error` (W/std the two samples' sizes alone account for, at the
-    nearest day) and `nearest_day`; None when either side has no values. A
-    constant reference: 0 when live equals it, else infinity (any change of
-    a constant is drift)."""
-    x = _finite(live)
+    """The numeric comparison (see the module's docstring) of live values."""
+    return _numeric_scores(np.sort(_finite(live)), ref)
+
+
+def _numeric_scores(x: np.ndarray, ref: dict) -> dict | None:
+    """`score` (W/std to the nearest reference day, net of the sampling
+    error, floored at 0), `pooled_score` (W/std to the pooled window, as
+    measured), `sampling_error` (W/std the two samples' sizes alone account
+    for, at the nearest day) and `nearest_day`, of the SORTED finite live
+    values `x`; None when either side has no values. A constant reference: 0
+    when live equals it, else infinity (any change of a constant is drift)."""
     if not len(x) or not ref.get("rows"):
         return None
-    q_live = np.quantile(x, _levels())
+    q_live = sorted_quantiles(x)
     pooled = _w1(q_live, ref["quantiles"])
     std = float(ref["std"])
     if std <= 0:
@@ -255,11 +280,17 @@ def psi(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def numeric_psi(live: Any, ref: dict) -> float | None:
-    x = _finite(live)
+    return _sorted_psi(np.sort(_finite(live)), ref)
+
+
+def _sorted_psi(x: np.ndarray, ref: dict) -> float | None:
+    """PSI over the reference's bins of SORTED finite values: a bin holds
+    edges[i-1] <= x < edges[i], so its count is a difference of positions."""
     if not len(x) or not ref.get("rows"):
         return None
     edges = np.asarray(ref["psi_edges"], dtype=np.float64)
-    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+    below = np.searchsorted(x, edges, side="left")
+    counts = np.diff(np.concatenate(([0], below, [len(x)])))
     return psi(counts / len(x), np.asarray(ref["psi_shares"]))
 
 
@@ -276,35 +307,51 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def feature_drift(name: str, live: Any, ref: dict) -> dict:
-    """One feature's drift entry of the monitoring document."""
+    """One feature's drift entry of the monitoring document: numeric values
+    (NaN missing) or text (None missing), by the reference's kind."""
     if ref["kind"] == "numeric":
         values = np.asarray(live, dtype=np.float64)
-        found = numeric_drift(values, ref) or {}
-        score = found.get("score")
-        entry = {
-            "feature": name,
-            "kind": "numeric",
-            "metric": "wasserstein_over_std",
-            "score": score,
-            "pooled_score": found.get("pooled_score"),
-            "sampling_error": found.get("sampling_error"),
-            "nearest_day": found.get("nearest_day"),
-            "psi": numeric_psi(values, ref),
-            "missing_share": float(1 - len(_finite(values)) / len(values)) if len(values) else None,
-            "reference_missing_share": ref.get("missing_share"),
-        }
-    else:
-        keys = _category_keys(live)
-        shares = _shares(keys, ref["categories"])
-        expected = np.asarray(ref["shares"], dtype=np.float64)
-        score = jensen_shannon(shares, expected) if len(keys) else None
-        entry = {
-            "feature": name,
-            "kind": "categorical",
-            "metric": "jensen_shannon",
-            "score": score,
-            "psi": psi(shares, expected) if len(keys) else None,
-        }
+        return _numeric_entry(name, np.sort(_finite(values)), len(values), ref)
+    return _categorical_entry(name, _counts(_category_keys(live), ref["categories"]), ref)
+
+
+def _numeric_entry(name: str, x: np.ndarray, total: int, ref: dict) -> dict:
+    """The entry of a numeric feature from its SORTED finite live values `x`
+    of `total` rows."""
+    found = _numeric_scores(x, ref) or {}
+    entry = {
+        "feature": name,
+        "kind": "numeric",
+        "metric": "wasserstein_over_std",
+        "score": found.get("score"),
+        "pooled_score": found.get("pooled_score"),
+        "sampling_error": found.get("sampling_error"),
+        "nearest_day": found.get("nearest_day"),
+        "psi": _sorted_psi(x, ref),
+        "missing_share": float(1 - len(x) / total) if total else None,
+        "reference_missing_share": ref.get("missing_share"),
+    }
+    return _judged(name, entry)
+
+
+def _categorical_entry(name: str, counts: np.ndarray, ref: dict) -> dict:
+    """The entry of a categorical feature from its live counts over the
+    reference's categories."""
+    total = counts.sum()
+    shares = counts / total if total else counts
+    expected = np.asarray(ref["shares"], dtype=np.float64)
+    entry = {
+        "feature": name,
+        "kind": "categorical",
+        "metric": "jensen_shannon",
+        "score": jensen_shannon(shares, expected) if total else None,
+        "psi": psi(shares, expected) if total else None,
+    }
+    return _judged(name, entry)
+
+
+def _judged(name: str, entry: dict) -> dict:
+    score = entry["score"]
     entry["drifted"] = score is not None and score > contracts.DRIFT_THRESHOLD
     entry["counted"] = name not in contracts.DRIFT_CALENDAR_FEATURES
     for key in ("score", "pooled_score"):
@@ -325,6 +372,163 @@ def drift(
         elif ref["kind"] == "categorical" and name in categorical:
             out.append(feature_drift(name, categorical[name], ref))
     return out
+
+
+def drift_columns(
+    reference_block: dict,
+    names: Sequence[str],
+    columns: np.ndarray,
+    categorical: dict[str, tuple[Sequence[str], np.ndarray]],
+) -> list[dict]:
+    """drift() of the hourly run, the same entries for less work: numeric
+    features as the rows of `columns` (feature-major, one row per name in
+    `names`), all sorted in one call; categorical ones as (vocabulary, codes
+    with -1 = missing), counted by code rather than by string."""
+    rows = {name: j for j, name in enumerate(names)}
+    ordered = np.sort(columns, axis=1)  # NaN last, -inf first, +inf before NaN
+    total = columns.shape[1]
+    out = []
+    for name, ref in reference_block["features"].items():
+        if ref["kind"] == "numeric" and name in rows:
+            row = ordered[rows[name]]
+            low = np.searchsorted(row, -np.inf, side="right")
+            high = np.searchsorted(row, np.inf, side="left")
+            out.append(_numeric_entry(name, row[low:high], total, ref))
+        elif ref["kind"] == "categorical" and name in categorical:
+            vocabulary, codes = categorical[name]
+            out.append(_categorical_entry(name, _code_counts(vocabulary, codes, ref), ref))
+    return out
+
+
+def _counts(keys: list[str], categories: list[str]) -> np.ndarray:
+    """Count of each of `categories` (values outside them count as 'other')."""
+    index = {c: i for i, c in enumerate(categories)}
+    other = index[contracts.DRIFT_OTHER_CATEGORY]
+    counts = np.zeros(len(categories))
+    for key in keys:
+        counts[index.get(key, other)] += 1
+    return counts
+
+
+def _code_counts(vocabulary: Sequence[str], codes: np.ndarray, ref: dict) -> np.ndarray:
+    """_counts of the values codes name (-1 = missing), one lookup per
+    vocabulary entry instead of one per row."""
+    categories = ref["categories"]
+    index = {c: i for i, c in enumerate(categories)}
+    other = index[contracts.DRIFT_OTHER_CATEGORY]
+    keys = [*(str(v) for v in vocabulary), contracts.DRIFT_MISSING_CATEGORY]  # -1: the last
+    mapping = np.array([index.get(key, other) for key in keys], dtype=np.intp)
+    return np.bincount(mapping[codes], minlength=len(categories)).astype(np.float64)
+
+
+def reference_problem(block: dict) -> str | None:
+    """What makes a spec's monitoring block unusable by the hourly comparison
+    (named by its path), or None. Checked when the model is loaded, so a bad
+    block is refused then rather than failing every hourly run."""
+    reference = block.get("reference")
+    if not isinstance(reference, dict) or not isinstance(reference.get("features"), dict):
+        return "reference: expected an object with a features object"
+    for name, ref in reference["features"].items():
+        where = f"reference.features[{name!r}]"
+        if not isinstance(ref, dict):
+            return f"{where}: expected an object"
+        kind = ref.get("kind")
+        if kind == "numeric":
+            problem = _numeric_problem(ref)
+        elif kind == "categorical":
+            problem = _categorical_problem(ref)
+        else:
+            problem = f"kind {kind!r} is neither 'numeric' nor 'categorical'"
+        if problem:
+            return f"{where}: {problem}"
+    described = [reference.get(k) for k in ("days", "source", "first_day", "last_day")]
+    if not all(json_scalar(v) for v in described):
+        return "reference: days, source, first_day and last_day must be JSON scalars"
+    mix = reference.get("class_mix")
+    if mix is not None and (
+        not isinstance(mix, dict) or not all(_number_or_none(v) for v in mix.values())
+    ):
+        return "reference.class_mix: expected an object of numbers"
+    importance = block.get("importance")
+    if importance is None:
+        return None
+    values = importance.get("values") if isinstance(importance, dict) else None
+    if not isinstance(importance, dict) or not (
+        values is None
+        or (isinstance(values, dict) and all(_number_or_none(v, False) for v in values.values()))
+    ):
+        return "importance: expected an object whose values are finite numbers by feature"
+    return None
+
+
+def _number_or_none(value: Any, none: bool = True) -> bool:
+    if value is None:
+        return none
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _finite_array(values: Any, length: int | None = None, ndim: int = 1) -> np.ndarray | None:
+    """`values` as finite float64 of that shape, else None."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if array.ndim != ndim or (length is not None and array.shape[-1] != length):
+        return None
+    return array if np.all(np.isfinite(array)) else None
+
+
+def _numeric_problem(ref: dict) -> str | None:
+    rows = ref.get("rows")
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        return f"rows must be a whole number >= 0, got {rows!r}"
+    if not _number_or_none(ref.get("missing_share")):
+        return "missing_share must be a finite number"
+    if not rows:
+        return None
+    levels = contracts.DRIFT_QUANTILE_LEVELS
+    if not _number_or_none(ref.get("std"), False) or ref["std"] < 0:
+        return "std must be a finite number >= 0"
+    if _finite_array(ref.get("quantiles"), levels) is None:
+        return f"quantiles must be {levels} finite numbers"
+    edges = _finite_array(ref.get("psi_edges"))
+    if edges is None or np.any(np.diff(edges) <= 0):
+        return "psi_edges must be finite and increasing"
+    shares = _finite_array(ref.get("psi_shares"), len(edges) + 1)
+    if shares is None or np.any(shares < 0):
+        return f"psi_shares must be {len(edges) + 1} finite shares"
+    daily = ref.get("daily")
+    if daily is None:
+        return None
+    days = daily.get("days") if isinstance(daily, dict) else None
+    counts = daily.get("rows") if isinstance(daily, dict) else None
+    if (
+        not isinstance(days, list)
+        or not all(isinstance(d, str) for d in days)
+        or not isinstance(counts, list)
+        or len(counts) != len(days)
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in counts)
+    ):
+        return "daily: expected days (text) with a positive row count each"
+    matrix = _finite_array(daily.get("quantiles"), levels, ndim=2) if days else None
+    if days and (matrix is None or len(matrix) != len(days)):
+        return f"daily.quantiles must hold {levels} finite numbers per day"
+    return None
+
+
+def _categorical_problem(ref: dict) -> str | None:
+    categories = ref.get("categories")
+    if (
+        not isinstance(categories, list)
+        or not all(isinstance(c, str) for c in categories)
+        or len(set(categories)) != len(categories)
+        or contracts.DRIFT_OTHER_CATEGORY not in categories
+    ):
+        return f"categories must be distinct texts including {contracts.DRIFT_OTHER_CATEGORY!r}"
+    shares = _finite_array(ref.get("shares"), len(categories))
+    if shares is None or np.any(shares < 0):
+        return f"shares must be {len(categories)} finite shares"
+    return None
 
 
 def important_features(importance: dict | None, top: int = contracts.DRIFT_IMPORTANT_FEATURES):

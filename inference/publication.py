@@ -6,9 +6,11 @@ no I/O.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,7 +21,7 @@ from inference.features import FeatureContractError, FeatureTable
 from inference.health import STATUS_DEGRADED, feature_age_hours, health
 from inference.model.portable import PortableModel
 from inference.scoring import (
-    eligibility_codes,
+    eligibility,
     score_inputs,
     shown_fields,
     table_inputs,
@@ -115,7 +117,7 @@ def unseen_categories(model: PortableModel, codes: dict[str, np.ndarray]) -> np.
 
 
 @contextlib.contextmanager
-def _without_cyclic_gc() -> Iterator[None]:
+def without_cyclic_gc() -> Iterator[None]:
     """Building 20k records with their reasons allocates ~100k containers and
     no reference cycles; the cyclic collector's passes over them cost about a
     fifth of the build (benchmarks/RESULTS.md). Reference counting still frees
@@ -129,23 +131,82 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+class Stopwatch:
+    """Seconds per named phase of one hourly run: the summary's breakdown
+    (`ms`), logged with every run and read by benchmarks/inference_bench.py."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        """Charge the time since the last lap to `phase`."""
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def ms(self) -> dict[str, float]:
+        return {phase: round(1000 * s, 1) for phase, s in self.seconds.items()}
+
+
 @dataclass(frozen=True)
 class ScoredHour:
-    """One hour's outputs: the predictions document, the ledger rows (one per
-    served prediction, p_keep unrounded) and the monitoring document (None
-    when the model's spec carries no drift reference)."""
+    """One hour's outputs: the predictions document, the monitoring document
+    (None when the model's spec carries no drift reference) and the ledger
+    rows (one per served prediction, p_keep unrounded), built on first use:
+    the hourly run builds them on its worker thread while latest.json goes up."""
 
     document: dict[str, Any]
-    ledger: list[dict[str, Any]]
     monitoring: dict[str, Any] | None
+    ledger_inputs: tuple = field(repr=False)
+
+    @functools.cached_property
+    def ledger(self) -> list[dict[str, Any]]:
+        return ledger_rows(*self.ledger_inputs)
+
+
+@dataclass(frozen=True)
+class PoolStates:
+    """What the hour says of each pool before scoring: why it is not scored
+    (code and words; None = scored), days silent beyond the inactivity limit,
+    stale features, a category never seen in training, and the scored rows."""
+
+    reason_codes: list[str | None]
+    reasons: list[str | None]
+    silent_days: list[int | None]
+    stale: list[bool]
+    unseen: list[bool]
+    scored: np.ndarray
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What is shown of the scored rows (in `scored` order): the model's
+    probabilities, DefiLlama's fields, the reasons (and their texts for the
+    ledger), and p_keep unrounded."""
+
+    p_down: list
+    p_keep: list
+    classes: list
+    probabilities: list
+    confidences: list
+    words: list
+    reasons: list
+    reason_texts: list
+    raw_keep: np.ndarray
 
 
 def score_hour_published(
-    model: PortableModel, table: FeatureTable, event_time: datetime, stale_after_hours: float
+    model: PortableModel,
+    table: FeatureTable,
+    event_time: datetime,
+    stale_after_hours: float,
+    clock: Stopwatch | None = None,
 ) -> ScoredHour:
-    """score_published, with the hour's ledger rows and monitoring document."""
-    with _without_cyclic_gc():
-        return _score_published(model, table, event_time, stale_after_hours)
+    """score_published, with the hour's ledger rows and monitoring document;
+    `clock` is charged with each phase."""
+    with without_cyclic_gc():
+        return _score_published(model, table, event_time, stale_after_hours, clock or Stopwatch())
 
 
 def score_published(
@@ -163,177 +224,33 @@ def score_published(
 
 
 def _score_published(
-    model: PortableModel, table: FeatureTable, event_time: datetime, stale_after_hours: float
+    model: PortableModel,
+    table: FeatureTable,
+    event_time: datetime,
+    stale_after_hours: float,
+    clock: Stopwatch,
 ) -> ScoredHour:
-    spec = model.spec
     unused = check_feature_columns(table, model)
-    n_rows = table.row_count
-    feature_dates = table.feature_dates
-    rules = eligibility_codes(
-        table.numeric_column("apy"), table.numeric_column("observed_day_count"), spec
-    )
-    reason_codes = [code for code, _ in rules]
-    reasons_not_scored = [text for _, text in rules]
-    # a pool silent for more than POOL_INACTIVE_AFTER_DAYS is not scored,
-    # whatever else holds of it: the model has no business answering
-    silent_days = inactive_days(feature_dates, event_time)
-    for row, days in enumerate(silent_days):
-        if days is not None:
-            reason_codes[row] = contracts.NOT_SCORED_INACTIVE
-            reasons_not_scored[row] = contracts.NOT_SCORED_INACTIVE
     numeric, codes = table_inputs(model, table)
-    eligible = np.array([i for i, r in enumerate(reasons_not_scored) if r is None], dtype=np.intp)
-    for row, reason in unusable_value_reasons(model, numeric, eligible).items():
-        reasons_not_scored[row] = reason
-        reason_codes[row] = contracts.NOT_SCORED_UNUSABLE_VALUE
-    scored = np.array([i for i, r in enumerate(reasons_not_scored) if r is None], dtype=np.intp)
-    unseen = unseen_categories(model, codes)
-    unseen[[i for i, r in enumerate(reasons_not_scored) if r is not None]] = False
-
+    states = pool_states(model, table, numeric, codes, event_time, stale_after_hours)
+    clock.lap("inputs")
+    shown = show_scored(model, table, numeric, codes, states.scored, clock)
+    predictions = records(table, states, shown)
+    clock.lap("records")
     scored_at = event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
-    stale_by_date = {
-        d: feature_is_stale(d, event_time, stale_after_hours) for d in set(feature_dates)
-    }
-    stale_flags = [stale_by_date[d] for d in feature_dates]
-
-    # per-pool output columns: None / "not scored" unless the pool was scored
-    status = np.full(n_rows, STATUS_NOT_SCORED, dtype=object)
-    shown = [np.full(n_rows, None, dtype=object) for _ in range(6)]
-    raw_keep = np.zeros(0)
-    if len(scored):
-        scores = score_inputs(
-            model,
-            numeric.T[:, scored].T,  # rows picked, column-major kept
-            {name: rows[scored] for name, rows in codes.items()},
-            explain=True,
-        )
-        proba = scores.proba
-        raw_keep = np.asarray(proba[:, 1], dtype=np.float64)
-        status[scored] = STATUS_SCORED
-        rounded = np.round(proba, 6)
-
-        def value_of(name: str) -> Any:
-            if name in spec.numeric_features:
-                return numeric[scored, model.numeric_features.index(name)]
-            texts = table.text_column(name)
-            return [texts[i] for i in scored.tolist()]
-
-        explained = reasons.explain(spec.features, scores.contributions, value_of)
-        for column, values in zip(
-            shown,
-            (
-                rounded[:, 0].tolist(),
-                rounded[:, 1].tolist(),
-                *shown_fields(proba[:, 1], spec.cutpoints),
-                explained,
-            ),
-            strict=True,
-        ):
-            column[scored] = values
-    p_down, p_keep, classes, probabilities, confidences, why = (c.tolist() for c in shown)
-    words = [contracts.CONFIDENCE_WORDS.get(c) for c in confidences]
-
-    def text(name: str) -> list:
-        return table.text_column(name) if name in table.categorical_columns else [None] * n_rows
-
-    def number(name: str) -> list:
-        if name not in table.numeric_columns:
-            return [None] * n_rows
-        values = table.numeric_column(name)
-        return [v if np.isfinite(v) else None for v in values.tolist()]
-
-    model_id = spec.model_id
-    predictions = [
-        {
-            "pool_id": pool_id,
-            "symbol": symbol,
-            "project": project,
-            "chain": chain,
-            "status": state,
-            "reason": reason,
-            "reason_code": code,
-            "p_down": down,
-            "p_keep": keep,
-            "predicted_class": shown_class,
-            "predicted_probability": probability,
-            "binned_confidence": confidence,
-            "confidence_words": word,
-            "reasons": because,
-            "apy": apy,
-            "tvl_usd": tvl,
-            "is_stale": stale,
-            "is_inactive": days is not None,
-            "inactive_days": days,
-            "has_unseen_category": new_category,
-            "feature_date": feature_date,
-        }
-        for (
-            pool_id,
-            symbol,
-            project,
-            chain,
-            state,
-            reason,
-            code,
-            down,
-            keep,
-            shown_class,
-            probability,
-            confidence,
-            word,
-            because,
-            apy,
-            tvl,
-            stale,
-            days,
-            new_category,
-            feature_date,
-        ) in zip(
-            table.pool_ids,
-            text("symbol"),
-            text("project"),
-            text("chain"),
-            status.tolist(),
-            reasons_not_scored,
-            reason_codes,
-            p_down,
-            p_keep,
-            classes,
-            probabilities,
-            confidences,
-            words,
-            why,
-            number("apy"),
-            number("tvl_usd"),
-            stale_flags,
-            silent_days,
-            unseen.tolist(),
-            feature_dates,
-            strict=True,
-        )
-    ]
-    by_reason: dict[str, int] = {}
-    for code in reason_codes:
-        if code is not None:
-            by_reason[code] = by_reason.get(code, 0) + 1
-
-    dates = [d for d in feature_dates if d]
+    dates = [d for d in table.feature_dates if d]
     feature_date_max = max(dates) if dates else None
     run_health = health(feature_date_max, event_time, stale_after_hours)
+    counts = hour_counts(table.row_count, states)
     watched = None
     if model.monitoring is not None:
-        watched = _monitor(model, table, numeric, scored, raw_keep, event_time, feature_date_max)
-        watched["counts"] = {
-            "pools": n_rows,
-            "scored": len(scored),
-            "not_scored": n_rows - len(scored),
-            "inactive": sum(days is not None for days in silent_days),
-            "unseen_category": int(unseen.sum()),
-            "stale": sum(stale_flags),
-        }
+        watched = _monitor(
+            model, table, numeric, states, shown.raw_keep, event_time, feature_date_max
+        )
+        watched["counts"] = {key: counts[key] for key in MONITORED_COUNTS}
+        n_rows = table.row_count
         watched["shares"] = {
-            key: (watched["counts"][key] / n_rows if n_rows else None)
-            for key in ("scored", "not_scored", "inactive", "unseen_category", "stale")
+            key: (counts[key] / n_rows if n_rows else None) for key in MONITORED_SHARES
         }
         drift_reasons, details = monitoring.drift_verdict(
             watched["drift"], watched["important_features"]
@@ -344,38 +261,202 @@ def _score_published(
             **details,
         }
         watched["health"] = run_health
+        clock.lap("drift")
     document = {
         "schema_version": contracts.PREDICTIONS_SCHEMA_VERSION,
         "format": contracts.PREDICTIONS_FORMAT,
-        "model_id": model_id,
+        "model_id": model.spec.model_id,
         "event_time": scored_at,
         "feature_date_max": feature_date_max,
-        "label": dict(spec.label),
+        "label": dict(model.spec.label),
         "stale_after_hours": stale_after_hours,
         "inactive_after_days": contracts.POOL_INACTIVE_AFTER_DAYS,
         "health": run_health,
         "unused_published_features": unused,
         "explanation": model.explanation(),
-        "counts": {
-            "pools": n_rows,
-            "scored": len(scored),
-            "not_scored": n_rows - len(scored),
-            "not_scored_by_reason": dict(sorted(by_reason.items())),
-            "stale": sum(stale_flags),
-            "unseen_category": int(unseen.sum()),
-        },
+        "counts": {key: counts[key] for key in DOCUMENT_COUNTS},
         "predictions": predictions,
     }
-    ledger = ledger_rows(model, table, scored, raw_keep, predictions, scored_at)
-    return ScoredHour(document, ledger, watched)
+    return ScoredHour(document, watched, (model, table, states.scored, shown, scored_at))
+
+
+# the counts of the hourly document and of the monitoring document, in order
+DOCUMENT_COUNTS = (
+    "pools",
+    "scored",
+    "not_scored",
+    "not_scored_by_reason",
+    "stale",
+    "unseen_category",
+)
+MONITORED_COUNTS = ("pools", "scored", "not_scored", "inactive", "unseen_category", "stale")
+MONITORED_SHARES = ("scored", "not_scored", "inactive", "unseen_category", "stale")
+
+
+def hour_counts(n_rows: int, states: PoolStates) -> dict[str, Any]:
+    by_reason: dict[str, int] = {}
+    for code in states.reason_codes:
+        if code is not None:
+            by_reason[code] = by_reason.get(code, 0) + 1
+    scored = len(states.scored)
+    return {
+        "pools": n_rows,
+        "scored": scored,
+        "not_scored": n_rows - scored,
+        "not_scored_by_reason": dict(sorted(by_reason.items())),
+        "stale": sum(states.stale),
+        "unseen_category": sum(states.unseen),
+        "inactive": sum(days is not None for days in states.silent_days),
+    }
+
+
+def pool_states(
+    model: PortableModel,
+    table: FeatureTable,
+    numeric: np.ndarray,
+    codes: dict[str, np.ndarray],
+    event_time: datetime,
+    stale_after_hours: float,
+) -> PoolStates:
+    """Who is scored: the eligibility rule, then inactivity (a pool silent for
+    more than POOL_INACTIVE_AFTER_DAYS is not scored whatever else holds of
+    it: the model has no business answering), then values the model cannot
+    use; and each pool's flags."""
+    codes_of, words = eligibility(
+        table.numeric_column("apy"), table.numeric_column("observed_day_count"), model.spec
+    )
+    feature_dates = table.feature_dates
+    silent_days = inactive_days(feature_dates, event_time)
+    inactive = np.array([days is not None for days in silent_days], dtype=bool)
+    codes_of[inactive] = contracts.NOT_SCORED_INACTIVE
+    words[contracts.NOT_SCORED_INACTIVE] = contracts.NOT_SCORED_INACTIVE
+    unusable = unusable_value_reasons(model, numeric, np.flatnonzero(np.equal(codes_of, None)))
+    codes_of[list(unusable)] = contracts.NOT_SCORED_UNUSABLE_VALUE
+    reason_codes = codes_of.tolist()
+    words[contracts.NOT_SCORED_UNUSABLE_VALUE] = None  # each row's own, below
+    reasons = [words[code] for code in reason_codes]
+    for row, reason in unusable.items():
+        reasons[row] = reason
+    scored = np.flatnonzero(np.equal(codes_of, None))
+    unseen = np.zeros(table.row_count, dtype=bool)
+    unseen[scored] = unseen_categories(model, codes)[scored]
+    stale_by_date = {
+        d: feature_is_stale(d, event_time, stale_after_hours) for d in set(feature_dates)
+    }
+    return PoolStates(
+        reason_codes,
+        reasons,
+        silent_days,
+        [stale_by_date[d] for d in feature_dates],
+        unseen.tolist(),
+        scored,
+    )
+
+
+def show_scored(
+    model: PortableModel,
+    table: FeatureTable,
+    numeric: np.ndarray,
+    codes: dict[str, np.ndarray],
+    scored: np.ndarray,
+    clock: Stopwatch,
+) -> Shown:
+    """Score the scored rows, with their reasons."""
+    if not len(scored):
+        return Shown([], [], [], [], [], [], [], [], np.zeros(0))
+    spec = model.spec
+    scores = score_inputs(
+        model,
+        numeric.T[:, scored].T,  # rows picked, column-major kept
+        {name: rows[scored] for name, rows in codes.items()},
+        explain=True,
+    )
+    proba = scores.proba
+    rounded = np.round(proba, 6)
+    classes, probabilities, confidences = shown_fields(proba[:, 1], spec.cutpoints)
+    clock.lap("scoring")
+
+    def value_of(name: str) -> Any:
+        if name in spec.numeric_features:
+            return numeric[scored, model.numeric_features.index(name)]
+        vocabulary, file_codes = table.categorical_column(name)
+        return np.array([*vocabulary, None], dtype=object)[file_codes[scored]]
+
+    why, texts = reasons.explain(spec.features, scores.contributions, value_of)
+    clock.lap("reasons")
+    return Shown(
+        rounded[:, 0].tolist(),
+        rounded[:, 1].tolist(),
+        classes,
+        probabilities,
+        confidences,
+        [contracts.CONFIDENCE_WORDS[c] for c in confidences],
+        why,
+        texts,
+        np.asarray(proba[:, 1], dtype=np.float64),
+    )
+
+
+def records(table: FeatureTable, states: PoolStates, shown: Shown) -> list[dict[str, Any]]:
+    """One record per pool, in the file's order: its fields by name (a pool
+    not scored has None for what only scoring gives)."""
+    n_rows = table.row_count
+    rows = states.scored.tolist()
+
+    def spread(values: list, fill: Any = None) -> list:
+        if len(rows) == n_rows:
+            return values
+        out = [fill] * n_rows
+        for row, value in zip(rows, values, strict=True):
+            out[row] = value
+        return out
+
+    def text(name: str) -> list:
+        return table.text_column(name) if name in table.categorical_columns else [None] * n_rows
+
+    def number(name: str) -> list:
+        if name not in table.numeric_columns:
+            return [None] * n_rows
+        values = table.numeric_column(name)
+        return np.where(np.isfinite(values), values, None).tolist()
+
+    fields = {
+        "pool_id": table.pool_ids,
+        "symbol": text("symbol"),
+        "project": text("project"),
+        "chain": text("chain"),
+        "status": spread([STATUS_SCORED] * len(rows), STATUS_NOT_SCORED),
+        "reason": states.reasons,
+        "reason_code": states.reason_codes,
+        "p_down": spread(shown.p_down),
+        "p_keep": spread(shown.p_keep),
+        "predicted_class": spread(shown.classes),
+        "predicted_probability": spread(shown.probabilities),
+        "binned_confidence": spread(shown.confidences),
+        "confidence_words": spread(shown.words),
+        "reasons": spread(shown.reasons),
+        "apy": number("apy"),
+        "tvl_usd": number("tvl_usd"),
+        "is_stale": states.stale,
+        "is_inactive": [days is not None for days in states.silent_days],
+        "inactive_days": states.silent_days,
+        "has_unseen_category": states.unseen,
+        "feature_date": table.feature_dates,
+    }
+    # field by field into the records (as fast as one dict literal per pool,
+    # a third faster than dict(zip(...)) per pool); the fields keep this order
+    predictions: list[dict[str, Any]] = [{} for _ in range(n_rows)]
+    for name, values in fields.items():
+        for record, value in zip(predictions, values, strict=True):
+            record[name] = value
+    return predictions
 
 
 def ledger_rows(
     model: PortableModel,
     table: FeatureTable,
     scored: np.ndarray,
-    p_keep: np.ndarray,
-    predictions: list[dict],
+    shown: Shown,
     hour: str,
     source: str = "live",
 ) -> list[dict]:
@@ -385,46 +466,54 @@ def ledger_rows(
     spec = model.spec
     label = {k: spec.label.get(k) for k in contracts.LABEL_SETTING_COLUMNS}
     low, high = spec.cutpoints
-    rows = []
-    for row, keep in zip(scored.tolist(), p_keep.tolist(), strict=True):
-        record = predictions[row]
-        rows.append(
-            {
-                "source": source,
-                "pool_id": record["pool_id"],
-                "hour": hour,
-                "model_id": spec.model_id,
-                "feature_date": record["feature_date"],
-                "p_keep": keep,
-                "predicted_class": record["predicted_class"],
-                "binned_confidence": record["binned_confidence"],
-                "cutpoint_low": low,
-                "cutpoint_high": high,
-                **label,
-                "reasons": [r["text"] for r in record["reasons"] or []],
-            }
+    pool_ids, dates = table.pool_ids, table.feature_dates
+    return [
+        {
+            "source": source,
+            "pool_id": pool_ids[row],
+            "hour": hour,
+            "model_id": spec.model_id,
+            "feature_date": dates[row],
+            "p_keep": keep,
+            "predicted_class": shown_class,
+            "binned_confidence": confidence,
+            "cutpoint_low": low,
+            "cutpoint_high": high,
+            **label,
+            "reasons": texts,
+        }
+        for row, keep, shown_class, confidence, texts in zip(
+            scored.tolist(),
+            shown.raw_keep.tolist(),
+            shown.classes,
+            shown.confidences,
+            shown.reason_texts,
+            strict=True,
         )
-    return rows
+    ]
 
 
 def _monitor(
     model: PortableModel,
     table: FeatureTable,
     numeric: np.ndarray,
-    scored: np.ndarray,
+    states: PoolStates,
     p_keep: np.ndarray,
     event_time: datetime,
     feature_date_max: str | None,
 ) -> dict[str, Any]:
-    """The hour's monitoring document (without counts and health)."""
+    """The hour's monitoring document (without counts and health): the
+    scored rows' drift against the reference."""
     block = model.monitoring
     reference = block["reference"]
-    live_numeric = {name: numeric[scored, j] for j, name in enumerate(model.numeric_features)}
+    scored = states.scored
     live_categorical = {}
     for name in model.spec.categorical_features:
-        texts = table.text_column(name)
-        live_categorical[name] = [texts[i] for i in scored.tolist()]
-    entries = monitoring.drift(reference, live_numeric, live_categorical)
+        vocabulary, file_codes = table.categorical_column(name)
+        live_categorical[name] = (vocabulary, file_codes[scored])
+    entries = monitoring.drift_columns(
+        reference, model.numeric_features, numeric.T[:, scored], live_categorical
+    )
     importance = block.get("importance") or {}
     values = importance.get("values") or {}
     for entry in entries:

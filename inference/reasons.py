@@ -60,23 +60,28 @@ class Phrase:
 
 
 def _ratio_of(template: str, offset: float = 0.0) -> Callable:
-    """`template` filled with (value + offset) as a ratio: 2.4x, 0.21x, 12x."""
+    """`template` filled with (value + offset) as a ratio: 2.4x, 0.21x, 12x
+    (the offset added over the whole column, one format call per value)."""
+    small = template.replace("{}", "{:,.2g}x")
+    large = template.replace("{}", "{:,.0f}x")
 
     def many(values: Values, companions: tuple) -> list[str]:
-        fill = template.format
-        return [
-            fill(f"{v + offset:,.2g}x" if -10 < v + offset < 10 else f"{v + offset:,.0f}x")
-            for v in values
-        ]
+        shifted = (np.asarray(values, dtype=np.float64) + offset).tolist()
+        return [small.format(x) if -10 < x < 10 else large.format(x) for x in shifted]
 
     return many
 
 
-def _formatted(template: str, transform: Callable[[float], Any] | None = None) -> Callable:
-    """`template.format(transform(value))` for each present value."""
+def _formatted(
+    template: str, transform: Callable[[float], Any] | None = None, scale: float | None = None
+) -> Callable:
+    """`template.format(transform(value))` for each present value; `scale`
+    multiplies the whole column first (a percentage: 100)."""
     fill = template.format
 
     def many(values: Values, companions: tuple) -> list[str]:
+        if scale is not None:
+            values = (np.asarray(values, dtype=np.float64) * scale).tolist()
         if transform is None:
             return [fill(v) for v in values]
         return [fill(transform(v)) for v in values]
@@ -187,7 +192,7 @@ RULES: tuple[tuple[str, Callable[[re.Match], Phrase]], ...] = (
         r"tvl_usd_change_(\d+)d",
         lambda m: Phrase(
             f"TVL change over {_days(m[1])}",
-            _formatted(f"TVL {{:+,.0f}}% in {_days(m[1])}", lambda v: 100 * v),
+            _formatted(f"TVL {{:+,.0f}}% in {_days(m[1])}", scale=100),
         ),
     ),
     (
@@ -213,14 +218,14 @@ RULES: tuple[tuple[str, Callable[[re.Match], Phrase]], ...] = (
         r"observed_day_rolling_(\d+)d_share",
         lambda m: Phrase(
             f"days observed of the last {m[1]}",
-            _formatted(f"observed {{:.0f}}% of the last {m[1]} days", lambda v: 100 * v),
+            _formatted(f"observed {{:.0f}}% of the last {m[1]} days", scale=100),
         ),
     ),
     (
         r"apy_(project|chain)_percent_rank",
         lambda m: Phrase(
             f"APY rank in {_GROUP[m[1]][:-2]}",
-            _formatted(f"APY above {{:.0f}}% of {_GROUP[m[1]]} pools", lambda v: 100 * v),
+            _formatted(f"APY above {{:.0f}}% of {_GROUP[m[1]]} pools", scale=100),
         ),
     ),
     (
@@ -296,8 +301,9 @@ def explain(
     contributions: np.ndarray,
     value_of: Callable[[str], Sequence],
     k: int = contracts.REASONS_PER_PREDICTION,
-) -> list[list[dict]]:
-    """The top-k reasons of every row: [{"feature", "text", "contribution"}].
+) -> tuple[list[list[dict]], list[list[str]]]:
+    """The top-k reasons of every row, [{"feature", "text", "contribution"}],
+    and their texts alone (the ledger's), row by row.
 
     `value_of(name)` gives a feature's raw values for the same rows (floats
     with NaN for missing, or text with None). Zero contributions are left out.
@@ -308,12 +314,13 @@ def explain(
     flat = indices.ravel()
     order = np.argsort(flat, kind="stable")
     bounds = np.flatnonzero(np.diff(flat[order])) + 1
+    phrases = phrases_of(features)
     for group in np.split(order, bounds):
         if not len(group):
             continue
         j = int(flat[group[0]])
         rows = group // width
-        phrase = phrases_of(features)[j]
+        phrase = phrases[j]
         companions = tuple(
             _values(value_of(name), rows) if name in features else [None] * len(rows)
             for name in phrase.needs
@@ -332,7 +339,8 @@ def explain(
             for (f0, f1, f2), (t0, t1, t2), (c0, c1, c2) in zip(
                 names, text_rows, rounded.tolist(), strict=True
             )
-        ]
+        ], text_rows
+    kept = rounded != 0.0
     return [
         [
             {"feature": f, "text": t, "contribution": c}
@@ -340,6 +348,9 @@ def explain(
             if c != 0.0
         ]
         for feature_row, text_row, value_row in zip(names, text_rows, rounded.tolist(), strict=True)
+    ], [
+        [t for t, keep in zip(text_row, keep_row, strict=True) if keep]
+        for text_row, keep_row in zip(text_rows, kept.tolist(), strict=True)
     ]
 
 

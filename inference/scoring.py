@@ -19,7 +19,7 @@ import numpy as np
 from inference import contracts
 from inference.features import FeatureTable
 from inference.model.artefact import ModelSpec
-from inference.model.portable import PortableModel, Scores
+from inference.model.portable import FLOAT32_MAX, PortableModel, Scores
 from inference.validation import rows_to_inputs
 
 
@@ -73,6 +73,15 @@ def eligibility_codes(
     apy: np.ndarray, observed_days: np.ndarray, spec: ModelSpec
 ) -> list[tuple[str | None, str | None]]:
     """(code, reason in words) per row; (None, None) for an eligible row."""
+    codes, words = eligibility(apy, observed_days, spec)
+    return [(code, words[code]) for code in codes.tolist()]
+
+
+def eligibility(
+    apy: np.ndarray, observed_days: np.ndarray, spec: ModelSpec
+) -> tuple[np.ndarray, dict[str | None, str | None]]:
+    """(the code per row as an object array, None = eligible; the reason in
+    words of each code)."""
     codes = np.full(apy.shape, None, dtype=object)
     with np.errstate(invalid="ignore"):
         too_young = np.isnan(observed_days) | (observed_days < spec.min_observed_days)
@@ -88,7 +97,7 @@ def eligibility_codes(
         contracts.NOT_SCORED_APY_NOT_POSITIVE: f"apy <= {spec.min_apy_exclusive:g}",
         contracts.NOT_SCORED_APY_MISSING: "apy is missing",
     }
-    return [(code, words[code]) for code in codes.tolist()]
+    return codes, words
 
 
 def unusable_value_reasons(
@@ -97,15 +106,19 @@ def unusable_value_reasons(
     """{row: reason} for the given rows holding a value the model cannot use:
     beyond float32's range or infinite (NaN is a missing value, imputed). The
     reason names the feature (the first such, and how many more)."""
-    bad = model.out_of_range(numeric[rows])
+    with np.errstate(invalid="ignore"):
+        flagged = (np.abs(numeric) > FLOAT32_MAX).any(axis=1)  # NaN compares False
+    candidates = np.zeros(len(numeric), dtype=bool)
+    candidates[rows] = True
     found: dict[int, str] = {}
-    for i in np.flatnonzero(bad.any(axis=1)).tolist():
-        columns = np.flatnonzero(bad[i]).tolist()
+    for row in np.flatnonzero(flagged & candidates).tolist():
+        bad = model.out_of_range(numeric[row : row + 1])[0]
+        columns = np.flatnonzero(bad).tolist()
         name = model.numeric_features[columns[0]]
-        value = float(numeric[rows[i], columns[0]])
+        value = float(numeric[row, columns[0]])
         what = "is not finite" if np.isinf(value) else "is beyond float32's range"
         more = f" (and {len(columns) - 1} more feature(s))" if len(columns) > 1 else ""
-        found[int(rows[i])] = f"{name} = {value:.6g} {what}{more}"
+        found[row] = f"{name} = {value:.6g} {what}{more}"
     return found
 
 

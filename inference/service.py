@@ -9,7 +9,8 @@ import gzip
 import json
 import logging
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,12 @@ from inference import alerts, contracts, features, watchlist
 from inference.health import shrink_refusal
 from inference.model import artefact, portable
 from inference.model.artefact import ModelIntegrityError, ModelSpec
-from inference.publication import score_hour_published
+from inference.publication import (
+    ScoredHour,
+    Stopwatch,
+    score_hour_published,
+    without_cyclic_gc,
+)
 from inference.settings import ConfigError, Settings
 from inference.validation import InputError
 
@@ -43,6 +49,8 @@ CONFLICT_CODES = (
     *NOT_FOUND_CODES,
 )
 LATEST_WRITE_ATTEMPTS = 5
+# the ledger's gzip: level 1 takes half level 6's time for a file ~25% larger
+LEDGER_GZIP_LEVEL = 1
 
 
 class PublishedPredictionsError(RuntimeError):
@@ -61,6 +69,8 @@ class LoadedModel:
     size_bytes: int
     seconds: float
     signed: bool
+    spec_sha256: str = ""
+    key: bytes | None = field(default=None, repr=False)  # the signing key it was checked with
 
 
 def get_bytes(client: Any, bucket: str, key: str) -> bytes:
@@ -125,32 +135,36 @@ def _get_model_file(settings: Settings, client: Any, name: str) -> bytes:
         raise
 
 
+def _json(data: bytes, name: str) -> Any:
+    """A model file's JSON; NaN and Infinity are not JSON (an answer repeating
+    one would be refused on the way out)."""
+
+    def refuse(literal: str) -> None:
+        raise ValueError(f"{literal} is not a JSON number")
+
+    try:
+        return json.loads(data, parse_constant=refuse)
+    except (ValueError, RecursionError) as error:
+        raise ModelIntegrityError(f"{name} is not JSON: {error}") from None
+
+
 def load_model(settings: Settings, client: Any, key: bytes | None = None) -> LoadedModel:
     """Read metadata.json, then the portable spec (size, sha256 and, with a
     signing key, HMAC checked before it is parsed), then its arrays (size and
-    sha256 from the spec checked before np.load(allow_pickle=False))."""
+    sha256 from the spec checked before any array is read); then refuse a
+    model_version below the highest served (latest.json) unless
+    rollback.json marks this spec (check_version)."""
     started = time.perf_counter()
     prefix = settings.model_prefix
-    try:
-        metadata = json.loads(_get_model_file(settings, client, contracts.MODEL_METADATA_FILE))
-    except ValueError as error:
-        raise ModelIntegrityError(
-            f"{contracts.MODEL_METADATA_FILE} is not JSON: {error}"
-        ) from error
+    metadata_file = contracts.MODEL_METADATA_FILE
+    metadata = _json(_get_model_file(settings, client, metadata_file), metadata_file)
     pointer = artefact.Pointer.from_metadata(metadata)
     spec_bytes = _get_model_file(settings, client, pointer.spec_file)
     artefact.verify_bytes(
-        spec_bytes,
-        pointer.spec_file,
-        pointer.spec_sha256,
-        pointer.spec_size_bytes,
-        contracts.MODEL_METADATA_FILE,
+        spec_bytes, pointer.spec_file, pointer.spec_sha256, pointer.spec_size_bytes, metadata_file
     )
     artefact.verify_signature(spec_bytes, pointer, key)
-    try:
-        document = json.loads(spec_bytes)
-    except ValueError as error:
-        raise ModelIntegrityError(f"{pointer.spec_file} is not JSON: {error}") from error
+    document = _json(spec_bytes, pointer.spec_file)
     listed = document.get("arrays") if isinstance(document, dict) else None
     if not isinstance(listed, dict):
         raise ModelIntegrityError(f"{pointer.spec_file} names no arrays file")
@@ -161,14 +175,49 @@ def load_model(settings: Settings, client: Any, key: bytes | None = None) -> Loa
     )
     model = portable.load(document, portable.read_arrays(arrays_bytes, arrays_file))
     _check_run_features(metadata, model.spec, pointer.spec_file)
-    return LoadedModel(
+    loaded = LoadedModel(
         model=model,
         spec=model.spec,
         source=f"s3://{settings.bucket}/{prefix}{pointer.spec_file}",
         size_bytes=len(spec_bytes) + len(arrays_bytes),
-        seconds=time.perf_counter() - started,
+        seconds=0.0,
         signed=key is not None,
+        spec_sha256=pointer.spec_sha256,
+        key=key,
     )
+    state = latest_state(settings, client)
+    check_version(settings, client, loaded, state.model_version_max if state else None)
+    return replace(loaded, seconds=time.perf_counter() - started)
+
+
+class ModelRollback(ModelIntegrityError):
+    """The model's version is below the highest served, without promote's mark."""
+
+
+def check_version(
+    settings: Settings, client: Any, loaded: LoadedModel, served_max: int | None
+) -> None:
+    """Refuse (ModelRollback) a model_version below `served_max`, the highest
+    served (latest.json's metadata), unless rollback.json, written by
+    `apy-runway promote --run`, marks this very spec while nothing above the
+    version it was promoted under has been served."""
+    version = loaded.spec.model_version
+    if served_max is None or version >= served_max:
+        return
+    name = contracts.ROLLBACK_FILE
+    try:
+        mark = _json(_get_model_file(settings, client, name), name)
+    except ModelIntegrityError as error:
+        if not isinstance(error.__cause__, ClientError):
+            raise
+        mark = None  # absent (or, without s3:ListBucket, 403): no mark
+    problem = artefact.rollback_problem(mark, loaded.spec_sha256, version, served_max, loaded.key)
+    if problem:
+        raise ModelRollback(
+            f"{loaded.source} has model_version {version}, below {served_max}, the highest "
+            f"served ({contracts.MODEL_VERSION_MAX_METADATA} of latest.json), and {problem}: "
+            "roll back with `apy-runway promote --run <run> --bucket ...`, or publish a newer run"
+        )
 
 
 def _check_run_features(metadata: dict, spec: ModelSpec, spec_file: str) -> None:
@@ -214,9 +263,10 @@ def read_latest_predictions(
             ) from error
         raise
     try:
-        document = json.loads(response["Body"].read())
-    except ValueError as error:
-        raise PublishedPredictionsError(f"s3://{settings.bucket}/{key} is not JSON") from error
+        # NaN / Infinity refused: an answer repeating one could not be written
+        document = _json(response["Body"].read(), key)
+    except ModelIntegrityError as error:
+        raise PublishedPredictionsError(f"s3://{settings.bucket}/{error}") from None
     records = document.get("predictions") if isinstance(document, dict) else None
     if not isinstance(records, list) or not all(
         isinstance(r, dict) and isinstance(r.get("pool_id"), str) for r in records
@@ -226,6 +276,35 @@ def read_latest_predictions(
             "(a `predictions` list of records with a pool_id)"
         )
     return response["ETag"], document
+
+
+@dataclass(frozen=True)
+class LatestState:
+    """latest.json as its HEAD tells it (object metadata): what this run's
+    conditional write replaces and the rules compare with."""
+
+    etag: str
+    event_time: str
+    health: str | None
+    pools: int | None
+    # the highest model_version served so far (None: not recorded yet)
+    model_version_max: int | None
+
+    @classmethod
+    def from_head(cls, head: dict) -> LatestState:
+        metadata = head.get("Metadata", {})
+
+        def whole(key: str) -> int | None:
+            value = metadata.get(key)
+            return int(value) if value and value.isdigit() else None
+
+        return cls(
+            head["ETag"],
+            metadata.get("event-time", ""),
+            metadata.get(HEALTH_METADATA),
+            whole(contracts.PREDICTIONS_POOLS_METADATA),
+            whole(contracts.MODEL_VERSION_MAX_METADATA),
+        )
 
 
 @dataclass(frozen=True)
@@ -247,10 +326,10 @@ class LatestConflict(RuntimeError):
     """latest.json kept changing under this run's conditional writes."""
 
 
-def _latest_head(settings: Settings, client: Any) -> dict | None:
-    """HEAD of latest.json; None when there is none."""
+def latest_state(settings: Settings, client: Any) -> LatestState | None:
+    """latest.json's HEAD; None when there is none."""
     try:
-        return client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
+        head = client.head_object(Bucket=settings.bucket, Key=settings.latest_predictions_key)
     except ClientError as error:
         code = _error_code(error)
         # Without s3:ListBucket (the deployed role has none: it would let the function
@@ -262,15 +341,7 @@ def _latest_head(settings: Settings, client: Any) -> dict | None:
         if code in NOT_FOUND_CODES or code in ACCESS_DENIED_CODES:
             return None
         raise
-
-
-def _latest_state(settings: Settings, client: Any) -> tuple[str, str, str | None] | None:
-    """(ETag, event time, health status) of latest.json; None when there is none."""
-    head = _latest_head(settings, client)
-    if head is None:
-        return None
-    metadata = head.get("Metadata", {})
-    return head["ETag"], metadata.get("event-time", ""), metadata.get(HEALTH_METADATA)
+    return LatestState.from_head(head)
 
 
 def _document_health(settings: Settings, client: Any, etag: str) -> str | None:
@@ -281,46 +352,64 @@ def _document_health(settings: Settings, client: Any, etag: str) -> str | None:
             Bucket=settings.bucket, Key=settings.latest_predictions_key, IfMatch=etag
         )
         document = json.loads(response["Body"].read())
-    except (ClientError, ValueError):
+    except (ClientError, ValueError, RecursionError):
         return None
     block = document.get("health") if isinstance(document, dict) else None
     return block.get("status") if isinstance(block, dict) else None
 
 
-def _refuse_shrunk(settings: Settings, client: Any, table: features.FeatureTable) -> None:
-    """The shrink rule: the features' pool count against the count last scored
-    (latest.json's metadata), unless their header says allow_shrink: true."""
-    head = _latest_head(settings, client) or {}
-    previous = head.get("Metadata", {}).get(contracts.PREDICTIONS_POOLS_METADATA)
+def refuse_unsound(
+    settings: Settings,
+    table: features.FeatureTable,
+    event_time: datetime,
+    latest: LatestState | None,
+) -> None:
+    """FeaturesRefused unless the features may be scored at `event_time`: no
+    feature day after the hour plus one day, and the shrink rule against the
+    pool count last scored (latest.json's metadata), unless their header says
+    allow_shrink: true. (decode() already refused a pool id listed twice.)"""
+    where = f"s3://{settings.bucket}/{settings.features_key}"
+    late = features.future_days(table.pool_ids, table.feature_dates, event_time)
+    if late:
+        raise FeaturesRefused(f"{where}: {late}")
     refusal = shrink_refusal(
         table.row_count,
-        int(previous) if previous and previous.isdigit() else None,
+        latest.pools if latest else None,
         table.header.get(contracts.FEATURES_ALLOW_SHRINK_FIELD) is True,
     )
     if refusal:
-        raise FeaturesRefused(f"s3://{settings.bucket}/{settings.features_key}: {refusal}")
+        raise FeaturesRefused(f"{where}: {refusal}")
 
 
 def publish_latest(
-    settings: Settings, client: Any, body: bytes, metadata: dict[str, str], event_time: str
+    settings: Settings,
+    client: Any,
+    body: bytes,
+    metadata: dict[str, str],
+    event_time: str,
+    state: LatestState | None = None,
+    known: bool = False,
 ) -> LatestWrite:
     """Write latest.json unless a newer hour is there, atomically: read its ETag
     and event time, then PUT with If-Match on that ETag (If-None-Match: * when
     there is none). A 412/409 (another run wrote in between) or a 404 (it was
     deleted) starts again from the read, at most LATEST_WRITE_ATTEMPTS times: a
-    slower older hour can never overwrite a newer one.
+    slower older hour can never overwrite a newer one. With `known`, `state`
+    is the first read (this run's HEAD).
 
     The body is PUT, not copied from the hour's key: CopyObject's If-Match /
     If-None-Match on the destination exist in S3's API (botocore 1.44) but moto's
-    server ignores them, so no local test could show the guard holds."""
+    server ignores them, so no local test could show the guard holds. The hour's
+    key is the copy instead (hourly_from_latest)."""
     for attempt in range(1, LATEST_WRITE_ATTEMPTS + 1):
-        state = _latest_state(settings, client)
-        if state is not None and state[1] > event_time:
-            return LatestWrite(False, None, state[1], attempt)
-        condition = {"IfMatch": state[0]} if state is not None else {"IfNoneMatch": "*"}
+        if not (known and attempt == 1):
+            state = latest_state(settings, client)
+        if state is not None and state.event_time > event_time:
+            return LatestWrite(False, None, state.event_time, attempt)
+        condition = {"IfMatch": state.etag} if state is not None else {"IfNoneMatch": "*"}
         previous = None
         if state is not None:
-            previous = state[2] or _document_health(settings, client, state[0])
+            previous = state.health or _document_health(settings, client, state.etag)
         try:
             response = client.put_object(
                 Bucket=settings.bucket,
@@ -342,12 +431,40 @@ def publish_latest(
     )
 
 
+def hourly_from_latest(
+    settings: Settings,
+    client: Any,
+    key: str,
+    body: bytes,
+    metadata: dict[str, str],
+    latest: LatestWrite,
+) -> str:
+    """The hour's key: a server-side copy of the latest.json this run just
+    wrote (its 13.9 MB body goes up once), or the body itself when this run
+    did not write latest.json. The copy is conditional on latest.json still
+    being this run's (x-amz-copy-source-if-match, which S3 honours and moto
+    ignores), and its ETag is checked after (a copy of the same bytes keeps
+    it): if latest.json changed in between, the body is PUT. Returns how."""
+    if latest.written:
+        try:
+            copied = client.copy_object(
+                Bucket=settings.bucket,
+                Key=key,
+                CopySource={"Bucket": settings.bucket, "Key": settings.latest_predictions_key},
+                CopySourceIfMatch=latest.etag,
+            )
+            if copied.get("CopyObjectResult", {}).get("ETag") == latest.etag:
+                return "copied"
+        except ClientError as error:
+            if _error_code(error) not in CONFLICT_CODES:
+                raise
+    put_json(client, settings.bucket, key, body, metadata)
+    return "put"
+
+
 def read_features(settings: Settings, client: Any) -> features.FeatureTable:
-    """The binary features file the hourly run scores (settings.features_key),
-    checked against the shrink rule (FeaturesRefused)."""
-    table = features.decode(get_bytes(client, settings.bucket, settings.features_key))
-    _refuse_shrunk(settings, client, table)
-    return table
+    """The binary features file the hourly run scores (settings.features_key)."""
+    return features.decode(get_bytes(client, settings.bucket, settings.features_key))
 
 
 def webhook_url(settings: Settings, ssm_client: Any = None) -> str | None:
@@ -372,7 +489,7 @@ def webhook_url(settings: Settings, ssm_client: Any = None) -> str | None:
 def ledger_body(rows: list[dict]) -> bytes:
     """gzip NDJSON, byte-for-byte the same for the same rows (no time stamp)."""
     text = b"".join(orjson.dumps(row) + b"\n" for row in rows)
-    return gzip.compress(text, compresslevel=6, mtime=0)
+    return gzip.compress(text, compresslevel=LEDGER_GZIP_LEVEL, mtime=0)
 
 
 def alert_on_change(
@@ -398,6 +515,33 @@ def alert_on_change(
     return outcome
 
 
+def write_side_documents(
+    settings: Settings, client: Any, event_time: datetime, hour: ScoredHour
+) -> tuple[str | None, str, dict[str, float]]:
+    """The hour's monitoring document (if any) and ledger file; (their keys,
+    milliseconds per phase)."""
+    clock = Stopwatch()
+    monitoring_key = None
+    if hour.monitoring is not None:
+        monitoring_key = contracts.monitoring_key(settings.monitoring_prefix, event_time)
+        put_json(client, settings.bucket, monitoring_key, encode_json(hour.monitoring), {})
+    clock.lap("put_monitoring")
+    ledger_key = contracts.ledger_key(settings.ledger_prefix, event_time)
+    rows = hour.ledger
+    clock.lap("ledger_rows")
+    ledger = ledger_body(rows)
+    clock.lap("ledger_gzip")
+    client.put_object(
+        Bucket=settings.bucket,
+        Key=ledger_key,
+        Body=ledger,
+        ContentType="application/gzip",
+        Metadata={"rows": str(len(hour.ledger)), "format": contracts.LEDGER_FORMAT},
+    )
+    clock.lap("put_ledger")
+    return monitoring_key, ledger_key, clock.ms()
+
+
 def score_hour(
     settings: Settings,
     client: Any,
@@ -405,39 +549,68 @@ def score_hour(
     event_time: datetime,
     webhook: str | None = None,
 ) -> tuple[dict, dict]:
-    """Score the published features for one hour; write the hour's key, its
-    monitoring document and ledger file and, unless a newer hour is already
-    there, latest.json (publish_latest); then alert the `webhook` if the health
-    changed. Returns (summary, the published document)."""
-    table = read_features(settings, client)
-    hour = score_hour_published(loaded.model, table, event_time, settings.stale_after_hours)
-    result = hour.document
-    body = encode_json(result)
-    object_metadata = {
-        "event-time": result["event_time"],
-        "model-id": loaded.spec.model_id,
-        contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
-        HEALTH_METADATA: result["health"]["status"],
-    }
-    hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
-    put_json(client, settings.bucket, hourly, body, object_metadata)
-    monitoring_key = None
-    if hour.monitoring is not None:
-        monitoring_key = contracts.monitoring_key(settings.monitoring_prefix, event_time)
-        put_json(client, settings.bucket, monitoring_key, encode_json(hour.monitoring), {})
-    ledger_key = contracts.ledger_key(settings.ledger_prefix, event_time)
-    client.put_object(
-        Bucket=settings.bucket,
-        Key=ledger_key,
-        Body=ledger_body(hour.ledger),
-        ContentType="application/gzip",
-        Metadata={"rows": str(len(hour.ledger)), "format": contracts.LEDGER_FORMAT},
-    )
-    latest = publish_latest(settings, client, body, object_metadata, result["event_time"])
+    """Score the published features for one hour; write its monitoring
+    document and ledger file, latest.json unless a newer hour is already there
+    (publish_latest), then the hour's key (hourly_from_latest); then alert the
+    `webhook` if the health changed. Returns (summary, the published
+    document); the summary's `ms` says where the time went.
+
+    One worker thread runs beside the main path: the HEAD of latest.json
+    during the features' GET, then the ledger (gzip, PUT) and the monitoring
+    document during the document's encode and upload. zlib and sockets release
+    the GIL, so on one vCPU the uploads' waits overlap; a failure on either
+    side fails the run (a retry writes every key again)."""
+    clock = Stopwatch()
+    with (
+        without_cyclic_gc(),  # the ledger rows are built on the worker, after the document
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="hourly-side") as side,
+    ):
+        head = side.submit(latest_state, settings, client)
+        data = get_bytes(client, settings.bucket, settings.features_key)
+        clock.lap("features_get")
+        table = features.decode(data)
+        clock.lap("features_decode")
+        state = head.result()
+        served_max = state.model_version_max if state else None
+        check_version(settings, client, loaded, served_max)
+        refuse_unsound(settings, table, event_time, state)
+        clock.lap("checks")
+        hour = score_hour_published(
+            loaded.model, table, event_time, settings.stale_after_hours, clock
+        )
+        side_writes = side.submit(write_side_documents, settings, client, event_time, hour)
+        result = hour.document
+        body = encode_json(result)
+        object_metadata = {
+            "event-time": result["event_time"],
+            "model-id": loaded.spec.model_id,
+            contracts.PREDICTIONS_POOLS_METADATA: str(result["counts"]["pools"]),
+            HEALTH_METADATA: result["health"]["status"],
+            contracts.MODEL_VERSION_METADATA: str(loaded.spec.model_version),
+            contracts.MODEL_VERSION_MAX_METADATA: str(
+                max(loaded.spec.model_version, served_max or 0)
+            ),
+        }
+        clock.lap("encode")
+        hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
+        try:
+            latest = publish_latest(
+                settings, client, body, object_metadata, result["event_time"], state, known=True
+            )
+        except LatestConflict:
+            put_json(client, settings.bucket, hourly, body, object_metadata)  # the hour is kept
+            raise
+        clock.lap("put_latest")
+        hourly_write = hourly_from_latest(settings, client, hourly, body, object_metadata, latest)
+        clock.lap("hourly_" + hourly_write)
+        monitoring_key, ledger_key, side_ms = side_writes.result()
+        clock.lap("wait_side")
     alert = alert_on_change(
         webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
     )
+    clock.lap("alert")
     watch = alert_watchlist(settings, client, webhook, latest, result)
+    clock.lap("watch")
     summary = {
         "hourly_key": hourly,
         "latest_key": settings.latest_predictions_key if latest.written else None,
@@ -455,6 +628,9 @@ def score_hour(
         "alert": alert,
         "watch": watch,
         **result["counts"],
+        "ms": clock.ms(),
+        # the worker thread's phases, overlapped with the main path's
+        "side_ms": side_ms,
     }
     return summary, result
 

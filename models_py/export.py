@@ -433,6 +433,8 @@ def export(
         "calibration": calibration,
         "clip": clip,
     }
+    if "model_version" in facts:  # only increases (run_folder.next_model_version)
+        document["model_version"] = int(facts["model_version"])
     if drift_reference is not None:
         # the model alone first (its importance needs the evaluator's columns);
         # the spec names the reference's arrays only once `monitoring` is in

@@ -65,6 +65,21 @@ def new_run_id(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
 
 
+def next_model_version(runs: Path, now: datetime | None = None) -> int:
+    """The spec's model_version: the UTC time as YYYYMMDDHHMMSS, or one more
+    than any run's in `runs` if that is higher, so it only increases (the
+    Lambda refuses a version below the highest it has served)."""
+    versions = [int((now or datetime.now(UTC)).strftime("%Y%m%d%H%M%S"))]
+    for path in runs.glob(f"*/{METADATA_FILE}"):
+        try:
+            version = json.loads(path.read_text()).get("model_version")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(version, int) and not isinstance(version, bool):
+            versions.append(version + 1)
+    return max(versions)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -364,11 +379,13 @@ def write_run(
         "eligibility": dict(contracts.ELIGIBILITY),
         "confidence_cutpoints": [float(c) for c in cutpoints],
         "library_versions": versions,
+        "model_version": next_model_version(run_dir.parent),
     }
     reference = drift_reference(data, shipped_rows, recipe, shipped, X, reference_features)
     portable = save_portable(shipped, run_dir, facts, X[test], signing_key, reference)
     metadata = {
         "model_id": run_id,
+        "model_version": facts["model_version"],
         "model_name": result.production,
         **saved,
         "portable": portable,

@@ -1,14 +1,18 @@
 """Smoke tests of the benchmark harness on tiny data (no timing assertions:
-timing goals live in benchmarks/RESULTS.md).
+timing goals live in benchmarks/RESULTS.md): every module of benchmarks/
+runs here at a tiny scale, so a benchmark that breaks fails the tests.
 
 One tiny hourly build (8 pools x 75 days) is shared: the pandas anchor and the
 engine-only runner must compute what dbt computed, or their ratios would
-compare different work.
+compare different work. The golden fixture's inputs and run stand in for a
+trained home. Figures go to a temporary results file, never to
+benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,19 +21,58 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.tiny_model import tiny_reference, write_run
 
 from apy_runway.foundation.paths import REPO_ROOT, project_paths
 from apy_runway.warehouse.dbt import dbt_target_dir
+from inference import contracts
 
 # benchmarks/ is a folder of the repository, not an installed package
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import engine_only
+from benchmarks import (
+    board_bench,
+    drift_calibration,
+    engine_only,
+    portable_equality,
+    report,
+    run,
+    serving_guards_bench,
+    sql_variants,
+    train_bench,
+)
 from benchmarks.measure import measure, python_argv
+from benchmarks.refresh_input import split_by_month
 from benchmarks.run import dbt_profile, last_json, with_new_snapshots
 
 pytestmark = pytest.mark.slow
+GOLDEN = REPO_ROOT / "tests" / "fixtures" / "golden"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def results(tmp_path_factory):
+    """The smoke runs' figures, in a temporary results file."""
+    path = tmp_path_factory.mktemp("results") / "results.jsonl"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(contracts.ENV_BENCH_RESULTS, str(path))
+        yield path
+
+
+def recorded(results: Path, section: str) -> dict:
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    return [row for row in rows if row["section"] == section][-1]
+
+
+@pytest.fixture(scope="module")
+def golden_home(tmp_path_factory) -> Path:
+    """A home whose exports are the golden fixture's inputs (40 pools x 200 days)."""
+    home = tmp_path_factory.mktemp("golden") / "home"
+    paths = project_paths(home).ensure()
+    paths.exports.mkdir(parents=True, exist_ok=True)
+    for path in (GOLDEN / "inputs").iterdir():
+        shutil.copy(path, paths.exports / path.name)
+    return home
 
 
 def cli(home: Path, *args: str) -> list[str]:
@@ -193,3 +236,105 @@ def test_last_json_takes_the_last_result_line(tmp_path):
     log.write_text("no json\n")
     with pytest.raises(RuntimeError):
         last_json(log)
+
+
+def test_history_split_by_month_holds_every_row(built, tmp_path):
+    _, source, _ = built
+    files = split_by_month(source, tmp_path / "months")
+    with duckdb.connect() as con:
+        count = "select count(*) from read_parquet('{}')"
+        months = con.execute(count.format(tmp_path / "months" / "*" / "*.parquet")).fetchone()
+        assert months == con.execute(count.format(source)).fetchone()
+    assert files >= 3  # 75 days span three calendar months
+
+
+# --------------------------------------------------------------------------- every benchmark
+
+
+def test_inference_section_prints_the_warm_over_predict_proba_ratio(
+    golden_home, results, tmp_path, capsys
+):
+    """`make bench`'s inference section on 300 pools of the golden run, no
+    layers built (the clean interpreters use this venv's site-packages)."""
+    run.main(
+        [
+            "--sections",
+            "inference",
+            "--inference-home",
+            str(golden_home),
+            "--run",
+            str(GOLDEN / "run"),
+            "--inference-pools",
+            "300",
+            "--inference-args",
+            "--no-layers --repeat 1 --cold-runs 1 --prototype --prototype-trees 3",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
+    assert "warm invocation / predict_proba (n_jobs=1) at 300 pools:" in capsys.readouterr().out
+    row = recorded(results, "inference")
+    warm = row["warm"]
+    assert warm["pools"] == 300 and warm["warm_over_predict_proba"] > 0
+    assert {"features_get", "scoring", "reasons", "records", "put_latest"} <= set(
+        warm["breakdown_ms"]
+    )
+    assert {"ledger_gzip", "put_ledger"} <= set(warm["overlapped_ms"])
+    assert warm["max_abs_difference_vs_predict_proba"] <= 1e-9 and warm["rows_compared"] == 300
+    assert row["cold"]["cold_start_ms"] > 0 and row["cold"]["modules"] == []
+    assert row["sklearn"]["cold_start_ms"] > 0
+    assert row["prototype"]["max_abs_difference"] <= 1e-9
+
+
+def test_serving_guards_bench_runs(results):
+    serving_guards_bench.main(["--pools", "200", "--rows", "20", "--repeat", "1"])
+    row = recorded(results, "serving-guards")
+    assert row["latest_json"]["ratio"] > 0 and row["request_parsing"]["rows"] == 20
+
+
+def test_train_bench_runs(golden_home, capsys):
+    home = str(golden_home)
+    train_bench.main([home, "--models", "logistic", "--grid", "3:50", "--latency-rows", "200"])
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [m["model"].split()[0] for m in figures["models"]] == ["logistic", "random_forest"]
+    assert all(0 <= m["test_auc"] <= 1 for m in figures["models"])
+
+
+def test_portable_equality_runs(golden_home, capsys):
+    portable_equality.main([str(golden_home)])
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(figures["models"]) == 9 and figures["max_abs_difference"] <= 1e-9
+
+
+def test_sql_variants_agree(built, capsys):
+    paths, _, _ = built
+    sql_variants.main([str(paths.home)])
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["daily_rows"] > 0 and figures["rows_that_differ"] == 0
+
+
+def test_drift_calibration_runs(built, capsys):
+    """On the tiny build, with the tiny model and its drift reference as the
+    home's latest run (the rule's code is what is exercised)."""
+    paths, _, _ = built
+    write_run(paths.runs / "latest", drift_reference=tiny_reference(300, days=5))
+    drift_calibration.main([str(paths.home), "--every", "10"])
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["rows"] > 0 and "load ratio" in figures
+    assert any(key.startswith("false alarms") for key in figures)
+
+
+def test_board_bench_runs(results, tmp_path):
+    if not Path(board_bench.CHROMIUM).exists():
+        pytest.skip(f"{board_bench.CHROMIUM} is not installed")
+    board_bench.main(
+        ["--pools", "30", "--history-days", "20", "--shards-of", "1,16", "--workdir", str(tmp_path)]
+    )
+    row = recorded(results, "board")
+    assert row["virtual_first_render_ms"] > 0 and row["plain_first_render_ms"] > 0
+
+
+def test_report_renders_the_smoke_figures(results, capsys):
+    report.main([])
+    out = capsys.readouterr().out
+    assert "## scale" in out and "### inference 300 pools" in out

@@ -100,7 +100,16 @@ def test_codes_outside_their_vocabulary_are_refused():
     "edit, message",
     [
         (lambda c, k: c.pop("chain"), "lack columns \\['chain'\\]"),
-        (lambda c, k: c["pool_id"].__setitem__(1, c["pool_id"][0]), "unique"),
+        (
+            lambda c, k: c["pool_id"].__setitem__(1, c["pool_id"][0]),
+            "pool_id 'pool-00000' is listed more than once",
+        ),
+        (lambda c, k: c["pool_id"].__setitem__(3, ""), "pool_id is empty in row 3"),
+        (
+            lambda c, k: c["snapshot_date"].__setitem__(4, "2999-01-01"),
+            "feature day 2999-01-01 \\(pool 'pool-00004'; 1 pool\\(s\\) after .*\\) is after "
+            "publication at .* plus one day",
+        ),
         (lambda c, k: c["apy"].__setitem__(2, "5%"), "column 'apy', row 2"),
         (lambda c, k: c["symbol"].pop(), "different lengths"),
         (lambda c, k: c["snapshot_date"].__setitem__(0, "yesterday"), "snapshot_date"),

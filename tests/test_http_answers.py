@@ -239,7 +239,18 @@ def test_a_feature_renamed_in_the_spec_is_a_server_fault_not_the_callers(
     assert not logged(caplog, "bad_request")
 
 
-@pytest.mark.parametrize("document", [b"[]", b"{}", b'{"predictions": [1]}', b"not json"])
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"[]",
+        b"{}",
+        b'{"predictions": [1]}',
+        b"not json",
+        b'{"predictions": [{"pool_id": "p", "p_keep": NaN}]}',  # could not be answered
+        b'{"predictions": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # too deep to parse
+    ],
+    ids=["list", "empty", "not_records", "not_json", "nan", "deep"],
+)
 def test_a_latest_json_that_is_not_a_predictions_document_is_503(
     lambda_env, context, caplog, s3_client, document
 ):

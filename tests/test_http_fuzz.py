@@ -1,7 +1,8 @@
 """Generated bodies and events thrown at the HTTP handler (hypothesis): deep
 nesting, huge integers and floats, NaN/Infinity, wrong types, base64 (well and
-badly encoded, and isBase64Encoded of every JSON kind), random text, and events
-that are not objects or have malformed fields.
+badly encoded, and isBase64Encoded of every JSON kind), random text, events
+that are not objects or have malformed fields, and headers of any kind (a
+Content-Type other than application/json is 415).
 
 The model and latest.json are served and the model is cached after the first
 call, so every example runs the real handler (inference.handler.http) without
@@ -159,9 +160,15 @@ requests = st.one_of(
     json_values.map(lambda body: (_event(body), None)),  # a body that is not a string
     json_values.filter(lambda e: not isinstance(e, dict)).map(lambda e: (e, None)),
     st.dictionaries(
-        st.sampled_from(["requestContext", "rawPath", "body", "isBase64Encoded", "version"]),
+        st.sampled_from(
+            ["requestContext", "rawPath", "body", "isBase64Encoded", "version", "headers"]
+        ),
         json_values,
     ).map(lambda changes: ({**TEMPLATE, **changes}, None)),
+    st.tuples(
+        st.dictionaries(st.sampled_from(["content-type", "Content-Type", "x"]), json_values),
+        good_rows().map(json.dumps),
+    ).map(lambda t: ({**TEMPLATE, "headers": t[0], "body": t[1]}, None)),
 )
 
 
@@ -177,7 +184,7 @@ def _assert_answer(response, expected) -> None:
         assert expected is None, answer
         assert "predictions" in answer or "pools" in answer
         return
-    assert status in (400, 404, 405, 413), answer
+    assert status in (400, 404, 405, 413, 415), answer
     assert isinstance(answer["error"], str) and answer["error"], answer
     assert isinstance(answer["message"], str) and answer["message"], answer
     if answer.get("row") is not None:

@@ -85,7 +85,7 @@ def test_explain_renders_each_rows_reasons_and_leaves_out_zeros():
         "chain": ["Base", None],
     }
     contributions = np.array([[0.01, -0.2, 0.05, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, -0.3]])
-    explained = reasons.explain(features, contributions, values.__getitem__)
+    explained, texts = reasons.explain(features, contributions, values.__getitem__)
     assert explained[0] == [
         {"feature": "tvl_usd_change_7d", "text": "TVL -31% in 7 days", "contribution": -0.2},
         {
@@ -96,3 +96,4 @@ def test_explain_renders_each_rows_reasons_and_leaves_out_zeros():
         {"feature": "apy", "text": "APY 5.0%", "contribution": 0.01},
     ]
     assert explained[1] == [{"feature": "chain", "text": "chain unknown", "contribution": -0.3}]
+    assert texts == [[r["text"] for r in row] for row in explained]  # the ledger's

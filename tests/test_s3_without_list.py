@@ -94,8 +94,8 @@ def test_a_403_on_an_existing_latest_never_lets_the_run_overwrite_it(
         monkeypatch.setenv("AWS_ENDPOINT_URL", url)
         with pytest.raises(service.LatestConflict, match="cannot be read"):
             handler.scheduled(load_event("scheduled.json"), context)
-    # one HEAD for the shrink rule (the count last scored; 403 = none), then one
-    # per conditional write attempt
+    # one HEAD when the model is loaded (the highest version served), one for the
+    # shrink rule and the first conditional write, then one per further attempt
     assert len(denied) == 1 + service.LATEST_WRITE_ATTEMPTS
     latest = s3_client.get_object(Bucket=lambda_env, Key="predictions/latest.json")
     assert latest["Body"].read() == newer

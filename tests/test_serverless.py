@@ -87,13 +87,18 @@ def packaged_jwt(moto_endpoint, tmp_path_factory) -> Path:
         "throttlingRateLimit=50",
         "throttlingBurstLimit=100",
         "scoreReservedConcurrency=2",
+        "signingKeyParameter=/apy-runway/test/custom-key",
     )
 
 
 @pytest.fixture(scope="module")
 def packaged_public(moto_endpoint, tmp_path_factory) -> Path:
+    """A public endpoint serving unsigned models: both stated."""
     return packaged_ok(
-        tmp_path_factory.mktemp("sls") / "public", moto_endpoint, "authorizer=public"
+        tmp_path_factory.mktemp("sls") / "public",
+        moto_endpoint,
+        "authorizer=public",
+        "unsigned=true",
     )
 
 
@@ -169,8 +174,11 @@ def test_functions_use_the_runtime_layer_and_environment(packaged):
             "APY_RUNWAY_FEATURES_KEY",
             "APY_RUNWAY_PREDICTIONS_PREFIX",
         } <= set(props["Environment"]["Variables"])
-        # no signing parameter unless the deploy names one
-        assert props["Environment"]["Variables"]["APY_RUNWAY_SIGNING_KEY_PARAMETER"] == ""
+        # signed by default: the key is the stage's SSM parameter
+        assert (
+            props["Environment"]["Variables"]["APY_RUNWAY_SIGNING_KEY_PARAMETER"]
+            == "/apy-runway/test/model-signing-key"
+        )
     assert set(handlers) == {"inference/handler.http", "inference/handler.scheduled"}
     [rule] = resources(packaged, "AWS::Events::Rule").values()
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
@@ -388,18 +396,31 @@ def test_the_public_setting_removes_the_authorizer_and_keeps_the_throttling(pack
     assert _throttling(packaged_public) == {"ThrottlingRateLimit": 10, "ThrottlingBurstLimit": 20}
 
 
+def test_unsigned_models_are_served_only_when_the_deploy_says_so(packaged_jwt, packaged_public):
+    """Signed by default (a custom parameter name is kept); unsigned=true is the
+    only way to an empty key parameter, for both functions."""
+    for folder, expected in (
+        (packaged_jwt, "/apy-runway/test/custom-key"),
+        (packaged_public, ""),
+    ):
+        names = {
+            f["Properties"]["Environment"]["Variables"]["APY_RUNWAY_SIGNING_KEY_PARAMETER"]
+            for f in our_functions(folder).values()
+        }
+        assert names == {expected}
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
         (["authorizer=IAM"], 'Value not found at "self" source'),
         (["authorizer=jwt"], "provider.httpApi.authorizers.jwt.issuerUrl"),
         (["authorizer=jwt", "jwtIssuerUrl=https://issuer.example.com/"], "audience"),
+        (["unsigned=yes"], 'Value not found at "self" source'),
     ],
-    ids=["unknown_authorizer", "jwt_without_issuer", "jwt_without_audience"],
+    ids=["unknown_authorizer", "jwt_without_issuer", "jwt_without_audience", "unsigned_yes"],
 )
-def test_an_unknown_or_incomplete_authorizer_setting_fails_packaging(
-    moto_endpoint, tmp_path, params, message
-):
+def test_an_unknown_or_incomplete_setting_fails_packaging(moto_endpoint, tmp_path, params, message):
     result = package(tmp_path / "project", moto_endpoint, *params)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr

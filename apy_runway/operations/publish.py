@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.foundation.s3 import upload_run
+from apy_runway.operations.promote import run_model_version, served_version_max
 from inference import contracts, features
 
 # S3 object metadata of the features file: its pool count, read back by the
@@ -49,6 +50,7 @@ def publish(
     and the binary file the scorer follows last. Returns the binary size."""
     check_shrink(client, bucket, features_key, latest.payload)
     if run_dir is not None:
+        check_not_older(client, bucket, run_dir)
         keys = upload_run(client, bucket, model_prefix, run_dir)
         log(f"published run {run_dir.name} to s3://{bucket}/{model_prefix} ({len(keys)} files)")
     json_size, binary_size = publish_features(client, bucket, latest, features_key, json_key)
@@ -58,6 +60,19 @@ def publish(
         f"({binary_size / 1e6:.2f} MB) and, as JSON, {json_key} ({json_size / 1e6:.2f} MB)"
     )
     return binary_size
+
+
+def check_not_older(client, bucket: str, run_dir: Path) -> None:
+    """Refuse a run whose model_version is below the highest the Lambda has
+    served: it would refuse to serve it. A deliberate rollback is promote's."""
+    served = served_version_max(client, bucket)
+    version, _ = run_model_version(run_dir)
+    if served is not None and version < served:
+        raise UserError(
+            f"run {run_dir.name} has model_version {version}, below {served}, the highest the "
+            f"Lambda has served from s3://{bucket}; nothing was published. To roll back on "
+            f"purpose: apy-runway promote --run {run_dir.name} --bucket {bucket}"
+        )
 
 
 def published_row_count(client, bucket: str, key: str) -> int | None:

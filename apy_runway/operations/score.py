@@ -29,6 +29,17 @@ from inference.settings import Settings
 LOCAL_BUCKET = "apy-runway-local"
 
 
+def _empty(client, bucket: str) -> None:
+    """Start from an empty local bucket: moto keeps its buckets for the whole
+    process, so a second `score` in one process (the tests, a notebook) would
+    otherwise meet the first one's latest.json (its hour, pool count and
+    model version)."""
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
 def default_event_time(feature_date_max: str | None) -> str:
     if not feature_date_max:
         raise UserError("the latest features have no snapshot_date: cannot pick an event time")
@@ -62,6 +73,7 @@ def score_locally(
         )
         client = s3_client(endpoint, local=True)
         ensure_bucket(client, LOCAL_BUCKET)
+        _empty(client, LOCAL_BUCKET)
         publish_features(client, LOCAL_BUCKET, latest, settings.features_key)
         upload_run(client, LOCAL_BUCKET, settings.model_prefix, run_dir)
         log(

@@ -1,20 +1,11 @@
 """The model artefact as the Lambda receives it, checked before a byte of it is
-parsed.
-
-Chain of trust, read in this order:
-
-1. ``metadata.json`` (the run's pointer, written last by the upload) names the
-   portable spec and gives its size, sha256 and, when training had a signing
-   key, its HMAC-SHA256 (``portable`` block).
-2. ``model_spec.json``: size and sha256 checked against metadata.json; with a
-   signing key configured, the HMAC too (an unsigned or mis-signed spec is
-   refused). Only then is it parsed. The spec carries the arrays' size and
-   sha256, so the HMAC covers them as well.
-3. ``model_arrays.npz``: size and sha256 checked against the spec, then read
-   with ``np.load(allow_pickle=False)``: plain numeric arrays, never a pickle.
-
-``model.joblib`` stays in the run folder for Python users; the Lambda never
-reads it.
+parsed: metadata.json (the run's pointer, written last) gives the spec's
+size, sha256 and, signed, its HMAC-SHA256; the spec gives the arrays' size
+and sha256; the arrays are read by read_npz (each .npy header checked against
+its bytes before anything is allocated, no pickles). ModelSpec holds the
+serving facts, model_version among them; rollback.json (`promote --run`'s
+mark, rollback_mark / rollback_problem) lets a version below the highest
+served be served on purpose. model.joblib is never read here.
 """
 
 from __future__ import annotations
@@ -22,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import json
+import math
+import struct
 import zipfile
 from dataclasses import dataclass, field
 
@@ -38,6 +32,23 @@ class ModelIntegrityError(RuntimeError):
     """The model artefact is missing, does not match its metadata, or is malformed."""
 
 
+def _number(value: object, field: str) -> float:
+    """A finite JSON number (not a boolean), else ModelIntegrityError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelIntegrityError(f"model spec: {field} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def json_scalar(value: object) -> bool:
+    """A JSON scalar the output documents may repeat: no NaN or infinity, and
+    no integer orjson cannot write (beyond 64 bits)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**64
+    return value is None or isinstance(value, (str, bool))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """The serving facts of a model (from its portable spec), validated once."""
@@ -50,15 +61,19 @@ class ModelSpec:
     min_apy_exclusive: float
     min_observed_days: int
     label: dict = field(default_factory=dict)  # horizon, threshold, statistic answered
+    # only increases from one trained spec to the next (0: a spec written before
+    # versions); the Lambda refuses one below the highest it has served
+    model_version: int = 0
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> ModelSpec:
+        if not isinstance(metadata, dict):
+            raise ModelIntegrityError("model spec is not a JSON object")
         try:
             features = tuple(metadata["features"])
             numeric = frozenset(metadata["numeric_features"])
             categorical = frozenset(metadata["categorical_features"])
             cutpoints = tuple(float(x) for x in metadata["confidence_cutpoints"])
-            eligibility = metadata.get("eligibility") or {}
             model_id = str(metadata["model_id"])
         except (KeyError, TypeError, ValueError) as error:
             raise ModelIntegrityError(f"model spec is missing or malformed: {error!r}") from error
@@ -75,23 +90,42 @@ class ModelSpec:
                 f"model spec: confidence_cutpoints must be [q1, q2] within 50..100, "
                 f"got {metadata.get('confidence_cutpoints')!r}"
             )
+        eligibility = metadata.get("eligibility") or {}
+        label = metadata.get("label") or {}
+        if not isinstance(eligibility, dict) or not isinstance(label, dict):
+            raise ModelIntegrityError("model spec: eligibility and label must be objects")
+        min_days = _number(
+            eligibility.get("min_observed_days", contracts.MIN_OBSERVED_DAYS),
+            "eligibility.min_observed_days",
+        )
+        if not min_days.is_integer() or min_days < 0:
+            raise ModelIntegrityError(
+                f"model spec: eligibility.min_observed_days must be a whole number >= 0, "
+                f"got {min_days!r}"
+            )
+        answered = {key: label[key] for key in contracts.ANSWER_LABEL_SETTINGS if key in label}
+        if not all(json_scalar(value) for value in answered.values()):
+            raise ModelIntegrityError(
+                f"model spec: label settings must be JSON scalars, got {answered!r}"
+            )
+        version = metadata.get("model_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ModelIntegrityError(
+                f"model spec: model_version must be a whole number >= 0, got {version!r}"
+            )
         return cls(
             model_id=model_id,
             features=features,
             numeric_features=numeric,
             categorical_features=categorical,
             cutpoints=(cutpoints[0], cutpoints[1]),
-            min_apy_exclusive=float(
-                eligibility.get("min_apy_exclusive", contracts.MIN_APY_EXCLUSIVE)
+            min_apy_exclusive=_number(
+                eligibility.get("min_apy_exclusive", contracts.MIN_APY_EXCLUSIVE),
+                "eligibility.min_apy_exclusive",
             ),
-            min_observed_days=int(
-                eligibility.get("min_observed_days", contracts.MIN_OBSERVED_DAYS)
-            ),
-            label={
-                key: value
-                for key, value in (metadata.get("label") or {}).items()
-                if key in contracts.ANSWER_LABEL_SETTINGS
-            },
+            min_observed_days=int(min_days),
+            label={key: answered[key] for key in label if key in answered},
+            model_version=version,
         )
 
 
@@ -105,6 +139,89 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             with archive.open(info, "w", force_zip64=True) as handle:
                 np.lib.format.write_array(handle, np.asarray(arrays[key]), allow_pickle=False)
     return buffer.getvalue()
+
+
+class ArchiveError(ValueError):
+    """An .npz whose members are not what their headers declare."""
+
+
+# a .npy header is a few hundred bytes; numpy's own reader refuses over 10,000
+NPY_HEADER_MAX_BYTES = 10_000
+# the dtype kinds an archive may hold: numbers, booleans, text, dates
+NPY_KINDS = "biufcUSMm"
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zip's local file header (30 bytes)
+
+
+def read_npz(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed .npz (what npz_bytes writes), each checked
+    before anything is allocated for it: stored (no compression), a plain
+    dtype (no objects, no records), and exactly the bytes its header declares
+    (shape x item size) present in `data`. np.load allocates the declared
+    shape first, so a small file could ask for gigabytes. The arrays are
+    read-only views of `data`. Raises ArchiveError naming the member."""
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as error:
+        raise ArchiveError(f"not a readable .npz: {error}") from None
+    view = memoryview(data)
+    arrays: dict[str, np.ndarray] = {}
+    for info in infos:
+        name = info.filename
+        if not name.endswith(".npy") or name[:-4] in arrays:
+            raise ArchiveError(f"member {name!r} is not one .npy array")
+        if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+            raise ArchiveError(f"member {name!r} is compressed; arrays are stored plain")
+        start = _member_start(data, info)
+        if start + info.file_size > len(data):
+            raise ArchiveError(
+                f"member {name!r} declares {info.file_size} bytes past the end of the file"
+            )
+        arrays[name[:-4]] = _npy(view[start : start + info.file_size], name)
+    return arrays
+
+
+def _member_start(data: bytes, info: zipfile.ZipInfo) -> int:
+    at = info.header_offset
+    if at < 0 or at + _LOCAL_HEADER.size > len(data):
+        raise ArchiveError(f"member {info.filename!r} starts outside the file")
+    fields = _LOCAL_HEADER.unpack_from(data, at)
+    if fields[0] != b"PK\x03\x04":
+        raise ArchiveError(f"member {info.filename!r} has no local header")
+    return at + _LOCAL_HEADER.size + fields[-2] + fields[-1]
+
+
+def _npy(member: memoryview, name: str) -> np.ndarray:
+    """One .npy member: its header read and checked against its bytes first."""
+    head = io.BytesIO(bytes(member[: NPY_HEADER_MAX_BYTES + 16]))
+    try:
+        version = np.lib.format.read_magic(head)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(head)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(head)
+        else:
+            raise ValueError(f".npy version {version} is not 1.0 or 2.0")
+    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError) as error:
+        raise ArchiveError(f"member {name!r} has no readable .npy header: {error}") from None
+    if dtype.hasobject:
+        raise ArchiveError(
+            f"member {name!r} holds {dtype}: objects are pickles, never loaded "
+            "(as np.load with allow_pickle=False)"
+        )
+    if dtype.names is not None or dtype.kind not in NPY_KINDS:
+        raise ArchiveError(f"member {name!r} holds {dtype}, not plain numbers, text or dates")
+    if not dtype.itemsize:
+        raise ArchiveError(f"member {name!r} holds {dtype}, an empty type")
+    count = math.prod(shape)
+    offset = head.tell()
+    declared = count * dtype.itemsize
+    if declared != len(member) - offset:
+        raise ArchiveError(
+            f"member {name!r} declares shape {shape} of {dtype} ({declared:,} bytes) "
+            f"but holds {len(member) - offset:,} bytes"
+        )
+    flat = np.frombuffer(member, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran else "C")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -201,3 +318,64 @@ def verify_signature(data: bytes, pointer: Pointer, key: bytes | None) -> None:
             f"{pointer.spec_file} HMAC-SHA256 mismatch: the spec was not signed with the "
             "configured key (tampered, or signed with another key); refusing to load it"
         )
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def _mark_bytes(mark: dict) -> bytes:
+    """The bytes a rollback mark's HMAC covers: every field but the HMAC, as
+    sorted compact JSON."""
+    fields = {k: v for k, v in mark.items() if k != "hmac_sha256"}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def rollback_mark(
+    spec_sha256: str,
+    model_id: str,
+    model_version: int,
+    served_max: int,
+    promoted_at: str,
+    key: bytes | None,
+) -> dict:
+    """What `apy-runway promote --run` writes beside a model whose version is
+    below the highest served (`served_max`): this spec, and no later one, may
+    be served below it, while nothing above `served_max` has been served.
+    HMAC-signed with the spec's key when there is one."""
+    mark = {
+        "format": contracts.ROLLBACK_FORMAT,
+        "model_id": model_id,
+        "model_version": model_version,
+        "spec_sha256": spec_sha256,
+        "served_model_version_max": served_max,
+        "promoted_at": promoted_at,
+    }
+    mark["hmac_sha256"] = hmac_hex(key, _mark_bytes(mark)) if key else None
+    return mark
+
+
+def rollback_problem(
+    mark: object, spec_sha256: str, model_version: int, served_max: int, key: bytes | None
+) -> str | None:
+    """Why `mark` (rollback.json, None when absent) does not allow serving the
+    spec `spec_sha256` of `model_version` after `served_max` was served; None
+    when it does. With a signing key the mark must carry its HMAC."""
+    if mark is None:
+        return f"there is no {contracts.ROLLBACK_FILE}"
+    if not isinstance(mark, dict) or mark.get("format") != contracts.ROLLBACK_FORMAT:
+        return f"{contracts.ROLLBACK_FILE} is not a rollback mark"
+    if mark.get("spec_sha256") != spec_sha256 or mark.get("model_version") != model_version:
+        return f"{contracts.ROLLBACK_FILE} marks another spec"
+    marked_max = mark.get("served_model_version_max")
+    if isinstance(marked_max, bool) or not isinstance(marked_max, int) or served_max > marked_max:
+        return (
+            f"{contracts.ROLLBACK_FILE} was written when {marked_max!r} was the highest served; "
+            f"{served_max} has been served since"
+        )
+    if key is not None:
+        signature = mark.get("hmac_sha256")
+        if not isinstance(signature, str) or not hmac.compare_digest(
+            hmac_hex(key, _mark_bytes(mark)), signature
+        ):
+            return f"{contracts.ROLLBACK_FILE} is not signed with the configured key"
+    return None

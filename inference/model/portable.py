@@ -41,18 +41,19 @@ Trees compare float32 inputs with float64 thresholds, as scikit-learn does.
 
 from __future__ import annotations
 
-import io
 import math
-import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from inference import contracts
-from inference.model.artefact import ModelIntegrityError, ModelSpec
+from inference import contracts, monitoring
+from inference.model.artefact import ArchiveError, ModelIntegrityError, ModelSpec, read_npz
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+# a tree node's class fractions add up to 1 within this (scikit-learn's sums
+# of float64 fractions are off by a few ulps at most)
+FRACTION_SUM_TOLERANCE = 1e-9
 # float64 values of per-tree path tables kept between calls (64 MB)
 PATH_TABLES_MAX_VALUES = 8_000_000
 # the tree walk checks every this many levels whether to drop finished rows
@@ -95,12 +96,12 @@ class _Arrays:
 
 
 def read_arrays(data: bytes, file_name: str = contracts.PORTABLE_ARRAYS_FILE) -> dict:
-    """The .npz's arrays; object arrays are refused (allow_pickle=False)."""
+    """The .npz's arrays, each checked against its bytes before it exists
+    (artefact.read_npz: no objects, no shape larger than the file)."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (ValueError, OSError, zipfile.BadZipFile, KeyError, EOFError) as error:
-        raise ModelIntegrityError(f"{file_name} is not a readable .npz: {error}") from error
+        return read_npz(data)
+    except ArchiveError as error:
+        raise ModelIntegrityError(f"{file_name} is not a readable .npz: {error}") from None
 
 
 def _names(part: str, value: Any) -> tuple[str, ...]:
@@ -303,10 +304,59 @@ def _float32_floor(threshold: np.ndarray) -> np.ndarray:
     """The largest float32 <= each float64 threshold: for a float32 x,
     ``x <= t64`` exactly when ``x <= floor32(t64)``, so the walk compares in
     float32 and still takes scikit-learn's float32-vs-float64 branch."""
-    t32 = threshold.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, stepped back to its max below
+        t32 = threshold.astype(np.float32)
     over = t32.astype(np.float64) > threshold
     t32[over] = np.nextafter(t32[over], np.float32(-np.inf))
     return t32
+
+
+def _check_tree_shape(
+    part: str,
+    left: np.ndarray,
+    right: np.ndarray,
+    feature: np.ndarray,
+    roots: np.ndarray,
+    width: int,
+) -> None:
+    """Every node a leaf (both children -1) or a split on one of the `width`
+    columns with two children inside its own tree and after it (so no walk
+    can cycle), and every node but a root the child of exactly one node (a
+    shared child would make the walk and the path tables grow exponentially)."""
+    n = len(left)
+    leaf = left < 0
+    if np.any(leaf != (right < 0)):
+        raise _fail(part, "a node has exactly one child")
+    ends = np.append(roots[1:], n)
+    tree_end = ends[np.searchsorted(roots, np.arange(n), side="right") - 1]
+    index = np.arange(n)
+    inner = ~leaf
+    for name, children in (("left", left), ("right", right)):
+        bad = inner & ((children <= index) | (children >= tree_end))
+        if bad.any():
+            raise _fail(
+                f"{part}.{name}_key",
+                f"node {int(np.argmax(bad))}'s child lies outside its tree or before it",
+            )
+    if np.any(inner & ((feature < 0) | (feature >= width))):
+        raise _fail(
+            f"{part}.feature_key",
+            f"a split uses a column outside the preprocessing's {width} columns",
+        )
+    children = np.concatenate([left[inner], right[inner]])
+    if len(np.unique(children)) != len(children) or np.isin(roots, children).any():
+        raise _fail(part, "a node is the child of two nodes, or a root is a child")
+
+
+def _check_node_values(part: str, thresholds: np.ndarray, value: np.ndarray) -> None:
+    """Finite split thresholds; class fractions in [0, 1] adding up to 1 at
+    every node (a leaf's are the probabilities served)."""
+    if not np.all(np.isfinite(thresholds)):
+        raise _fail(f"{part}.threshold_key", "split thresholds must be finite")
+    if not (np.all(value >= 0.0) and np.all(value <= 1.0)):  # NaN fails both
+        raise _fail(f"{part}.value_key", "class fractions must lie in [0, 1]")
+    if np.any(np.abs(value.sum(axis=1) - 1.0) > FRACTION_SUM_TOLERANCE):
+        raise _fail(f"{part}.value_key", "each node's class fractions must add up to 1")
 
 
 @dataclass(frozen=True)
@@ -348,7 +398,8 @@ class Forest:
         transposed (one contiguous row per column): rows that share a node
         read one column in order.
         """
-        columns = np.ascontiguousarray(X.T, dtype=np.float32)
+        with np.errstate(over="ignore"):  # as scikit-learn's cast: beyond float32 is inf
+            columns = np.ascontiguousarray(X.T, dtype=np.float32)
         n = columns.shape[1]
         flat = columns.ravel()
         has_nan = bool(np.isnan(flat).any())
@@ -442,26 +493,9 @@ class Forest:
                 f"{part}.n_trees", f"says {spec.get('n_trees')!r}, the arrays hold {len(roots)}"
             )
         leaf = left < 0
-        if np.any(leaf != (right < 0)):
-            raise _fail(part, "a node has exactly one child")
+        _check_tree_shape(part, left, right, feature, roots, width)
+        _check_node_values(part, threshold[~leaf], value)
         ends = np.append(roots[1:], n)
-        tree_end = ends[np.searchsorted(roots, np.arange(n), side="right") - 1]
-        index = np.arange(n)
-        inner = ~leaf
-        for name, children in (("left", left), ("right", right)):
-            bad = inner & ((children <= index) | (children >= tree_end))
-            if bad.any():
-                raise _fail(
-                    f"{part}.{name}_key",
-                    f"node {int(np.argmax(bad))}'s child lies outside its tree or before it",
-                )
-        if np.any(inner & ((feature < 0) | (feature >= width))):
-            raise _fail(
-                f"{part}.feature_key",
-                f"a split uses a column outside the preprocessing's {width} columns",
-            )
-        if not np.all(np.isfinite(value)) or not np.all(np.isfinite(threshold[inner])):
-            raise _fail(part, "thresholds and values must be finite")
         keep_column = spec.get("keep_column")
         if keep_column not in (0, 1):
             raise _fail(f"{part}.keep_column", f"must be 0 or 1, got {keep_column!r}")
@@ -572,6 +606,8 @@ class Calibration:
             raise _fail(part, f"isotonic x has {len(x)} values and y {len(y)}")
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or np.any(np.diff(x) <= 0):
             raise _fail(f"{part}.x_key", "isotonic x must be finite and strictly increasing")
+        if not (np.all(y >= 0.0) and np.all(y <= 1.0)):
+            raise _fail(f"{part}.y_key", "isotonic outputs must be probabilities, in [0, 1]")
         return cls(kind, source, x=x, y=y)
 
 
@@ -692,6 +728,9 @@ class PortableModel:
         if self.clip is not None:
             p_keep = np.clip(proba[:, 1], *self.clip)
             proba = np.column_stack([1.0 - p_keep, p_keep])
+        if not (np.all(proba >= 0.0) and np.all(proba <= 1.0)):  # NaN fails both
+            # the loader's checks make this unreachable; no value is served if not
+            raise ModelIntegrityError("the model gave a probability outside [0, 1]")
         return Scores(proba, raw, contributions, bias)
 
     def out_of_range(self, numeric: np.ndarray) -> np.ndarray:
@@ -706,8 +745,10 @@ def _monitoring(document: dict, store: _Arrays) -> dict | None:
     quantiles put back from the arrays file (each named by its key, a
     matrix of one row of contracts.DRIFT_QUANTILE_LEVELS per listed day)."""
     block = document.get("monitoring")
-    if not isinstance(block, dict):
+    if block is None:
         return None
+    if not isinstance(block, dict):
+        raise _fail("monitoring", f"expected an object or null, got {type(block).__name__}")
     reference = block.get("reference")
     if not isinstance(reference, dict) or not isinstance(reference.get("features"), dict):
         raise _fail("monitoring.reference", "expected an object with a features object")
@@ -734,13 +775,14 @@ def _monitoring(document: dict, store: _Arrays) -> dict | None:
                 )
             ref = {**ref, "daily": {**daily, "quantiles": matrix}}
         features[name] = ref
-    return {**block, "reference": {**reference, "features": features}}
+    block = {**block, "reference": {**reference, "features": features}}
+    problem = monitoring.reference_problem(block)
+    if problem:
+        raise _fail("monitoring", problem)
+    return block
 
 
-def load(document: dict, arrays: dict[str, np.ndarray]) -> PortableModel:
-    """Validate the spec against the arrays and build the evaluator. Any
-    disagreement (shapes, feature count, unknown kinds) raises one
-    ModelIntegrityError naming the part."""
+def _spec(document: Any) -> ModelSpec:
     if not isinstance(document, dict):
         raise _fail("spec", "is not a JSON object")
     if document.get("format") != contracts.PORTABLE_SPEC_FORMAT:
@@ -756,8 +798,13 @@ def load(document: dict, arrays: dict[str, np.ndarray]) -> PortableModel:
             f"expected [{contracts.LABEL_DOWN}, {contracts.LABEL_KEEP}], "
             f"got {document.get('classes')!r}",
         )
-    file_name = (document.get("arrays") or {}).get("file", contracts.PORTABLE_ARRAYS_FILE)
-    store = _Arrays(arrays, file_name)
+    return spec
+
+
+def _blocks(
+    document: dict, store: _Arrays, spec: ModelSpec
+) -> tuple[list[NumericBlock | CategoricalBlock], int]:
+    """The preprocessing's blocks and their total width."""
     numeric_features = tuple(f for f in spec.features if f in spec.numeric_features)
     categorical_features = tuple(f for f in spec.features if f in spec.categorical_features)
     preprocess = document.get("preprocess")
@@ -780,49 +827,69 @@ def load(document: dict, arrays: dict[str, np.ndarray]) -> PortableModel:
         raise _fail(
             "preprocess.width", f"says {preprocess.get('width')!r}, the blocks give {width} columns"
         )
+    return blocks, width
+
+
+def _estimator(
+    document: dict, store: _Arrays, width: int
+) -> tuple[Forest | Linear, Calibration | None]:
+    estimator_spec = document.get("estimator")
+    kind = estimator_spec.get("kind") if isinstance(estimator_spec, dict) else None
+    if kind == "forest":
+        estimator: Forest | Linear = Forest.from_spec("estimator", estimator_spec, store, width)
+    elif kind == "linear":
+        estimator = Linear.from_spec("estimator", estimator_spec, store, width)
+    else:
+        raise _fail("estimator.kind", f"{kind!r} is unknown (known: {list(ESTIMATOR_KINDS)})")
+    calibration = None
+    if document.get("calibration") is not None:
+        calibration = Calibration.from_spec("calibration", document["calibration"], store, kind)
+    return estimator, calibration
+
+
+def _clip(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        or not 0.0 <= value[0] < value[1] <= 1.0
+    ):
+        raise _fail("clip", f"expected null or [low, high] with 0 <= low < high <= 1: {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def load(document: dict, arrays: dict[str, np.ndarray]) -> PortableModel:
+    """Validate the spec against the arrays and build the evaluator. Any
+    disagreement (shapes, feature count, unknown kinds, values that cannot be
+    probabilities) raises one ModelIntegrityError naming the part; a trial
+    scoring (with reasons and drift) must then succeed."""
+    spec = _spec(document)
+    listed = document.get("arrays")
+    file_name = listed.get("file") if isinstance(listed, dict) else None
+    store = _Arrays(arrays, str(file_name or contracts.PORTABLE_ARRAYS_FILE))
+    blocks, width = _blocks(document, store, spec)
     position = {name: j for j, name in enumerate(spec.features)}
     sources = np.array(
         [position[name] for block in blocks for name in block.sources()], dtype=np.intp
     )
-    estimator_spec = document.get("estimator")
-    estimator_kind = estimator_spec.get("kind") if isinstance(estimator_spec, dict) else None
-    if estimator_kind == "forest":
-        estimator: Forest | Linear = Forest.from_spec("estimator", estimator_spec, store, width)
-    elif estimator_kind == "linear":
-        estimator = Linear.from_spec("estimator", estimator_spec, store, width)
-    else:
-        raise _fail(
-            "estimator.kind", f"{estimator_kind!r} is unknown (known: {list(ESTIMATOR_KINDS)})"
-        )
-    calibration = None
-    if document.get("calibration") is not None:
-        calibration = Calibration.from_spec(
-            "calibration", document["calibration"], store, estimator_kind
-        )
-    clip = document.get("clip")
-    if clip is not None:
-        if (
-            not isinstance(clip, list)
-            or len(clip) != 2
-            or not all(isinstance(v, (int, float)) for v in clip)
-            or not 0.0 <= clip[0] < clip[1] <= 1.0
-        ):
-            raise _fail("clip", f"expected null or [low, high] with 0 <= low < high <= 1: {clip!r}")
-        clip = (float(clip[0]), float(clip[1]))
+    estimator, calibration = _estimator(document, store, width)
+    clip = _clip(document.get("clip"))
     monitoring = _monitoring(document, store)
     unused = store.unused()
     if unused:
-        raise _fail("arrays", f"{file_name} holds arrays the spec never names: {unused}")
+        raise _fail("arrays", f"{store.file_name} holds arrays the spec never names: {unused}")
     categorical = {
         column.feature: column
         for block in blocks
         if isinstance(block, CategoricalBlock)
         for column in block.columns
     }
-    return PortableModel(
+    model = PortableModel(
         spec=spec,
         document=document,
-        numeric_features=numeric_features,
+        numeric_features=tuple(f for f in spec.features if f in spec.numeric_features),
         blocks=tuple(blocks),
         width=width,
         sources=sources,
@@ -832,3 +899,33 @@ def load(document: dict, arrays: dict[str, np.ndarray]) -> PortableModel:
         categorical=categorical,
         monitoring=monitoring,
     )
+    _trial(model)
+    return model
+
+
+# what a spec's values can still raise in scoring or drift after the checks
+# above: the trial turns it into the refusal at load, not a failed hourly run
+TRIAL_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError)
+
+
+def _trial(model: PortableModel) -> None:
+    """Score one row of missing values with its reasons, and compare it with
+    the drift reference, as the hourly run does."""
+    numeric = np.full((1, len(model.numeric_features)), np.nan)
+    codes = {name: np.array([c.missing_code]) for name, c in model.categorical.items()}
+    try:
+        model.score(model.encode(numeric, codes), explain=True)
+        model.explanation()
+        if model.monitoring is not None:
+            missing = np.array([-1], dtype=np.intp)
+            monitoring.drift_columns(
+                model.monitoring["reference"],
+                model.numeric_features,
+                numeric.T,
+                dict.fromkeys(model.categorical, ((), missing)),
+            )
+            monitoring.important_features(model.monitoring.get("importance"))
+    except ModelIntegrityError:
+        raise
+    except TRIAL_ERRORS as error:
+        raise _fail("trial scoring", f"{type(error).__name__}: {error}") from error
