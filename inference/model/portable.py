@@ -440,29 +440,25 @@ class Forest:
         proba /= self.n_trees
         return proba, leaves
 
-    def path_contributions(self, tree: int, sources: np.ndarray) -> tuple:
-        """(features used, table (used, nodes of the tree)): for every node of
-        the tree, the Saabas contributions to p_keep of the path from the root
-        to it, by source feature (one-hot and indicator columns folded), so a
-        row's contributions in the tree are the table's column at its leaf."""
+    def path_contributions(self, tree: int, sources: np.ndarray, n_features: int) -> np.ndarray:
+        """(nodes of the tree, n_features): for every node of the tree, the
+        Saabas contributions to p_keep of the path from the root to it, by
+        source feature (one-hot and indicator columns folded), so a row's
+        contributions in the tree are the table's row at its leaf."""
         start = int(self.roots[tree])
         end = int(self.roots[tree + 1]) if tree + 1 < self.n_trees else len(self.left)
         left, right = self.left[start:end] - start, self.right[start:end] - start
-        inner = np.flatnonzero(left >= 0)
         source = np.asarray(sources, dtype=np.intp)[self.feature[start:end]]
-        used, row = np.unique(source[inner], return_inverse=True)
-        at = np.zeros(end - start, dtype=np.intp)
-        at[inner] = row
         keep = self.value[start:end, self.keep_column]
-        table = np.zeros((len(used), end - start), dtype=np.float64)
+        table = np.zeros((end - start, n_features), dtype=np.float64)
         frontier = np.zeros(1, dtype=np.intp)
         while len(frontier):
             frontier = frontier[left[frontier] >= 0]
             for child in (left[frontier], right[frontier]):
-                table[:, child] = table[:, frontier]
-                table[at[frontier], child] += keep[child] - keep[frontier]
+                table[child] = table[frontier]
+                table[child, source[frontier]] += keep[child] - keep[frontier]
             frontier = np.concatenate([left[frontier], right[frontier]])
-        return used, table
+        return table
 
     @classmethod
     def from_spec(cls, part: str, spec: dict, arrays: _Arrays, width: int) -> Forest:
@@ -679,22 +675,24 @@ class PortableModel:
 
     def forest_contributions(self, leaves: np.ndarray) -> np.ndarray:
         """(n, features) Saabas contributions averaged over the trees, from the
-        leaf each row reached in each tree."""
+        leaf each row reached in each tree: each tree's path table gathered at
+        its leaves (one row per pool) and added, tree by tree."""
         forest = self.estimator
-        n = leaves.shape[1]
-        total = np.zeros((len(self.spec.features), n), dtype=np.float64)
+        n, n_features = leaves.shape[1], len(self.spec.features)
         tables = self.path_tables
+        total = np.zeros((n, n_features), dtype=np.float64)
+        gathered = np.empty_like(total)
         for tree in range(forest.n_trees):
-            cached = tables.get(tree)
-            used, table = cached or forest.path_contributions(tree, self.sources)
-            if cached is None and tables.get("values", 0) + table.size <= PATH_TABLES_MAX_VALUES:
-                tables[tree] = (used, table)
-                tables["values"] = tables.get("values", 0) + table.size
-            local = leaves[tree] - forest.roots[tree]
-            for k, feature in enumerate(used.tolist()):
-                total[feature] += table[k].take(local)
+            table = tables.get(tree)
+            if table is None:
+                table = forest.path_contributions(tree, self.sources, n_features)
+                if tables.get("values", 0) + table.size <= PATH_TABLES_MAX_VALUES:
+                    tables[tree] = table
+                    tables["values"] = tables.get("values", 0) + table.size
+            np.take(table, leaves[tree] - forest.roots[tree], axis=0, out=gathered)
+            total += gathered
         total /= forest.n_trees
-        return total.T
+        return total
 
     def fold(self, by_column: np.ndarray) -> np.ndarray:
         """(width, n) contributions by preprocessed column -> (n, features):
