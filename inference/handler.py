@@ -1,29 +1,19 @@
-"""AWS Lambda entry points (thin): routes, caches, JSON logs, error mapping.
+"""AWS Lambda entry points, the thin edge: routing, caching, error mapping to HTTP.
 
-- ``http``: API Gateway HTTP API (v2) ``POST /predictions``. Body = JSON array of
-  feature rows -> ``{"predictions": [[p_down, p_keep], ...], "rows": [...]}``;
-  body = ``{"pools": [...]}`` -> answers from the latest published predictions.
-- ``scheduled``: S3 ObjectCreated on the features key (publish writes it last)
-  and EventBridge's hourly schedule (the safety net). Scores the published
-  latest features (the binary features file) and writes ``<predictions
-  prefix>hourly/<hour>Z.json`` plus ``latest.json``, each prediction with its
-  reasons; the hour is the event's (inference/events.py).
+- ``http``: API Gateway HTTP API (v2) ``POST /predictions`` (inference/http_api.py:
+  feature rows scored, or ``{"pools": [...]}`` answered from latest.json).
+- ``scheduled``: S3 ObjectCreated on the features key, or EventBridge's hourly
+  schedule: the hour's run (inference/hourly.py, service.score_hour).
 
-Imports: the standard library, numpy, orjson, botocore (boto3's core, as the
-runtime provides it) and our own code; no scikit-learn, scipy, joblib or pickle.
-Settings come from the environment once per distinct environment
-(inference/settings.py); the work is done by inference/service.py,
-which takes the settings and the S3 client as arguments. The model (the
-portable spec + arrays) is read on first use and cached for the container's
-life; sizes and sha256 (and the HMAC, with a signing key) are checked before
-anything is parsed. Routing and logs are hand-written (Powertools only as
-AWS's managed layer, if ever).
+Cached for the container's life: AWS clients (inference/aws.py), the model
+(read and verified on first use, service.load_model), the webhook URL, and
+latest.json by ETag. Settings come from the environment (inference/settings.py).
+Errors: 4xx for what the caller sent, 503 model_unavailable for a server-side
+fault, 500 for a fault of this code; the details go to the logs only.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import time
 import traceback
@@ -31,21 +21,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import botocore.session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from inference import contracts, service
+from inference import aws, hourly, http_api, service
 from inference.events import s3_objects, scoring_hour
-from inference.health import STATUS_OK
+from inference.logs import log_event, logger
 from inference.model.artefact import ModelIntegrityError
-from inference.publication import lookup
-from inference.scoring import score_rows
 from inference.settings import ConfigError, Settings, current
-from inference.validation import InputError, kind, parse_json_body
+from inference.validation import InputError
 
-logger = logging.getLogger("apy_runway.inference")
-logger.setLevel(logging.INFO)
+__all__ = ["handler", "http", "logger", "scheduled", "scoring_hour"]
 
 # Number of times a model was read from S3 and loaded in this process.
 MODEL_LOADS = 0
@@ -67,47 +52,22 @@ SERVER_FAULTS = (
     ClientError,
     BotoCoreError,
 )
-JSON_MEDIA_TYPE = "application/json"
 MODEL_UNAVAILABLE_MESSAGE = (
     "the model or the published predictions cannot be served right now; "
     "retry later, and quote the request_id if it persists"
 )
 
-
-def log_event(level: int, event: str, **fields: Any) -> None:
-    """One structured JSON line per event (CloudWatch Logs Insights can parse it)."""
-    logger.log(
-        level,
-        json.dumps({"level": logging.getLevelName(level), "event": event, **fields}, default=str),
-    )
+# --------------------------------------------------------------------------- caches
 
 
 def _client(service_name: str, settings: Settings) -> Any:
-    """An AWS client, created once per service and endpoint. Made from a
-    botocore session (what boto3.client does underneath, with the same
-    credentials and region): importing boto3 itself also imports s3transfer,
-    120 ms of a cold start the handler never uses."""
+    """An AWS client, created once per service and endpoint."""
     key = (service_name, settings.endpoint_url)
-    client = _clients.get(key)
-    if client is None:
+    if key not in _clients:
         if not _session:
-            _session.append(botocore.session.get_session())
-        client = _clients[key] = _session[0].create_client(
-            service_name,
-            endpoint_url=settings.endpoint_url,
-            config=Config(
-                retries={"max_attempts": 3, "mode": "standard"},
-                # bodies are not hashed for the signature (botocore's own choice over
-                # https, made explicit for a local http endpoint), and no CRC32 is
-                # computed or checked unless an operation requires one: TLS guards the
-                # transfer, the features file carries its own sha256 (features.decode),
-                # and 14 MB each way costs ~10 ms of CPU per checksum
-                s3={"payload_signing_enabled": False},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
-    return client
+            _session.append(aws.new_session())
+        _clients[key] = aws.new_client(_session[0], service_name, settings.endpoint_url)
+    return _clients[key]
 
 
 def s3(settings: Settings) -> Any:
@@ -164,98 +124,11 @@ def _latest_predictions(settings: Settings) -> dict:
 # --------------------------------------------------------------------------- HTTP
 
 
-def _response(status: int, body: dict) -> dict:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(
-            {"schema_version": contracts.HTTP_SCHEMA_VERSION, **body}, allow_nan=False
-        ),
-    }
-
-
-def _http_body(event: dict) -> str | bytes | None:
-    """The request body, base64-decoded when the event says so (a boolean)."""
-    body = event.get("body")
-    encoded = event.get("isBase64Encoded", False)
-    if not isinstance(encoded, bool):
-        raise InputError(
-            f"event field isBase64Encoded must be true or false, got {kind(encoded)}",
-            field="isBase64Encoded",
-            code="invalid_event",
-        )
-    if body is not None and not isinstance(body, str):
-        raise InputError(
-            f"event field body must be a string, got {kind(body)}",
-            field="body",
-            code="invalid_event",
-        )
-    if body is not None and encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except ValueError as error:
-            raise InputError(
-                "body is not valid base64", field="body", code="invalid_body"
-            ) from error
-    return body
-
-
-def _content_type(event: dict) -> None:
-    """415 unless the request says its body is JSON (Content-Type:
-    application/json, parameters such as charset allowed): a form post or
-    text/plain is not a guess this function makes."""
-    headers = event.get("headers")
-    if headers is not None and not isinstance(headers, dict):
-        raise InputError(
-            f"event field headers must be an object, got {kind(headers)}",
-            field="headers",
-            code="invalid_event",
-        )
-    value = next(
-        (
-            v
-            for k, v in (headers or {}).items()
-            if isinstance(k, str) and k.lower() == "content-type"
-        ),
-        None,
-    )
-    media = value.split(";")[0].strip().lower() if isinstance(value, str) else None
-    if media != JSON_MEDIA_TYPE:
-        raise InputError(
-            f"Content-Type {_short(value)} is not {JSON_MEDIA_TYPE}; send the JSON body with "
-            f"Content-Type: {JSON_MEDIA_TYPE}",
-            status=415,
-            field="Content-Type",
-            code="unsupported_media_type",
-        )
-
-
 def _predictions(event: dict, request_id: str | None, started: float) -> dict:
-    settings = current()
-    _content_type(event)
-    parsed = parse_json_body(_http_body(event))
-    if isinstance(parsed, dict) and "pools" in parsed:
-        body = lookup(_latest_predictions(settings), parsed["pools"])
-        log_event(
-            logging.INFO,
-            "lookup",
-            request_id=request_id,
-            pools=len(parsed["pools"]),
-            found=len(body["pools"]),
-            ms=round(1000 * (time.perf_counter() - started), 1),
-        )
-        return body
-    loaded = get_model(settings)
-    body = score_rows(loaded.model, parsed, max_rows=settings.max_batch_rows)
-    log_event(
-        logging.INFO,
-        "scored_rows",
-        request_id=request_id,
-        rows=len(parsed),
-        model_id=loaded.spec.model_id,
-        ms=round(1000 * (time.perf_counter() - started), 1),
+    parsed = http_api.json_request(event)
+    return http_api.predictions(
+        parsed, current(), get_model, _latest_predictions, request_id, started
     )
-    return body
 
 
 ROUTES: dict[tuple[str, str], Callable[[dict, str | None, float], dict]] = {
@@ -263,38 +136,16 @@ ROUTES: dict[tuple[str, str], Callable[[dict, str | None, float], dict]] = {
 }
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _s3_code(error: BaseException | None) -> dict:
+    """The S3 error code behind an error, for the log line (e.g. a 403 that
+    answered 'not published yet')."""
+    if isinstance(error, ClientError):
+        return {"s3_error_code": error.response.get("Error", {}).get("Code")}
+    return {}
 
 
-def _route(event: dict) -> Callable[[dict, str | None, float], dict]:
-    context = event.get("requestContext")
-    if context is not None and not isinstance(context, dict):
-        raise InputError(
-            f"event field requestContext must be an object, got {kind(context)}",
-            field="requestContext",
-            code="invalid_event",
-        )
-    http_info = (context or {}).get("http")
-    if http_info is not None and not isinstance(http_info, dict):
-        raise InputError(
-            f"event field requestContext.http must be an object, got {kind(http_info)}",
-            field="requestContext.http",
-            code="invalid_event",
-        )
-    method = (http_info or {}).get("method")
-    path = event.get("rawPath") or (http_info or {}).get("path")
-    methods = [m for (m, p) in ROUTES if p == path]
-    if not isinstance(path, str) or not methods:
-        raise InputError(f"no route for {_short(path)}", status=404, code="not_found")
-    if not isinstance(method, str) or (method, path) not in ROUTES:
-        raise InputError(
-            f"method {_short(method)} is not allowed; use {' or '.join(methods)}",
-            status=405,
-            code="method_not_allowed",
-        )
-    return ROUTES[(method, path)]
+def _response(status: int, body: dict) -> dict:
+    return http_api.response(status, body)
 
 
 def http(event: Any, context: Any = None) -> dict:
@@ -304,12 +155,8 @@ def http(event: Any, context: Any = None) -> dict:
     started = time.perf_counter()
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     try:
-        if not isinstance(event, dict):
-            raise InputError(
-                f"the event must be an object (API Gateway's HTTP API v2 event), got {kind(event)}",
-                code="invalid_event",
-            )
-        return _response(200, _route(event)(event, request_id, started))
+        route = ROUTES[http_api.route_of(event, ROUTES)]
+        return _response(200, route(event, request_id, started))
     except InputError as error:
         log_event(
             logging.WARNING,
@@ -356,20 +203,14 @@ def http(event: Any, context: Any = None) -> dict:
         )
 
 
-def _s3_code(error: BaseException | None) -> dict:
-    """The S3 error code behind an error, for the log line (e.g. a 403 that
-    answered 'not published yet')."""
-    if isinstance(error, ClientError):
-        return {"s3_error_code": error.response.get("Error", {}).get("Code")}
-    return {}
-
-
 # --------------------------------------------------------------------------- scheduled
 
 
 def scheduled(event: dict, context: Any = None) -> dict:
     """S3 ObjectCreated on the features key, or EventBridge hourly: score the
-    published latest features, write the hour's key."""
+    published latest features, write the hour's key. A failure is re-raised,
+    so the invocation fails and the async retry runs it again (same event
+    time, same key: no duplicates)."""
     started = time.perf_counter()
     request_id = getattr(context, "aws_request_id", None)
     try:
@@ -379,63 +220,17 @@ def scheduled(event: dict, context: Any = None) -> dict:
         if objects and (settings.bucket, settings.features_key) not in objects:
             log_event(logging.WARNING, "ignored_s3_event", request_id=request_id, objects=objects)
             return {"ignored": objects}
-        webhook = get_webhook(settings)
-        loaded = get_model(settings)
-        try:
-            try:
-                summary, result = service.score_hour(
-                    settings, s3(settings), loaded, event_time, webhook
-                )
-            except service.ModelRollback:
-                # a newer model was served since this container loaded its own:
-                # read the published one again (a rollback is refused there)
-                _models.clear()
-                loaded = get_model(settings)
-                summary, result = service.score_hour(
-                    settings, s3(settings), loaded, event_time, webhook
-                )
-        except service.FeaturesRefused as refused:
-            # not transient: a retry would refuse again; nothing is written
-            log_event(logging.ERROR, "features_refused", request_id=request_id, reason=str(refused))
-            return {"refused": str(refused)}
-        if result["health"]["status"] != STATUS_OK:
-            log_event(
-                logging.WARNING,
-                "degraded",
-                request_id=request_id,
-                reasons=result["health"]["reasons"],
-                feature_date_max=result["feature_date_max"],
-                event_time=result["event_time"],
-            )
-        if result["unused_published_features"]:
-            log_event(
-                logging.WARNING,
-                "unused_published_features",
-                request_id=request_id,
-                features=result["unused_published_features"],
-            )
-        if summary["stale"]:
-            log_event(
-                logging.WARNING,
-                "stale_features",
-                request_id=request_id,
-                stale=summary["stale"],
-                pools=summary["pools"],
-                feature_date_max=result["feature_date_max"],
-                event_time=result["event_time"],
-                stale_after_hours=settings.stale_after_hours,
-            )
-        log_event(
-            logging.INFO,
-            "scheduled_scored",
-            request_id=request_id,
-            seconds=round(time.perf_counter() - started, 3),
-            **summary,
+        return hourly.run(
+            settings,
+            s3(settings),
+            lambda: get_model(settings),
+            _models.clear,
+            event_time,
+            get_webhook(settings),
+            request_id,
+            started,
         )
-        return summary
     except Exception as error:
-        # re-raised so the invocation fails and EventBridge's async retry runs it
-        # again (same event time -> same key, no duplicates)
         log_event(
             logging.ERROR,
             "scheduled_failed",

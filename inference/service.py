@@ -571,15 +571,16 @@ def score_hour(
     `webhook` if the health changed. Returns (summary, the published
     document); the summary's `ms` says where the time went.
 
-    One worker thread runs beside the main path: the HEAD of latest.json
-    during the features' GET, then the ledger (gzip, PUT) and the monitoring
-    document during the document's encode and upload. zlib and sockets release
-    the GIL, so on one vCPU the uploads' waits overlap; a failure on either
-    side fails the run (a retry writes every key again)."""
+    Worker threads run beside the main path: the HEAD of latest.json during
+    the features' GET, the ledger (gzip, PUT) and the monitoring document
+    during the document's encode and upload, the hour's key during the
+    alerts. zlib and sockets release the GIL, so on one vCPU the uploads'
+    waits overlap; a failure on any side fails the run (a retry writes every
+    key again)."""
     clock = Stopwatch()
     with (
         without_cyclic_gc(),  # the ledger rows are built on the worker, after the document
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="hourly-side") as side,
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="hourly-side") as side,
     ):
         head = side.submit(latest_state, settings, client)
         data = get_bytes(client, settings.bucket, settings.features_key)
@@ -617,16 +618,18 @@ def score_hour(
             put_json(client, settings.bucket, hourly, body, object_metadata)  # the hour is kept
             raise
         clock.lap("put_latest")
-        hourly_write = hourly_from_latest(settings, client, hourly, body, object_metadata, latest)
-        clock.lap("hourly_" + hourly_write)
+        hourly_write = side.submit(
+            hourly_from_latest, settings, client, hourly, body, object_metadata, latest
+        )
+        alert = alert_on_change(
+            webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
+        )
+        clock.lap("alert")
+        watch = alert_watchlist(settings, client, webhook, latest, result)
+        clock.lap("watch")
+        clock.lap("hourly_" + hourly_write.result())
         monitoring_key, ledger_key, side_ms = side_writes.result()
         clock.lap("wait_side")
-    alert = alert_on_change(
-        webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
-    )
-    clock.lap("alert")
-    watch = alert_watchlist(settings, client, webhook, latest, result)
-    clock.lap("watch")
     summary = {
         "hourly_key": hourly,
         "latest_key": settings.latest_predictions_key if latest.written else None,
