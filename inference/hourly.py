@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -27,14 +28,17 @@ def _scored(
     event_time: datetime,
     webhook: str | None,
 ) -> tuple[dict, dict]:
-    loaded = model_of()  # a rollback refused at load fails the run
-    try:
-        return service.score_hour(settings, client, loaded, event_time, webhook)
-    except service.ModelRollback:
-        # a newer model was served since this container loaded its own: read
-        # the published one again (a rollback is refused there)
-        forget_models()
-        return service.score_hour(settings, client, model_of(), event_time, webhook)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="features-get") as pool:
+        # on a cold start the features' GET overlaps the model's load
+        body = pool.submit(service.get_bytes, client, settings.bucket, settings.features_key)
+        loaded = model_of()  # a rollback refused at load fails the run
+        try:
+            return service.score_hour(settings, client, loaded, event_time, webhook, body)
+        except service.ModelRollback:
+            # a newer model was served since this container loaded its own:
+            # read the published one again (a rollback is refused there)
+            forget_models()
+        return service.score_hour(settings, client, model_of(), event_time, webhook, body)
 
 
 def _warn(settings: Settings, summary: dict, result: dict, request_id: str | None) -> None:

@@ -9,7 +9,7 @@ import gzip
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -564,12 +564,14 @@ def score_hour(
     loaded: LoadedModel,
     event_time: datetime,
     webhook: str | None = None,
+    features_body: Future | None = None,
 ) -> tuple[dict, dict]:
     """Score the published features for one hour; write its monitoring
     document and ledger file, latest.json unless a newer hour is already there
     (publish_latest), then the hour's key (hourly_from_latest); then alert the
     `webhook` if the health changed. Returns (summary, the published
-    document); the summary's `ms` says where the time went.
+    document); the summary's `ms` says where the time went. `features_body`:
+    the features file's bytes on their way (else they are read here).
 
     Worker threads run beside the main path: the HEAD of latest.json during
     the features' GET, the ledger (gzip, PUT) and the monitoring document
@@ -583,7 +585,10 @@ def score_hour(
         ThreadPoolExecutor(max_workers=2, thread_name_prefix="hourly-side") as side,
     ):
         head = side.submit(latest_state, settings, client)
-        data = get_bytes(client, settings.bucket, settings.features_key)
+        if features_body is None:
+            data = get_bytes(client, settings.bucket, settings.features_key)
+        else:  # fetched while the model loaded (a cold start)
+            data = features_body.result()
         clock.lap("features_get")
         table = features.decode(data)
         clock.lap("features_decode")

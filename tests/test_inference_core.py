@@ -372,3 +372,41 @@ def test_the_binary_file_and_http_rows_give_the_same_probabilities(loaded):
     np.testing.assert_array_equal(
         np.asarray(scoring.score_rows(model, rows)["predictions"]), from_table
     )
+
+
+def test_contributions_beyond_the_path_table_budget_are_the_same(tiny_run, monkeypatch):
+    """A forest whose path tables would not fit PATH_TABLES_MAX_VALUES (a
+    prototype-sized one) builds them per call and keeps none: same values."""
+    document = json.loads((tiny_run / "model_spec.json").read_text())
+    data = (tiny_run / "model_arrays.npz").read_bytes()
+    model = portable.load(document, portable.read_arrays(data))
+    assert model.kind == "forest"
+    numeric, codes = scoring.table_inputs(model, table(60))
+    kept = model.score(model.encode(numeric, codes), explain=True).contributions
+    assert [key for key in model.path_tables if key != "values"]  # within the budget
+    monkeypatch.setattr(portable, "PATH_TABLES_MAX_VALUES", 0)
+    fresh = portable.load(document, portable.read_arrays(data))
+    again = fresh.score(fresh.encode(numeric, codes), explain=True).contributions
+    assert not [key for key in fresh.path_tables if key != "values"]
+    assert np.array_equal(kept, again) and np.any(kept != 0)
+
+
+def test_ndjson_splits_between_rows_only():
+    """One line per row, byte for byte what a per-row encode gives, also when
+    a text holds what a row boundary looks like; rows led by another key fall
+    back to row by row."""
+    import orjson
+
+    from inference.service import ndjson
+
+    rows = [
+        {"source": "live", "reasons": ['x},{"source":"y', "line\nbreak"]},
+        {"source": "backtest", "reasons": []},
+    ]
+    expected = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+    assert ndjson(rows, "source") == expected
+    assert ndjson(rows, "reasons") == expected  # no boundary found: row by row
+    assert ndjson([{"source": "a", "nested": [{"source": 1}, {"source": 2}]}], "source") == (
+        b'{"source":"a","nested":[{"source":1},{"source":2}]}\n'
+    )
+    assert ndjson([], "source") == b""
