@@ -5,5 +5,6 @@ scikit-learn, scipy, joblib or pickle (the model is plain arrays), never models_
 apy_runway. contracts.py (standard library only) holds the facts every floor shares.
 Inputs: settings, features (the binary file), validation; model/ (artefact, portable);
 outputs: scoring, reasons, publication; health, monitoring, alerts, events; service.py
-is the S3 I/O and handler.py the thin entry point.
+is the S3 I/O, hourly.py and http_api.py the two functions' work, aws.py and logs.py
+their clients and log, and handler.py the thin entry point.
 """

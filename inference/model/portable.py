@@ -56,6 +56,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 FRACTION_SUM_TOLERANCE = 1e-9
 # float64 values of per-tree path tables kept between calls (64 MB)
 PATH_TABLES_MAX_VALUES = 8_000_000
+# rows whose contributions are summed over all trees at a time (their sums
+# stay in cache: 512 x 66 features is 270 kB)
+CONTRIBUTION_ROWS = 512
 # the tree walk checks every this many levels whether to drop finished rows
 COMPACT_EVERY = 4
 
@@ -673,24 +676,41 @@ class PortableModel:
         ]
         return (parts[0] if len(parts) == 1 else np.vstack(parts)).T
 
+    def _path_table(self, tree: int, n_features: int) -> np.ndarray | None:
+        """Tree `tree`'s path table, kept while PATH_TABLES_MAX_VALUES allows;
+        None for a table beyond that budget (built per call instead)."""
+        tables, forest = self.path_tables, self.estimator
+        if tree not in tables:
+            end = int(forest.roots[tree + 1]) if tree + 1 < forest.n_trees else len(forest.left)
+            size = (end - int(forest.roots[tree])) * n_features
+            if tables.get("values", 0) + size > PATH_TABLES_MAX_VALUES:
+                return None
+            tables[tree] = forest.path_contributions(tree, self.sources, n_features)
+            tables["values"] = tables.get("values", 0) + size
+        return tables[tree]
+
     def forest_contributions(self, leaves: np.ndarray) -> np.ndarray:
         """(n, features) Saabas contributions averaged over the trees, from the
         leaf each row reached in each tree: each tree's path table gathered at
-        its leaves (one row per pool) and added, tree by tree."""
+        the rows' leaves and added, tree by tree. With every table kept, rows
+        go CONTRIBUTION_ROWS at a time through all the trees (their sums stay
+        in cache); else tree by tree, each table built once."""
         forest = self.estimator
         n, n_features = leaves.shape[1], len(self.spec.features)
-        tables = self.path_tables
+        local = leaves - forest.roots[:, None]
+        tables = [self._path_table(tree, n_features) for tree in range(forest.n_trees)]
         total = np.zeros((n, n_features), dtype=np.float64)
-        gathered = np.empty_like(total)
-        for tree in range(forest.n_trees):
-            table = tables.get(tree)
-            if table is None:
-                table = forest.path_contributions(tree, self.sources, n_features)
-                if tables.get("values", 0) + table.size <= PATH_TABLES_MAX_VALUES:
-                    tables[tree] = table
-                    tables["values"] = tables.get("values", 0) + table.size
-            np.take(table, leaves[tree] - forest.roots[tree], axis=0, out=gathered)
-            total += gathered
+        step = CONTRIBUTION_ROWS if all(t is not None for t in tables) else max(n, 1)
+        gathered = np.empty((min(step, n), n_features), dtype=np.float64)
+        for start in range(0, n, step):
+            rows = slice(start, start + step)
+            part = total[rows]
+            into = gathered[: len(part)]
+            for tree, table in enumerate(tables):
+                if table is None:
+                    table = forest.path_contributions(tree, self.sources, n_features)
+                np.take(table, local[tree, rows], axis=0, out=into)
+                part += into
         total /= forest.n_trees
         return total
 
