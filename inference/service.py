@@ -486,25 +486,9 @@ def webhook_url(settings: Settings, ssm_client: Any = None) -> str | None:
         raise ConfigError(str(error)) from None
 
 
-def ndjson(rows: list[dict], first_key: str) -> bytes:
-    """One compact JSON line per row, each row's keys starting with
-    `first_key`: one orjson call for the whole list, then each `},{"first_key":`
-    between rows becomes a line break. Inside a JSON string every `"` is
-    escaped, so `{"` never occurs in one and the split falls between rows."""
-    if not rows:
-        return b""
-    marker = orjson.dumps(first_key) + b":"
-    text = orjson.dumps(rows)[1:-1].replace(b"},{" + marker, b"}\n{" + marker) + b"\n"
-    # orjson writes no raw line break (it escapes them in strings), so one per
-    # row means every boundary was found; else (a row led by another key) row by row
-    if text.count(b"\n") != len(rows):
-        text = b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
-    return text
-
-
 def ledger_body(rows: list[dict]) -> bytes:
     """gzip NDJSON, byte-for-byte the same for the same rows (no time stamp)."""
-    text = ndjson(rows, "source")
+    text = b"".join(orjson.dumps(row) + b"\n" for row in rows)
     return gzip.compress(text, compresslevel=LEDGER_GZIP_LEVEL, mtime=0)
 
 

@@ -389,24 +389,3 @@ def test_contributions_beyond_the_path_table_budget_are_the_same(tiny_run, monke
     again = fresh.score(fresh.encode(numeric, codes), explain=True).contributions
     assert not [key for key in fresh.path_tables if key != "values"]
     assert np.array_equal(kept, again) and np.any(kept != 0)
-
-
-def test_ndjson_splits_between_rows_only():
-    """One line per row, byte for byte what a per-row encode gives, also when
-    a text holds what a row boundary looks like; rows led by another key fall
-    back to row by row."""
-    import orjson
-
-    from inference.service import ndjson
-
-    rows = [
-        {"source": "live", "reasons": ['x},{"source":"y', "line\nbreak"]},
-        {"source": "backtest", "reasons": []},
-    ]
-    expected = b"".join(orjson.dumps(row) + b"\n" for row in rows)
-    assert ndjson(rows, "source") == expected
-    assert ndjson(rows, "reasons") == expected  # no boundary found: row by row
-    assert ndjson([{"source": "a", "nested": [{"source": 1}, {"source": 2}]}], "source") == (
-        b'{"source":"a","nested":[{"source":1},{"source":2}]}\n'
-    )
-    assert ndjson([], "source") == b""
