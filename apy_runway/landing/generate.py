@@ -436,15 +436,12 @@ def _choice(rng: np.random.Generator, options: list, size: int, weights=None) ->
     return rng.choice(len(options), size=size, p=probabilities)
 
 
-def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
-    """Static attributes of every pool (arrays of length n_pools)."""
-    rng = np.random.default_rng([seed, 0])
+def _pool_names(project_id: np.ndarray, u: np.ndarray) -> tuple:
+    """Each pool's chain, category, stablecoin flag, symbol and poolMeta, from the
+    project draws and the per-pool uniforms `u` (no random draws of its own)."""
+    n_pools = len(project_id)
     project_names = list(PROJECTS)
     chain_names = list(CHAINS)
-    project_id = _choice(rng, project_names, n_pools, [PROJECTS[name][2] for name in project_names])
-    u = rng.random((n_pools, 16))  # uniforms for the per-pool draws below
-    z = rng.normal(size=(n_pools, 8))
-
     chain_id = np.empty(n_pools, dtype=np.int64)
     category_id = np.empty(n_pools, dtype=np.int64)
     symbols, metas = [], []
@@ -480,6 +477,19 @@ def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
         else:
             meta = None
         metas.append(meta)
+    return chain_id, category_id, stable, symbols, metas
+
+
+def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
+    """Static attributes of every pool (arrays of length n_pools)."""
+    rng = np.random.default_rng([seed, 0])
+    project_names = list(PROJECTS)
+    chain_names = list(CHAINS)
+    project_id = _choice(rng, project_names, n_pools, [PROJECTS[name][2] for name in project_names])
+    u = rng.random((n_pools, 16))  # uniforms for the per-pool draws below
+    z = rng.normal(size=(n_pools, 8))
+
+    chain_id, category_id, stable, symbols, metas = _pool_names(project_id, u)
 
     proj = [PROJECTS[project_names[p]] for p in project_id]
     apy_mult = np.array([p[3] for p in proj])
@@ -667,21 +677,10 @@ def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: d
     return base, emission, tvl
 
 
-def _chunk_table(
-    pools: dict,
-    index: np.ndarray,
-    market: np.ndarray,
-    outage_days: np.ndarray,
-    seed: int,
-    n_days: int,
-    freq: str,
-    start_us: int,
-) -> pa.Table:
-    hourly = freq == "hourly"
-    n_steps = n_days * 24 if hourly else n_days
-    hours = np.arange(n_steps) if hourly else np.arange(n_days) * 24 + 23
+def _pool_noise(index: np.ndarray, seed: int, n_days: int, n_steps: int) -> tuple:
+    """The per-pool random draws of one chunk: one seeded stream per pool, so the
+    output does not depend on how pools are chunked."""
     n = len(index)
-
     noise = {key: np.empty((n, n_days)) for key in ("x", "borrow", "tvl", "level")}
     hour_noise = np.empty((n, n_steps))
     tvl_noise = np.empty((n, n_steps))
@@ -701,6 +700,26 @@ def _chunk_table(
         jitter[row] = rng.integers(20_000_000, 300_000_000, n_steps)
         day_gaps[row] = rng.random(n_days)
         cliff_hour[row] = rng.integers(0, 24)
+    return noise, hour_noise, tvl_noise, gaps, spikes, jitter, day_gaps, cliff_hour
+
+
+def _chunk_table(
+    pools: dict,
+    index: np.ndarray,
+    market: np.ndarray,
+    outage_days: np.ndarray,
+    seed: int,
+    n_days: int,
+    freq: str,
+    start_us: int,
+) -> pa.Table:
+    hourly = freq == "hourly"
+    n_steps = n_days * 24 if hourly else n_days
+    hours = np.arange(n_steps) if hourly else np.arange(n_days) * 24 + 23
+
+    noise, hour_noise, tvl_noise, gaps, spikes, jitter, day_gaps, cliff_hour = _pool_noise(
+        index, seed, n_days, n_steps
+    )
 
     base_d, emission_d, tvl_d = _simulate_daily(pools, index, market, noise, n_days)
     p = {key: value[index] for key, value in pools.items()}
