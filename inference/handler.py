@@ -1,23 +1,15 @@
 """AWS Lambda entry points (thin): routes, caches, JSON logs, error mapping.
 
-- ``http``: API Gateway HTTP API (v2) ``POST /predictions``. Body = JSON array of
-  feature rows -> ``{"predictions": [[p_down, p_keep], ...], "rows": [...]}``;
-  body = ``{"pools": [...]}`` -> answers from the latest published predictions.
-- ``scheduled``: S3 ObjectCreated on the features key (publish writes it last)
-  and EventBridge's hourly schedule (the safety net). Scores the published
-  latest features (the binary features file) and writes ``<predictions
-  prefix>hourly/<hour>Z.json`` plus ``latest.json``, each prediction with its
-  reasons; the hour is the event's (inference/events.py).
+- ``http``: API Gateway HTTP API (v2) ``POST /predictions``: feature rows, or
+  ``{"pools": [...]}`` answered from the latest published predictions.
+- ``scheduled``: S3 ObjectCreated on the features key and the hourly schedule;
+  scores the published features and writes the hourly documents.
 
-Imports: the standard library, numpy, orjson, botocore (boto3's core, as the
-runtime provides it) and our own code; no scikit-learn, scipy, joblib or pickle.
-Settings come from the environment once per distinct environment
-(inference/settings.py); the work is done by inference/service.py,
-which takes the settings and the S3 client as arguments. The model (the
-portable spec + arrays) is read on first use and cached for the container's
-life; sizes and sha256 (and the HMAC, with a signing key) are checked before
-anything is parsed. Routing and logs are hand-written (Powertools only as
-AWS's managed layer, if ever).
+Imports: the standard library, numpy, orjson, botocore (the runtime's) and
+inference/ (floor 1); no scikit-learn, scipy, joblib or pickle. The work is
+inference/service.py's, given the settings (inference/settings.py) and the S3
+client; the model is read on first use and cached for the container's life.
+The API, trust and answers: docs/serving.md.
 """
 
 from __future__ import annotations
