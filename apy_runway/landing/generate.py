@@ -1,36 +1,14 @@
 """`apy-runway generate`: the embedded default data, synthetic DefiLlama pool
 snapshots in DefiLlama's long-export format (one parquet file).
 
-Deterministic: the same seed and arguments give the same rows, whatever
-``chunk_pools`` is (pool attributes come from one seeded stream, each pool's
-noise from its own stream ``(seed, pool index)``).
+Imports: numpy, scipy, pyarrow, the standard library, apy_runway/foundation and
+inference/ (floor 4, landing). Deterministic: the same seed and arguments give
+the same rows whatever ``chunk_pools`` is (pool attributes come from one seeded
+stream, each pool's noise from its own stream ``(seed, pool index)``).
 
-What makes "will this APY hold for 30 days" hard, and what gives it away:
-
-- Regimes: 8 chains and 28 projects in five categories (lending, dex-lp,
-  yield-vault, staking, farm), each with its own APY level, volatility,
-  reward habits and death rate; stablecoin pools are calmer than volatile ones.
-- Lending: supply APY follows a kinked interest-rate curve of utilisation
-  (borrow demand / supply). Utilisation mean-reverts; bursts above the kink
-  give multi-day APY spikes that fade.
-- Rewards: apyReward = emissions (USD / year) / TVL. Emissions decay with a
-  pool-specific half-life and many programmes stop on a cliff date (pool
-  programmes of typical lengths, or a chain-wide incentive programme ending),
-  after which apyReward is 0 or null for good.
-- TVL follows the APY with a lag (capital chases yield): inflows dilute
-  reward APY, DEX fee APY (volume / TVL) and lending utilisation.
-- A common market factor moves borrow demand, trading volume and funding.
-- Pools launch late (young pools bootstrap with high rewards that get
-  diluted) and pools die: TVL drains for weeks, rewards stop, then no more
-  snapshots.
-- Hourly noise, one-hour APY spikes, missing hours, missing whole days
-  (DefiLlama-wide outages and per-pool gaps), timestamps a few minutes
-  after the hour as DefiLlama's hourly job writes them.
-
-So backward features (reward share, recent trend, volatility, TVL growth,
-pool age, APY against its own history) and the project / chain regime carry
-signal, and the 30-day-forward "kept" rate lands around 70% of labelled
-pool-days (the real DefiLlama sample in /work/shared: 73%).
+What it simulates (regimes, lending curves, reward programmes that stop, TVL
+chasing yield, a market factor, pool births and deaths, gaps and spikes) and
+why each makes the label hard or gives it away: docs/data.md#the-generated-data.
 """
 
 from __future__ import annotations
