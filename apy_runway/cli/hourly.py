@@ -3,9 +3,8 @@ hour): [collect] -> ingest new files -> compact completed days -> incremental
 build of the serving models -> export -> [publish to S3] -> one summary line.
 
 Imports: anything below it (floor 8, cli). Idempotent: with nothing new landed
-the build is skipped and the same features are exported again. An OS lock
-(fcntl.flock on data/refresh.lock, released by the kernel if the process dies)
-refuses an overlapping refresh and names the PID holding it; a failure at any
+the build is skipped and the same features are exported again. A lock on the
+home keeps an overlapping writer out and names its holder; a failure at any
 step publishes nothing and names the step, and the next run starts again from
 the raw store's state. The export applies the shrink rule (contracts.is_shrunk)
 against the last accepted export (data/exports/refresh_state.json).
