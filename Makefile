@@ -46,9 +46,10 @@ lint: setup
 	cd dbt_project && $(CURDIR)/$(BIN)/sqlfluff lint models macros tests
 	cd apy_runway/landing/ingest/sql && $(CURDIR)/$(BIN)/sqlfluff lint .
 
-# the whole suite but the Spark parity build; the 25 slowest tests are listed at the end
+# the whole suite but the Spark parity build, one test file per worker on up to 4 cores
+# (the slowest files start first: tests/conftest.py); the 25 slowest tests are listed at the end
 test: lint
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest -n auto --maxprocesses=4 --dist loadfile --durations=25
 
 # the same dbt project built on a local Spark session and compared with DuckDB's, table by table
 test-spark: $(VENV)/.installed-spark

@@ -1,19 +1,14 @@
-"""The one home of every fact two parts of apy-runway must agree on.
+"""The one home of every fact two parts of apy-runway must agree on: the raw
+contract, key, label and label-setting columns, class names, the shown
+probability and the ONE confidence-bin function, eligibility, the staleness,
+inactivity and shrink limits, the S3 layout between `publish` and the Lambda,
+the document formats and their schema versions, and environment variable names.
 
-The lowest floor: the standard library only (no numpy, pyarrow or duckdb), so
-the Lambda ships it and everyone else imports it. Types are written as strings
-(DuckDB's 'DOUBLE', numpy's 'float64') for the floor that owns the engine.
-
-What lives here:
-- the raw contract (the validated snapshot columns ingest writes and dbt reads);
-- key, label and label-setting columns;
-- class names, the shown probability and the ONE confidence-bin function;
-- eligibility (who is scored), the staleness and inactivity limits;
-- the S3 layout between `publish` and the Lambda, and the document formats;
-- the schema versions of the hourly output and of the HTTP answers.
-
-serverless.yml repeats the S3 keys and limits CloudFormation needs; a test
-(tests/test_contracts.py) holds the two equal.
+The lowest floor (0): the standard library only (no numpy, pyarrow or duckdb),
+so the Lambda ships it and everyone else imports it. Types are written as
+strings (DuckDB's 'DOUBLE', numpy's 'float64') for the floor that owns the
+engine. serverless.yml repeats the S3 keys and limits CloudFormation needs;
+tests/test_contracts.py holds the two equal.
 """
 
 from __future__ import annotations

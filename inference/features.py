@@ -1,29 +1,13 @@
 """The binary features file `publish` writes and the hourly Lambda reads
-(contracts.FEATURES_KEY), readable with numpy alone.
+(contracts.FEATURES_KEY): a JSON header, then an uncompressed .npz of the
+numeric matrix, the categorical codes with their vocabularies, the pool ids and
+the feature dates. Writer and reader.
 
-Layout::
+Imports: numpy, the standard library and inference/ (floor 1). Reading needs no
+pickle and no pandas, so the Lambda reads it with numpy alone; the header's
+sha256 and size are checked before the body is read.
 
-    8 bytes   contracts.FEATURES_MAGIC (b"APYRFEAT")
-    8 bytes   header length, unsigned little-endian
-    header    JSON (UTF-8): format, row_count, feature_date, allow_shrink,
-              numeric_columns, categorical_columns (the matrices' column
-              order), features / numeric / categorical (the feature contract
-              of feature_columns.json), published_at, source, body_sha256,
-              body_size_bytes
-    body      an uncompressed .npz (np.load(io.BytesIO(body), allow_pickle=False)):
-              numeric        (rows, numeric columns) float64, NaN = missing
-                             (stored column-major: np.load gives a Fortran-order array)
-              codes          (rows, categorical columns) int32, -1 = missing
-              vocabulary_<j> unicode: the values of categorical column j
-              pool_id        unicode
-              snapshot_date  datetime64[D], NaT = missing (the feature date)
-
-Reading it needs no pickle: the header is JSON, the body plain arrays. The
-header's sha256 and size are checked before the body is read.
-
-``pool_id`` and ``snapshot_date`` are columns of their own; every other
-column is in one of the matrices: numbers and booleans in `numeric`
-(true = 1.0), anything else in `codes` as the text training sees (str(value)).
+The layout, byte by byte: docs/serving.md#the-features-files-format.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """AWS Lambda entry points, the thin edge: routing, caching, error mapping to HTTP.
 
-- ``http``: API Gateway HTTP API (v2) ``POST /predictions`` (inference/http_api.py:
-  feature rows scored, or ``{"pools": [...]}`` answered from latest.json).
-- ``scheduled``: S3 ObjectCreated on the features key, or EventBridge's hourly
-  schedule: the hour's run (inference/hourly.py, service.score_hour).
+- ``http``: API Gateway HTTP API (v2) ``POST /predictions`` (inference/http_api.py).
+- ``scheduled``: S3 ObjectCreated on the features key and the hourly schedule
+  (inference/hourly.py around service.score_hour).
 
-Cached for the container's life: AWS clients (inference/aws.py), the model
-(read and verified on first use, service.load_model), the webhook URL, and
-latest.json by ETag. Settings come from the environment (inference/settings.py).
-Errors: 4xx for what the caller sent, 503 model_unavailable for a server-side
-fault, 500 for a fault of this code; the details go to the logs only.
+Imports: the standard library, botocore (the runtime's) and inference/ (floor 1).
+Cached for the container's life: AWS clients, the model (read and verified on
+first use), the webhook URL, latest.json by ETag. Errors: 4xx for what the caller
+sent, 503 model_unavailable for a server-side fault, 500 for a fault of this code,
+the details in the logs only. The API, trust and answers: docs/serving.md.
 """
 
 from __future__ import annotations

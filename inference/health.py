@@ -1,19 +1,14 @@
 """The health of an hourly run, and the rule that refuses a shrunken features
-file. Pure: no I/O (standard library only).
+file. Pure: no I/O.
 
-    health(feature_date_max, event_time, stale_after_hours)
-        {"status": "ok" | "degraded", "reasons": [...]}, carried by every hourly
-        predictions document (and so by predictions/latest.json). One reason
-        today:
-          features_stale  the newest published feature day ended more than
-                          stale_after_hours before the scoring hour (default
-                          contracts.FEATURES_STALE_AFTER_HOURS): the hourly
-                          refresh has not published for that long.
-        Later checks add their reason to REASONS and a line to `health`.
-    shrink_refusal(count, previous, allow_shrink)
-        why a features file must not be scored: fewer than
-        contracts.SHRINK_MIN_RATIO of the pools last scored, and its header does
-        not say allow_shrink: true (publish --allow-shrink). None = accepted.
+- `health`: {"status": "ok" | "degraded", "reasons": [...]}, carried by every
+  hourly predictions document; a later check adds its reason to REASONS.
+- `shrink_refusal`: why a features file must not be scored (contracts.is_shrunk,
+  unless its header says allow_shrink: true), or None.
+
+Imports: the standard library and inference/ (floor 1). The limits are
+contracts.FEATURES_STALE_AFTER_HOURS and SHRINK_MIN_RATIO; the fields:
+docs/serving.md#output-schemas.
 """
 
 from __future__ import annotations

@@ -1,46 +1,15 @@
-"""Drift: the reference training stores with the model, and the hourly
-comparison the Lambda makes against it. Pure, numpy only (no scipy: the
-Lambda ships numpy alone), so training (models_py/export.py writes the
-reference into the portable spec) and serving compute with the same code.
+"""Drift: the reference training stores with the model (`reference`, the spec's
+`monitoring.reference`) and the hourly comparison the Lambda makes against it
+(`drift`, `drift_verdict`): W1/std to the nearest reference day net of sampling
+error, Jensen-Shannon and PSI, and the health rule.
 
-Reference (`reference(...)`, the spec's `monitoring.reference`), from the
-model's inputs over the newest contracts.DRIFT_REFERENCE_DAYS feature days at
-training (the dbt mart drift_reference_features; `source` names the rows):
-- numeric features: quantiles at 100 levels (0.005, 0.015, .., 0.995), the std, the
-  missing share, and PSI bins (the interior deciles, de-duplicated) with the
-  reference's share in each; and the same 100 quantiles of each day of the
-  window (`daily`: days with at least contracts.DRIFT_MIN_DAY_ROWS values);
-- categorical features: the shares of the most common values (the rest as
-  contracts.DRIFT_OTHER_CATEGORY, missing as DRIFT_MISSING_CATEGORY);
-- the class mix: the label's Down share and the model's predicted Down share
-  on those rows.
+Imports: numpy, the standard library and inference/ (floor 1). No scipy: the
+Lambda ships numpy alone, and training (models_py/export.py) and serving must
+compute with the same code.
 
-Comparison (`drift(...)`), per feature, on the hour's scored rows:
-- numeric: Wasserstein-1 between two distributions, from their quantile
-  functions (the mean |Q_live(q) - Q_ref(q)| over the 100 midpoint levels:
-  the integral by the midpoint rule, without the extreme 0.5% at each end),
-  divided by the reference std. The score is that distance to the *nearest
-  day* of the reference window, net of the sampling error of the two samples
-  (`sampling_error`), floored at 0. Each day of the window is a distribution
-  the model's reference holds, and the hour's rows are one day's
-  cross-section, not a 30-day mixture: against the pooled window a single
-  day strays by the day's common moves (every pool's TVL falls 3% with the
-  market) and by sampling alone (a random 214-row subset of the default
-  data's reference itself scores above 0.1 on 4 to 15 of its 59 counted
-  features), so the pooled comparison flagged every day of its own reference
-  window (benchmarks/drift_calibration.py; RESULTS.md "Issue 14"). The
-  pooled W/std is still reported (`pooled_score`), as is the PSI over the
-  reference bins. A reference
-  without days (a spec written before them) is compared pooled, net of the
-  same sampling error;
-- categorical: the Jensen-Shannon distance (base 2, 0..1) of the shares; PSI
-  over the same categories.
-A feature drifts when its score (W/std, or JS) exceeds
-contracts.DRIFT_THRESHOLD. `drift_verdict` applies the health rule: degraded
-when one of the DRIFT_IMPORTANT_FEATURES most important features drifts, or
-more than DRIFT_MAX_DRIFTED_SHARE of all features do; the features that grow
-with the calendar by construction (contracts.DRIFT_CALENDAR_FEATURES) are
-reported with `counted: false` and left out of the rule.
+What is compared and why (one day's cross-section against each reference day,
+not the pooled window): docs/monitoring.md#drift. The thresholds and limits are
+the DRIFT_* facts of inference/contracts.py.
 """
 
 from __future__ import annotations

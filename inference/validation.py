@@ -1,18 +1,14 @@
-"""HTTP request validation: JSON bodies and feature rows checked into the
-model's input matrix, every problem named by row and field.
+"""HTTP request validation: JSON bodies and feature rows checked into the model's
+input matrix, every problem named by row and field.
 
-JSON input rules (HTTP rows):
-- keys are feature names in any order; extra keys are ignored;
-- a numeric feature takes a JSON number, or ``null`` for a missing value (the
-  pipeline imputes it); ``NaN`` / ``Infinity`` literals and numbers that
-  overflow a float are refused (use null for missing);
-- a categorical feature takes a JSON string, or ``null`` (imputed 'unknown');
-- a number beyond float32's range (|x| > 3.4e38) is refused: the model's
-  trees compare float32 values, so it would become infinite. That includes
-  integers beyond a float's range and integer literals of any length (kept as
-  text past MAX_INTEGER_CHARS: Python refuses int() of more than 4,300 digits);
-- a body nested deeper than Python's JSON parser can follow (RecursionError)
-  is refused, naming the row and field where it passes MAX_REPORTED_DEPTH.
+Imports: numpy, the standard library and inference/ (floor 1). A number beyond
+float32's range (|x| > 3.4e38) is refused, not clipped: the model's trees
+compare float32 values, so it would become infinite. Integer literals are kept
+as text past MAX_INTEGER_CHARS (Python refuses int() of more than 4,300
+digits), and a body nested deeper than the JSON parser follows is located at
+the row and field where it passes MAX_REPORTED_DEPTH.
+
+The input rules as a caller sees them: docs/serving.md (Lambda API).
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
-"""Honest probabilities: the calibration a shipped model may carry, chosen on a
-recent purged validation period, and the bound that keeps every shipped
-probability away from exactly 0 and 1.
+"""Honest probabilities: the calibration a shipped model may carry (none, sigmoid,
+or isotonic with a minimum bin size: config.CALIBRATION_METHODS,
+CALIBRATION_MIN_BIN), chosen on a recent purged validation period, and the clip
+bound that keeps every shipped probability away from exactly 0 and 1 (Laplace's
+rule of succession on the extreme bin's calibration rows).
 
-Methods (config.CALIBRATION_METHODS): `none`, `sigmoid` (Platt scaling of the
-model's p_keep, scikit-learn's own fit), and `isotonic` with a minimum bin size
-(the calibration rows are grouped into bins of at least CALIBRATION_MIN_BIN
-consecutive scores before the isotonic fit, so no step of the calibration map
-rests on fewer rows).
-
-The clip bound is Laplace's rule of succession on the calibration rows of the
-extreme bin: a probability backed by n calibration rows that all agree is at
-most (n + 1) / (n + 2), so p_keep is clipped to [1 / (n_low + 2),
-1 - 1 / (n_high + 2)]. The extreme bin is the isotonic map's lowest / highest
-block for isotonic, and the lowest / highest decile of the calibrated scores
-for sigmoid and none.
+Imports: scikit-learn, numpy, models_py/ and inference/ (floor 2; never
+apy_runway). The rules as a user sees them: docs/model.md#training-and-its-outputs.
 """
 
 from __future__ import annotations

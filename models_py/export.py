@@ -1,22 +1,15 @@
-"""Export a fitted pipeline to the portable model the Lambda serves
-(inference/portable.py describes the format): a JSON spec and an .npz of
-plain numeric arrays.
+"""Export a fitted pipeline to the portable model the Lambda serves: a JSON spec
+and an .npz of plain numeric arrays (the format:
+docs/serving.md#the-portable-models-format).
 
-What is exported is read from the fitted estimators' own attributes (imputer
-statistics and indicators, scaler, tree nodes, coefficients, calibrators);
-the categorical tables are written by passing every fitted category, one
-unseen value and a missing value through the fitted encoder pipeline itself,
-so unknown / infrequent / missing handling is scikit-learn's. Then the export
-is checked: the numpy evaluator must give the pipeline's own predict_proba on
-the rows given (the test rows at training) and on probe rows with every
-feature missing and unseen categories, to 1e-9, or nothing is written.
-
-Covered: Pipeline(ColumnTransformer, RandomForestClassifier | LogisticRegression),
-the same wrapped in CalibratedClassifierCV (isotonic or sigmoid), and the
-CalibratedClassifier training ships (models_py/calibration.py: a pipeline, an
-optional isotonic or sigmoid map of its p_keep or decision, and the clip
-bound) - every model training can ship (random_forest, logistic, anchor).
-Anything else is refused with the estimator named.
+Imports: scikit-learn, numpy, models_py/ and inference/ (floor 2; never
+apy_runway). What is exported is read from the fitted estimators' own
+attributes, and the categorical tables come from passing categories through the
+fitted encoder itself, so unknown / infrequent / missing handling stays
+scikit-learn's. The export must give the pipeline's own predict_proba to 1e-9
+on the rows given and on probe rows, or nothing is written. Covered: random
+forest and logistic pipelines, bare or calibrated (CalibratedClassifierCV, or
+models_py/calibration.py's CalibratedClassifier); anything else refused by name.
 """
 
 from __future__ import annotations

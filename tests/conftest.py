@@ -99,3 +99,27 @@ def lambda_env(moto_endpoint, s3_client, monkeypatch, tiny_run):
 @pytest.fixture
 def context() -> LambdaContext:
     return LambdaContext()
+
+
+# The files that take longest start first, so that with `pytest -n` (one file per
+# worker, `make test`) no long file starts last and runs alone. Measured with
+# `--durations`; a file missing from the list just runs in collection order.
+SLOWEST_FIRST = (
+    "test_incremental.py",
+    "test_live_loop.py",
+    "test_dbt_contracts.py",
+    "test_dbt_guards.py",
+    "test_daily_model.py",
+    "test_benchmarks.py",
+    "test_leakage.py",
+    "test_dbt_features.py",
+    "test_dbt_labels.py",
+    "test_train_trust.py",
+    "test_board_browser.py",
+    "test_train_explore_labels.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -243,3 +243,46 @@ def test_each_folder_says_what_lives_there_in_ten_lines_at_most():
         if not doc or len(doc.splitlines()) > 10:
             long[str(folder.relative_to(REPO))] = len(doc.splitlines()) if doc else 0
     assert not long, f"package docstrings missing or over 10 lines: {long}"
+
+
+MODULE_DOCSTRING_MAX_LINES = 12
+
+
+def long_module_docstrings(paths: list[Path]) -> dict[str, str]:
+    """Each module without a docstring, or with one over 12 lines, and its count."""
+    found = {}
+    for path in paths:
+        doc = ast.get_docstring(ast.parse(path.read_text(), filename=str(path)))
+        name = str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
+        if not doc:
+            found[name] = "missing"
+        elif len(doc.splitlines()) > MODULE_DOCSTRING_MAX_LINES:
+            found[name] = f"{len(doc.splitlines())} lines"
+    return found
+
+
+def test_every_module_says_what_lives_there_in_twelve_lines_at_most():
+    """What lives there, what it may import and why; formats and rules live in
+    docs/ (or their dbt docs block, or inference/contracts.py), measurements in
+    benchmarks/RESULTS.md."""
+    paths = sorted(p for package in PACKAGES for p in (REPO / package).rglob("*.py"))
+    assert len(paths) >= 50
+    long = long_module_docstrings(paths)
+    listing = "\n".join(f"  {name}: {count}" for name, count in sorted(long.items()))
+    assert not long, (
+        f"module docstrings missing or over {MODULE_DOCSTRING_MAX_LINES} lines "
+        f"(move the detail to docs/*.md and link it):\n{listing}"
+    )
+
+
+def test_the_docstring_checker_sees_long_and_missing_docstrings(tmp_path):
+    short = tmp_path / "short.py"
+    short.write_text('"""One line."""\n\nx = 1\n')
+    long = tmp_path / "long.py"
+    long.write_text('"""' + "\n".join(f"line {i}" for i in range(13)) + '\n"""\n')
+    bare = tmp_path / "bare.py"
+    bare.write_text("x = 1\n")
+    assert long_module_docstrings([short, long, bare]) == {
+        str(long): "13 lines",
+        str(bare): "missing",
+    }

@@ -207,66 +207,10 @@ def normalise_predictions(document: Any, name: str) -> dict[str, Any]:
     if health is not None and not isinstance(health, dict):
         raise BoardInputError(f"{name}: field 'health' is {health!r}, not an object")
     seen: dict[str, int] = {}
-    out = []
-    for index, record in enumerate(records):
-        where = f"{name}: predictions[{index}]"
-        if not isinstance(record, dict):
-            raise BoardInputError(f"{where} is {record!r}, not an object")
-        pool_id = record.get("pool_id")
-        if not isinstance(pool_id, str) or not pool_id.strip():
-            raise BoardInputError(f"{where}: field 'pool_id' is {pool_id!r}, not a pool id")
-        where = f"{where} (pool {pool_id})"
-        if pool_id in seen:
-            raise BoardInputError(f"{where}: pool id repeats predictions[{seen[pool_id]}]")
-        seen[pool_id] = index
-        p_keep = _number(record.get("p_keep"), where, "p_keep", 0.0, 1.0)
-        confidence = record.get("binned_confidence")
-        if confidence is not None and (
-            isinstance(confidence, bool) or confidence not in contracts.CONFIDENCE_WORDS
-        ):
-            raise BoardInputError(
-                f"{where}: field 'binned_confidence' is {confidence!r}, not one of "
-                f"{sorted(contracts.CONFIDENCE_WORDS)}"
-            )
-        predicted_class = _text(record.get("predicted_class"), where, "predicted_class")
-        if predicted_class is not None and predicted_class not in contracts.CLASS_NAMES.values():
-            raise BoardInputError(
-                f"{where}: field 'predicted_class' is {predicted_class!r}, not one of "
-                f"{sorted(contracts.CLASS_NAMES.values())}"
-            )
-        if predicted_class is None and p_keep is not None:
-            predicted_class = contracts.CLASS_NAMES[
-                contracts.LABEL_DOWN
-                if contracts.predicted_class_is_down(p_keep)
-                else contracts.LABEL_KEEP
-            ]
-        words = record.get("confidence_words", record.get("confidence_word"))
-        words = _text(words, where, "confidence_words")
-        if words is None and confidence is not None:
-            words = contracts.CONFIDENCE_WORDS[confidence]
-        tvl = record.get("tvl_usd", record.get("tvlUsd"))
-        out.append(
-            {
-                "pool_id": pool_id,
-                "symbol": _text(record.get("symbol"), where, "symbol"),
-                "pool_meta": _text(
-                    record.get("pool_meta", record.get("poolMeta")), where, "pool_meta"
-                ),
-                "project": _text(record.get("project"), where, "project"),
-                "chain": _text(record.get("chain"), where, "chain"),
-                "status": _text(record.get("status"), where, "status"),
-                "reason": _text(record.get("reason"), where, "reason"),
-                "p_keep": p_keep if predicted_class is not None else None,
-                "predicted_class": predicted_class if p_keep is not None else None,
-                "binned_confidence": confidence if p_keep is not None else None,
-                "confidence_words": words if p_keep is not None else None,
-                "reasons": _reasons(record.get("reasons"), where),
-                "apy": _number(record.get("apy"), where, "apy", -math.inf, math.inf),
-                "tvl_usd": _number(tvl, where, "tvl_usd", 0.0, math.inf),
-                "flags": _flags(record, where),
-                "feature_date": _text(record.get("feature_date"), where, "feature_date"),
-            }
-        )
+    out = [
+        _normalise_record(record, f"{name}: predictions[{i}]", seen, i)
+        for i, record in enumerate(records)
+    ]
     explanation = document.get("explanation")
     meta = {
         "schema_version": version,
@@ -278,6 +222,63 @@ def normalise_predictions(document: Any, name: str) -> dict[str, Any]:
         "explanation_units": explanation.get("units") if isinstance(explanation, dict) else None,
     }
     return {"meta": meta, "records": out, "health": health}
+
+
+def _normalise_record(record: Any, where: str, seen: dict[str, int], index: int) -> dict[str, Any]:
+    """One hourly record -> the board's record; `seen` maps pool ids to their index."""
+    if not isinstance(record, dict):
+        raise BoardInputError(f"{where} is {record!r}, not an object")
+    pool_id = record.get("pool_id")
+    if not isinstance(pool_id, str) or not pool_id.strip():
+        raise BoardInputError(f"{where}: field 'pool_id' is {pool_id!r}, not a pool id")
+    where = f"{where} (pool {pool_id})"
+    if pool_id in seen:
+        raise BoardInputError(f"{where}: pool id repeats predictions[{seen[pool_id]}]")
+    seen[pool_id] = index
+    p_keep = _number(record.get("p_keep"), where, "p_keep", 0.0, 1.0)
+    confidence = record.get("binned_confidence")
+    if confidence is not None and (
+        isinstance(confidence, bool) or confidence not in contracts.CONFIDENCE_WORDS
+    ):
+        raise BoardInputError(
+            f"{where}: field 'binned_confidence' is {confidence!r}, not one of "
+            f"{sorted(contracts.CONFIDENCE_WORDS)}"
+        )
+    predicted_class = _text(record.get("predicted_class"), where, "predicted_class")
+    if predicted_class is not None and predicted_class not in contracts.CLASS_NAMES.values():
+        raise BoardInputError(
+            f"{where}: field 'predicted_class' is {predicted_class!r}, not one of "
+            f"{sorted(contracts.CLASS_NAMES.values())}"
+        )
+    if predicted_class is None and p_keep is not None:
+        predicted_class = contracts.CLASS_NAMES[
+            contracts.LABEL_DOWN
+            if contracts.predicted_class_is_down(p_keep)
+            else contracts.LABEL_KEEP
+        ]
+    words = record.get("confidence_words", record.get("confidence_word"))
+    words = _text(words, where, "confidence_words")
+    if words is None and confidence is not None:
+        words = contracts.CONFIDENCE_WORDS[confidence]
+    tvl = record.get("tvl_usd", record.get("tvlUsd"))
+    return {
+        "pool_id": pool_id,
+        "symbol": _text(record.get("symbol"), where, "symbol"),
+        "pool_meta": _text(record.get("pool_meta", record.get("poolMeta")), where, "pool_meta"),
+        "project": _text(record.get("project"), where, "project"),
+        "chain": _text(record.get("chain"), where, "chain"),
+        "status": _text(record.get("status"), where, "status"),
+        "reason": _text(record.get("reason"), where, "reason"),
+        "p_keep": p_keep if predicted_class is not None else None,
+        "predicted_class": predicted_class if p_keep is not None else None,
+        "binned_confidence": confidence if p_keep is not None else None,
+        "confidence_words": words if p_keep is not None else None,
+        "reasons": _reasons(record.get("reasons"), where),
+        "apy": _number(record.get("apy"), where, "apy", -math.inf, math.inf),
+        "tvl_usd": _number(tvl, where, "tvl_usd", 0.0, math.inf),
+        "flags": _flags(record, where),
+        "feature_date": _text(record.get("feature_date"), where, "feature_date"),
+    }
 
 
 def describe_provenance(value: Any) -> dict[str, Any] | None:

@@ -1,20 +1,14 @@
-"""The hourly refresh (`apy-runway refresh`, the one command a scheduler runs every hour).
+"""The hourly refresh (`apy-runway refresh`, the one command a scheduler runs every
+hour): [collect] -> ingest new files -> compact completed days -> incremental
+build of the serving models -> export -> [publish to S3] -> one summary line.
 
-    [collect] -> ingest new files -> compact completed days -> incremental build
-    of the serving models -> export -> [publish to S3] -> one summary line
-
-Idempotent: with nothing new landed, the build is skipped and the same
-features are exported (and published) again. An OS lock (fcntl.flock on
-data/refresh.lock, released by the kernel if the process dies) refuses an
-overlapping refresh and names the PID that holds it. A failure at any step
-publishes nothing and says which step failed and why; the next run starts
-again from the raw store's state (an interrupted ingest is cleaned up, an
-unfinished build is redone from its last recorded state).
-
-Export checks the shrink rule against the last accepted export
-(data/exports/refresh_state.json): a build with fewer than half its pools is
-refused unless --allow-shrink. Training builds its own path (`apy-runway
-train`), not every hour.
+Imports: anything below it (floor 8, cli). Idempotent: with nothing new landed
+the build is skipped and the same features are exported again. A lock on the
+home keeps an overlapping writer out and names its holder; a failure at any
+step publishes nothing and names the step, and the next run starts again from
+the raw store's state. The export applies the shrink rule (contracts.is_shrunk)
+against the last accepted export (data/exports/refresh_state.json).
+The loop as an operator runs it: docs/operations.md#the-live-hourly-loop.
 """
 
 from __future__ import annotations

@@ -1,28 +1,15 @@
-"""The one HTTP client of the data stages: sequential GETs of DefiLlama's
-JSON API with a polite delay between requests, retries with exponential
-backoff, and limits a hostile or broken server cannot get around. `fetch`
-and `collect` both use it, so their limits and their error messages are the
-same.
+"""The one HTTP client of the data stages: sequential GETs of DefiLlama's JSON API
+with a polite delay, retries with exponential backoff (urllib3's Retry, honouring
+Retry-After up to MAX_RETRY_AFTER), a deadline over each whole request enforced
+by a watchdog that shuts the socket down, body caps, same-host redirects only,
+and JSON at most MAX_JSON_DEPTH deep with a non-empty "data" list (`parse_json`).
 
-urllib3 (its `Retry` decides what is worth another try, counts the tries and
-reads `Retry-After`). Per request:
-  - retried: connection errors, timeouts, a body cut short or longer than
-    its Content-Length (IncompleteRead / any HTTPException), 429 and 5xx,
-    honouring the server's Retry-After (at most MAX_RETRY_AFTER seconds);
-  - a deadline (--deadline, default 60 s) over the whole request: connect,
-    headers, body and any retries with their waits. A watchdog shuts the
-    socket down when it passes, so a server trickling headers or body byte
-    by byte cannot hold the caller longer (each read waits at most --timeout);
-  - a body cap (--max-chart-mb 50 for /chart, --max-pools-mb 200 for
-    /pools): a longer body is refused, never read whole;
-  - redirects only to the same scheme, host and port (never another host's
-    body saved as the chart);
-  - the body must be JSON (at most MAX_JSON_DEPTH levels deep: parse_json)
-    with a non-empty "data" list: an empty one is a failure to retry on a
-    later run, never a saved result.
-A response is returned with its raw bytes and headers: `collect` saves the
-bytes as served and reads the `Date` header; `fetch` saves the parsed
-document.
+Imports: urllib3, numpy, the standard library and apy_runway/foundation (floor
+3). `fetch` and `collect` both use it, so their limits and error messages are
+the same; the watchdog exists because per-read timeouts alone let a server
+trickling headers or body byte by byte hold the caller indefinitely. A response
+comes back with its raw bytes and headers (collect saves the bytes as served).
+The limits as flags: docs/operations.md#using-it.
 """
 
 from __future__ import annotations

@@ -1,16 +1,13 @@
-"""One absolute project home and the folders under it.
+"""One absolute project home and the folders under it. Paths only: label settings
+live in dbt vars (dbt_project/dbt_project.yml) and travel as columns of the
+training set.
 
-Python constants cover paths only; label settings live in dbt vars
-(dbt_project/dbt_project.yml) and travel as columns of the training set.
-
-The home is ``$APY_RUNWAY_HOME`` when set, else the repository root. Every
-folder is created before dbt runs: dbt-duckdb's external materialisation does
-not create folders, and the view it leaves behind holds the path it was given,
-so paths handed to dbt are always absolute.
-
-DuckDB reads every path it is given as a glob pattern (the dbt source reads
-data/raw/pool_snapshots/*/*.parquet), so a home or data folder whose path holds
-a glob character (* ? [ ] { }) is refused with a clear error.
+Imports: the standard library, apy_runway/foundation and inference/ (floor 3).
+The home is the environment's contracts.ENV_HOME when set, else the repository
+root. Every folder is created before dbt runs and every path handed to dbt is
+absolute: dbt-duckdb's external materialisation does not create folders, and
+the view it leaves behind holds the path it was given. DuckDB reads every path
+as a glob pattern, so a home whose path holds * ? [ ] { } is refused.
 """
 
 from __future__ import annotations

@@ -1,22 +1,15 @@
-"""`apy-runway fetch`: save DefiLlama's yields API responses for `apy-runway ingest`.
+"""`apy-runway fetch`: save DefiLlama's yields API responses for `apy-runway
+ingest`: data/landing/defillama/pools.json (GET /pools), chart/<pool>.json
+(GET /chart/{pool}) and fetch_failures.json (pools that failed every retry).
 
-    data/landing/defillama/pools.json           GET {base}/pools (the pool list)
-    data/landing/defillama/chart/<pool>.json    GET {base}/chart/{pool} (one pool's history)
-    data/landing/defillama/fetch_failures.json  pools that failed after every retry
-
-Then: apy-runway ingest data/landing/defillama/chart --pools-json data/landing/defillama/pools.json
-
-Polite (a fixed delay between requests), resumable (a saved chart is never
-fetched again, and a saved pools.json is reused unless --refresh-pools), and
-every file is written to a temporary name and renamed, so an interrupted run
-leaves no half-written JSON. A pool that keeps failing is retried with
-exponential backoff, then reported; it never stops the other pools.
-The HTTP client (delay, retries honouring Retry-After, backoff, timeout, a
-total deadline per request, body caps, no redirects to other hosts) is
-apy_runway/foundation/http.py, shared with `apy-runway collect`. A pool id
-the pool-id rule refuses (pools_snapshot.pool_id_problem: over 100
-characters, a path separator) is reported before any request or file; an
-empty `data` is a failure (retried by the next run), never a saved chart.
+Imports: the standard library, apy_runway/foundation and apy_runway/landing
+(floor 4, landing). The HTTP client is apy_runway/foundation/http.py, shared
+with `collect` so their limits and errors are the same. Resumable (a saved
+chart is never fetched again) and every file is written under a temporary name
+and renamed, so an interrupted run leaves no half-written JSON; a failing pool
+is reported and never stops the others. A pool id the pool-id rule
+(pools_snapshot.pool_id_problem) refuses is reported before any request.
+How to use it: docs/operations.md#using-it.
 """
 
 from __future__ import annotations

@@ -1,36 +1,14 @@
 """`apy-runway generate`: the embedded default data, synthetic DefiLlama pool
 snapshots in DefiLlama's long-export format (one parquet file).
 
-Deterministic: the same seed and arguments give the same rows, whatever
-``chunk_pools`` is (pool attributes come from one seeded stream, each pool's
-noise from its own stream ``(seed, pool index)``).
+Imports: numpy, scipy, pyarrow, the standard library, apy_runway/foundation and
+inference/ (floor 4, landing). Deterministic: the same seed and arguments give
+the same rows whatever ``chunk_pools`` is (pool attributes come from one seeded
+stream, each pool's noise from its own stream ``(seed, pool index)``).
 
-What makes "will this APY hold for 30 days" hard, and what gives it away:
-
-- Regimes: 8 chains and 28 projects in five categories (lending, dex-lp,
-  yield-vault, staking, farm), each with its own APY level, volatility,
-  reward habits and death rate; stablecoin pools are calmer than volatile ones.
-- Lending: supply APY follows a kinked interest-rate curve of utilisation
-  (borrow demand / supply). Utilisation mean-reverts; bursts above the kink
-  give multi-day APY spikes that fade.
-- Rewards: apyReward = emissions (USD / year) / TVL. Emissions decay with a
-  pool-specific half-life and many programmes stop on a cliff date (pool
-  programmes of typical lengths, or a chain-wide incentive programme ending),
-  after which apyReward is 0 or null for good.
-- TVL follows the APY with a lag (capital chases yield): inflows dilute
-  reward APY, DEX fee APY (volume / TVL) and lending utilisation.
-- A common market factor moves borrow demand, trading volume and funding.
-- Pools launch late (young pools bootstrap with high rewards that get
-  diluted) and pools die: TVL drains for weeks, rewards stop, then no more
-  snapshots.
-- Hourly noise, one-hour APY spikes, missing hours, missing whole days
-  (DefiLlama-wide outages and per-pool gaps), timestamps a few minutes
-  after the hour as DefiLlama's hourly job writes them.
-
-So backward features (reward share, recent trend, volatility, TVL growth,
-pool age, APY against its own history) and the project / chain regime carry
-signal, and the 30-day-forward "kept" rate lands around 70% of labelled
-pool-days (the real DefiLlama sample in /work/shared: 73%).
+What it simulates (regimes, lending curves, reward programmes that stop, TVL
+chasing yield, a market factor, pool births and deaths, gaps and spikes) and
+why each makes the label hard or gives it away: docs/data.md#the-generated-data.
 """
 
 from __future__ import annotations
@@ -436,15 +414,12 @@ def _choice(rng: np.random.Generator, options: list, size: int, weights=None) ->
     return rng.choice(len(options), size=size, p=probabilities)
 
 
-def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
-    """Static attributes of every pool (arrays of length n_pools)."""
-    rng = np.random.default_rng([seed, 0])
+def _pool_names(project_id: np.ndarray, u: np.ndarray) -> tuple:
+    """Each pool's chain, category, stablecoin flag, symbol and poolMeta, from the
+    project draws and the per-pool uniforms `u` (no random draws of its own)."""
+    n_pools = len(project_id)
     project_names = list(PROJECTS)
     chain_names = list(CHAINS)
-    project_id = _choice(rng, project_names, n_pools, [PROJECTS[name][2] for name in project_names])
-    u = rng.random((n_pools, 16))  # uniforms for the per-pool draws below
-    z = rng.normal(size=(n_pools, 8))
-
     chain_id = np.empty(n_pools, dtype=np.int64)
     category_id = np.empty(n_pools, dtype=np.int64)
     symbols, metas = [], []
@@ -480,6 +455,19 @@ def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
         else:
             meta = None
         metas.append(meta)
+    return chain_id, category_id, stable, symbols, metas
+
+
+def _pool_attributes(n_pools: int, n_days: int, seed: int) -> dict:
+    """Static attributes of every pool (arrays of length n_pools)."""
+    rng = np.random.default_rng([seed, 0])
+    project_names = list(PROJECTS)
+    chain_names = list(CHAINS)
+    project_id = _choice(rng, project_names, n_pools, [PROJECTS[name][2] for name in project_names])
+    u = rng.random((n_pools, 16))  # uniforms for the per-pool draws below
+    z = rng.normal(size=(n_pools, 8))
+
+    chain_id, category_id, stable, symbols, metas = _pool_names(project_id, u)
 
     proj = [PROJECTS[project_names[p]] for p in project_id]
     apy_mult = np.array([p[3] for p in proj])
@@ -667,21 +655,10 @@ def _simulate_daily(pools: dict, index: np.ndarray, market: np.ndarray, noise: d
     return base, emission, tvl
 
 
-def _chunk_table(
-    pools: dict,
-    index: np.ndarray,
-    market: np.ndarray,
-    outage_days: np.ndarray,
-    seed: int,
-    n_days: int,
-    freq: str,
-    start_us: int,
-) -> pa.Table:
-    hourly = freq == "hourly"
-    n_steps = n_days * 24 if hourly else n_days
-    hours = np.arange(n_steps) if hourly else np.arange(n_days) * 24 + 23
+def _pool_noise(index: np.ndarray, seed: int, n_days: int, n_steps: int) -> tuple:
+    """The per-pool random draws of one chunk: one seeded stream per pool, so the
+    output does not depend on how pools are chunked."""
     n = len(index)
-
     noise = {key: np.empty((n, n_days)) for key in ("x", "borrow", "tvl", "level")}
     hour_noise = np.empty((n, n_steps))
     tvl_noise = np.empty((n, n_steps))
@@ -701,6 +678,26 @@ def _chunk_table(
         jitter[row] = rng.integers(20_000_000, 300_000_000, n_steps)
         day_gaps[row] = rng.random(n_days)
         cliff_hour[row] = rng.integers(0, 24)
+    return noise, hour_noise, tvl_noise, gaps, spikes, jitter, day_gaps, cliff_hour
+
+
+def _chunk_table(
+    pools: dict,
+    index: np.ndarray,
+    market: np.ndarray,
+    outage_days: np.ndarray,
+    seed: int,
+    n_days: int,
+    freq: str,
+    start_us: int,
+) -> pa.Table:
+    hourly = freq == "hourly"
+    n_steps = n_days * 24 if hourly else n_days
+    hours = np.arange(n_steps) if hourly else np.arange(n_days) * 24 + 23
+
+    noise, hour_noise, tvl_noise, gaps, spikes, jitter, day_gaps, cliff_hour = _pool_noise(
+        index, seed, n_days, n_steps
+    )
 
     base_d, emission_d, tvl_d = _simulate_daily(pools, index, market, noise, n_days)
     p = {key: value[index] for key, value in pools.items()}

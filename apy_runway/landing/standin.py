@@ -1,19 +1,12 @@
 """A DefiLlama stand-in on 127.0.0.1: the yields API's /pools and /chart/{pool}
-in DefiLlama's format, for the tests and `apy-runway rehearse`.
+in DefiLlama's format, for the tests and `apy-runway rehearse`. A loopback
+server that counts every GET per path, a /pools server that answers queued
+replies (or broken ones, or a slow trickle of headers), and `pools_item`, one
+/pools item in DefiLlama's field order with the model-output fields the loop
+must never read.
 
-  LoopbackServer   one threading HTTP server on a port the OS picks, run in a
-                   thread, started and stopped with `with`; counts every GET
-                   per unquoted path (`requests`)
-  CountingHandler  the handler base: counts, then `answer(path, count)`
-  PoolsServer      GET /pools answers the next queued Reply (a /pools document
-                   with the Date header it carries, or a broken one; 503 when
-                   none is queued); GET /chart/{pool} the pool's document, or
-                   404; `delay_headers` makes the next /pools reply trickle
-                   its headers (a slow server)
-  pools_item       one /pools item in DefiLlama's field order, with the
-                   model-output fields (NEVER_READ) the loop must never read
-
-Standard library only; never listens beyond 127.0.0.1.
+Imports: the standard library only (floor 4, landing), so a test can start it
+without the rest of the package; it never listens beyond 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -1,24 +1,14 @@
-"""`apy-runway backtest --months N`: a track record from day one.
+"""`apy-runway backtest --months N`: a track record from day one. Replays the rows
+the monthly walk-forward backtest (models_py/backtest.py, run by training) scored
+in its last N months into the prediction ledger as source `backtest`, each with
+the p_keep of the model refitted before its month, the class and bin by the
+contracts' rules, its label settings and the midnight after its feature day.
+Nothing is refitted here: there is one backtest. Then rebuilds the ledger's dbt
+models (tag ledger).
 
-Replays the service over history into the prediction ledger, marked
-`backtest`: exactly the rows the monthly walk-forward backtest
-(models_py/backtest.py, run by training) scored in its last N months, each
-with the p_keep of the model refitted on every row labelled before that month
-(the model that would have been live), as the run folder's
-backtest_predictions.parquet holds them. Nothing is refitted here: there is
-one backtest. Each row gets the class and the bin by the contracts' rules
-(the run's cut-points), its label settings and its hour (the midnight after
-its feature day, when the hourly service would have scored it).
-
-Eligibility and abstention are those of the backtest's rows: the training
-set holds eligible rows only (apy > 0, >= 7 observed days), every row has a
-snapshot on its own day (never inactive), and training refuses unusable
-values, so no backtest row would have been "not scored". Reasons are not
-replayed (empty): the refitted monthly models are not kept.
-
-Writes <ledger>/date=YYYY-MM-DD/<hour>Z.backtest.json.gz (one file per
-feature day; earlier backtest files are removed first), then rebuilds the
-ledger's dbt models (tag ledger: prediction_outcomes and its aggregates).
+Imports: numpy, pandas, the standard library, apy_runway/foundation and
+operations, and inference/ (floor 6, operations). What it writes and why no row
+is "not scored": docs/monitoring.md#the-prediction-ledger.
 """
 
 from __future__ import annotations

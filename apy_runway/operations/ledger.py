@@ -1,19 +1,13 @@
-"""`apy-runway ledger sync`: copy the prediction ledger into data/ledger/.
+"""`apy-runway ledger sync`: copy the prediction ledger (the served predictions the
+hourly Lambda writes, and the backtest's replay) from an S3 bucket or a folder
+into data/ledger/ with the same layout, where the dbt source
+`ledger.served_predictions` reads it.
 
-The hourly Lambda writes every served prediction to
-``ledger/date=YYYY-MM-DD/<hour>Z.json.gz`` (gzip NDJSON, one file per hour,
-overwritten on retry); `apy-runway backtest` writes the replayed history as
-``<hour>Z.backtest.json.gz`` beside them. `sync` copies every file of an S3
-bucket (``--bucket``, endpoint from ``--endpoint-url`` or AWS_ENDPOINT_URL) or
-of a folder (``--from``) into data/ledger/ with the same layout; the dbt
-source `ledger.served_predictions` reads that folder.
-
-Every file is checked before it is copied: gzip, one JSON object per line,
-the ledger's fields. A corrupt file is reported by name and skipped (it is not
-copied, and an earlier good copy is kept); a day missing between the first and
-the last partition is reported by name. Neither is ever "no predictions": the
-report (printed, and data/ledger/_sync_report.json) lists them, and the board
-shows it.
+Imports: the standard library, apy_runway/foundation and warehouse, and
+inference/ (floor 6, operations). Every file is checked before it is copied: a
+corrupt file or a missing day is reported by name and skipped (never counted as
+"no predictions"; data/ledger/_sync_report.json), and an earlier good copy is
+kept. Layout and fields: docs/monitoring.md#the-prediction-ledger.
 """
 
 from __future__ import annotations

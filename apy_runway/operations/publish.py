@@ -1,18 +1,13 @@
-"""`apy-runway publish`: upload the latest features and, optionally, a
-training run folder to S3 for the inference Lambda.
+"""`apy-runway publish`: upload the latest features and, optionally, a training
+run folder to S3 for the inference Lambda. The features go up twice: the binary
+file the hourly Lambda reads (inference/features.py) and a column-wise JSON copy
+for people (docs/serving.md#the-features-files-format).
 
-The features go up twice: as the binary file the hourly Lambda reads
-(contracts.FEATURES_KEY; inference/features.py: a JSON header and numpy arrays,
-read with numpy alone) and as column-wise JSON for people
-(contracts.FEATURES_JSON_KEY: ``{"columns": {"pool_id": [...], ...}}``, missing
-values null, dates ISO strings).
-
-The binary file is written last: its S3 ObjectCreated event starts the scoring
-Lambda, which must find the new model (if any) and the JSON already there. Its
-header carries `row_count` and `allow_shrink`: features with fewer than half
-the pools of the published file are refused unless --allow-shrink, which then
-sets `allow_shrink: true` so the Lambda accepts them too (the shrink rule,
-contracts.SHRINK_MIN_RATIO).
+Imports: botocore, the standard library, apy_runway/foundation and operations,
+and inference/ (floor 6, operations). The binary file is written last: its S3
+ObjectCreated event starts the scoring Lambda, which must find the new model
+and the JSON already there. Its header carries row_count and allow_shrink, so
+the Lambda applies the same shrink rule (contracts.is_shrunk) publish did.
 """
 
 from __future__ import annotations

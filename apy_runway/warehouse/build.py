@@ -1,17 +1,12 @@
-"""`apy-runway build`: run `dbt build` on the DuckDB warehouse, then export the
-feature-column contract beside the marts.
+"""`apy-runway build`: run `dbt build` on the DuckDB warehouse in full, then export
+the feature-column contract (the `latest_features` mart's `meta.feature_type`,
+read from dbt's manifest: its order is the model's feature order).
+`incremental_build` is the hourly and training path: dbt var refresh_from_date
+from the raw store's manifest and data/build_state.json (the rule:
+dbt_project/README.md#incremental-builds).
 
-`apy-runway build` rebuilds every model in full (dbt --full-refresh), whatever
-the --vars. `incremental_build` is the hourly path (`apy-runway refresh`) and
-training's (`apy-runway train`): it rebuilds the incremental models from the
-earliest UTC day among the rows landed since that selector's last build (dbt
-var refresh_from_date), and in full when there is no earlier build, the vars
-changed, or the raw store was replaced. data/build_state.json records, per
-selector, the highest landing order and the vars each build took in.
-
-The feature contract is the `meta.feature_type` of the columns of the
-`latest_features` mart's YAML, read from dbt's manifest: its order is the
-model's feature order.
+Imports: the standard library, apy_runway/foundation, landing and warehouse, and
+inference/ (floor 5, warehouse).
 """
 
 from __future__ import annotations

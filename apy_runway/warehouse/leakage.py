@@ -1,17 +1,15 @@
-"""`apy-runway check-leakage --cut DATE`: build the features and labels twice
-from the home's raw snapshots, once in full and once cut at DATE (dbt var
-as_of_date), and compare them; exit 1 on a leak.
+"""`apy-runway check-leakage --cut DATE`: build the features and labels twice from
+the home's raw snapshots, in full and cut at DATE (dbt var as_of_date), compare
+them (`compare_builds`, pure, reads both DuckDB files read-only), exit 1 on a leak.
 
-One build sees the full history, the other the history cut at ``cut_date``
-(dbt var ``as_of_date``). A point-in-time feature of day d uses days <= d
-only, so for every day up to the cut it must be identical in both builds.
-A label may need days after the cut: in the cut build it must either equal
-the full build's label or be null, and it must be null for the last
-``horizon_days`` days before the cut (their future windows reach past it).
+The rule: a point-in-time feature of day d uses days <= d only, so for every day
+up to the cut it is identical in both builds; a label of the cut build equals
+the full build's or is null, and is null for the last horizon_days days before
+the cut (their future windows reach past it). Builds land in
+<home>/data/leakage/{full,cut}.duckdb, the report in report.json.
 
-compare_builds is the pure comparison: it reads both DuckDB files (read-only)
-and returns a report. The builds land in <home>/data/leakage/{full,cut}.duckdb
-and the report in <home>/data/leakage/report.json.
+Imports: DuckDB, the standard library, apy_runway/foundation, landing and
+warehouse, and inference/ (floor 5, warehouse).
 """
 
 from __future__ import annotations

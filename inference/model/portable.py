@@ -1,42 +1,15 @@
-"""The portable model: a JSON spec and an .npz of plain numeric arrays,
-evaluated with numpy alone (no scikit-learn, no pickle).
+"""The portable model: a JSON spec and an .npz of plain numeric arrays, validated
+together and evaluated with numpy alone (imputers, encoders, scaler, trees,
+coefficients, calibration, contributions).
 
-Training writes both beside model.joblib (models_py/export.py) and checks
-that this module gives scikit-learn's own ``predict_proba`` on the test rows
-(max |difference| <= 1e-9). The Lambda loads them with
-``np.load(allow_pickle=False)`` after checking sizes and sha256 (artefact.py).
+Imports: numpy, the standard library and inference/ (floor 1); no scikit-learn,
+no pickle, so the Lambda needs neither. Training writes the pair
+(models_py/export.py) and checks it against scikit-learn's own predict_proba;
+the Lambda loads the arrays only after their sizes and sha256 are checked
+(inference/model/artefact.py).
 
-The spec (``model_spec.json``)::
-
-    format, model_id, model_name, features, numeric_features,
-    categorical_features, classes, label, eligibility, confidence_cutpoints,
-    library_versions (of training), arrays: {file, sha256, size_bytes},
-    preprocess: {width, blocks: [...]}, estimator: {...},
-    calibration: null | {...}, clip: null | [low, high]
-
-Every ``*_key`` value names an array of the .npz. The preprocessing is a list
-of blocks whose outputs are concatenated (a fitted ColumnTransformer):
-
-- ``numeric``: features (names), ``kept`` (indices of the features present in
-  the output), ``fill`` (the imputed value of each kept feature),
-  ``indicators`` (indices of the features that get a missing-indicator column
-  after the kept ones), then ``steps`` applied to the whole block in order:
-  ``{"kind": "arcsinh"}`` and ``{"kind": "standardize", mean_key, scale_key}``.
-- ``categorical``: ``encoding`` one_hot | ordinal, ``missing`` (the value a
-  missing category becomes, or null = the unseen row) and per feature a
-  ``vocabulary`` (unicode array) and a ``table``: one output row per
-  vocabulary entry plus a last row for any unseen value, written by passing
-  each category through the fitted encoder itself.
-
-Estimators: ``forest`` (all trees' nodes concatenated: left, right, feature,
-threshold, missing_left, value[node, class], roots[tree]; children indices are
-absolute and always greater than their parent's, so a walk ends) and
-``linear`` (coef, intercept; p_keep = expit(decision)). Calibration:
-``isotonic`` (x, y thresholds, linear interpolation clipped to the range) or
-``sigmoid`` (a, b: expit(-(a f + b))), applied to the uncalibrated p_keep of a
-forest or to the decision of a linear model. ``clip`` bounds the final p_keep.
-
-Trees compare float32 inputs with float64 thresholds, as scikit-learn does.
+The format (spec fields, preprocessing blocks, estimators, calibration, clip):
+docs/serving.md#the-portable-models-format.
 """
 
 from __future__ import annotations

@@ -1,23 +1,13 @@
-"""A saved DefiLlama /pools response as one hourly snapshot of every pool.
+"""A saved DefiLlama /pools response as one hourly snapshot of every pool: the
+problems that make a response unusable, the pool-id rule, the usable items, the
+hour a landed file stands for, and the items as text rows of the raw contract
+(the never-read fields, contracts.POOLS_NEVER_READ_FIELDS, dropped first).
 
-`collect` lands the response as served, gzip-compressed, as
-data/landing/pools/<YYYY-MM-DDTHH>Z.json.gz; ingest reads it back as hourly
-rows of the raw contract. Pure functions, shared by both:
-
-  check_pools_payload  the problems that make a response unusable as a whole
-                       (an error, no "data" list, no items, a required field
-                       missing from every item, no usable item); one line each
-  pool_id_of           a pool id as text, whatever JSON type it came as
-  pool_id_problem      the pool-id rule (ids become /chart file names)
-  usable_items         the items collect lands; junk ones dropped and counted
-  snapshot_hour_of     the UTC hour a landed file stands for (its name)
-  snapshot_rows        the items as text rows of the raw contract, with the
-                       hour as timestamp; the never-read fields
-                       (contracts.POOLS_NEVER_READ_FIELDS, apyPct*) are dropped
-                       before anything else looks at an item
-
-Values stay text, exactly as ingest reads CSV and /chart JSON, so one parse
-and one set of quarantine reasons applies to every input format.
+Imports: the standard library and inference/ (floor 4, landing). Pure functions
+shared by `collect`, which lands the response as served, and by ingest, which
+reads it back. Values stay text, exactly as ingest reads CSV and /chart JSON,
+so one parse and one set of quarantine reasons applies to every input format
+(docs/data.md#input-formats).
 """
 
 from __future__ import annotations

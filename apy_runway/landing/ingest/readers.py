@@ -1,24 +1,15 @@
-"""Ingest's readers: input files -> one typed, parsed relation per input.
+"""Ingest's readers: input files -> one typed, parsed relation per input (long
+CSV / parquet exports, saved /chart JSON, collected /pools snapshots, and the
+--pools-json metadata).
 
-  *.csv / *.parquet  long tables with DefiLlama's field names (timestamp, pool,
-                     chain, ..., apy); missing optional columns become null.
-  *.json             saved DefiLlama /chart/{pool} responses, one per pool; the
-                     pool id is the file name (<pool-id>.json).
-  *.json.gz          saved /pools responses, one per UTC hour, as `apy-runway
-                     collect` lands them (<YYYY-MM-DDTHH>Z.json.gz): every item
-                     is the pool's row of that hour (pools_snapshot.py).
-  --pools-json       a saved /pools response (.json or .json.gz): static pool
-                     metadata only (contracts.POOLS_METADATA_FIELDS), joined by
-                     pool id.
+Imports: DuckDB, pyarrow, the standard library, apy_runway/foundation,
+apy_runway/landing and inference/ (floor 4, landing). CSV and JSON are read as
+text and cast with try_cast, so every format shares one parse and one set of
+quarantine reasons; every input is read by its exact path, never as a glob
+pattern. A CSV whose every line is not the header or a row is refused: DuckDB's
+sniffer would skip comment lines uncounted.
 
-CSV and JSON are read as text and cast with try_cast; parquet columns already
-in the contract type are used as they are. Every input is read by its exact
-path (foundation.paths.exact_path: never a glob pattern). A CSV's every line
-must be the header or a row: comment or skipped lines, a duplicated header
-column, or a missing required column (contracts.RAW_REQUIRED_COLUMNS) refuse
-the file (check_csv_lines, tabular_source). Everything runs in DuckDB SQL, but
-the gzip-compressed /pools snapshots, which Python decompresses and maps to
-text rows first.
+The formats and their rules: docs/data.md#input-formats.
 """
 
 from __future__ import annotations

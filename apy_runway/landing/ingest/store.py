@@ -1,40 +1,15 @@
-"""The append-only raw store under data/raw/, and its quarantine.
+"""The append-only raw store under data/raw/ and its quarantine: landing a
+validated unit (one file per landed unit and UTC day, never rewritten), the
+superseded rows, the manifest (written last: the commit point), compaction of
+completed days, and the clean-up of an interrupted ingest on open.
 
-  raw/pool_snapshots/snapshot_date=YYYY-MM-DD/<landing id>.parquet
-        validated rows in the raw contract + `landing_order`, one file per
-        landed unit and UTC day; never rewritten. A completed day's files are
-        compacted into c<highest landing id>.parquet (winning rows only).
-  raw/superseded_rows.parquet
-        (snapshot_date, pool, snapshot_hour, landing_order, superseded_by) of
-        every stored row a later landed file replaced: staging leaves them out.
-  raw/manifest.jsonl
-        one JSON line per landed file: name, kind, size, sha256, landing order,
-        the raw file holding its rows, its UTC days, rows in / staged /
-        quarantined and the quarantine reasons. Written last: the commit point.
-        A file with no row to stage is recorded with status "refused" and
-        nothing of it is appended (ingest then exits non-zero).
-  quarantine/pool_snapshots/<landing id>.parquet
-        a landed unit's own bad rows, as text, with their reason;
-  quarantine/pool_snapshots/<landing id>-superseded.parquet
-        the stored rows that unit replaced (reason `superseded`).
+Imports: DuckDB, the standard library, apy_runway/foundation and inference/
+(floor 4, landing). Per (pool, UTC hour) the most recently landed row wins, and
+a landed row is never dropped silently: a replaced one moves to the quarantine
+(`superseded`), so rows in = rows staged + rows quarantined holds per file.
 
-Landing order: every landed file gets the next number; per (pool, UTC hour)
-the row of the highest number wins, except that a /chart row never replaces a
-snapshot row (it is `outranked`: sql/outranked.sql). A file seen before (same name) is landed
-again only when its sha256 changed; the new version then wins for every
-(pool, hour) it holds, and rows it no longer holds stay from the earlier
-version (a landed row is never dropped silently; `ingest --replace` starts a
-new store).
-
-Accounting: for every landed file and in total, rows in = rows staged + rows
-quarantined, where a row a later file supersedes moves from staged to
-quarantined (reason `superseded`).
-
-Crash safety: each unit's files are written under temporary names, moved into
-place, then the superseded list and the manifest are replaced atomically. On
-open, anything numbered above the manifest's highest landing order is the
-remains of an interrupted ingest and is removed (its inputs are landed again),
-and a compaction's left-over inputs are removed.
+The files, the landing order, the accounting and crash safety:
+docs/data.md#the-raw-store.
 """
 
 from __future__ import annotations
