@@ -4,8 +4,9 @@ feature-column contract beside the marts.
 `apy-runway build` rebuilds every model in full (dbt --full-refresh), whatever
 the --vars. `incremental_build` is the hourly path (`apy-runway refresh`) and
 training's (`apy-runway train`): it rebuilds the incremental models from the
-earliest UTC day among the rows landed since that selector's last build (dbt
-var refresh_from_date), and in full when there is no earlier build, the vars
+earliest UTC day among the rows landed since that selector's last build
+(refresh_from_date, passed in the environment so the parsed project stays
+valid: see dbt.dbt_call), and in full when there is no earlier build, the vars
 changed, or the raw store was replaced. data/build_state.json records, per
 selector, the highest landing order and the vars each build took in.
 
@@ -20,12 +21,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.store import RawStore, has_rows, read_manifest
 from apy_runway.warehouse.dbt import dbt_target_dir, run_dbt
 from inference import contracts
+
+if TYPE_CHECKING:
+    from apy_runway.warehouse.session import DbtSession
 
 # Column meta key in marts/_marts__models.yml that marks model features.
 FEATURE_META_KEY = "feature_type"
@@ -122,6 +127,7 @@ def build(
     memory_limit: str | None = None,
     command: str = "build",
     quiet: bool = False,
+    session: DbtSession | None = None,
 ) -> dict | None:
     """Run dbt (a build or run rebuilds the models in full); after a build or
     run of the marts, write feature_columns.json (returned)."""
@@ -141,6 +147,7 @@ def build(
         memory_limit=memory_limit,
         full_refresh=builds,
         quiet=quiet,
+        session=session,
     )
     if not builds or select is not None:
         return None
@@ -223,29 +230,30 @@ def incremental_build(
     full: bool = False,
     quiet: bool = False,
     command: str = "build",
+    session: DbtSession | None = None,
 ) -> IncrementalBuild:
     """Bring `selector`'s models (None: every model) up to date with the raw
     store: from the earliest day landed since its last build, or in full (see
     the module). Without `dbt_vars`, the vars of its last build (or of the
-    other selector's). `command` "run" skips the tests."""
+    other selector's). `command` "run" skips the tests. `session` runs dbt
+    in this process on a kept manifest (warehouse/session.py)."""
     _require_rows(paths)
     parsed = parse_vars(dbt_vars) if dbt_vars is not None else recorded_vars(paths, selector)
     plan = plan_incremental_build(paths, selector, parsed, full)
     if plan.skipped:
         log(f"dbt {plan.selector}: up to date (nothing landed since its last build)")
         return plan
-    run_vars = dict(parsed)
-    if plan.refresh_from_date:
-        run_vars["refresh_from_date"] = plan.refresh_from_date
     log(f"dbt {plan.selector}: {plan.describe()}")
     run_dbt(
         paths,
         command,
-        dbt_vars=run_vars or None,
+        dbt_vars=parsed or None,
         selector=selector,
         memory_limit=memory_limit,
         full_refresh=plan.full,
         quiet=quiet,
+        refresh_from_date=plan.refresh_from_date,
+        session=session,
     )
     _record_build(paths, _state_keys(selector), parsed, plan.landing_order)
     _write_feature_columns(paths)

@@ -1,12 +1,16 @@
-{% macro refresh_from_date() %}
-    {#- The first UTC day an incremental run rebuilds (before each model's own
-        lookback), as a SQL date literal, or none when the model builds in
-        full. `apy-runway refresh` sets var refresh_from_date to the earliest
-        snapshot_date among the rows landed since the last build; a full
-        build (first run, --full-refresh) ignores it. An incremental run
-        without the var rebuilds every day (correct, only slower). -#}
-    {%- set value = var('refresh_from_date', none) -%}
-    {%- if not value or not is_incremental() -%}
+{% macro refresh_from_date_text() %}
+    {#- The refresh's first UTC day as text 'YYYY-MM-DD', or none. Var
+        refresh_from_date when set (`dbt --vars`, the unit tests), else env
+        APY_RUNWAY_REFRESH_FROM_DATE (what `apy-runway refresh` and train
+        set). Read only at execution, never while parsing: the value changes
+        every hour while the parsed project stays valid (partial parsing, a
+        warm dbtRunner's manifest). -#}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set value = var('refresh_from_date', none)
+        or env_var('APY_RUNWAY_REFRESH_FROM_DATE', '') -%}
+    {%- if not value -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set text = value | string -%}
@@ -15,8 +19,50 @@
             "var refresh_from_date must be a date YYYY-MM-DD, got '"
             ~ text ~ "'") }}
     {%- endif -%}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{% macro refresh_from_date() %}
+    {#- The first UTC day an incremental run rebuilds (before each model's own
+        lookback), as a SQL date literal, or none when the model builds in
+        full. `apy-runway refresh` sets it (refresh_from_date_text) to the
+        earliest snapshot_date among the rows landed since the last build; a
+        full build (first run, --full-refresh) ignores it. An incremental run
+        without it rebuilds every day (correct, only slower). -#}
+    {%- if not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set text = refresh_from_date_text() -%}
+    {%- if not text -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- do log("refresh_from_date " ~ text ~ " (" ~ this ~ ")") -%}
     {{ return("date '" ~ text ~ "'") }}
 {% endmacro %}
+
+
+{% macro get_where_subquery(relation) -%}
+    {#- dbt's own, plus one placeholder: a test's `where` may say
+        __refresh_from_date__, replaced at execution by the refresh's first
+        day (the whole table, 0001-01-01, in a full build). A `where` is
+        rendered while parsing, so it must not hold the value itself. -#}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- if '__refresh_from_date__' in where -%}
+            {%- set day = refresh_from_date_text() if not flags.FULL_REFRESH else none -%}
+            {%- set where = where | replace(
+                '__refresh_from_date__',
+                "cast('" ~ (day or '0001-01-01') ~ "' as date)") -%}
+        {%- endif -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {{ return(filtered) }}
+    {%- else -%}
+        {{ return(relation) }}
+    {%- endif -%}
+{%- endmacro %}
 
 
 {% macro incremental_config(unique_key) %}
