@@ -218,8 +218,14 @@ def plan_incremental_build(
     if not usable:
         return IncrementalBuild(name, True, None, landing_order)
     store = RawStore(paths, read_manifest(paths))
-    since = min(r["landing_order"] for r in records)
+    since = _since(paths, selector)
     return IncrementalBuild(name, False, store.earliest_date_since(since), landing_order)
+
+
+def _since(paths: ProjectPaths, selector: str | None) -> int:
+    """The landing order the selector's models are up to date with."""
+    state = load_build_state(paths)
+    return min(state[key]["landing_order"] for key in _state_keys(selector))
 
 
 def incremental_build(
@@ -243,7 +249,14 @@ def incremental_build(
     if plan.skipped:
         log(f"dbt {plan.selector}: up to date (nothing landed since its last build)")
         return plan
-    log(f"dbt {plan.selector}: {plan.describe()}")
+    scope = None
+    if plan.refresh_from_date:
+        scope = paths.data / "refresh_scope.parquet"
+        store = RawStore(paths, read_manifest(paths))
+        pools = store.write_changed_pools(_since(paths, selector), scope)
+        log(f"dbt {plan.selector}: {plan.describe()}, {pools:,} changed pool(s), each from its day")
+    else:
+        log(f"dbt {plan.selector}: {plan.describe()}")
     run_dbt(
         paths,
         command,
@@ -253,6 +266,7 @@ def incremental_build(
         full_refresh=plan.full,
         quiet=quiet,
         refresh_from_date=plan.refresh_from_date,
+        refresh_scope=scope,
         session=session,
     )
     _record_build(paths, _state_keys(selector), parsed, plan.landing_order)

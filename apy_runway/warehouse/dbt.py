@@ -73,10 +73,12 @@ def dbt_call(
     warehouse: Path | None = None,
     full_refresh: bool = False,
     refresh_from_date: str | None = None,
+    refresh_scope: Path | None = None,
 ) -> DbtCall:
     """The arguments and environment of one dbt command on this home.
-    `refresh_from_date` travels in the environment (read by dbt at execution,
-    macros/incremental.sql), so the parsed project stays valid as it changes."""
+    `refresh_from_date` and `refresh_scope` (a parquet file of the pools to
+    rebuild, each from its own day) travel in the environment (read by dbt at
+    execution, macros/incremental.sql): the parsed project stays valid."""
     paths.ensure()
     args = [
         command,
@@ -98,6 +100,7 @@ def dbt_call(
     args += extra_args or []
     env = {**paths.dbt_env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env[contracts.ENV_REFRESH_FROM_DATE] = refresh_from_date or ""
+    env[contracts.ENV_REFRESH_SCOPE] = str(refresh_scope) if refresh_scope else ""
     if warehouse is not None:
         env[contracts.ENV_DUCKDB_PATH] = str(warehouse)
     if memory_limit:
@@ -121,6 +124,7 @@ def run_dbt(
     warehouse: Path | None = None,
     full_refresh: bool = False,
     refresh_from_date: str | None = None,
+    refresh_scope: Path | None = None,
     session: DbtSession | None = None,
 ) -> subprocess.CompletedProcess:
     """Run one dbt command against this project home; raise UserError on failure.
@@ -144,6 +148,7 @@ def run_dbt(
         warehouse=warehouse,
         full_refresh=full_refresh,
         refresh_from_date=refresh_from_date,
+        refresh_scope=refresh_scope,
     )
     shown = " ".join(a for a in call.args[1:] if not a.startswith("/")) if not quiet else ""
     if not quiet:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # arguments of a dbt command that also shape its parse (flag -> takes a value)
 PARSE_FLAGS = {"--project-dir": True, "--profiles-dir": True, "--target-path": True, "--vars": True}
 # environment values read only at execution: they never invalidate the manifest
-EXECUTION_ENV = {contracts.ENV_REFRESH_FROM_DATE, "DBT_LOG_PATH"}
+EXECUTION_ENV = {contracts.ENV_REFRESH_FROM_DATE, contracts.ENV_REFRESH_SCOPE, "DBT_LOG_PATH"}
 FAILED = {"error", "fail", "runtime error"}
 
 
@@ -108,7 +108,8 @@ class DbtSession:
 
     @staticmethod
     def _log_flags(quiet: bool = True) -> list[str]:
-        return [] if console.verbose and not quiet else ["--log-level", "none"]
+        shown = [] if console.verbose and not quiet else ["--log-level", "none"]
+        return [*shown, "--log-level-file", "debug"]
 
     def invoke(self, call: DbtCall, quiet: bool = False) -> subprocess.CompletedProcess:
         """Run `call` in this process; raise UserError naming each failed node."""

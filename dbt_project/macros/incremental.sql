@@ -142,3 +142,41 @@
     {%- endset -%}
     {{ return(kept_rows) }}
 {% endmacro %}
+
+
+{% macro refresh_pools(daily) %}
+    {#- The SQL of the pools an incremental run rebuilds, each with the
+        first day it rebuilds (pool_id, from_date), or none in a full build.
+        From the file env APY_RUNWAY_REFRESH_SCOPE names (apy-runway writes
+        each pool's earliest day among the rows landed since the last build:
+        a back-filled pool does not move the others' dates); without it, or
+        with var refresh_from_date given by hand, every pool of `daily` (a
+        relation with pool_id and snapshot_date) with days from
+        refresh_from_date on, from that date. -#}
+    {%- set from_date = refresh_from_date() -%}
+    {%- if not from_date -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set path = none if var('refresh_from_date', none)
+        else env_var('APY_RUNWAY_REFRESH_SCOPE', '') -%}
+    {%- if path -%}
+        {{ return(
+            "select pool_id, from_date from "
+            ~ refresh_scope_relation(path)) }}
+    {%- endif -%}
+    {{ return(
+        "select distinct pool_id, " ~ from_date ~ " as from_date from "
+        ~ daily ~ " where snapshot_date >= " ~ from_date) }}
+{% endmacro %}
+
+{% macro refresh_scope_relation(path) %}
+    {{ return(adapter.dispatch('refresh_scope_relation')(path)) }}
+{% endmacro %}
+
+{% macro duckdb__refresh_scope_relation(path) %}
+    {{ return("read_parquet('" ~ path ~ "')") }}
+{% endmacro %}
+
+{% macro spark__refresh_scope_relation(path) %}
+    {{ return("parquet.`" ~ path ~ "`") }}
+{% endmacro %}
