@@ -271,7 +271,9 @@ def chain(generated, tmp_path_factory, as_of_future) -> dict:
         f"select pool_id, from_date from read_parquet('{scope}')"
     )
     results["backfilled_year"]["compiled"] = next(
-        (scenario.paths.data / "dbt_target").rglob("int_pool_days_rolling_features.sql")
+        path
+        for path in (scenario.paths.data / "dbt_target").rglob("int_pool_days_rolling_features.sql")
+        if "compiled" in path.parts
     ).read_text()
 
     # 5. a pool stops reporting; a long-dead pool comes back

@@ -73,7 +73,11 @@ def steps(tmp_path_factory) -> dict:
             ingest([path], home)
         cold_plan = incremental_build(cold, "hourly_refresh", quiet=True)
         warm_plan = incremental_build(warm, "hourly_refresh", quiet=True, session=session)
-        compiled = next(dbt_target_dir(warm).rglob("int_pool_days_cross_sectional_features.sql"))
+        compiled = next(
+            path
+            for path in dbt_target_dir(warm).rglob("int_pool_days_cross_sectional_features.sql")
+            if "compiled" in path.parts
+        )
         results[name] = {
             "plans": (cold_plan, warm_plan),
             "differences": compare_warehouses(cold.warehouse, warm.warehouse),
