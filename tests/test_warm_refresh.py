@@ -19,6 +19,7 @@ import duckdb
 import pytest
 from fixtures.equality import compare_warehouses
 
+from apy_runway.foundation.console import UserError
 from apy_runway.foundation.paths import project_paths
 from apy_runway.landing.generate import generate_snapshots
 from apy_runway.landing.ingest import ingest
@@ -128,8 +129,11 @@ def test_the_warm_process_parsed_once_and_compiled_each_hours_day(steps):
     assert "snapshot_date >= date" not in steps["history"]["compiled"]
 
 
-def test_a_changed_project_file_is_parsed_again(steps, tmp_path):
-    """Only a change to the project's files (here one model's) re-parses."""
+def test_a_changed_project_file_is_parsed_again_and_a_failure_is_shown_in_full(
+    steps, tmp_path, capsys
+):
+    """Only a change to the project's files (here a new singular test, which
+    fails) re-parses; the failure names the node, its error and the log."""
     project = tmp_path / "dbt_project"
     source = Path(__file__).resolve().parents[1] / "dbt_project"
     shutil.copytree(source, project, ignore=shutil.ignore_patterns("target", "logs"))
@@ -137,16 +141,21 @@ def test_a_changed_project_file_is_parsed_again(steps, tmp_path):
     listed = run_dbt(paths, "ls", project_dir=project, session=session, quiet=True)
     run_dbt(paths, "ls", project_dir=project, session=session, quiet=True)
     assert session.parses == 1 and listed.returncode == 0
-    model = project / "models" / "marts" / "latest_features.sql"
-    model.write_text(model.read_text() + "\n-- a change\n")
+    (project / "tests" / "always_fails.sql").write_text("select 1 as broken_row\n")
     run_dbt(paths, "ls", project_dir=project, session=session, quiet=True)
     assert session.parses == 2
-    run_dbt(
-        paths,
-        "ls",
-        project_dir=project,
-        session=session,
-        quiet=True,
-        refresh_from_date="2024-01-02",
-    )
+    run_dbt(paths, "ls", project_dir=project, session=session, refresh_from_date="2024-01-02")
     assert session.parses == 2
+    with pytest.raises(UserError) as warm_failure:
+        run_dbt(paths, "test", select="always_fails", project_dir=project, session=session)
+    assert "test.apy_runway.always_fails" in str(warm_failure.value)
+    assert "FAIL" in str(warm_failure.value) and "dbt.log" in str(warm_failure.value)
+    # a dbt subprocess: its lines go to a file, the console gets dbt's account
+    with pytest.raises(UserError) as cold_failure:
+        run_dbt(paths, "test", select="always_fails", project_dir=project)
+    message = str(cold_failure.value)
+    assert "always_fails" in message and "Got 1 result" in message
+    log_file = paths.data / "dbt_logs" / "test.log"
+    assert f"every line: {log_file}" in message
+    assert "START test always_fails" in log_file.read_text()
+    assert "START test" not in capsys.readouterr().out
