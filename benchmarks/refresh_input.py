@@ -65,12 +65,14 @@ def backfill_snapshots(source: Path, out: Path, pools: int, days: int) -> int:
 
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    last = con.execute(f"""select max("timestamp") from read_parquet('{source}')""").fetchone()[0]
     con.execute(f"""
         copy (
             with templates as (
+                -- the newest snapshot of each of the first pools alive on the last day
                 select * from read_parquet('{source}')
-                where "timestamp" = timestamptz '{last.isoformat()}'
+                where "timestamp" > (select max("timestamp") from read_parquet('{source}'))
+                    - interval 1 day
+                qualify row_number() over (partition by pool order by "timestamp" desc) = 1
                 order by pool limit {int(pools)}
             )
             select * exclude (d) replace (
