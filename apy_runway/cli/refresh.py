@@ -64,6 +64,7 @@ def add_refresh_arguments(parser: argparse.ArgumentParser) -> None:
         "--every",
         default=None,
         type=period,
+        metavar="PERIOD",
         help="keep running: refresh now, then every PERIOD (e.g. 1h, 30m), in one process "
         "that keeps dbt's parsed project between runs (a failed run is reported, the next "
         "one still runs); default: refresh once",
