@@ -150,9 +150,8 @@ def run_dbt(
         refresh_from_date=refresh_from_date,
         refresh_scope=refresh_scope,
     )
-    shown = " ".join(a for a in call.args[1:] if not a.startswith("/")) if not quiet else ""
     if not quiet:
-        log(f"dbt {command}" + (f" ({shown})" if console.verbose else ""))
+        log("dbt " + (" ".join(call.args) if console.verbose else command))
     if session is not None:
         return session.invoke(call, quiet=quiet)
     argv = [dbt_executable(), *(["--no-use-colors"] if quiet else []), *call.args]
