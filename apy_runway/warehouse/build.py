@@ -1,18 +1,13 @@
 """`apy-runway build`: run `dbt build` on the DuckDB warehouse, then export the
-feature-column contract beside the marts.
+feature-column contract (the `meta.feature_type` of latest_features' columns,
+read from dbt's manifest, in the model's feature order) beside the marts.
 
-`apy-runway build` rebuilds every model in full (dbt --full-refresh), whatever
-the --vars. `incremental_build` is the hourly path (`apy-runway refresh`) and
-training's (`apy-runway train`): it rebuilds the incremental models from the
-earliest UTC day among the rows landed since that selector's last build
-(refresh_from_date, passed in the environment so the parsed project stays
-valid: see dbt.dbt_call), and in full when there is no earlier build, the vars
-changed, or the raw store was replaced. data/build_state.json records, per
-selector, the highest landing order and the vars each build took in.
-
-The feature contract is the `meta.feature_type` of the columns of the
-`latest_features` mart's YAML, read from dbt's manifest: its order is the
-model's feature order.
+`build` rebuilds every model in full (dbt --full-refresh). `incremental_build`
+(`refresh`, `train`) rebuilds each pool with rows landed since that selector's
+last build from its earliest such day (a scope file and refresh_from_date, in
+the environment: see dbt.dbt_call), and in full when there is no earlier
+build, the vars changed, or the raw store was replaced. data/build_state.json
+records, per selector, the highest landing order and vars each build took in.
 """
 
 from __future__ import annotations
