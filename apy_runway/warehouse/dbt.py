@@ -17,18 +17,14 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from apy_runway.foundation import console
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.defaults import DBT_PROJECT_DIR
 from apy_runway.foundation.paths import ProjectPaths
+from apy_runway.warehouse.session import DbtCall, DbtSession
 from inference import contracts
-
-if TYPE_CHECKING:
-    from apy_runway.warehouse.session import DbtSession
 
 # how often a long subprocess build prints a progress line (seconds)
 PROGRESS_EVERY = 30.0
@@ -49,15 +45,6 @@ def dbt_log_dir(paths: ProjectPaths) -> Path:
     """dbt.log (dbt's own debug log) and <command>.log (the console lines of
     the last subprocess run of each command)."""
     return paths.data / "dbt_logs"
-
-
-@dataclass(frozen=True)
-class DbtCall:
-    """One dbt command line (without the executable) and its environment."""
-
-    args: list[str]
-    env: dict[str, str]
-    command: str
 
 
 def dbt_call(

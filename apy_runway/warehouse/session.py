@@ -15,21 +15,28 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from apy_runway.foundation import console
 from apy_runway.foundation.console import UserError, log
 from inference import contracts
-
-if TYPE_CHECKING:
-    from apy_runway.warehouse.dbt import DbtCall
 
 # arguments of a dbt command that also shape its parse (flag -> takes a value)
 PARSE_FLAGS = {"--project-dir": True, "--profiles-dir": True, "--target-path": True, "--vars": True}
 # environment values read only at execution: they never invalidate the manifest
 EXECUTION_ENV = {contracts.ENV_REFRESH_FROM_DATE, contracts.ENV_REFRESH_SCOPE, "DBT_LOG_PATH"}
 FAILED = {"error", "fail", "runtime error"}
+
+
+@dataclass(frozen=True)
+class DbtCall:
+    """One dbt command line (without the executable) and its environment."""
+
+    args: list[str]
+    env: dict[str, str]
+    command: str
 
 
 @contextlib.contextmanager
