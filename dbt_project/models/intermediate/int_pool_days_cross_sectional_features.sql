@@ -17,28 +17,21 @@
 
 with
 
-{% if from_date %}
-changed_days as (
-
-    select distinct changed.snapshot_date
-    from {{ daily_model }} as changed
-    inner join ({{ pools }}) as refresh_pools
-        on
-            changed.pool_id = refresh_pools.pool_id
-            and changed.snapshot_date >= refresh_pools.from_date
-    where changed.snapshot_date >= {{ from_date }}
-
-),
-{% endif %}
-
 daily as (
 
     select * from {{ daily_model }}
     {% if from_date %}
     where
         snapshot_date >= {{ from_date }}
+        -- the days the changed pools have rows on, from their first one
         and snapshot_date in (
-            select changed_days.snapshot_date from changed_days
+            select changed.snapshot_date
+            from {{ daily_model }} as changed
+            inner join ({{ pools }}) as refresh_pools
+                on
+                    changed.pool_id = refresh_pools.pool_id
+                    and changed.snapshot_date >= refresh_pools.from_date
+            where changed.snapshot_date >= {{ from_date }}
         )
     {% endif %}
 
