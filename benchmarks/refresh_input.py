@@ -2,6 +2,8 @@
 shifted later, as a file of their own (what a refresh lands).
 
 python -m benchmarks.refresh_input SOURCE OUT HOURS [--with-history]
+python -m benchmarks.refresh_input SOURCE OUT --backfill POOLS DAYS
+python -m benchmarks.refresh_input SOURCE OUT --hour-after HOURS
 """
 
 from __future__ import annotations
@@ -55,7 +57,62 @@ def split_by_month(source: Path, folder: Path) -> int:
     return len(list(folder.glob("*/*.parquet")))
 
 
+def backfill_snapshots(source: Path, out: Path, pools: int, days: int) -> int:
+    """`pools` new pools (copies of the first ones, new ids) with `days` daily
+    snapshots each, ending on the history's last day: DefiLlama's /chart
+    back-fill of pools a refresh has never seen. Returns the row count."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"""
+        copy (
+            with templates as (
+                -- the newest snapshot of each of the first pools alive on the last day
+                select * from read_parquet('{source}')
+                where "timestamp" > (select max("timestamp") from read_parquet('{source}'))
+                    - interval 1 day
+                qualify row_number() over (partition by pool order by "timestamp" desc) = 1
+                order by pool limit {int(pools)}
+            )
+            select * exclude (d) replace (
+                'backfill-' || pool as pool,
+                "timestamp" - to_days(d) as "timestamp",
+                apy * (1 + 0.1 * sin(d / 7)) as apy)
+            from templates, range(0, {int(days)}) as days (d)
+        ) to '{out}' (format parquet)""")
+    return con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
+
+
+def hour_after(source: Path, out: Path, hours: int) -> int:
+    """The history's last hour of snapshots again, `hours` later (one new hour)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"""
+        copy (
+            select * replace ("timestamp" + to_hours({int(hours)}) as "timestamp")
+            from read_parquet('{source}')
+            where "timestamp" > (select max("timestamp") from read_parquet('{source}'))
+                - interval 1 hour
+        ) to '{out}' (format parquet)""")
+    return con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
+
+
 if __name__ == "__main__":
+    if "--backfill" in sys.argv:
+        at = sys.argv.index("--backfill")
+        print(
+            backfill_snapshots(
+                Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[at + 1]), int(sys.argv[at + 2])
+            )
+        )
+        sys.exit(0)
+    if "--hour-after" in sys.argv:
+        at = sys.argv.index("--hour-after")
+        print(hour_after(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[at + 1])))
+        sys.exit(0)
     print(
         new_snapshots(
             Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), "--with-history" in sys.argv

@@ -366,6 +366,7 @@ def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
         ratio_to_full=round(m.wall_s / full_s, 4),
         **refresh_figures(home, step_log),
     )
+    bench_backfill_and_warm(workdir, home, source, scale, full)
     parse = measure(cli(home, "build", "--command", "parse"), log_path=log)
     record(
         "refresh",
@@ -374,6 +375,51 @@ def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
         **figures(parse),
         full_s=full_s,
         ratio_to_full=round(parse.wall_s / full_s, 4),
+    )
+
+
+def bench_backfill_and_warm(
+    workdir: Path, home: Path, source: Path, scale: str, full: dict
+) -> None:
+    """A refresh after a back-fill of 20 new pools with a year of daily history
+    each; then the hourly refresh in one long-lived process (a DbtSession, as
+    `refresh --every 1h`): its first build parses, the next hour's is warm."""
+    full_s = full["end_to_end_s"]
+    new = home / "data" / "landing" / "bench" / "backfill_20x365.parquet"
+    measure(
+        python_argv("benchmarks.refresh_input", str(source), str(new), "--backfill", "20", "365"),
+        log_path=workdir / "bench.log",
+    )
+    rows = parquet_rows(new)
+    step_log = workdir / f"refresh_{scale}.log"
+    step_log.unlink(missing_ok=True)
+    m = measure(cli(home, "refresh"), log_path=step_log)
+    record(
+        "refresh",
+        scale,
+        step="refresh after a back-fill of 20 new pools, 365 days each",
+        new_rows=rows,
+        **figures(m),
+        full_s=full_s,
+        ratio_to_full=round(m.wall_s / full_s, 4),
+        **refresh_figures(home, step_log),
+    )
+    step_log.unlink(missing_ok=True)
+    m = measure(
+        python_argv("benchmarks.warm_refresh", str(home), str(source), "25"), log_path=step_log
+    )
+    warm = json.loads(
+        next(line for line in reversed(step_log.read_text().splitlines()) if line.startswith("{"))
+    )
+    record(
+        "refresh",
+        scale,
+        step="refresh after +1 hour in a warm process (refresh --every: the manifest kept)",
+        **figures(m),
+        **warm,
+        full_s=full_s,
+        ratio_to_full=round(warm["warm_s"] / full_s, 4),
+        first_ratio_to_full=round(warm["first_s"] / full_s, 4),
     )
 
 

@@ -234,6 +234,10 @@ ENV_DATA_DIR = "APY_RUNWAY_DATA_DIR"
 ENV_DUCKDB_PATH = "APY_RUNWAY_DUCKDB_PATH"
 ENV_DUCKDB_MEMORY_LIMIT = "APY_RUNWAY_DUCKDB_MEMORY_LIMIT"
 ENV_DBT_THREADS = "APY_RUNWAY_DBT_THREADS"
+# An incremental build's first day, read by dbt at execution (macros/incremental.sql)
+ENV_REFRESH_FROM_DATE = "APY_RUNWAY_REFRESH_FROM_DATE"
+# ... and the parquet file of the pools it rebuilds, each from its own first day
+ENV_REFRESH_SCOPE = "APY_RUNWAY_REFRESH_SCOPE"
 # The benchmarks' results file (the smoke runs of the tests write elsewhere).
 ENV_BENCH_RESULTS = "APY_RUNWAY_BENCH_RESULTS"
 

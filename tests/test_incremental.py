@@ -16,7 +16,9 @@ stand-in equal to dbt's own full build.
 
 Scenarios, in order: +1 hour inside today; +1 new day (a pool's static
 attribute changes); late rows for 3 days ago (new hours and a row that
-supersedes a stored one); a new pool (with a back-filled history); a pool that
+supersedes a stored one); a new pool (with a back-filled history); a pool
+back-filled with a year of history (the rebuild scoped to it, by the scope
+file the compiled SQL reads, plus the cross-section of its days); a pool that
 stops reporting (and a long-dead pool that comes back); labels maturing as the
 horizon passes (the stopped pool turns dead), landed by an hourly refresh
 (serving only, with its hourly tests) and then a training build, which takes
@@ -247,6 +249,33 @@ def chain(generated, tmp_path_factory, as_of_future) -> dict:
     )
     results["new_pool"] = scenario.refresh_and_compare()
 
+    # 4b. a pool back-filled with a year of history (before the generated
+    # data's start): only it is rebuilt from its first day (the scope file),
+    # the other pools' rolling features keep their rows; every pool's
+    # cross-section of those days is rebuilt
+    year_pool = f"""
+        select * replace ('backfill-year-0001' as pool, apy * 2 as apy)
+        from ({alive}) where pool = '{pools[-2]}'
+    """
+    scenario.land(
+        "backfilled_year",
+        f"""select * exclude (d) replace (
+                timestamptz '{(TODAY - timedelta(days=365)).isoformat()} 21:00:00+00'
+                    + to_days(d) as "timestamp",
+                apy * (1 + 0.01 * sin(d)) as apy)
+            from ({year_pool}), range(0, 367) as days (d)""",
+    )
+    results["backfilled_year"] = scenario.refresh_and_compare()
+    scope = scenario.paths.data / "refresh_scope.parquet"
+    results["backfilled_year"]["scope"] = scenario.query(
+        f"select pool_id, from_date from read_parquet('{scope}')"
+    )
+    results["backfilled_year"]["compiled"] = next(
+        path
+        for path in (scenario.paths.data / "dbt_target").rglob("int_pool_days_rolling_features.sql")
+        if "compiled" in path.parts
+    ).read_text()
+
     # 5. a pool stops reporting; a long-dead pool comes back
     day_three = tomorrow + timedelta(days=1)
     last_seen = f"""
@@ -287,7 +316,15 @@ def test_the_full_rebuild_stand_in_equals_dbts_full_build(chain):
 
 @pytest.mark.parametrize(
     "name",
-    ["one_hour", "new_day", "late_rows", "new_pool", "stop_and_return", "labels_mature"],
+    [
+        "one_hour",
+        "new_day",
+        "late_rows",
+        "new_pool",
+        "backfilled_year",
+        "stop_and_return",
+        "labels_mature",
+    ],
 )
 def test_incremental_build_equals_a_full_rebuild(chain, name):
     result = chain[name]
@@ -301,6 +338,12 @@ def test_each_scenario_rebuilt_from_its_earliest_new_day(chain):
     assert chain["new_day"]["plan"].refresh_from_date == (TODAY + timedelta(days=1)).isoformat()
     assert chain["late_rows"]["plan"].refresh_from_date == (TODAY - timedelta(days=2)).isoformat()
     assert chain["new_pool"]["plan"].refresh_from_date == (TODAY - timedelta(days=20)).isoformat()
+    year_ago = TODAY - timedelta(days=365)
+    assert chain["backfilled_year"]["plan"].refresh_from_date == year_ago.isoformat()
+    # the year's back-fill scoped the rebuild to its one pool, from its first day
+    assert chain["backfilled_year"]["scope"] == [("backfill-year-0001", year_ago)]
+    compiled = chain["backfilled_year"]["compiled"]
+    assert "refresh_scope.parquet" in compiled and f"date '{year_ago}'" in compiled
     # the training build takes in everything landed since its own last build
     assert (
         chain["labels_mature"]["plan"].refresh_from_date == (TODAY + timedelta(days=3)).isoformat()

@@ -34,6 +34,13 @@ def add_home(parser: argparse.ArgumentParser, top: bool = False) -> None:
     """--home, on the top-level parser (default None) and on every subcommand
     (no default: given after the subcommand, it wins; absent, the top's stays)."""
     parser.add_argument("--home", default=None if top else argparse.SUPPRESS, help=HOME_HELP)
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="print every line of dbt's output (default: one summary line per build; "
+        "every line goes to data/dbt_logs/)",
+    )
 
 
 _MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|%)\s*$", re.IGNORECASE)

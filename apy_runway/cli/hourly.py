@@ -132,12 +132,14 @@ def refresh(
     board: bool = False,
     now: datetime | None = None,
     s3: Any = None,
+    session: Any = None,
 ) -> RefreshSummary:
     """Run the hourly sequence under the refresh lock (see the module); with
     `board`, rebuild the runway board at the end (after the lock's work).
     `now` stands in for the clock (collect's hour, the completed days to
     compact): `apy-runway rehearse` passes its simulated hour, and `s3`, the
-    client of its local S3 (default: s3_client(endpoint_url))."""
+    client of its local S3 (default: s3_client(endpoint_url)). `session` (a
+    warehouse.session.DbtSession) runs dbt in this process on a kept manifest."""
     started = time.perf_counter()
     paths.ensure()
     summary = RefreshSummary()
@@ -198,7 +200,12 @@ def refresh(
 
         with step("build"):
             built = incremental_build(
-                paths, "hourly_refresh", memory_limit=memory_limit, full=full_refresh, quiet=True
+                paths,
+                "hourly_refresh",
+                memory_limit=memory_limit,
+                full=full_refresh,
+                quiet=True,
+                session=session,
             )
             summary.steps["build"] = built.describe()
 

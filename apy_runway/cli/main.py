@@ -80,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    from apy_runway.foundation import console
     from apy_runway.foundation.console import UserError, log, show_progress_of
     from apy_runway.foundation.paths import project_paths
+
+    console.verbose = bool(args.verbose)
 
     show_progress_of("models_py")
     started = time.perf_counter()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import sys
+import time
 from typing import TYPE_CHECKING
 
 from apy_runway.cli.common import Command, memory_size
@@ -57,14 +60,50 @@ def add_refresh_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rebuild the runway board (apy-runway board, defaults) after the refresh",
     )
+    parser.add_argument(
+        "--every",
+        default=None,
+        type=period,
+        metavar="PERIOD",
+        help="keep running: refresh now, then every PERIOD (e.g. 1h, 30m), in one process "
+        "that keeps dbt's parsed project between runs (a failed run is reported, the next "
+        "one still runs); default: refresh once",
+    )
     group = parser.add_argument_group("collect (with --collect)")
     add_collect_arguments(group)
 
 
+def period(value: str) -> float:
+    """argparse type: '1h', '30m', '90s' -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hms])\s*", value)
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a period such as 1h, 30m or 90s")
+    return float(match[1]) * {"h": 3600, "m": 60, "s": 1}[match[2]]
+
+
 def run_refresh(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    if args.every is None:
+        print(refresh_once(args, paths).line())
+        return 0
+    from apy_runway.foundation.console import UserError, log
+    from apy_runway.warehouse.session import DbtSession
+
+    session = DbtSession()
+    while True:
+        began = time.monotonic()
+        try:
+            print(refresh_once(args, paths, session).line(), flush=True)
+        except UserError as error:
+            print(f"apy-runway refresh: error: {error}", file=sys.stderr, flush=True)
+        wait = max(0.0, args.every - (time.monotonic() - began))
+        log(f"next refresh in {wait:.0f} s")
+        time.sleep(wait)
+
+
+def refresh_once(args: argparse.Namespace, paths: ProjectPaths, session=None):
     from apy_runway.cli.hourly import refresh
 
-    summary = refresh(
+    return refresh(
         paths,
         collect_from=args.base_url if args.collect else None,
         client=client_from_arguments(args) if args.collect else None,
@@ -75,9 +114,8 @@ def run_refresh(args: argparse.Namespace, paths: ProjectPaths) -> int:
         full_refresh=args.full_refresh,
         memory_limit=args.memory_limit,
         board=args.board,
+        session=session,
     )
-    print(summary.line())
-    return 0
 
 
 REFRESH = Command(REFRESH_HELP, add_refresh_arguments, run_refresh)

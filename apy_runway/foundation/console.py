@@ -29,3 +29,7 @@ def show_progress_of(name: str) -> None:
         logger.addHandler(_ProgressLine())
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+# `apy-runway --verbose`: every line of dbt's output on the console
+verbose = False

@@ -1,9 +1,12 @@
-"""`apy-runway build`: run `dbt build` on the DuckDB warehouse in full, then export
-the feature-column contract (the `latest_features` mart's `meta.feature_type`,
-read from dbt's manifest: its order is the model's feature order).
-`incremental_build` is the hourly and training path: dbt var refresh_from_date
-from the raw store's manifest and data/build_state.json (the rule:
-dbt_project/README.md#incremental-builds).
+"""`apy-runway build`: run `dbt build` on the DuckDB warehouse in full (dbt
+--full-refresh), then export the feature-column contract (latest_features'
+`meta.feature_type`, read from dbt's manifest, in the model's feature order).
+
+`incremental_build` (`refresh`, `train`) rebuilds each pool with rows landed
+since that selector's last build from its earliest such day (a scope file and
+refresh_from_date in the environment: see dbt.dbt_call; the rule:
+dbt_project/README.md#incremental-builds). data/build_state.json records, per
+selector, the highest landing order and vars each build took in.
 
 Imports: the standard library, apy_runway/foundation, landing and warehouse, and
 inference/ (floor 5, warehouse).
@@ -15,12 +18,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.store import RawStore, has_rows, read_manifest
 from apy_runway.warehouse.dbt import dbt_target_dir, run_dbt
 from inference import contracts
+
+if TYPE_CHECKING:
+    from apy_runway.warehouse.session import DbtSession
 
 # Column meta key in marts/_marts__models.yml that marks model features.
 FEATURE_META_KEY = "feature_type"
@@ -117,6 +124,7 @@ def build(
     memory_limit: str | None = None,
     command: str = "build",
     quiet: bool = False,
+    session: DbtSession | None = None,
 ) -> dict | None:
     """Run dbt (a build or run rebuilds the models in full); after a build or
     run of the marts, write feature_columns.json (returned)."""
@@ -136,6 +144,7 @@ def build(
         memory_limit=memory_limit,
         full_refresh=builds,
         quiet=quiet,
+        session=session,
     )
     if not builds or select is not None:
         return None
@@ -206,8 +215,14 @@ def plan_incremental_build(
     if not usable:
         return IncrementalBuild(name, True, None, landing_order)
     store = RawStore(paths, read_manifest(paths))
-    since = min(r["landing_order"] for r in records)
+    since = _since(paths, selector)
     return IncrementalBuild(name, False, store.earliest_date_since(since), landing_order)
+
+
+def _since(paths: ProjectPaths, selector: str | None) -> int:
+    """The landing order the selector's models are up to date with."""
+    state = load_build_state(paths)
+    return min(state[key]["landing_order"] for key in _state_keys(selector))
 
 
 def incremental_build(
@@ -218,29 +233,38 @@ def incremental_build(
     full: bool = False,
     quiet: bool = False,
     command: str = "build",
+    session: DbtSession | None = None,
 ) -> IncrementalBuild:
     """Bring `selector`'s models (None: every model) up to date with the raw
     store: from the earliest day landed since its last build, or in full (see
     the module). Without `dbt_vars`, the vars of its last build (or of the
-    other selector's). `command` "run" skips the tests."""
+    other selector's). `command` "run" skips the tests. `session` runs dbt
+    in this process on a kept manifest (warehouse/session.py)."""
     _require_rows(paths)
     parsed = parse_vars(dbt_vars) if dbt_vars is not None else recorded_vars(paths, selector)
     plan = plan_incremental_build(paths, selector, parsed, full)
     if plan.skipped:
         log(f"dbt {plan.selector}: up to date (nothing landed since its last build)")
         return plan
-    run_vars = dict(parsed)
+    scope = None
     if plan.refresh_from_date:
-        run_vars["refresh_from_date"] = plan.refresh_from_date
-    log(f"dbt {plan.selector}: {plan.describe()}")
+        scope = paths.data / "refresh_scope.parquet"
+        store = RawStore(paths, read_manifest(paths))
+        pools = store.write_changed_pools(_since(paths, selector), scope)
+        log(f"dbt {plan.selector}: {plan.describe()}, {pools:,} changed pool(s), each from its day")
+    else:
+        log(f"dbt {plan.selector}: {plan.describe()}")
     run_dbt(
         paths,
         command,
-        dbt_vars=run_vars or None,
+        dbt_vars=parsed or None,
         selector=selector,
         memory_limit=memory_limit,
         full_refresh=plan.full,
         quiet=quiet,
+        refresh_from_date=plan.refresh_from_date,
+        refresh_scope=scope,
+        session=session,
     )
     _record_build(paths, _state_keys(selector), parsed, plan.landing_order)
     _write_feature_columns(paths)

@@ -1,12 +1,16 @@
-{% macro refresh_from_date() %}
-    {#- The first UTC day an incremental run rebuilds (before each model's own
-        lookback), as a SQL date literal, or none when the model builds in
-        full. `apy-runway refresh` sets var refresh_from_date to the earliest
-        snapshot_date among the rows landed since the last build; a full
-        build (first run, --full-refresh) ignores it. An incremental run
-        without the var rebuilds every day (correct, only slower). -#}
-    {%- set value = var('refresh_from_date', none) -%}
-    {%- if not value or not is_incremental() -%}
+{% macro refresh_from_date_text() %}
+    {#- The refresh's first UTC day as text 'YYYY-MM-DD', or none. Var
+        refresh_from_date when set (`dbt --vars`, the unit tests), else env
+        APY_RUNWAY_REFRESH_FROM_DATE (what `apy-runway refresh` and train
+        set). Read only at execution, never while parsing: the value changes
+        every hour while the parsed project stays valid (partial parsing, a
+        warm dbtRunner's manifest). -#}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set value = var('refresh_from_date', none)
+        or env_var('APY_RUNWAY_REFRESH_FROM_DATE', '') -%}
+    {%- if not value -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set text = value | string -%}
@@ -15,8 +19,50 @@
             "var refresh_from_date must be a date YYYY-MM-DD, got '"
             ~ text ~ "'") }}
     {%- endif -%}
+    {{ return(text) }}
+{% endmacro %}
+
+
+{% macro refresh_from_date() %}
+    {#- The first UTC day an incremental run rebuilds (before each model's own
+        lookback), as a SQL date literal, or none when the model builds in
+        full. `apy-runway refresh` sets it (refresh_from_date_text) to the
+        earliest snapshot_date among the rows landed since the last build; a
+        full build (first run, --full-refresh) ignores it. An incremental run
+        without it rebuilds every day (correct, only slower). -#}
+    {%- if not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set text = refresh_from_date_text() -%}
+    {%- if not text -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- do log("refresh_from_date " ~ text ~ " (" ~ this ~ ")") -%}
     {{ return("date '" ~ text ~ "'") }}
 {% endmacro %}
+
+
+{% macro get_where_subquery(relation) -%}
+    {#- dbt's own, plus one placeholder: a test's `where` may say
+        __refresh_from_date__, replaced at execution by the refresh's first
+        day (the whole table, 0001-01-01, in a full build). A `where` is
+        rendered while parsing, so it must not hold the value itself. -#}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+        {%- if '__refresh_from_date__' in where -%}
+            {%- set day = refresh_from_date_text() if not flags.FULL_REFRESH else none -%}
+            {%- set where = where | replace(
+                '__refresh_from_date__',
+                "cast('" ~ (day or '0001-01-01') ~ "' as date)") -%}
+        {%- endif -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {{ return(filtered) }}
+    {%- else -%}
+        {{ return(relation) }}
+    {%- endif -%}
+{%- endmacro %}
 
 
 {% macro incremental_config(unique_key) %}
@@ -95,4 +141,42 @@
     ) as {{ rows }}
     {%- endset -%}
     {{ return(kept_rows) }}
+{% endmacro %}
+
+
+{% macro refresh_pools(daily) %}
+    {#- The SQL of the pools an incremental run rebuilds, each with the
+        first day it rebuilds (pool_id, from_date), or none in a full build.
+        From the file env APY_RUNWAY_REFRESH_SCOPE names (apy-runway writes
+        each pool's earliest day among the rows landed since the last build:
+        a back-filled pool does not move the others' dates); without it, or
+        with var refresh_from_date given by hand, every pool of `daily` (a
+        relation with pool_id and snapshot_date) with days from
+        refresh_from_date on, from that date. -#}
+    {%- set from_date = refresh_from_date() -%}
+    {%- if not from_date -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set path = none if var('refresh_from_date', none)
+        else env_var('APY_RUNWAY_REFRESH_SCOPE', '') -%}
+    {%- if path -%}
+        {{ return(
+            "select pool_id, from_date from "
+            ~ refresh_scope_relation(path)) }}
+    {%- endif -%}
+    {{ return(
+        "select distinct pool_id, " ~ from_date ~ " as from_date from "
+        ~ daily ~ " where snapshot_date >= " ~ from_date) }}
+{% endmacro %}
+
+{% macro refresh_scope_relation(path) %}
+    {{ return(adapter.dispatch('refresh_scope_relation')(path)) }}
+{% endmacro %}
+
+{% macro duckdb__refresh_scope_relation(path) %}
+    {{ return("read_parquet('" ~ path ~ "')") }}
+{% endmacro %}
+
+{% macro spark__refresh_scope_relation(path) %}
+    {{ return("parquet.`" ~ path ~ "`") }}
 {% endmacro %}

@@ -405,6 +405,36 @@ class RawStore:
         ]
         return min(days, default=None)
 
+    def write_changed_pools(self, landing_order: int, target: Path) -> int:
+        """Write (pool_id, from_date) to `target` (parquet): each pool with rows
+        landed after `landing_order` and the earliest UTC day among them (where
+        an incremental build rebuilds that pool from). Returns the pool count."""
+        since = self.earliest_date_since(landing_order)
+        files = [
+            path
+            for part in self.partitions()
+            if since is not None and self.partition_date(part) >= date.fromisoformat(since)
+            for order, _, path in self.data_files(part)
+            if order > landing_order
+        ]
+        tmp = target.with_name(f".{target.name}.tmp")
+        con = duckdb.connect()
+        try:
+            rows = (
+                f"select pool as pool_id, min({RAW_PARTITION_COLUMN}) as from_date "
+                f"from read_parquet({sql_list(files)}, hive_partitioning = true, "
+                f"hive_types_autocast = true) "
+                f"where {RAW_LANDING_ORDER_COLUMN} > {int(landing_order)} group by pool"
+                if files
+                else "select ''::varchar as pool_id, date '2000-01-01' as from_date where false"
+            )
+            con.execute(f"copy ({rows} order by pool_id) to {sql_str(tmp)} (format parquet)")
+            (count,) = con.execute(f"select count(*) from read_parquet({sql_str(tmp)})").fetchone()
+        finally:
+            con.close()
+        os.replace(tmp, target)
+        return count
+
     # ------------------------------------------------------------------ compaction
 
     def compact(self, con: duckdb.DuckDBPyConnection, before: date) -> list[str]:

@@ -4,21 +4,35 @@
 -- day. A pool alone in its group that day gets null (no peers to rank).
 --
 -- Incremental: a late row changes the ranks and medians of every pool of its
--- day, so a refresh rebuilds every pool of the days from var
--- refresh_from_date on (a day depends on that day only: no lookback).
+-- day, so a refresh rebuilds every pool of the days the changed pools have
+-- rows on from their first changed day (refresh_pools; a day depends on that
+-- day only: no lookback).
 
 {{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set groups = ['project', 'chain'] %}
 {% set from_date = refresh_from_date() %}
+{% set daily_model = ref('int_pool_snapshots_downsampled_to_daily') %}
+{% set pools = refresh_pools(daily_model) %}
 
 with
 
 daily as (
 
-    select * from {{ ref('int_pool_snapshots_downsampled_to_daily') }}
+    select * from {{ daily_model }}
     {% if from_date %}
-    where snapshot_date >= {{ from_date }}
+    where
+        snapshot_date >= {{ from_date }}
+        -- the days the changed pools have rows on, from their first one
+        and snapshot_date in (
+            select changed.snapshot_date
+            from {{ daily_model }} as changed
+            inner join ({{ pools }}) as refresh_pools
+                on
+                    changed.pool_id = refresh_pools.pool_id
+                    and changed.snapshot_date >= refresh_pools.from_date
+            where changed.snapshot_date >= {{ from_date }}
+        )
     {% endif %}
 
 ),

@@ -4,15 +4,16 @@
 -- N rows are exactly N calendar days (d-N, d], and a missing day cannot
 -- stretch a window. Forward (label) windows use the same calendar.
 --
--- Incremental: the pools with days from var refresh_from_date on get their
--- calendar rebuilt from that date, or, for a pool coming back after a gap,
--- from the day after its last observation before it (the gap's rows are new).
+-- Incremental: each changed pool (refresh_pools) gets its calendar rebuilt
+-- from its first changed day, or, for a pool coming back after a gap, from
+-- the day after its last observation before it (the gap's rows are new).
 -- A row carries nothing that later data changes (the pool's last observed day
 -- is computed where it is needed), so older rows stay as they are.
 
 {{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set from_date = refresh_from_date() %}
+{% set pools = refresh_pools(ref('int_pool_snapshots_downsampled_to_daily')) %}
 
 with
 
@@ -25,28 +26,32 @@ daily as (
 pool_spans as (
 
     select
-        pool_id,
-        min(snapshot_date) as first_observed_date,
-        max(snapshot_date) as last_observed_date,
+        daily.pool_id,
+        min(daily.snapshot_date) as first_observed_date,
+        max(daily.snapshot_date) as last_observed_date,
         {% if from_date %}
         -- the calendar restarts the day after the last observation before
-        -- the refresh (a gap's days are new rows), or at the refresh's date
+        -- the pool's first changed day (a gap's days are new rows), or there
         greatest(
-            min(snapshot_date),
+            min(daily.snapshot_date),
             least(
-                {{ from_date }},
-                max(snapshot_date) filter (
-                    where snapshot_date < {{ from_date }}
+                refresh_pools.from_date,
+                max(daily.snapshot_date) filter (
+                    where daily.snapshot_date < refresh_pools.from_date
                 ) + 1
             )
         ) as calendar_start_date
         {% else %}
-        min(snapshot_date) as calendar_start_date
+        min(daily.snapshot_date) as calendar_start_date
         {% endif %}
     from daily
-    group by pool_id
     {% if from_date %}
-    having max(snapshot_date) >= {{ from_date }}
+    inner join ({{ pools }}) as refresh_pools
+        on daily.pool_id = refresh_pools.pool_id
+    group by daily.pool_id, refresh_pools.from_date
+    having max(daily.snapshot_date) >= refresh_pools.from_date
+    {% else %}
+    group by daily.pool_id
     {% endif %}
 
 ),

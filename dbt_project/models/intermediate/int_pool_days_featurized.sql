@@ -7,19 +7,22 @@
 -- only for today (/pools), so the pool's latest known value in the build is
 -- applied to all of its history. They are assumed not to change over time.
 --
--- Incremental: the days from var refresh_from_date on are rebuilt (the
--- upstream features carry their own lookback), and so is every day of a
--- pool whose latest known static attributes changed with the new data.
+-- Incremental: each changed pool's days from its first changed day on
+-- (refresh_pools; the upstream features carry their own lookback), every
+-- pool of the days whose cross-sectional features were rebuilt, and every
+-- day of a pool whose latest known static attributes changed.
 
 {{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set from_date = refresh_from_date() %}
+{% set daily_model = ref('int_pool_snapshots_downsampled_to_daily') %}
+{% set pools = refresh_pools(daily_model) %}
 
 with
 
 daily as (
 
-    select * from {{ ref('int_pool_snapshots_downsampled_to_daily') }}
+    select * from {{ daily_model }}
 
 ),
 
@@ -66,32 +69,56 @@ categorized_attributes as (
 ),
 
 {% if from_date %}
+refresh_pools as (
+
+    {{ pools }}
+
+),
+
 changed_pools as (
 
-    -- pools whose rows before the refresh date carry other attributes
+    -- changed pools whose rows before their first changed day carry other
+    -- attributes
     select distinct previous.pool_id
     from {{ this }} as previous
+    inner join refresh_pools
+        on
+            previous.pool_id = refresh_pools.pool_id
+            and previous.snapshot_date < refresh_pools.from_date
     inner join categorized_attributes as latest
         on previous.pool_id = latest.pool_id
     where
-        previous.snapshot_date < {{ from_date }}
-        and (
-            previous.il_risk != latest.il_risk
-            or previous.exposure != latest.exposure
-            or previous.stablecoin != latest.stablecoin
-        )
+        previous.il_risk != latest.il_risk
+        or previous.exposure != latest.exposure
+        or previous.stablecoin != latest.stablecoin
+
+),
+
+changed_days as (
+
+    -- the days int_pool_days_cross_sectional_features rebuilt
+    select distinct changed.snapshot_date
+    from daily as changed
+    inner join refresh_pools
+        on
+            changed.pool_id = refresh_pools.pool_id
+            and changed.snapshot_date >= refresh_pools.from_date
+    where changed.snapshot_date >= {{ from_date }}
 
 ),
 
 days_to_build as (
 
-    select * from daily
-    where snapshot_date >= {{ from_date }}
-    union all
-    select daily.* from daily
+    select daily.*
+    from daily
+    left join refresh_pools
+        on daily.pool_id = refresh_pools.pool_id
     where
-        daily.snapshot_date < {{ from_date }}
-        and daily.pool_id in (select changed_pools.pool_id from changed_pools)
+        daily.snapshot_date >= refresh_pools.from_date
+        or daily.snapshot_date in (
+            select changed_days.snapshot_date from changed_days
+        )
+        or daily.pool_id in (select changed_pools.pool_id from changed_pools)
 
 ),
 {% else %}

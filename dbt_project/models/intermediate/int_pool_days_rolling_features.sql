@@ -6,9 +6,10 @@
 -- Nothing here reads a later day: the leakage test builds with and without
 -- an as_of_date cut and compares every column.
 --
--- Incremental: the days from var refresh_from_date on are rebuilt from a
--- lookback of the longest window (90 days). The expanding statistics need
--- all of a pool's history, so they carry their state instead: the count,
+-- Incremental: each changed pool's days from its first changed day on
+-- (refresh_pools) are rebuilt from a lookback of the longest window (90
+-- days). The expanding statistics need all of a pool's history, so they
+-- carry their state instead: the count,
 -- mean and sum of squared deviations of each pool's last day before the
 -- refresh (kept in this table), combined with the statistics of the days
 -- since (Chan et al.'s parallel update; exact up to floating-point order).
@@ -21,14 +22,25 @@
 {% set change_days = [1, 7, 30] %}
 {% set lookback_days = windows | max - 1 %}
 {% set from_date = refresh_from_date() %}
+{% set pools = refresh_pools(ref('int_pool_days_densified')) %}
 
 with
 
 densified as (
 
-    select * from {{ ref('int_pool_days_densified') }}
     {% if from_date %}
-    where snapshot_date >= {{ from_date }} - {{ lookback_days }}
+    select
+        calendar.*,
+        refresh_pools.from_date as pool_from_date
+    from {{ ref('int_pool_days_densified') }} as calendar
+    inner join ({{ pools }}) as refresh_pools
+        on
+            calendar.pool_id = refresh_pools.pool_id
+            and calendar.snapshot_date
+            >= refresh_pools.from_date - {{ lookback_days }}
+    where calendar.snapshot_date >= {{ from_date }} - {{ lookback_days }}
+    {% else %}
+    select * from {{ ref('int_pool_days_densified') }}
     {% endif %}
 
 ),
@@ -38,14 +50,21 @@ prior_state as (
 
     -- each pool's expanding statistics on its last day before the refresh
     select
-        pool_id,
-        {{ arg_max('observed_day_count', 'snapshot_date') }} as prior_count,
-        {{ arg_max('apy_expanding_mean', 'snapshot_date') }} as prior_mean,
-        {{ arg_max('apy_expanding_squared_deviations', 'snapshot_date') }}
-            as prior_squared_deviations
-    from {{ this }}
-    where snapshot_date < {{ from_date }}
-    group by pool_id
+        previous.pool_id,
+        {{ arg_max('previous.observed_day_count', 'previous.snapshot_date') }}
+            as prior_count,
+        {{ arg_max('previous.apy_expanding_mean', 'previous.snapshot_date') }}
+            as prior_mean,
+        {{ arg_max(
+            'previous.apy_expanding_squared_deviations',
+            'previous.snapshot_date'
+        ) }} as prior_squared_deviations
+    from {{ this }} as previous
+    inner join ({{ pools }}) as refresh_pools
+        on
+            previous.pool_id = refresh_pools.pool_id
+            and previous.snapshot_date < refresh_pools.from_date
+    group by previous.pool_id
 
 ),
 {% endif %}
@@ -61,7 +80,7 @@ prepared as (
         -- the apy the expanding statistics read: every day in a full build,
         -- the days from the refresh date on in an incremental one
         {% if from_date %}
-        case when snapshot_date >= {{ from_date }} then apy end
+        case when snapshot_date >= pool_from_date then apy end
         {% else %}
         apy
         {% endif %} as expanding_apy
@@ -81,6 +100,9 @@ windowed as (
         apy_reward,
         tvl_usd,
         apy_reward_share,
+        {% if from_date %}
+        pool_from_date,
+        {% endif %}
 
         {% for n in windows %}
         avg(apy) over rolling_{{ n }}d as apy_rolling_{{ n }}d_mean,
@@ -152,7 +174,7 @@ expanded as (
     from windowed
     left join prior_state
         on windowed.pool_id = prior_state.pool_id
-    where windowed.snapshot_date >= {{ from_date }}
+    where windowed.snapshot_date >= windowed.pool_from_date
     {% else %}
     select
         *,

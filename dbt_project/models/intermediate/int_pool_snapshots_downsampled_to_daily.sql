@@ -6,12 +6,13 @@
 -- Strings and static attributes always come from the day's last snapshot.
 --
 -- Incremental: a day depends on its own snapshots only, so a refresh rebuilds
--- the days from var refresh_from_date on (no lookback) and replaces them by
--- (pool_id, snapshot_date).
+-- the days of each changed pool from its first changed day on (refresh_pools;
+-- no lookback) and replaces them by (pool_id, snapshot_date).
 
 {{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
 
 {% set from_date = refresh_from_date() %}
+{% set pools = refresh_pools(ref('stg_defillama__pool_snapshots')) %}
 {% set mode = var('daily_downsampling') %}
 {% set measures = ['apy', 'apy_base', 'apy_reward', 'tvl_usd'] %}
 {% if mode not in ['last', 'mean', 'median'] %}
@@ -24,9 +25,16 @@ with
 
 snapshots as (
 
-    select * from {{ ref('stg_defillama__pool_snapshots') }}
+    select staged.*
+    from {{ ref('stg_defillama__pool_snapshots') }} as staged
     {% if from_date %}
-    where snapshot_date >= {{ from_date }}
+    -- the changed pools' days from their first changed day (the date
+    -- literal lets the raw store's day folders be skipped)
+    inner join ({{ pools }}) as refresh_pools
+        on
+            staged.pool_id = refresh_pools.pool_id
+            and staged.snapshot_date >= refresh_pools.from_date
+    where staged.snapshot_date >= {{ from_date }}
     {% endif %}
 
 ),
