@@ -44,6 +44,7 @@ from apy_runway.foundation.paths import ProjectPaths, project_paths
 from apy_runway.landing.generate import generate_snapshots
 from apy_runway.landing.ingest import ingest
 from apy_runway.warehouse.build import incremental_build, load_build_state
+from apy_runway.warehouse.session import DbtSession
 
 pytestmark = pytest.mark.slow
 
@@ -81,8 +82,9 @@ def full_build_sql(paths: ProjectPaths) -> list[tuple[str, str, str]]:
 class Scenario:
     """One home built incrementally, a full-build twin, and the data to land."""
 
-    def __init__(self, root: Path, dbt_vars: dict | None = None):
+    def __init__(self, root: Path, dbt_vars: dict | None = None, session: DbtSession | None = None):
         self.root = root
+        self.session = session
         self.paths = project_paths(root / "incremental").ensure()
         self.full = project_paths(root / "full").ensure()
         self.vars = dbt_vars or {}
@@ -102,7 +104,12 @@ class Scenario:
 
     def build_incrementally(self, selector: str | None = None, command: str = "run"):
         plan = incremental_build(
-            self.paths, selector, dbt_vars=self.vars, quiet=True, command=command
+            self.paths,
+            selector,
+            dbt_vars=self.vars,
+            quiet=True,
+            command=command,
+            session=self.session,
         )
         if plan.full and selector is None:  # the first build: keep its SQL
             self.full_sql = full_build_sql(self.paths)
@@ -175,7 +182,10 @@ def as_of_future(generated, tmp_path_factory):
 @pytest.fixture(scope="module")
 def chain(generated, tmp_path_factory, as_of_future) -> dict:
     """Every scenario of the chain, in order; each entry keeps its comparison."""
-    scenario = Scenario(tmp_path_factory.mktemp("incremental_chain"))
+    # dbt in this process, parsing once (tests/test_warm_refresh.py proves a warm
+    # session's builds equal a cold process's); the as_of build beside it runs dbt
+    # in subprocesses
+    scenario = Scenario(tmp_path_factory.mktemp("incremental_chain"), session=DbtSession())
     con = scenario.con
     alive = alive_pools(generated, LAST, con)
     pools = [row[0] for row in con.execute(f"select pool from ({alive}) order by pool").fetchall()]
