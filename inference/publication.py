@@ -269,6 +269,8 @@ def _score_published(
         "event_time": scored_at,
         "feature_date_max": feature_date_max,
         "label": dict(model.spec.label),
+        "data_provenance": model.spec.data_provenance,
+        "confidence_cutpoints": list(model.spec.cutpoints),
         "stale_after_hours": stale_after_hours,
         "inactive_after_days": contracts.POOL_INACTIVE_AFTER_DAYS,
         "health": run_health,

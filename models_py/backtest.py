@@ -30,6 +30,7 @@ class Backtest:
     months: list[dict]  # per month: month, train_end, rows, pools, roc_auc, brier, ece, log_loss
     total: dict  # the same, pooled over every scored row
     predictions: pd.DataFrame  # pool_id, snapshot_date, month, is_apy_kept, p_keep, model_month
+    rows: np.ndarray  # positions into the training data of the predictions' rows, in order
 
 
 def month_starts(dates: np.ndarray, start: np.datetime64) -> list[np.datetime64]:
@@ -49,7 +50,7 @@ def monthly_backtest(
     starts = month_starts(dates, start)
     if last is not None:
         starts = starts[-last:]
-    months, frames = [], []
+    months, frames, positions = [], [], []
     for first in starts:
         month_end = np.datetime64(first.astype("datetime64[M]") + np.timedelta64(1, "M"), "D")
         train = np.flatnonzero(ends < first)
@@ -68,6 +69,7 @@ def monthly_backtest(
             **_scores(y[scored], p, pools[scored]),
         }
         months.append(row)
+        positions.append(scored)
         frames.append(
             pd.DataFrame(
                 {
@@ -94,7 +96,8 @@ def monthly_backtest(
         if len(predictions)
         else {}
     )
-    return Backtest(months, total, predictions)
+    rows = np.concatenate(positions) if positions else np.array([], dtype=np.intp)
+    return Backtest(months, total, predictions, rows)
 
 
 def _scores(y: np.ndarray, p: np.ndarray, pools: np.ndarray) -> dict:

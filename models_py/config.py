@@ -109,6 +109,10 @@ MAX_AUC_DROP = 0.01
 MAX_ECE_RISE = 0.01
 CHAMPION = "champion"
 
+# A run is weak (models_py/quality.py) when its backtest AUC's 95% interval
+# includes 0.5 or it beats the heuristic baseline by no more than this.
+WEAK_MIN_LIFT = 0.01
+
 # Evaluation
 BOOTSTRAP_SAMPLES = 200
 TOP_PROJECTS = 10

@@ -23,7 +23,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_curve
 
 from inference import contracts
-from models_py import config, evaluate
+from models_py import config, evaluate, quality
 from models_py.calibration import reliability_table
 
 LOG = logging.getLogger(__name__)
@@ -274,6 +274,7 @@ def write_full_report(
     text = render(
         "report.md.j2",
         meta=metadata,
+        provenance_text=quality.describe_provenance(metadata.get("data_provenance")),
         production=result.production,
         test=metadata["evaluated_fit"]["test"],
         evaluated=metadata["evaluated_fit"],

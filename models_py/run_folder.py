@@ -329,10 +329,14 @@ def write_run(
     with_report: bool = True,
     signing_key: str | None = None,
     reference_features: pd.DataFrame | None = None,
+    provenance: dict | None = None,
 ) -> dict:
     """Save the shipped model (model.joblib and the portable model, signed with
     `signing_key` when given) + metadata (+ report): the evaluated fit's test
-    metrics, the shipped fit's training range, the monthly backtest."""
+    metrics, the shipped fit's training range, the monthly backtest, the
+    weak-model verdict and where the data came from (`provenance`: see
+    data_provenance in docs/model.md; unknown when not given)."""
+    provenance = provenance or {"kind": "unknown"}
     data, train, test = result.data, result.train_index, result.test_index
     recipe = result.recipe
     X, y = data.matrix(recipe.features), data.y
@@ -380,6 +384,7 @@ def write_run(
         "confidence_cutpoints": [float(c) for c in cutpoints],
         "library_versions": versions,
         "model_version": next_model_version(run_dir.parent),
+        "data_provenance": provenance,
     }
     reference = drift_reference(data, shipped_rows, recipe, shipped, X, reference_features)
     portable = save_portable(shipped, run_dir, facts, X[test], signing_key, reference)
@@ -397,6 +402,8 @@ def write_run(
         "confidence_cutpoints": cutpoints,
         "classes": {str(label): name for label, name in contracts.CLASS_NAMES.items()},
         "recipe": recipe.to_dict(),
+        "quality": result.quality,
+        "data_provenance": provenance,
         "production_choice": {
             "rule": f"best mean AUC over the last {config.PRODUCTION_CHOICE_FOLDS} "
             "walk-forward folds",

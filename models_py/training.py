@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from models_py import config
+from models_py import config, quality
 from models_py.ablation import Ablation, ablate_feature_groups
 from models_py.backtest import Backtest, monthly_backtest
 from models_py.calibration import (
@@ -36,7 +36,7 @@ from models_py.calibration import (
 )
 from models_py.data import TrainingData
 from models_py.errors import TrainingError
-from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics
+from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics, safe_auc
 from models_py.pipelines import build_pipeline, strip_training_only_state
 from models_py.recipe import Recipe, fit_recipe
 from models_py.splits import DateSplit, PurgedWalkForward, calibration_split, time_split
@@ -103,6 +103,7 @@ class TrainingResult:
     size_guard: list
     warnings: list[str]
     seconds: float
+    quality: dict  # the weak-model verdict (models_py/quality.py)
 
     @property
     def production_model(self) -> CalibratedClassifier:
@@ -272,9 +273,7 @@ def calibration_candidates(
     return candidates
 
 
-def train_models(data: TrainingData, settings: Settings | None = None) -> TrainingResult:
-    settings = settings or Settings()
-    started = time.perf_counter()
+def _check_models(data: TrainingData, settings: Settings) -> None:
     unknown = [m for m in settings.models if m not in config.MODEL_NAMES]
     if unknown:
         raise TrainingError(f"unknown model(s) {unknown}; choose from {list(config.MODEL_NAMES)}")
@@ -284,9 +283,13 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             raise TrainingError(
                 f"the anchor model needs feature(s) {missing}, absent from feature_columns.json"
             )
-    features, categorical = data.features, data.categorical
-    X, y = data.matrix(), data.y
-    dates, ends = data.dates, data.label_end_dates
+
+
+def _split_and_folds(
+    data: TrainingData, settings: Settings
+) -> tuple[DateSplit, PurgedWalkForward, list[Fold], list[str]]:
+    """The date split (refused when it cannot mean anything) and the walk-forward folds."""
+    y, dates, ends = data.y, data.dates, data.label_end_dates
     try:
         split = time_split(dates, ends, settings.test_fraction)
     except ValueError as error:
@@ -311,56 +314,153 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         folds = list(walk.split())
     except ValueError as error:
         raise TrainingError(f"walk-forward folds: {error}") from error
-    X_train, y_train = X[train], y[train]
     for k, (tr, _va) in enumerate(folds):
-        if len(np.unique(y_train[tr])) < 2:
+        if len(np.unique(y[train][tr])) < 2:
             raise TrainingError(f"walk-forward fold {k + 1} trains on a single class")
+    return split, walk, folds, warnings
 
+
+def _fit_model(
+    name: str,
+    data: TrainingData,
+    split: DateSplit,
+    folds: list[Fold],
+    rf_params: dict,
+    rf_cv: dict | None,
+    settings: Settings,
+) -> ModelResult:
+    """One model: its walk-forward folds, then fitted on the training rows and
+    scored once on the test period."""
+    X, y = data.matrix(), data.y
+    train, test = split.train_index, split.test_index
+    pipeline = build_pipeline(name, data.features, data.categorical, rf_params, settings.rf_trees)
+    cv = (
+        rf_cv
+        if (name == "random_forest" and rf_cv is not None)
+        else cross_validate(pipeline, X[train], y[train], folds)
+    )
+    if name in ("random_forest", "anchor"):
+        # the OOB score is reported for this fit only (it costs a prediction
+        # per tree; the folds, backtest and refit skip it)
+        pipeline.set_params(classifier__oob_score=True)
+    fit_started = time.perf_counter()
+    pipeline.fit(X[train], y[train])
+    fit_seconds = time.perf_counter() - fit_started
+    p_test = pipeline.predict_proba(X[test])[:, 1]
+    result = ModelResult(
+        name,
+        pipeline,
+        cv,
+        metrics(y[test], p_test),
+        p_test,
+        {"fit_seconds": fit_seconds, **_oob(pipeline, y[train])},
+    )
+    result.test["ece"] = expected_calibration_error(y[test], p_test)
+    pools_test = data.frame["pool_id"].to_numpy()[test]
+    result.test["ci"] = bootstrap_auc_by_pool(
+        y[test], p_test, pools_test, settings.bootstrap_samples
+    )
+    LOG.info(
+        f"  {name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
+        f"test AUC {result.test['roc_auc']:.4f} [{result.test['ci']['low']:.3f}, "
+        f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s"
+    )
+    return result
+
+
+def _forest_settings(
+    data: TrainingData, split: DateSplit, folds: list[Fold], settings: Settings
+) -> tuple[dict, list, dict | None]:
     rf_params, rf_selection, rf_cv = dict(settings.rf_candidates[0]), [], None
     if {"random_forest", "anchor"} & set(settings.models):
         if "random_forest" in settings.models and len(settings.rf_candidates) > 1:
             LOG.info(f"choosing random-forest settings on {len(folds)} walk-forward folds")
+            train = split.train_index
             rf_params, rf_selection, rf_cv = select_rf_params(
-                X_train, y_train, folds, features, categorical, settings
+                data.matrix()[train],
+                data.y[train],
+                folds,
+                data.features,
+                data.categorical,
+                settings,
             )
         LOG.info(f"random forest: {settings.rf_trees} trees, {rf_params}")
+    return rf_params, rf_selection, rf_cv
 
-    results: dict[str, ModelResult] = {}
-    pools_test = data.frame["pool_id"].to_numpy()[test]
-    for name in settings.models:
-        pipeline = build_pipeline(name, features, categorical, rf_params, settings.rf_trees)
-        cv = (
-            rf_cv
-            if (name == "random_forest" and rf_cv is not None)
-            else cross_validate(pipeline, X_train, y_train, folds)
+
+def _choose_calibration(
+    recipe: Recipe, data: TrainingData, train: np.ndarray, folds: list[Fold], settings: Settings
+) -> CalibrationChoice:
+    if settings.calibration == "auto":
+        LOG.info(f"choosing calibration on the last {config.CALIBRATION_CHECK_FOLDS} folds")
+        calibration = choose_method(
+            calibration_candidates(
+                recipe,
+                data.matrix(recipe.features)[train],
+                data.y[train],
+                data.dates[train],
+                data.label_end_dates[train],
+                folds,
+            )
         )
-        if name in ("random_forest", "anchor"):
-            # the OOB score is reported for this fit only (it costs a prediction
-            # per tree; the folds, backtest and refit skip it)
-            pipeline.set_params(classifier__oob_score=True)
-        fit_started = time.perf_counter()
-        pipeline.fit(X_train, y_train)
-        fit_seconds = time.perf_counter() - fit_started
-        p_test = pipeline.predict_proba(X[test])[:, 1]
-        result = ModelResult(
-            name,
-            pipeline,
-            cv,
-            metrics(y[test], p_test),
-            p_test,
-            {"fit_seconds": fit_seconds, **_oob(pipeline, y_train)},
-        )
-        result.test["ece"] = expected_calibration_error(y[test], p_test)
-        result.test["ci"] = bootstrap_auc_by_pool(
-            y[test], p_test, pools_test, settings.bootstrap_samples
-        )
-        results[name] = result
+    else:
+        calibration = CalibrationChoice(settings.calibration, [])
+    for row in calibration.table:
         LOG.info(
-            f"  {name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
-            f"test AUC {result.test['roc_auc']:.4f} [{result.test['ci']['low']:.3f}, "
-            f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s"
+            f"  calibration {row['method']}: fold log loss {row['log_loss']:.4f}, "
+            f"Brier {row['brier']:.4f}, ECE {row['ece']:.4f}"
+            + (" (chosen)" if row["chosen"] else "")
         )
+    LOG.info(f"calibration: {calibration.method}")
+    return calibration
 
+
+def assess_quality(
+    data: TrainingData,
+    split: DateSplit,
+    results: dict[str, ModelResult],
+    evaluated: CalibratedClassifier,
+    recipe: Recipe,
+    backtest: Backtest | None,
+    settings: Settings,
+) -> dict:
+    """The weak-model verdict (models_py/quality.py) on the backtest's rows,
+    else on the evaluated fit's test period; the heuristic baseline (fitted on
+    the training rows) is scored on the same rows."""
+    y, pools = data.y, data.frame["pool_id"].to_numpy()
+    if backtest is not None and backtest.total:
+        rows, basis = backtest.rows, "backtest"
+        p = backtest.predictions["p_keep"].to_numpy()
+    else:
+        rows, basis = split.test_index, "evaluated fit's test period"
+        p = evaluated.predict_proba(data.matrix(recipe.features)[rows])[:, 1]
+    auc = safe_auc(y[rows], p)
+    ci = bootstrap_auc_by_pool(y[rows], p, pools[rows], settings.bootstrap_samples)
+    heuristic = results.get("heuristic")
+    heuristic_auc = (
+        safe_auc(y[rows], heuristic.pipeline.predict_proba(data.matrix()[rows])[:, 1])
+        if heuristic is not None
+        else float("nan")
+    )
+    assessed = quality.verdict(auc, ci, heuristic_auc, basis)
+    if assessed["weak"]:
+        LOG.info("WEAK MODEL: " + "; ".join(assessed["reasons"]))
+    return assessed
+
+
+def train_models(data: TrainingData, settings: Settings | None = None) -> TrainingResult:
+    settings = settings or Settings()
+    started = time.perf_counter()
+    _check_models(data, settings)
+    categorical = data.categorical
+    y, dates, ends = data.y, data.dates, data.label_end_dates
+    split, walk, folds, warnings = _split_and_folds(data, settings)
+    train = split.train_index
+    rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings)
+    results = {
+        name: _fit_model(name, data, split, folds, rf_params, rf_cv, settings)
+        for name in settings.models
+    }
     production, production_choice = choose_production(results)
     LOG.info(
         f"production model: {production} (best mean AUC over the last "
@@ -373,24 +473,9 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         rf_params=dict(rf_params) if production in ("random_forest", "anchor") else {},
         rf_trees=settings.rf_trees,
     )
-    X_recipe = data.matrix(recipe.features)
-    if settings.calibration == "auto":
-        LOG.info(f"choosing calibration on the last {config.CALIBRATION_CHECK_FOLDS} folds")
-        calibration = choose_method(
-            calibration_candidates(
-                recipe, X_recipe[train], y_train, dates[train], ends[train], folds
-            )
-        )
-    else:
-        calibration = CalibrationChoice(settings.calibration, [])
+    calibration = _choose_calibration(recipe, data, train, folds, settings)
     recipe = recipe.with_changes(calibration=calibration.method)
-    for row in calibration.table:
-        LOG.info(
-            f"  calibration {row['method']}: fold log loss {row['log_loss']:.4f}, "
-            f"Brier {row['brier']:.4f}, ECE {row['ece']:.4f}"
-            + (" (chosen)" if row["chosen"] else "")
-        )
-    LOG.info(f"calibration: {calibration.method}")
+    X_recipe = data.matrix(recipe.features)
 
     # the size guard measures what ships: the recipe fitted on the shipped rows
     shipped_rows = np.arange(len(y)) if settings.refit else train
@@ -446,6 +531,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         size_guard=size_guard,
         warnings=warnings,
         seconds=time.perf_counter() - started,
+        quality=assess_quality(data, split, results, evaluated, recipe, backtest, settings),
     )
 
 

@@ -64,6 +64,9 @@ class ModelSpec:
     # only increases from one trained spec to the next (0: a spec written before
     # versions); the Lambda refuses one below the highest it has served
     model_version: int = 0
+    # where the training data came from (metadata.json's data_provenance: generated
+    # with a seed, real files, collected hours); the served document repeats it
+    data_provenance: dict | None = None
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> ModelSpec:
@@ -113,6 +116,11 @@ class ModelSpec:
             raise ModelIntegrityError(
                 f"model spec: model_version must be a whole number >= 0, got {version!r}"
             )
+        provenance = metadata.get("data_provenance")
+        if provenance is not None and not isinstance(provenance, dict):
+            raise ModelIntegrityError(
+                f"model spec: data_provenance must be an object, got {provenance!r}"
+            )
         return cls(
             model_id=model_id,
             features=features,
@@ -126,6 +134,7 @@ class ModelSpec:
             min_observed_days=int(min_days),
             label={key: answered[key] for key in label if key in answered},
             model_version=version,
+            data_provenance=provenance,
         )
 
 
