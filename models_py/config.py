@@ -23,9 +23,22 @@ CV_VALIDATION_FRACTION = 0.5
 MODEL_NAMES = ("prior", "heuristic", "logistic", "random_forest", "anchor")
 # Models that may become the production artefact (baselines never do).
 PRODUCTION_CANDIDATES = ("random_forest", "logistic", "anchor")
-# The production model is the candidate with the best mean AUC over the last
-# this many walk-forward folds: the most recent evidence.
+# The forest ships by default. Another candidate ships only if its mean AUC
+# over the last PRODUCTION_CHOICE_FOLDS walk-forward folds beats the forest's
+# by more than CHALLENGER_MIN_MARGIN and by more than CHALLENGER_SPREAD_FACTOR
+# times the forest's seed spread (max - min of that mean over SEED_SPREAD_SEEDS
+# random_states; measured only when some challenger beats the margin).
 PRODUCTION_CHOICE_FOLDS = 3
+DEFAULT_PRODUCTION = "random_forest"
+CHALLENGER_MIN_MARGIN = 0.01
+CHALLENGER_SPREAD_FACTOR = 2.0
+SEED_SPREAD_SEEDS = (0, 1, 2)
+PRODUCTION_RULE = (
+    f"{DEFAULT_PRODUCTION} unless a challenger beats its mean AUC over the last "
+    f"{PRODUCTION_CHOICE_FOLDS} walk-forward folds by more than "
+    f"{CHALLENGER_MIN_MARGIN} and by more than {CHALLENGER_SPREAD_FACTOR:g}x "
+    f"its seed spread ({len(SEED_SPREAD_SEEDS)} seeds)"
+)
 
 # Random forest: lean by default (Lambda load time and a < 100 ms warm score of
 # 20k pools). Candidates are compared on the walk-forward folds only, leanest

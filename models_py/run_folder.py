@@ -405,8 +405,7 @@ def write_run(
         "quality": result.quality,
         "data_provenance": provenance,
         "production_choice": {
-            "rule": f"best mean AUC over the last {config.PRODUCTION_CHOICE_FOLDS} "
-            "walk-forward folds",
+            "rule": config.PRODUCTION_RULE,
             "candidates": result.production_choice,
         },
         "evaluated_fit": {

@@ -44,7 +44,7 @@ from models_py.splits import DateSplit, PurgedWalkForward, calibration_split, ti
 LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from models_py.splits import Fold
 
@@ -220,8 +220,48 @@ def check_test_period(data: TrainingData, split: DateSplit) -> list[str]:
     return warnings
 
 
-def choose_production(results: dict[str, ModelResult]) -> tuple[str, list[dict]]:
-    """The candidate with the best mean AUC over the last PRODUCTION_CHOICE_FOLDS folds."""
+def _last_folds_mean(fold_auc: Sequence[float]) -> float:
+    return float(np.nanmean(fold_auc[-config.PRODUCTION_CHOICE_FOLDS :]))
+
+
+def forest_seed_spread(
+    data: TrainingData,
+    train: np.ndarray,
+    folds: Sequence[Fold],
+    rf_params: dict,
+    rf_trees: int,
+    seed0_auc: list,
+) -> dict:
+    """The forest's seed noise: its mean AUC over the last folds with each of
+    config.SEED_SPREAD_SEEDS (the seed-0 fold fits are the ones already made)."""
+    X, y = data.matrix()[train], data.y[train]
+    recent = list(folds)[-config.PRODUCTION_CHOICE_FOLDS :]
+    means = {}
+    for seed in config.SEED_SPREAD_SEEDS:
+        if seed == config.RANDOM_STATE:
+            means[seed] = _last_folds_mean(seed0_auc)
+            continue
+        pipeline = build_pipeline(
+            "random_forest",
+            data.features,
+            data.categorical,
+            {**rf_params, "random_state": seed},
+            rf_trees,
+        )
+        means[seed] = float(np.nanmean(cross_validate(pipeline, X, y, recent)["fold_auc"]))
+    values = list(means.values())
+    return {"by_seed": means, "spread": float(max(values) - min(values))}
+
+
+def choose_production(
+    results: dict[str, ModelResult], seed_spread: Callable[[], float] | float | None = None
+) -> tuple[str, list[dict]]:
+    """The forest (config.DEFAULT_PRODUCTION) unless a challenger beats its mean
+    AUC over the last PRODUCTION_CHOICE_FOLDS folds by more than
+    CHALLENGER_MIN_MARGIN and by more than CHALLENGER_SPREAD_FACTOR x the
+    forest's seed spread (`seed_spread`: a number, or a function measuring it,
+    called only when some challenger beats the margin). Without a forest among
+    the models, the candidate with the best mean over the last folds."""
     rows = []
     for name in config.PRODUCTION_CANDIDATES:
         if name not in results:
@@ -239,10 +279,39 @@ def choose_production(results: dict[str, ModelResult]) -> tuple[str, list[dict]]
         raise TrainingError(
             f"no production candidate among the models (need one of {config.PRODUCTION_CANDIDATES})"
         )
-    best = max(rows, key=lambda row: row["last_folds_auc_mean"])
+    default = next((row for row in rows if row["model"] == config.DEFAULT_PRODUCTION), None)
+    if default is None:
+        best = max(rows, key=lambda row: row["last_folds_auc_mean"])
+    else:
+        best = _challenge(default, rows, seed_spread)
     for row in rows:
         row["chosen"] = row is best
     return best["model"], rows
+
+
+def _challenge(
+    default: dict, rows: list[dict], seed_spread: Callable[[], float] | float | None
+) -> dict:
+    """The default row, or the challenger with the largest margin that clears both bars."""
+    spread = None
+    for row in rows:
+        row["margin_vs_forest"] = row["last_folds_auc_mean"] - default["last_folds_auc_mean"]
+    if any(
+        row["margin_vs_forest"] > config.CHALLENGER_MIN_MARGIN for row in rows if row is not default
+    ):
+        spread = float(seed_spread() if callable(seed_spread) else (seed_spread or 0.0))
+    best = default
+    for row in rows:
+        row["forest_seed_spread"] = spread if spread is not None else float("nan")
+        clears = (
+            row is not default
+            and spread is not None
+            and row["margin_vs_forest"] > config.CHALLENGER_MIN_MARGIN
+            and row["margin_vs_forest"] > config.CHALLENGER_SPREAD_FACTOR * spread
+        )
+        if clears and row["margin_vs_forest"] > best.get("margin_vs_forest", 0.0):
+            best = row
+    return best
 
 
 def calibration_candidates(
@@ -461,11 +530,18 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         name: _fit_model(name, data, split, folds, rf_params, rf_cv, settings)
         for name in settings.models
     }
-    production, production_choice = choose_production(results)
-    LOG.info(
-        f"production model: {production} (best mean AUC over the last "
-        f"{config.PRODUCTION_CHOICE_FOLDS} folds)"
+    production, production_choice = choose_production(
+        results,
+        lambda: forest_seed_spread(
+            data,
+            train,
+            folds,
+            rf_params,
+            settings.rf_trees,
+            results["random_forest"].cv["fold_auc"],
+        )["spread"],
     )
+    LOG.info(f"production model: {production} ({config.PRODUCTION_RULE})")
     recipe = Recipe(
         model=production,
         numeric=tuple(config.ANCHOR_NUMERIC if production == "anchor" else data.numeric),

@@ -47,7 +47,7 @@ def test_an_11_pool_run_without_signal_is_marked_weak(weak_run):
 def test_publish_and_promote_refuse_a_weak_run_unless_allowed(weak_run, s3_client):
     paths, run_dir = weak_run
     s3_client.create_bucket(Bucket="weak-models")
-    with pytest.raises(UserError, match="WEAK model.*--allow-weak to publish"):
+    with pytest.raises(UserError, match=r"WEAK model.*--allow-weak to publish"):
         publish.publish(s3_client, "weak-models", None, run_dir)
     assert "Contents" not in s3_client.list_objects_v2(Bucket="weak-models")
     with pytest.raises(UserError, match="--allow-weak to promote"):
