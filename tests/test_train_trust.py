@@ -134,7 +134,7 @@ def test_a_clearly_better_challenger_ships():
 
 
 def test_the_forests_seed_spread_is_measured_on_the_last_folds():
-    frame, contract = make_training_set(n_pools=20, n_days=150, seed=4)
+    frame, contract = make_training_set(n_pools=40, n_days=200, seed=4)
     data = prepare(frame, contract)
     split = time_split(data.dates, data.label_end_dates, 0.3)
     walk = PurgedWalkForward(data.dates[split.train_index], data.label_end_dates[split.train_index])
