@@ -271,6 +271,7 @@ def _score_published(
         "label": dict(model.spec.label),
         "data_provenance": model.spec.data_provenance,
         "confidence_cutpoints": list(model.spec.cutpoints),
+        "confidence": model.spec.confidence,
         "stale_after_hours": stale_after_hours,
         "inactive_after_days": contracts.POOL_INACTIVE_AFTER_DAYS,
         "health": run_health,

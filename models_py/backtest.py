@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from inference import contracts
 from models_py.calibration import expected_calibration_error
+from models_py.confidence import choose_cutpoints, held_out_block
 from models_py.evaluate import metrics
 from models_py.recipe import Recipe, fit_recipe
 
@@ -41,9 +43,16 @@ def month_starts(dates: np.ndarray, start: np.datetime64) -> list[np.datetime64]
 
 
 def monthly_backtest(
-    recipe: Recipe, data: TrainingData, start: np.datetime64, last: int | None = None
+    recipe: Recipe,
+    data: TrainingData,
+    start: np.datetime64,
+    last: int | None = None,
+    confidence: bool = False,
 ) -> Backtest:
-    """Backtest `recipe` over the months from `start` (only the `last` ones if given)."""
+    """Backtest `recipe` over the months from `start` (only the `last` ones if
+    given). With `confidence`, each month's refit also chooses its confidence
+    cut-points on its own held-out block (models_py/confidence.py) and bins
+    the month's rows by them (column binned_confidence)."""
     X, y = data.matrix(recipe.features), data.y
     dates, ends = data.dates, data.label_end_dates
     pools = data.frame["pool_id"].to_numpy()
@@ -68,6 +77,13 @@ def monthly_backtest(
             "train_rows": len(train),
             **_scores(y[scored], p, pools[scored]),
         }
+        extra = {}
+        if confidence:
+            cut = choose_cutpoints(*held_out_block(recipe, X, y, dates, ends, train))
+            row["cutpoints"], row["words"] = cut["cutpoints"], len(cut["words"])
+            extra["binned_confidence"] = contracts.confidence_bin(
+                contracts.predicted_probability(p), cut["cutpoints"]
+            )
         months.append(row)
         positions.append(scored)
         frames.append(
@@ -79,6 +95,7 @@ def monthly_backtest(
                     "is_apy_kept": y[scored],
                     "p_keep": p,
                     "model_trained_to": row["train_end"],
+                    **extra,
                 }
             )
         )

@@ -126,6 +126,16 @@ CHAMPION = "champion"
 # includes 0.5 or it beats the heuristic baseline by no more than this.
 WEAK_MIN_LIFT = 0.01
 
+# Confidence words (models_py/confidence.py): cut-points chosen on each refit's
+# held-out block (its last CONFIDENCE_HOLDOUT_FRACTION of training dates, scored
+# by the recipe fitted on the earlier rows), over quantiles of the shown
+# probability at CONFIDENCE_QUANTILE_GRID; every bin holds at least
+# CONFIDENCE_MIN_SHARE of the block, hit rates rise from Low to High.
+CONFIDENCE_HOLDOUT_FRACTION = 0.2
+CONFIDENCE_MIN_SHARE = 0.15
+CONFIDENCE_QUANTILE_GRID = tuple(round(0.05 * i, 2) for i in range(3, 18))
+CONFIDENCE_MIN_ROWS = 60
+
 # Evaluation
 BOOTSTRAP_SAMPLES = 200
 TOP_PROJECTS = 10

@@ -433,8 +433,10 @@ def export(
         "calibration": calibration,
         "clip": clip,
     }
-    if facts.get("data_provenance") is not None:  # where the training data came from
-        document["data_provenance"] = facts["data_provenance"]
+    # optional: where the training data came from; the confidence words in use and why
+    for key in ("data_provenance", "confidence"):
+        if facts.get(key) is not None:
+            document[key] = facts[key]
     if "model_version" in facts:  # only increases (run_folder.next_model_version)
         document["model_version"] = int(facts["model_version"])
     if drift_reference is not None:

@@ -316,6 +316,11 @@ def write_full_report(
         raw_test=result.results[result.production].test,
         cutpoints=[round(c, 2) for c in metadata["confidence_cutpoints"]],
         hit_rate_table=markdown_table(hit_rate),
+        confidence_meta={
+            **metadata["confidence"],
+            "held_out_fraction": config.CONFIDENCE_HOLDOUT_FRACTION,
+            "min_share": config.CONFIDENCE_MIN_SHARE,
+        },
         month_table=markdown_table(month_table),
         top_projects=config.TOP_PROJECTS,
         project_table=project_table,

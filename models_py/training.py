@@ -34,6 +34,7 @@ from models_py.calibration import (
     choose_method,
     expected_calibration_error,
 )
+from models_py.confidence import choose_cutpoints, held_out_block
 from models_py.data import TrainingData
 from models_py.errors import TrainingError
 from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics, safe_auc
@@ -102,6 +103,7 @@ class TrainingResult:
     rf_params: dict
     size_guard: list
     warnings: list[str]
+    confidence: dict  # the shipped cut-points (models_py/confidence.py)
     seconds: float
     quality: dict  # the weak-model verdict (models_py/quality.py)
 
@@ -574,10 +576,16 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     evaluated = (
         shipped if not settings.refit else fit_recipe(recipe, X_recipe, y, dates, ends, train)
     )
+    cut = choose_cutpoints(*held_out_block(recipe, X_recipe, y, dates, ends, shipped_rows))
+    LOG.info(
+        f"confidence cut-points {[round(c, 2) for c in cut['cutpoints']]} "
+        f"({' / '.join(cut['words'])}) on the shipped fit's held-out block"
+        + (f": {cut['reason']}" if cut["reason"] else "")
+    )
     backtest = None
     if settings.backtest:
         LOG.info(f"monthly walk-forward backtest of {production} from {split.test_start}")
-        backtest = monthly_backtest(recipe, data, split.test_start)
+        backtest = monthly_backtest(recipe, data, split.test_start, confidence=True)
         if backtest.total:
             LOG.info(
                 f"backtest: AUC {backtest.total['roc_auc']:.4f}, ECE {backtest.total['ece']:.4f} "
@@ -606,6 +614,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         rf_params=dict(recipe.rf_params),
         size_guard=size_guard,
         warnings=warnings,
+        confidence=cut,
         seconds=time.perf_counter() - started,
         quality=assess_quality(data, split, results, evaluated, recipe, backtest, settings),
     )
