@@ -22,6 +22,8 @@ from models_py.evaluate import metrics
 from models_py.recipe import Recipe, fit_recipe
 
 LOG = logging.getLogger(__name__)
+# the headline notes a base rate that moved by more than this across test months
+BASE_RATE_MOVE = 0.15
 
 if TYPE_CHECKING:
     from models_py.data import TrainingData
@@ -114,7 +116,27 @@ def monthly_backtest(
         else {}
     )
     rows = np.concatenate(positions) if positions else np.array([], dtype=np.intp)
+    if total:
+        total.update(month_level(months))
     return Backtest(months, total, predictions, rows)
+
+
+def month_level(months: list[dict]) -> dict:
+    """The month-level truth the pooled figures hide: the mean of the monthly
+    AUCs, the row-weighted mean of the monthly ECEs, and how far the base rate
+    (share kept) moved across the months."""
+    aucs = [m["roc_auc"] for m in months if np.isfinite(m["roc_auc"])]
+    rows = np.array([m["rows"] for m in months], dtype=float)
+    eces = np.array([m["ece"] for m in months], dtype=float)
+    kept = [1.0 - m["down_rate"] for m in months]
+    moved = float(max(kept) - min(kept)) if kept else 0.0
+    return {
+        "mean_month_auc": float(np.mean(aucs)) if aucs else float("nan"),
+        "month_ece_row_weighted": float(np.sum(rows * eces) / rows.sum()) if len(rows) else 0.0,
+        "base_rate_min": float(min(kept)) if kept else float("nan"),
+        "base_rate_max": float(max(kept)) if kept else float("nan"),
+        "base_rate_moved": moved > BASE_RATE_MOVE,
+    }
 
 
 def _scores(y: np.ndarray, p: np.ndarray, pools: np.ndarray) -> dict:

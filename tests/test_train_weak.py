@@ -42,6 +42,16 @@ def test_an_11_pool_run_without_signal_is_marked_weak(weak_run):
     assert "WEAK MODEL" in first_line and verdict["reasons"][0] in first_line
     # a training set given directly: its provenance is unknown, and said so
     assert metadata["data_provenance"]["kind"] == "unknown"
+    # the headline leads with the month-level figures, then the provenance
+    report = (run_dir / "report.md").read_text()
+    headline = report.split("## Headline", 1)[1].split("##", 1)[0].strip().splitlines()
+    total = metadata["backtest"]["total"]
+    assert headline[0].startswith("- **Month-level truth**")
+    assert f"mean by-month AUC **{total['mean_month_auc']:.4f}**" in headline[0]
+    assert f"by-month ECE **{total['month_ece_row_weighted']:.4f}**" in headline[0]
+    aucs = [m["roc_auc"] for m in metadata["backtest"]["months"]]
+    assert abs(total["mean_month_auc"] - np.mean(aucs)) < 1e-12
+    assert any(line.startswith("- Data: provenance unknown") for line in headline)
 
 
 def test_publish_and_promote_refuse_a_weak_run_unless_allowed(weak_run, s3_client):
