@@ -19,6 +19,7 @@ from inference import contracts
 from models_py.calibration import expected_calibration_error
 from models_py.confidence import choose_cutpoints, held_out_block
 from models_py.evaluate import metrics
+from models_py.fits import matrix_name
 from models_py.recipe import Recipe, fit_recipe
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ BASE_RATE_MOVE = 0.15
 
 if TYPE_CHECKING:
     from models_py.data import TrainingData
+    from models_py.fits import FitCache
 
 
 @dataclass
@@ -50,11 +52,13 @@ def monthly_backtest(
     start: np.datetime64,
     last: int | None = None,
     confidence: bool = False,
+    cache: FitCache | None = None,
 ) -> Backtest:
     """Backtest `recipe` over the months from `start` (only the `last` ones if
     given). With `confidence`, each month's refit also chooses its confidence
     cut-points on its own held-out block (models_py/confidence.py) and bins
-    the month's rows by them (column binned_confidence)."""
+    the month's rows by them (column binned_confidence). A FitCache shares the
+    first month's fit with training's evaluated fit (the same rows)."""
     X, y = data.matrix(recipe.features), data.y
     dates, ends = data.dates, data.label_end_dates
     pools = data.frame["pool_id"].to_numpy()
@@ -71,7 +75,7 @@ def monthly_backtest(
         if len(train) == 0 or len(np.unique(y[train])) < 2:
             LOG.info(f"  backtest {str(first)[:7]}: no two-class training rows before it; skipped")
             continue
-        model = fit_recipe(recipe, X, y, dates, ends, train)
+        model = fit_recipe(recipe, X, y, dates, ends, train, cache, matrix_name(recipe.features))
         p = model.predict_proba(X[scored])[:, 1]
         row = {
             "month": str(first)[:7],

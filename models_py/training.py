@@ -38,6 +38,7 @@ from models_py.confidence import choose_cutpoints, held_out_block
 from models_py.data import TrainingData
 from models_py.errors import TrainingError
 from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics, safe_auc
+from models_py.fits import FitCache, matrix_name
 from models_py.pipelines import build_pipeline, strip_training_only_state
 from models_py.recipe import Recipe, fit_recipe
 from models_py.splits import DateSplit, PurgedWalkForward, calibration_split, time_split
@@ -65,6 +66,7 @@ class Settings:
     backtest: bool = True  # the monthly walk-forward backtest over the test period
     ablation: bool = False  # refit without each feature group on the last folds (a study)
     refit: bool = True  # ship the recipe refitted on every labelled row
+    share_fits: bool = True  # fit each (model, rows) once (models_py/fits.py); False: refit
 
     def __post_init__(self) -> None:
         if self.calibration not in config.CALIBRATION_CHOICES:
@@ -149,15 +151,18 @@ def select_rf_params(
     features: list[str],
     categorical: list[str],
     settings: Settings,
+    cache: FitCache | None = None,
+    base: np.ndarray | None = None,
 ) -> tuple[dict, list, dict]:
-    """Leanest candidate within tolerance of the best mean fold AUC (folds only)."""
+    """Leanest candidate within tolerance of the best mean fold AUC (folds only).
+    X holds the rows `base` of the data's matrix (for the FitCache's keys)."""
     rows, cvs = [], []
     candidates = list(settings.rf_candidates) + (
         [config.RF_REFERENCE] if settings.rf_reference else []
     )
     for number, params in enumerate(candidates):
         pipeline = build_pipeline("random_forest", features, categorical, params, settings.rf_trees)
-        cv = cross_validate(pipeline, X, y, folds)
+        cv = cross_validate(pipeline, X, y, folds, cache, matrix_name(features), base)
         # size of the last (largest) fold model: a lower bound of the final artefact
         size_mb = pickled_size(cv.pop("last_model")) / 1e6
         rows.append(
@@ -233,6 +238,7 @@ def forest_seed_spread(
     rf_params: dict,
     rf_trees: int,
     seed0_auc: list,
+    cache: FitCache | None = None,
 ) -> dict:
     """The forest's seed noise: its mean AUC over the last folds with each of
     config.SEED_SPREAD_SEEDS (the seed-0 fold fits are the ones already made)."""
@@ -250,7 +256,8 @@ def forest_seed_spread(
             {**rf_params, "random_state": seed},
             rf_trees,
         )
-        means[seed] = float(np.nanmean(cross_validate(pipeline, X, y, recent)["fold_auc"]))
+        cv = cross_validate(pipeline, X, y, recent, cache, matrix_name(data.features), train)
+        means[seed] = float(np.nanmean(cv["fold_auc"]))
     values = list(means.values())
     return {"by_seed": means, "spread": float(max(values) - min(values))}
 
@@ -323,6 +330,8 @@ def calibration_candidates(
     dates: np.ndarray,
     ends: np.ndarray,
     folds: Sequence[Fold],
+    cache: FitCache | None = None,
+    base: np.ndarray | None = None,
 ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """Held-out (y, p_keep) of every calibration method on the last folds,
     each fitted on fold k's training rows exactly as fit_recipe would fit it
@@ -339,7 +348,17 @@ def calibration_candidates(
         if len(np.unique(y[train_k][fit_pos])) < 2 or len(np.unique(y[train_k][cal_pos])) < 2:
             continue
         for method in config.CALIBRATION_METHODS:
-            model = fit_recipe(recipe.with_changes(calibration=method), X, y, dates, ends, train_k)
+            model = fit_recipe(
+                recipe.with_changes(calibration=method),
+                X,
+                y,
+                dates,
+                ends,
+                train_k,
+                cache,
+                matrix_name(recipe.features),
+                base,
+            )
             candidates[method].append((y[validation_k], model.predict_proba(X[validation_k])[:, 1]))
     return candidates
 
@@ -399,16 +418,20 @@ def _fit_model(
     rf_params: dict,
     rf_cv: dict | None,
     settings: Settings,
+    cache: FitCache | None = None,
 ) -> ModelResult:
     """One model: its walk-forward folds, then fitted on the training rows and
-    scored once on the test period."""
+    scored once on the test period (that fit is recorded in the FitCache: the
+    evaluated fit and the backtest's first month train on the same rows)."""
     X, y = data.matrix(), data.y
     train, test = split.train_index, split.test_index
     pipeline = build_pipeline(name, data.features, data.categorical, rf_params, settings.rf_trees)
     cv = (
         rf_cv
         if (name == "random_forest" and rf_cv is not None)
-        else cross_validate(pipeline, X[train], y[train], folds)
+        else cross_validate(
+            pipeline, X[train], y[train], folds, cache, matrix_name(data.features), train
+        )
     )
     if name in ("random_forest", "anchor"):
         # the OOB score is reported for this fit only (it costs a prediction
@@ -417,6 +440,8 @@ def _fit_model(
     fit_started = time.perf_counter()
     pipeline.fit(X[train], y[train])
     fit_seconds = time.perf_counter() - fit_started
+    if cache is not None:
+        cache.put(matrix_name(data.features), pipeline, train)
     p_test = pipeline.predict_proba(X[test])[:, 1]
     result = ModelResult(
         name,
@@ -440,7 +465,11 @@ def _fit_model(
 
 
 def _forest_settings(
-    data: TrainingData, split: DateSplit, folds: list[Fold], settings: Settings
+    data: TrainingData,
+    split: DateSplit,
+    folds: list[Fold],
+    settings: Settings,
+    cache: FitCache | None = None,
 ) -> tuple[dict, list, dict | None]:
     rf_params, rf_selection, rf_cv = dict(settings.rf_candidates[0]), [], None
     if {"random_forest", "anchor"} & set(settings.models):
@@ -454,13 +483,20 @@ def _forest_settings(
                 data.features,
                 data.categorical,
                 settings,
+                cache,
+                train,
             )
         LOG.info(f"random forest: {settings.rf_trees} trees, {rf_params}")
     return rf_params, rf_selection, rf_cv
 
 
 def _choose_calibration(
-    recipe: Recipe, data: TrainingData, train: np.ndarray, folds: list[Fold], settings: Settings
+    recipe: Recipe,
+    data: TrainingData,
+    train: np.ndarray,
+    folds: list[Fold],
+    settings: Settings,
+    cache: FitCache | None = None,
 ) -> CalibrationChoice:
     if settings.calibration == "auto":
         LOG.info(f"choosing calibration on the last {config.CALIBRATION_CHECK_FOLDS} folds")
@@ -472,6 +508,8 @@ def _choose_calibration(
                 data.dates[train],
                 data.label_end_dates[train],
                 folds,
+                cache,
+                train,
             )
         )
     else:
@@ -527,9 +565,10 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     y, dates, ends = data.y, data.dates, data.label_end_dates
     split, walk, folds, warnings = _split_and_folds(data, settings)
     train = split.train_index
-    rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings)
+    cache = FitCache() if settings.share_fits else None
+    rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings, cache)
     results = {
-        name: _fit_model(name, data, split, folds, rf_params, rf_cv, settings)
+        name: _fit_model(name, data, split, folds, rf_params, rf_cv, settings, cache)
         for name in settings.models
     }
     production, production_choice = choose_production(
@@ -541,6 +580,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             rf_params,
             settings.rf_trees,
             results["random_forest"].cv["fold_auc"],
+            cache,
         )["spread"],
     )
     LOG.info(f"production model: {production} ({config.PRODUCTION_RULE})")
@@ -551,7 +591,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         rf_params=dict(rf_params) if production in ("random_forest", "anchor") else {},
         rf_trees=settings.rf_trees,
     )
-    calibration = _choose_calibration(recipe, data, train, folds, settings)
+    calibration = _choose_calibration(recipe, data, train, folds, settings, cache)
     recipe = recipe.with_changes(calibration=calibration.method)
     X_recipe = data.matrix(recipe.features)
 
@@ -574,7 +614,11 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         results[production].cv["cv_auc_mean"],
     )
     evaluated = (
-        shipped if not settings.refit else fit_recipe(recipe, X_recipe, y, dates, ends, train)
+        shipped
+        if not settings.refit
+        else fit_recipe(
+            recipe, X_recipe, y, dates, ends, train, cache, matrix_name(recipe.features)
+        )
     )
     cut = choose_cutpoints(*held_out_block(recipe, X_recipe, y, dates, ends, shipped_rows))
     LOG.info(
@@ -585,7 +629,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     backtest = None
     if settings.backtest:
         LOG.info(f"monthly walk-forward backtest of {production} from {split.test_start}")
-        backtest = monthly_backtest(recipe, data, split.test_start, confidence=True)
+        backtest = monthly_backtest(recipe, data, split.test_start, confidence=True, cache=cache)
         if backtest.total:
             LOG.info(
                 f"backtest: AUC {backtest.total['roc_auc']:.4f}, ECE {backtest.total['ece']:.4f} "
