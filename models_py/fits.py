@@ -5,11 +5,10 @@ backtest fit the same pipelines on the same rows: the forest of fold k for
 its fold AUC and for the `none` calibration candidate, one model on a fold's
 rows before its calibration block for both calibrated candidates, the
 evaluated fit and the backtest's first month (both trained on the rows
-labelled before the test start). A FitCache keys a fitted pipeline by the
-matrix it was fitted on (a name the caller gives: the rows' positions are
-into that matrix), the pipeline's parameters and the rows themselves, so a
-shared fit is the very fit the unshared path would make (scikit-learn fits
-are deterministic given random_state; tests/test_train_fits.py checks 1e-12).
+labelled before the test start). A FitCache keys a fitted pipeline by its
+matrix's name (row positions index it), its parameters and its rows, so a
+shared fit is the fit the unshared path would make (deterministic given
+random_state; tests/test_train_fits.py checks results within 1e-12).
 """
 
 from __future__ import annotations
