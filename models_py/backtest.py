@@ -86,7 +86,8 @@ def monthly_backtest(
         extra = {}
         if confidence:
             cut = choose_cutpoints(*held_out_block(recipe, X, y, dates, ends, train))
-            row["cutpoints"], row["words"] = cut["cutpoints"], len(cut["words"])
+            row["cutpoints"] = [round(c, 2) for c in cut["cutpoints"]]  # bins use them unrounded
+            row["words"] = len(cut["words"])
             extra["binned_confidence"] = contracts.confidence_bin(
                 contracts.predicted_probability(p), cut["cutpoints"]
             )
