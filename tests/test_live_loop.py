@@ -92,8 +92,8 @@ def loop(tmp_path_factory, moto_endpoint):
     metadata = json.loads((paths.runs / "latest" / "metadata.json").read_text())
     assert metadata["data_provenance"]["kind"] == "generated"
     assert metadata["data_provenance"]["seed"] == 42
-    assert cli_main(publish + ["--allow-weak"]) == 2
-    assert cli_main(publish + ["--allow-synthetic", "--allow-weak"]) == 0
+    assert cli_main([*publish, "--allow-weak"]) == 2
+    assert cli_main([*publish, "--allow-synthetic", "--allow-weak"]) == 0
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         last_rows = con.execute(f"""
