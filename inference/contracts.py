@@ -355,6 +355,9 @@ DRIFT_MAX_DRIFTED_SHARE = 0.25
 # computed and reported, never counted by the health rule (neither as an
 # important feature nor in the share).
 DRIFT_CALENDAR_FEATURES = ("pool_age_days", "observed_day_count")
+# Never a reason for a prediction (inference/reasons.py): a sample cut to one
+# year makes every series' age the same artefact of its first day, not news.
+REASON_EXCLUDED_FEATURES = DRIFT_CALENDAR_FEATURES
 # Ledger partitions and keys: one file per scoring hour; backtest rows are
 # stored per feature day, their hour the next midnight (when the service would
 # have scored that day's features).

@@ -306,8 +306,13 @@ def explain(
     and their texts alone (the ledger's), row by row.
 
     `value_of(name)` gives a feature's raw values for the same rows (floats
-    with NaN for missing, or text with None). Zero contributions are left out.
+    with NaN for missing, or text with None). Zero contributions are left out,
+    and so are the calendar features (contracts.REASON_EXCLUDED_FEATURES).
     """
+    excluded = [j for j, name in enumerate(features) if name in contracts.REASON_EXCLUDED_FEATURES]
+    if excluded:
+        contributions = np.array(contributions, dtype=float, copy=True)
+        contributions[:, excluded] = 0.0
     indices, values = top(contributions, k)
     n, width = indices.shape
     texts = np.empty(n * width, dtype=object)

@@ -15,14 +15,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from inference import contracts
 from models_py.calibration import expected_calibration_error
+from models_py.confidence import choose_cutpoints, held_out_block
 from models_py.evaluate import metrics
+from models_py.fits import matrix_name
 from models_py.recipe import Recipe, fit_recipe
 
 LOG = logging.getLogger(__name__)
+# the headline notes a base rate that moved by more than this across test months
+BASE_RATE_MOVE = 0.15
 
 if TYPE_CHECKING:
     from models_py.data import TrainingData
+    from models_py.fits import FitCache
 
 
 @dataclass
@@ -30,6 +36,7 @@ class Backtest:
     months: list[dict]  # per month: month, train_end, rows, pools, roc_auc, brier, ece, log_loss
     total: dict  # the same, pooled over every scored row
     predictions: pd.DataFrame  # pool_id, snapshot_date, month, is_apy_kept, p_keep, model_month
+    rows: np.ndarray  # positions into the training data of the predictions' rows, in order
 
 
 def month_starts(dates: np.ndarray, start: np.datetime64) -> list[np.datetime64]:
@@ -40,16 +47,25 @@ def month_starts(dates: np.ndarray, start: np.datetime64) -> list[np.datetime64]
 
 
 def monthly_backtest(
-    recipe: Recipe, data: TrainingData, start: np.datetime64, last: int | None = None
+    recipe: Recipe,
+    data: TrainingData,
+    start: np.datetime64,
+    last: int | None = None,
+    confidence: bool = False,
+    cache: FitCache | None = None,
 ) -> Backtest:
-    """Backtest `recipe` over the months from `start` (only the `last` ones if given)."""
+    """Backtest `recipe` over the months from `start` (only the `last` ones if
+    given). With `confidence`, each month's refit also chooses its confidence
+    cut-points on its own held-out block (models_py/confidence.py) and bins
+    the month's rows by them (column binned_confidence). A FitCache shares the
+    first month's fit with training's evaluated fit (the same rows)."""
     X, y = data.matrix(recipe.features), data.y
     dates, ends = data.dates, data.label_end_dates
     pools = data.frame["pool_id"].to_numpy()
     starts = month_starts(dates, start)
     if last is not None:
         starts = starts[-last:]
-    months, frames = [], []
+    months, frames, positions = [], [], []
     for first in starts:
         month_end = np.datetime64(first.astype("datetime64[M]") + np.timedelta64(1, "M"), "D")
         train = np.flatnonzero(ends < first)
@@ -59,7 +75,7 @@ def monthly_backtest(
         if len(train) == 0 or len(np.unique(y[train])) < 2:
             LOG.info(f"  backtest {str(first)[:7]}: no two-class training rows before it; skipped")
             continue
-        model = fit_recipe(recipe, X, y, dates, ends, train)
+        model = fit_recipe(recipe, X, y, dates, ends, train, cache, matrix_name(recipe.features))
         p = model.predict_proba(X[scored])[:, 1]
         row = {
             "month": str(first)[:7],
@@ -67,7 +83,16 @@ def monthly_backtest(
             "train_rows": len(train),
             **_scores(y[scored], p, pools[scored]),
         }
+        extra = {}
+        if confidence:
+            cut = choose_cutpoints(*held_out_block(recipe, X, y, dates, ends, train))
+            row["cutpoints"] = [round(c, 2) for c in cut["cutpoints"]]  # bins use them unrounded
+            row["words"] = len(cut["words"])
+            extra["binned_confidence"] = contracts.confidence_bin(
+                contracts.predicted_probability(p), cut["cutpoints"]
+            )
         months.append(row)
+        positions.append(scored)
         frames.append(
             pd.DataFrame(
                 {
@@ -77,6 +102,7 @@ def monthly_backtest(
                     "is_apy_kept": y[scored],
                     "p_keep": p,
                     "model_trained_to": row["train_end"],
+                    **extra,
                 }
             )
         )
@@ -94,7 +120,28 @@ def monthly_backtest(
         if len(predictions)
         else {}
     )
-    return Backtest(months, total, predictions)
+    rows = np.concatenate(positions) if positions else np.array([], dtype=np.intp)
+    if total:
+        total.update(month_level(months))
+    return Backtest(months, total, predictions, rows)
+
+
+def month_level(months: list[dict]) -> dict:
+    """The month-level truth the pooled figures hide: the mean of the monthly
+    AUCs, the row-weighted mean of the monthly ECEs, and how far the base rate
+    (share kept) moved across the months."""
+    aucs = [m["roc_auc"] for m in months if np.isfinite(m["roc_auc"])]
+    rows = np.array([m["rows"] for m in months], dtype=float)
+    eces = np.array([m["ece"] for m in months], dtype=float)
+    kept = [1.0 - m["down_rate"] for m in months]
+    moved = float(max(kept) - min(kept)) if kept else 0.0
+    return {
+        "mean_month_auc": float(np.mean(aucs)) if aucs else float("nan"),
+        "month_ece_row_weighted": float(np.sum(rows * eces) / rows.sum()) if len(rows) else 0.0,
+        "base_rate_min": float(min(kept)) if kept else float("nan"),
+        "base_rate_max": float(max(kept)) if kept else float("nan"),
+        "base_rate_moved": moved > BASE_RATE_MOVE,
+    }
 
 
 def _scores(y: np.ndarray, p: np.ndarray, pools: np.ndarray) -> dict:

@@ -23,9 +23,22 @@ CV_VALIDATION_FRACTION = 0.5
 MODEL_NAMES = ("prior", "heuristic", "logistic", "random_forest", "anchor")
 # Models that may become the production artefact (baselines never do).
 PRODUCTION_CANDIDATES = ("random_forest", "logistic", "anchor")
-# The production model is the candidate with the best mean AUC over the last
-# this many walk-forward folds: the most recent evidence.
+# The forest ships by default. Another candidate ships only if its mean AUC
+# over the last PRODUCTION_CHOICE_FOLDS walk-forward folds beats the forest's
+# by more than CHALLENGER_MIN_MARGIN and by more than CHALLENGER_SPREAD_FACTOR
+# times the forest's seed spread (max - min of that mean over SEED_SPREAD_SEEDS
+# random_states; measured only when some challenger beats the margin).
 PRODUCTION_CHOICE_FOLDS = 3
+DEFAULT_PRODUCTION = "random_forest"
+CHALLENGER_MIN_MARGIN = 0.01
+CHALLENGER_SPREAD_FACTOR = 2.0
+SEED_SPREAD_SEEDS = (0, 1, 2)
+PRODUCTION_RULE = (
+    f"{DEFAULT_PRODUCTION} unless a challenger beats its mean AUC over the last "
+    f"{PRODUCTION_CHOICE_FOLDS} walk-forward folds by more than "
+    f"{CHALLENGER_MIN_MARGIN} and by more than {CHALLENGER_SPREAD_FACTOR:g}x "
+    f"its seed spread ({len(SEED_SPREAD_SEEDS)} seeds)"
+)
 
 # Random forest: lean by default (Lambda load time and a < 100 ms warm score of
 # 20k pools). Candidates are compared on the walk-forward folds only, leanest
@@ -108,6 +121,20 @@ RETRAIN_MONTHS = 3
 MAX_AUC_DROP = 0.01
 MAX_ECE_RISE = 0.01
 CHAMPION = "champion"
+
+# A run is weak (models_py/quality.py) when its backtest AUC's 95% interval
+# includes 0.5 or it beats the heuristic baseline by no more than this.
+WEAK_MIN_LIFT = 0.01
+
+# Confidence words (models_py/confidence.py): cut-points chosen on each refit's
+# held-out block (its last CONFIDENCE_HOLDOUT_FRACTION of training dates, scored
+# by the recipe fitted on the earlier rows), over quantiles of the shown
+# probability at CONFIDENCE_QUANTILE_GRID; every bin holds at least
+# CONFIDENCE_MIN_SHARE of the block, hit rates rise from Low to High.
+CONFIDENCE_HOLDOUT_FRACTION = 0.2
+CONFIDENCE_MIN_SHARE = 0.15
+CONFIDENCE_QUANTILE_GRID = tuple(round(0.05 * i, 2) for i in range(3, 18))
+CONFIDENCE_MIN_ROWS = 60
 
 # Evaluation
 BOOTSTRAP_SAMPLES = 200

@@ -25,6 +25,8 @@ class TrainingData:
     categorical: list[str]
     label: dict  # label settings read from the columns
     dropped: dict = field(default_factory=dict)  # rows removed and why
+    # model matrices built so far, by feature list (the frame is not changed after prepare)
+    _matrices: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def features(self) -> list[str]:
@@ -43,7 +45,12 @@ class TrainingData:
         return self.frame[contracts.LABEL_WINDOW_END_COLUMN].to_numpy(dtype="datetime64[D]")
 
     def matrix(self, features: list[str] | None = None) -> np.ndarray:
-        return to_matrix(self.frame, features or self.features, self.categorical)
+        """The model matrix of `features` (default all), built once per list;
+        callers index it (a copy) and never write into it."""
+        key = tuple(features or self.features)
+        if key not in self._matrices:
+            self._matrices[key] = to_matrix(self.frame, list(key), self.categorical)
+        return self._matrices[key]
 
 
 def read_feature_columns(path: Path) -> dict:

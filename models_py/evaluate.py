@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
     from sklearn.pipeline import Pipeline
 
+    from models_py.fits import FitCache
     from models_py.splits import Fold
 
 
@@ -44,13 +45,30 @@ def metrics(y: ArrayLike, p_keep: ArrayLike) -> dict:
     }
 
 
-def cross_validate(pipeline: Pipeline, X: np.ndarray, y: np.ndarray, folds: Iterable[Fold]) -> dict:
-    """Fit a clone per walk-forward fold; fold AUCs and out-of-fold predictions."""
+def cross_validate(
+    pipeline: Pipeline,
+    X: np.ndarray,
+    y: np.ndarray,
+    folds: Iterable[Fold],
+    cache: FitCache | None = None,
+    matrix: str = "",
+    base: np.ndarray | None = None,
+) -> dict:
+    """Fit a clone per walk-forward fold; fold AUCs and out-of-fold predictions.
+    With a FitCache, each fold's fit is shared (keyed by `matrix` and the
+    rows' positions `base[train]` in it; X holds the rows `base`)."""
     aucs, briers, predictions, seconds = [], [], [], []
     for train, validation in folds:
-        model = clone(pipeline)
         started = time.perf_counter()
-        model.fit(X[train], y[train])
+        if cache is None:
+            model = clone(pipeline).fit(X[train], y[train])
+        else:
+            model = cache.fit(
+                matrix,
+                pipeline,
+                train if base is None else base[train],
+                lambda fresh, rows=train: fresh.fit(X[rows], y[rows]),
+            )
         seconds.append(time.perf_counter() - started)
         p = model.predict_proba(X[validation])[:, 1]
         aucs.append(safe_auc(y[validation], p))

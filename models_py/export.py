@@ -132,8 +132,7 @@ def _encoder(transformer: Any) -> Any:
     return encoder
 
 
-def _categorical_block(name: str, transformer: Any, features: list[str], arrays: dict) -> dict:
-    encoder = _encoder(transformer)
+def _text_categories(name: str, encoder: Any, features: list[str]) -> list[list]:
     categories = [list(c) for c in encoder.categories_]
     for feature, values in zip(features, categories, strict=True):
         if not all(isinstance(v, str) for v in values):
@@ -141,15 +140,19 @@ def _categorical_block(name: str, transformer: Any, features: list[str], arrays:
                 f"block {name!r}, feature {feature!r}: categories must be text, got "
                 f"{sorted({type(v).__name__ for v in values})}"
             )
+    return categories
+
+
+def _column_spans(
+    name: str,
+    encoder: Any,
+    features: list[str],
+    categories: list[list],
+    rows_for: Any,
+    width: int,
+) -> list[tuple[int, int]]:
+    """Each feature's [start, end) columns of the block's output (contiguous, covering it)."""
     k = len(features)
-    first = np.array([[values[0] for values in categories]], dtype=object)
-
-    def rows_for(j: int, values: list) -> np.ndarray:
-        probe = np.repeat(first, len(values), axis=0)
-        probe[:, j] = values
-        return _dense(transformer.transform(probe))
-
-    width = _dense(transformer.transform(first)).shape[1]
     if isinstance(encoder, OneHotEncoder):
         names = encoder.get_feature_names_out([f"f{i}" for i in range(k)]).tolist()
         sizes = [sum(1 for n in names if n.split("_", 1)[0] == f"f{j}") for j in range(k)]
@@ -168,7 +171,11 @@ def _categorical_block(name: str, transformer: Any, features: list[str], arrays:
         start += size
     if start != width:
         raise ExportError(f"block {name!r}: the features' columns cover {start} of {width}")
-    # a missing value: the row of the category it becomes, or the unseen row
+    return spans
+
+
+def _missing_row(name: str, transformer: Any, k: int) -> np.ndarray:
+    """The block's output for a missing value (None, and NaN where accepted: the same)."""
     missing_row = _dense(transformer.transform(np.array([[None] * k], dtype=object)))[0]
     try:  # NaN is missing too where the pipeline accepts it (training's imputers do)
         missing_nan = _dense(transformer.transform(np.array([[np.nan] * k], dtype=object)))[0]
@@ -176,6 +183,47 @@ def _categorical_block(name: str, transformer: Any, features: list[str], arrays:
         missing_nan = missing_row
     if not np.array_equal(missing_row, missing_nan):
         raise ExportError(f"block {name!r}: None and NaN encode differently")
+    return missing_row
+
+
+def _missing_fill(
+    name: str,
+    categories: list[list],
+    tables: list[np.ndarray],
+    spans: list[tuple[int, int]],
+    missing_row: np.ndarray,
+) -> str | None:
+    """A missing value becomes one text (the imputers' fill) looked up like any
+    other value: find it among the categories, or None = the unseen row."""
+
+    def fits(fill: str | None) -> bool:
+        for values, table, (lo, hi) in zip(categories, tables, spans, strict=True):
+            row = values.index(fill) if fill in values else len(values)
+            if not np.array_equal(table[row], missing_row[lo:hi]):
+                return False
+        return True
+
+    candidates = [*sorted({v for values in categories for v in values}), None]
+    fill = next((c for c in candidates if fits(c)), UNSEEN)
+    if fill == UNSEEN:
+        raise ExportError(f"block {name!r}: a missing value encodes as no single category")
+    return fill
+
+
+def _categorical_block(name: str, transformer: Any, features: list[str], arrays: dict) -> dict:
+    encoder = _encoder(transformer)
+    categories = _text_categories(name, encoder, features)
+    k = len(features)
+    first = np.array([[values[0] for values in categories]], dtype=object)
+
+    def rows_for(j: int, values: list) -> np.ndarray:
+        probe = np.repeat(first, len(values), axis=0)
+        probe[:, j] = values
+        return _dense(transformer.transform(probe))
+
+    width = _dense(transformer.transform(first)).shape[1]
+    spans = _column_spans(name, encoder, features, categories, rows_for, width)
+    missing_row = _missing_row(name, transformer, k)
     block: dict[str, Any] = {
         "kind": "categorical",
         "name": name,
@@ -197,21 +245,7 @@ def _categorical_block(name: str, transformer: Any, features: list[str], arrays:
             }
         )
         tables.append(table)
-
-    # a missing value becomes one text (the imputers' fill) looked up like any
-    # other value: find it among the categories, or None = the unseen row
-    def fits(fill: str | None) -> bool:
-        for values, table, (lo, hi) in zip(categories, tables, spans, strict=True):
-            row = values.index(fill) if fill in values else len(values)
-            if not np.array_equal(table[row], missing_row[lo:hi]):
-                return False
-        return True
-
-    candidates = [*sorted({v for values in categories for v in values}), None]
-    fill = next((c for c in candidates if fits(c)), UNSEEN)
-    if fill == UNSEEN:
-        raise ExportError(f"block {name!r}: a missing value encodes as no single category")
-    block["missing"] = fill
+    block["missing"] = _missing_fill(name, categories, tables, spans, missing_row)
     return block
 
 
@@ -426,6 +460,10 @@ def export(
         "calibration": calibration,
         "clip": clip,
     }
+    # optional: where the training data came from; the confidence words in use and why
+    for key in ("data_provenance", "confidence"):
+        if facts.get(key) is not None:
+            document[key] = facts[key]
     if "model_version" in facts:  # only increases (run_folder.next_model_version)
         document["model_version"] = int(facts["model_version"])
     if drift_reference is not None:

@@ -62,6 +62,7 @@ def random_forest(
 ) -> RandomForestClassifier:
     settings = {"min_samples_leaf": 50, "max_depth": None, "max_samples": 0.5, **(params or {})}
     n_estimators = settings.pop("n_estimators", n_estimators)  # a candidate may set its own
+    random_state = settings.pop("random_state", random_state)  # the seed-spread refits do
     return RandomForestClassifier(
         n_estimators=n_estimators,
         oob_score=False,

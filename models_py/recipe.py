@@ -20,6 +20,7 @@ from models_py.splits import calibration_split
 
 if TYPE_CHECKING:
     from models_py.data import TrainingData
+    from models_py.fits import FitCache
 
 
 @dataclass(frozen=True)
@@ -83,13 +84,17 @@ def fit_recipe(
     dates: np.ndarray,
     ends: np.ndarray,
     rows: np.ndarray,
+    cache: FitCache | None = None,
+    matrix: str = "",
+    base: np.ndarray | None = None,
 ) -> CalibratedClassifier:
     """Fit the recipe on `rows` (positions into X): with a calibration method,
     the model trains on the rows whose label window ends before the last
     `calibration_fraction` of their dates and the calibration map is fitted on
     those last dates (purged); with none, the model trains on every row. The
     clip bound comes from the calibration rows either way. X holds the recipe's
-    features in order."""
+    features in order. With a FitCache the model's fit is shared (keyed by
+    `matrix` and the positions `base[...]` in it when X holds the rows `base`)."""
     fit_pos, cal_pos = calibration_split(dates, ends, rows, recipe.calibration_fraction)
     if recipe.calibration != "none" and (len(np.unique(y[rows][fit_pos])) < 2 or len(cal_pos) == 0):
         raise ValueError(
@@ -100,7 +105,16 @@ def fit_recipe(
     pipeline = build_pipeline(
         recipe.model, recipe.features, list(recipe.categorical), recipe.rf_params, recipe.rf_trees
     )
-    pipeline.fit(X[rows][train_pos], y[rows][train_pos])
+    fitted_rows = rows[train_pos]
+    if cache is None:
+        pipeline.fit(X[fitted_rows], y[fitted_rows])
+    else:
+        pipeline = cache.fit(
+            matrix,
+            pipeline,
+            fitted_rows if base is None else base[fitted_rows],
+            lambda fresh: fresh.fit(X[fitted_rows], y[fitted_rows]),
+        )
     X_cal = X[rows][cal_pos]
     score = (
         np.asarray(pipeline.predict_proba(X_cal), dtype=float)[:, 1]

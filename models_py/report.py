@@ -23,7 +23,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_curve
 
 from inference import contracts
-from models_py import config, evaluate
+from models_py import config, evaluate, quality
 from models_py.calibration import reliability_table
 
 LOG = logging.getLogger(__name__)
@@ -274,6 +274,7 @@ def write_full_report(
     text = render(
         "report.md.j2",
         meta=metadata,
+        provenance_text=quality.describe_provenance(metadata.get("data_provenance")),
         production=result.production,
         test=metadata["evaluated_fit"]["test"],
         evaluated=metadata["evaluated_fit"],
@@ -315,6 +316,11 @@ def write_full_report(
         raw_test=result.results[result.production].test,
         cutpoints=[round(c, 2) for c in metadata["confidence_cutpoints"]],
         hit_rate_table=markdown_table(hit_rate),
+        confidence_meta={
+            **metadata["confidence"],
+            "held_out_fraction": config.CONFIDENCE_HOLDOUT_FRACTION,
+            "min_share": config.CONFIDENCE_MIN_SHARE,
+        },
         month_table=markdown_table(month_table),
         top_projects=config.TOP_PROJECTS,
         project_table=project_table,

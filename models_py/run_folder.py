@@ -21,7 +21,7 @@ import numpy as np
 
 from inference import contracts, monitoring
 from inference.model import artefact
-from models_py import config, evaluate, export, report
+from models_py import confidence, config, evaluate, export, report
 from models_py.calibration import expected_calibration_error
 from models_py.data import to_matrix
 from models_py.errors import TrainingError
@@ -321,6 +321,26 @@ def drift_reference(
     )
 
 
+def confidence_table(
+    result: TrainingResult, p_test: np.ndarray, cutpoints: list[float]
+) -> tuple[pd.DataFrame, str]:
+    """The hit rate per confidence word: from the monthly backtest (each month
+    binned by its own refit's cut-points) when it ran, else the evaluated fit's
+    test period binned by the shipped cut-points; with the base rate."""
+    backtest = result.backtest
+    if backtest is not None and "binned_confidence" in backtest.predictions:
+        frame = backtest.predictions
+        return (
+            confidence.hit_rate_table(
+                frame["is_apy_kept"], frame["p_keep"], frame["binned_confidence"]
+            ),
+            "the monthly backtest",
+        )
+    y = result.data.y[result.test_index]
+    bins = contracts.confidence_bin(contracts.predicted_probability(p_test), cutpoints)
+    return confidence.hit_rate_table(y, p_test, bins), "the evaluated fit's test period"
+
+
 def write_run(
     result: TrainingResult,
     run_dir: Path,
@@ -329,10 +349,14 @@ def write_run(
     with_report: bool = True,
     signing_key: str | None = None,
     reference_features: pd.DataFrame | None = None,
+    provenance: dict | None = None,
 ) -> dict:
     """Save the shipped model (model.joblib and the portable model, signed with
     `signing_key` when given) + metadata (+ report): the evaluated fit's test
-    metrics, the shipped fit's training range, the monthly backtest."""
+    metrics, the shipped fit's training range, the monthly backtest, the
+    weak-model verdict and where the data came from (`provenance`: see
+    data_provenance in docs/model.md; unknown when not given)."""
+    provenance = provenance or {"kind": "unknown"}
     data, train, test = result.data, result.train_index, result.test_index
     recipe = result.recipe
     X, y = data.matrix(recipe.features), data.y
@@ -346,8 +370,8 @@ def write_run(
         y[test], p_test, pools_test, settings.bootstrap_samples
     )
     raw_test = result.results[result.production].test
-    cutpoints = evaluate.confidence_cutpoints(p_test)
-    hit_rate = evaluate.hit_rate_by_confidence(y[test], p_test, cutpoints)
+    cutpoints = [float(c) for c in result.confidence["cutpoints"]]
+    hit_rate, hit_rate_source = confidence_table(result, p_test, cutpoints)
     latency = evaluate.time_predict(shipped, X[test], config.LATENCY_ROWS)
 
     anchor = result.results.get("anchor")
@@ -380,6 +404,8 @@ def write_run(
         "confidence_cutpoints": [float(c) for c in cutpoints],
         "library_versions": versions,
         "model_version": next_model_version(run_dir.parent),
+        "data_provenance": provenance,
+        "confidence": {"words": result.confidence["words"], "reason": result.confidence["reason"]},
     }
     reference = drift_reference(data, shipped_rows, recipe, shipped, X, reference_features)
     portable = save_portable(shipped, run_dir, facts, X[test], signing_key, reference)
@@ -395,11 +421,20 @@ def write_run(
         "label": data.label,
         "eligibility": dict(contracts.ELIGIBILITY),
         "confidence_cutpoints": cutpoints,
+        "confidence": {
+            **result.confidence,
+            "chosen_on": "the shipped fit's held-out block (the last "
+            f"{config.CONFIDENCE_HOLDOUT_FRACTION:.0%} of its training dates, scored by the "
+            "recipe fitted on the earlier rows)",
+            "hit_rates": hit_rate.to_dict(orient="records"),
+            "hit_rates_from": hit_rate_source,
+        },
         "classes": {str(label): name for label, name in contracts.CLASS_NAMES.items()},
         "recipe": recipe.to_dict(),
+        "quality": result.quality,
+        "data_provenance": provenance,
         "production_choice": {
-            "rule": f"best mean AUC over the last {config.PRODUCTION_CHOICE_FOLDS} "
-            "walk-forward folds",
+            "rule": config.PRODUCTION_RULE,
             "candidates": result.production_choice,
         },
         "evaluated_fit": {

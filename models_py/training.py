@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from models_py import config
+from models_py import config, quality
 from models_py.ablation import Ablation, ablate_feature_groups
 from models_py.backtest import Backtest, monthly_backtest
 from models_py.calibration import (
@@ -34,9 +34,11 @@ from models_py.calibration import (
     choose_method,
     expected_calibration_error,
 )
+from models_py.confidence import choose_cutpoints, held_out_block
 from models_py.data import TrainingData
 from models_py.errors import TrainingError
-from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics
+from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics, safe_auc
+from models_py.fits import FitCache, matrix_name
 from models_py.pipelines import build_pipeline, strip_training_only_state
 from models_py.recipe import Recipe, fit_recipe
 from models_py.splits import DateSplit, PurgedWalkForward, calibration_split, time_split
@@ -44,7 +46,7 @@ from models_py.splits import DateSplit, PurgedWalkForward, calibration_split, ti
 LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from models_py.splits import Fold
 
@@ -64,6 +66,7 @@ class Settings:
     backtest: bool = True  # the monthly walk-forward backtest over the test period
     ablation: bool = False  # refit without each feature group on the last folds (a study)
     refit: bool = True  # ship the recipe refitted on every labelled row
+    share_fits: bool = True  # fit each (model, rows) once (models_py/fits.py); False: refit
 
     def __post_init__(self) -> None:
         if self.calibration not in config.CALIBRATION_CHOICES:
@@ -102,7 +105,9 @@ class TrainingResult:
     rf_params: dict
     size_guard: list
     warnings: list[str]
+    confidence: dict  # the shipped cut-points (models_py/confidence.py)
     seconds: float
+    quality: dict  # the weak-model verdict (models_py/quality.py)
 
     @property
     def production_model(self) -> CalibratedClassifier:
@@ -146,15 +151,18 @@ def select_rf_params(
     features: list[str],
     categorical: list[str],
     settings: Settings,
+    cache: FitCache | None = None,
+    base: np.ndarray | None = None,
 ) -> tuple[dict, list, dict]:
-    """Leanest candidate within tolerance of the best mean fold AUC (folds only)."""
+    """Leanest candidate within tolerance of the best mean fold AUC (folds only).
+    X holds the rows `base` of the data's matrix (for the FitCache's keys)."""
     rows, cvs = [], []
     candidates = list(settings.rf_candidates) + (
         [config.RF_REFERENCE] if settings.rf_reference else []
     )
     for number, params in enumerate(candidates):
         pipeline = build_pipeline("random_forest", features, categorical, params, settings.rf_trees)
-        cv = cross_validate(pipeline, X, y, folds)
+        cv = cross_validate(pipeline, X, y, folds, cache, matrix_name(features), base)
         # size of the last (largest) fold model: a lower bound of the final artefact
         size_mb = pickled_size(cv.pop("last_model")) / 1e6
         rows.append(
@@ -219,8 +227,50 @@ def check_test_period(data: TrainingData, split: DateSplit) -> list[str]:
     return warnings
 
 
-def choose_production(results: dict[str, ModelResult]) -> tuple[str, list[dict]]:
-    """The candidate with the best mean AUC over the last PRODUCTION_CHOICE_FOLDS folds."""
+def _last_folds_mean(fold_auc: Sequence[float]) -> float:
+    return float(np.nanmean(fold_auc[-config.PRODUCTION_CHOICE_FOLDS :]))
+
+
+def forest_seed_spread(
+    data: TrainingData,
+    train: np.ndarray,
+    folds: Sequence[Fold],
+    rf_params: dict,
+    rf_trees: int,
+    seed0_auc: list,
+    cache: FitCache | None = None,
+) -> dict:
+    """The forest's seed noise: its mean AUC over the last folds with each of
+    config.SEED_SPREAD_SEEDS (the seed-0 fold fits are the ones already made)."""
+    X, y = data.matrix()[train], data.y[train]
+    recent = list(folds)[-config.PRODUCTION_CHOICE_FOLDS :]
+    means = {}
+    for seed in config.SEED_SPREAD_SEEDS:
+        if seed == config.RANDOM_STATE:
+            means[seed] = _last_folds_mean(seed0_auc)
+            continue
+        pipeline = build_pipeline(
+            "random_forest",
+            data.features,
+            data.categorical,
+            {**rf_params, "random_state": seed},
+            rf_trees,
+        )
+        cv = cross_validate(pipeline, X, y, recent, cache, matrix_name(data.features), train)
+        means[seed] = float(np.nanmean(cv["fold_auc"]))
+    values = list(means.values())
+    return {"by_seed": means, "spread": float(max(values) - min(values))}
+
+
+def choose_production(
+    results: dict[str, ModelResult], seed_spread: Callable[[], float] | float | None = None
+) -> tuple[str, list[dict]]:
+    """The forest (config.DEFAULT_PRODUCTION) unless a challenger beats its mean
+    AUC over the last PRODUCTION_CHOICE_FOLDS folds by more than
+    CHALLENGER_MIN_MARGIN and by more than CHALLENGER_SPREAD_FACTOR x the
+    forest's seed spread (`seed_spread`: a number, or a function measuring it,
+    called only when some challenger beats the margin). Without a forest among
+    the models, the candidate with the best mean over the last folds."""
     rows = []
     for name in config.PRODUCTION_CANDIDATES:
         if name not in results:
@@ -238,10 +288,39 @@ def choose_production(results: dict[str, ModelResult]) -> tuple[str, list[dict]]
         raise TrainingError(
             f"no production candidate among the models (need one of {config.PRODUCTION_CANDIDATES})"
         )
-    best = max(rows, key=lambda row: row["last_folds_auc_mean"])
+    default = next((row for row in rows if row["model"] == config.DEFAULT_PRODUCTION), None)
+    if default is None:
+        best = max(rows, key=lambda row: row["last_folds_auc_mean"])
+    else:
+        best = _challenge(default, rows, seed_spread)
     for row in rows:
         row["chosen"] = row is best
     return best["model"], rows
+
+
+def _challenge(
+    default: dict, rows: list[dict], seed_spread: Callable[[], float] | float | None
+) -> dict:
+    """The default row, or the challenger with the largest margin that clears both bars."""
+    spread = None
+    for row in rows:
+        row["margin_vs_forest"] = row["last_folds_auc_mean"] - default["last_folds_auc_mean"]
+    if any(
+        row["margin_vs_forest"] > config.CHALLENGER_MIN_MARGIN for row in rows if row is not default
+    ):
+        spread = float(seed_spread() if callable(seed_spread) else (seed_spread or 0.0))
+    best = default
+    for row in rows:
+        row["forest_seed_spread"] = spread if spread is not None else float("nan")
+        clears = (
+            row is not default
+            and spread is not None
+            and row["margin_vs_forest"] > config.CHALLENGER_MIN_MARGIN
+            and row["margin_vs_forest"] > config.CHALLENGER_SPREAD_FACTOR * spread
+        )
+        if clears and row["margin_vs_forest"] > best.get("margin_vs_forest", 0.0):
+            best = row
+    return best
 
 
 def calibration_candidates(
@@ -251,6 +330,8 @@ def calibration_candidates(
     dates: np.ndarray,
     ends: np.ndarray,
     folds: Sequence[Fold],
+    cache: FitCache | None = None,
+    base: np.ndarray | None = None,
 ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     """Held-out (y, p_keep) of every calibration method on the last folds,
     each fitted on fold k's training rows exactly as fit_recipe would fit it
@@ -267,14 +348,22 @@ def calibration_candidates(
         if len(np.unique(y[train_k][fit_pos])) < 2 or len(np.unique(y[train_k][cal_pos])) < 2:
             continue
         for method in config.CALIBRATION_METHODS:
-            model = fit_recipe(recipe.with_changes(calibration=method), X, y, dates, ends, train_k)
+            model = fit_recipe(
+                recipe.with_changes(calibration=method),
+                X,
+                y,
+                dates,
+                ends,
+                train_k,
+                cache,
+                matrix_name(recipe.features),
+                base,
+            )
             candidates[method].append((y[validation_k], model.predict_proba(X[validation_k])[:, 1]))
     return candidates
 
 
-def train_models(data: TrainingData, settings: Settings | None = None) -> TrainingResult:
-    settings = settings or Settings()
-    started = time.perf_counter()
+def _check_models(data: TrainingData, settings: Settings) -> None:
     unknown = [m for m in settings.models if m not in config.MODEL_NAMES]
     if unknown:
         raise TrainingError(f"unknown model(s) {unknown}; choose from {list(config.MODEL_NAMES)}")
@@ -284,9 +373,13 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             raise TrainingError(
                 f"the anchor model needs feature(s) {missing}, absent from feature_columns.json"
             )
-    features, categorical = data.features, data.categorical
-    X, y = data.matrix(), data.y
-    dates, ends = data.dates, data.label_end_dates
+
+
+def _split_and_folds(
+    data: TrainingData, settings: Settings
+) -> tuple[DateSplit, PurgedWalkForward, list[Fold], list[str]]:
+    """The date split (refused when it cannot mean anything) and the walk-forward folds."""
+    y, dates, ends = data.y, data.dates, data.label_end_dates
     try:
         split = time_split(dates, ends, settings.test_fraction)
     except ValueError as error:
@@ -311,79 +404,116 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         folds = list(walk.split())
     except ValueError as error:
         raise TrainingError(f"walk-forward folds: {error}") from error
-    X_train, y_train = X[train], y[train]
     for k, (tr, _va) in enumerate(folds):
-        if len(np.unique(y_train[tr])) < 2:
+        if len(np.unique(y[train][tr])) < 2:
             raise TrainingError(f"walk-forward fold {k + 1} trains on a single class")
+    return split, walk, folds, warnings
 
+
+def _fit_model(
+    name: str,
+    data: TrainingData,
+    split: DateSplit,
+    folds: list[Fold],
+    rf_params: dict,
+    rf_cv: dict | None,
+    settings: Settings,
+    cache: FitCache | None = None,
+) -> ModelResult:
+    """One model: its walk-forward folds, then fitted on the training rows and
+    scored once on the test period (that fit is recorded in the FitCache: the
+    evaluated fit and the backtest's first month train on the same rows)."""
+    X, y = data.matrix(), data.y
+    train, test = split.train_index, split.test_index
+    pipeline = build_pipeline(name, data.features, data.categorical, rf_params, settings.rf_trees)
+    cv = (
+        rf_cv
+        if (name == "random_forest" and rf_cv is not None)
+        else cross_validate(
+            pipeline, X[train], y[train], folds, cache, matrix_name(data.features), train
+        )
+    )
+    if name in ("random_forest", "anchor"):
+        # the OOB score is reported for this fit only (it costs a prediction
+        # per tree; the folds, backtest and refit skip it)
+        pipeline.set_params(classifier__oob_score=True)
+    fit_started = time.perf_counter()
+    pipeline.fit(X[train], y[train])
+    fit_seconds = time.perf_counter() - fit_started
+    if cache is not None:
+        cache.put(matrix_name(data.features), pipeline, train)
+    p_test = pipeline.predict_proba(X[test])[:, 1]
+    result = ModelResult(
+        name,
+        pipeline,
+        cv,
+        metrics(y[test], p_test),
+        p_test,
+        {"fit_seconds": fit_seconds, **_oob(pipeline, y[train])},
+    )
+    result.test["ece"] = expected_calibration_error(y[test], p_test)
+    pools_test = data.frame["pool_id"].to_numpy()[test]
+    result.test["ci"] = bootstrap_auc_by_pool(
+        y[test], p_test, pools_test, settings.bootstrap_samples
+    )
+    LOG.info(
+        f"  {name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
+        f"test AUC {result.test['roc_auc']:.4f} [{result.test['ci']['low']:.3f}, "
+        f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s"
+    )
+    return result
+
+
+def _forest_settings(
+    data: TrainingData,
+    split: DateSplit,
+    folds: list[Fold],
+    settings: Settings,
+    cache: FitCache | None = None,
+) -> tuple[dict, list, dict | None]:
     rf_params, rf_selection, rf_cv = dict(settings.rf_candidates[0]), [], None
     if {"random_forest", "anchor"} & set(settings.models):
         if "random_forest" in settings.models and len(settings.rf_candidates) > 1:
             LOG.info(f"choosing random-forest settings on {len(folds)} walk-forward folds")
+            train = split.train_index
             rf_params, rf_selection, rf_cv = select_rf_params(
-                X_train, y_train, folds, features, categorical, settings
+                data.matrix()[train],
+                data.y[train],
+                folds,
+                data.features,
+                data.categorical,
+                settings,
+                cache,
+                train,
             )
         LOG.info(f"random forest: {settings.rf_trees} trees, {rf_params}")
+    return rf_params, rf_selection, rf_cv
 
-    results: dict[str, ModelResult] = {}
-    pools_test = data.frame["pool_id"].to_numpy()[test]
-    for name in settings.models:
-        pipeline = build_pipeline(name, features, categorical, rf_params, settings.rf_trees)
-        cv = (
-            rf_cv
-            if (name == "random_forest" and rf_cv is not None)
-            else cross_validate(pipeline, X_train, y_train, folds)
-        )
-        if name in ("random_forest", "anchor"):
-            # the OOB score is reported for this fit only (it costs a prediction
-            # per tree; the folds, backtest and refit skip it)
-            pipeline.set_params(classifier__oob_score=True)
-        fit_started = time.perf_counter()
-        pipeline.fit(X_train, y_train)
-        fit_seconds = time.perf_counter() - fit_started
-        p_test = pipeline.predict_proba(X[test])[:, 1]
-        result = ModelResult(
-            name,
-            pipeline,
-            cv,
-            metrics(y[test], p_test),
-            p_test,
-            {"fit_seconds": fit_seconds, **_oob(pipeline, y_train)},
-        )
-        result.test["ece"] = expected_calibration_error(y[test], p_test)
-        result.test["ci"] = bootstrap_auc_by_pool(
-            y[test], p_test, pools_test, settings.bootstrap_samples
-        )
-        results[name] = result
-        LOG.info(
-            f"  {name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
-            f"test AUC {result.test['roc_auc']:.4f} [{result.test['ci']['low']:.3f}, "
-            f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s"
-        )
 
-    production, production_choice = choose_production(results)
-    LOG.info(
-        f"production model: {production} (best mean AUC over the last "
-        f"{config.PRODUCTION_CHOICE_FOLDS} folds)"
-    )
-    recipe = Recipe(
-        model=production,
-        numeric=tuple(config.ANCHOR_NUMERIC if production == "anchor" else data.numeric),
-        categorical=tuple(config.ANCHOR_CATEGORICAL if production == "anchor" else categorical),
-        rf_params=dict(rf_params) if production in ("random_forest", "anchor") else {},
-        rf_trees=settings.rf_trees,
-    )
-    X_recipe = data.matrix(recipe.features)
+def _choose_calibration(
+    recipe: Recipe,
+    data: TrainingData,
+    train: np.ndarray,
+    folds: list[Fold],
+    settings: Settings,
+    cache: FitCache | None = None,
+) -> CalibrationChoice:
     if settings.calibration == "auto":
         LOG.info(f"choosing calibration on the last {config.CALIBRATION_CHECK_FOLDS} folds")
         calibration = choose_method(
             calibration_candidates(
-                recipe, X_recipe[train], y_train, dates[train], ends[train], folds
+                recipe,
+                data.matrix(recipe.features)[train],
+                data.y[train],
+                data.dates[train],
+                data.label_end_dates[train],
+                folds,
+                cache,
+                train,
             )
         )
     else:
         calibration = CalibrationChoice(settings.calibration, [])
-    recipe = recipe.with_changes(calibration=calibration.method)
     for row in calibration.table:
         LOG.info(
             f"  calibration {row['method']}: fold log loss {row['log_loss']:.4f}, "
@@ -391,6 +521,79 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             + (" (chosen)" if row["chosen"] else "")
         )
     LOG.info(f"calibration: {calibration.method}")
+    return calibration
+
+
+def assess_quality(
+    data: TrainingData,
+    split: DateSplit,
+    results: dict[str, ModelResult],
+    evaluated: CalibratedClassifier,
+    recipe: Recipe,
+    backtest: Backtest | None,
+    settings: Settings,
+) -> dict:
+    """The weak-model verdict (models_py/quality.py) on the backtest's rows,
+    else on the evaluated fit's test period; the heuristic baseline (fitted on
+    the training rows) is scored on the same rows."""
+    y, pools = data.y, data.frame["pool_id"].to_numpy()
+    if backtest is not None and backtest.total:
+        rows, basis = backtest.rows, "backtest"
+        p = backtest.predictions["p_keep"].to_numpy()
+    else:
+        rows, basis = split.test_index, "evaluated fit's test period"
+        p = evaluated.predict_proba(data.matrix(recipe.features)[rows])[:, 1]
+    auc = safe_auc(y[rows], p)
+    ci = bootstrap_auc_by_pool(y[rows], p, pools[rows], settings.bootstrap_samples)
+    heuristic = results.get("heuristic")
+    heuristic_auc = (
+        safe_auc(y[rows], heuristic.pipeline.predict_proba(data.matrix()[rows])[:, 1])
+        if heuristic is not None
+        else float("nan")
+    )
+    assessed = quality.verdict(auc, ci, heuristic_auc, basis)
+    if assessed["weak"]:
+        LOG.info("WEAK MODEL: " + "; ".join(assessed["reasons"]))
+    return assessed
+
+
+def train_models(data: TrainingData, settings: Settings | None = None) -> TrainingResult:
+    settings = settings or Settings()
+    started = time.perf_counter()
+    _check_models(data, settings)
+    categorical = data.categorical
+    y, dates, ends = data.y, data.dates, data.label_end_dates
+    split, walk, folds, warnings = _split_and_folds(data, settings)
+    train = split.train_index
+    cache = FitCache() if settings.share_fits else None
+    rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings, cache)
+    results = {
+        name: _fit_model(name, data, split, folds, rf_params, rf_cv, settings, cache)
+        for name in settings.models
+    }
+    production, production_choice = choose_production(
+        results,
+        lambda: forest_seed_spread(
+            data,
+            train,
+            folds,
+            rf_params,
+            settings.rf_trees,
+            results["random_forest"].cv["fold_auc"],
+            cache,
+        )["spread"],
+    )
+    LOG.info(f"production model: {production} ({config.PRODUCTION_RULE})")
+    recipe = Recipe(
+        model=production,
+        numeric=tuple(config.ANCHOR_NUMERIC if production == "anchor" else data.numeric),
+        categorical=tuple(config.ANCHOR_CATEGORICAL if production == "anchor" else categorical),
+        rf_params=dict(rf_params) if production in ("random_forest", "anchor") else {},
+        rf_trees=settings.rf_trees,
+    )
+    calibration = _choose_calibration(recipe, data, train, folds, settings, cache)
+    recipe = recipe.with_changes(calibration=calibration.method)
+    X_recipe = data.matrix(recipe.features)
 
     # the size guard measures what ships: the recipe fitted on the shipped rows
     shipped_rows = np.arange(len(y)) if settings.refit else train
@@ -411,12 +614,22 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         results[production].cv["cv_auc_mean"],
     )
     evaluated = (
-        shipped if not settings.refit else fit_recipe(recipe, X_recipe, y, dates, ends, train)
+        shipped
+        if not settings.refit
+        else fit_recipe(
+            recipe, X_recipe, y, dates, ends, train, cache, matrix_name(recipe.features)
+        )
+    )
+    cut = choose_cutpoints(*held_out_block(recipe, X_recipe, y, dates, ends, shipped_rows))
+    LOG.info(
+        f"confidence cut-points {[round(c, 2) for c in cut['cutpoints']]} "
+        f"({' / '.join(cut['words'])}) on the shipped fit's held-out block"
+        + (f": {cut['reason']}" if cut["reason"] else "")
     )
     backtest = None
     if settings.backtest:
         LOG.info(f"monthly walk-forward backtest of {production} from {split.test_start}")
-        backtest = monthly_backtest(recipe, data, split.test_start)
+        backtest = monthly_backtest(recipe, data, split.test_start, confidence=True, cache=cache)
         if backtest.total:
             LOG.info(
                 f"backtest: AUC {backtest.total['roc_auc']:.4f}, ECE {backtest.total['ece']:.4f} "
@@ -445,7 +658,9 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         rf_params=dict(recipe.rf_params),
         size_guard=size_guard,
         warnings=warnings,
+        confidence=cut,
         seconds=time.perf_counter() - started,
+        quality=assess_quality(data, split, results, evaluated, recipe, backtest, settings),
     )
 
 

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 RF_TREES = 10
 RUN_ID = "golden"
+# the inputs' origin (fixtures/golden/regenerate.py): generated, seed 7
+PROVENANCE = {"kind": "generated", "seed": 7, "pools": 40, "days": 200}
 
 
 def inputs(folder: Path = GOLDEN) -> dict[str, Path]:
@@ -149,18 +151,29 @@ def serve(run_dir: Path, payload: dict, binary: bytes, http_rows: list | None = 
         "http_predictions": http["predictions"],
         "http_binned_confidence": [r["binned_confidence"] for r in http["rows"]],
         "cutpoints": list(model.spec.cutpoints),
+        # the served document's own account of its model (issue 22)
+        "document": {
+            key: published[key] for key in ("confidence_cutpoints", "confidence", "data_provenance")
+        },
         "published": published,
     }
 
 
 def record_expected(folder: Path = GOLDEN) -> None:
-    from apy_runway.operations.train import write_run
+    from models_py.run_folder import write_run
     from models_py.training import Settings
 
     result = train(folder)
     run_dir = folder / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    write_run(result, run_dir, RUN_ID, Settings(rf_trees=RF_TREES), with_report=False)
+    write_run(
+        result,
+        run_dir,
+        RUN_ID,
+        Settings(rf_trees=RF_TREES),
+        with_report=False,
+        provenance=PROVENANCE,
+    )
     payload = features_payload(folder)
     served = serve(run_dir, payload, features_file(folder))
     served.pop("published")

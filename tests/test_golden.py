@@ -65,6 +65,14 @@ def test_serving_gives_the_recorded_predictions(served):
             assert any(abs(shown - c) < 1e-9 for c in cutpoints), rec
 
 
+def test_the_served_document_names_its_cutpoints_words_and_provenance(served):
+    """The hourly document carries the spec's confidence cut-points, the words
+    in use and where the training data came from (issue 22)."""
+    assert served["document"] == EXPECTED["serving"]["document"]
+    assert served["document"]["confidence_cutpoints"] == EXPECTED["serving"]["cutpoints"]
+    assert served["document"]["data_provenance"]["kind"] == "generated"
+
+
 def test_http_scoring_gives_the_recorded_predictions(served):
     want = EXPECTED["serving"]
     for got, rec in zip(served["http_predictions"], want["http_predictions"], strict=True):

@@ -77,22 +77,23 @@ def loop(tmp_path_factory, moto_endpoint):
         cli_main([*cli, "run-all", "--pools", "30", "--days", "60", "--vars", "{horizon_days: 7}"])
         == 0
     )
-    assert (
-        cli_main(
-            [
-                *cli,
-                "publish",
-                "--bucket",
-                BUCKET,
-                "--endpoint-url",
-                moto_endpoint,
-                "--run",
-                "latest",
-                "--create-bucket",
-            ]
-        )
-        == 0
-    )
+    publish = [
+        *cli,
+        "publish",
+        "--bucket",
+        BUCKET,
+        "--endpoint-url",
+        moto_endpoint,
+        "--run",
+        "latest",
+        "--create-bucket",
+    ]
+    # run-all's model is trained on generated data: publish refuses it unless told
+    metadata = json.loads((paths.runs / "latest" / "metadata.json").read_text())
+    assert metadata["data_provenance"]["kind"] == "generated"
+    assert metadata["data_provenance"]["seed"] == 42
+    assert cli_main([*publish, "--allow-weak"]) == 2
+    assert cli_main([*publish, "--allow-synthetic", "--allow-weak"]) == 0
     with duckdb.connect() as con:
         con.execute("set TimeZone = 'UTC'")
         last_rows = con.execute(f"""

@@ -27,6 +27,7 @@ from inference.model import portable
 from models_py import evaluate, export
 from models_py import run_folder as artefact
 from models_py.calibration import CalibratedClassifier
+from models_py.confidence import choose_cutpoints, held_out_block
 from models_py.data import load_training_set
 from models_py.errors import TrainingError
 from models_py.recipe import Recipe, fit_recipe
@@ -237,7 +238,7 @@ def test_saved_forest_drops_its_oob_arrays_but_reports_the_oob_score(trained):
     assert 0.5 < meta["metrics"]["random_forest"]["oob_roc_auc"] <= 1.0
 
 
-def test_stored_cutpoints_are_the_evaluated_fits_test_period_terciles(trained):
+def test_stored_cutpoints_are_chosen_on_the_shipped_fits_held_out_block(trained):
     paths, _, _, run_dir = trained
     meta = json.loads((run_dir / "metadata.json").read_text())
     data = load_training_set(paths.training_set, paths.feature_columns)
@@ -250,11 +251,22 @@ def test_stored_cutpoints_are_the_evaluated_fits_test_period_terciles(trained):
     assert meta["evaluated_fit"]["test"]["roc_auc"] == pytest.approx(
         evaluate.metrics(data.y[split.test_index], p_keep)["roc_auc"]
     )
-    assert meta["confidence_cutpoints"] == pytest.approx(evaluate.confidence_cutpoints(p_keep))
-    bins = contracts.confidence_bin(
-        contracts.predicted_probability(p_keep), meta["confidence_cutpoints"]
-    )
-    assert set(np.unique(bins)) == {1, 2, 3}
+    rows = np.arange(len(data.y))
+    block = held_out_block(recipe, X, data.y, data.dates, data.label_end_dates, rows)
+    chosen = choose_cutpoints(*block)
+    assert meta["confidence_cutpoints"] == pytest.approx(chosen["cutpoints"])
+    assert meta["confidence"]["words"] == chosen["words"]
+    # the spec the Lambda reads carries them (hashed with it)
+    spec = json.loads((run_dir / contracts.PORTABLE_SPEC_FILE).read_text())
+    assert spec["confidence_cutpoints"] == meta["confidence_cutpoints"]
+    assert spec["confidence"]["words"] == chosen["words"]
+    # the report's table comes from the backtest: every month binned by its own refit
+    assert meta["confidence"]["hit_rates_from"] == "the monthly backtest"
+    predictions = pd.read_parquet(run_dir / artefact.BACKTEST_FILE)
+    assert set(predictions["binned_confidence"].unique()) <= {1, 2, 3}
+    table = {row["confidence"]: row for row in meta["confidence"]["hit_rates"]}
+    assert table["all"]["rows"] == len(predictions)
+    assert table["all"]["always_stable_up"] == pytest.approx(predictions["is_apy_kept"].mean())
 
 
 def test_the_shipped_fit_is_fresh_and_the_backtest_is_reported(trained):

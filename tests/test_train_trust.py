@@ -28,8 +28,14 @@ from models_py.calibration import (
 from models_py.data import prepare
 from models_py.errors import TrainingError
 from models_py.evaluate import metrics
-from models_py.splits import find_test_start
-from models_py.training import ModelResult, Settings, choose_production, train_models
+from models_py.splits import PurgedWalkForward, find_test_start, time_split
+from models_py.training import (
+    ModelResult,
+    Settings,
+    choose_production,
+    forest_seed_spread,
+    train_models,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_CONTRACT = REPO / "tests" / "fixtures" / "golden" / "inputs" / "feature_columns.json"
@@ -97,16 +103,47 @@ def _result(name: str, fold_auc: list[float]) -> ModelResult:
     )
 
 
-def test_production_is_the_best_model_on_the_last_three_folds():
+def test_a_challenger_within_the_forests_noise_keeps_the_forest():
     results = {
-        # better over all five folds, worse on the recent three
         "random_forest": _result("random_forest", [0.90, 0.90, 0.70, 0.71, 0.72]),
-        "logistic": _result("logistic", [0.60, 0.60, 0.75, 0.74, 0.73]),
+        # better by 0.015 on the recent three: above the 0.01 margin, but not
+        # above twice the forest's seed spread (0.01)
+        "logistic": _result("logistic", [0.60, 0.60, 0.715, 0.725, 0.735]),
         "heuristic": _result("heuristic", [0.99] * 5),  # a baseline never ships
     }
-    chosen, table = choose_production(results)
+    measured = []
+    chosen, table = choose_production(results, lambda: measured.append(1) or 0.01)
+    assert chosen == "random_forest" and measured == [1]
+    row = next(row for row in table if row["model"] == "logistic")
+    assert abs(row["margin_vs_forest"] - 0.015) < 1e-12 and row["forest_seed_spread"] == 0.01
+    # within the margin itself: the spread is not even measured
+    results["logistic"] = _result("logistic", [0.6, 0.6, 0.705, 0.715, 0.725])
+    chosen, _ = choose_production(results, lambda: pytest.fail("spread measured"))
+    assert chosen == "random_forest"
+
+
+def test_a_clearly_better_challenger_ships():
+    results = {
+        "random_forest": _result("random_forest", [0.90, 0.90, 0.70, 0.71, 0.72]),
+        "logistic": _result("logistic", [0.60, 0.60, 0.75, 0.74, 0.73]),  # +0.03
+        "anchor": _result("anchor", [0.60, 0.60, 0.72, 0.72, 0.73]),  # +0.013: less
+    }
+    chosen, table = choose_production(results, 0.004)
     assert chosen == "logistic"
     assert [row["model"] for row in table if row["chosen"]] == ["logistic"]
+
+
+def test_the_forests_seed_spread_is_measured_on_the_last_folds():
+    frame, contract = make_training_set(n_pools=40, n_days=200, seed=4)
+    data = prepare(frame, contract)
+    split = time_split(data.dates, data.label_end_dates, 0.3)
+    walk = PurgedWalkForward(data.dates[split.train_index], data.label_end_dates[split.train_index])
+    folds = list(walk.split())
+    spread = forest_seed_spread(data, split.train_index, folds, {}, 10, [0.7] * 5)
+    assert set(spread["by_seed"]) == set(config.SEED_SPREAD_SEEDS)
+    assert abs(spread["by_seed"][0] - 0.7) < 1e-12  # the seed-0 fits already made
+    assert spread["spread"] == max(spread["by_seed"].values()) - min(spread["by_seed"].values())
+    assert spread["by_seed"][1] != spread["by_seed"][2]  # other seeds, other forests
 
 
 def test_every_feature_is_in_exactly_one_ablation_group():

@@ -213,11 +213,29 @@ def add_bucket_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_ship_overrides(parser: argparse.ArgumentParser, synthetic: bool = True) -> None:
+    """The overrides of the ship checks (operations/runs.check_fit_to_ship)."""
+    parser.add_argument(
+        "--allow-weak",
+        action="store_true",
+        help="ship a run marked weak (its backtest AUC's 95%% interval includes 0.5, or it "
+        "does not beat the heuristic; metadata.json's quality)",
+    )
+    if synthetic:
+        parser.add_argument(
+            "--allow-synthetic",
+            action="store_true",
+            help="ship a run trained on generated data (a demonstration model; "
+            "metadata.json's data_provenance)",
+        )
+
+
 def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", required=True, help="the run to promote: folder, run id or 'latest'"
     )
     add_bucket_arguments(parser)
+    add_ship_overrides(parser)
 
 
 def run_promote(args: argparse.Namespace, paths: ProjectPaths) -> int:
@@ -225,7 +243,14 @@ def run_promote(args: argparse.Namespace, paths: ProjectPaths) -> int:
     from apy_runway.operations.runs import resolve_run
 
     run_dir = resolve_run(paths, args.run)
-    promote(paths, run_dir, bucket=args.bucket, endpoint_url=args.endpoint_url)
+    promote(
+        paths,
+        run_dir,
+        bucket=args.bucket,
+        endpoint_url=args.endpoint_url,
+        allow_weak=args.allow_weak,
+        allow_synthetic=args.allow_synthetic,
+    )
     return 0
 
 
@@ -265,6 +290,7 @@ def add_retrain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="promote the challenger whatever the comparison"
     )
+    add_ship_overrides(parser)
 
 
 def run_retrain(args: argparse.Namespace, paths: ProjectPaths) -> int:
@@ -299,9 +325,17 @@ def run_retrain(args: argparse.Namespace, paths: ProjectPaths) -> int:
         max_auc_drop=args.max_auc_drop,
         max_ece_rise=args.max_ece_rise,
         force=args.force,
+        allow_weak=args.allow_weak,
     )
     if decision["promote"]:
-        promote(paths, run_dir, bucket=args.bucket, endpoint_url=args.endpoint_url)
+        promote(
+            paths,
+            run_dir,
+            bucket=args.bucket,
+            endpoint_url=args.endpoint_url,
+            allow_weak=args.allow_weak,
+            allow_synthetic=args.allow_synthetic,
+        )
     return 0
 
 
@@ -363,6 +397,7 @@ def add_publish_arguments(parser: argparse.ArgumentParser) -> None:
         help="create the bucket if missing (local S3 servers)",
     )
     add_allow_shrink(parser)
+    add_ship_overrides(parser)
 
 
 def run_publish(args: argparse.Namespace, paths: ProjectPaths) -> int:
@@ -386,6 +421,8 @@ def run_publish(args: argparse.Namespace, paths: ProjectPaths) -> int:
         args.features_key,
         args.features_json_key,
         args.model_prefix,
+        allow_weak=args.allow_weak,
+        allow_synthetic=args.allow_synthetic,
     )
     return 0
 

@@ -13,6 +13,7 @@ why each makes the label hard or gives it away: docs/data.md#the-generated-data.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ ARROW_TYPES = {
     "DOUBLE": pa.float64(),
     "BOOLEAN": pa.bool_(),
 }
+# parquet key-value metadata of a generated file: {"seed", "pools", "days"}
+GENERATED_METADATA_KEY = "apy_runway.generated"
 SCHEMA = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in RAW_CONTRACT])
 
 # --------------------------------------------------------------------------- regimes
@@ -372,7 +375,11 @@ def generate_snapshots(
 
     rows = 0
     log(f"generating {n_pools} pools x {n_days} days ({freq}) -> {out_path}")
-    with pq.ParquetWriter(tmp_path, SCHEMA, compression="zstd") as writer:
+    # the file says it is generated, and from which seed (train's data_provenance)
+    schema = SCHEMA.with_metadata(
+        {GENERATED_METADATA_KEY: json.dumps({"seed": seed, "pools": n_pools, "days": n_days})}
+    )
+    with pq.ParquetWriter(tmp_path, schema, compression="zstd") as writer:
         for first in range(0, n_pools, chunk_pools):
             index = np.arange(first, min(first + chunk_pools, n_pools))
             table = _chunk_table(pools, index, market, outage_days, seed, n_days, freq, start_us)

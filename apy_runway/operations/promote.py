@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from apy_runway.foundation import s3
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
-from apy_runway.operations.runs import point_link, resolve_run
+from apy_runway.operations.runs import check_fit_to_ship, point_link, resolve_run
 from inference import contracts
 from inference.model import artefact
 from models_py import config
@@ -101,11 +101,15 @@ def promote(
     bucket: str | None = None,
     endpoint_url: str | None = None,
     client: Any = None,
+    allow_weak: bool = False,
+    allow_synthetic: bool = False,
 ) -> None:
     """Make `run_dir` the champion: upload it to models/latest/ (with a bucket;
     a model_version below the highest served is marked as a deliberate
-    rollback first), then point runs/champion at it."""
+    rollback first), then point runs/champion at it. A weak run or one trained
+    on generated data is refused unless allowed (runs.check_fit_to_ship)."""
     metadata = verify_artefact(run_dir)
+    check_fit_to_ship(metadata, "promote", allow_weak, allow_synthetic)
     if bucket:
         client = client or s3.s3_client(endpoint_url)
         mark_rollback(client, bucket, run_dir, metadata)

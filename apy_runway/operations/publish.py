@@ -25,7 +25,9 @@ from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.foundation.s3 import upload_run
 from apy_runway.operations.promote import run_model_version, served_version_max
+from apy_runway.operations.runs import check_fit_to_ship
 from inference import contracts, features
+from models_py.run_folder import verify_artefact
 
 # S3 object metadata of the features file: its pool count, read back by the
 # next publish for the shrink rule without downloading the document.
@@ -40,9 +42,14 @@ def publish(
     features_key: str = contracts.FEATURES_KEY,
     json_key: str = contracts.FEATURES_JSON_KEY,
     model_prefix: str = contracts.MODEL_PREFIX,
+    allow_weak: bool = False,
+    allow_synthetic: bool = False,
 ) -> int:
-    """Check the shrink rule, upload the run (if any), then the features: JSON,
-    and the binary file the scorer follows last. Returns the binary size."""
+    """Check the shrink rule, upload the run (if any: refused when weak or
+    trained on generated data, unless allowed), then the features: JSON, and
+    the binary file the scorer follows last. Returns the binary size."""
+    if run_dir is not None:
+        check_fit_to_ship(verify_artefact(run_dir), "publish", allow_weak, allow_synthetic)
     check_shrink(client, bucket, features_key, latest.payload)
     if run_dir is not None:
         check_not_older(client, bucket, run_dir)

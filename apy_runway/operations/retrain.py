@@ -64,8 +64,10 @@ def retrain_decision(
     max_auc_drop: float = config.MAX_AUC_DROP,
     max_ece_rise: float = config.MAX_ECE_RISE,
     force: bool = False,
+    allow_weak: bool = False,
 ) -> dict:
-    """Compare the challenger in run_dir with the champion; write retrain.json."""
+    """Compare the challenger in run_dir with the champion; write retrain.json.
+    A weak challenger is never promoted without `allow_weak` (--allow-weak)."""
     challenger_meta = json.loads((run_dir / "metadata.json").read_text())
     champion_meta, where = champion_metadata(paths, bucket, endpoint_url)
     decision: dict = {
@@ -75,6 +77,15 @@ def retrain_decision(
         "thresholds": {"max_auc_drop": max_auc_drop, "max_ece_rise": max_ece_rise},
         "forced": force,
     }
+    verdict = challenger_meta.get("quality") or {}
+    if verdict.get("weak") and not allow_weak:
+        decision.update(
+            promote=False,
+            reason="kept the champion: the challenger is a WEAK model ("
+            + "; ".join(verdict.get("reasons", []))
+            + "); --allow-weak promotes it anyway",
+        )
+        return _record(run_dir, decision)
     if champion_meta is None:
         decision.update(promote=True, reason=f"no champion at {where}: the challenger is the first")
         return _record(run_dir, decision)

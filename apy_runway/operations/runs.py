@@ -12,7 +12,7 @@ from inference import contracts
 from models_py import config
 from models_py.run_folder import LATEST, point_link
 
-__all__ = ["existing_runs", "point_link", "resolve_run"]
+__all__ = ["check_fit_to_ship", "existing_runs", "point_link", "resolve_run"]
 
 
 def existing_runs(paths: ProjectPaths) -> list[str]:
@@ -51,3 +51,24 @@ def resolve_run(paths: ProjectPaths, run: str | Path) -> Path:
     if not (candidate / model_file).is_file():
         raise UserError(f"run folder {candidate} lacks its model file {model_file}")
     return candidate
+
+
+def check_fit_to_ship(
+    metadata: dict, action: str, allow_weak: bool = False, allow_synthetic: bool = False
+) -> None:
+    """Refuse to `action` (publish, promote) a weak run without --allow-weak,
+    or one trained on generated data without --allow-synthetic
+    (metadata.json's `quality` and `data_provenance`; docs/model.md)."""
+    run = metadata.get("model_id", "?")
+    verdict = metadata.get("quality") or {}
+    if verdict.get("weak") and not allow_weak:
+        raise UserError(
+            f"run {run} is a WEAK model ({'; '.join(verdict.get('reasons', []))}); "
+            f"nothing was done. Pass --allow-weak to {action} it anyway"
+        )
+    provenance = metadata.get("data_provenance") or {}
+    if provenance.get("kind") == "generated" and not allow_synthetic:
+        raise UserError(
+            f"run {run} was trained on GENERATED data (seed {provenance.get('seed')}): a "
+            f"demonstration model; nothing was done. Pass --allow-synthetic to {action} it anyway"
+        )

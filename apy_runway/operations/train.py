@@ -19,9 +19,11 @@ from apy_runway.foundation import s3
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import DRIFT_REFERENCE_FEATURES_FILE, ProjectPaths
 from apy_runway.foundation.s3 import parse_s3_url
+from apy_runway.operations.provenance import data_provenance
 from inference import contracts
 from models_py import config, run_folder
 from models_py.data import load_reference_features, load_training_set
+from models_py.quality import describe_provenance
 from models_py.training import Settings, train_models
 
 SIGNING_KEY_ENV = contracts.ENVIRONMENT["signing_key"]
@@ -81,6 +83,8 @@ def train(
             f"{contracts.DRIFT_REFERENCE_DAYS} labelled training days instead (a label "
             "horizon older than the newest features: expect calendar-driven drift)"
         )
+    provenance = data_provenance(paths, Path(training_set))
+    log(f"data provenance: {describe_provenance(provenance)}")
     result = train_models(data, settings)
     metadata = run_folder.write_run(
         result,
@@ -90,6 +94,7 @@ def train(
         with_report=with_report,
         signing_key=signing_key,
         reference_features=reference_features,
+        provenance=provenance,
     )
     run_folder.verify_artefact(run_dir)
     link = run_folder.update_latest(paths.runs, run_id)

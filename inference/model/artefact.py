@@ -49,6 +49,15 @@ def json_scalar(value: object) -> bool:
     return value is None or isinstance(value, (str, bool))
 
 
+def _optional_objects(metadata: dict, names: tuple[str, ...]) -> list[dict | None]:
+    """The spec's optional object fields (None when absent), refused when not objects."""
+    values = [metadata.get(name) for name in names]
+    for name, value in zip(names, values, strict=True):
+        if value is not None and not isinstance(value, dict):
+            raise ModelIntegrityError(f"model spec: {name} must be an object, got {value!r}")
+    return values
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """The serving facts of a model (from its portable spec), validated once."""
@@ -64,6 +73,12 @@ class ModelSpec:
     # only increases from one trained spec to the next (0: a spec written before
     # versions); the Lambda refuses one below the highest it has served
     model_version: int = 0
+    # where the training data came from (metadata.json's data_provenance: generated
+    # with a seed, real files, collected hours); the served document repeats it
+    data_provenance: dict | None = None
+    # the confidence words in use ({"words", "reason"}: fewer than three when the
+    # held-out block gave no three separating bins); the served document repeats it
+    confidence: dict | None = None
 
     @classmethod
     def from_metadata(cls, metadata: dict) -> ModelSpec:
@@ -113,6 +128,7 @@ class ModelSpec:
             raise ModelIntegrityError(
                 f"model spec: model_version must be a whole number >= 0, got {version!r}"
             )
+        provenance, confidence = _optional_objects(metadata, ("data_provenance", "confidence"))
         return cls(
             model_id=model_id,
             features=features,
@@ -126,6 +142,8 @@ class ModelSpec:
             min_observed_days=int(min_days),
             label={key: answered[key] for key in label if key in answered},
             model_version=version,
+            data_provenance=provenance,
+            confidence=confidence,
         )
 
 

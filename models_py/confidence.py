@@ -1,0 +1,153 @@
+"""Confidence cut-points that separate: chosen on a refit's held-out block.
+
+Every refit (the shipped fit, each month of the backtest) holds out the last
+CONFIDENCE_HOLDOUT_FRACTION of its training dates, fits the recipe on the
+earlier rows (purged) and scores the block. The two cut-points of the shown
+probability are the pair whose Low / Medium / High bins each hold at least
+CONFIDENCE_MIN_SHARE of the block and whose hit rates rise from Low to High,
+the widest High - Low; else one cut-point (Low / High), else one word
+(Medium for all), with the reason. Bins: contracts.confidence_bin, the one
+bin function. May import inference/ and libraries only.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations, pairwise
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from inference import contracts
+from models_py import config
+from models_py.recipe import Recipe, fit_recipe
+from models_py.splits import calibration_split
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+# one word: every shown probability (50 < p <= 100) in the middle bin
+ONE_WORD_CUTPOINTS = (50.0, 100.0)
+
+
+def held_out_block(
+    recipe: Recipe,
+    X: np.ndarray,
+    y: np.ndarray,
+    dates: np.ndarray,
+    ends: np.ndarray,
+    rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, p_keep) of the last CONFIDENCE_HOLDOUT_FRACTION of `rows`' dates,
+    scored by the recipe fitted on the earlier rows whose label window ends
+    before the block (empty when those rows hold a single class)."""
+    fit_pos, block_pos = calibration_split(dates, ends, rows, config.CONFIDENCE_HOLDOUT_FRACTION)
+    earlier, block = rows[fit_pos], rows[block_pos]
+    if len(np.unique(y[earlier])) < 2 or len(block) == 0:
+        return np.array([], dtype=int), np.array([], dtype=float)
+    try:
+        model = fit_recipe(recipe, X, y, dates, ends, earlier)
+    except ValueError:  # too few rows to calibrate on the earlier part
+        model = fit_recipe(recipe.with_changes(calibration="none"), X, y, dates, ends, earlier)
+    return y[block], model.predict_proba(X[block])[:, 1]
+
+
+def _bins(shown: np.ndarray, cutpoints: tuple[float, float]) -> np.ndarray:
+    return np.asarray(contracts.confidence_bin(shown, cutpoints))
+
+
+def _rates(correct: np.ndarray, bins: np.ndarray, used: tuple[int, ...]) -> tuple[list, list]:
+    shares = [float(np.mean(bins == b)) for b in used]
+    rates = [float(correct[bins == b].mean()) if np.any(bins == b) else float("nan") for b in used]
+    return shares, rates
+
+
+def _best(
+    shown: np.ndarray, correct: np.ndarray, candidates: list[tuple[float, float]], used: tuple
+) -> dict | None:
+    """The candidate whose bins in `used` each hold the minimum share and whose
+    hit rates strictly rise, with the widest last - first."""
+    best = None
+    for cutpoints in candidates:
+        shares, rates = _rates(correct, _bins(shown, cutpoints), used)
+        if min(shares) < config.CONFIDENCE_MIN_SHARE or not all(a < b for a, b in pairwise(rates)):
+            continue
+        gap = rates[-1] - rates[0]
+        if best is None or gap > best["gap"]:
+            best = {"cutpoints": cutpoints, "shares": shares, "hit_rates": rates, "gap": gap}
+    return best
+
+
+def choose_cutpoints(y: ArrayLike, p_keep: ArrayLike) -> dict:
+    """Cut-points of the shown probability from a held-out block's labels and p_keep."""
+    y, p_keep = np.asarray(y, dtype=int), np.asarray(p_keep, dtype=float)
+    if len(y) < config.CONFIDENCE_MIN_ROWS:
+        return _one_word(f"the held-out block has {len(y)} rows (< {config.CONFIDENCE_MIN_ROWS})")
+    shown = np.asarray(contracts.predicted_probability(p_keep), dtype=float)
+    correct = (~contracts.predicted_class_is_down(p_keep)).astype(int) == y
+    grid = sorted(set(np.quantile(shown, config.CONFIDENCE_QUANTILE_GRID).tolist()))
+    three = _best(shown, correct, list(combinations(grid, 2)), (1, 2, 3))
+    if three is not None:
+        return _choice(three, ("Low", "Medium", "High"), None, len(y))
+    two = _best(shown, correct, [(c, c) for c in grid], (1, 3))
+    reason = (
+        "no two cut-points give three bins of at least "
+        f"{config.CONFIDENCE_MIN_SHARE:.0%} of the held-out rows with hit rates rising "
+        "from Low to High"
+    )
+    if two is not None:
+        return _choice(two, ("Low", "High"), reason + ": two words", len(y))
+    return _one_word(reason + ", nor does one: one word")
+
+
+def _choice(best: dict, words: tuple[str, ...], reason: str | None, rows: int) -> dict:
+    return {
+        "cutpoints": [float(best["cutpoints"][0]), float(best["cutpoints"][1])],
+        "words": list(words),
+        "reason": reason,
+        "held_out_rows": rows,
+        "held_out_shares": best["shares"],
+        "held_out_hit_rates": best["hit_rates"],
+    }
+
+
+def _one_word(reason: str) -> dict:
+    return {
+        "cutpoints": list(ONE_WORD_CUTPOINTS),
+        "words": ["Medium"],
+        "reason": reason,
+        "held_out_rows": 0,
+        "held_out_shares": [],
+        "held_out_hit_rates": [],
+    }
+
+
+def hit_rate_table(y: ArrayLike, p_keep: ArrayLike, bins: ArrayLike) -> pd.DataFrame:
+    """Per confidence word: rows, share, hit rate of the class call, and the
+    hit rate of always saying Stable/Up on the same rows (the base rate)."""
+    y, p_keep, bins = np.asarray(y), np.asarray(p_keep, dtype=float), np.asarray(bins)
+    predicted_keep = (~contracts.predicted_class_is_down(p_keep)).astype(int)
+    rows = []
+    for b in (1, 2, 3):
+        mask = bins == b
+        if not mask.any():
+            continue
+        rows.append(
+            {
+                "confidence": contracts.CONFIDENCE_WORDS[b],
+                "rows": int(mask.sum()),
+                "share": float(mask.mean()),
+                "hit_rate": float((predicted_keep[mask] == y[mask]).mean()),
+                "always_stable_up": float(y[mask].mean()),
+            }
+        )
+    rows.append(
+        {
+            "confidence": "all",
+            "rows": len(y),
+            "share": 1.0,
+            "hit_rate": float((predicted_keep == y).mean()) if len(y) else float("nan"),
+            "always_stable_up": float(y.mean()) if len(y) else float("nan"),
+        }
+    )
+    return pd.DataFrame(rows)
