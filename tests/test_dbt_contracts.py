@@ -236,8 +236,11 @@ def test_the_hourly_tests_check_the_new_days_and_each_incremental_key(checks):
         if test in unique and model_name != "stg_defillama__pool_snapshots":
             assert not where, test["unique_id"]  # the whole table
         else:
-            # no var in this (full) build: every day
-            assert where == "snapshot_date >= cast('0001-01-01' as date)", test["unique_id"]
+            # the placeholder, filled at execution (this full build: every day)
+            assert where == "snapshot_date >= __refresh_from_date__", test["unique_id"]
+            compiled = test.get("compiled_code") or ""
+            assert "__refresh_from_date__" not in compiled, test["unique_id"]
+            assert "snapshot_date >= cast('0001-01-01' as date)" in compiled, test["unique_id"]
 
 
 # the contracts' portable type names (Spark's) that DuckDB reports under another name
@@ -353,8 +356,7 @@ def test_expression_is_true_filters_with_dbt_test_config_where(checks):
     assert len(by_label) == 1
     # the others check the days a refresh rebuilt (every day without the var)
     assert all(
-        t["config"]["where"] == "snapshot_date >= cast('0001-01-01' as date)"
-        and "hourly" in t["tags"]
+        t["config"]["where"] == "snapshot_date >= __refresh_from_date__" and "hourly" in t["tags"]
         for t in filtered
         if t not in by_label
     )
