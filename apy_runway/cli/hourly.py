@@ -4,9 +4,9 @@
     of the serving models -> export -> [publish to S3] -> one summary line
 
 Idempotent: with nothing new landed, the build is skipped and the same
-features are exported (and published) again. An OS lock (fcntl.flock on
-data/refresh.lock, released by the kernel if the process dies) refuses an
-overlapping refresh and names the PID that holds it. A failure at any step
+features are exported (and published) again. The home's writer lock
+(foundation/lock.py) makes it wait `wait` seconds for another writer, then
+refuse naming the holder. A failure at any step
 publishes nothing and says which step failed and why; the next run starts
 again from the raw store's state (an interrupted ingest is cleaned up, an
 unfinished build is redone from its last recorded state).
@@ -20,8 +20,6 @@ train`), not every hour.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import time
@@ -33,6 +31,7 @@ from typing import Any
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.defaults import DEFAULT_BACKFILL_MAX, DEFAULT_MEMORY_LIMIT
+from apy_runway.foundation.lock import writer_lock
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
 
@@ -56,37 +55,6 @@ class RefreshSummary:
             if step in self.steps
         )
         return f"refresh ok in {self.total_seconds:.1f} s: {done}"
-
-
-# --------------------------------------------------------------------------- the lock
-
-
-@contextlib.contextmanager
-def refresh_lock(paths: ProjectPaths) -> Iterator[None]:
-    """An exclusive fcntl lock on data/refresh.lock, held for the whole
-    refresh. The kernel releases it when the process ends, however it ends;
-    the file keeps the holder's PID for the refusal message."""
-    paths.refresh_lock.parent.mkdir(parents=True, exist_ok=True)
-    handle = paths.refresh_lock.open("a+")
-    try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise UserError(
-                f"another refresh is running (PID {holder} holds {paths.refresh_lock}); "
-                "this one did nothing"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # closing the descriptor releases the lock
 
 
 # --------------------------------------------------------------------------- state
@@ -138,8 +106,9 @@ def refresh(
     board: bool = False,
     now: datetime | None = None,
     s3: Any = None,
+    wait: float = 0.0,
 ) -> RefreshSummary:
-    """Run the hourly sequence under the refresh lock (see the module); with
+    """Run the hourly sequence under the writer lock (see the module); with
     `board`, rebuild the runway board at the end (after the lock's work).
     `now` stands in for the clock (collect's hour, the completed days to
     compact): `apy-runway rehearse` passes its simulated hour, and `s3`, the
@@ -147,7 +116,7 @@ def refresh(
     started = time.perf_counter()
     paths.ensure()
     summary = RefreshSummary()
-    with refresh_lock(paths):
+    with writer_lock(paths.writer_lock, "refresh", wait):
 
         @contextlib.contextmanager
         def step(name: str) -> Iterator[None]:

@@ -85,9 +85,10 @@ class ProjectPaths:
         return self.quarantine / "pool_snapshots"
 
     @property
-    def refresh_lock(self) -> Path:
-        """`apy-runway refresh` holds an OS lock on this file while it runs."""
-        return self.data / "refresh.lock"
+    def writer_lock(self) -> Path:
+        """Every writer holds an OS lock on this file while it runs
+        (foundation/lock.py); it records the holder's PID and command."""
+        return self.data / "writer.lock"
 
     @property
     def build_state(self) -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.defaults import DEFAULT_BACKFILL_MAX, DEFAULT_BASE_URL
 from apy_runway.foundation.http import Client, FetchError
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.fetch import FetchResult, chart_path, download_charts, landing_dir
 from apy_runway.landing.ingest.pools_snapshot import (
@@ -195,6 +196,7 @@ def _landed_body(response_body: bytes, payload: dict, items: list[dict]) -> byte
     return json.dumps({**payload, "data": items}, separators=(",", ":")).encode()
 
 
+@locked("collect")
 def collect(
     paths: ProjectPaths,
     base_url: str = DEFAULT_BASE_URL,

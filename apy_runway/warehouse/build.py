@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.store import RawStore, has_rows, read_manifest
 from apy_runway.warehouse.dbt import dbt_target_dir, run_dbt
@@ -114,6 +115,7 @@ def _require_rows(paths: ProjectPaths) -> None:
 # --------------------------------------------------------------------------- builds
 
 
+@locked("build")
 def build(
     paths: ProjectPaths,
     dbt_vars: str | dict | None = None,
@@ -215,6 +217,7 @@ def plan_incremental_build(
     return IncrementalBuild(name, False, store.earliest_date_since(since), landing_order)
 
 
+@locked("build")
 def incremental_build(
     paths: ProjectPaths,
     selector: str | None,

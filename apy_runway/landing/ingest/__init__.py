@@ -23,6 +23,7 @@ import duckdb
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.defaults import DEFAULT_MEMORY_LIMIT
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.readers import (
     JSON_FILES_PER_SCAN,
@@ -229,6 +230,7 @@ def _check_files(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> None
             read_pools_snapshot(file.path)
 
 
+@locked("ingest")
 def ingest(
     inputs: list[Path],
     paths: ProjectPaths,
