@@ -366,15 +366,65 @@ def _land_unit(
     """Validate one unit, write its rows and its quarantine, commit it."""
     from apy_runway.landing.ingest.store import file_id
 
+    source = _unit_source(con, unit)
+    timer = _StepTimer(source.name)
+    verdict = _classify(con, store, unit, source, rules, timer)
+    unit_id = file_id(unit[-1].index)
+    staged_dir = work_dir / f"staged_{unit_id}"
+    rows_staged, new_files = _stage(con, staged_dir)
+    timer.step(f"wrote {rows_staged:,} staged rows")
+    days = sorted({p.parent.name.split("=", 1)[1] for p in new_files})
+    unit_pools = _pools_of(con, new_files)
+    losers_by_file = _losers(con, store, days, new_files)
+    timer.step("found the stored rows it supersedes")
+    quarantine_files = _write_quarantine(
+        con, store, unit, source, unit_id, work_dir, ingested_at, losers_by_file
+    )
+    entries = _entries(con, unit, facts, ingested_at, verdict, unit_id, new_files)
+    if sum(e.rows_staged for e in entries) != rows_staged:
+        raise AssertionError(
+            f"accounting broken in {source.name}: staged {rows_staged} != "
+            f"{sum(e.rows_staged for e in entries)}"
+        )
+    timer.step("wrote the quarantine and the accounting")
+    store.commit_unit(
+        con, entries, staged_dir, quarantine_files, losers_by_file, bool(losers_by_file)
+    )
+    shutil.rmtree(staged_dir, ignore_errors=True)
+    timer.step("committed")
+    return entries, unit_pools, sum(losers_by_file.values())
+
+
+def _unit_source(con: duckdb.DuckDBPyConnection, unit: list[InputFile]) -> Source:
     kind = unit[0].kind
     if kind == "chart":
-        sources = [load_charts(con, unit)]
-    elif kind == "pools":
-        sources = [load_pools_snapshots(con, unit)]
-    else:
-        sources = [tabular_source(con, unit[0])]
-    source = sources[0]
-    timer = _StepTimer(source.name)
+        return load_charts(con, unit)
+    if kind == "pools":
+        return load_pools_snapshots(con, unit)
+    return tabular_source(con, unit[0])
+
+
+@dataclass
+class _Verdict:
+    """A unit's per-file accounting: rows read, rejected rows by reason, and the
+    files refused (no row to stage)."""
+
+    rows_in: dict[int, int]
+    reasons: dict[int, dict[str, int]]
+    refused: set[int]
+
+
+def _classify(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    unit: list[InputFile],
+    source: Source,
+    rules: Plausible,
+    timer: _StepTimer,
+) -> _Verdict:
+    """Parse and check the unit's rows (temp tables row_keys, verdicts and the
+    view parsed_rows); a file with no row to stage is left out of them."""
+    kind = unit[0].kind
     con.execute(f"create or replace temp view parsed_rows as ({_flagged_sql(source, rules)})")
     con.execute(sql("create_row_keys"))
     try:
@@ -387,7 +437,6 @@ def _land_unit(
     timer.step("read and parsed")
     _verdicts(con, store, kind)
     timer.step("checked duplicates and hours")
-    # per-file accounting
     rows_in = dict(con.execute("select file_index, count(*) from row_keys group by all").fetchall())
     reasons: dict[int, dict[str, int]] = {}
     for file_index, reason, count in con.execute(
@@ -411,45 +460,61 @@ def _land_unit(
             f"create or replace temp view parsed_rows as "
             f"select * from ({_flagged_sql(source, rules)}) where {kept}"
         )
+    return _Verdict(rows_in, reasons, refused)
 
-    unit_id = file_id(unit[-1].index)
-    staged_dir = work_dir / f"staged_{unit_id}"
+
+def _stage(con: duckdb.DuckDBPyConnection, staged_dir: Path) -> tuple[int, list[Path]]:
+    """Write the unit's staged rows under staged_dir, one folder per UTC day."""
     rows_staged = con.execute(
         f"copy ({_staged_sql()}) to {sql_str(staged_dir)} "
         "(format parquet, compression zstd, partition_by (snapshot_date), "
         "filename_pattern 'part_{i}')"
     ).fetchone()[0]
-    timer.step(f"wrote {rows_staged:,} staged rows")
-    new_files = sorted(staged_dir.glob("*/*.parquet")) if rows_staged else []
-    days = sorted(p.parent.name.split("=", 1)[1] for p in new_files)
-    unit_pools = (
-        {
-            row[0]
-            for row in con.execute(
-                f"select distinct pool from read_parquet({sql_list(new_files)})"
-            ).fetchall()
-        }
-        if new_files
-        else set()
+    return rows_staged, sorted(staged_dir.glob("*/*.parquet")) if rows_staged else []
+
+
+def _pools_of(con: duckdb.DuckDBPyConnection, files: list[Path]) -> set[str]:
+    if not files:
+        return set()
+    return {
+        row[0]
+        for row in con.execute(
+            f"select distinct pool from read_parquet({sql_list(files)})"
+        ).fetchall()
+    }
+
+
+def _losers(
+    con: duckdb.DuckDBPyConnection, store: RawStore, days: list[str], new_files: list[Path]
+) -> dict[int, int]:
+    """The stored rows this unit replaces (per pool and hour, the newest landing
+    wins), in the temp table `losers`; returns their count per landing order."""
+    stored = store.stored_files_in(days)
+    if not stored:
+        return {}
+    con.execute(
+        sql(
+            "losers",
+            stored_files=sql_list(stored),
+            superseded_list=sql_str(store.paths.superseded_rows),
+            new_files=sql_list(new_files),
+        )
     )
+    return dict(con.execute("select landing_order, count(*) from losers group by all").fetchall())
 
-    # the stored rows this unit replaces (per pool and hour, the newest landing wins)
-    stored = store.stored_files_in(sorted(set(days)))
-    losers_by_file: dict[int, int] = {}
-    if stored:
-        con.execute(
-            sql(
-                "losers",
-                stored_files=sql_list(stored),
-                superseded_list=sql_str(store.paths.superseded_rows),
-                new_files=sql_list(new_files),
-            )
-        )
-        losers_by_file = dict(
-            con.execute("select landing_order, count(*) from losers group by all").fetchall()
-        )
 
-    timer.step("found the stored rows it supersedes")
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    unit: list[InputFile],
+    source: Source,
+    unit_id: str,
+    work_dir: Path,
+    ingested_at: datetime,
+    losers_by_file: dict[int, int],
+) -> dict[str, Path]:
+    """The unit's own bad rows and the stored rows it superseded, as parquet
+    files under work_dir: {quarantine file name: written file}."""
     quarantine_files: dict[str, Path] = {}
     bad = con.execute("select count(*) from verdicts").fetchone()[0]
     if bad:
@@ -486,7 +551,19 @@ def _land_unit(
                 from losers order by losers.landing_order, losers.pool, losers.timestamp
             ) to {sql_str(path)} (format parquet, compression zstd)""")
         quarantine_files[f"{unit_id}-superseded.parquet"] = path
+    return quarantine_files
 
+
+def _entries(
+    con: duckdb.DuckDBPyConnection,
+    unit: list[InputFile],
+    facts: dict[Path, dict],
+    ingested_at: datetime,
+    verdict: _Verdict,
+    unit_id: str,
+    new_files: list[Path],
+) -> list[LandedFile]:
+    """The unit's manifest lines, one per file."""
     day_range = (
         {
             row[0]: (str(row[1]), str(row[2]))
@@ -501,7 +578,9 @@ def _land_unit(
     entries = []
     for file in unit:
         fact = facts[file.path]
-        quarantined = sum(reasons.get(file.index, {}).values())
+        reasons = verdict.reasons.get(file.index, {})
+        quarantined = sum(reasons.values())
+        rows_in = verdict.rows_in.get(file.index, 0)
         first, last = day_range.get(file.index, (None, None))
         entries.append(
             LandedFile(
@@ -512,29 +591,18 @@ def _land_unit(
                 sha256=fact["sha256"],
                 mtime_ns=fact["mtime_ns"],
                 landed_at=ingested_at.isoformat(),
-                rows_in=rows_in.get(file.index, 0),
-                rows_staged=rows_in.get(file.index, 0) - quarantined,
+                rows_in=rows_in,
+                rows_staged=rows_in - quarantined,
                 rows_quarantined=quarantined,
-                by_reason=dict(reasons.get(file.index, {})),
+                by_reason=dict(reasons),
                 raw_file=unit_id if file.index in day_range else None,
                 snapshot_date_min=first,
                 snapshot_date_max=last,
                 replaces=fact["replaces"],
-                status="refused" if file.index in refused else "landed",
+                status="refused" if file.index in verdict.refused else "landed",
             )
         )
-    if sum(e.rows_staged for e in entries) != rows_staged:
-        raise AssertionError(
-            f"accounting broken in {source.name}: staged {rows_staged} != "
-            f"{sum(e.rows_staged for e in entries)}"
-        )
-    timer.step("wrote the quarantine and the accounting")
-    store.commit_unit(
-        con, entries, staged_dir, quarantine_files, losers_by_file, bool(losers_by_file)
-    )
-    shutil.rmtree(staged_dir, ignore_errors=True)
-    timer.step("committed")
-    return entries, unit_pools, sum(losers_by_file.values())
+    return entries
 
 
 def _verdicts(con: duckdb.DuckDBPyConnection, store: RawStore, kind: str) -> None:
