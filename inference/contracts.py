@@ -113,6 +113,12 @@ RAW_PARTITION_COLUMN = "snapshot_date"
 SHRINK_MIN_RATIO = 0.5
 
 
+# The shrink rule compares with the largest pool count of this many hours back
+# (collect: the collected hours; refresh: the accepted exports), so a count
+# cannot be walked down one allowed step at a time.
+SHRINK_WINDOW_HOURS = 24
+
+
 def is_shrunk(count: int, previous: int | None) -> bool:
     """True when `count` pools is below SHRINK_MIN_RATIO of `previous`."""
     return previous is not None and previous > 0 and count < SHRINK_MIN_RATIO * previous
@@ -277,6 +283,9 @@ FEATURES_MAGIC = b"APYRFEAT"
 # whether publish was told a shrink is intended (--allow-shrink).
 FEATURES_ROW_COUNT_FIELD = "row_count"
 FEATURES_ALLOW_SHRINK_FIELD = "allow_shrink"
+# ... and, when the refresh that built them set landing files aside (ingest
+# refused them), their paths under data/landing/: health reports refused_input.
+FEATURES_REFUSED_INPUTS_FIELD = "refused_inputs"
 # S3 object metadata of the predictions documents: the pool count they hold,
 # so the Lambda compares a new features file with the last scored one.
 PREDICTIONS_POOLS_METADATA = "pools"

@@ -6,6 +6,7 @@ Layout::
     8 bytes   contracts.FEATURES_MAGIC (b"APYRFEAT")
     8 bytes   header length, unsigned little-endian
     header    JSON (UTF-8): format, row_count, feature_date, allow_shrink,
+              refused_inputs (only when the refresh set landing files aside),
               numeric_columns, categorical_columns (the matrices' column
               order), features / numeric / categorical (the feature contract
               of feature_columns.json), published_at, source, body_sha256,
@@ -197,6 +198,7 @@ def encode(
     source: str = "",
     allow_shrink: bool = False,
     published_at: str | None = None,
+    refused_inputs: Sequence[str] = (),
 ) -> bytes:
     """Column-wise latest features (lists or arrays per column) -> the file.
 
@@ -247,6 +249,8 @@ def encode(
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "body_size_bytes": len(body),
     }
+    if refused_inputs:
+        header[contracts.FEATURES_REFUSED_INPUTS_FIELD] = [str(name) for name in refused_inputs]
     encoded = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
     return contracts.FEATURES_MAGIC + struct.pack("<Q", len(encoded)) + encoded + body
 

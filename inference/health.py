@@ -1,18 +1,20 @@
 """The health of an hourly run, and the rule that refuses a shrunken features
 file. Pure: no I/O (standard library only).
 
-    health(feature_date_max, event_time, stale_after_hours)
+    health(feature_date_max, event_time, stale_after_hours, refused_inputs)
         {"status": "ok" | "degraded", "reasons": [...]}, carried by every hourly
-        predictions document (and so by predictions/latest.json). One reason
-        today:
+        predictions document (and so by predictions/latest.json). Reasons:
           features_stale  the newest published feature day ended more than
                           stale_after_hours before the scoring hour (default
                           contracts.FEATURES_STALE_AFTER_HOURS): the hourly
                           refresh has not published for that long.
+          refused_input   the refresh that built the features set landing
+                          files aside (ingest refused them): `refused_inputs`
+                          names them (their paths under data/landing/).
         Later checks add their reason to REASONS and a line to `health`.
     shrink_refusal(count, previous, allow_shrink)
-        why a features file must not be scored: fewer than
-        contracts.SHRINK_MIN_RATIO of the pools last scored, and its header does
+        why a features file must not be scored: no pool at all, or fewer than
+        contracts.SHRINK_MIN_RATIO of the pools last scored and its header does
         not say allow_shrink: true (publish --allow-shrink). None = accepted.
 """
 
@@ -25,8 +27,9 @@ from inference import contracts
 STATUS_OK = "ok"
 STATUS_DEGRADED = "degraded"
 FEATURES_STALE = "features_stale"
+REFUSED_INPUT = "refused_input"
 # every reason a run can be degraded for, in the order they are reported
-REASONS = (FEATURES_STALE,)
+REASONS = (FEATURES_STALE, REFUSED_INPUT)
 
 
 def feature_age_hours(feature_date: str | None, event_time: datetime) -> float | None:
@@ -42,17 +45,25 @@ def health(
     feature_date_max: str | None,
     event_time: datetime,
     stale_after_hours: float = contracts.FEATURES_STALE_AFTER_HOURS,
+    refused_inputs: list[str] | tuple[str, ...] = (),
 ) -> dict:
     """The run's health: degraded with the reasons that apply, else ok."""
     reasons = []
     age = feature_age_hours(feature_date_max, event_time)
     if age is None or age > stale_after_hours:
         reasons.append(FEATURES_STALE)
-    return {"status": STATUS_DEGRADED if reasons else STATUS_OK, "reasons": reasons}
+    found = {"status": STATUS_DEGRADED if reasons else STATUS_OK, "reasons": reasons}
+    if refused_inputs:
+        reasons.append(REFUSED_INPUT)
+        found.update(status=STATUS_DEGRADED, refused_inputs=[str(n) for n in refused_inputs])
+    return found
 
 
 def shrink_refusal(count: int, previous: int | None, allow_shrink: bool) -> str | None:
-    """Why a features file of `count` pools is refused after `previous` (None: accepted)."""
+    """Why a features file of `count` pools is refused after `previous` (None:
+    accepted). A file of no pool is refused always, also with nothing before it."""
+    if count == 0:
+        return "the published features hold no pool: there is nothing to score"
     if allow_shrink or not contracts.is_shrunk(count, previous):
         return None
     return (

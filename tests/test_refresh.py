@@ -93,20 +93,26 @@ def test_the_lock_is_released_when_its_holder_dies(project_home, holder):
 def test_a_failing_step_names_itself_and_publishes_nothing(project_home, s3_client, moto_endpoint):
     bucket = "refresh-failure"
     s3_client.create_bucket(Bucket=bucket)
-    # a landed file ingest cannot read
-    (project_home.landing / "broken.csv").write_text("no,timestamp,here\n1,2,3\n")
+    # a landed file ingest cannot read is set aside, not a wall: the refresh
+    # goes on, and here the build finds nothing landed at all
+    broken = project_home.landing / "broken.csv"
+    broken.write_text("no,timestamp,here\n1,2,3\n")
     with pytest.raises(RefreshFailed) as error:
         refresh(project_home, bucket=bucket, endpoint_url=moto_endpoint)
     message = str(error.value)
-    assert message.startswith("refresh failed at step ingest: ")
-    assert "broken.csv" in message and "nothing was published" in message
+    assert message.startswith("refresh failed at step build: ") and "holds no rows" in message
+    assert "nothing was published" in message
     assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    aside = project_home.landing_refused / "broken.csv"
+    assert not broken.exists() and aside.read_text() == "no,timestamp,here\n1,2,3\n"
+    reason = aside.with_name("broken.csv.reason.txt").read_text()
+    assert "missing required column(s) pool, apy" in reason
 
-    # nothing landed at all: the build has nothing to build
-    (project_home.landing / "broken.csv").unlink()
+    # set aside, it is not offered again: the same failure, nothing new to land
     with pytest.raises(RefreshFailed, match=r"^refresh failed at step build: .*holds no rows"):
         refresh(project_home, bucket=bucket, endpoint_url=moto_endpoint)
     assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert aside.exists()
     # the lock is free again after a failure
     with writer_lock(project_home.writer_lock, "a test"):
         pass

@@ -3,18 +3,12 @@
     [collect] -> ingest new files -> compact completed days -> incremental build
     of the serving models -> export -> [publish to S3] -> one summary line
 
-Idempotent: with nothing new landed, the build is skipped and the same
-features are exported (and published) again. The home's writer lock
-(foundation/lock.py) makes it wait `wait` seconds for another writer, then
-refuse naming the holder. A failure at any step
-publishes nothing and says which step failed and why; the next run starts
-again from the raw store's state (an interrupted ingest is cleaned up, an
-unfinished build is redone from its last recorded state).
-
-Export checks the shrink rule against the last accepted export
-(data/exports/refresh_state.json): a build with fewer than half its pools is
-refused unless --allow-shrink. Training builds its own path (`apy-runway
-train`), not every hour.
+Idempotent: nothing new landed, nothing is built. Runs under the home's writer lock
+(foundation/lock.py). A landing file ingest refuses is set aside and named in the
+features header (health: refused_input); a failure at any other step publishes
+nothing and names the step. Export's shrink rule: never 0 pools, and below half of
+the largest export accepted in the last 24 hours (data/exports/refresh_state.json)
+only with --allow-shrink. Training builds its own path (`apy-runway train`).
 """
 
 from __future__ import annotations
@@ -25,7 +19,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +41,8 @@ class RefreshSummary:
     steps: dict[str, str] = field(default_factory=dict)  # step -> what it did
     seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
+    # landing files this run's ingest refused and set aside (health: refused_input)
+    refused_inputs: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         done = "; ".join(
@@ -64,17 +60,41 @@ def state_path(paths: ProjectPaths) -> Path:
     return paths.exports / "refresh_state.json"
 
 
-def accepted_pools(paths: ProjectPaths) -> int | None:
+def _state(paths: ProjectPaths) -> dict:
     path = state_path(paths)
-    if not path.exists():
-        return None
     try:
-        return int(json.loads(path.read_text())["pools"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None
+        state = json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
-def _accept(paths: ProjectPaths, pools: int, feature_date_max: str | None) -> None:
+def accepted_pools(paths: ProjectPaths) -> int | None:
+    """The largest pool count of the refreshes accepted in the last
+    SHRINK_WINDOW_HOURS (the shrink rule's reference; None: none yet). The
+    largest, not the last, so the count cannot be walked down step by step."""
+    state = _state(paths)
+    recent = [
+        int(entry["pools"])
+        for entry in state.get("recent", [])
+        if isinstance(entry, dict) and isinstance(entry.get("pools"), int)
+    ]
+    if not recent and isinstance(state.get("pools"), int):
+        recent = [state["pools"]]
+    return max(recent, default=None)
+
+
+def _accept(
+    paths: ProjectPaths, pools: int, feature_date_max: str | None, now: datetime | None
+) -> None:
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    since = (at - timedelta(hours=contracts.SHRINK_WINDOW_HOURS)).isoformat()
+    recent = [
+        entry
+        for entry in _state(paths).get("recent", [])
+        if isinstance(entry, dict) and str(entry.get("at", "")) > since
+    ]
+    recent.append({"at": at.isoformat(), "pools": pools})
     path = state_path(paths)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(
@@ -83,6 +103,7 @@ def _accept(paths: ProjectPaths, pools: int, feature_date_max: str | None) -> No
                 "pools": pools,
                 "feature_date_max": feature_date_max,
                 "accepted_at": datetime.now(UTC).isoformat(),
+                "recent": recent,
             }
         )
         + "\n"
@@ -116,32 +137,12 @@ def refresh(
     started = time.perf_counter()
     paths.ensure()
     summary = RefreshSummary()
+    limit = memory_limit or DEFAULT_MEMORY_LIMIT
     with writer_lock(paths.writer_lock, "refresh", wait):
-
-        @contextlib.contextmanager
-        def step(name: str) -> Iterator[None]:
-            log(f"refresh step {name}")
-            began = time.perf_counter()
-            try:
-                yield
-            except RefreshFailed:
-                raise
-            except (UserError, FileNotFoundError, ValueError, OSError) as error:
-                raise RefreshFailed(
-                    f"refresh failed at step {name}: {error}; nothing was published"
-                ) from error
-            except Exception as error:  # an unexpected fault: still one clear line
-                raise RefreshFailed(
-                    f"refresh failed at step {name}: {type(error).__name__}: {error}; "
-                    "nothing was published"
-                ) from error
-            finally:
-                summary.seconds[name] = time.perf_counter() - began
-
         if collect_from:
             from apy_runway.landing.collect import collect
 
-            with step("collect"):
+            with _step(summary, "collect"):
                 collected = collect(
                     paths,
                     base_url=collect_from,
@@ -151,62 +152,113 @@ def refresh(
                     now=now,
                 )
                 summary.steps["collect"] = collected.summary()
-
-        from apy_runway.landing.ingest import ingest
-
-        with step("ingest"):
-            summary.steps["ingest"] = "nothing new"
-            if _has_landing(paths):
-                landed = ingest([], paths, memory_limit=memory_limit or DEFAULT_MEMORY_LIMIT)
-                if landed.files_landed:
-                    summary.steps["ingest"] = (
-                        f"landed {landed.files_landed} file(s), rows in {landed.rows_in:,} = "
-                        f"{landed.rows_staged:,} staged + {landed.rows_quarantined:,} "
-                        "quarantined"
-                    )
-
-        with step("compact"):
-            days = _compact(paths, memory_limit or DEFAULT_MEMORY_LIMIT, now)
+        with _step(summary, "ingest"):
+            _ingest(paths, limit, summary)
+        with _step(summary, "compact"):
+            days = _compact(paths, limit, now)
             summary.steps["compact"] = f"{len(days)} day(s)" if days else "nothing to compact"
 
         from apy_runway.warehouse.build import incremental_build
 
-        with step("build"):
+        with _step(summary, "build"):
             built = incremental_build(
                 paths, "hourly_refresh", memory_limit=memory_limit, full=full_refresh, quiet=True
             )
             summary.steps["build"] = built.describe()
-
-        with step("export"):
-            count, feature_date_max = _export_facts(paths)
-            previous = accepted_pools(paths)
-            if contracts.is_shrunk(count, previous) and not allow_shrink:
-                raise UserError(
-                    f"the build has {count:,} pools, below {contracts.SHRINK_MIN_RATIO:.0%} "
-                    f"of the {previous:,} of the last accepted refresh. Pass --allow-shrink "
-                    "if the pool count really fell"
-                )
+        with _step(summary, "export"):
+            count, feature_date_max = _checked_export(paths, allow_shrink)
             summary.steps["export"] = f"{count:,} pools, features of {feature_date_max}"
-
         if bucket:
-            from apy_runway.foundation.s3 import s3_client
-            from apy_runway.operations.publish import load_latest_features, publish
-
-            with step("publish"):
-                latest = load_latest_features(paths, allow_shrink=allow_shrink)
-                size = publish(s3 or s3_client(endpoint_url), bucket, latest)
-                summary.steps["publish"] = (
-                    f"s3://{bucket}/{contracts.FEATURES_KEY} ({size / 1e6:.2f} MB)"
-                )
-        _accept(paths, count, feature_date_max)
+            with _step(summary, "publish"):
+                _publish(paths, bucket, s3, endpoint_url, allow_shrink, summary)
+        _accept(paths, count, feature_date_max, now)
         if board:
             from apy_runway.board.build import build_board
 
-            with step("board"):
+            with _step(summary, "board"):
                 built = build_board(paths)
                 summary.steps["board"] = f"{built.index} ({built.pools} pools)"
     summary.total_seconds = time.perf_counter() - started
     return summary
+
+
+@contextlib.contextmanager
+def _step(summary: RefreshSummary, name: str) -> Iterator[None]:
+    """One step, timed; any failure becomes one RefreshFailed line naming it."""
+    log(f"refresh step {name}")
+    began = time.perf_counter()
+    try:
+        yield
+    except RefreshFailed:
+        raise
+    except (UserError, FileNotFoundError, ValueError, OSError) as error:
+        raise RefreshFailed(
+            f"refresh failed at step {name}: {error}; nothing was published"
+        ) from error
+    except Exception as error:  # an unexpected fault: still one clear line
+        raise RefreshFailed(
+            f"refresh failed at step {name}: {type(error).__name__}: {error}; nothing was published"
+        ) from error
+    finally:
+        summary.seconds[name] = time.perf_counter() - began
+
+
+def _ingest(paths: ProjectPaths, memory_limit: str, summary: RefreshSummary) -> None:
+    """Land what waits in data/landing/; a file ingest refuses is set aside
+    (data/landing/refused/) and named in the summary and the features header."""
+    from apy_runway.landing.ingest import has_landing, ingest
+
+    summary.steps["ingest"] = "nothing new"
+    if not has_landing(paths):
+        return
+    landed = ingest([], paths, memory_limit=memory_limit)
+    if landed.files_landed:
+        summary.steps["ingest"] = (
+            f"landed {landed.files_landed} file(s), rows in {landed.rows_in:,} = "
+            f"{landed.rows_staged:,} staged + {landed.rows_quarantined:,} quarantined"
+        )
+    summary.refused_inputs = [name for name, _ in landed.set_aside]
+    if summary.refused_inputs:
+        summary.steps["ingest"] += (
+            f"; set aside {len(summary.refused_inputs)} refused file(s) in "
+            f"data/landing/refused/: {', '.join(summary.refused_inputs)}"
+        )
+
+
+def _checked_export(paths: ProjectPaths, allow_shrink: bool) -> tuple[int, str | None]:
+    """The export's pool count and newest day, after the shrink rule: never
+    0 pools; below SHRINK_MIN_RATIO of the largest count accepted in the last
+    SHRINK_WINDOW_HOURS only with --allow-shrink."""
+    count, feature_date_max = _export_facts(paths)
+    if count == 0:
+        raise UserError("the build exported 0 pools: a features file of no pool is never published")
+    largest = accepted_pools(paths)
+    if contracts.is_shrunk(count, largest) and not allow_shrink:
+        raise UserError(
+            f"the build has {count:,} pools, below {contracts.SHRINK_MIN_RATIO:.0%} of the "
+            f"{largest:,} of the largest refresh accepted in the last "
+            f"{contracts.SHRINK_WINDOW_HOURS} hours. Pass --allow-shrink if the pool count "
+            "really fell"
+        )
+    return count, feature_date_max
+
+
+def _publish(
+    paths: ProjectPaths,
+    bucket: str,
+    s3: Any,
+    endpoint_url: str | None,
+    allow_shrink: bool,
+    summary: RefreshSummary,
+) -> None:
+    from apy_runway.foundation.s3 import s3_client
+    from apy_runway.operations.publish import load_latest_features, publish
+
+    latest = load_latest_features(
+        paths, allow_shrink=allow_shrink, refused_inputs=summary.refused_inputs
+    )
+    size = publish(s3 or s3_client(endpoint_url), bucket, latest)
+    summary.steps["publish"] = f"s3://{bucket}/{contracts.FEATURES_KEY} ({size / 1e6:.2f} MB)"
 
 
 def _export_facts(paths: ProjectPaths) -> tuple[int, str | None]:
@@ -220,12 +272,6 @@ def _export_facts(paths: ProjectPaths) -> tuple[int, str | None]:
     table = pq.read_table(paths.latest_features, columns=["snapshot_date"])
     newest = pc.max(table["snapshot_date"]).as_py()
     return table.num_rows, newest.isoformat() if newest else None
-
-
-def _has_landing(paths: ProjectPaths) -> bool:
-    return paths.landing.exists() and any(
-        p.is_file() and not p.name.startswith(".") for p in paths.landing.rglob("*")
-    )
 
 
 def _compact(paths: ProjectPaths, memory_limit: str, now: datetime | None = None) -> list[str]:

@@ -120,6 +120,12 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
         "start a new store with these inputs",
     )
     parser.add_argument(
+        "--retry-refused",
+        action="store_true",
+        help="move the files set aside in data/landing/refused/ back to data/landing/ and "
+        "ingest the landing folder again",
+    )
+    parser.add_argument(
         "--timestamp-unit",
         choices=sorted(TIMESTAMP_UNITS),
         default=None,
@@ -139,9 +145,15 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ingest(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    from apy_runway.foundation.console import UserError
     from apy_runway.landing.ingest import ingest
+    from apy_runway.landing.ingest.refused import retry_refused
 
-    ingest(
+    if args.retry_refused:
+        if args.inputs:
+            raise UserError("--retry-refused ingests the landing folder: name no inputs")
+        retry_refused(paths)
+    result = ingest(
         args.inputs,
         paths,
         pools_json=args.pools_json,
@@ -149,7 +161,9 @@ def run_ingest(args: argparse.Namespace, paths: ProjectPaths) -> int:
         replace=args.replace,
         timestamp_unit=args.timestamp_unit,
     )
-    return 0
+    for name, why in result.set_aside:
+        print(f"refused and set aside in data/landing/refused/: {name}: {why}")
+    return 1 if result.set_aside else 0
 
 
 INGEST = Command(INGEST_HELP, add_ingest_arguments, run_ingest)

@@ -43,6 +43,11 @@ class ProjectPaths:
         return self.data / "landing"
 
     @property
+    def landing_refused(self) -> Path:
+        """Landing files ingest refused, each beside its reason (ingest/refused.py)."""
+        return self.landing / "refused"
+
+    @property
     def generated_snapshots(self) -> Path:
         """`apy-runway generate`'s output, ingest's default input."""
         return self.landing / "generated_snapshots.parquet"

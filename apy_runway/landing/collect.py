@@ -33,7 +33,7 @@ from apy_runway.landing.ingest.pools_snapshot import (
     usable_items,
 )
 from apy_runway.landing.ingest.store import write_atomically
-from inference.contracts import SHRINK_MIN_RATIO, is_shrunk
+from inference.contracts import SHRINK_MIN_RATIO, SHRINK_WINDOW_HOURS, is_shrunk
 
 STATE_NAME = ".collect_state.json"
 KNOWN_NAME = ".known_pools"
@@ -249,11 +249,16 @@ def collect(
         return result
     earlier = sorted(h for h in hours if h < key)
     previous_key = earlier[-1] if earlier else None
-    previous = hours.get(previous_key) if previous_key else None
-    if previous and is_shrunk(len(pools), previous["pools"]) and not allow_shrink:
+    # the largest of the last SHRINK_WINDOW_HOURS, so it cannot be walked down
+    since = f"{hour - timedelta(hours=SHRINK_WINDOW_HOURS):%Y-%m-%dT%H}Z"
+    window = [h for h in earlier if h >= since and isinstance(hours[h].get("pools"), int)]
+    largest_key = max(window, key=lambda h: hours[h]["pools"], default=None)
+    largest = hours[largest_key]["pools"] if largest_key else None
+    if is_shrunk(len(pools), largest) and not allow_shrink:
         raise UserError(
-            f"{url}: {len(pools):,} pools, below {SHRINK_MIN_RATIO:.0%} of the previous "
-            f"snapshot's {previous['pools']:,} ({previous_key}); nothing was written. "
+            f"{url}: {len(pools):,} pools, below {SHRINK_MIN_RATIO:.0%} of the "
+            f"{largest:,} of {largest_key}, the largest snapshot of the last "
+            f"{SHRINK_WINDOW_HOURS} hours; nothing was written. "
             "Pass --allow-shrink if DefiLlama really lists fewer pools"
         )
 

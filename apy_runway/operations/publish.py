@@ -93,9 +93,15 @@ def published_row_count(client, bucket: str, key: str) -> int | None:
 
 def check_shrink(client, bucket: str, key: str, payload: dict) -> None:
     """Refuse features with fewer than half the published file's pools unless
-    the payload says allow_shrink."""
-    previous = published_row_count(client, bucket, key)
+    the payload says allow_shrink; features of no pool always, on a fresh
+    bucket too."""
     count = payload[contracts.FEATURES_ROW_COUNT_FIELD]
+    if count == 0:
+        raise UserError(
+            "the features hold 0 pools: a features file of no pool is never published "
+            f"(s3://{bucket}/{key} was left as it was)"
+        )
+    previous = published_row_count(client, bucket, key)
     if contracts.is_shrunk(count, previous) and not payload.get(
         contracts.FEATURES_ALLOW_SHRINK_FIELD
     ):
@@ -124,7 +130,11 @@ def _json_value(value: Any) -> Any:
 
 
 def columnar_payload(
-    columns: dict[str, list], feature_columns: dict, source: str = "", allow_shrink: bool = False
+    columns: dict[str, list],
+    feature_columns: dict,
+    source: str = "",
+    allow_shrink: bool = False,
+    refused_inputs: list[str] | None = None,
 ) -> dict[str, Any]:
     """Column-wise features document (JSON, for people)."""
     missing = [
@@ -136,7 +146,9 @@ def columnar_payload(
         raise UserError(f"latest features lack columns {missing} named by feature_columns.json")
     clean = {name: [_json_value(v) for v in values] for name, values in columns.items()}
     dates = [d for d in clean["snapshot_date"] if d]
+    refused = {contracts.FEATURES_REFUSED_INPUTS_FIELD: refused_inputs} if refused_inputs else {}
     return {
+        **refused,
         "format": contracts.FEATURES_JSON_FORMAT,
         "source": source,
         "published_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -191,7 +203,11 @@ def binary_columns(table: Any, feature_columns: dict) -> dict[str, Any]:
 
 
 def features_binary(
-    table: Any, feature_columns: dict, source: str = "", allow_shrink: bool = False
+    table: Any,
+    feature_columns: dict,
+    source: str = "",
+    allow_shrink: bool = False,
+    refused_inputs: list[str] | None = None,
 ) -> bytes:
     try:
         return features.encode(
@@ -199,20 +215,34 @@ def features_binary(
             feature_columns,
             source=source,
             allow_shrink=allow_shrink,
+            refused_inputs=refused_inputs or (),
         )
     except features.FeatureContractError as error:
         raise UserError(f"latest features: {error}") from error
 
 
-def load_latest_features(paths: ProjectPaths, allow_shrink: bool = False) -> LatestFeatures:
-    """Read data/exports/latest_features.parquet + feature_columns.json once."""
+def load_latest_features(
+    paths: ProjectPaths, allow_shrink: bool = False, refused_inputs: list[str] | None = None
+) -> LatestFeatures:
+    """Read data/exports/latest_features.parquet + feature_columns.json once;
+    `refused_inputs` (the refresh's set-aside landing files) go in the header."""
     table, feature_columns = _read_latest(paths)
     source = paths.latest_features.name
     return LatestFeatures(
         columnar_payload(
-            table.to_pydict(), feature_columns, source=source, allow_shrink=allow_shrink
+            table.to_pydict(),
+            feature_columns,
+            source=source,
+            allow_shrink=allow_shrink,
+            refused_inputs=refused_inputs,
         ),
-        features_binary(table, feature_columns, source=source, allow_shrink=allow_shrink),
+        features_binary(
+            table,
+            feature_columns,
+            source=source,
+            allow_shrink=allow_shrink,
+            refused_inputs=refused_inputs,
+        ),
     )
 
 

@@ -41,6 +41,7 @@ from apy_runway.landing.ingest.readers import (
     sql_str,
     tabular_source,
 )
+from apy_runway.landing.ingest.refused import is_set_aside, set_aside
 from apy_runway.landing.ingest.store import LandedFile, RawStore, replace_store, sql_list
 from inference.contracts import (
     POOLS_METADATA_FIELDS,
@@ -98,14 +99,14 @@ class IngestResult:
     store_rows_in: int = 0
     store_rows_staged: int = 0
     store_rows_quarantined: int = 0
+    # landing files refused and set aside (ingest/refused.py): (path under landing/, why)
+    set_aside: list[tuple[str, str]] = field(default_factory=list)
 
 
 def landing_inputs(paths: ProjectPaths) -> list[Path]:
     """What `ingest` lands when no input is named: data/landing/ (generated
     snapshots, collected /pools snapshots, fetched /chart files)."""
-    if not paths.landing.exists() or not any(
-        p for p in paths.landing.rglob("*") if p.is_file() and not p.name.startswith(".")
-    ):
+    if not has_landing(paths):
         raise UserError(
             f"no input given and {paths.landing} holds no snapshots: run `apy-runway "
             "generate`, `fetch` or `collect`, or pass CSV / parquet / JSON files"
@@ -113,14 +114,37 @@ def landing_inputs(paths: ProjectPaths) -> list[Path]:
     return [paths.landing]
 
 
-def default_pools_metadata(paths: ProjectPaths) -> Path | None:
-    """The metadata for /chart rows when ingesting the landing folder: the
-    newer of fetch's pools.json and the newest collected /pools snapshot."""
+def has_landing(paths: ProjectPaths) -> bool:
+    """Whether data/landing/ holds a file to offer (set-aside files are not)."""
+    return paths.landing.exists() and any(
+        p.is_file() and not p.name.startswith(".") and not is_set_aside(paths, p)
+        for p in paths.landing.rglob("*")
+    )
+
+
+def pools_metadata_candidates(paths: ProjectPaths) -> list[Path]:
+    """The metadata for /chart rows when ingesting the landing folder: fetch's
+    pools.json and the collected /pools snapshots, newest first."""
     candidates = [paths.landing / "defillama" / "pools.json"]
     if paths.landed_pools.exists():
-        candidates += sorted(paths.landed_pools.glob("*.json.gz"))[-1:]
+        candidates += sorted(paths.landed_pools.glob("*.json.gz"))[-24:]
     existing = [c for c in candidates if c.is_file()]
-    return max(existing, key=lambda p: p.stat().st_mtime_ns) if existing else None
+    return sorted(existing, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def _load_default_metadata(con: duckdb.DuckDBPyConnection, paths: ProjectPaths) -> None:
+    """The landing folder's metadata: the newest candidate that reads (a
+    refused snapshot is no wall: the next newest is taken)."""
+    problems = []
+    for candidate in pools_metadata_candidates(paths):
+        try:
+            load_pools_metadata(con, candidate)
+            return
+        except UserError as error:
+            problems.append(str(error))
+    load_pools_metadata(con, None)
+    if problems:
+        log(f"warning: no readable /pools metadata for /chart rows: {problems[0]}")
 
 
 # --------------------------------------------------------------------------- classification SQL
@@ -230,6 +254,34 @@ def _check_files(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> None
             read_pools_snapshot(file.path)
 
 
+def _screen_landing(
+    con: duckdb.DuckDBPyConnection,
+    paths: ProjectPaths,
+    files: list[InputFile],
+    aside: list[tuple[str, str]],
+) -> list[InputFile]:
+    """The landing folder's file-level checks: a file that fails them is set
+    aside (appended to `aside`) and the others go on."""
+    try:
+        _check_files(con, files)
+        return files
+    except duckdb.OutOfMemoryException:
+        raise
+    except UserError:
+        pass  # find which files fail, one by one
+    kept = []
+    for file in files:
+        try:
+            _check_files(con, [file])
+        except duckdb.OutOfMemoryException:
+            raise
+        except UserError as error:
+            aside.append((set_aside(paths, file.path, str(error)), str(error)))
+            continue
+        kept.append(file)
+    return kept
+
+
 @locked("ingest")
 def ingest(
     inputs: list[Path],
@@ -244,57 +296,29 @@ def ingest(
     Files already landed with the same sha256 are skipped. A missing or
     malformed input raises UserError before anything is written; each landed
     unit is committed on its own (manifest written last), so an interruption
-    leaves the store as it was after the last committed file.
+    leaves the store as it was after the last committed file. Of the landing
+    folder (no inputs named), a file ingest refuses is set aside instead
+    (ingest/refused.py) and the others land.
     """
     started = time.perf_counter()
     paths.ensure()
     explicit = bool(inputs)
     files = expand_inputs(list(inputs) or landing_inputs(paths))
-    explicit_pools_json = pools_json
-    if pools_json is None and not explicit:
-        pools_json = default_pools_metadata(paths)
+    if not explicit:
+        files = [f for f in files if not is_set_aside(paths, f.path)]
     if replace:
         replace_store(paths)
     ingested_at = datetime.now(UTC)
-    rules = Plausible.at(ingested_at, timestamp_unit)
+    run = _Run(paths, explicit, Plausible.at(ingested_at, timestamp_unit), ingested_at)
     work_dir = paths.data / ".ingest_work"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
-    con = duckdb.connect(str(work_dir / "work.duckdb"))
-    landed: list[LandedFile] = []
-    pools: set[str] = set()
-    earlier_superseded = 0
+    con = _work_connection(work_dir, memory_limit)
     try:
-        con.execute("set TimeZone = 'UTC'")
-        con.execute(f"set memory_limit = {sql_str(memory_limit)}")
-        con.execute(f"set temp_directory = {sql_str(str(work_dir / 'spill'))}")
-        con.execute("set preserve_insertion_order = false")
         store = RawStore.open(paths, con)
-        changed = store.changed_files([f.path for f in files])
-        facts = dict(changed)
-        todo = [f for f in files if f.path in facts]
-        skipped = len(files) - len(todo)
-        # landing order: the store's next numbers, in input order
-        todo = [dataclasses.replace(f, index=store.committed + 1 + i) for i, f in enumerate(todo)]
-        log(
-            f"ingest: {len(files):,} input file(s): {len(todo):,} new or changed, "
-            f"{skipped:,} already landed"
-        )
-        # the landing folder's metadata only fills /chart rows: read it only for them
-        implicit = explicit_pools_json is None and pools_json is not None
-        wanted = not implicit or any(f.kind == "chart" for f in todo)
-        load_pools_metadata(con, pools_json if wanted else None)
-        _check_files(con, todo)
-        for number, unit in enumerate(_units(todo), start=1):
-            entries, unit_pools, superseded = _land_unit(
-                con, store, unit, facts, ingested_at, work_dir, rules
-            )
-            landed += entries
-            pools |= unit_pools
-            earlier_superseded += superseded
-            if len(todo) > 1 and (number % 50 == 0 or unit[-1] is todo[-1]):
-                log(f"  landed {unit[-1].index - todo[0].index + 1:,}/{len(todo):,} file(s)")
-        if skipped:
+        todo, facts = _plan(con, store, files, run, pools_json)
+        _land_all(con, store, todo, facts, run, work_dir)
+        if run.skipped:
             store.save()  # mtimes of touched-but-unchanged files
     except duckdb.OutOfMemoryException as error:
         raise UserError(
@@ -305,33 +329,13 @@ def ingest(
     finally:
         con.close()
         shutil.rmtree(work_dir, ignore_errors=True)
-
-    refused = [e for e in landed if not e.is_landed]
-    orders = {e.landing_order for e in landed if e.is_landed}
-    mine = store.totals(orders)
-    everything = store.totals()
-    result = IngestResult(
-        rows_in=mine.rows_in,
-        rows_staged=mine.rows_staged,
-        rows_quarantined=mine.rows_quarantined,
-        by_reason={reason: mine.by_reason.get(reason, 0) for reason in REASONS},
-        pools=len(pools),
-        seconds=time.perf_counter() - started,
-        files_landed=len(orders),
-        files_unchanged=skipped,
-        earlier_rows_superseded=earlier_superseded,
-        earliest_date=min(
-            (e.snapshot_date_min for e in landed if e.snapshot_date_min), default=None
-        ),
-        landed=[store.entries[o] for o in sorted(orders)],
-        store_rows_in=everything.rows_in,
-        store_rows_staged=everything.rows_staged,
-        store_rows_quarantined=everything.rows_quarantined,
-    )
-    if result.rows_in != result.rows_staged + result.rows_quarantined or (
-        everything.rows_in != everything.rows_staged + everything.rows_quarantined
-    ):
-        raise AssertionError(f"accounting broken: {result}")
+    refused = [e for e in run.landed if not e.is_landed]
+    if not explicit:  # set aside: the loop goes on with the other files
+        for entry in refused:
+            why = _refusal(entry)
+            run.aside.append((set_aside(paths, paths.home / entry.name, why), why))
+        refused = []
+    result = _result(store, run, time.perf_counter() - started)
     _report(result, paths)
     if refused:
         raise UserError(
@@ -339,6 +343,113 @@ def ingest(
             "appended; recorded in the manifest as refused): "
             + "; ".join(_refusal(entry) for entry in refused)
         )
+    return result
+
+
+@dataclass
+class _Run:
+    """What one ingest carries from step to step."""
+
+    paths: ProjectPaths
+    explicit: bool  # inputs were named (else: the landing folder)
+    rules: Plausible
+    ingested_at: datetime
+    landed: list[LandedFile] = field(default_factory=list)
+    pools: set[str] = field(default_factory=set)
+    earlier_superseded: int = 0
+    skipped: int = 0
+    aside: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _work_connection(work_dir: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(work_dir / "work.duckdb"))
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"set memory_limit = {sql_str(memory_limit)}")
+    con.execute(f"set temp_directory = {sql_str(str(work_dir / 'spill'))}")
+    con.execute("set preserve_insertion_order = false")
+    return con
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    files: list[InputFile],
+    run: _Run,
+    pools_json: Path | None,
+) -> tuple[list[InputFile], dict[Path, dict]]:
+    """The files to land (new or changed), numbered in landing order, their
+    facts, the /chart metadata loaded and every file checked."""
+    facts = dict(store.changed_files([f.path for f in files]))
+    todo = [f for f in files if f.path in facts]
+    run.skipped = len(files) - len(todo)
+    log(
+        f"ingest: {len(files):,} input file(s): {len(todo):,} new or changed, "
+        f"{run.skipped:,} already landed"
+    )
+    charts = any(f.kind == "chart" for f in todo)
+    # the landing folder's metadata only fills /chart rows: read it only for them
+    if run.explicit or pools_json is not None:
+        load_pools_metadata(con, pools_json)
+    elif charts:
+        _load_default_metadata(con, run.paths)
+    else:
+        load_pools_metadata(con, None)
+    if run.explicit:
+        _check_files(con, todo)
+    else:  # a refused landing file is set aside, never a wall for the others
+        todo = _screen_landing(con, run.paths, todo, run.aside)
+    # landing order: the store's next numbers, in input order
+    todo = [dataclasses.replace(f, index=store.committed + 1 + i) for i, f in enumerate(todo)]
+    return todo, {f.path: facts[f.path] for f in todo}
+
+
+def _land_all(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    todo: list[InputFile],
+    facts: dict[Path, dict],
+    run: _Run,
+    work_dir: Path,
+) -> None:
+    for number, unit in enumerate(_units(todo), start=1):
+        entries, unit_pools, superseded = _land_unit(
+            con, store, unit, facts, run.ingested_at, work_dir, run.rules
+        )
+        run.landed += entries
+        run.pools |= unit_pools
+        run.earlier_superseded += superseded
+        if len(todo) > 1 and (number % 50 == 0 or unit[-1] is todo[-1]):
+            log(f"  landed {unit[-1].index - todo[0].index + 1:,}/{len(todo):,} file(s)")
+
+
+def _result(store: RawStore, run: _Run, seconds: float) -> IngestResult:
+    """The run's totals and the store's, their accounting checked."""
+    orders = {e.landing_order for e in run.landed if e.is_landed}
+    mine = store.totals(orders)
+    everything = store.totals()
+    result = IngestResult(
+        rows_in=mine.rows_in,
+        rows_staged=mine.rows_staged,
+        rows_quarantined=mine.rows_quarantined,
+        by_reason={reason: mine.by_reason.get(reason, 0) for reason in REASONS},
+        pools=len(run.pools),
+        seconds=seconds,
+        files_landed=len(orders),
+        files_unchanged=run.skipped,
+        earlier_rows_superseded=run.earlier_superseded,
+        earliest_date=min(
+            (e.snapshot_date_min for e in run.landed if e.snapshot_date_min), default=None
+        ),
+        landed=[store.entries[o] for o in sorted(orders)],
+        store_rows_in=everything.rows_in,
+        store_rows_staged=everything.rows_staged,
+        store_rows_quarantined=everything.rows_quarantined,
+        set_aside=run.aside,
+    )
+    if result.rows_in != result.rows_staged + result.rows_quarantined or (
+        everything.rows_in != everything.rows_staged + everything.rows_quarantined
+    ):
+        raise AssertionError(f"accounting broken: {result}")
     return result
 
 
