@@ -73,6 +73,24 @@ POOLS_NEVER_READ_FIELDS: tuple[str, ...] = (
     "apyMean30d",
     "count",
 )
+# Columns an export may carry that ingest knowingly does not read (DefiLlama's
+# other /pools and /chart fields): any other column outside the raw contract is
+# named in ingest's output, and one that differs from a contract column only in
+# case or underscores (tvlUSD, tvl_usd) is an error naming both.
+RAW_IGNORED_COLUMNS: tuple[str, ...] = (
+    *POOLS_NEVER_READ_FIELDS,
+    "il7d",
+    "apyBase7d",
+    "apyBaseInception",
+    "apyMean7d",
+    "apyPct30D",
+    "volumeUsd1d",
+    "volumeUsd7d",
+    "rewardTokens",
+    "underlyingTokens",
+    "url",
+    "status",
+)
 # What a /pools snapshot gives per pool: the raw contract without the
 # timestamp (the snapshot's UTC hour is the timestamp of every row).
 POOLS_SNAPSHOT_FIELDS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c != "timestamp")

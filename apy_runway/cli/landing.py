@@ -114,6 +114,12 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
         "snapshot)",
     )
     parser.add_argument(
+        "--no-pool-metadata",
+        action="store_true",
+        help="land /chart files without --pools-json, their chain, project and symbol null "
+        "(without this flag such an ingest is refused)",
+    )
+    parser.add_argument(
         "--replace",
         action="store_true",
         help="move the existing raw store and quarantine aside (data/replaced/<time>/) and "
@@ -160,6 +166,7 @@ def run_ingest(args: argparse.Namespace, paths: ProjectPaths) -> int:
         memory_limit=args.memory_limit,
         replace=args.replace,
         timestamp_unit=args.timestamp_unit,
+        no_pool_metadata=args.no_pool_metadata,
     )
     for name, why in result.set_aside:
         print(f"refused and set aside in data/landing/refused/: {name}: {why}")

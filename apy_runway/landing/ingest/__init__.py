@@ -290,6 +290,7 @@ def ingest(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     replace: bool = False,
     timestamp_unit: str | None = None,
+    no_pool_metadata: bool = False,
 ) -> IngestResult:
     """Land `inputs` (default: data/landing/) in the raw store.
 
@@ -310,6 +311,7 @@ def ingest(
         replace_store(paths)
     ingested_at = datetime.now(UTC)
     run = _Run(paths, explicit, Plausible.at(ingested_at, timestamp_unit), ingested_at)
+    run.no_pool_metadata = no_pool_metadata
     work_dir = paths.data / ".ingest_work"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
@@ -359,6 +361,7 @@ class _Run:
     earlier_superseded: int = 0
     skipped: int = 0
     aside: list[tuple[str, str]] = field(default_factory=list)
+    no_pool_metadata: bool = False  # /chart files named without --pools-json are intended
 
 
 def _work_connection(work_dir: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
@@ -396,6 +399,14 @@ def _plan(
         load_pools_metadata(con, None)
     if run.explicit:
         _check_files(con, todo)
+        if pools_json is None and charts and not run.no_pool_metadata:
+            first = next(f for f in todo if f.kind == "chart")
+            raise UserError(
+                f"{first.path} (and any other /chart file named) carries no chain, project or "
+                "symbol: pass --pools-json with a saved /pools response or a collected "
+                "snapshot to fill them, or --no-pool-metadata if null chain and project are "
+                "intended; nothing was landed"
+            )
     else:  # a refused landing file is set aside, never a wall for the others
         todo = _screen_landing(con, run.paths, todo, run.aside)
     # landing order: the store's next numbers, in input order
@@ -512,7 +523,7 @@ def _unit_source(con: duckdb.DuckDBPyConnection, unit: list[InputFile]) -> Sourc
         return load_charts(con, unit)
     if kind == "pools":
         return load_pools_snapshots(con, unit)
-    return tabular_source(con, unit[0])
+    return tabular_source(con, unit[0], report=False)
 
 
 @dataclass
