@@ -1,7 +1,8 @@
 """The hourly refresh (`apy-runway refresh`, the one command a scheduler runs every hour).
 
     [collect] -> ingest new files -> compact completed days -> incremental build
-    of the serving models -> export -> [publish to S3] -> one summary line
+    of the serving models -> export -> [publish to S3] -> [once a day: labels,
+    ledger sync, prediction_outcomes] -> one summary line
 
 Idempotent: nothing new landed, nothing is built. Runs under the home's writer lock
 (foundation/lock.py). A landing file ingest refuses is set aside and named in the
@@ -29,7 +30,7 @@ from apy_runway.foundation.lock import writer_lock
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
 
-STEPS = ("collect", "ingest", "compact", "build", "export", "publish")
+STEPS = ("collect", "ingest", "compact", "build", "export", "publish", "labels")
 
 
 class RefreshFailed(UserError):
@@ -172,6 +173,7 @@ def refresh(
             with _step(summary, "publish"):
                 _publish(paths, bucket, s3, endpoint_url, allow_shrink, summary)
         _accept(paths, count, feature_date_max, now)
+        _mature(paths, bucket, s3, endpoint_url, now, summary)
         if board:
             from apy_runway.board.build import build_board
 
@@ -241,6 +243,55 @@ def _checked_export(paths: ProjectPaths, allow_shrink: bool) -> tuple[int, str |
             "really fell"
         )
     return count, feature_date_max
+
+
+def labels_state_path(paths: ProjectPaths) -> Path:
+    return paths.exports / "labels_state.json"
+
+
+def _mature(
+    paths: ProjectPaths,
+    bucket: str | None,
+    s3: Any,
+    endpoint_url: str | None,
+    now: datetime | None,
+    summary: RefreshSummary,
+) -> None:
+    """Once per UTC day, after the publish: rebuild the labels that matured
+    since the last time (the training selector, incremental, no tests), sync
+    the ledger from the bucket and rebuild its models, so prediction_outcomes
+    matures with no manual step. A failure is reported and retried the next
+    hour; it never undoes the hour's publish."""
+    day = (now or datetime.now(UTC)).astimezone(UTC).date().isoformat()
+    path = labels_state_path(paths)
+    try:
+        done = json.loads(path.read_text()).get("day") if path.exists() else None
+    except (json.JSONDecodeError, AttributeError):
+        done = None
+    if done == day:
+        return
+    from apy_runway.operations.ledger import build_ledger_models, default_folder, sync_bucket
+    from apy_runway.warehouse.build import incremental_build
+
+    try:
+        with _step(summary, "labels"):
+            built = incremental_build(paths, "training", command="run", quiet=True)
+            synced = ""
+            if bucket:
+                from apy_runway.foundation.s3 import s3_client
+
+                client = s3 or s3_client(endpoint_url)
+                report = sync_bucket(client, bucket, contracts.LEDGER_PREFIX, default_folder(paths))
+                synced = f", ledger synced ({len(report.copied)} file(s))"
+            if any(default_folder(paths).rglob("*.json.gz")):
+                build_ledger_models(paths)
+            summary.steps["labels"] = f"of {day}: {built.describe()}{synced}"
+    except RefreshFailed as error:
+        why = str(error).replace("nothing was published", "the hour's publish stands")
+        summary.steps["labels"] = f"FAILED (retried next hour): {why}"
+        log(f"warning: {why}")
+        return
+    path.write_text(json.dumps({"day": day, "at": datetime.now(UTC).isoformat()}) + "\n")
 
 
 def _publish(
