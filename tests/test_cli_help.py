@@ -124,3 +124,22 @@ def test_home_after_the_command_wins_and_its_absence_keeps_the_top_one():
     assert parse(["--home", "a", "ledger", "sync", "--from", "x"]).home == "a"
     assert parse(["ledger", "sync", "--home", "c", "--from", "x"]).home == "c"
     assert parse(["train"]).home is None
+
+
+def test_every_flag_of_refresh_is_documented():
+    """Every flag `refresh --help` lists is in the README or docs/operations.md
+    (linked from it)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    docs = (root / "README.md").read_text() + (root / "docs" / "operations.md").read_text()
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {
+        option
+        for action in sub.choices["refresh"]._actions
+        for option in action.option_strings
+        if option.startswith("--") and option not in ("--help", "--home")
+    }
+    assert len(flags) > 15
+    assert sorted(f for f in flags if f not in docs) == []
