@@ -143,3 +143,24 @@ def test_every_flag_of_refresh_is_documented():
     }
     assert len(flags) > 15
     assert sorted(f for f in flags if f not in docs) == []
+
+
+@pytest.mark.parametrize("name", ["it's home", 'say "home"', "back\\slash"])
+def test_a_home_with_a_quote_is_refused_in_one_line(tmp_path, capsys, name):
+    home = tmp_path / name
+    assert cli_main(["--home", str(home), "build"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "quote character" in err and str(home) in err
+
+
+def test_a_home_with_a_space_ingests_and_builds(tmp_path):
+    from apy_runway.foundation.paths import project_paths
+
+    home = tmp_path / "a home with spaces"
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "timestamp,pool,apy,tvlUsd\n2026-12-01T00:00:00Z,p1,3.5,100\n2026-12-02T00:00:00Z,p1,3.6,100\n"
+    )
+    assert cli_main(["--home", str(home), "ingest", str(rows)]) == 0
+    assert cli_main(["--home", str(home), "build", "--command", "run"]) == 0
+    assert project_paths(home).latest_features.is_file()

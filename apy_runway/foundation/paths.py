@@ -9,8 +9,9 @@ not create folders, and the view it leaves behind holds the path it was given,
 so paths handed to dbt are always absolute.
 
 DuckDB reads every path it is given as a glob pattern (the dbt source reads
-data/raw/pool_snapshots/*/*.parquet), so a home or data folder whose path holds
-a glob character (* ? [ ] { }) is refused with a clear error.
+data/raw/pool_snapshots/*/*.parquet), and dbt writes it into SQL strings, so a
+home holding a glob character (* ? [ ] { }) or a quote (' " \\) is refused in
+one line; a space is fine.
 """
 
 from __future__ import annotations
@@ -159,8 +160,21 @@ def exact_path(path: str | Path) -> str:
     return "".join(f"[{c}]" if c in GLOB_CHARACTERS else c for c in str(path))
 
 
+# dbt writes the home's paths into SQL string literals (sources, exports): a
+# quote or backslash there would end the literal, so such a home is refused
+QUOTE_CHARACTERS = frozenset("'\"\\")
+
+
 def refuse_glob_characters(path: Path, what: str) -> None:
-    """DuckDB reads paths as glob patterns: refuse a path it would misread."""
+    """DuckDB reads paths as glob patterns and dbt writes them into SQL
+    strings: refuse a path either would misread (a space is fine)."""
+    quotes = sorted(set(str(path)) & QUOTE_CHARACTERS)
+    if quotes:
+        raise UserError(
+            f"{what} {path} contains the quote character(s) {' '.join(quotes)}: the dbt "
+            "build writes this path into SQL strings, where a quote would end them. Use a "
+            "path without ' \" or \\ (a space is fine)"
+        )
     found = sorted(set(str(path)) & GLOB_CHARACTERS)
     if found:
         raise UserError(
