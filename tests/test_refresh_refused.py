@@ -146,3 +146,36 @@ def project_paths_with_export(paths, pools: int):
 def test_the_scorer_refuses_a_0_pool_file_on_a_fresh_bucket():
     assert health.shrink_refusal(0, None, allow_shrink=True)
     assert health.shrink_refusal(3, None, allow_shrink=False) is None
+
+
+def test_pools_unseen_for_the_inactive_limit_leave_the_document_logged_once(project_home, capsys):
+    from apy_runway.cli.hourly import _log_newly_inactive
+    from apy_runway.operations.publish import active_rows
+
+    days = {"pool-a": 20, "pool-b": 10, "pool-c": 13, "pool-d": 12}
+    pq.write_table(
+        pa.table(
+            {
+                "pool_id": list(days),
+                "snapshot_date": pa.array(
+                    [datetime(2026, 11, d).date() for d in days.values()], pa.date32()
+                ),
+            }
+        ),
+        project_home.latest_features,
+    )
+    table = pq.read_table(project_home.latest_features)
+    kept, left_out = active_rows(table, contracts.POOL_INACTIVE_AFTER_DAYS)
+    # 7 days before 11-20 is 11-13: pool-c stays, pool-b and pool-d leave
+    assert kept["pool_id"].to_pylist() == ["pool-a", "pool-c"]
+    assert left_out == ["pool-b", "pool-d"]
+    capsys.readouterr()
+    for _ in range(3):  # every hour the same: logged once
+        _log_newly_inactive(project_home, left_out)
+    logged = [line for line in capsys.readouterr().err.splitlines() if "leave" in line]
+    assert len(logged) == 1 and "pool-b, pool-d" in logged[0]
+    # pool-b returns, then goes quiet again: logged again (pool-d is not)
+    _log_newly_inactive(project_home, ["pool-d"])
+    _log_newly_inactive(project_home, left_out)
+    logged = [line for line in capsys.readouterr().err.splitlines() if "leave" in line]
+    assert len(logged) == 1 and "pool-b" in logged[0] and "pool-d" not in logged[0]

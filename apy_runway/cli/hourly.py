@@ -294,6 +294,27 @@ def _mature(
     path.write_text(json.dumps({"day": day, "at": datetime.now(UTC).isoformat()}) + "\n")
 
 
+def _log_newly_inactive(paths: ProjectPaths, inactive: list[str]) -> None:
+    """Pools unseen for POOL_INACTIVE_AFTER_DAYS leave the hourly document (and
+    so the board), stay in the ledger, and are logged once: the list of those
+    already logged is data/exports/inactive_pools.json (a pool that returns
+    leaves it, and is logged again if it goes quiet again)."""
+    path = paths.exports / "inactive_pools.json"
+    try:
+        known = set(json.loads(path.read_text())) if path.exists() else set()
+    except (json.JSONDecodeError, TypeError):
+        known = set()
+    new = sorted(set(inactive) - known)
+    if new:
+        log(
+            f"{len(new)} pool(s) unseen for over {contracts.POOL_INACTIVE_AFTER_DAYS} days leave "
+            f"the hourly document (they stay in the ledger): {', '.join(new[:20])}"
+            + (" ..." if len(new) > 20 else "")
+        )
+    if set(inactive) != known:
+        path.write_text(json.dumps(sorted(inactive)) + "\n")
+
+
 def _publish(
     paths: ProjectPaths,
     bucket: str,
@@ -306,8 +327,12 @@ def _publish(
     from apy_runway.operations.publish import load_latest_features, publish
 
     latest = load_latest_features(
-        paths, allow_shrink=allow_shrink, refused_inputs=summary.refused_inputs
+        paths,
+        allow_shrink=allow_shrink,
+        refused_inputs=summary.refused_inputs,
+        inactive_after_days=contracts.POOL_INACTIVE_AFTER_DAYS,
     )
+    _log_newly_inactive(paths, latest.inactive)
     size = publish(s3 or s3_client(endpoint_url), bucket, latest)
     summary.steps["publish"] = f"s3://{bucket}/{contracts.FEATURES_KEY} ({size / 1e6:.2f} MB)"
 

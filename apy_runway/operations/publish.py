@@ -166,9 +166,10 @@ class LatestFeatures:
     """The latest features read once: the JSON payload for people and the
     binary file for the scorer."""
 
-    def __init__(self, payload: dict, binary: bytes) -> None:
+    def __init__(self, payload: dict, binary: bytes, inactive: list[str] | None = None) -> None:
         self.payload = payload
         self.binary = binary
+        self.inactive = inactive or []  # pools left out: unseen too long
 
 
 def _read_latest(paths: ProjectPaths) -> tuple[Any, dict]:
@@ -221,12 +222,36 @@ def features_binary(
         raise UserError(f"latest features: {error}") from error
 
 
+def active_rows(table: Any, inactive_after_days: int) -> tuple[Any, list[str]]:
+    """The rows of pools whose feature day is within `inactive_after_days` of
+    the newest one, and the pool ids left out (unseen for longer)."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    newest = pc.max(table["snapshot_date"]).as_py()
+    if newest is None:
+        return table, []
+    cutoff = pa.scalar(newest - dt.timedelta(days=inactive_after_days), pa.date32())
+    keep = pc.fill_null(pc.greater_equal(table["snapshot_date"], cutoff), True)
+    left_out = table.filter(pc.invert(keep))["pool_id"].to_pylist()
+    return table.filter(keep), sorted(str(p) for p in left_out)
+
+
 def load_latest_features(
-    paths: ProjectPaths, allow_shrink: bool = False, refused_inputs: list[str] | None = None
+    paths: ProjectPaths,
+    allow_shrink: bool = False,
+    refused_inputs: list[str] | None = None,
+    inactive_after_days: int | None = None,
 ) -> LatestFeatures:
     """Read data/exports/latest_features.parquet + feature_columns.json once;
-    `refused_inputs` (the refresh's set-aside landing files) go in the header."""
+    `refused_inputs` (the refresh's set-aside landing files) go in the header;
+    with `inactive_after_days`, pools unseen that long are left out."""
     table, feature_columns = _read_latest(paths)
+    inactive: list[str] = []
+    if inactive_after_days is not None:
+        table, inactive = active_rows(table, inactive_after_days)
     source = paths.latest_features.name
     return LatestFeatures(
         columnar_payload(
@@ -243,6 +268,7 @@ def load_latest_features(
             allow_shrink=allow_shrink,
             refused_inputs=refused_inputs,
         ),
+        inactive,
     )
 
 
