@@ -84,21 +84,33 @@ def test_prediction_outcomes_mature_with_no_manual_step(
     served_day = date(2026, 11, 10)
     serve(s3_client, served_day, START + timedelta(days=10, hours=1))
     first = refresh(
-        paths, bucket=BUCKET, endpoint_url=moto_endpoint, now=START + timedelta(days=10, hours=1)
+        paths,
+        bucket=BUCKET,
+        endpoint_url=moto_endpoint,
+        mature_labels=True,
+        now=START + timedelta(days=10, hours=1),
     )
     assert "labels" in first.steps and "ledger synced (1 file(s))" in first.steps["labels"]
     assert outcomes(paths) == (3, 0)
     # the same day again: the labels are not rebuilt every hour
     hours_csv(paths.landing / "h" / "d11.csv", START + timedelta(days=10), 24)
     again = refresh(
-        paths, bucket=BUCKET, endpoint_url=moto_endpoint, now=START + timedelta(days=10, hours=2)
+        paths,
+        bucket=BUCKET,
+        endpoint_url=moto_endpoint,
+        mature_labels=True,
+        now=START + timedelta(days=10, hours=2),
     )
     assert "labels" not in again.steps
     # two more days land hour by hour as the loop goes on; the next day's
     # first refresh matures the served predictions
     hours_csv(paths.landing / "h" / "d12.csv", START + timedelta(days=11), 24)
     later = refresh(
-        paths, bucket=BUCKET, endpoint_url=moto_endpoint, now=START + timedelta(days=12, hours=1)
+        paths,
+        bucket=BUCKET,
+        endpoint_url=moto_endpoint,
+        mature_labels=True,
+        now=START + timedelta(days=12, hours=1),
     )
     assert "labels" in later.steps and "FAILED" not in later.steps["labels"]
     assert outcomes(paths) == (3, 3)

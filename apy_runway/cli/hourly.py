@@ -129,6 +129,7 @@ def refresh(
     now: datetime | None = None,
     s3: Any = None,
     wait: float = 0.0,
+    mature_labels: bool = False,
 ) -> RefreshSummary:
     """Run the hourly sequence under the writer lock (see the module); with
     `board`, rebuild the runway board at the end (after the lock's work).
@@ -173,7 +174,8 @@ def refresh(
             with _step(summary, "publish"):
                 _publish(paths, bucket, s3, endpoint_url, allow_shrink, summary)
         _accept(paths, count, feature_date_max, now)
-        _mature(paths, bucket, s3, endpoint_url, now, summary)
+        if mature_labels:
+            _mature(paths, bucket, s3, endpoint_url, now, summary)
         if board:
             from apy_runway.board.build import build_board
 
@@ -257,8 +259,8 @@ def _mature(
     now: datetime | None,
     summary: RefreshSummary,
 ) -> None:
-    """Once per UTC day, after the publish: rebuild the labels that matured
-    since the last time (the training selector, incremental, no tests), sync
+    """Once per UTC day, after the publish: rebuild the labels (the training
+    selector in full, no tests), sync
     the ledger from the bucket and rebuild its models, so prediction_outcomes
     matures with no manual step. A failure is reported and retried the next
     hour; it never undoes the hour's publish."""
@@ -275,7 +277,7 @@ def _mature(
 
     try:
         with _step(summary, "labels"):
-            built = incremental_build(paths, "training", command="run", quiet=True)
+            built = incremental_build(paths, "training", full=True, command="run", quiet=True)
             synced = ""
             if bucket:
                 from apy_runway.foundation.s3 import s3_client

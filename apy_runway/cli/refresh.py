@@ -53,6 +53,12 @@ def add_refresh_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_allow_shrink(parser)
     parser.add_argument(
+        "--mature-labels",
+        action="store_true",
+        help="once a UTC day, after the publish: rebuild the labels (training selector), "
+        "ledger sync from --bucket and prediction_outcomes (deploy/'s timer passes it)",
+    )
+    parser.add_argument(
         "--board",
         action="store_true",
         help="rebuild the runway board (apy-runway board, defaults) after the refresh",
@@ -75,6 +81,7 @@ def run_refresh(args: argparse.Namespace, paths: ProjectPaths) -> int:
         full_refresh=args.full_refresh,
         memory_limit=args.memory_limit,
         board=args.board,
+        mature_labels=args.mature_labels,
     )
     print(summary.line())
     return 0
