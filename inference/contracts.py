@@ -68,6 +68,24 @@ POOLS_NEVER_READ_FIELDS: tuple[str, ...] = (
     "apyMean30d",
     "count",
 )
+# Columns an export may carry that ingest knowingly does not read (DefiLlama's
+# other /pools and /chart fields): any other column outside the raw contract is
+# named in ingest's output, and one that differs from a contract column only in
+# case or underscores (tvlUSD, tvl_usd) is an error naming both.
+RAW_IGNORED_COLUMNS: tuple[str, ...] = (
+    *POOLS_NEVER_READ_FIELDS,
+    "il7d",
+    "apyBase7d",
+    "apyBaseInception",
+    "apyMean7d",
+    "apyPct30D",
+    "volumeUsd1d",
+    "volumeUsd7d",
+    "rewardTokens",
+    "underlyingTokens",
+    "url",
+    "status",
+)
 # What a /pools snapshot gives per pool: the raw contract without the
 # timestamp (the snapshot's UTC hour is the timestamp of every row).
 POOLS_SNAPSHOT_FIELDS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c != "timestamp")
@@ -106,6 +124,12 @@ RAW_PARTITION_COLUMN = "snapshot_date"
 # Lambda) unless the operator says --allow-shrink; the features document then
 # carries FEATURES_ALLOW_SHRINK_FIELD = true in its header.
 SHRINK_MIN_RATIO = 0.5
+
+
+# The shrink rule compares with the largest pool count of this many hours back
+# (collect: the collected hours; refresh: the accepted exports), so a count
+# cannot be walked down one allowed step at a time.
+SHRINK_WINDOW_HOURS = 24
 
 
 def is_shrunk(count: int, previous: int | None) -> bool:
@@ -276,6 +300,9 @@ FEATURES_MAGIC = b"APYRFEAT"
 # whether publish was told a shrink is intended (--allow-shrink).
 FEATURES_ROW_COUNT_FIELD = "row_count"
 FEATURES_ALLOW_SHRINK_FIELD = "allow_shrink"
+# ... and, when the refresh that built them set landing files aside (ingest
+# refused them), their paths under data/landing/: health reports refused_input.
+FEATURES_REFUSED_INPUTS_FIELD = "refused_inputs"
 # S3 object metadata of the predictions documents: the pool count they hold,
 # so the Lambda compares a new features file with the last scored one.
 PREDICTIONS_POOLS_METADATA = "pools"

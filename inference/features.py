@@ -181,6 +181,7 @@ def encode(
     source: str = "",
     allow_shrink: bool = False,
     published_at: str | None = None,
+    refused_inputs: Sequence[str] = (),
 ) -> bytes:
     """Column-wise latest features (lists or arrays per column) -> the file.
 
@@ -231,6 +232,8 @@ def encode(
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "body_size_bytes": len(body),
     }
+    if refused_inputs:
+        header[contracts.FEATURES_REFUSED_INPUTS_FIELD] = [str(name) for name in refused_inputs]
     encoded = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
     return contracts.FEATURES_MAGIC + struct.pack("<Q", len(encoded)) + encoded + body
 

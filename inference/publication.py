@@ -240,7 +240,9 @@ def _score_published(
     scored_at = event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
     dates = [d for d in table.feature_dates if d]
     feature_date_max = max(dates) if dates else None
-    run_health = health(feature_date_max, event_time, stale_after_hours)
+    refused = table.header.get(contracts.FEATURES_REFUSED_INPUTS_FIELD)
+    refused = [str(n) for n in refused] if isinstance(refused, list) else []
+    run_health = health(feature_date_max, event_time, stale_after_hours, refused)
     counts = hour_counts(table.row_count, states)
     watched = None
     if model.monitoring is not None:
@@ -256,6 +258,7 @@ def _score_published(
             watched["drift"], watched["important_features"]
         )
         run_health = {
+            **run_health,
             "status": STATUS_DEGRADED if run_health["reasons"] or drift_reasons else "ok",
             "reasons": [*run_health["reasons"], *drift_reasons],
             **details,

@@ -124,3 +124,43 @@ def test_home_after_the_command_wins_and_its_absence_keeps_the_top_one():
     assert parse(["--home", "a", "ledger", "sync", "--from", "x"]).home == "a"
     assert parse(["ledger", "sync", "--home", "c", "--from", "x"]).home == "c"
     assert parse(["train"]).home is None
+
+
+def test_every_flag_of_refresh_is_documented():
+    """Every flag `refresh --help` lists is in the README or docs/operations.md
+    (linked from it)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    docs = (root / "README.md").read_text() + (root / "docs" / "operations.md").read_text()
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {
+        option
+        for action in sub.choices["refresh"]._actions
+        for option in action.option_strings
+        if option.startswith("--") and option not in ("--help", "--home")
+    }
+    assert len(flags) > 15
+    assert sorted(f for f in flags if f not in docs) == []
+
+
+@pytest.mark.parametrize("name", ["it's home", 'say "home"', "back\\slash"])
+def test_a_home_with_a_quote_is_refused_in_one_line(tmp_path, capsys, name):
+    home = tmp_path / name
+    assert cli_main(["--home", str(home), "build"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "quote character" in err and str(home) in err
+
+
+def test_a_home_with_a_space_ingests_and_builds(tmp_path):
+    from apy_runway.foundation.paths import project_paths
+
+    home = tmp_path / "a home with spaces"
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "timestamp,pool,apy,tvlUsd\n2026-12-01T00:00:00Z,p1,3.5,100\n2026-12-02T00:00:00Z,p1,3.6,100\n"
+    )
+    assert cli_main(["--home", str(home), "ingest", str(rows)]) == 0
+    assert cli_main(["--home", str(home), "build", "--command", "run"]) == 0
+    assert project_paths(home).latest_features.is_file()

@@ -281,11 +281,31 @@ def test_a_shrunken_snapshot_is_refused_unless_allowed(project_home):
         )
         run(project_home, server, backfill_max=0)
         before = landing_state(project_home)
-        with pytest.raises(UserError, match=r"4 pools, below 50% of the previous snapshot's 10"):
+        with pytest.raises(UserError, match=r"4 pools, below 50% of the 10 of 2024-03-01T05Z"):
             run(project_home, server, backfill_max=0)
         assert landing_state(project_home) == before
         allowed = run(project_home, server, backfill_max=0, allow_shrink=True)
     assert allowed.pools == 4
+
+
+def test_the_shrink_rule_cannot_be_walked_down_hour_by_hour(project_home):
+    """Each step keeps 60% of the previous hour (allowed one by one), but the
+    rule compares with the largest of the last 24 collected hours: 10 -> 6 is
+    landed, 6 -> 4 is refused (4 < 50% of 10); 25 hours after the 10, the 6
+    is the reference and 4 is landed."""
+    many = items(*(f"p{i}" for i in range(10)))
+    with PoolsServer() as server:
+        server.queue(
+            pools_reply(many, HOUR),
+            pools_reply(many[:6], HOUR + timedelta(hours=1)),
+            pools_reply(many[:4], HOUR + timedelta(hours=2)),
+            pools_reply(many[:4], HOUR + timedelta(hours=25)),
+        )
+        counts = [run(project_home, server, backfill_max=0).pools for _ in range(2)]
+        with pytest.raises(UserError, match=r"4 pools, below 50% of the 10 of 2024-03-01T05Z"):
+            run(project_home, server, backfill_max=0)
+        later = run(project_home, server, backfill_max=0)
+    assert counts == [10, 6] and later.pools == 4
 
 
 def truncated() -> Reply:

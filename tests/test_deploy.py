@@ -32,13 +32,21 @@ def refresh_argv(command: str) -> list[str]:
     if words[0].endswith("/sh") and words[1] == "-c":  # systemd: /bin/sh -c '...'
         words = shlex.split(words[2])
     start = next(i for i, w in enumerate(words) if w.endswith("/apy-runway"))
-    return [w for w in words[start + 1 :] if w != "$APY_RUNWAY_REFRESH_ARGS" and w != ">>"][:4]
+    return [w for w in words[start + 1 :] if w != "$APY_RUNWAY_REFRESH_ARGS" and w != ">>"][:7]
 
 
 def test_the_service_runs_the_hourly_refresh_and_the_timer_fires_every_hour():
     service, timer = unit("apy-runway-refresh.service"), unit("apy-runway-refresh.timer")
     exec_start = service["Service"]["ExecStart"]
-    assert refresh_argv(exec_start) == ["refresh", "--collect", "--bucket", "bucket-x"]
+    assert refresh_argv(exec_start) == [
+        "refresh",
+        "--collect",
+        "--mature-labels",
+        "--wait",
+        "600",
+        "--bucket",
+        "bucket-x",
+    ]
     assert service["Service"]["Type"] == "oneshot"
     assert service["Service"]["EnvironmentFile"] == "/etc/apy-runway/refresh.env"
     # DuckDB's 1GB default fits under the unit's memory cap
@@ -49,6 +57,10 @@ def test_the_service_runs_the_hourly_refresh_and_the_timer_fires_every_hour():
     # the command line parses: refresh --collect --bucket is what `apy-runway` takes
     args = build_parser().parse_args(refresh_argv(exec_start))
     assert (args.command, args.collect, args.bucket) == ("refresh", True, "bucket-x")
+    # it waits for another writer (a training build, a manual ingest) up to 10 minutes
+    assert args.wait == 600
+    # and once a day it matures the track record (labels, ledger sync, outcomes)
+    assert args.mature_labels
 
 
 def test_the_cron_line_runs_the_same_command_every_hour():

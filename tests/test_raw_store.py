@@ -170,11 +170,11 @@ def test_a_chart_row_never_replaces_a_collected_hour(project_home, tmp_path):
     chart_file(
         charts, "p", [("2024-02-29T23:01:13.171Z", 30.0), ("2024-03-01T23:01:13.171Z", 35.0)]
     )
-    result = ingest([charts], project_home)
+    result = ingest([charts], project_home, no_pool_metadata=True)
     assert result.by_reason["outranked"] == 1 and result.rows_staged == 1
     # q's chart holds only its collected hour: nothing to add, and not refused
     chart_file(charts, "q", [("2024-03-01T23:59:00Z", 60.0)])
-    only = ingest([charts / "q.json"], project_home)
+    only = ingest([charts / "q.json"], project_home, no_pool_metadata=True)
     assert (only.files_landed, only.rows_staged, only.by_reason["outranked"]) == (1, 0, 1)
     # a collected hour landing after a chart row of its hour replaces it
     later = datetime(2024, 2, 29, 23, tzinfo=UTC)
@@ -196,9 +196,9 @@ def test_a_chart_row_never_replaces_a_collected_hour(project_home, tmp_path):
 def test_chart_rows_still_supersede_chart_rows(project_home, tmp_path):
     charts = tmp_path / "chart"
     path = chart_file(charts, "p", [("2024-03-01T23:01:00Z", 1.0)])
-    ingest([path], project_home)
+    ingest([path], project_home, no_pool_metadata=True)
     chart_file(charts, "p", [("2024-03-01T23:02:00Z", 2.0)])
-    ingest([path], project_home)
+    ingest([path], project_home, no_pool_metadata=True)
     assert current(project_home) == [("p", "2024-03-01T23:02", 2.0)]
     accounting_holds(project_home)
 
@@ -212,7 +212,7 @@ def test_a_pools_snapshot_never_reads_the_model_outputs(project_home):
     path = pools_snapshot(
         project_home.landed_pools / landed_name(datetime(2024, 3, 1, 6, tzinfo=UTC)), [item, bad]
     )
-    result = ingest([path], project_home)
+    result = ingest([path], project_home, no_pool_metadata=True)
     assert (result.rows_staged, result.by_reason["missing_apy"]) == (1, 1)
     with duckdb.connect() as con:
         (extra,) = con.execute(

@@ -43,6 +43,20 @@ def add_home(parser: argparse.ArgumentParser, top: bool = False) -> None:
     )
 
 
+def add_wait(parser: argparse.ArgumentParser) -> None:
+    """--wait, on every command that writes (they take the home's writer lock)."""
+    from apy_runway.foundation.defaults import DEFAULT_WAIT
+
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT,
+        metavar="SECONDS",
+        help="wait this long for another writer of this home (its PID and command are "
+        f"named) before refusing (default {DEFAULT_WAIT:g}; deploy/'s timers wait 600)",
+    )
+
+
 _MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*([KMGT]i?B|%)\s*$", re.IGNORECASE)
 
 

@@ -114,10 +114,22 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
         "snapshot)",
     )
     parser.add_argument(
+        "--no-pool-metadata",
+        action="store_true",
+        help="land /chart files without --pools-json, their chain, project and symbol null "
+        "(without this flag such an ingest is refused)",
+    )
+    parser.add_argument(
         "--replace",
         action="store_true",
         help="move the existing raw store and quarantine aside (data/replaced/<time>/) and "
         "start a new store with these inputs",
+    )
+    parser.add_argument(
+        "--retry-refused",
+        action="store_true",
+        help="move the files set aside in data/landing/refused/ back to data/landing/ and "
+        "ingest the landing folder again",
     )
     parser.add_argument(
         "--timestamp-unit",
@@ -139,17 +151,26 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ingest(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    from apy_runway.foundation.console import UserError
     from apy_runway.landing.ingest import ingest
+    from apy_runway.landing.ingest.refused import retry_refused
 
-    ingest(
+    if args.retry_refused:
+        if args.inputs:
+            raise UserError("--retry-refused ingests the landing folder: name no inputs")
+        retry_refused(paths)
+    result = ingest(
         args.inputs,
         paths,
         pools_json=args.pools_json,
         memory_limit=args.memory_limit,
         replace=args.replace,
         timestamp_unit=args.timestamp_unit,
+        no_pool_metadata=args.no_pool_metadata,
     )
-    return 0
+    for name, why in result.set_aside:
+        print(f"refused and set aside in data/landing/refused/: {name}: {why}")
+    return 1 if result.set_aside else 0
 
 
 INGEST = Command(INGEST_HELP, add_ingest_arguments, run_ingest)

@@ -17,7 +17,7 @@ import sys
 import time
 
 from apy_runway.cli import board, landing, operations, refresh, rehearse, run_all, warehouse
-from apy_runway.cli.common import Command, add_home
+from apy_runway.cli.common import Command, add_home, add_wait
 from inference import contracts
 
 # command -> its Command, in pipeline order
@@ -42,6 +42,15 @@ COMMANDS: dict[str, Command] = {
     "board": board.BOARD,
     "run-all": run_all.RUN_ALL,
 }
+
+
+# the commands that write the raw store, data/landing/ or the warehouse: each
+# runs under the home's writer lock (foundation/lock.py) and takes --wait
+WRITERS = frozenset(
+    {"generate", "ingest", "fetch", "collect", "build", "refresh", "ledger", "backtest", "run-all"}
+)
+# commands that take the lock only for their build (training itself runs unlocked)
+BUILDERS = frozenset({"train", "retrain"})
 
 
 def dbt_project_var(name: str) -> str | None:
@@ -73,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=command.help, description=command.help)
         add_home(stage)
         command.add_arguments(stage)
+        if name in WRITERS | BUILDERS and name != "ledger":  # ledger's is on `ledger sync`
+            add_wait(stage)
         stage.set_defaults(_run=command.run)
     return parser
 
@@ -90,7 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         paths = project_paths(args.home).ensure()
-        code = args._run(args, paths)
+        if args.command in WRITERS | BUILDERS:
+            from apy_runway.foundation.lock import set_default_wait, writer_lock
+
+            set_default_wait(args.wait)
+        if args.command in WRITERS:
+            with writer_lock(paths.writer_lock, f"apy-runway {args.command}", args.wait):
+                code = args._run(args, paths)
+        else:
+            code = args._run(args, paths)
     except (UserError, FileNotFoundError, ValueError) as error:
         if os.environ.get(contracts.ENV_DEBUG):
             raise

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from apy_runway.cli.common import Command, add_home, percent
+from apy_runway.cli.common import Command, add_home, add_wait, percent
 from inference import contracts
 from models_py import config
 
@@ -488,6 +488,7 @@ def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="ledger_command", required=True)
     sync = sub.add_parser("sync", help="copy the ledger (S3 or a folder) into data/ledger/")
     add_home(sync)
+    add_wait(sync)
     source = sync.add_mutually_exclusive_group(required=True)
     source.add_argument("--bucket", help="S3 bucket holding ledger/ (the Lambda's bucket)")
     source.add_argument("--from", dest="source", type=Path, help="a folder holding the ledger")

@@ -56,6 +56,12 @@ def add_refresh_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_allow_shrink(parser)
     parser.add_argument(
+        "--mature-labels",
+        action="store_true",
+        help="once a UTC day, after the publish: rebuild the labels (training selector), "
+        "ledger sync from --bucket and prediction_outcomes (deploy/'s timer passes it)",
+    )
+    parser.add_argument(
         "--board",
         action="store_true",
         help="rebuild the runway board (apy-runway board, defaults) after the refresh",
@@ -115,6 +121,7 @@ def refresh_once(args: argparse.Namespace, paths: ProjectPaths, session=None):
         memory_limit=args.memory_limit,
         board=args.board,
         session=session,
+        mature_labels=args.mature_labels,
     )
 
 

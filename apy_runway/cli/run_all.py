@@ -81,7 +81,19 @@ def run_all(args: argparse.Namespace, paths: ProjectPaths) -> int:
         generate.generate_snapshots(paths.generated_snapshots, **chosen)
     step("ingest")
     # a fresh raw store of exactly these inputs (an earlier one is moved aside)
-    ingest.ingest(args.input or [paths.generated_snapshots], paths, replace=True)
+    # /chart folders take the pools.json saved beside them (fetch's layout)
+    pools_json = next(
+        (p / "pools.json" for p in args.input or [] if (p / "pools.json").is_file()), None
+    )
+    if args.input and pools_json is None:
+        log("run-all: no pools.json beside the inputs: /chart rows land with null chain/project")
+    ingest.ingest(
+        args.input or [paths.generated_snapshots],
+        paths,
+        replace=True,
+        pools_json=pools_json,
+        no_pool_metadata=pools_json is None,
+    )
     step("build")
     build.build(paths, dbt_vars=args.vars)
     step("train")

@@ -15,6 +15,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # reads the label horizon from its vars.
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
+# --------------------------------------------------------------------------- the writer lock
+
+# Seconds a writer waits for another to finish before it refuses (interactive
+# commands); deploy/'s timers pass --wait 600.
+DEFAULT_WAIT = 0.0
+
 # --------------------------------------------------------------------------- HTTP (fetch, collect)
 
 DEFAULT_BASE_URL = "https://yields.llama.fi"

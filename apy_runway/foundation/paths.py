@@ -7,7 +7,8 @@ The home is the environment's contracts.ENV_HOME when set, else the repository
 root. Every folder is created before dbt runs and every path handed to dbt is
 absolute: dbt-duckdb's external materialisation does not create folders, and
 the view it leaves behind holds the path it was given. DuckDB reads every path
-as a glob pattern, so a home whose path holds * ? [ ] { } is refused.
+as a glob pattern and dbt writes paths into SQL strings, so a home whose path
+holds * ? [ ] { } or a quote (' " \\) is refused in one line; a space is fine.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class ProjectPaths:
     def landing(self) -> Path:
         """Inputs before validation (generated data, fetched API responses)."""
         return self.data / "landing"
+
+    @property
+    def landing_refused(self) -> Path:
+        """Landing files ingest refused, each beside its reason (ingest/refused.py)."""
+        return self.landing / "refused"
 
     @property
     def generated_snapshots(self) -> Path:
@@ -82,9 +88,10 @@ class ProjectPaths:
         return self.quarantine / "pool_snapshots"
 
     @property
-    def refresh_lock(self) -> Path:
-        """`apy-runway refresh` holds an OS lock on this file while it runs."""
-        return self.data / "refresh.lock"
+    def writer_lock(self) -> Path:
+        """Every writer holds an OS lock on this file while it runs
+        (foundation/lock.py); it records the holder's PID and command."""
+        return self.data / "writer.lock"
 
     @property
     def build_state(self) -> Path:
@@ -150,8 +157,21 @@ def exact_path(path: str | Path) -> str:
     return "".join(f"[{c}]" if c in GLOB_CHARACTERS else c for c in str(path))
 
 
+# dbt writes the home's paths into SQL string literals (sources, exports): a
+# quote or backslash there would end the literal, so such a home is refused
+QUOTE_CHARACTERS = frozenset("'\"\\")
+
+
 def refuse_glob_characters(path: Path, what: str) -> None:
-    """DuckDB reads paths as glob patterns: refuse a path it would misread."""
+    """DuckDB reads paths as glob patterns and dbt writes them into SQL
+    strings: refuse a path either would misread (a space is fine)."""
+    quotes = sorted(set(str(path)) & QUOTE_CHARACTERS)
+    if quotes:
+        raise UserError(
+            f"{what} {path} contains the quote character(s) {' '.join(quotes)}: the dbt "
+            "build writes this path into SQL strings, where a quote would end them. Use a "
+            "path without ' \" or \\ (a space is fine)"
+        )
     found = sorted(set(str(path)) & GLOB_CHARACTERS)
     if found:
         raise UserError(

@@ -23,6 +23,7 @@ from pathlib import Path
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.defaults import DEFAULT_BACKFILL_MAX, DEFAULT_BASE_URL
 from apy_runway.foundation.http import Client, FetchError
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.fetch import FetchResult, chart_path, download_charts, landing_dir
 from apy_runway.landing.ingest.pools_snapshot import (
@@ -32,7 +33,7 @@ from apy_runway.landing.ingest.pools_snapshot import (
     usable_items,
 )
 from apy_runway.landing.ingest.store import write_atomically
-from inference.contracts import SHRINK_MIN_RATIO, is_shrunk
+from inference.contracts import SHRINK_MIN_RATIO, SHRINK_WINDOW_HOURS, is_shrunk
 
 STATE_NAME = ".collect_state.json"
 KNOWN_NAME = ".known_pools"
@@ -195,6 +196,7 @@ def _landed_body(response_body: bytes, payload: dict, items: list[dict]) -> byte
     return json.dumps({**payload, "data": items}, separators=(",", ":")).encode()
 
 
+@locked("collect")
 def collect(
     paths: ProjectPaths,
     base_url: str = DEFAULT_BASE_URL,
@@ -247,11 +249,16 @@ def collect(
         return result
     earlier = sorted(h for h in hours if h < key)
     previous_key = earlier[-1] if earlier else None
-    previous = hours.get(previous_key) if previous_key else None
-    if previous and is_shrunk(len(pools), previous["pools"]) and not allow_shrink:
+    # the largest of the last SHRINK_WINDOW_HOURS, so it cannot be walked down
+    since = f"{hour - timedelta(hours=SHRINK_WINDOW_HOURS):%Y-%m-%dT%H}Z"
+    window = [h for h in earlier if h >= since and isinstance(hours[h].get("pools"), int)]
+    largest_key = max(window, key=lambda h: hours[h]["pools"], default=None)
+    largest = hours[largest_key]["pools"] if largest_key else None
+    if is_shrunk(len(pools), largest) and not allow_shrink:
         raise UserError(
-            f"{url}: {len(pools):,} pools, below {SHRINK_MIN_RATIO:.0%} of the previous "
-            f"snapshot's {previous['pools']:,} ({previous_key}); nothing was written. "
+            f"{url}: {len(pools):,} pools, below {SHRINK_MIN_RATIO:.0%} of the "
+            f"{largest:,} of {largest_key}, the largest snapshot of the last "
+            f"{SHRINK_WINDOW_HOURS} hours; nothing was written. "
             "Pass --allow-shrink if DefiLlama really lists fewer pools"
         )
 

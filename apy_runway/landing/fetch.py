@@ -33,6 +33,7 @@ from apy_runway.foundation.defaults import (
     DEFAULT_TIMEOUT,
 )
 from apy_runway.foundation.http import Client, FetchError, parse_json
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.pools_snapshot import pool_id_of, pool_id_problem
 
@@ -147,6 +148,7 @@ def download_charts(
             )
 
 
+@locked("fetch")
 def fetch(
     paths: ProjectPaths,
     base_url: str = DEFAULT_BASE_URL,

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.operations import ledger
 from apy_runway.operations.runs import resolve_run
@@ -63,6 +64,7 @@ def ledger_frame(predictions: pd.DataFrame, metadata: dict, run_id: str) -> pd.D
     return frame
 
 
+@locked("backtest")
 def replay(
     paths: ProjectPaths,
     run: str = "latest",

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
 
@@ -182,6 +183,7 @@ def sync_folder(source: Path, out: Path) -> SyncReport:
     return _sync(files, Path.read_bytes, out)
 
 
+@locked("ledger build")
 def build_ledger_models(paths: ProjectPaths) -> None:
     """dbt build of the ledger's models (tag ledger: prediction_outcomes and its
     aggregates) and their tests."""

@@ -95,9 +95,15 @@ def published_row_count(client, bucket: str, key: str) -> int | None:
 
 def check_shrink(client, bucket: str, key: str, payload: dict) -> None:
     """Refuse features with fewer than half the published file's pools unless
-    the payload says allow_shrink."""
-    previous = published_row_count(client, bucket, key)
+    the payload says allow_shrink; features of no pool always, on a fresh
+    bucket too."""
     count = payload[contracts.FEATURES_ROW_COUNT_FIELD]
+    if count == 0:
+        raise UserError(
+            "the features hold 0 pools: a features file of no pool is never published "
+            f"(s3://{bucket}/{key} was left as it was)"
+        )
+    previous = published_row_count(client, bucket, key)
     if contracts.is_shrunk(count, previous) and not payload.get(
         contracts.FEATURES_ALLOW_SHRINK_FIELD
     ):
@@ -126,7 +132,11 @@ def _json_value(value: Any) -> Any:
 
 
 def columnar_payload(
-    columns: dict[str, list], feature_columns: dict, source: str = "", allow_shrink: bool = False
+    columns: dict[str, list],
+    feature_columns: dict,
+    source: str = "",
+    allow_shrink: bool = False,
+    refused_inputs: list[str] | None = None,
 ) -> dict[str, Any]:
     """Column-wise features document (JSON, for people)."""
     missing = [
@@ -138,7 +148,9 @@ def columnar_payload(
         raise UserError(f"latest features lack columns {missing} named by feature_columns.json")
     clean = {name: [_json_value(v) for v in values] for name, values in columns.items()}
     dates = [d for d in clean["snapshot_date"] if d]
+    refused = {contracts.FEATURES_REFUSED_INPUTS_FIELD: refused_inputs} if refused_inputs else {}
     return {
+        **refused,
         "format": contracts.FEATURES_JSON_FORMAT,
         "source": source,
         "published_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -156,9 +168,10 @@ class LatestFeatures:
     """The latest features read once: the JSON payload for people and the
     binary file for the scorer."""
 
-    def __init__(self, payload: dict, binary: bytes) -> None:
+    def __init__(self, payload: dict, binary: bytes, inactive: list[str] | None = None) -> None:
         self.payload = payload
         self.binary = binary
+        self.inactive = inactive or []  # pools left out: unseen too long
 
 
 def _read_latest(paths: ProjectPaths) -> tuple[Any, dict]:
@@ -193,7 +206,11 @@ def binary_columns(table: Any, feature_columns: dict) -> dict[str, Any]:
 
 
 def features_binary(
-    table: Any, feature_columns: dict, source: str = "", allow_shrink: bool = False
+    table: Any,
+    feature_columns: dict,
+    source: str = "",
+    allow_shrink: bool = False,
+    refused_inputs: list[str] | None = None,
 ) -> bytes:
     try:
         return features.encode(
@@ -201,20 +218,59 @@ def features_binary(
             feature_columns,
             source=source,
             allow_shrink=allow_shrink,
+            refused_inputs=refused_inputs or (),
         )
     except features.FeatureContractError as error:
         raise UserError(f"latest features: {error}") from error
 
 
-def load_latest_features(paths: ProjectPaths, allow_shrink: bool = False) -> LatestFeatures:
-    """Read data/exports/latest_features.parquet + feature_columns.json once."""
+def active_rows(table: Any, inactive_after_days: int) -> tuple[Any, list[str]]:
+    """The rows of pools whose feature day is within `inactive_after_days` of
+    the newest one, and the pool ids left out (unseen for longer)."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    newest = pc.max(table["snapshot_date"]).as_py()
+    if newest is None:
+        return table, []
+    cutoff = pa.scalar(newest - dt.timedelta(days=inactive_after_days), pa.date32())
+    keep = pc.fill_null(pc.greater_equal(table["snapshot_date"], cutoff), True)
+    left_out = table.filter(pc.invert(keep))["pool_id"].to_pylist()
+    return table.filter(keep), sorted(str(p) for p in left_out)
+
+
+def load_latest_features(
+    paths: ProjectPaths,
+    allow_shrink: bool = False,
+    refused_inputs: list[str] | None = None,
+    inactive_after_days: int | None = None,
+) -> LatestFeatures:
+    """Read data/exports/latest_features.parquet + feature_columns.json once;
+    `refused_inputs` (the refresh's set-aside landing files) go in the header;
+    with `inactive_after_days`, pools unseen that long are left out."""
     table, feature_columns = _read_latest(paths)
+    inactive: list[str] = []
+    if inactive_after_days is not None:
+        table, inactive = active_rows(table, inactive_after_days)
     source = paths.latest_features.name
     return LatestFeatures(
         columnar_payload(
-            table.to_pydict(), feature_columns, source=source, allow_shrink=allow_shrink
+            table.to_pydict(),
+            feature_columns,
+            source=source,
+            allow_shrink=allow_shrink,
+            refused_inputs=refused_inputs,
         ),
-        features_binary(table, feature_columns, source=source, allow_shrink=allow_shrink),
+        features_binary(
+            table,
+            feature_columns,
+            source=source,
+            allow_shrink=allow_shrink,
+            refused_inputs=refused_inputs,
+        ),
+        inactive,
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.store import RawStore, has_rows, read_manifest
 from apy_runway.warehouse.dbt import dbt_target_dir, run_dbt
@@ -116,6 +117,7 @@ def _require_rows(paths: ProjectPaths) -> None:
 # --------------------------------------------------------------------------- builds
 
 
+@locked("build")
 def build(
     paths: ProjectPaths,
     dbt_vars: str | dict | None = None,
@@ -225,6 +227,7 @@ def _since(paths: ProjectPaths, selector: str | None) -> int:
     return min(state[key]["landing_order"] for key in _state_keys(selector))
 
 
+@locked("build")
 def incremental_build(
     paths: ProjectPaths,
     selector: str | None,

@@ -23,6 +23,7 @@ import duckdb
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.defaults import DEFAULT_MEMORY_LIMIT
+from apy_runway.foundation.lock import locked
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.landing.ingest.readers import (
     JSON_FILES_PER_SCAN,
@@ -40,6 +41,7 @@ from apy_runway.landing.ingest.readers import (
     sql_str,
     tabular_source,
 )
+from apy_runway.landing.ingest.refused import is_set_aside, set_aside
 from apy_runway.landing.ingest.store import LandedFile, RawStore, replace_store, sql_list
 from inference.contracts import (
     POOLS_METADATA_FIELDS,
@@ -97,14 +99,14 @@ class IngestResult:
     store_rows_in: int = 0
     store_rows_staged: int = 0
     store_rows_quarantined: int = 0
+    # landing files refused and set aside (ingest/refused.py): (path under landing/, why)
+    set_aside: list[tuple[str, str]] = field(default_factory=list)
 
 
 def landing_inputs(paths: ProjectPaths) -> list[Path]:
     """What `ingest` lands when no input is named: data/landing/ (generated
     snapshots, collected /pools snapshots, fetched /chart files)."""
-    if not paths.landing.exists() or not any(
-        p for p in paths.landing.rglob("*") if p.is_file() and not p.name.startswith(".")
-    ):
+    if not has_landing(paths):
         raise UserError(
             f"no input given and {paths.landing} holds no snapshots: run `apy-runway "
             "generate`, `fetch` or `collect`, or pass CSV / parquet / JSON files"
@@ -112,14 +114,37 @@ def landing_inputs(paths: ProjectPaths) -> list[Path]:
     return [paths.landing]
 
 
-def default_pools_metadata(paths: ProjectPaths) -> Path | None:
-    """The metadata for /chart rows when ingesting the landing folder: the
-    newer of fetch's pools.json and the newest collected /pools snapshot."""
+def has_landing(paths: ProjectPaths) -> bool:
+    """Whether data/landing/ holds a file to offer (set-aside files are not)."""
+    return paths.landing.exists() and any(
+        p.is_file() and not p.name.startswith(".") and not is_set_aside(paths, p)
+        for p in paths.landing.rglob("*")
+    )
+
+
+def pools_metadata_candidates(paths: ProjectPaths) -> list[Path]:
+    """The metadata for /chart rows when ingesting the landing folder: fetch's
+    pools.json and the collected /pools snapshots, newest first."""
     candidates = [paths.landing / "defillama" / "pools.json"]
     if paths.landed_pools.exists():
-        candidates += sorted(paths.landed_pools.glob("*.json.gz"))[-1:]
+        candidates += sorted(paths.landed_pools.glob("*.json.gz"))[-24:]
     existing = [c for c in candidates if c.is_file()]
-    return max(existing, key=lambda p: p.stat().st_mtime_ns) if existing else None
+    return sorted(existing, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def _load_default_metadata(con: duckdb.DuckDBPyConnection, paths: ProjectPaths) -> None:
+    """The landing folder's metadata: the newest candidate that reads (a
+    refused snapshot is no wall: the next newest is taken)."""
+    problems = []
+    for candidate in pools_metadata_candidates(paths):
+        try:
+            load_pools_metadata(con, candidate)
+            return
+        except UserError as error:
+            problems.append(str(error))
+    load_pools_metadata(con, None)
+    if problems:
+        log(f"warning: no readable /pools metadata for /chart rows: {problems[0]}")
 
 
 # --------------------------------------------------------------------------- classification SQL
@@ -229,6 +254,35 @@ def _check_files(con: duckdb.DuckDBPyConnection, files: list[InputFile]) -> None
             read_pools_snapshot(file.path)
 
 
+def _screen_landing(
+    con: duckdb.DuckDBPyConnection,
+    paths: ProjectPaths,
+    files: list[InputFile],
+    aside: list[tuple[str, str]],
+) -> list[InputFile]:
+    """The landing folder's file-level checks: a file that fails them is set
+    aside (appended to `aside`) and the others go on."""
+    try:
+        _check_files(con, files)
+        return files
+    except duckdb.OutOfMemoryException:
+        raise
+    except UserError:
+        pass  # find which files fail, one by one
+    kept = []
+    for file in files:
+        try:
+            _check_files(con, [file])
+        except duckdb.OutOfMemoryException:
+            raise
+        except UserError as error:
+            aside.append((set_aside(paths, file.path, str(error)), str(error)))
+            continue
+        kept.append(file)
+    return kept
+
+
+@locked("ingest")
 def ingest(
     inputs: list[Path],
     paths: ProjectPaths,
@@ -236,63 +290,37 @@ def ingest(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     replace: bool = False,
     timestamp_unit: str | None = None,
+    no_pool_metadata: bool = False,
 ) -> IngestResult:
     """Land `inputs` (default: data/landing/) in the raw store.
 
     Files already landed with the same sha256 are skipped. A missing or
     malformed input raises UserError before anything is written; each landed
     unit is committed on its own (manifest written last), so an interruption
-    leaves the store as it was after the last committed file.
+    leaves the store as it was after the last committed file. Of the landing
+    folder (no inputs named), a file ingest refuses is set aside instead
+    (ingest/refused.py) and the others land.
     """
     started = time.perf_counter()
     paths.ensure()
     explicit = bool(inputs)
     files = expand_inputs(list(inputs) or landing_inputs(paths))
-    explicit_pools_json = pools_json
-    if pools_json is None and not explicit:
-        pools_json = default_pools_metadata(paths)
+    if not explicit:
+        files = [f for f in files if not is_set_aside(paths, f.path)]
     if replace:
         replace_store(paths)
     ingested_at = datetime.now(UTC)
-    rules = Plausible.at(ingested_at, timestamp_unit)
+    run = _Run(paths, explicit, Plausible.at(ingested_at, timestamp_unit), ingested_at)
+    run.no_pool_metadata = no_pool_metadata
     work_dir = paths.data / ".ingest_work"
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
-    con = duckdb.connect(str(work_dir / "work.duckdb"))
-    landed: list[LandedFile] = []
-    pools: set[str] = set()
-    earlier_superseded = 0
+    con = _work_connection(work_dir, memory_limit)
     try:
-        con.execute("set TimeZone = 'UTC'")
-        con.execute(f"set memory_limit = {sql_str(memory_limit)}")
-        con.execute(f"set temp_directory = {sql_str(str(work_dir / 'spill'))}")
-        con.execute("set preserve_insertion_order = false")
         store = RawStore.open(paths, con)
-        changed = store.changed_files([f.path for f in files])
-        facts = dict(changed)
-        todo = [f for f in files if f.path in facts]
-        skipped = len(files) - len(todo)
-        # landing order: the store's next numbers, in input order
-        todo = [dataclasses.replace(f, index=store.committed + 1 + i) for i, f in enumerate(todo)]
-        log(
-            f"ingest: {len(files):,} input file(s): {len(todo):,} new or changed, "
-            f"{skipped:,} already landed"
-        )
-        # the landing folder's metadata only fills /chart rows: read it only for them
-        implicit = explicit_pools_json is None and pools_json is not None
-        wanted = not implicit or any(f.kind == "chart" for f in todo)
-        load_pools_metadata(con, pools_json if wanted else None)
-        _check_files(con, todo)
-        for number, unit in enumerate(_units(todo), start=1):
-            entries, unit_pools, superseded = _land_unit(
-                con, store, unit, facts, ingested_at, work_dir, rules
-            )
-            landed += entries
-            pools |= unit_pools
-            earlier_superseded += superseded
-            if len(todo) > 1 and (number % 50 == 0 or unit[-1] is todo[-1]):
-                log(f"  landed {unit[-1].index - todo[0].index + 1:,}/{len(todo):,} file(s)")
-        if skipped:
+        todo, facts = _plan(con, store, files, run, pools_json)
+        _land_all(con, store, todo, facts, run, work_dir)
+        if run.skipped:
             store.save()  # mtimes of touched-but-unchanged files
     except duckdb.OutOfMemoryException as error:
         raise UserError(
@@ -303,33 +331,13 @@ def ingest(
     finally:
         con.close()
         shutil.rmtree(work_dir, ignore_errors=True)
-
-    refused = [e for e in landed if not e.is_landed]
-    orders = {e.landing_order for e in landed if e.is_landed}
-    mine = store.totals(orders)
-    everything = store.totals()
-    result = IngestResult(
-        rows_in=mine.rows_in,
-        rows_staged=mine.rows_staged,
-        rows_quarantined=mine.rows_quarantined,
-        by_reason={reason: mine.by_reason.get(reason, 0) for reason in REASONS},
-        pools=len(pools),
-        seconds=time.perf_counter() - started,
-        files_landed=len(orders),
-        files_unchanged=skipped,
-        earlier_rows_superseded=earlier_superseded,
-        earliest_date=min(
-            (e.snapshot_date_min for e in landed if e.snapshot_date_min), default=None
-        ),
-        landed=[store.entries[o] for o in sorted(orders)],
-        store_rows_in=everything.rows_in,
-        store_rows_staged=everything.rows_staged,
-        store_rows_quarantined=everything.rows_quarantined,
-    )
-    if result.rows_in != result.rows_staged + result.rows_quarantined or (
-        everything.rows_in != everything.rows_staged + everything.rows_quarantined
-    ):
-        raise AssertionError(f"accounting broken: {result}")
+    refused = [e for e in run.landed if not e.is_landed]
+    if not explicit:  # set aside: the loop goes on with the other files
+        for entry in refused:
+            why = _refusal(entry)
+            run.aside.append((set_aside(paths, paths.home / entry.name, why), why))
+        refused = []
+    result = _result(store, run, time.perf_counter() - started)
     _report(result, paths)
     if refused:
         raise UserError(
@@ -337,6 +345,122 @@ def ingest(
             "appended; recorded in the manifest as refused): "
             + "; ".join(_refusal(entry) for entry in refused)
         )
+    return result
+
+
+@dataclass
+class _Run:
+    """What one ingest carries from step to step."""
+
+    paths: ProjectPaths
+    explicit: bool  # inputs were named (else: the landing folder)
+    rules: Plausible
+    ingested_at: datetime
+    landed: list[LandedFile] = field(default_factory=list)
+    pools: set[str] = field(default_factory=set)
+    earlier_superseded: int = 0
+    skipped: int = 0
+    aside: list[tuple[str, str]] = field(default_factory=list)
+    no_pool_metadata: bool = False  # /chart files named without --pools-json are intended
+
+
+def _work_connection(work_dir: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(work_dir / "work.duckdb"))
+    con.execute("set TimeZone = 'UTC'")
+    con.execute(f"set memory_limit = {sql_str(memory_limit)}")
+    con.execute(f"set temp_directory = {sql_str(str(work_dir / 'spill'))}")
+    con.execute("set preserve_insertion_order = false")
+    return con
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    files: list[InputFile],
+    run: _Run,
+    pools_json: Path | None,
+) -> tuple[list[InputFile], dict[Path, dict]]:
+    """The files to land (new or changed), numbered in landing order, their
+    facts, the /chart metadata loaded and every file checked."""
+    facts = dict(store.changed_files([f.path for f in files]))
+    todo = [f for f in files if f.path in facts]
+    run.skipped = len(files) - len(todo)
+    log(
+        f"ingest: {len(files):,} input file(s): {len(todo):,} new or changed, "
+        f"{run.skipped:,} already landed"
+    )
+    charts = any(f.kind == "chart" for f in todo)
+    # the landing folder's metadata only fills /chart rows: read it only for them
+    if run.explicit or pools_json is not None:
+        load_pools_metadata(con, pools_json)
+    elif charts:
+        _load_default_metadata(con, run.paths)
+    else:
+        load_pools_metadata(con, None)
+    if run.explicit:
+        _check_files(con, todo)
+        if pools_json is None and charts and not run.no_pool_metadata:
+            first = next(f for f in todo if f.kind == "chart")
+            raise UserError(
+                f"{first.path} (and any other /chart file named) carries no chain, project or "
+                "symbol: pass --pools-json with a saved /pools response or a collected "
+                "snapshot to fill them, or --no-pool-metadata if null chain and project are "
+                "intended; nothing was landed"
+            )
+    else:  # a refused landing file is set aside, never a wall for the others
+        todo = _screen_landing(con, run.paths, todo, run.aside)
+    # landing order: the store's next numbers, in input order
+    todo = [dataclasses.replace(f, index=store.committed + 1 + i) for i, f in enumerate(todo)]
+    return todo, {f.path: facts[f.path] for f in todo}
+
+
+def _land_all(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    todo: list[InputFile],
+    facts: dict[Path, dict],
+    run: _Run,
+    work_dir: Path,
+) -> None:
+    for number, unit in enumerate(_units(todo), start=1):
+        entries, unit_pools, superseded = _land_unit(
+            con, store, unit, facts, run.ingested_at, work_dir, run.rules
+        )
+        run.landed += entries
+        run.pools |= unit_pools
+        run.earlier_superseded += superseded
+        if len(todo) > 1 and (number % 50 == 0 or unit[-1] is todo[-1]):
+            log(f"  landed {unit[-1].index - todo[0].index + 1:,}/{len(todo):,} file(s)")
+
+
+def _result(store: RawStore, run: _Run, seconds: float) -> IngestResult:
+    """The run's totals and the store's, their accounting checked."""
+    orders = {e.landing_order for e in run.landed if e.is_landed}
+    mine = store.totals(orders)
+    everything = store.totals()
+    result = IngestResult(
+        rows_in=mine.rows_in,
+        rows_staged=mine.rows_staged,
+        rows_quarantined=mine.rows_quarantined,
+        by_reason={reason: mine.by_reason.get(reason, 0) for reason in REASONS},
+        pools=len(run.pools),
+        seconds=seconds,
+        files_landed=len(orders),
+        files_unchanged=run.skipped,
+        earlier_rows_superseded=run.earlier_superseded,
+        earliest_date=min(
+            (e.snapshot_date_min for e in run.landed if e.snapshot_date_min), default=None
+        ),
+        landed=[store.entries[o] for o in sorted(orders)],
+        store_rows_in=everything.rows_in,
+        store_rows_staged=everything.rows_staged,
+        store_rows_quarantined=everything.rows_quarantined,
+        set_aside=run.aside,
+    )
+    if result.rows_in != result.rows_staged + result.rows_quarantined or (
+        everything.rows_in != everything.rows_staged + everything.rows_quarantined
+    ):
+        raise AssertionError(f"accounting broken: {result}")
     return result
 
 
@@ -364,15 +488,65 @@ def _land_unit(
     """Validate one unit, write its rows and its quarantine, commit it."""
     from apy_runway.landing.ingest.store import file_id
 
+    source = _unit_source(con, unit)
+    timer = _StepTimer(source.name)
+    verdict = _classify(con, store, unit, source, rules, timer)
+    unit_id = file_id(unit[-1].index)
+    staged_dir = work_dir / f"staged_{unit_id}"
+    rows_staged, new_files = _stage(con, staged_dir)
+    timer.step(f"wrote {rows_staged:,} staged rows")
+    days = sorted({p.parent.name.split("=", 1)[1] for p in new_files})
+    unit_pools = _pools_of(con, new_files)
+    losers_by_file = _losers(con, store, days, new_files)
+    timer.step("found the stored rows it supersedes")
+    quarantine_files = _write_quarantine(
+        con, store, unit, source, unit_id, work_dir, ingested_at, losers_by_file
+    )
+    entries = _entries(con, unit, facts, ingested_at, verdict, unit_id, new_files)
+    if sum(e.rows_staged for e in entries) != rows_staged:
+        raise AssertionError(
+            f"accounting broken in {source.name}: staged {rows_staged} != "
+            f"{sum(e.rows_staged for e in entries)}"
+        )
+    timer.step("wrote the quarantine and the accounting")
+    store.commit_unit(
+        con, entries, staged_dir, quarantine_files, losers_by_file, bool(losers_by_file)
+    )
+    shutil.rmtree(staged_dir, ignore_errors=True)
+    timer.step("committed")
+    return entries, unit_pools, sum(losers_by_file.values())
+
+
+def _unit_source(con: duckdb.DuckDBPyConnection, unit: list[InputFile]) -> Source:
     kind = unit[0].kind
     if kind == "chart":
-        sources = [load_charts(con, unit)]
-    elif kind == "pools":
-        sources = [load_pools_snapshots(con, unit)]
-    else:
-        sources = [tabular_source(con, unit[0])]
-    source = sources[0]
-    timer = _StepTimer(source.name)
+        return load_charts(con, unit)
+    if kind == "pools":
+        return load_pools_snapshots(con, unit)
+    return tabular_source(con, unit[0], report=False)
+
+
+@dataclass
+class _Verdict:
+    """A unit's per-file accounting: rows read, rejected rows by reason, and the
+    files refused (no row to stage)."""
+
+    rows_in: dict[int, int]
+    reasons: dict[int, dict[str, int]]
+    refused: set[int]
+
+
+def _classify(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    unit: list[InputFile],
+    source: Source,
+    rules: Plausible,
+    timer: _StepTimer,
+) -> _Verdict:
+    """Parse and check the unit's rows (temp tables row_keys, verdicts and the
+    view parsed_rows); a file with no row to stage is left out of them."""
+    kind = unit[0].kind
     con.execute(f"create or replace temp view parsed_rows as ({_flagged_sql(source, rules)})")
     con.execute(sql("create_row_keys"))
     try:
@@ -385,7 +559,6 @@ def _land_unit(
     timer.step("read and parsed")
     _verdicts(con, store, kind)
     timer.step("checked duplicates and hours")
-    # per-file accounting
     rows_in = dict(con.execute("select file_index, count(*) from row_keys group by all").fetchall())
     reasons: dict[int, dict[str, int]] = {}
     for file_index, reason, count in con.execute(
@@ -409,45 +582,61 @@ def _land_unit(
             f"create or replace temp view parsed_rows as "
             f"select * from ({_flagged_sql(source, rules)}) where {kept}"
         )
+    return _Verdict(rows_in, reasons, refused)
 
-    unit_id = file_id(unit[-1].index)
-    staged_dir = work_dir / f"staged_{unit_id}"
+
+def _stage(con: duckdb.DuckDBPyConnection, staged_dir: Path) -> tuple[int, list[Path]]:
+    """Write the unit's staged rows under staged_dir, one folder per UTC day."""
     rows_staged = con.execute(
         f"copy ({_staged_sql()}) to {sql_str(staged_dir)} "
         "(format parquet, compression zstd, partition_by (snapshot_date), "
         "filename_pattern 'part_{i}')"
     ).fetchone()[0]
-    timer.step(f"wrote {rows_staged:,} staged rows")
-    new_files = sorted(staged_dir.glob("*/*.parquet")) if rows_staged else []
-    days = sorted(p.parent.name.split("=", 1)[1] for p in new_files)
-    unit_pools = (
-        {
-            row[0]
-            for row in con.execute(
-                f"select distinct pool from read_parquet({sql_list(new_files)})"
-            ).fetchall()
-        }
-        if new_files
-        else set()
+    return rows_staged, sorted(staged_dir.glob("*/*.parquet")) if rows_staged else []
+
+
+def _pools_of(con: duckdb.DuckDBPyConnection, files: list[Path]) -> set[str]:
+    if not files:
+        return set()
+    return {
+        row[0]
+        for row in con.execute(
+            f"select distinct pool from read_parquet({sql_list(files)})"
+        ).fetchall()
+    }
+
+
+def _losers(
+    con: duckdb.DuckDBPyConnection, store: RawStore, days: list[str], new_files: list[Path]
+) -> dict[int, int]:
+    """The stored rows this unit replaces (per pool and hour, the newest landing
+    wins), in the temp table `losers`; returns their count per landing order."""
+    stored = store.stored_files_in(days)
+    if not stored:
+        return {}
+    con.execute(
+        sql(
+            "losers",
+            stored_files=sql_list(stored),
+            superseded_list=sql_str(store.paths.superseded_rows),
+            new_files=sql_list(new_files),
+        )
     )
+    return dict(con.execute("select landing_order, count(*) from losers group by all").fetchall())
 
-    # the stored rows this unit replaces (per pool and hour, the newest landing wins)
-    stored = store.stored_files_in(sorted(set(days)))
-    losers_by_file: dict[int, int] = {}
-    if stored:
-        con.execute(
-            sql(
-                "losers",
-                stored_files=sql_list(stored),
-                superseded_list=sql_str(store.paths.superseded_rows),
-                new_files=sql_list(new_files),
-            )
-        )
-        losers_by_file = dict(
-            con.execute("select landing_order, count(*) from losers group by all").fetchall()
-        )
 
-    timer.step("found the stored rows it supersedes")
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    store: RawStore,
+    unit: list[InputFile],
+    source: Source,
+    unit_id: str,
+    work_dir: Path,
+    ingested_at: datetime,
+    losers_by_file: dict[int, int],
+) -> dict[str, Path]:
+    """The unit's own bad rows and the stored rows it superseded, as parquet
+    files under work_dir: {quarantine file name: written file}."""
     quarantine_files: dict[str, Path] = {}
     bad = con.execute("select count(*) from verdicts").fetchone()[0]
     if bad:
@@ -484,7 +673,19 @@ def _land_unit(
                 from losers order by losers.landing_order, losers.pool, losers.timestamp
             ) to {sql_str(path)} (format parquet, compression zstd)""")
         quarantine_files[f"{unit_id}-superseded.parquet"] = path
+    return quarantine_files
 
+
+def _entries(
+    con: duckdb.DuckDBPyConnection,
+    unit: list[InputFile],
+    facts: dict[Path, dict],
+    ingested_at: datetime,
+    verdict: _Verdict,
+    unit_id: str,
+    new_files: list[Path],
+) -> list[LandedFile]:
+    """The unit's manifest lines, one per file."""
     day_range = (
         {
             row[0]: (str(row[1]), str(row[2]))
@@ -499,7 +700,9 @@ def _land_unit(
     entries = []
     for file in unit:
         fact = facts[file.path]
-        quarantined = sum(reasons.get(file.index, {}).values())
+        reasons = verdict.reasons.get(file.index, {})
+        quarantined = sum(reasons.values())
+        rows_in = verdict.rows_in.get(file.index, 0)
         first, last = day_range.get(file.index, (None, None))
         entries.append(
             LandedFile(
@@ -510,29 +713,18 @@ def _land_unit(
                 sha256=fact["sha256"],
                 mtime_ns=fact["mtime_ns"],
                 landed_at=ingested_at.isoformat(),
-                rows_in=rows_in.get(file.index, 0),
-                rows_staged=rows_in.get(file.index, 0) - quarantined,
+                rows_in=rows_in,
+                rows_staged=rows_in - quarantined,
                 rows_quarantined=quarantined,
-                by_reason=dict(reasons.get(file.index, {})),
+                by_reason=dict(reasons),
                 raw_file=unit_id if file.index in day_range else None,
                 snapshot_date_min=first,
                 snapshot_date_max=last,
                 replaces=fact["replaces"],
-                status="refused" if file.index in refused else "landed",
+                status="refused" if file.index in verdict.refused else "landed",
             )
         )
-    if sum(e.rows_staged for e in entries) != rows_staged:
-        raise AssertionError(
-            f"accounting broken in {source.name}: staged {rows_staged} != "
-            f"{sum(e.rows_staged for e in entries)}"
-        )
-    timer.step("wrote the quarantine and the accounting")
-    store.commit_unit(
-        con, entries, staged_dir, quarantine_files, losers_by_file, bool(losers_by_file)
-    )
-    shutil.rmtree(staged_dir, ignore_errors=True)
-    timer.step("committed")
-    return entries, unit_pools, sum(losers_by_file.values())
+    return entries
 
 
 def _verdicts(con: duckdb.DuckDBPyConnection, store: RawStore, kind: str) -> None:

@@ -38,6 +38,7 @@ from apy_runway.landing.ingest.pools_snapshot import (
 from inference.contracts import (
     POOLS_METADATA_FIELDS,
     RAW_COLUMNS,
+    RAW_IGNORED_COLUMNS,
     RAW_REQUIRED_COLUMNS,
     TIMESTAMP_UNITS,
 )
@@ -125,8 +126,8 @@ class Source:
     file_indices: frozenset[int]
 
 
-def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
-    """One CSV/parquet file."""
+def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile, report: bool = True) -> Source:
+    """One CSV/parquet file (`report`: name the columns it does not read)."""
     path = sql_str(str(file.path))
     pattern = sql_str(exact_path(file.path))  # the file itself, never a pattern
     if file.kind == "csv":
@@ -145,6 +146,7 @@ def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
     except duckdb.Error as error:
         raise UserError(f"{file.path}: cannot read {file.kind}: {first_line(error)}") from None
     types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+    check_column_names(file.path, list(types), report)
     missing = [c for c in RAW_REQUIRED_COLUMNS if c not in types]
     if missing:
         raise UserError(
@@ -178,6 +180,44 @@ def tabular_source(con: duckdb.DuckDBPyConnection, file: InputFile) -> Source:
         types={c: types.get(c, "VARCHAR") for c in CONTRACT_COLUMNS},
         file_indices=frozenset([file.index]),
     )
+
+
+def _folded(name: str) -> str:
+    return name.strip().replace("_", "").replace("-", "").replace(" ", "").lower()
+
+
+_CONTRACT_BY_FOLDED = {_folded(c): c for c in RAW_COLUMNS}
+_IGNORED_FOLDED = {_folded(c) for c in RAW_IGNORED_COLUMNS}
+
+
+def check_column_names(path: Path, columns: list[str], report: bool = True) -> list[str]:
+    """A column that differs from a contract column only in case or
+    underscores (tvlUSD, tvl_usd, APY) is an error naming both; any other
+    column outside the contract and the known-ignored list is named in the
+    output (its values stay in the quarantine's extra_fields). Returns those."""
+    near = [
+        (c, _CONTRACT_BY_FOLDED[_folded(c)])
+        for c in columns
+        if c not in RAW_COLUMNS and _folded(c) in _CONTRACT_BY_FOLDED
+    ]
+    if near:
+        raise UserError(
+            f"{path}: column(s) "
+            + ", ".join(f"{found!r} look like the contract's {meant!r}" for found, meant in near)
+            + " but are spelled differently (case or underscores): rename them to the "
+            "contract's names (docs/data.md), or nothing of them would be read"
+        )
+    unknown = [
+        c
+        for c in columns
+        if c not in RAW_COLUMNS and _folded(c) not in _IGNORED_FOLDED and c != "file_index"
+    ]
+    if unknown and report:
+        log(
+            f"ingest: {path.name}: column(s) not read (neither in the raw contract nor on "
+            f"the known-ignored list): {', '.join(unknown)}"
+        )
+    return unknown
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from apy_runway.foundation.console import UserError, log
+from apy_runway.foundation.lock import writer_lock
 from apy_runway.foundation.paths import ProjectPaths, exact_path
 from inference.contracts import RAW_CONTRACT, RAW_LANDING_ORDER_COLUMN, RAW_PARTITION_COLUMN
 
@@ -177,13 +178,15 @@ class RawStore:
     @classmethod
     def open(cls, paths: ProjectPaths, con: duckdb.DuckDBPyConnection) -> RawStore:
         """Load the manifest, create an empty store if there is none, and
-        remove what an interrupted ingest or compaction left behind."""
+        remove what an interrupted ingest or compaction left behind (only
+        under the writer lock: never another writer's part in flight)."""
         paths.raw_store.mkdir(parents=True, exist_ok=True)
         paths.quarantine_store.mkdir(parents=True, exist_ok=True)
         store = cls(paths, read_manifest(paths))
-        if not paths.superseded_rows.exists():
-            store.write_superseded(con, "select * from superseded_rows where false")
-        store.recover(con)
+        with writer_lock(paths.writer_lock, "the raw store's recovery"):
+            if not paths.superseded_rows.exists():
+                store.write_superseded(con, "select * from superseded_rows where false")
+            store.recover(con)
         return store
 
     @property
