@@ -46,7 +46,8 @@ densified as (
 ),
 
 {% if from_date %}
-prior_state as (
+-- (sqlfluff renders the two if-blocks apart: prior_state is used in `expanded`)
+prior_state as (  -- noqa: ST03
 
     -- each pool's expanding statistics on its last day before the refresh
     select
