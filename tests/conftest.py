@@ -105,18 +105,27 @@ def context() -> LambdaContext:
 # worker, `make test`) no long file starts last and runs alone. Measured with
 # `--durations`; a file missing from the list just runs in collection order.
 SLOWEST_FIRST = (
-    "test_incremental.py",
     "test_live_loop.py",
+    "test_warm_refresh.py",
+    "test_refresh_labels.py",
+    "test_incremental.py",
+    "test_writer_lock.py",
     "test_dbt_contracts.py",
-    "test_dbt_guards.py",
-    "test_daily_model.py",
-    "test_benchmarks.py",
     "test_leakage.py",
     "test_dbt_features.py",
+    "test_benchmarks.py",
     "test_dbt_labels.py",
-    "test_train_trust.py",
-    "test_board_browser.py",
     "test_train_explore_labels.py",
+    "test_dbt_guards.py",
+    "test_daily_model.py",
+    "test_portable.py",
+    "test_board_browser.py",
+    "test_train_trust.py",
+    "test_soak_landing.py",
+    "test_refresh_refused.py",
+    "test_train_fits.py",
+    "test_train_run.py",
+    "test_spec_fuzz.py",
 )
 
 

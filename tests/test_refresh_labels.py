@@ -16,6 +16,7 @@ import duckdb
 from apy_runway.cli.hourly import refresh
 from apy_runway.landing.ingest import ingest
 from apy_runway.warehouse.build import build
+from apy_runway.warehouse.session import DbtSession
 from inference import contracts
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -78,6 +79,7 @@ def test_prediction_outcomes_mature_with_no_manual_step(
 ):
     paths = project_home
     s3_client.create_bucket(Bucket=BUCKET)
+    session = DbtSession()  # the hourly builds parse once, as `refresh --every 1h` does
     ingest([hours_csv(tmp_path / "history.csv", START, 24 * 10)], paths)
     build(paths, dbt_vars={"horizon_days": HORIZON}, command="run")  # the home's configuration
     # the newest feature day (11-10) is served: its future (11-11, 11-12) is not known yet
@@ -88,6 +90,7 @@ def test_prediction_outcomes_mature_with_no_manual_step(
         bucket=BUCKET,
         endpoint_url=moto_endpoint,
         mature_labels=True,
+        session=session,
         now=START + timedelta(days=10, hours=1),
     )
     assert "labels" in first.steps and "ledger synced (1 file(s))" in first.steps["labels"]
@@ -99,6 +102,7 @@ def test_prediction_outcomes_mature_with_no_manual_step(
         bucket=BUCKET,
         endpoint_url=moto_endpoint,
         mature_labels=True,
+        session=session,
         now=START + timedelta(days=10, hours=2),
     )
     assert "labels" not in again.steps
@@ -110,6 +114,7 @@ def test_prediction_outcomes_mature_with_no_manual_step(
         bucket=BUCKET,
         endpoint_url=moto_endpoint,
         mature_labels=True,
+        session=session,
         now=START + timedelta(days=12, hours=1),
     )
     assert "labels" in later.steps and "FAILED" not in later.steps["labels"]
