@@ -43,7 +43,7 @@ run: $(VENV)/.installed
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd dbt_project && $(CURDIR)/$(BIN)/sqlfluff lint models macros tests
+	cd dbt_project && $(CURDIR)/$(BIN)/sqlfluff lint --processes 2 models macros tests
 	cd apy_runway/landing/ingest/sql && $(CURDIR)/$(BIN)/sqlfluff lint .
 
 # the whole suite but the Spark parity build, one test file per worker on up to 4 cores

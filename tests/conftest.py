@@ -3,6 +3,7 @@ the inference fixtures (a tiny run, a bucket holding it, a Lambda context)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from pathlib import Path
@@ -49,22 +50,31 @@ REAL_SAMPLE = Path("/work/shared/data/defillama_sample/chart_history.csv")
 
 
 @pytest.fixture(scope="session")
-def real_sample_home(tmp_path_factory):
+def real_sample_home(tmp_path_factory, worker_id):
     """The real DefiLlama sample (README "Real data"), ingested and built by
-    dbt once per session (~15 s); skipped where the sample is not mounted."""
+    dbt once per run (~15 s; under `pytest -n` the first worker to ask builds it
+    in the run's shared temp folder, under a lock, and the others read it);
+    skipped where the sample is not mounted."""
     if not REAL_SAMPLE.exists():
         pytest.skip(f"real DefiLlama sample not mounted at {REAL_SAMPLE}")
     from apy_runway.landing.ingest import ingest
     from apy_runway.warehouse.build import export_feature_columns
     from apy_runway.warehouse.dbt import run_dbt
 
-    home = tmp_path_factory.mktemp("real_sample")
-    paths = project_paths(home).ensure()
-    ingest([REAL_SAMPLE], paths)
-    target = home / "dbt_target"
-    run_dbt(paths, "build", target_path=target, quiet=True)
-    export_feature_columns(paths, target)
-    return paths
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # pytest-xdist: every worker's basetemp shares a parent
+        shared = shared.parent
+    home = shared / "real_sample"
+    with (shared / "real_sample.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / "built").exists():
+            paths = project_paths(home).ensure()
+            ingest([REAL_SAMPLE], paths)
+            target = home / "dbt_target"
+            run_dbt(paths, "build", target_path=target, quiet=True)
+            export_feature_columns(paths, target)
+            (home / "built").touch()
+    return project_paths(home)
 
 
 @pytest.fixture(scope="session")
