@@ -71,8 +71,12 @@ def test_a_writer_waits_for_the_holder_with_wait(project_home):
         refused = pytest.raises(UserError, match=r"after waiting 0\.2 s")
         with refused, writer_lock(project_home.writer_lock, "a writer", wait=0.2):
             pass
+        started = time.monotonic()
         with writer_lock(project_home.writer_lock, "a writer", wait=30):
-            assert process.poll() is not None  # the holder finished first
+            waited = time.monotonic() - started
+        # the lock came only when the holder let go: it exits cleanly just after
+        assert process.wait(timeout=10) == 0
+        assert waited > 0.5
     finally:
         if process.poll() is None:
             process.kill()
