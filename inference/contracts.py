@@ -174,12 +174,38 @@ def predicted_probability(p_keep: Any) -> Any:
 
 
 def confidence_bin(probability: Any, cutpoints: Any) -> Any:
-    """Confidence 1 / 2 / 3 of a shown probability (50..100) by the training
-    run's two stored cut-points. A value equal to a cut-point goes to the LOWER
+    """Confidence 1 / 2 / 3 of a shown probability (50..100) by two cut-points
+    (the hour's, from hour_cutpoints). A value equal to a cut-point goes to the LOWER
     bin (probability <= cut). The one bin function: training, the report and
     the Lambda all call it. Works on a float (-> int) or a numpy array alike."""
     low, high = cutpoints[0], cutpoints[1]
     return 1 + (probability > low) * 1 + (probability > high) * 1
+
+
+# An hour's cut-points are the spec's confidence levels (quantile levels chosen
+# on the training run's held-out block) of the shown probabilities of every
+# pool scored that hour, as DefiLlama's dashboard binned them: ranks within one
+# hour are unmoved by a shift of the base rate between months. An hour (or a
+# request) with fewer scored pools uses the spec's stored cut-points.
+CONFIDENCE_HOUR_MIN_POOLS = 20
+
+
+def hour_cutpoints(probabilities: Any, levels: Any, stored: Any) -> tuple[float, float]:
+    """The two cut-points that bin one hour's shown probabilities (50..100):
+    the `levels` quantiles (numpy's linear rule) of all of them, or the
+    `stored` cut-points when levels is None or the hour has fewer than
+    CONFIDENCE_HOUR_MIN_POOLS values. Pure Python: any sequence of numbers."""
+    values = sorted(probabilities.tolist() if hasattr(probabilities, "tolist") else probabilities)
+    if levels is None or len(values) < CONFIDENCE_HOUR_MIN_POOLS:
+        return float(stored[0]), float(stored[1])
+    return _quantile(values, float(levels[0])), _quantile(values, float(levels[1]))
+
+
+def _quantile(ordered: list[float], level: float) -> float:
+    position = level * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
 # The words shown beside the 1 / 2 / 3 confidence bins (ours: DefiLlama's API

@@ -194,6 +194,7 @@ class Shown:
     reasons: list
     reason_texts: list
     raw_keep: np.ndarray
+    cutpoints: tuple[float, float]  # the hour's (ModelSpec.hour_cutpoints)
 
 
 def score_hour_published(
@@ -273,7 +274,7 @@ def _score_published(
         "feature_date_max": feature_date_max,
         "label": dict(model.spec.label),
         "data_provenance": model.spec.data_provenance,
-        "confidence_cutpoints": list(model.spec.cutpoints),
+        "confidence_cutpoints": list(shown.cutpoints),  # the hour's
         "confidence": model.spec.confidence,
         "stale_after_hours": stale_after_hours,
         "inactive_after_days": contracts.POOL_INACTIVE_AFTER_DAYS,
@@ -369,7 +370,7 @@ def show_scored(
 ) -> Shown:
     """Score the scored rows, with their reasons."""
     if not len(scored):
-        return Shown([], [], [], [], [], [], [], [], np.zeros(0))
+        return Shown([], [], [], [], [], [], [], [], np.zeros(0), model.spec.cutpoints)
     spec = model.spec
     scores = score_inputs(
         model,
@@ -379,7 +380,8 @@ def show_scored(
     )
     proba = scores.proba
     rounded = np.round(proba, 6)
-    classes, probabilities, confidences = shown_fields(proba[:, 1], spec.cutpoints)
+    cutpoints = spec.hour_cutpoints(contracts.predicted_probability(proba[:, 1]))
+    classes, probabilities, confidences = shown_fields(proba[:, 1], cutpoints)
     clock.lap("scoring")
 
     def value_of(name: str) -> Any:
@@ -400,6 +402,7 @@ def show_scored(
         why,
         texts,
         np.asarray(proba[:, 1], dtype=np.float64),
+        cutpoints,
     )
 
 
@@ -471,7 +474,7 @@ def ledger_rows(
     and the label settings the prediction answers, the reasons' texts."""
     spec = model.spec
     label = {k: spec.label.get(k) for k in contracts.LABEL_SETTING_COLUMNS}
-    low, high = spec.cutpoints
+    low, high = shown.cutpoints
     pool_ids, dates = table.pool_ids, table.feature_dates
     return [
         {

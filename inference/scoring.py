@@ -12,6 +12,7 @@ unseen one the unseen row). Column 0 of the probabilities is p_down, column
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,29 @@ def shown_fields(p_keep: np.ndarray, cutpoints: Sequence[float]) -> tuple[list, 
     ).tolist()
     confidence = np.asarray(contracts.confidence_bin(probability, cutpoints)).tolist()
     return classes, [round(p, 4) for p in probability.tolist()], confidence
+
+
+def binned_by_hour(
+    p_keep: Any, hours: Any, levels: Sequence[float] | None, stored: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the binned confidence and its hour's (low, high) cut-points,
+    rows grouped by `hours` (an hour, or a snapshot date): the serving rule
+    (contracts.hour_cutpoints, then contracts.confidence_bin) over many hours at
+    once, for backtests, held-out blocks and the board's track record."""
+    shown = contracts.predicted_probability(np.asarray(p_keep, dtype=float))
+    low, high = np.empty(len(shown)), np.empty(len(shown))
+    for rows in hour_groups(hours):
+        low[rows], high[rows] = contracts.hour_cutpoints(shown[rows], levels, stored)
+    bins = np.asarray(contracts.confidence_bin(shown, (low, high)), dtype=int)
+    return bins, low, high
+
+
+def hour_groups(hours: Any) -> list[np.ndarray]:
+    """Row positions per distinct value of `hours`, in the values' sorted order."""
+    _, inverse = np.unique(np.asarray(hours), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(inverse.max(initial=-1) + 2))
+    return [order[a:b] for a, b in pairwise(bounds)]
 
 
 def describe(p_keep: np.ndarray, cutpoints: Sequence[float]) -> list[dict[str, Any]]:
@@ -61,11 +85,15 @@ def score_rows(
     numeric, text = rows_to_inputs(rows, model.spec, max_rows)
     codes = {name: column.codes(text[name]) for name, column in model.categorical.items()}
     proba = score_inputs(model, numeric, codes).proba
+    # the request's rows are its cross-section, as DefiLlama's hourly caller sent
+    # every pool of the hour in one request (fewer: the stored cut-points)
+    cutpoints = model.spec.hour_cutpoints(contracts.predicted_probability(proba[:, 1]))
     return {
         "model_id": model.spec.model_id,
         "label": dict(model.spec.label),
+        "confidence_cutpoints": list(cutpoints),
         "predictions": proba.tolist(),
-        "rows": describe(proba[:, 1], model.spec.cutpoints),
+        "rows": describe(proba[:, 1], cutpoints),
     }
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from inference import contracts
+from inference.scoring import binned_by_hour
 from models_py.calibration import expected_calibration_error
 from models_py.confidence import choose_cutpoints, held_out_block
 from models_py.evaluate import metrics
@@ -56,8 +56,9 @@ def monthly_backtest(
 ) -> Backtest:
     """Backtest `recipe` over the months from `start` (only the `last` ones if
     given). With `confidence`, each month's refit also chooses its confidence
-    cut-points on its own held-out block (models_py/confidence.py) and bins
-    the month's rows by them (column binned_confidence). A FitCache shares the
+    levels on its own held-out block (models_py/confidence.py) and bins each
+    day of the month by its own quantiles at them, as the Lambda bins an hour
+    (columns binned_confidence, cutpoint_low, cutpoint_high). A FitCache shares the
     first month's fit with training's evaluated fit (the same rows)."""
     X, y = data.matrix(recipe.features), data.y
     dates, ends = data.dates, data.label_end_dates
@@ -86,11 +87,10 @@ def monthly_backtest(
         extra = {}
         if confidence:
             cut = choose_cutpoints(*held_out_block(recipe, X, y, dates, ends, train))
-            row["cutpoints"] = [round(c, 2) for c in cut["cutpoints"]]  # bins use them unrounded
+            row["levels"] = cut["levels"]
             row["words"] = len(cut["words"])
-            extra["binned_confidence"] = contracts.confidence_bin(
-                contracts.predicted_probability(p), cut["cutpoints"]
-            )
+            bins, low, high = binned_by_hour(p, dates[scored], cut["levels"], cut["cutpoints"])
+            extra = {"binned_confidence": bins, "cutpoint_low": low, "cutpoint_high": high}
         months.append(row)
         positions.append(scored)
         frames.append(

@@ -1,13 +1,14 @@
-"""Confidence cut-points that separate: chosen on a refit's held-out block.
+"""Confidence words that separate: levels chosen on a refit's held-out block.
 
 Every refit (the shipped fit, each month of the backtest) holds out the last
 CONFIDENCE_HOLDOUT_FRACTION of its training dates, fits the recipe on the
-earlier rows (purged) and scores the block. The two cut-points of the shown
-probability are the pair whose Low / Medium / High bins each hold at least
-CONFIDENCE_MIN_SHARE of the block and whose hit rates rise from Low to High,
-the widest High - Low; else one cut-point (Low / High), else one word
-(Medium for all), with the reason. Bins: contracts.confidence_bin, the one
-bin function. May import inference/ and libraries only.
+earlier rows (purged) and scores the block. The words are served by the
+hour's quantiles of the shown probability (contracts.hour_cutpoints): the two
+levels chosen are the pair whose Low / Medium / High bins, each date of the
+block binned by its own quantiles, hold at least CONFIDENCE_MIN_SHARE of the
+block each with hit rates rising from Low to High, the widest High - Low; else
+one level (Low / High), else one word (Medium for all), with the reason.
+May import inference/ and libraries only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from inference import contracts
+from inference.scoring import hour_groups
 from models_py import config
 from models_py.recipe import Recipe, fit_recipe
 from models_py.splits import calibration_split
@@ -37,61 +39,79 @@ def held_out_block(
     dates: np.ndarray,
     ends: np.ndarray,
     rows: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, p_keep) of the last CONFIDENCE_HOLDOUT_FRACTION of `rows`' dates,
-    scored by the recipe fitted on the earlier rows whose label window ends
-    before the block (empty when those rows hold a single class)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, p_keep, dates) of the last CONFIDENCE_HOLDOUT_FRACTION of
+    `rows`' dates, scored by the recipe fitted on the earlier rows whose label
+    window ends before the block (empty when those rows hold a single class)."""
     fit_pos, block_pos = calibration_split(dates, ends, rows, config.CONFIDENCE_HOLDOUT_FRACTION)
     earlier, block = rows[fit_pos], rows[block_pos]
     if len(np.unique(y[earlier])) < 2 or len(block) == 0:
-        return np.array([], dtype=int), np.array([], dtype=float)
+        return np.array([], dtype=int), np.array([], dtype=float), np.array([], dtype=dates.dtype)
     try:
         model = fit_recipe(recipe, X, y, dates, ends, earlier)
     except ValueError:  # too few rows to calibrate on the earlier part
         model = fit_recipe(recipe.with_changes(calibration="none"), X, y, dates, ends, earlier)
-    return y[block], model.predict_proba(X[block])[:, 1]
+    return y[block], model.predict_proba(X[block])[:, 1], dates[block]
 
 
-def _bins(shown: np.ndarray, cutpoints: tuple[float, float]) -> np.ndarray:
-    return np.asarray(contracts.confidence_bin(shown, cutpoints))
+class _Block:
+    """A held-out block's shown probabilities, class-call hits, and every
+    date's cut-point at every level of the grid (contracts.hour_cutpoints)."""
+
+    def __init__(self, y: np.ndarray, p_keep: np.ndarray, dates: np.ndarray) -> None:
+        self.shown = np.asarray(contracts.predicted_probability(p_keep), dtype=float)
+        self.correct = (~contracts.predicted_class_is_down(p_keep)).astype(int) == y
+        grid = config.CONFIDENCE_QUANTILE_GRID
+        # the block-wide quantiles: what an hour with too few pools is binned by
+        self.stored = {q: contracts.hour_cutpoints(self.shown, (q, q), (50, 100))[0] for q in grid}
+        self.at = {q: np.empty(len(y)) for q in grid}
+        for rows in hour_groups(dates):
+            for q in grid:
+                self.at[q][rows] = contracts.hour_cutpoints(
+                    self.shown[rows], (q, q), (self.stored[q], self.stored[q])
+                )[0]
+
+    def rates(self, levels: tuple[float, float], used: tuple[int, ...]) -> tuple[list, list]:
+        bins = np.asarray(
+            contracts.confidence_bin(self.shown, (self.at[levels[0]], self.at[levels[1]]))
+        )
+        shares = [float(np.mean(bins == b)) for b in used]
+        rates = [
+            float(self.correct[bins == b].mean()) if np.any(bins == b) else np.nan for b in used
+        ]
+        return shares, rates
 
 
-def _rates(correct: np.ndarray, bins: np.ndarray, used: tuple[int, ...]) -> tuple[list, list]:
-    shares = [float(np.mean(bins == b)) for b in used]
-    rates = [float(correct[bins == b].mean()) if np.any(bins == b) else float("nan") for b in used]
-    return shares, rates
-
-
-def _best(
-    shown: np.ndarray, correct: np.ndarray, candidates: list[tuple[float, float]], used: tuple
-) -> dict | None:
+def _best(block: _Block, candidates: list[tuple[float, float]], used: tuple) -> dict | None:
     """The candidate whose bins in `used` each hold the minimum share and whose
     hit rates strictly rise, with the widest last - first."""
     best = None
-    for cutpoints in candidates:
-        shares, rates = _rates(correct, _bins(shown, cutpoints), used)
+    for levels in candidates:
+        shares, rates = block.rates(levels, used)
         if min(shares) < config.CONFIDENCE_MIN_SHARE or not all(a < b for a, b in pairwise(rates)):
             continue
         gap = rates[-1] - rates[0]
         if best is None or gap > best["gap"]:
-            best = {"cutpoints": cutpoints, "shares": shares, "hit_rates": rates, "gap": gap}
+            stored = (block.stored[levels[0]], block.stored[levels[1]])
+            best = {"levels": levels, "cutpoints": stored, "shares": shares, "hit_rates": rates}
+            best["gap"] = gap
     return best
 
 
-def choose_cutpoints(y: ArrayLike, p_keep: ArrayLike) -> dict:
-    """Cut-points of the shown probability from a held-out block's labels and p_keep."""
+def choose_cutpoints(y: ArrayLike, p_keep: ArrayLike, dates: ArrayLike) -> dict:
+    """Confidence levels (and the block-wide cut-points an hour with too few
+    pools uses) from a held-out block's labels, p_keep and dates."""
     y, p_keep = np.asarray(y, dtype=int), np.asarray(p_keep, dtype=float)
     if len(y) < config.CONFIDENCE_MIN_ROWS:
         return _one_word(f"the held-out block has {len(y)} rows (< {config.CONFIDENCE_MIN_ROWS})")
-    shown = np.asarray(contracts.predicted_probability(p_keep), dtype=float)
-    correct = (~contracts.predicted_class_is_down(p_keep)).astype(int) == y
-    grid = sorted(set(np.quantile(shown, config.CONFIDENCE_QUANTILE_GRID).tolist()))
-    three = _best(shown, correct, list(combinations(grid, 2)), (1, 2, 3))
+    block = _Block(y, p_keep, np.asarray(dates))
+    grid = config.CONFIDENCE_QUANTILE_GRID
+    three = _best(block, list(combinations(grid, 2)), (1, 2, 3))
     if three is not None:
         return _choice(three, ("Low", "Medium", "High"), None, len(y))
-    two = _best(shown, correct, [(c, c) for c in grid], (1, 3))
+    two = _best(block, [(q, q) for q in grid], (1, 3))
     reason = (
-        "no two cut-points give three bins of at least "
+        "no two levels give three bins of at least "
         f"{config.CONFIDENCE_MIN_SHARE:.0%} of the held-out rows with hit rates rising "
         "from Low to High"
     )
@@ -103,6 +123,7 @@ def choose_cutpoints(y: ArrayLike, p_keep: ArrayLike) -> dict:
 def _choice(best: dict, words: tuple[str, ...], reason: str | None, rows: int) -> dict:
     return {
         "cutpoints": [float(best["cutpoints"][0]), float(best["cutpoints"][1])],
+        "levels": [float(best["levels"][0]), float(best["levels"][1])],
         "words": list(words),
         "reason": reason,
         "held_out_rows": rows,
@@ -114,6 +135,7 @@ def _choice(best: dict, words: tuple[str, ...], reason: str | None, rows: int) -
 def _one_word(reason: str) -> dict:
     return {
         "cutpoints": list(ONE_WORD_CUTPOINTS),
+        "levels": None,
         "words": ["Medium"],
         "reason": reason,
         "held_out_rows": 0,

@@ -126,11 +126,12 @@ CHAMPION = "champion"
 # includes 0.5 or it beats the heuristic baseline by no more than this.
 WEAK_MIN_LIFT = 0.01
 
-# Confidence words (models_py/confidence.py): cut-points chosen on each refit's
-# held-out block (its last CONFIDENCE_HOLDOUT_FRACTION of training dates, scored
-# by the recipe fitted on the earlier rows), over quantiles of the shown
-# probability at CONFIDENCE_QUANTILE_GRID; every bin holds at least
-# CONFIDENCE_MIN_SHARE of the block, hit rates rise from Low to High.
+# Confidence words (models_py/confidence.py): an hour's words come from its own
+# quantiles of the shown probability (contracts.hour_cutpoints) at two levels of
+# CONFIDENCE_QUANTILE_GRID, chosen on each refit's held-out block (its last
+# CONFIDENCE_HOLDOUT_FRACTION of training dates, scored by the recipe fitted on
+# the earlier rows): every bin holds at least CONFIDENCE_MIN_SHARE of the
+# block, hit rates rise from Low to High.
 CONFIDENCE_HOLDOUT_FRACTION = 0.2
 CONFIDENCE_MIN_SHARE = 0.15
 CONFIDENCE_QUANTILE_GRID = tuple(round(0.05 * i, 2) for i in range(3, 18))

@@ -320,6 +320,7 @@ def write_full_report(
             **metadata["confidence"],
             "held_out_fraction": config.CONFIDENCE_HOLDOUT_FRACTION,
             "min_share": config.CONFIDENCE_MIN_SHARE,
+            "hour_min_pools": contracts.CONFIDENCE_HOUR_MIN_POOLS,
         },
         month_table=markdown_table(month_table),
         top_projects=config.TOP_PROJECTS,

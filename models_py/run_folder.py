@@ -21,6 +21,7 @@ import numpy as np
 
 from inference import contracts, monitoring
 from inference.model import artefact
+from inference.scoring import binned_by_hour
 from models_py import confidence, config, evaluate, export, report
 from models_py.calibration import expected_calibration_error
 from models_py.data import to_matrix
@@ -325,8 +326,8 @@ def confidence_table(
     result: TrainingResult, p_test: np.ndarray, cutpoints: list[float]
 ) -> tuple[pd.DataFrame, str]:
     """The hit rate per confidence word: from the monthly backtest (each month
-    binned by its own refit's cut-points) when it ran, else the evaluated fit's
-    test period binned by the shipped cut-points; with the base rate."""
+    binned by its own refit's levels) when it ran, else the evaluated fit's
+    test period binned by the shipped levels; with the base rate."""
     backtest = result.backtest
     if backtest is not None and "binned_confidence" in backtest.predictions:
         frame = backtest.predictions
@@ -337,7 +338,8 @@ def confidence_table(
             "the monthly backtest",
         )
     y = result.data.y[result.test_index]
-    bins = contracts.confidence_bin(contracts.predicted_probability(p_test), cutpoints)
+    dates = result.data.dates[result.test_index]
+    bins, _, _ = binned_by_hour(p_test, dates, result.confidence["levels"], cutpoints)
     return confidence.hit_rate_table(y, p_test, bins), "the evaluated fit's test period"
 
 
@@ -405,7 +407,7 @@ def write_run(
         "library_versions": versions,
         "model_version": next_model_version(run_dir.parent),
         "data_provenance": provenance,
-        "confidence": {"words": result.confidence["words"], "reason": result.confidence["reason"]},
+        "confidence": {key: result.confidence[key] for key in ("words", "reason", "levels")},
     }
     reference = drift_reference(data, shipped_rows, recipe, shipped, X, reference_features)
     portable = save_portable(shipped, run_dir, facts, X[test], signing_key, reference)

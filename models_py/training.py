@@ -622,9 +622,9 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     )
     cut = choose_cutpoints(*held_out_block(recipe, X_recipe, y, dates, ends, shipped_rows))
     LOG.info(
-        f"confidence cut-points {[round(c, 2) for c in cut['cutpoints']]} "
-        f"({' / '.join(cut['words'])}) on the shipped fit's held-out block"
-        + (f": {cut['reason']}" if cut["reason"] else "")
+        f"confidence words {' / '.join(cut['words'])} at levels {cut['levels']} of each hour's "
+        f"shown probabilities (block-wide {[round(c, 2) for c in cut['cutpoints']]}) "
+        "on the shipped fit's held-out block" + (f": {cut['reason']}" if cut["reason"] else "")
     )
     backtest = None
     if settings.backtest:

@@ -256,14 +256,22 @@ def test_stored_cutpoints_are_chosen_on_the_shipped_fits_held_out_block(trained)
     chosen = choose_cutpoints(*block)
     assert meta["confidence_cutpoints"] == pytest.approx(chosen["cutpoints"])
     assert meta["confidence"]["words"] == chosen["words"]
+    assert meta["confidence"]["levels"] == chosen["levels"]
     # the spec the Lambda reads carries them (hashed with it)
     spec = json.loads((run_dir / contracts.PORTABLE_SPEC_FILE).read_text())
     assert spec["confidence_cutpoints"] == meta["confidence_cutpoints"]
     assert spec["confidence"]["words"] == chosen["words"]
-    # the report's table comes from the backtest: every month binned by its own refit
+    assert spec["confidence"]["levels"] == chosen["levels"]
+    # the report's table comes from the backtest: every day binned by its own
+    # quantiles at its month's refit's levels, as the Lambda bins an hour
     assert meta["confidence"]["hit_rates_from"] == "the monthly backtest"
     predictions = pd.read_parquet(run_dir / artefact.BACKTEST_FILE)
     assert set(predictions["binned_confidence"].unique()) <= {1, 2, 3}
+    shown = contracts.predicted_probability(predictions["p_keep"].to_numpy())
+    rebinned = contracts.confidence_bin(
+        shown, (predictions["cutpoint_low"].to_numpy(), predictions["cutpoint_high"].to_numpy())
+    )
+    assert (rebinned == predictions["binned_confidence"].to_numpy()).all()
     table = {row["confidence"]: row for row in meta["confidence"]["hit_rates"]}
     assert table["all"]["rows"] == len(predictions)
     assert table["all"]["always_stable_up"] == pytest.approx(predictions["is_apy_kept"].mean())

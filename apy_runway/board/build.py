@@ -211,7 +211,7 @@ def _latest_state(con: Any) -> pd.DataFrame:
 
 def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
     """The run's backtest predictions as track-record rows (source 'backtest'),
-    binned by the run's stored cut-points; None when the run has none."""
+    binned as the backtest binned them; None when the run has none."""
     path = run_dir / BACKTEST_FILE
     if not path.is_file():
         return None
@@ -248,7 +248,7 @@ def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
             "pool_id": frame["pool_id"].astype(str),
             "as_of": pd.to_datetime(frame["snapshot_date"]).dt.strftime("%Y-%m-%d"),
             "p_keep": p_keep,
-            "binned_confidence": _binned(p_keep, cutpoints, metadata_path),
+            "binned_confidence": _binned(frame, p_keep, cutpoints, metadata_path),
             "label": pd.to_numeric(frame[label], errors="coerce").astype("Float64"),
             "source": "backtest",
         }
@@ -259,7 +259,14 @@ def backtest_track_record(run_dir: Path) -> pd.DataFrame | None:
         raise UserError(str(error)) from error
 
 
-def _binned(p_keep: np.ndarray, cutpoints: list, metadata_path: Path) -> np.ndarray:
+def _binned(
+    frame: pd.DataFrame, p_keep: np.ndarray, cutpoints: list, metadata_path: Path
+) -> np.ndarray:
+    """The backtest's own bins (each day by its month's refit's levels, as the
+    Lambda bins an hour); a run written before they were stored: the run's
+    cut-points."""
+    if "binned_confidence" in frame.columns:
+        return frame["binned_confidence"].to_numpy()
     try:
         return board_data.label_binned_confidence(p_keep, cutpoints)
     except (IndexError, TypeError, ValueError) as error:

@@ -58,6 +58,12 @@ def ledger_frame(predictions: pd.DataFrame, metadata: dict, run_id: str) -> pd.D
             "cutpoint_high": float(cutpoints[1]),
         }
     )
+    # the backtest's own bins and each day's cut-points (by its month's refit's
+    # levels, as the Lambda bins an hour); a run written before them: the run's
+    own = ("binned_confidence", "cutpoint_low", "cutpoint_high")
+    if all(column in predictions.columns for column in own):
+        for column in own:
+            frame[column] = predictions[column].to_numpy()
     for column in contracts.LABEL_SETTING_COLUMNS:
         frame[column] = label.get(column)
     frame["reasons"] = [[] for _ in range(len(frame))]

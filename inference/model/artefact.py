@@ -18,6 +18,7 @@ import math
 import struct
 import zipfile
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,17 @@ class ModelSpec:
     # held-out block gave no three separating bins); the served document repeats it
     confidence: dict | None = None
 
+    @property
+    def levels(self) -> tuple[float, float] | None:
+        """The confidence levels an hour's cut-points are taken at (None: the
+        stored cut-points serve every hour)."""
+        levels = (self.confidence or {}).get("levels")
+        return None if levels is None else (float(levels[0]), float(levels[1]))
+
+    def hour_cutpoints(self, shown: Any) -> tuple[float, float]:
+        """The cut-points of one hour's (or request's) shown probabilities."""
+        return contracts.hour_cutpoints(shown, self.levels, self.cutpoints)
+
     @classmethod
     def from_metadata(cls, metadata: dict) -> ModelSpec:
         if not isinstance(metadata, dict):
@@ -129,6 +141,7 @@ class ModelSpec:
                 f"model spec: model_version must be a whole number >= 0, got {version!r}"
             )
         provenance, confidence = _optional_objects(metadata, ("data_provenance", "confidence"))
+        _check_levels((confidence or {}).get("levels"))
         return cls(
             model_id=model_id,
             features=features,
@@ -144,6 +157,23 @@ class ModelSpec:
             model_version=version,
             data_provenance=provenance,
             confidence=confidence,
+        )
+
+
+def _check_levels(levels: Any) -> None:
+    """The spec's confidence levels: absent (null) or two ascending quantile
+    levels within 0..1 (contracts.hour_cutpoints)."""
+    if levels is None:
+        return
+    if (
+        not isinstance(levels, list)
+        or len(levels) != 2
+        or not all(isinstance(q, (int, float)) and not isinstance(q, bool) for q in levels)
+        or not (0.0 <= levels[0] <= levels[1] <= 1.0)
+    ):
+        raise ModelIntegrityError(
+            f"model spec: confidence.levels must be null or [q1, q2] with 0 <= q1 <= q2 <= 1, "
+            f"got {levels!r}"
         )
 
 
