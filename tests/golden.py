@@ -150,7 +150,8 @@ def serve(run_dir: Path, payload: dict, binary: bytes, http_rows: list | None = 
         "http_rows": rows,
         "http_predictions": http["predictions"],
         "http_binned_confidence": [r["binned_confidence"] for r in http["rows"]],
-        "cutpoints": list(model.spec.cutpoints),
+        "cutpoints": published["confidence_cutpoints"],  # the hour's
+        "http_cutpoints": http["confidence_cutpoints"],  # the request's
         # the served document's own account of its model (issue 22)
         "document": {
             key: published[key] for key in ("confidence_cutpoints", "confidence", "data_provenance")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import golden
+import numpy as np
 import pytest
 
 from inference import contracts
@@ -66,11 +67,25 @@ def test_serving_gives_the_recorded_predictions(served):
 
 
 def test_the_served_document_names_its_cutpoints_words_and_provenance(served):
-    """The hourly document carries the spec's confidence cut-points, the words
-    in use and where the training data came from (issue 22)."""
+    """The hourly document carries the hour's confidence cut-points, the words
+    and levels in use and where the training data came from (issue 22)."""
     assert served["document"] == EXPECTED["serving"]["document"]
     assert served["document"]["confidence_cutpoints"] == EXPECTED["serving"]["cutpoints"]
     assert served["document"]["data_provenance"]["kind"] == "generated"
+    # the hour's cut-points: the spec's levels as quantiles of the hour's scored pools
+    levels = served["document"]["confidence"]["levels"]
+    shown = [
+        p["predicted_probability"]
+        for p in served["published"]["predictions"]
+        if p["status"] == "scored"
+    ]
+    unrounded = [100 * max(p, 1 - p) for p in served["raw_p_keep"].values()]
+    assert len(shown) >= contracts.CONFIDENCE_HOUR_MIN_POOLS
+    assert served["document"]["confidence_cutpoints"] == pytest.approx(
+        np.quantile(unrounded, levels).tolist(), abs=1e-9
+    )
+    bins = [p["binned_confidence"] for p in served["published"]["predictions"] if p["p_keep"]]
+    assert sorted(set(bins)) == [1, 2, 3]
 
 
 def test_http_scoring_gives_the_recorded_predictions(served):
