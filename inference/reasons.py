@@ -239,6 +239,20 @@ RULES: tuple[tuple[str, Callable[[re.Match], Phrase]], ...] = (
         r"(project|chain)_pool_count",
         lambda m: Phrase(f"pools on its {m[1]}", _formatted(f"{{:,.0f}} pools on its {m[1]}")),
     ),
+    (
+        r"market_apy_drop_share_(\d+)d",
+        lambda m: Phrase(
+            f"pools whose APY fell in {_days(m[1])}",
+            _formatted(f"market: {{:.0f}}% of pools' APY fell sharply in {_days(m[1])}", scale=100),
+        ),
+    ),
+    (
+        r"market_apy_change_(\d+)d_median",
+        lambda m: Phrase(
+            f"median pool's APY change over {_days(m[1])}",
+            _formatted(f"market: median pool APY {{:+,.0f}}% in {_days(m[1])}", scale=100),
+        ),
+    ),
     (r"chain", lambda m: Phrase("chain", _text("chain {}"))),
     (r"project", lambda m: Phrase("project", _text("project {}"))),
     (r"il_risk", lambda m: Phrase("impermanent-loss risk", _text("impermanent-loss risk {}"))),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from models_py import config
 from models_py.evaluate import safe_auc
 from models_py.pipelines import build_pipeline
+from models_py.recipe import Recipe
 
 LOG = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from models_py.data import TrainingData
-    from models_py.recipe import Recipe
     from models_py.splits import Fold
 
 
@@ -82,6 +82,77 @@ def _fold_aucs(
         model.fit(X[fit_rows], y[fit_rows])
         aucs.append(safe_auc(y[validation], model.predict_proba(X[validation])[:, 1]))
     return aucs
+
+
+def gate_candidate_groups(
+    data: TrainingData, train: np.ndarray, folds: Sequence[Fold], rf_params: dict, trees: int
+) -> tuple[TrainingData, list[dict]]:
+    """The training data without each of config.CANDIDATE_GROUPS that the
+    forest's last folds do not keep, and one decision row per group present."""
+    patterns = dict(config.FEATURE_GROUPS)
+    grouped = {
+        name: [f for f in data.features if re.fullmatch(patterns[name], f)]
+        for name in config.CANDIDATE_GROUPS
+    }
+    candidates = [name for name, members in grouped.items() if members]
+    if not candidates:
+        return data, []
+    folds = list(folds)[-config.ABLATION_FOLDS :]
+    recipe = Recipe(
+        model="random_forest",
+        numeric=tuple(data.numeric),
+        categorical=tuple(data.categorical),
+        rf_params=dict(rf_params),
+        rf_trees=trees,
+    )
+    numeric, categorical = list(data.numeric), list(data.categorical)
+    with_all = float(np.nanmean(_fold_aucs(recipe, numeric, categorical, data, train, folds)))
+    noise, decisions, dropped = None, [], []
+    for name in candidates:
+        members = grouped[name]
+        without = float(
+            np.nanmean(
+                _fold_aucs(
+                    recipe,
+                    [f for f in numeric if f not in members],
+                    [f for f in categorical if f not in members],
+                    data,
+                    train,
+                    folds,
+                )
+            )
+        )
+        gain = with_all - without
+        if gain > config.ABLATION_NO_COST and noise is None:  # measured only when it matters
+            reseeded = _fold_aucs(
+                recipe, numeric, categorical, data, train, folds, seed=config.RANDOM_STATE + 1
+            )
+            noise = abs(float(np.nanmean(reseeded)) - with_all)
+        margin = max(config.ABLATION_NO_COST, noise or 0.0)
+        kept = bool(gain > margin)
+        decisions.append(
+            {
+                "group": name,
+                "features": members,
+                "auc_with": with_all,
+                "auc_without": without,
+                "gain": gain,
+                "margin": margin,
+                "kept": kept,
+            }
+        )
+        LOG.info(
+            f"feature group {name!r}: fold AUC {with_all:.4f} with it, {without:.4f} without "
+            f"({gain:+.4f}, margin {margin:.4f}): {'kept' if kept else 'dropped'}"
+        )
+        dropped += [] if kept else members
+    if dropped:
+        data = replace(
+            data,
+            numeric=[f for f in data.numeric if f not in dropped],
+            categorical=[f for f in data.categorical if f not in dropped],
+        )
+    return data, decisions
 
 
 def ablate_feature_groups(

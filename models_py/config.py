@@ -102,6 +102,7 @@ FEATURE_GROUPS = (
     ("rank in project / chain", r"apy_(project|chain)_percent_rank"),
     ("ratio to project / chain median", r"apy_(project|chain)_median_ratio"),
     ("pools in project / chain", r"(project|chain)_pool_count"),
+    ("market regime", r"market_apy_(drop_share_30d|change_30d_median)"),
     ("chain, project", r"chain|project"),
     ("il_risk, exposure, stablecoin", r"il_risk|exposure|stablecoin"),
 )
@@ -113,6 +114,12 @@ FEATURE_GROUPS = (
 ABLATION_FOLDS = 2
 ABLATION_TREES = 30
 ABLATION_NO_COST = 0.002
+# Feature groups a run keeps only when its own walk-forward folds show they
+# help (models_py/ablation.py, gate_candidate_groups): the forest with the
+# group must beat the forest without it, over the last ABLATION_FOLDS folds,
+# by more than ABLATION_NO_COST and the seed noise. Otherwise every model of
+# the run is trained without it, and the report says so.
+CANDIDATE_GROUPS = ("market regime",)
 
 # `apy-runway retrain`: champion and challenger are each backtested over the
 # last RETRAIN_MONTHS months; the challenger is promoted unless its AUC is

@@ -459,6 +459,7 @@ def write_run(
         "backtest": (
             {"months": backtest.months, "total": backtest.total} if backtest is not None else None
         ),
+        "feature_gates": result.feature_gates,
         "ablation": (
             {
                 "folds": result.ablation.folds,

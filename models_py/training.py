@@ -26,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from models_py import config, quality
-from models_py.ablation import Ablation, ablate_feature_groups
+from models_py.ablation import Ablation, ablate_feature_groups, gate_candidate_groups
 from models_py.backtest import Backtest, monthly_backtest
 from models_py.calibration import (
     CalibratedClassifier,
@@ -67,6 +67,7 @@ class Settings:
     ablation: bool = False  # refit without each feature group on the last folds (a study)
     refit: bool = True  # ship the recipe refitted on every labelled row
     share_fits: bool = True  # fit each (model, rows) once (models_py/fits.py); False: refit
+    gate_features: bool = True  # keep config.CANDIDATE_GROUPS only where the folds show a gain
 
     def __post_init__(self) -> None:
         if self.calibration not in config.CALIBRATION_CHOICES:
@@ -108,6 +109,8 @@ class TrainingResult:
     confidence: dict  # the shipped cut-points (models_py/confidence.py)
     seconds: float
     quality: dict  # the weak-model verdict (models_py/quality.py)
+    # per candidate feature group: kept or dropped on the folds (ablation.gate_candidate_groups)
+    feature_gates: list = field(default_factory=list)
 
     @property
     def production_model(self) -> CalibratedClassifier:
@@ -561,10 +564,15 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     settings = settings or Settings()
     started = time.perf_counter()
     _check_models(data, settings)
-    categorical = data.categorical
     y, dates, ends = data.y, data.dates, data.label_end_dates
     split, walk, folds, warnings = _split_and_folds(data, settings)
     train = split.train_index
+    feature_gates = []
+    if settings.gate_features:
+        data, feature_gates = gate_candidate_groups(
+            data, train, folds, settings.rf_candidates[0], settings.rf_trees
+        )
+    categorical = data.categorical
     cache = FitCache() if settings.share_fits else None
     rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings, cache)
     results = {
@@ -661,6 +669,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         confidence=cut,
         seconds=time.perf_counter() - started,
         quality=assess_quality(data, split, results, evaluated, recipe, backtest, settings),
+        feature_gates=feature_gates,
     )
 
 

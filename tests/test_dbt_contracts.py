@@ -286,7 +286,7 @@ def test_the_marts_enforce_their_contract(home, checks):
     # the export's feature columns come in the feature order of latest_features' YAML
     contract = feature_columns_from_manifest(manifest)
     features = contract["numeric"] + contract["categorical"]
-    assert len(features) == 66
+    assert len(features) == 68
     exported = pd.read_parquet(home["paths"].latest_features)
     assert [c for c in exported.columns if c in set(features)] == features
 

@@ -1,7 +1,10 @@
 -- One row per pool per observed day: where the pool's apy stands among the
--- pools observed on the same day, within its project and within its chain.
--- Only same-day rows are compared, so a day's values never depend on a later
--- day. A pool alone in its group that day gets null (no peers to rank).
+-- pools observed on the same day, within its project and within its chain,
+-- and the market regime of the day (the share of the day's pools whose apy
+-- fell by more than the label's threshold over 30 days, and their median
+-- relative change: each pool's change looks back only). Only same-day rows
+-- are compared, so a day's values never depend on a later day. A pool alone
+-- in its group that day gets null (no peers to rank).
 --
 -- Incremental: a late row changes the ranks and medians of every pool of its
 -- day, so a refresh rebuilds every pool of the days the changed pools have
@@ -37,15 +40,37 @@ daily as (
 
 ),
 
-grouped as (
+relative_changes as (
 
+    -- each pool's apy against its own apy 30 days before (looks back only)
     select
         pool_id,
         snapshot_date,
-        apy,
-        coalesce(project, 'unknown') as project_group,
-        coalesce(chain, 'unknown') as chain_group
+        case
+            when apy - apy_change_30d > 0
+                then apy / (apy - apy_change_30d) - 1
+        end as relative_change_30d
+    from {{ ref('int_pool_days_rolling_features') }}
+    {% if from_date %}
+    where snapshot_date >= {{ from_date }}
+    {% endif %}
+
+),
+
+grouped as (
+
+    select
+        daily.pool_id,
+        daily.snapshot_date,
+        daily.apy,
+        relative_changes.relative_change_30d,
+        coalesce(daily.project, 'unknown') as project_group,
+        coalesce(daily.chain, 'unknown') as chain_group
     from daily
+    left join relative_changes
+        on
+            daily.pool_id = relative_changes.pool_id
+            and daily.snapshot_date = relative_changes.snapshot_date
 
 ),
 
@@ -64,6 +89,18 @@ ranked as (
         {{ median_value('apy') }} over same_day_{{ group }}
             as {{ group }}_apy_median,
         {% endfor %}
+        -- the market of the day: every pool observed that day
+        avg(
+            case
+                when relative_change_30d is not null
+                    then cast(
+                        relative_change_30d < {{ var('apy_drop_threshold') }}
+                        as double
+                    )
+            end
+        ) over same_day as market_apy_drop_share_30d,
+        {{ median_value('relative_change_30d') }} over same_day
+            as market_apy_change_30d_median,
         apy
     from grouped
     window
@@ -71,8 +108,12 @@ ranked as (
         same_day_{{ group }} as (
             partition by snapshot_date, {{ group }}_group
             rows between unbounded preceding and unbounded following
-        ){{ ',' if not loop.last }}
+        ),
         {% endfor %}
+        same_day as (
+            partition by snapshot_date
+            rows between unbounded preceding and unbounded following
+        )
 
 ),
 
@@ -95,6 +136,8 @@ cross_sectional as (
         end as apy_{{ group }}_median_ratio,
         {{ group }}_pool_count,
         {% endfor %}
+        market_apy_drop_share_30d,
+        market_apy_change_30d_median,
 
         -- dates
         snapshot_date
