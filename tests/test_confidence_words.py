@@ -114,7 +114,7 @@ def _spec(levels) -> dict:
     "levels", [[0.9, 0.2], [0.2], [-0.1, 0.5], [0.2, 1.5], ["0.2", 0.8], [True, 0.8], 0.5]
 )
 def test_the_spec_refuses_levels_that_are_not_two_ascending_quantile_levels(levels):
-    with pytest.raises(ModelIntegrityError, match="confidence.levels"):
+    with pytest.raises(ModelIntegrityError, match=r"confidence\.levels"):
         ModelSpec.from_metadata(_spec(levels))
 
 
