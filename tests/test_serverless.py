@@ -40,8 +40,15 @@ def package(project: Path, moto_endpoint: str, *params: str, config: str | None 
     )
     # the .pyc createlayer.sh compiles for the function package
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash"]
-        + [str(project / "inference")],
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "checked-hash",
+            str(project / "inference"),
+        ],
         check=True,
     )
     (project / "inference" / "__pycache__" / "stale.pyc").write_bytes(b"not shipped")
