@@ -559,10 +559,10 @@ def score_hour(
 
     Worker threads run beside the main path: the HEAD of latest.json during
     the features' GET, the ledger (gzip, PUT) and the monitoring document
-    during the document's encode and upload, latest.json's PUT during the
-    watchlist's reads, the hour's key during the alerts. zlib and sockets
-    release the GIL, so on one vCPU the uploads' waits overlap; a failure on
-    any side fails the run (a retry writes every key again)."""
+    during the document's encode and upload, the hour's key during the
+    alerts. zlib and sockets release the GIL, so on one vCPU the uploads'
+    waits overlap; a failure on any side fails the run (a retry writes every
+    key again)."""
     clock = Stopwatch()
     with (
         without_cyclic_gc(),  # the ledger rows are built on the worker, after the document
@@ -599,22 +599,10 @@ def score_hour(
         }
         clock.lap("encode")
         hourly = contracts.hourly_predictions_key(settings.predictions_prefix, event_time)
-        writing = side.submit(
-            publish_latest,
-            settings,
-            client,
-            body,
-            object_metadata,
-            result["event_time"],
-            state,
-            known=True,
-        )
-        # while latest.json goes up: the watchlist's reads (nothing is written
-        # before the conditional write's outcome is known)
-        watch_reads = read_watch_inputs(settings, client, result)
-        clock.lap("watch_reads")
         try:
-            latest = writing.result()
+            latest = publish_latest(
+                settings, client, body, object_metadata, result["event_time"], state, known=True
+            )
         except LatestConflict:
             put_json(client, settings.bucket, hourly, body, object_metadata)  # the hour is kept
             raise
@@ -626,7 +614,7 @@ def score_hour(
             webhook, latest, result["health"], result["event_time"], loaded.spec.model_id
         )
         clock.lap("alert")
-        watch = alert_watchlist(settings, client, webhook, latest, result, watch_reads)
+        watch = alert_watchlist(settings, client, webhook, latest, result)
         clock.lap("watch")
         clock.lap("hourly_" + hourly_write.result())
         monitoring_key, ledger_key, side_ms = side_writes.result()
@@ -687,54 +675,18 @@ def _readable_state(document: Any, where: str) -> dict:
         return {}
 
 
-@dataclass(frozen=True)
-class WatchInputs:
-    """What the watchlist step reads before latest.json's write is known: the
-    watched pools (empty: no watchlist), their records, the watch state as
-    found (ETag, document; None: there is none), or the error met reading."""
-
-    watched: list[str] | None  # None: no watchlist
-    records: dict
-    found_state: tuple[str, Any] | None = None
-    error: str | None = None
-
-
-def read_watch_inputs(settings: Settings, client: Any, document: dict) -> WatchInputs:
-    """The watchlist, the hour's records of its pools and the watch state.
-    Never raises: an error is kept for alert_watchlist to report."""
-    try:
-        found = _get_json_with_etag(client, settings.bucket, settings.watchlist_key)
-        if found is None:
-            return WatchInputs(None, {})
-        watched = watchlist.read_watchlist(
-            found[1], f"s3://{settings.bucket}/{settings.watchlist_key}"
-        )
-        wanted = set(watched)
-        records = {r["pool_id"]: r for r in document["predictions"] if r["pool_id"] in wanted}
-        state = _get_json_with_etag(client, settings.bucket, settings.watch_state_key)
-    except (ClientError, BotoCoreError, watchlist.WatchlistError) as error:
-        return WatchInputs(None, {}, error=str(error))
-    return WatchInputs(watched, records, state)
-
-
 def _record_watch_state(
-    settings: Settings,
-    client: Any,
-    inputs: WatchInputs,
-    hour: str,
+    settings: Settings, client: Any, watched: list[str], records: dict, hour: str
 ) -> list[watchlist.Alert]:
-    """Judge the hour's calls against the watch state read with the inputs,
-    write the state back with a conditional PUT (If-Match its ETag;
-    If-None-Match: * when there is none), again from a fresh read when another
-    run wrote in between. The alerts are returned only once their hour is
-    recorded, so a retry posts nothing."""
+    """Read the watch state, judge the hour's calls, write the state back
+    with a conditional PUT (If-Match its ETag; If-None-Match: * when there is
+    none), again from the read when another run wrote in between. The alerts
+    are returned only once their hour is recorded, so a retry posts nothing."""
     key = settings.watch_state_key
-    found = inputs.found_state
-    for attempt in range(WATCH_WRITE_ATTEMPTS):
-        if attempt:
-            found = _get_json_with_etag(client, settings.bucket, key)
+    for _ in range(WATCH_WRITE_ATTEMPTS):
+        found = _get_json_with_etag(client, settings.bucket, key)
         state = {} if found is None else _readable_state(found[1], f"s3://{settings.bucket}/{key}")
-        raised, new_state = watchlist.evaluate(state, inputs.watched, inputs.records, hour)
+        raised, new_state = watchlist.evaluate(state, watched, records, hour)
         condition = {"IfMatch": found[0]} if found is not None else {"IfNoneMatch": "*"}
         try:
             client.put_object(
@@ -755,39 +707,33 @@ def _record_watch_state(
 
 
 def alert_watchlist(
-    settings: Settings,
-    client: Any,
-    url: str | None,
-    latest: LatestWrite,
-    document: dict,
-    inputs: WatchInputs | None = None,
+    settings: Settings, client: Any, url: str | None, latest: LatestWrite, document: dict
 ) -> dict:
     """The watchlist step of the hourly run: post one message per watched pool
     whose call flipped or moved (inference/watchlist.py), once per pool and
     hour. Only a run whose write of latest.json succeeded judges (an older
-    hour retried late says nothing). `inputs`: read_watch_inputs's (read here
-    when None). Never raises: a broken watchlist or a failed read or post is
-    logged and reported in the summary."""
+    hour retried late says nothing). Never raises: a broken watchlist or a
+    failed read or post is logged and reported in the summary."""
     outcome: dict[str, Any] = {"watched": 0, "alerts": [], "posted": 0}
     if not latest.written:
         return outcome | {"skipped": "a newer hour holds latest.json"}
-    if inputs is None:
-        inputs = read_watch_inputs(settings, client, document)
-    error = inputs.error
-    if error is None and inputs.watched is not None:
-        try:
-            raised = _record_watch_state(settings, client, inputs, document["event_time"])
-        except (ClientError, BotoCoreError, watchlist.WatchlistError, LatestConflict) as failed:
-            error = str(failed)
-    if error is not None:
-        logger.warning(
-            json.dumps({"level": "WARNING", "event": "watchlist_failed", "error": error})
+    try:
+        found = _get_json_with_etag(client, settings.bucket, settings.watchlist_key)
+        if found is None:
+            return outcome
+        watched = watchlist.read_watchlist(
+            found[1], f"s3://{settings.bucket}/{settings.watchlist_key}"
         )
-        return outcome | {"error": error}
-    if inputs.watched is None:
-        return outcome
-    outcome["watched"] = len(inputs.watched)
-    outcome["alerts"] = _post_watch_alerts(url, raised, inputs.records, document.get("model_id"))
+        wanted = set(watched)
+        records = {r["pool_id"]: r for r in document["predictions"] if r["pool_id"] in wanted}
+        raised = _record_watch_state(settings, client, watched, records, document["event_time"])
+    except (ClientError, BotoCoreError, watchlist.WatchlistError, LatestConflict) as error:
+        logger.warning(
+            json.dumps({"level": "WARNING", "event": "watchlist_failed", "error": str(error)})
+        )
+        return outcome | {"error": str(error)}
+    outcome["watched"] = len(watched)
+    outcome["alerts"] = _post_watch_alerts(url, raised, records, document.get("model_id"))
     outcome["posted"] = sum(entry["posted"] for entry in outcome["alerts"])
     return outcome
 
