@@ -20,7 +20,9 @@
 #   --no-compile           ship no .pyc files. By default, when the Python running pip
 #                          is PYTHON_VERSION, the pruned layer is byte-compiled afresh
 #                          (unchecked-hash .pyc): /opt is read-only on Lambda, so without
-#                          them every cold start compiles the imports again
+#                          them every cold start compiles the imports again. Also
+#                          byte-compiles inference/ (checked-hash .pyc, shipped in the
+#                          function package: /var/task is read-only too)
 #   --upload s3://B/KEY    upload layer.zip there afterwards (boto3; AWS_ENDPOINT_URL honoured)
 # Environment: PYTHON (interpreter running pip, default python3).
 # boto3 is not shipped: the Lambda runtime has it.
@@ -54,7 +56,7 @@ while [[ $# -gt 0 ]]; do
         --upload) UPLOAD="${2:?--upload needs s3://bucket/key}"; shift 2 ;;
         --no-compile) COMPILE=0; shift ;;
         --sklearn) SKLEARN=1; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) [[ -z "$VERSION" ]] || die "one PYTHON_VERSION only"; VERSION="$1"; shift ;;
     esac
@@ -170,6 +172,12 @@ if [[ "$COMPILE" == auto ]]; then
     HAVE="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
     if [[ "$HAVE" == "$VERSION" ]]; then
         "$PYTHON" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$LAYER" >/dev/null
+        if [[ "$SKLEARN" == 0 && -d "$HERE/inference" ]]; then
+            # the function package's .pyc (serverless.yml ships them): checked-hash, so
+            # an edited source is never shadowed by its old bytecode, here or on Lambda
+            "$PYTHON" -m compileall -q -j 0 --invalidation-mode checked-hash "$HERE/inference" \
+                >/dev/null
+        fi
     else
         echo "createlayer.sh: warning: $PYTHON is Python $HAVE, not $VERSION: no .pyc shipped" \
             "(slower cold starts); run with PYTHON=python$VERSION to include them" >&2

@@ -156,6 +156,12 @@ def boto3_folder() -> Path:
         )
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
+    # the runtime's boto3 comes compiled; the clean children run with -B
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", str(target)],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
@@ -383,7 +389,8 @@ def spawn(argv: list[str], env: dict, python_path: list[str] | None = None) -> d
             "exec(compile(open(path).read(), path, 'exec'), "
             "{'__name__': '__main__', '__file__': path})"
         )
-        command = [sys.executable, "-I", "-S", "-c", bootstrap]
+        # -B: nothing compiled here is kept (/var/task and /opt are read-only)
+        command = [sys.executable, "-I", "-S", "-B", "-c", bootstrap]
     else:
         command = [sys.executable, "-m", "benchmarks.inference_bench", *argv]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
@@ -422,12 +429,35 @@ def layers(args: argparse.Namespace, workdir: Path, run_dir: Path) -> tuple[dict
 
 def code_folder(workdir: Path) -> Path:
     """Copies of inference/ (what the function ships) and models_py/ (what
-    unpickling model.joblib imports, for the old path only)."""
+    unpickling model.joblib imports, for the old path only), byte-compiled as
+    createlayer.sh compiles the function package (checked-hash), then made
+    read-only as /var/task is: a cold child pays what a Lambda cold start pays."""
     code = workdir / "code"
+    for folder, _, files in os.walk(code):  # a previous run's read-only copy
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
     shutil.rmtree(code, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "requirements.lock")
     shutil.copytree(REPO / "inference", code / "inference", ignore=ignore)
     shutil.copytree(REPO / "models_py", code / "models_py", ignore=ignore)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "checked-hash",
+            str(code),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for folder, _, files in os.walk(code):
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o444)
+        os.chmod(folder, 0o555)
     return code
 
 

@@ -7,6 +7,7 @@ dummy credentials and AWS_ENDPOINT_URL pointed at the local moto server.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -34,8 +35,22 @@ def package(project: Path, moto_endpoint: str, *params: str, config: str | None 
     assert OSLS.exists(), "osls missing: run `make setup` (npm ci) first"
     project.mkdir(parents=True)
     (project / "serverless.yml").write_text(config or (REPO / "serverless.yml").read_text())
-    shutil.copytree(REPO / "inference", project / "inference")
-    (project / "inference" / "__pycache__").mkdir(exist_ok=True)
+    shutil.copytree(
+        REPO / "inference", project / "inference", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    # the .pyc createlayer.sh compiles for the function package
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "checked-hash",
+            str(project / "inference"),
+        ],
+        check=True,
+    )
     (project / "inference" / "__pycache__" / "stale.pyc").write_bytes(b"not shipped")
     # a stand-in for the layer createlayer.sh builds (test_layer.py builds the real one)
     with zipfile.ZipFile(project / "layer.zip", "w") as layer:
@@ -136,12 +151,25 @@ def test_the_config_ignores_only_the_known_dependency_warning(packaged):
     assert codes <= {"W3005"}, result.stdout
 
 
-def test_package_ships_only_the_inference_code(packaged):
+def test_package_ships_only_the_inference_code_and_its_bytecode(packaged):
     with zipfile.ZipFile(packaged / "apy-runway.zip") as archive:
         names = sorted(archive.namelist())
+        bytecode = {name: archive.read(name) for name in names if name.endswith(".pyc")}
+        sources = {name: archive.read(name) for name in names if name.endswith(".py")}
     shipped = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "inference").rglob("*.py"))
     assert "inference/contracts.py" in shipped and "inference/model/portable.py" in shipped
-    assert names == shipped
+    assert sorted(sources) == shipped
+    # one .pyc per source for this interpreter (/var/task is read-only: without
+    # them each cold start compiles inference/), checked against the source's
+    # hash, so a stale one is recompiled, never run
+    expected = {
+        importlib.util.cache_from_source(name).replace(os.sep, "/"): name for name in shipped
+    }
+    assert sorted(bytecode) == sorted(expected)
+    for name, data in bytecode.items():
+        flags = int.from_bytes(data[4:8], "little")
+        assert data[:4] == importlib.util.MAGIC_NUMBER and flags == 0b11, name
+        assert data[8:16] == importlib.util.source_hash(sources[expected[name]]), name
 
 
 def our_functions(packaged: Path) -> dict:
