@@ -440,7 +440,9 @@ def test_the_ledger_holds_every_served_hour_once(soaked):
             "select count(*), count(distinct (pool_id, scored_hour)) from prediction_outcomes"
         ).fetchone()
     expected = {
-        f"{FIRST + timedelta(hours=i):%Y-%m-%dT%H}:00:00Z": records[i]["scored"][-1]["ledger_rows"]
+        f"{FIRST + timedelta(hours=i):%Y-%m-%d %H}:00:00+00": records[i]["scored"][-1][
+            "ledger_rows"
+        ]
         for i in range(HOURS)
     }
     assert per_hour == expected
