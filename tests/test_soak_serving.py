@@ -427,6 +427,8 @@ def test_each_fault_is_named_in_its_hour(soaked):
 
 def test_the_ledger_holds_every_served_hour_once(soaked):
     records = soaked["records"]
+    synced = soaked["final_sync"]  # one file per served hour in the bucket, none corrupt
+    assert len(synced.copied) == HOURS and not synced.corrupt and not synced.missing_days
     duplicated = records[52]["scored"]
     assert len(duplicated) == 2 and duplicated[0]["ledger_key"] == duplicated[1]["ledger_key"]
     with duckdb.connect(str(soaked["faulted"].warehouse), read_only=True) as con:
