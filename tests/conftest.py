@@ -115,6 +115,7 @@ def context() -> LambdaContext:
 # worker, `make test`) no long file starts last and runs alone. Measured with
 # `--durations`; a file missing from the list just runs in collection order.
 SLOWEST_FIRST = (
+    "test_soak_serving.py",
     "test_live_loop.py",
     "test_warm_refresh.py",
     "test_refresh_labels.py",

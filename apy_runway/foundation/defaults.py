@@ -20,6 +20,9 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 # Seconds a writer waits for another to finish before it refuses (interactive
 # commands); deploy/'s timers pass --wait 600.
 DEFAULT_WAIT = 0.0
+# Seconds a dbt build waits for readers (board, show, score: DuckDB read-only,
+# a shared file lock) to close the warehouse before it refuses, naming one.
+READER_WAIT = 60.0
 
 # --------------------------------------------------------------------------- HTTP (fetch, collect)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from apy_runway.foundation import console
 from apy_runway.foundation.console import UserError, log
-from apy_runway.foundation.defaults import DBT_PROJECT_DIR
+from apy_runway.foundation.defaults import DBT_PROJECT_DIR, READER_WAIT
 from apy_runway.foundation.paths import ProjectPaths
 from apy_runway.warehouse.session import DbtCall, DbtSession
 from inference import contracts
@@ -113,6 +113,7 @@ def run_dbt(
     refresh_from_date: str | None = None,
     refresh_scope: Path | None = None,
     session: DbtSession | None = None,
+    reader_wait: float = READER_WAIT,
 ) -> subprocess.CompletedProcess:
     """Run one dbt command against this project home; raise UserError on failure.
 
@@ -121,7 +122,8 @@ def run_dbt(
     rebuilds the incremental models from scratch (dbt --full-refresh). With
     `session`, dbt runs in this process on the session's parsed manifest.
     `quiet` captures dbt's output (returned; its tail in the error); otherwise
-    the console gets a summary line (every line with console.verbose)."""
+    the console gets a summary line (every line with console.verbose). First
+    it waits up to `reader_wait` seconds for readers of the warehouse."""
     call = dbt_call(
         paths,
         command,
@@ -137,6 +139,7 @@ def run_dbt(
         refresh_from_date=refresh_from_date,
         refresh_scope=refresh_scope,
     )
+    wait_for_readers(Path(call.env[contracts.ENV_DUCKDB_PATH]), reader_wait)
     if not quiet:
         log("dbt " + (" ".join(call.args) if console.verbose else command))
     if session is not None:
@@ -155,6 +158,43 @@ def run_dbt(
             raise UserError(f"dbt {command} failed (exit {result.returncode}){detail}")
         return result
     return _run_summarized(argv, call, project_dir, env)
+
+
+# DuckDB's refusal to open a file another process holds
+_CONFLICT = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+def wait_for_readers(warehouse: Path, seconds: float) -> None:
+    """Wait until the warehouse can be opened read-write. A reader (board,
+    show, score) opens it read-only, which holds a shared lock that dbt's
+    read-write open would fail on; readers are short, so wait up to `seconds`
+    for them, then refuse naming the reader's PID. (A reader that opens in
+    the moment between this check and dbt's own open still fails that build.)"""
+    import duckdb
+
+    if not warehouse.is_file():
+        return
+    deadline = time.monotonic() + max(0.0, seconds)
+    announced = False
+    while True:
+        try:
+            duckdb.connect(str(warehouse)).close()
+            return
+        except duckdb.IOException as error:
+            held = _CONFLICT.search(str(error))
+            if held is None:
+                raise
+            reader = f"PID {held.group(2)} ({held.group(1)})"
+        if time.monotonic() >= deadline:
+            raise UserError(
+                f"{warehouse} is held open by {reader} (a reader such as `board`, `show` or "
+                f"`score`, or another DuckDB client) after waiting {seconds:g} s: dbt cannot "
+                "write it; close that process and run again"
+            )
+        if not announced:
+            log(f"the warehouse is open in {reader}: waiting up to {seconds:g} s for it to close")
+            announced = True
+        time.sleep(0.2)
 
 
 def _run_summarized(
