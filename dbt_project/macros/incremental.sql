@@ -52,7 +52,8 @@
         while parsing, so it must not hold the values themselves. -#}
     {%- set where = config.get('where', '') -%}
     {%- if where -%}
-        {%- set day = refresh_from_date_text() if not flags.FULL_REFRESH else none -%}
+        {%- set day = none if flags.FULL_REFRESH
+            else refresh_from_date_text() -%}
         {%- if '__refresh_from_date__' in where -%}
             {%- set where = where | replace(
                 '__refresh_from_date__',

@@ -101,7 +101,8 @@ changed_pools as (
 ),
 
 {% if not cross_section_in_place() %}
-changed_days as (
+-- (sqlfluff renders the if-blocks apart: changed_days is used in days_to_build)
+changed_days as (  -- noqa: ST03
 
     -- the days int_pool_days_cross_sectional_features rebuilt
     select distinct changed.snapshot_date
