@@ -268,7 +268,8 @@ def test_a_completed_day_with_a_few_small_files_waits_to_compact(project_home, t
     files = RawStore.data_files(day)
     before = current(project_home)
     with duckdb.connect() as con:
-        assert len(files) == 2 and not RawStore.compaction_due(con, files)
+        rows = RawStore.row_counts(con, [path for _, _, path in files])
+        assert len(files) == 2 and not RawStore.compaction_due(files, rows)
         assert RawStore.open(project_home, con).compact(con, before=date(2024, 1, 2)) == []
     assert current(project_home) == before
     # more small files, one pool each, until the day holds RAW_COMPACT_MAX_FILES
@@ -279,7 +280,9 @@ def test_a_completed_day_with_a_few_small_files_waits_to_compact(project_home, t
         )
     before = current(project_home)
     with duckdb.connect() as con:
-        assert RawStore.compaction_due(con, RawStore.data_files(day))
+        files = RawStore.data_files(day)
+        rows = RawStore.row_counts(con, [path for _, _, path in files])
+        assert RawStore.compaction_due(files, rows)
         assert RawStore.open(project_home, con).compact(con, before=date(2024, 1, 2)) == [
             "2024-01-01"
         ]

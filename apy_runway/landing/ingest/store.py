@@ -447,22 +447,28 @@ class RawStore:
     # ------------------------------------------------------------------ compaction
 
     @staticmethod
-    def compaction_due(con: duckdb.DuckDBPyConnection, files: list[tuple[int, bool, Path]]) -> bool:
+    def row_counts(con: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[str, int]:
+        """Each parquet file's row count (by its path as given), from the footers."""
+        if not files:
+            return {}
+        return dict(
+            con.execute(
+                f"select file_name, num_rows from parquet_file_metadata({sql_list(files)})"
+            ).fetchall()
+        )
+
+    @staticmethod
+    def compaction_due(files: list[tuple[int, bool, Path]], rows: dict[str, int]) -> bool:
         """Whether a completed day's files are worth rewriting as one: the rows
         of its smaller files make RAW_COMPACT_SMALL_SHARE of its largest's, or
-        it holds RAW_COMPACT_MAX_FILES files (inference/contracts.py). Row
-        counts come from the files' footers."""
+        it holds RAW_COMPACT_MAX_FILES files (inference/contracts.py). `rows`:
+        row_counts of its files."""
         if len(files) < 2:
             return False
         if len(files) >= RAW_COMPACT_MAX_FILES:
             return True
-        rows = sorted(
-            count
-            for (count,) in con.execute(
-                f"select num_rows from parquet_file_metadata({sql_list([p for _, _, p in files])})"
-            ).fetchall()
-        )
-        return sum(rows[:-1]) >= RAW_COMPACT_SMALL_SHARE * rows[-1]
+        counts = sorted(rows[str(path)] for _, _, path in files)
+        return sum(counts[:-1]) >= RAW_COMPACT_SMALL_SHARE * counts[-1]
 
     def compact(self, con: duckdb.DuckDBPyConnection, before: date) -> list[str]:
         """Compact every day before `before` whose files are due
@@ -472,11 +478,14 @@ class RawStore:
         in the quarantine. Returns the compacted days."""
         compacted = []
         superseded = sql_str(self.paths.superseded_rows)
-        for part in self.partitions():
-            if self.partition_date(part) >= before:
-                continue
-            files = self.data_files(part)
-            if not self.compaction_due(con, files):
+        days = [
+            (part, files)
+            for part in self.partitions()
+            if self.partition_date(part) < before and len(files := self.data_files(part)) > 1
+        ]
+        rows = self.row_counts(con, [path for _, files in days for _, _, path in files])
+        for part, files in days:
+            if not self.compaction_due(files, rows):
                 continue
             newest = max(order for order, _, _ in files)
             tmp = part / f"c{file_id(newest)}.parquet.tmp"
