@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -330,6 +331,9 @@ def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
         raise RuntimeError(f"refresh needs the scale section's built home first ({home})")
     full_s = full["end_to_end_s"]
     landing = home / "data" / "landing" / "bench"
+    # a rerun's scale section started a new store: the last run's refresh
+    # inputs would all land in the first refresh
+    shutil.rmtree(landing, ignore_errors=True)
     landing.mkdir(parents=True, exist_ok=True)
     for label, hours in (("+1 hour", 1), ("+1 day", 24)):
         new = landing / f"plus_{hours}h.parquet"
