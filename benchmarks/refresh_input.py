@@ -2,7 +2,7 @@
 shifted later, as a file of their own (what a refresh lands).
 
 python -m benchmarks.refresh_input SOURCE OUT HOURS [--with-history]
-python -m benchmarks.refresh_input SOURCE OUT --backfill POOLS DAYS
+python -m benchmarks.refresh_input SOURCE OUT --backfill POOLS DAYS [PREFIX]
 python -m benchmarks.refresh_input SOURCE OUT --hour-after HOURS
 """
 
@@ -57,10 +57,12 @@ def split_by_month(source: Path, folder: Path) -> int:
     return len(list(folder.glob("*/*.parquet")))
 
 
-def backfill_snapshots(source: Path, out: Path, pools: int, days: int) -> int:
-    """`pools` new pools (copies of the first ones, new ids) with `days` daily
-    snapshots each, ending on the history's last day: DefiLlama's /chart
-    back-fill of pools a refresh has never seen. Returns the row count."""
+def backfill_snapshots(
+    source: Path, out: Path, pools: int, days: int, prefix: str = "backfill-"
+) -> int:
+    """`pools` new pools (copies of the first ones, ids `prefix` + theirs) with
+    `days` daily snapshots each, ending on the history's last day: DefiLlama's
+    /chart back-fill of pools a refresh has never seen. Returns the row count."""
     import duckdb
 
     con = duckdb.connect()
@@ -76,7 +78,7 @@ def backfill_snapshots(source: Path, out: Path, pools: int, days: int) -> int:
                 order by pool limit {int(pools)}
             )
             select * exclude (d) replace (
-                'backfill-' || pool as pool,
+                '{prefix.replace("'", "''")}' || pool as pool,
                 "timestamp" - to_days(d) as "timestamp",
                 apy * (1 + 0.1 * sin(d / 7)) as apy)
             from templates, range(0, {int(days)}) as days (d)
@@ -105,7 +107,11 @@ if __name__ == "__main__":
         at = sys.argv.index("--backfill")
         print(
             backfill_snapshots(
-                Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[at + 1]), int(sys.argv[at + 2])
+                Path(sys.argv[1]),
+                Path(sys.argv[2]),
+                int(sys.argv[at + 1]),
+                int(sys.argv[at + 2]),
+                *sys.argv[at + 3 : at + 4],
             )
         )
         sys.exit(0)

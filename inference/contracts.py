@@ -116,6 +116,13 @@ TIMESTAMP_UNITS: dict[str, int] = {"s": 1, "ms": 1_000, "us": 1_000_000}
 # most recently landed file wins (staging keeps it).
 RAW_LANDING_ORDER_COLUMN = "landing_order"
 RAW_PARTITION_COLUMN = "snapshot_date"
+# A completed day's raw files are compacted into one when its smaller files
+# hold at least RAW_COMPACT_SMALL_SHARE of its largest file's bytes (the
+# rewrite then pays for itself in reads), or once it holds RAW_COMPACT_MAX_FILES
+# files: a back-fill adding a few pools' rows to a year of days leaves each of
+# them alone instead of rewriting every day whole.
+RAW_COMPACT_SMALL_SHARE = 0.25
+RAW_COMPACT_MAX_FILES = 8
 
 # --------------------------------------------------------------------------- shrink rule
 

@@ -47,6 +47,12 @@ SERVING_MODELS = {
     "int_pool_days_featurized",
     "latest_features",
 }
+STAGING = "stg_defillama__pool_snapshots"
+# a filtered hourly test's `where`, by whether it is staging's (the refresh's pools only)
+WHERE_REBUILT = {
+    False: "snapshot_date >= __refresh_from_date__",
+    True: "snapshot_date >= __refresh_from_date__ and __in_refresh_scope__",
+}
 TRAINING_ONLY_MODELS = {"int_pool_days_labeled", "training_set", "drift_reference_features"}
 EXPOSURES = {
     "hourly_scorer": ("application", "latest_features"),
@@ -236,11 +242,15 @@ def test_the_hourly_tests_check_the_new_days_and_each_incremental_key(checks):
         if test in unique and model_name != "stg_defillama__pool_snapshots":
             assert not where, test["unique_id"]  # the whole table
         else:
-            # the placeholder, filled at execution (this full build: every day)
-            assert where == "snapshot_date >= __refresh_from_date__", test["unique_id"]
+            # the placeholders, filled at execution (this full build: every
+            # row); staging's hourly rows: the refresh's pools only
+            assert where == WHERE_REBUILT[model_name == STAGING], test["unique_id"]
             compiled = test.get("compiled_code") or ""
             assert "__refresh_from_date__" not in compiled, test["unique_id"]
+            assert "__in_refresh_scope__" not in compiled, test["unique_id"]
             assert "snapshot_date >= cast('0001-01-01' as date)" in compiled, test["unique_id"]
+            if model_name == STAGING:
+                assert "cast('0001-01-01' as date) and true" in compiled, test["unique_id"]
 
 
 # the contracts' portable type names (Spark's) that DuckDB reports under another name
@@ -356,7 +366,8 @@ def test_expression_is_true_filters_with_dbt_test_config_where(checks):
     assert len(by_label) == 1
     # the others check the days a refresh rebuilt (every day without the var)
     assert all(
-        t["config"]["where"] == "snapshot_date >= __refresh_from_date__" and "hourly" in t["tags"]
+        t["config"]["where"] == WHERE_REBUILT[t["attached_node"].endswith(STAGING)]
+        and "hourly" in t["tags"]
         for t in filtered
         if t not in by_label
     )

@@ -21,8 +21,9 @@ back-filled with a year of history (the rebuild scoped to it, by the scope
 file the compiled SQL reads, plus the cross-section of its days); a pool that
 stops reporting (and a long-dead pool that comes back); labels maturing as the
 horizon passes (the stopped pool turns dead), landed by an hourly refresh
-(serving only, with its hourly tests) and then a training build, which takes
-in everything landed since its own last build; and a build cut at
+(serving only, with its hourly tests, staging's on the changed pools) and
+then a training build, which takes in everything landed since its own last
+build; and a build cut at
 as_of_date, incremental vs full (built in a thread beside the chain: each
 dbt invocation mostly waits on one core).
 """
@@ -312,6 +313,13 @@ def chain(generated, tmp_path_factory, as_of_future) -> dict:
             from ({later}), range(1, {HORIZON + 4}) as days (d)""",
     )
     results["serving"] = scenario.build_incrementally("hourly_refresh", "build")
+    results["serving_unique_test"] = next(
+        text
+        for path in (scenario.paths.data / "dbt_target").rglob(
+            "_defillama__models.yml/unique_combination_of_columns_*.sql"
+        )
+        if "compiled" in path.parts and "hash(pool_id, snapshot_hour)" in (text := path.read_text())
+    )
     results["labels_mature"] = scenario.refresh_and_compare("training", "build")
     results["labels_mature"]["stopping"] = stopping
     results["state"] = load_build_state(scenario.paths)
@@ -359,6 +367,11 @@ def test_each_scenario_rebuilt_from_its_earliest_new_day(chain):
         chain["labels_mature"]["plan"].refresh_from_date == (TODAY + timedelta(days=3)).isoformat()
     )
     assert chain["serving"].refresh_from_date == (TODAY + timedelta(days=3)).isoformat()
+    # its hourly tests on staging checked the changed pools' rows only (the scope file)
+    unique_test = chain["serving_unique_test"]
+    assert f"snapshot_date >= cast('{TODAY + timedelta(days=3)}' as date)" in unique_test
+    assert "pool_id in (select pool_id from read_parquet(" in unique_test
+    assert "refresh_scope.parquet" in unique_test
     assert chain["state"]["serving"]["landing_order"] == chain["state"]["training"]["landing_order"]
 
 

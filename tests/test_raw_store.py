@@ -21,6 +21,7 @@ from apy_runway.landing.ingest import ingest
 from apy_runway.landing.ingest.pools_snapshot import landed_name
 from apy_runway.landing.ingest.store import RawStore, read_manifest
 from apy_runway.landing.standin import pools_item
+from inference.contracts import RAW_COMPACT_MAX_FILES
 
 HEADER = ["timestamp", "pool", "apy"]
 
@@ -253,6 +254,42 @@ def test_completed_days_compact_into_one_file_and_the_accounting_stays_exact(
             0,
         )
     assert [r[0] for r in quarantined(project_home)] == ["superseded"]
+    accounting_holds(project_home)
+
+
+def test_a_completed_day_with_a_few_small_files_waits_to_compact(project_home, tmp_path):
+    """A back-fill's small file beside a big completed day is not worth rewriting
+    the day; the day compacts once its small files weigh enough or are many, and
+    the store reads the same rows either way."""
+    big = [(f"2024-01-01T{h:02d}:05:00Z", f"p{n}", n + h) for h in range(24) for n in range(40)]
+    ingest([write_csv(tmp_path / "day.csv", big)], project_home)
+    ingest([write_csv(tmp_path / "new.csv", [("2024-01-01T03:00:00Z", "q0", 1.5)])], project_home)
+    day = project_home.raw_store / "snapshot_date=2024-01-01"
+    files = RawStore.data_files(day)
+    before = current(project_home)
+    with duckdb.connect() as con:
+        rows = RawStore.row_counts(con, [path for _, _, path in files])
+        assert len(files) == 2 and not RawStore.compaction_due(files, rows)
+        assert RawStore.open(project_home, con).compact(con, before=date(2024, 1, 2)) == []
+    assert current(project_home) == before
+    # more small files, one pool each, until the day holds RAW_COMPACT_MAX_FILES
+    for n in range(1, RAW_COMPACT_MAX_FILES - 1):
+        ingest(
+            [write_csv(tmp_path / f"new{n}.csv", [("2024-01-01T03:00:00Z", f"q{n}", 1.5)])],
+            project_home,
+        )
+    before = current(project_home)
+    with duckdb.connect() as con:
+        files = RawStore.data_files(day)
+        rows = RawStore.row_counts(con, [path for _, _, path in files])
+        assert RawStore.compaction_due(files, rows)
+        assert RawStore.open(project_home, con).compact(con, before=date(2024, 1, 2)) == [
+            "2024-01-01"
+        ]
+    assert list(raw_files(project_home)) == [
+        f"snapshot_date=2024-01-01/c{RAW_COMPACT_MAX_FILES:08d}.parquet"
+    ]
+    assert current(project_home) == before
     accounting_holds(project_home)
 
 

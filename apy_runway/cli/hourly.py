@@ -360,7 +360,8 @@ def _export_facts(paths: ProjectPaths) -> tuple[int, str | None]:
 
 
 def _compact(paths: ProjectPaths, memory_limit: str, now: datetime | None = None) -> list[str]:
-    """Compact the completed UTC days (before today) that have several files."""
+    """Compact the completed UTC days (before today) whose files are due
+    (RawStore.compaction_due)."""
     import shutil
 
     import duckdb

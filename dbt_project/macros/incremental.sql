@@ -43,17 +43,29 @@
 
 
 {% macro get_where_subquery(relation) -%}
-    {#- dbt's own, plus one placeholder: a test's `where` may say
-        __refresh_from_date__, replaced at execution by the refresh's first
-        day (the whole table, 0001-01-01, in a full build). A `where` is
-        rendered while parsing, so it must not hold the value itself. -#}
+    {#- dbt's own, plus two placeholders, replaced at execution: a test's
+        `where` may say __refresh_from_date__, the refresh's first day (the
+        whole table, 0001-01-01, in a full build), and __in_refresh_scope__,
+        "the row's pool_id is one of the refresh's pools" (the file env
+        APY_RUNWAY_REFRESH_SCOPE names; true without it, in a full build or
+        with var refresh_from_date given by hand). A `where` is rendered
+        while parsing, so it must not hold the values themselves. -#}
     {%- set where = config.get('where', '') -%}
     {%- if where -%}
+        {%- set day = none if flags.FULL_REFRESH
+            else refresh_from_date_text() -%}
         {%- if '__refresh_from_date__' in where -%}
-            {%- set day = refresh_from_date_text() if not flags.FULL_REFRESH else none -%}
             {%- set where = where | replace(
                 '__refresh_from_date__',
                 "cast('" ~ (day or '0001-01-01') ~ "' as date)") -%}
+        {%- endif -%}
+        {%- if '__in_refresh_scope__' in where -%}
+            {%- set path = none if (not day or var('refresh_from_date', none))
+                else env_var('APY_RUNWAY_REFRESH_SCOPE', '') -%}
+            {%- set where = where | replace(
+                '__in_refresh_scope__',
+                "pool_id in (select pool_id from "
+                    ~ refresh_scope_relation(path) ~ ")" if path else 'true') -%}
         {%- endif -%}
         {%- set filtered -%}
             (select * from {{ relation }} where {{ where }}) dbt_subquery
@@ -179,4 +191,56 @@
 
 {% macro spark__refresh_scope_relation(path) %}
     {{ return("parquet.`" ~ path ~ "`") }}
+{% endmacro %}
+
+
+{% macro cross_section_in_place() %}
+    {#- Whether an incremental int_pool_days_featurized updates the
+        cross-sectional columns of the pools it does not rebuild in place
+        (update_cross_section, its post-hook) instead of rebuilding every pool
+        of the days whose cross-section changed. -#}
+    {{ return(adapter.dispatch('cross_section_in_place')()) }}
+{% endmacro %}
+
+{% macro duckdb__cross_section_in_place() %}
+    {{ return(true) }}
+{% endmacro %}
+
+{% macro spark__cross_section_in_place() %}
+    {#- parquet has no row-level update: the days are rewritten whole -#}
+    {{ return(false) }}
+{% endmacro %}
+
+
+{% macro update_cross_section(cross_sectional) %}
+    {#- int_pool_days_featurized's post-hook where cross_section_in_place():
+        the rows from the refresh's first day on whose cross-sectional
+        columns differ from `cross_sectional` (just rebuilt for every pool of
+        its changed days) take its values. Nothing in a full build. -#}
+    {%- set from_date = refresh_from_date() -%}
+    {%- if not from_date or not cross_section_in_place() -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set columns = adapter.get_columns_in_relation(cross_sectional)
+        | map(attribute='name')
+        | reject('in', ['pool_id', 'snapshot_date']) | list -%}
+    {%- set update -%}
+    update {{ this }} as featurized
+    set
+        {%- for column in columns %}
+        {{ column }} = cross_sectional.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ cross_sectional }} as cross_sectional
+    where
+        featurized.pool_id = cross_sectional.pool_id
+        and featurized.snapshot_date = cross_sectional.snapshot_date
+        and cross_sectional.snapshot_date >= {{ from_date }}
+        and (
+        {%- for column in columns %}
+            {{ 'or ' if not loop.first }}featurized.{{ column }}
+                is distinct from cross_sectional.{{ column }}
+        {%- endfor %}
+        )
+    {%- endset -%}
+    {{ return(update) }}
 {% endmacro %}

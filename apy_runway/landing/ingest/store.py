@@ -29,7 +29,13 @@ import duckdb
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.lock import writer_lock
 from apy_runway.foundation.paths import ProjectPaths, exact_path
-from inference.contracts import RAW_CONTRACT, RAW_LANDING_ORDER_COLUMN, RAW_PARTITION_COLUMN
+from inference.contracts import (
+    RAW_COMPACT_MAX_FILES,
+    RAW_COMPACT_SMALL_SHARE,
+    RAW_CONTRACT,
+    RAW_LANDING_ORDER_COLUMN,
+    RAW_PARTITION_COLUMN,
+)
 
 PARTITION_PREFIX = f"{RAW_PARTITION_COLUMN}="
 _LANDED = re.compile(r"^(\d{8})\.parquet$")
@@ -440,19 +446,46 @@ class RawStore:
 
     # ------------------------------------------------------------------ compaction
 
+    @staticmethod
+    def row_counts(con: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[str, int]:
+        """Each parquet file's row count (by its path as given), from the footers."""
+        if not files:
+            return {}
+        return dict(
+            con.execute(
+                f"select file_name, num_rows from parquet_file_metadata({sql_list(files)})"
+            ).fetchall()
+        )
+
+    @staticmethod
+    def compaction_due(files: list[tuple[int, bool, Path]], rows: dict[str, int]) -> bool:
+        """Whether a completed day's files are worth rewriting as one: the rows
+        of its smaller files make RAW_COMPACT_SMALL_SHARE of its largest's, or
+        it holds RAW_COMPACT_MAX_FILES files (inference/contracts.py). `rows`:
+        row_counts of its files."""
+        if len(files) < 2:
+            return False
+        if len(files) >= RAW_COMPACT_MAX_FILES:
+            return True
+        counts = sorted(rows[str(path)] for _, _, path in files)
+        return sum(counts[:-1]) >= RAW_COMPACT_SMALL_SHARE * counts[-1]
+
     def compact(self, con: duckdb.DuckDBPyConnection, before: date) -> list[str]:
-        """Compact every day before `before` that has more than one raw file into
-        one file of its winning rows (named after its highest landing id). The
-        manifest's accounting does not change: staged rows stay staged (in
-        another file), superseded rows are already listed in the quarantine.
-        Returns the compacted days."""
+        """Compact every day before `before` whose files are due
+        (compaction_due) into one file of its winning rows (named after its
+        highest landing id). The manifest's accounting does not change: staged
+        rows stay staged (in another file), superseded rows are already listed
+        in the quarantine. Returns the compacted days."""
         compacted = []
         superseded = sql_str(self.paths.superseded_rows)
-        for part in self.partitions():
-            if self.partition_date(part) >= before:
-                continue
-            files = self.data_files(part)
-            if len(files) < 2:
+        days = [
+            (part, files)
+            for part in self.partitions()
+            if self.partition_date(part) < before and len(files := self.data_files(part)) > 1
+        ]
+        rows = self.row_counts(con, [path for _, files in days for _, _, path in files])
+        for part, files in days:
+            if not self.compaction_due(files, rows):
                 continue
             newest = max(order for order, _, _ in files)
             tmp = part / f"c{file_id(newest)}.parquet.tmp"

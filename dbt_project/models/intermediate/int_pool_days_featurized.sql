@@ -8,11 +8,17 @@
 -- applied to all of its history. They are assumed not to change over time.
 --
 -- Incremental: each changed pool's days from its first changed day on
--- (refresh_pools; the upstream features carry their own lookback), every
--- pool of the days whose cross-sectional features were rebuilt, and every
--- day of a pool whose latest known static attributes changed.
+-- (refresh_pools; the upstream features carry their own lookback) and every
+-- day of a pool whose latest known static attributes changed. The other
+-- pools of the days whose cross-sectional features were rebuilt: on DuckDB
+-- their cross-sectional columns are updated in place (post-hook
+-- update_cross_section: a back-fill of a few pools does not rewrite every
+-- pool's year); on Spark those days are rebuilt for every pool.
 
-{{ config(**incremental_config(['pool_id', 'snapshot_date'])) }}
+{{ config(
+    post_hook="{{ update_cross_section(ref('int_pool_days_cross_sectional_features')) }}",
+    **incremental_config(['pool_id', 'snapshot_date'])
+) }}
 
 {% set from_date = refresh_from_date() %}
 {% set daily_model = ref('int_pool_snapshots_downsampled_to_daily') %}
@@ -94,7 +100,9 @@ changed_pools as (
 
 ),
 
-changed_days as (
+{% if not cross_section_in_place() %}
+-- (sqlfluff renders the if-blocks apart: changed_days is used in days_to_build)
+changed_days as (  -- noqa: ST03
 
     -- the days int_pool_days_cross_sectional_features rebuilt
     select distinct changed.snapshot_date
@@ -106,6 +114,7 @@ changed_days as (
     where changed.snapshot_date >= {{ from_date }}
 
 ),
+{% endif %}
 
 days_to_build as (
 
@@ -115,9 +124,11 @@ days_to_build as (
         on daily.pool_id = refresh_pools.pool_id
     where
         daily.snapshot_date >= refresh_pools.from_date
+        {% if not cross_section_in_place() %}
         or daily.snapshot_date in (
             select changed_days.snapshot_date from changed_days
         )
+        {% endif %}
         or daily.pool_id in (select changed_pools.pool_id from changed_pools)
 
 ),

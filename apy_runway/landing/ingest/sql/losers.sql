@@ -1,7 +1,9 @@
 -- The stored rows a newly landed unit replaces. Per (pool, UTC hour) the row
 -- of the most recently landed file wins, so every current row of an earlier
 -- file that shares pool and hour with a new row loses (reason `superseded`).
--- Only the partitions (UTC days) the new unit touches are read.
+-- Only the partitions (UTC days) the new unit touches are read, and of them
+-- only the rows of its pools (a back-fill of a few pools' year skips the
+-- other pools' row groups).
 -- <stored_files>: list literal of the store's files in those partitions.
 -- <superseded_list>: the store's list of rows already superseded.
 -- <new_files>: list literal of the new unit's staged files.
@@ -16,6 +18,9 @@ stored as (
         {stored_files},
         hive_partitioning = true,
         hive_types = { 'snapshot_date': date }
+    )
+    where pool in (
+        select new_rows.pool from read_parquet({new_files}) as new_rows
     )
 ),
 

@@ -3,7 +3,8 @@
 -- or parquet export) outranks a /chart row, an end-of-day back-fill, whatever
 -- the landing order: the /chart row is rejected (reason `outranked`) and the
 -- snapshot row stays. Only the partitions (UTC days) the unit touches are
--- read; snapshot_files holds the landing orders of the store's snapshot files.
+-- read, and of them only the rows of its pools; snapshot_files holds the
+-- landing orders of the store's snapshot files.
 -- <stored_files>: list literal of the store's files in those partitions.
 -- <superseded_list>: the store's list of rows already superseded.
 
@@ -20,6 +21,10 @@ stored as (
         {stored_files},
         hive_partitioning = true,
         hive_types = { 'snapshot_date': date }
+    )
+    where pool in (
+        select row_keys.parsed_pool from row_keys
+        where row_keys.row_reason is null
     )
 ),
 
