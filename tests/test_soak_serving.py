@@ -208,7 +208,8 @@ class Soak:
     def hour(self, index: int, refreshed: str, before: str | None, events: list[dict]) -> dict:
         """Score the hour (one Lambda run per event), sync the ledger; the record."""
         scored = [handler.scheduled(event) for event in events]
-        sync_bucket(self.s3, BUCKET, contracts.LEDGER_PREFIX, default_folder(self.paths))
+        if index % 24 == 23:  # the daily sync (refresh --mature-labels and the timer)
+            sync_bucket(self.s3, BUCKET, contracts.LEDGER_PREFIX, default_folder(self.paths))
         record = {
             "refresh": refreshed,
             "published": self.features_etag() != before,
@@ -260,9 +261,11 @@ def soaked(tmp_path_factory, moto_endpoint):
             for index in range(HOURS):
                 run_hour(soak, index, root, side, children)
                 if FAULTS.get(index) not in LOST:
-                    feed_reference(reference, clean, index, side)
+                    feed_reference(reference, clean, index)
         finally:
             lock.set_default_wait(0)
+        ingest([], reference)  # the reference lands its good hours once
+        ingest([side], reference)  # and the late file
         # the duplicated ledger hour is synced again at the end, beside the others
         final_sync = sync_bucket(s3, BUCKET, contracts.LEDGER_PREFIX, default_folder(faulted))
         build_ledger_models(faulted)
@@ -276,8 +279,8 @@ def soaked(tmp_path_factory, moto_endpoint):
     }
 
 
-def feed_reference(reference, clean, index: int, side) -> None:
-    """The never-faulted home: the good hour's snapshot, collected and ingested."""
+def feed_reference(reference, clean, index: int) -> None:
+    """The never-faulted home: the good hour's snapshot, collected (landed at the end)."""
     clean.queue(
         pools_reply(items_of(index, FAULTS.get(index)), FIRST + timedelta(hours=index, minutes=2))
     )
@@ -288,7 +291,6 @@ def feed_reference(reference, clean, index: int, side) -> None:
         backfill_max=0,
         now=FIRST + timedelta(hours=index, minutes=5),
     )
-    ingest([side] if FAULTS.get(index) == "concurrent_ingest" else [], reference)
 
 
 def run_hour(soak: Soak, index: int, root, side, children: dict) -> None:
