@@ -379,6 +379,9 @@ def test_rehearse_runs_the_loop_on_a_copy_with_the_simulated_clock(loop, tmp_pat
     [chart] = [p.stem for p in (scratch.landing / "defillama" / "chart").glob("*.json")]
     assert chart.startswith("5ea1c0de-") and "back-filled 1 pool(s)" in out
     assert "prediction_outcomes live: " in out
+    # as deployed (refresh --mature-labels): the labels were rebuilt once in the day
+    state = json.loads((scratch.exports / "labels_state.json").read_text())
+    assert state["day"] in {f"{h:%Y-%m-%d}" for h in hours}
     assert paths.manifest.read_bytes() == manifest
     deadline = time.monotonic() + 10
     while threading.active_count() > threads and time.monotonic() < deadline:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from apy_runway.foundation.console import UserError, log
 from apy_runway.foundation.paths import ProjectPaths, project_paths
+from apy_runway.warehouse.session import DbtSession
 
 if TYPE_CHECKING:
     from apy_runway.landing.standin import Reply
@@ -221,6 +222,7 @@ def rehearse(
         f"rehearsal in {home.home}: {hours} hour(s) from {first:%Y-%m-%dT%H}Z, "
         f"{len(rows):,} pools (+{new_pools} new)"
     )
+    session = DbtSession()  # the hourly builds parse once, as `refresh --every 1h`
     with PoolsServer(world.charts) as server, local_s3_server() as endpoint:
         s3 = s3_client(endpoint, local=True)
         ensure_bucket(s3, BUCKET)
@@ -228,7 +230,9 @@ def rehearse(
         for index in range(hours):
             hour = first + timedelta(hours=index)
             server.queue(world.reply(index, hour))
-            result.hours.append(_hour(home, server.url, s3, endpoint, scorer, hour, result))
+            result.hours.append(
+                _hour(home, server.url, (s3, endpoint, session), scorer, hour, result)
+            )
             if echo:
                 echo(result.hours[-1])
         result.health = scorer.health
@@ -256,11 +260,17 @@ class _Scorer:
         upload_run(s3, BUCKET, self.settings.model_prefix, resolve_run(home, "latest"))
         self.loaded = service.load_model(self.settings, s3, service.signing_key(self.settings))
         self.health: dict = {}
+        self.failed = False
 
     def score(self, hour: datetime) -> str:
         from inference import service
 
-        summary, document = service.score_hour(self.settings, self.s3, self.loaded, hour)
+        try:
+            summary, document = service.score_hour(self.settings, self.s3, self.loaded, hour)
+        except Exception as error:  # a failed invocation, as the Lambda's
+            self.failed = True  # the next hour's schedule runs again
+            return f"scoring FAILED: {type(error).__name__}: {error}"
+        self.failed = False
         self.health = document["health"]
         reasons = ", ".join(summary["health_reasons"])
         return (
@@ -272,17 +282,19 @@ class _Scorer:
 def _hour(
     home: ProjectPaths,
     url: str,
-    s3: Any,
-    endpoint: str,
+    services: tuple[Any, str, Any],
     scorer: _Scorer,
     hour: datetime,
     result: Rehearsal,
 ) -> str:
-    """One simulated hour: the refresh, then the scorer (which runs on its
-    schedule even when the refresh failed, as EventBridge's would)."""
+    """One simulated hour: the refresh as deployed (labels matured once a UTC
+    day), then the scorer (which runs on its schedule even when the refresh
+    failed, as EventBridge's would). `services`: the S3 client, its endpoint
+    and the warm dbt session."""
     from apy_runway.cli.hourly import refresh
     from apy_runway.foundation.http import Client
 
+    s3, endpoint, session = services
     label = f"{hour:%Y-%m-%dT%H}Z"
     try:
         summary = refresh(
@@ -293,12 +305,17 @@ def _hour(
             endpoint_url=endpoint,
             now=hour + timedelta(minutes=5),
             s3=s3,
+            session=session,
+            mature_labels=True,
         )
         refreshed = summary.line()
     except UserError as error:
         result.failed.append(label)
         refreshed = f"refresh FAILED: {error}"
-    return f"{label}  {refreshed}  |  {scorer.score(hour)}"
+    scored = scorer.score(hour)
+    if scorer.failed and label not in result.failed:
+        result.failed.append(label)
+    return f"{label}  {refreshed}  |  {scored}"
 
 
 def _ledger(home: ProjectPaths, s3: Any, hours: list[datetime]) -> list[str]:
