@@ -9,15 +9,14 @@ ledger half needs dbt and the scorer every hour; see the report of issue 20.)"""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pytest
+from fixtures.soak import manifest_staged, stored
 
 from apy_runway.foundation import lock
 from apy_runway.foundation.console import UserError
@@ -65,20 +64,6 @@ def good_reply(index: int) -> Reply:
 def extra_csv(path):
     path.write_text("timestamp,pool,apy,tvlUsd\n2026-09-30T12:00:00Z,side-pool,4.2,5000\n")
     return path
-
-
-def stored(paths) -> list[tuple]:
-    pattern = str(paths.raw_store / "*" / "*.parquet")
-    with duckdb.connect() as con:
-        con.execute("set TimeZone = 'UTC'")
-        return con.execute(
-            f"select pool, \"timestamp\", apy, tvlUsd from read_parquet('{pattern}') order by all"
-        ).fetchall()
-
-
-def manifest_staged(paths) -> int:
-    lines = paths.manifest.read_text().splitlines()
-    return sum(json.loads(line)["rows_staged"] for line in lines if line)
 
 
 def start_ingest(home, *argv: str) -> subprocess.Popen:

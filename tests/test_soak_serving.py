@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import duckdb
 import pytest
+from fixtures.soak import manifest_staged, stored
 from fixtures.tiny_model import write_run
 
 from apy_runway.cli.hourly import RefreshFailed, refresh
@@ -114,20 +115,6 @@ def reply_of(index: int) -> Reply:
     if fault == "unparseable":
         return Reply(200, b'{"status": "success", "data": [', hour)
     return pools_reply(items_of(index, fault), hour + timedelta(minutes=2))
-
-
-def stored(paths) -> list[tuple]:
-    pattern = str(paths.raw_store / "*" / "*.parquet")
-    with duckdb.connect() as con:
-        con.execute("set TimeZone = 'UTC'")
-        return con.execute(
-            f"select pool, \"timestamp\", apy, tvlUsd from read_parquet('{pattern}') order by all"
-        ).fetchall()
-
-
-def manifest_staged(paths) -> int:
-    lines = paths.manifest.read_text().splitlines()
-    return sum(json.loads(line)["rows_staged"] for line in lines if line)
 
 
 def cli_process(home, *argv: str, log_file=None) -> subprocess.Popen:
