@@ -63,6 +63,21 @@ def test_the_service_runs_the_hourly_refresh_and_the_timer_fires_every_hour():
     assert args.mature_labels
 
 
+def test_the_warm_service_runs_the_same_refresh_every_hour_in_one_process():
+    warm = unit("apy-runway-refresh-warm.service")["Service"]
+    timed = unit("apy-runway-refresh.service")["Service"]
+    words = shlex.split(shlex.split(warm["ExecStart"])[2].replace('"$APY_RUNWAY_BUCKET"', "b"))
+    assert words[words.index("--every") + 1] == "1h"
+    assert refresh_argv(warm["ExecStart"].replace(" --every 1h", "")) == refresh_argv(
+        timed["ExecStart"]
+    )
+    assert (warm["Type"], warm["Restart"]) == ("simple", "always")
+    assert warm["EnvironmentFile"] == timed["EnvironmentFile"]
+    assert warm["MemoryMax"] == timed["MemoryMax"]
+    args = build_parser().parse_args([*refresh_argv(warm["ExecStart"]), "--every", "1h"])
+    assert args.every == 3600 and args.mature_labels and args.wait == 600
+
+
 def test_the_cron_line_runs_the_same_command_every_hour():
     lines = [
         line
@@ -82,7 +97,11 @@ def test_the_cron_line_runs_the_same_command_every_hour():
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
 def test_systemd_accepts_the_units(tmp_path):
-    for name in ("apy-runway-refresh.service", "apy-runway-refresh.timer"):
+    for name in (
+        "apy-runway-refresh.service",
+        "apy-runway-refresh.timer",
+        "apy-runway-refresh-warm.service",
+    ):
         shutil.copy(DEPLOY / name, tmp_path / name)
     result = subprocess.run(
         [
@@ -90,6 +109,7 @@ def test_systemd_accepts_the_units(tmp_path):
             "verify",
             str(tmp_path / "apy-runway-refresh.service"),
             str(tmp_path / "apy-runway-refresh.timer"),
+            str(tmp_path / "apy-runway-refresh-warm.service"),
         ],
         capture_output=True,
         text=True,
