@@ -319,6 +319,24 @@ def refresh_figures(home: Path, log: Path) -> dict:
     return figures_
 
 
+def timed_refresh(workdir: Path, home: Path, scale: str, full_s: float, step: str, **extra) -> None:
+    """One `apy-runway refresh` process in `home`, recorded as `step` with its
+    ratio to the full build and what its summary line and dbt say."""
+    step_log = workdir / f"refresh_{scale}.log"
+    step_log.unlink(missing_ok=True)
+    m = measure(cli(home, "refresh"), log_path=step_log)
+    record(
+        "refresh",
+        scale,
+        step=step,
+        **extra,
+        **figures(m),
+        full_s=full_s,
+        ratio_to_full=round(m.wall_s / full_s, 4),
+        **refresh_figures(home, step_log),
+    )
+
+
 def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
     """`apy-runway refresh` (no collect, no publish) after one more hour, then one
     more day, in the home the scale section built in full; then with nothing new
@@ -343,33 +361,16 @@ def bench_refresh(workdir: Path, pools: int, days: int, log: Path) -> None:
             python_argv("benchmarks.refresh_input", str(source), str(new), str(hours)),
             log_path=log,
         )
-        rows = parquet_rows(new)
-        step_log = workdir / f"refresh_{scale}.log"
-        step_log.unlink(missing_ok=True)
-        m = measure(cli(home, "refresh"), log_path=step_log)
-        record(
-            "refresh",
+        timed_refresh(
+            workdir,
+            home,
             scale,
-            step=f"refresh after {label}",
-            new_rows=rows,
-            **figures(m),
-            full_s=full_s,
+            full_s,
+            f"refresh after {label}",
+            new_rows=parquet_rows(new),
             full_peak_mb=full["end_to_end_peak_mb"],
-            ratio_to_full=round(m.wall_s / full_s, 4),
-            **refresh_figures(home, step_log),
         )
-    step_log = workdir / f"refresh_{scale}.log"
-    step_log.unlink(missing_ok=True)
-    m = measure(cli(home, "refresh"), log_path=step_log)
-    record(
-        "refresh",
-        scale,
-        step="refresh with nothing new (no dbt)",
-        **figures(m),
-        full_s=full_s,
-        ratio_to_full=round(m.wall_s / full_s, 4),
-        **refresh_figures(home, step_log),
-    )
+    timed_refresh(workdir, home, scale, full_s, "refresh with nothing new (no dbt)")
     bench_backfill_and_warm(workdir, home, source, scale, full)
     parse = measure(cli(home, "build", "--command", "parse"), log_path=log)
     record(
@@ -395,20 +396,15 @@ def bench_backfill_and_warm(
         python_argv("benchmarks.refresh_input", str(source), str(new), "--backfill", "20", "365"),
         log_path=workdir / "bench.log",
     )
-    rows = parquet_rows(new)
-    step_log = workdir / f"refresh_{scale}.log"
-    step_log.unlink(missing_ok=True)
-    m = measure(cli(home, "refresh"), log_path=step_log)
-    record(
-        "refresh",
+    timed_refresh(
+        workdir,
+        home,
         scale,
-        step="refresh after a back-fill of 20 new pools, 365 days each",
-        new_rows=rows,
-        **figures(m),
-        full_s=full_s,
-        ratio_to_full=round(m.wall_s / full_s, 4),
-        **refresh_figures(home, step_log),
+        full_s,
+        "refresh after a back-fill of 20 new pools, 365 days each",
+        new_rows=parquet_rows(new),
     )
+    step_log = workdir / f"refresh_{scale}.log"
     step_log.unlink(missing_ok=True)
     m = measure(
         python_argv(

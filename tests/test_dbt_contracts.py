@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from fixtures.dbt_nodes import SERVING_MODELS
 
 from apy_runway.foundation.defaults import DBT_PROJECT_DIR
 from apy_runway.foundation.paths import PROFILES_DIR, ProjectPaths, project_paths
@@ -38,15 +39,6 @@ pytestmark = pytest.mark.slow
 
 MARTS = ("training_set", "latest_features")
 KEY = ["pool_id", "snapshot_date"]
-SERVING_MODELS = {
-    "stg_defillama__pool_snapshots",
-    "int_pool_snapshots_downsampled_to_daily",
-    "int_pool_days_densified",
-    "int_pool_days_rolling_features",
-    "int_pool_days_cross_sectional_features",
-    "int_pool_days_featurized",
-    "latest_features",
-}
 STAGING = "stg_defillama__pool_snapshots"
 # a filtered hourly test's `where`, by whether it is staging's (the refresh's pools only)
 WHERE_REBUILT = {

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from fixtures.dbt_nodes import SERVING_MODELS
 from fixtures.equality import compare_warehouses
 
 from apy_runway.foundation.console import UserError
@@ -32,15 +33,6 @@ pytestmark = pytest.mark.slow
 START = date(2024, 1, 1)
 N_DAYS = 60
 TODAY = START + timedelta(days=N_DAYS)
-SERVING = {
-    "int_pool_snapshots_downsampled_to_daily",
-    "int_pool_days_densified",
-    "int_pool_days_rolling_features",
-    "int_pool_days_cross_sectional_features",
-    "int_pool_days_featurized",
-    "latest_features",
-    "stg_defillama__pool_snapshots",
-}
 
 
 def hours_of(template: str, day: date, hours: range) -> str:
@@ -114,7 +106,7 @@ def test_a_warm_process_builds_what_cold_processes_build(steps, name):
     assert cold_plan == warm_plan
     assert cold_plan.full == (name == "history")
     differences = steps[name]["differences"]
-    assert set(differences) == SERVING, sorted(differences)
+    assert set(differences) == SERVING_MODELS, sorted(differences)
     unequal = [d.summary() for d in differences.values() if not d.is_equal]
     assert not unequal, "\n".join(unequal)
     assert all(d.compared_rows > 0 for d in differences.values())
