@@ -238,11 +238,11 @@ def add_promote_arguments(parser: argparse.ArgumentParser) -> None:
     add_ship_overrides(parser)
 
 
-def run_promote(args: argparse.Namespace, paths: ProjectPaths) -> int:
+def promote_run(args: argparse.Namespace, paths: ProjectPaths, run_dir: Path) -> None:
+    """`promote` of `run_dir` with the command's bucket and ship overrides
+    (what `promote` and a `retrain` that promotes both do)."""
     from apy_runway.operations.promote import promote
-    from apy_runway.operations.runs import resolve_run
 
-    run_dir = resolve_run(paths, args.run)
     promote(
         paths,
         run_dir,
@@ -251,6 +251,12 @@ def run_promote(args: argparse.Namespace, paths: ProjectPaths) -> int:
         allow_weak=args.allow_weak,
         allow_synthetic=args.allow_synthetic,
     )
+
+
+def run_promote(args: argparse.Namespace, paths: ProjectPaths) -> int:
+    from apy_runway.operations.runs import resolve_run
+
+    promote_run(args, paths, resolve_run(paths, args.run))
     return 0
 
 
@@ -297,7 +303,6 @@ def run_retrain(args: argparse.Namespace, paths: ProjectPaths) -> int:
     import math
 
     from apy_runway.foundation.console import UserError
-    from apy_runway.operations.promote import promote
     from apy_runway.operations.retrain import retrain_decision
     from apy_runway.operations.train import train
 
@@ -328,14 +333,7 @@ def run_retrain(args: argparse.Namespace, paths: ProjectPaths) -> int:
         allow_weak=args.allow_weak,
     )
     if decision["promote"]:
-        promote(
-            paths,
-            run_dir,
-            bucket=args.bucket,
-            endpoint_url=args.endpoint_url,
-            allow_weak=args.allow_weak,
-            allow_synthetic=args.allow_synthetic,
-        )
+        promote_run(args, paths, run_dir)
     return 0
 
 

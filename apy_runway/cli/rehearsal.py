@@ -230,9 +230,8 @@ def rehearse(
         for index in range(hours):
             hour = first + timedelta(hours=index)
             server.queue(world.reply(index, hour))
-            result.hours.append(
-                _hour(home, server.url, (s3, endpoint, session), scorer, hour, result)
-            )
+            line = _hour(home, server.url, s3, endpoint, session, scorer, hour, result)
+            result.hours.append(line)
             if echo:
                 echo(result.hours[-1])
         result.health = scorer.health
@@ -282,19 +281,19 @@ class _Scorer:
 def _hour(
     home: ProjectPaths,
     url: str,
-    services: tuple[Any, str, Any],
+    s3: Any,
+    endpoint: str,
+    session: DbtSession,
     scorer: _Scorer,
     hour: datetime,
     result: Rehearsal,
 ) -> str:
     """One simulated hour: the refresh as deployed (labels matured once a UTC
     day), then the scorer (which runs on its schedule even when the refresh
-    failed, as EventBridge's would). `services`: the S3 client, its endpoint
-    and the warm dbt session."""
+    failed, as EventBridge's would); dbt runs on the rehearsal's warm session."""
     from apy_runway.cli.hourly import refresh
     from apy_runway.foundation.http import Client
 
-    s3, endpoint, session = services
     label = f"{hour:%Y-%m-%dT%H}Z"
     try:
         summary = refresh(
