@@ -380,8 +380,7 @@ def show_scored(
     )
     proba = scores.proba
     rounded = np.round(proba, 6)
-    cutpoints = spec.hour_cutpoints(contracts.predicted_probability(proba[:, 1]))
-    classes, probabilities, confidences = shown_fields(proba[:, 1], cutpoints)
+    classes, probabilities, confidences, cutpoints = shown_fields(proba[:, 1], spec)
     clock.lap("scoring")
 
     def value_of(name: str) -> Any:

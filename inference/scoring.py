@@ -24,16 +24,20 @@ from inference.model.portable import FLOAT32_MAX, PortableModel, Scores
 from inference.validation import rows_to_inputs
 
 
-def shown_fields(p_keep: np.ndarray, cutpoints: Sequence[float]) -> tuple[list, list, list]:
+def shown_fields(
+    p_keep: np.ndarray, spec: ModelSpec
+) -> tuple[list, list, list, tuple[float, float]]:
     """DefiLlama's per-row (predicted_class, predicted_probability,
-    binned_confidence) as three lists, by the contracts module's rules."""
+    binned_confidence) as three lists, by the contracts module's rules, and
+    the cut-points of these rows taken as one hour (ModelSpec.hour_cutpoints)."""
     p_keep = np.asarray(p_keep, dtype=float)
     probability = contracts.predicted_probability(p_keep)
+    cutpoints = spec.hour_cutpoints(probability)
     classes = np.where(
         contracts.predicted_class_is_down(p_keep), contracts.CLASS_DOWN, contracts.CLASS_KEEP
     ).tolist()
     confidence = np.asarray(contracts.confidence_bin(probability, cutpoints)).tolist()
-    return classes, [round(p, 4) for p in probability.tolist()], confidence
+    return classes, [round(p, 4) for p in probability.tolist()], confidence, cutpoints
 
 
 def binned_by_hour(
@@ -59,8 +63,8 @@ def hour_groups(hours: Any) -> list[np.ndarray]:
     return [order[a:b] for a, b in pairwise(bounds)]
 
 
-def describe(p_keep: np.ndarray, cutpoints: Sequence[float]) -> list[dict[str, Any]]:
-    """DefiLlama's per-row fields, plus the confidence in words (ours)."""
+def describe(classes: list, probabilities: list, confidences: list) -> list[dict[str, Any]]:
+    """DefiLlama's per-row fields (shown_fields), plus the confidence in words (ours)."""
     return [
         {
             "predicted_class": c,
@@ -68,7 +72,7 @@ def describe(p_keep: np.ndarray, cutpoints: Sequence[float]) -> list[dict[str, A
             "binned_confidence": b,
             "confidence_words": contracts.CONFIDENCE_WORDS[b],
         }
-        for c, p, b in zip(*shown_fields(p_keep, cutpoints), strict=True)
+        for c, p, b in zip(classes, probabilities, confidences, strict=True)
     ]
 
 
@@ -87,13 +91,13 @@ def score_rows(
     proba = score_inputs(model, numeric, codes).proba
     # the request's rows are its cross-section, as DefiLlama's hourly caller sent
     # every pool of the hour in one request (fewer: the stored cut-points)
-    cutpoints = model.spec.hour_cutpoints(contracts.predicted_probability(proba[:, 1]))
+    *shown, cutpoints = shown_fields(proba[:, 1], model.spec)
     return {
         "model_id": model.spec.model_id,
         "label": dict(model.spec.label),
         "confidence_cutpoints": list(cutpoints),
         "predictions": proba.tolist(),
-        "rows": describe(proba[:, 1], cutpoints),
+        "rows": describe(*shown),
     }
 
 

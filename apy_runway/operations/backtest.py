@@ -31,11 +31,26 @@ from inference import contracts, service
 BACKTEST_FILE = "backtest_predictions.parquet"
 
 
+OWN_BIN_COLUMNS = ("binned_confidence", "cutpoint_low", "cutpoint_high")
+
+
+def _bins(predictions: pd.DataFrame, p_keep: np.ndarray, cutpoints: list) -> dict:
+    """The backtest's own bins and each day's cut-points (by its month's refit's
+    levels, as the Lambda bins an hour); a run written before them: the run's
+    stored cut-points."""
+    if all(column in predictions.columns for column in OWN_BIN_COLUMNS):
+        return {column: predictions[column].to_numpy() for column in OWN_BIN_COLUMNS}
+    shown = contracts.predicted_probability(p_keep)
+    return {
+        "binned_confidence": np.asarray(contracts.confidence_bin(shown, cutpoints), dtype=int),
+        "cutpoint_low": float(cutpoints[0]),
+        "cutpoint_high": float(cutpoints[1]),
+    }
+
+
 def ledger_frame(predictions: pd.DataFrame, metadata: dict, run_id: str) -> pd.DataFrame:
     """The backtest's rows as ledger rows (pure)."""
-    cutpoints = metadata["confidence_cutpoints"]
     p_keep = predictions["p_keep"].to_numpy(dtype=np.float64)
-    shown = contracts.predicted_probability(p_keep)
     days = pd.to_datetime(predictions["snapshot_date"]).dt.normalize()
     label = metadata["label"]
     frame = pd.DataFrame(
@@ -53,17 +68,9 @@ def ledger_frame(predictions: pd.DataFrame, metadata: dict, run_id: str) -> pd.D
                 contracts.CLASS_DOWN,
                 contracts.CLASS_KEEP,
             ),
-            "binned_confidence": np.asarray(contracts.confidence_bin(shown, cutpoints), dtype=int),
-            "cutpoint_low": float(cutpoints[0]),
-            "cutpoint_high": float(cutpoints[1]),
+            **_bins(predictions, p_keep, metadata["confidence_cutpoints"]),
         }
     )
-    # the backtest's own bins and each day's cut-points (by its month's refit's
-    # levels, as the Lambda bins an hour); a run written before them: the run's
-    own = ("binned_confidence", "cutpoint_low", "cutpoint_high")
-    if all(column in predictions.columns for column in own):
-        for column in own:
-            frame[column] = predictions[column].to_numpy()
     for column in contracts.LABEL_SETTING_COLUMNS:
         frame[column] = label.get(column)
     frame["reasons"] = [[] for _ in range(len(frame))]
