@@ -21,6 +21,7 @@ import numpy as np
 
 from models_py import config
 from models_py.evaluate import safe_auc
+from models_py.fits import matrix_name
 from models_py.pipelines import build_pipeline
 from models_py.recipe import Recipe
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from models_py.data import TrainingData
+    from models_py.fits import FitCache
     from models_py.splits import Fold
 
 
@@ -65,6 +67,7 @@ def _fold_aucs(
     train: np.ndarray,
     folds: Sequence[Fold],
     seed: int = config.RANDOM_STATE,
+    cache: FitCache | None = None,
 ) -> list[float]:
     features = [*numeric, *categorical]
     X, y = data.matrix(features)[train], data.y[train]
@@ -79,13 +82,21 @@ def _fold_aucs(
         )
         if "random_state" in model.named_steps["classifier"].get_params():
             model.set_params(classifier__random_state=seed)
-        model.fit(X[fit_rows], y[fit_rows])
+        if cache is None:
+            model.fit(X[fit_rows], y[fit_rows])
+        else:  # the settings choice fits the same forest on the same fold rows
+            model = cache.fit(matrix_name(features), model, train[fit_rows], X, y, fit_rows)
         aucs.append(safe_auc(y[validation], model.predict_proba(X[validation])[:, 1]))
     return aucs
 
 
 def gate_candidate_groups(
-    data: TrainingData, train: np.ndarray, folds: Sequence[Fold], rf_params: dict, trees: int
+    data: TrainingData,
+    train: np.ndarray,
+    folds: Sequence[Fold],
+    rf_params: dict,
+    trees: int,
+    cache: FitCache | None = None,
 ) -> tuple[TrainingData, list[dict]]:
     """The training data without each of config.CANDIDATE_GROUPS that the
     forest's last folds do not keep, and one decision row per group present."""
@@ -106,7 +117,9 @@ def gate_candidate_groups(
         rf_trees=trees,
     )
     numeric, categorical = list(data.numeric), list(data.categorical)
-    with_all = float(np.nanmean(_fold_aucs(recipe, numeric, categorical, data, train, folds)))
+    with_all = float(
+        np.nanmean(_fold_aucs(recipe, numeric, categorical, data, train, folds, cache=cache))
+    )
     noise, decisions, dropped = None, [], []
     for name in candidates:
         members = grouped[name]
@@ -119,13 +132,14 @@ def gate_candidate_groups(
                     data,
                     train,
                     folds,
+                    cache=cache,
                 )
             )
         )
         gain = with_all - without
         if gain > config.ABLATION_NO_COST and noise is None:  # measured only when it matters
             reseeded = _fold_aucs(
-                recipe, numeric, categorical, data, train, folds, seed=config.RANDOM_STATE + 1
+                recipe, numeric, categorical, data, train, folds, config.RANDOM_STATE + 1, cache
             )
             noise = abs(float(np.nanmean(reseeded)) - with_all)
         margin = max(config.ABLATION_NO_COST, noise or 0.0)

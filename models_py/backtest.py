@@ -17,7 +17,7 @@ import pandas as pd
 
 from inference.scoring import binned_by_hour
 from models_py.calibration import expected_calibration_error
-from models_py.confidence import choose_cutpoints, held_out_block
+from models_py.confidence import HeldOut, choose_cutpoints
 from models_py.evaluate import metrics
 from models_py.fits import matrix_name
 from models_py.recipe import Recipe, fit_recipe
@@ -53,16 +53,19 @@ def monthly_backtest(
     last: int | None = None,
     confidence: bool = False,
     cache: FitCache | None = None,
+    held_out: HeldOut | None = None,
 ) -> Backtest:
     """Backtest `recipe` over the months from `start` (only the `last` ones if
     given). With `confidence`, each month's refit also chooses its confidence
-    levels on its own held-out block (models_py/confidence.py) and bins each
+    levels on its own held-out block (models_py/confidence.py: `held_out`,
+    the walk-forward predictions made so far, gains each month's) and bins each
     day of the month by its own quantiles at them, as the Lambda bins an hour
     (columns binned_confidence, cutpoint_low, cutpoint_high). A FitCache shares the
     first month's fit with training's evaluated fit (the same rows)."""
     X, y = data.matrix(recipe.features), data.y
     dates, ends = data.dates, data.label_end_dates
     pools = data.frame["pool_id"].to_numpy()
+    held_out = held_out or HeldOut(len(y))
     starts = month_starts(dates, start)
     if last is not None:
         starts = starts[-last:]
@@ -86,11 +89,13 @@ def monthly_backtest(
         }
         extra = {}
         if confidence:
-            cut = choose_cutpoints(*held_out_block(recipe, X, y, dates, ends, train))
+            cut = choose_cutpoints(*held_out.block(recipe, X, y, dates, ends, train))
             row["levels"] = cut["levels"]
             row["words"] = len(cut["words"])
+            row["held_out_scored_by"] = held_out.source
             bins, low, high = binned_by_hour(p, dates[scored], cut["levels"], cut["cutpoints"])
             extra = {"binned_confidence": bins, "cutpoint_low": low, "cutpoint_high": high}
+        held_out.add(scored, p)
         months.append(row)
         positions.append(scored)
         frames.append(

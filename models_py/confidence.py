@@ -1,13 +1,14 @@
 """Confidence words that separate: levels chosen on a refit's held-out block.
 
-Every refit (the shipped fit, each month of the backtest) holds out the last
-CONFIDENCE_HOLDOUT_FRACTION of its training dates, fits the recipe on the
-earlier rows (purged) and scores the block. The words are served by the
-hour's quantiles of the shown probability (contracts.hour_cutpoints): the two
-levels chosen are the pair whose Low / Medium / High bins, each date of the
-block binned by its own quantiles, hold at least CONFIDENCE_MIN_SHARE of the
-block each with hit rates rising from Low to High, the widest High - Low; else
-one level (Low / High), else one word (Medium for all), with the reason.
+Every refit (the shipped fit, each month of the backtest) chooses on the last
+CONFIDENCE_HOLDOUT_FRACTION of its training dates, scored out of sample: by
+the walk-forward predictions training already made for those rows (the
+recipe's folds, the earlier backtest months: `HeldOut`), else by the recipe
+fitted on the earlier rows (purged). The words are served by the hour's
+quantiles of the shown probability (contracts.hour_cutpoints): the two levels
+are the pair whose Low / Medium / High bins, each date binned by its own
+quantiles, hold at least CONFIDENCE_MIN_SHARE of the block each with hit rates
+rising from Low to High, the widest High - Low; else one level, else one word.
 May import inference/ and libraries only.
 """
 
@@ -52,6 +53,41 @@ def held_out_block(
     except ValueError:  # too few rows to calibrate on the earlier part
         model = fit_recipe(recipe.with_changes(calibration="none"), X, y, dates, ends, earlier)
     return y[block], model.predict_proba(X[block])[:, 1], dates[block]
+
+
+class HeldOut:
+    """The walk-forward predictions a training run has already made, by row
+    position of the training data: each made by a fit on earlier rows only
+    (the recipe's folds, the backtest's months). A refit's held-out block reads
+    them instead of fitting again; a block they cover too little is fitted."""
+
+    def __init__(self, n_rows: int) -> None:
+        self.p_keep = np.full(n_rows, np.nan)
+        self.source = ""  # what scored the last block: for the run's metadata
+
+    def add(self, rows: np.ndarray, p_keep: np.ndarray) -> None:
+        self.p_keep[rows] = p_keep
+
+    def block(
+        self,
+        recipe: Recipe,
+        X: np.ndarray,
+        y: np.ndarray,
+        dates: np.ndarray,
+        ends: np.ndarray,
+        rows: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """held_out_block's (labels, p_keep, dates) of the refit on `rows`: the
+        block's rows already predicted when they are at least a quarter of it and
+        CONFIDENCE_MIN_ROWS, else held_out_block (one more fit)."""
+        _, block_pos = calibration_split(dates, ends, rows, config.CONFIDENCE_HOLDOUT_FRACTION)
+        block = rows[block_pos]
+        made = block[np.isfinite(self.p_keep[block])]
+        if len(made) >= max(config.CONFIDENCE_MIN_ROWS, (len(block) + 3) // 4):
+            self.source = f"walk-forward predictions of {len(made)} of its {len(block)} rows"
+            return y[made], self.p_keep[made], dates[made]
+        self.source = "the recipe fitted on the earlier rows"
+        return held_out_block(recipe, X, y, dates, ends, rows)
 
 
 class _Block:

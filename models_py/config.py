@@ -136,8 +136,9 @@ WEAK_MIN_LIFT = 0.01
 # Confidence words (models_py/confidence.py): an hour's words come from its own
 # quantiles of the shown probability (contracts.hour_cutpoints) at two levels of
 # CONFIDENCE_QUANTILE_GRID, chosen on each refit's held-out block (its last
-# CONFIDENCE_HOLDOUT_FRACTION of training dates, scored by the recipe fitted on
-# the earlier rows): every bin holds at least CONFIDENCE_MIN_SHARE of the
+# CONFIDENCE_HOLDOUT_FRACTION of training dates, scored by walk-forward
+# predictions made before them, else by the recipe fitted on the earlier rows:
+# models_py/confidence.py): every bin holds at least CONFIDENCE_MIN_SHARE of the
 # block, hit rates rise from Low to High.
 CONFIDENCE_HOLDOUT_FRACTION = 0.2
 CONFIDENCE_MIN_SHARE = 0.15

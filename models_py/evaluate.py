@@ -63,12 +63,7 @@ def cross_validate(
         if cache is None:
             model = clone(pipeline).fit(X[train], y[train])
         else:
-            model = cache.fit(
-                matrix,
-                pipeline,
-                train if base is None else base[train],
-                lambda fresh, rows=train: fresh.fit(X[rows], y[rows]),
-            )
+            model = cache.fit(matrix, pipeline, train if base is None else base[train], X, y, train)
         seconds.append(time.perf_counter() - started)
         p = model.predict_proba(X[validation])[:, 1]
         aucs.append(safe_auc(y[validation], p))
@@ -116,16 +111,9 @@ def bootstrap_auc_by_pool(
             "level": level,
             "note": "a single pool: no by-pool interval",
         }
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(samples):
-        chosen = rng.integers(0, len(uniques), len(uniques))
-        rows = np.concatenate([order[bounds[c] : bounds[c + 1]] for c in chosen])
-        auc = rank_auc(y[rows], p[rows])
-        if np.isfinite(auc):
-            values.append(auc)
+    draws = [rng.integers(0, len(uniques), len(uniques)) for _ in range(samples)]
+    values = [auc for auc in _resampled_aucs(y, p, codes, len(uniques), draws) if np.isfinite(auc)]
     if not values:
         return {"low": float("nan"), "high": float("nan"), "samples": 0}
     alpha = (1 - level) / 2
@@ -135,6 +123,31 @@ def bootstrap_auc_by_pool(
         "samples": len(values),
         "level": level,
     }
+
+
+def _resampled_aucs(
+    y: np.ndarray, p: np.ndarray, codes: np.ndarray, n_pools: int, draws: list[np.ndarray]
+) -> list[float]:
+    """rank_auc of each resample (the rows of every drawn pool, as often as it
+    is drawn), computed with each row weighted by its pool's draw count: one
+    sort of p for all resamples. Every sum is of whole and half counts, so
+    each AUC equals rank_auc's of the concatenated rows to the last bit."""
+    order = np.argsort(p, kind="stable")
+    sorted_p, keep = p[order], np.asarray(y)[order] == 1
+    starts = np.flatnonzero(np.r_[True, sorted_p[1:] != sorted_p[:-1]])  # runs of tied p
+    aucs: list[float] = []
+    for chunk in range(0, len(draws), 25):  # bounded memory: 25 resamples x rows at a time
+        counts = np.stack([np.bincount(d, minlength=n_pools) for d in draws[chunk : chunk + 25]])
+        weight = counts[:, codes[order]].astype(float)
+        w_keep = np.add.reduceat(np.where(keep, weight, 0.0), starts, axis=1)
+        w_down = np.add.reduceat(np.where(keep, 0.0, weight), starts, axis=1)
+        below = np.cumsum(w_down, axis=1) - w_down  # down weight strictly below each tie run
+        numerator = (w_keep * (below + 0.5 * w_down)).sum(axis=1)
+        n_keep, n_down = w_keep.sum(axis=1), w_down.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = np.where((n_keep > 0) & (n_down > 0), numerator / (n_keep * n_down), np.nan)
+        aucs.extend(float(a) for a in auc)
+    return aucs
 
 
 def auc_by_group(

@@ -109,12 +109,8 @@ def fit_recipe(
     if cache is None:
         pipeline.fit(X[fitted_rows], y[fitted_rows])
     else:
-        pipeline = cache.fit(
-            matrix,
-            pipeline,
-            fitted_rows if base is None else base[fitted_rows],
-            lambda fresh: fresh.fit(X[fitted_rows], y[fitted_rows]),
-        )
+        key_rows = fitted_rows if base is None else base[fitted_rows]
+        pipeline = cache.fit(matrix, pipeline, key_rows, X, y, fitted_rows)
     X_cal = X[rows][cal_pos]
     score = (
         np.asarray(pipeline.predict_proba(X_cal), dtype=float)[:, 1]

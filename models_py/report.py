@@ -12,10 +12,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
@@ -34,6 +30,17 @@ if TYPE_CHECKING:
     from models_py.training import TrainingResult
 
 TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend, imported when a plot is drawn
+    (~0.3 s: training without a report never pays it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -59,6 +66,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
 
 
 def plot_roc(y: ArrayLike, predictions: dict[str, np.ndarray], path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, p in predictions.items():
         fpr, tpr, _ = roc_curve(y, p)
@@ -76,6 +84,7 @@ def plot_roc(y: ArrayLike, predictions: dict[str, np.ndarray], path: Path) -> No
 
 
 def plot_calibration(y: ArrayLike, predictions: dict[str, np.ndarray], path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     for name, p in predictions.items():
         observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
@@ -94,6 +103,7 @@ def plot_calibration(y: ArrayLike, predictions: dict[str, np.ndarray], path: Pat
 
 def plot_importance(importance: pd.DataFrame, path: Path, top: int = 20) -> None:
     part = importance.head(top).iloc[::-1]
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(part) + 1.5))
     ax.barh(part["feature"], part["auc_drop_mean"], xerr=part["auc_drop_std"])
     ax.set(xlabel="drop in test ROC AUC when permuted", title="Permutation importance")
@@ -103,6 +113,7 @@ def plot_importance(importance: pd.DataFrame, path: Path, top: int = 20) -> None
 
 
 def plot_auc_by_month(tables: dict, path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, table in tables.items():
         ax.plot(table["group"].astype(str), table["roc_auc"], marker="o", label=name)

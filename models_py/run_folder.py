@@ -426,8 +426,8 @@ def write_run(
         "confidence": {
             **result.confidence,
             "chosen_on": "the shipped fit's held-out block (the last "
-            f"{config.CONFIDENCE_HOLDOUT_FRACTION:.0%} of its training dates, scored by the "
-            "recipe fitted on the earlier rows)",
+            f"{config.CONFIDENCE_HOLDOUT_FRACTION:.0%} of its training dates, scored out of "
+            "sample: held_out_scored_by)",
             "hit_rates": hit_rate.to_dict(orient="records"),
             "hit_rates_from": hit_rate_source,
         },

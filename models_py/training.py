@@ -34,7 +34,7 @@ from models_py.calibration import (
     choose_method,
     expected_calibration_error,
 )
-from models_py.confidence import choose_cutpoints, held_out_block
+from models_py.confidence import HeldOut, choose_cutpoints
 from models_py.data import TrainingData
 from models_py.errors import TrainingError
 from models_py.evaluate import bootstrap_auc_by_pool, cross_validate, metrics, safe_auc
@@ -568,12 +568,12 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
     split, walk, folds, warnings = _split_and_folds(data, settings)
     train = split.train_index
     feature_gates = []
+    cache = FitCache() if settings.share_fits else None
     if settings.gate_features:
         data, feature_gates = gate_candidate_groups(
-            data, train, folds, settings.rf_candidates[0], settings.rf_trees
+            data, train, folds, settings.rf_candidates[0], settings.rf_trees, cache
         )
     categorical = data.categorical
-    cache = FitCache() if settings.share_fits else None
     rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings, cache)
     results = {
         name: _fit_model(name, data, split, folds, rf_params, rf_cv, settings, cache)
@@ -628,21 +628,26 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             recipe, X_recipe, y, dates, ends, train, cache, matrix_name(recipe.features)
         )
     )
-    cut = choose_cutpoints(*held_out_block(recipe, X_recipe, y, dates, ends, shipped_rows))
-    LOG.info(
-        f"confidence words {' / '.join(cut['words'])} at levels {cut['levels']} of each hour's "
-        f"shown probabilities (block-wide {[round(c, 2) for c in cut['cutpoints']]}) "
-        "on the shipped fit's held-out block" + (f": {cut['reason']}" if cut["reason"] else "")
-    )
+    held_out = _fold_predictions(results[production], recipe, rf_params, train, len(y))
     backtest = None
     if settings.backtest:
         LOG.info(f"monthly walk-forward backtest of {production} from {split.test_start}")
-        backtest = monthly_backtest(recipe, data, split.test_start, confidence=True, cache=cache)
+        backtest = monthly_backtest(
+            recipe, data, split.test_start, confidence=True, cache=cache, held_out=held_out
+        )
         if backtest.total:
             LOG.info(
                 f"backtest: AUC {backtest.total['roc_auc']:.4f}, ECE {backtest.total['ece']:.4f} "
                 f"over {len(backtest.months)} months"
             )
+    cut = choose_cutpoints(*held_out.block(recipe, X_recipe, y, dates, ends, shipped_rows))
+    cut["held_out_scored_by"] = held_out.source
+    LOG.info(
+        f"confidence words {' / '.join(cut['words'])} at levels {cut['levels']} of each hour's "
+        f"shown probabilities (block-wide {[round(c, 2) for c in cut['cutpoints']]}) "
+        f"on the shipped fit's held-out block ({held_out.source})"
+        + (f": {cut['reason']}" if cut["reason"] else "")
+    )
     ablation = None
     if settings.ablation:
         LOG.info(f"ablation: {production} without each feature group on the last folds")
@@ -671,6 +676,20 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         quality=assess_quality(data, split, results, evaluated, recipe, backtest, settings),
         feature_gates=feature_gates,
     )
+
+
+def _fold_predictions(
+    result: ModelResult, recipe: Recipe, rf_params: dict, train: np.ndarray, n_rows: int
+) -> HeldOut:
+    """The production model's walk-forward fold predictions, as held-out
+    predictions of the recipe: only when they are its own (no calibration map,
+    the forest settings the size guard kept)."""
+    held_out = HeldOut(n_rows)
+    own_params = recipe.model == "logistic" or dict(recipe.rf_params) == dict(rf_params)
+    if recipe.calibration == "none" and own_params:
+        for validation, p in result.cv["predictions"]:
+            held_out.add(train[validation], p)
+    return held_out
 
 
 def guard_size(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fixtures.synthetic import make_training_set
+from sklearn.base import clone
 
 from models_py.data import prepare
 from models_py.fits import FitCache
@@ -75,11 +76,38 @@ def test_the_cache_shares_a_fit_only_for_the_same_model_and_rows():
     y = (X[:, 0] > 0).astype(int)
     pipeline = Pipeline([("classifier", LogisticRegression())])
     rows = np.arange(80)
-    first = cache.fit("m", pipeline, rows, lambda p: p.fit(X[rows], y[rows]))
-    assert cache.fit("m", pipeline, rows, lambda p: pytest.fail("refitted")) is first
-    other = cache.fit("m", pipeline, rows[:70], lambda p: p.fit(X[:70], y[:70]))
+    first = cache.fit("m", pipeline, rows, X, y, rows)
+    assert cache.fit("m", pipeline, rows, X[:0], y[:0], rows[:0]) is first  # not refitted
+    other = cache.fit("m", pipeline, rows[:70], X, y, rows[:70])
     assert other is not first
     stronger = Pipeline([("classifier", LogisticRegression(C=0.1))])
-    assert cache.fit("m", stronger, rows, lambda p: p.fit(X[rows], y[rows])) is not first
-    assert cache.fit("n", pipeline, rows, lambda p: p.fit(X[rows], y[rows])) is not first
+    assert cache.fit("m", stronger, rows, X, y, rows) is not first
+    assert cache.fit("n", pipeline, rows, X, y, rows) is not first
     assert (cache.hits, cache.fits) == (1, 4)
+
+
+def test_forests_on_the_same_rows_share_one_preprocessing_and_fit_as_the_pipeline_does():
+    from models_py.pipelines import build_pipeline
+
+    rng = np.random.default_rng(3)
+    n = 400
+    X = np.empty((n, 3), dtype=object)
+    X[:, 0] = rng.normal(size=n)
+    X[:, 1] = np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n))
+    X[:, 2] = rng.choice(["ethereum", "arbitrum", "base"], n)
+    y = (X[:, 0].astype(float) + rng.normal(scale=0.5, size=n) > 0).astype(int)
+    features, categorical = ["a", "b", "chain"], ["chain"]
+    rows = np.arange(300)
+    cache = FitCache()
+    for params in ({"min_samples_leaf": 5}, {"min_samples_leaf": 20, "max_depth": 4}):
+        pipeline = build_pipeline("random_forest", features, categorical, params, 7)
+        shared = cache.fit("m", pipeline, rows, X, y, rows)
+        plain = clone(pipeline).fit(X[rows], y[rows])
+        # (the forest sums its trees in thread order: equal to the last bits only)
+        np.testing.assert_allclose(
+            shared.predict_proba(X[300:]), plain.predict_proba(X[300:]), atol=1e-12
+        )
+    assert (cache.fits, cache.preprocess_hits) == (2, 1)
+    logistic = build_pipeline("logistic", features, categorical)
+    cache.fit("m", logistic, rows, X, y, rows)  # another preprocessing: not shared
+    assert cache.preprocess_hits == 1

@@ -24,14 +24,14 @@ from apy_runway.foundation.paths import project_paths
 from apy_runway.operations.train import upload_run_folder
 from inference import contracts
 from inference.model import portable
-from models_py import evaluate, export
+from models_py import config, evaluate, export
 from models_py import run_folder as artefact
 from models_py.calibration import CalibratedClassifier
-from models_py.confidence import choose_cutpoints, held_out_block
+from models_py.confidence import choose_cutpoints
 from models_py.data import load_training_set
 from models_py.errors import TrainingError
 from models_py.recipe import Recipe, fit_recipe
-from models_py.splits import time_split
+from models_py.splits import calibration_split, time_split
 
 pytestmark = pytest.mark.slow
 RUN_ID = "20260101T000000Z"
@@ -251,9 +251,20 @@ def test_stored_cutpoints_are_chosen_on_the_shipped_fits_held_out_block(trained)
     assert meta["evaluated_fit"]["test"]["roc_auc"] == pytest.approx(
         evaluate.metrics(data.y[split.test_index], p_keep)["roc_auc"]
     )
+    # the block is the last 20% of all dates; the backtest's months predicted
+    # them out of sample, and the run says so (else a fit on the earlier rows)
     rows = np.arange(len(data.y))
-    block = held_out_block(recipe, X, data.y, data.dates, data.label_end_dates, rows)
-    chosen = choose_cutpoints(*block)
+    assert meta["confidence"]["held_out_scored_by"].startswith("walk-forward predictions")
+    _, block_pos = calibration_split(
+        data.dates, data.label_end_dates, rows, config.CONFIDENCE_HOLDOUT_FRACTION
+    )
+    keys = data.frame.iloc[rows[block_pos]][["pool_id", "snapshot_date"]].copy()
+    keys["snapshot_date"] = pd.to_datetime(keys["snapshot_date"])
+    backtest = pd.read_parquet(run_dir / "backtest_predictions.parquet")
+    backtest["snapshot_date"] = pd.to_datetime(backtest["snapshot_date"])
+    made = backtest.merge(keys, on=["pool_id", "snapshot_date"])
+    assert len(made) >= len(keys) // 4
+    chosen = choose_cutpoints(made["is_apy_kept"], made["p_keep"], made["snapshot_date"])
     assert meta["confidence_cutpoints"] == pytest.approx(chosen["cutpoints"])
     assert meta["confidence"]["words"] == chosen["words"]
     assert meta["confidence"]["levels"] == chosen["levels"]

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.signal import lfilter
 
 from apy_runway.foundation.console import log
 from apy_runway.foundation.defaults import (
@@ -400,6 +399,8 @@ def generate_snapshots(
 
 def _market_factor(n_days: int, seed: int) -> np.ndarray:
     """Common daily market factor: AR(1) with occasional regime jumps."""
+    from scipy.signal import lfilter  # scipy.signal costs ~1 s to import: only when generating
+
     rng = np.random.default_rng([seed, 2])
     shocks = rng.normal(0.0, 0.12, n_days)
     jumps = (rng.random(n_days) < 1 / 60) * rng.normal(0.0, 0.6, n_days)
@@ -721,6 +722,8 @@ def _chunk_table(
 
     log_base = np.log(hourly_path(base_d))
     phi = 0.9 if hourly else 0.3
+    from scipy.signal import lfilter  # see _market_factor
+
     ar = lfilter([1.0], [1.0, -phi], hour_noise, axis=1) * np.sqrt(1 - phi**2)
     sigma = p["hourly_sigma"][:, None] * (1.0 if hourly else 2.0)
     base = np.exp(log_base + sigma * ar)
