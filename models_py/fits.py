@@ -14,6 +14,7 @@ random_state; tests/test_train_fits.py checks results within 1e-12).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -68,6 +69,7 @@ class FitCache:
             OrderedDict()
         )
         self._budget = preprocessed_bytes
+        self._lock = threading.Lock()  # training fits on two threads at once
         self.hits = 0
         self.fits = 0
         self.preprocess_hits = 0
@@ -84,9 +86,10 @@ class FitCache:
         """`pipeline` fitted on X[rows], y[rows] (the rows `key_rows` of the
         matrix named `matrix`): fitted the first time, shared afterwards."""
         key = (matrix, pipeline_key(pipeline), rows_key(key_rows))
-        if key in self._fits:
-            self.hits += 1
-            return self._fits[key]
+        with self._lock:
+            if key in self._fits:
+                self.hits += 1
+                return self._fits[key]
         steps = getattr(pipeline, "steps", [])
         if len(steps) == 2:
             (pre_name, pre), (last_name, last) = steps
@@ -95,27 +98,31 @@ class FitCache:
             fitted = Pipeline([(pre_name, fitted_pre), (last_name, clone(last).fit(Z, y[rows]))])
         else:
             fitted = clone(pipeline).fit(X[rows], y[rows])
-        self._fits[key] = fitted
-        self.fits += 1
+        with self._lock:
+            self._fits[key] = fitted
+            self.fits += 1
         return fitted
 
     def _preprocess(
         self, key: tuple[str, str, str], step: Any, X: np.ndarray, y: np.ndarray, rows: np.ndarray
     ) -> tuple[Any, np.ndarray]:
-        if key in self._preprocessed:
-            self._preprocessed.move_to_end(key)
-            self.preprocess_hits += 1
-            return self._preprocessed[key]
+        with self._lock:
+            if key in self._preprocessed:
+                self._preprocessed.move_to_end(key)
+                self.preprocess_hits += 1
+                return self._preprocessed[key]
         fitted = clone(step)
         Z = fitted.fit_transform(X[rows], y[rows])
-        self._preprocessed[key] = (fitted, Z)
-        while sum(z.nbytes for _, z in self._preprocessed.values()) > self._budget:
-            self._preprocessed.popitem(last=False)
+        with self._lock:
+            self._preprocessed[key] = (fitted, Z)
+            while sum(z.nbytes for _, z in self._preprocessed.values()) > self._budget:
+                self._preprocessed.popitem(last=False)
         return fitted, Z
 
     def put(self, matrix: str, pipeline: Pipeline, rows: np.ndarray) -> None:
         """Record an already fitted pipeline (e.g. the one scored on the test period)."""
-        self._fits[(matrix, pipeline_key(pipeline), rows_key(rows))] = pipeline
+        with self._lock:
+            self._fits[(matrix, pipeline_key(pipeline), rows_key(rows))] = pipeline
 
 
 def _step_key(pipeline: Pipeline, name: str) -> str:

@@ -17,6 +17,7 @@ import copy
 import io
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from models_py.splits import Fold
+
+
+# Models fitted on a second thread while the forest's settings are chosen:
+# the ones whose pipeline does not take them (the anchor does).
+BESIDE_SETTINGS = ("prior", "heuristic", "logistic")
 
 
 @dataclass
@@ -459,12 +465,16 @@ def _fit_model(
     result.test["ci"] = bootstrap_auc_by_pool(
         y[test], p_test, pools_test, settings.bootstrap_samples
     )
-    LOG.info(
-        f"  {name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
-        f"test AUC {result.test['roc_auc']:.4f} [{result.test['ci']['low']:.3f}, "
-        f"{result.test['ci']['high']:.3f}], fit {fit_seconds:.1f} s"
-    )
     return result
+
+
+def _log_model(result: ModelResult) -> None:
+    cv, test = result.cv, result.test
+    LOG.info(
+        f"  {result.name}: fold AUC {cv['cv_auc_mean']:.4f} +- {cv['cv_auc_std']:.4f}, "
+        f"test AUC {test['roc_auc']:.4f} [{test['ci']['low']:.3f}, "
+        f"{test['ci']['high']:.3f}], fit {result.extra['fit_seconds']:.1f} s"
+    )
 
 
 def _forest_settings(
@@ -574,11 +584,25 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
             data, train, folds, settings.rf_candidates[0], settings.rf_trees, cache
         )
     categorical = data.categorical
-    rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings, cache)
-    results = {
-        name: _fit_model(name, data, split, folds, rf_params, rf_cv, settings, cache)
-        for name in settings.models
-    }
+    data.matrix()  # built once, before a second thread reads it
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        # the models that do not take the forest's settings are fitted on a
+        # second thread while the settings are chosen (the forest's own threads
+        # leave a core idle between fits); results are the same either way
+        early = {
+            name: beside.submit(_fit_model, name, data, split, folds, {}, None, settings, cache)
+            for name in settings.models
+            if name in BESIDE_SETTINGS
+        }
+        rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings, cache)
+        results = {}
+        for name in settings.models:
+            results[name] = (
+                early[name].result()
+                if name in early
+                else _fit_model(name, data, split, folds, rf_params, rf_cv, settings, cache)
+            )
+            _log_model(results[name])
     production, production_choice = choose_production(
         results,
         lambda: forest_seed_spread(
