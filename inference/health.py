@@ -2,10 +2,8 @@
 file. Pure: no I/O.
 
 - `health`: {"status": "ok" | "degraded", "reasons": [...]}, carried by every
-  hourly predictions document (reasons, in REASONS' order: features_stale,
-  refresh_missed, input_warnings, refused_input; the refresh's three read from
-  the features header's refresh fields, contracts.FEATURES_REFRESH_FIELDS; a
-  later check adds its reason to REASONS).
+  hourly predictions document (REASONS: features_stale, then refresh_missed,
+  input_warnings, refused_input from the features header's refresh fields).
 - `shrink_refusal`: why a features file must not be scored: no pool at all, or
   contracts.is_shrunk unless its header says allow_shrink: true; else None.
 

@@ -4,13 +4,11 @@ build of the serving models -> export -> [publish to S3] -> [once a day, with
 --mature-labels: labels, ledger sync, prediction_outcomes] -> one summary line.
 
 Imports: anything below it (floor 8, cli). Idempotent: nothing new landed,
-nothing is built. Runs under the home's writer lock (foundation/lock.py). A
-landing file ingest refuses is set aside and named in the features header
-(health: refused_input), beside the hour of the refresh (refresh_missed when
-an hour scores an earlier one's) and collect's and ingest's notes on input
-accepted yet suspect (input_warnings); a failure at any other step publishes nothing and
-names the step. Export's shrink rule (contracts.is_shrunk): never 0 pools, and
-below half of the largest export of the last 24 hours only with --allow-shrink.
+nothing is built. Runs under the home's writer lock (foundation/lock.py). The
+features header names its hour, collect's and ingest's notes on suspect input and
+the files ingest set aside (health: refresh_missed, input_warnings, refused_input);
+a failure at any other step publishes nothing and names the step. Export's shrink
+rule: never 0 pools, below half of the 24-hour largest only with --allow-shrink.
 The loop as an operator runs it: docs/operations.md#the-live-hourly-loop.
 """
 
