@@ -139,9 +139,20 @@ SHRINK_MIN_RATIO = 0.5
 SHRINK_WINDOW_HOURS = 24
 
 
+# A snapshot with fewer pools than this share of the 24-hour largest, yet not
+# shrunk (or let through by --allow-shrink), lands with an input note (health:
+# input_warnings): a pool or two coming and going is ordinary, a tenth is news.
+SHRINK_NOTE_RATIO = 0.9
+
+
 def is_shrunk(count: int, previous: int | None) -> bool:
     """True when `count` pools is below SHRINK_MIN_RATIO of `previous`."""
     return previous is not None and previous > 0 and count < SHRINK_MIN_RATIO * previous
+
+
+def is_notable_shrink(count: int, previous: int | None) -> bool:
+    """True when `count` pools is below SHRINK_NOTE_RATIO of `previous`."""
+    return previous is not None and previous > 0 and count < SHRINK_NOTE_RATIO * previous
 
 
 # --------------------------------------------------------------------------- warehouse columns
@@ -320,6 +331,11 @@ ROLLBACK_FORMAT = "apy-runway/rollback/v1"
 FEATURES_KEY = "features/latest_features.bin"
 FEATURES_JSON_KEY = "features/latest_features.json"
 PREDICTIONS_PREFIX = "predictions/"
+# The scorer's safety-net schedule (EventBridge; serverless.yml repeats it):
+# at minute 50, after the hour's refresh should have published (its features'
+# S3 event scores at once), so an hour whose refresh did not publish is scored
+# on the earlier features and its health says refresh_missed.
+SAFETY_NET_SCHEDULE = "cron(50 * * * ? *)"
 LATEST_PREDICTIONS_NAME = "latest.json"
 
 # Format tags of the documents the keys hold.
@@ -336,6 +352,20 @@ FEATURES_ALLOW_SHRINK_FIELD = "allow_shrink"
 # ... and, when the refresh that built them set landing files aside (ingest
 # refused them), their paths under data/landing/: health reports refused_input.
 FEATURES_REFUSED_INPUTS_FIELD = "refused_inputs"
+# ... the UTC hour of the refresh that published them ("YYYY-MM-DDTHH:00:00Z"):
+# scored in a later hour, that hour's refresh did not publish (health:
+# refresh_missed; a file without it, published by hand or before, never is)
+FEATURES_REFRESHED_HOUR_FIELD = "refreshed_hour"
+# ... and the warnings that refresh's collect and ingest gave for its input
+# (a Date header not trusted, a shrink accepted, junk items dropped, rows
+# quarantined): short strings; health: input_warnings, listing them.
+FEATURES_INPUT_NOTES_FIELD = "input_notes"
+# The refresh's fields of the header, in order (features.refresh_fields builds them).
+FEATURES_REFRESH_FIELDS = (
+    FEATURES_REFRESHED_HOUR_FIELD,
+    FEATURES_INPUT_NOTES_FIELD,
+    FEATURES_REFUSED_INPUTS_FIELD,
+)
 # S3 object metadata of the predictions documents: the pool count they hold,
 # so the Lambda compares a new features file with the last scored one.
 PREDICTIONS_POOLS_METADATA = "pools"

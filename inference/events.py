@@ -1,8 +1,8 @@
 """The scoring hour of a scheduled-function event. Pure: no I/O.
 
 The hourly function runs on two kinds of event:
-  * EventBridge's hourly schedule (the safety net): `time`, e.g.
-    "2025-06-06T13:00:00Z";
+  * EventBridge's hourly schedule (the safety net, at minute 50:
+    contracts.SAFETY_NET_SCHEDULE): `time`, e.g. "2025-06-06T13:50:00Z";
   * S3's ObjectCreated on the features key the scorer reads (publish writes it
     last, so scoring follows every refresh): `Records[0].eventTime`, e.g.
     "2025-06-06T13:04:31.517Z".

@@ -181,7 +181,7 @@ def encode(
     source: str = "",
     allow_shrink: bool = False,
     published_at: str | None = None,
-    refused_inputs: Sequence[str] = (),
+    refresh: dict | None = None,
 ) -> bytes:
     """Column-wise latest features (lists or arrays per column) -> the file.
 
@@ -189,6 +189,7 @@ def encode(
     numeric, categorical); its numeric features go to the numeric matrix, its
     categorical ones to codes, whatever their values look like. Other columns
     are placed by their values: numbers and booleans numeric, anything else text.
+    `refresh` (refresh_fields) goes in the header as it is.
     """
     missing = [n for n in [*feature_columns["features"], *KEY_COLUMNS] if n not in columns]
     if missing:
@@ -232,10 +233,44 @@ def encode(
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "body_size_bytes": len(body),
     }
-    if refused_inputs:
-        header[contracts.FEATURES_REFUSED_INPUTS_FIELD] = [str(name) for name in refused_inputs]
+    header.update(checked_refresh(refresh))
     encoded = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
     return contracts.FEATURES_MAGIC + struct.pack("<Q", len(encoded)) + encoded + body
+
+
+# --------------------------------------------------------------------------- the refresh's fields
+
+
+def refresh_hour_text(moment: dt.datetime) -> str:
+    """An aware moment -> its UTC hour as the header writes it (YYYY-MM-DDTHH:00:00Z)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:00:00Z")
+
+
+def refresh_fields(
+    refreshed_hour: dt.datetime | None = None,
+    input_notes: Sequence[str] = (),
+    refused_inputs: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The header fields (contracts.FEATURES_REFRESH_FIELDS) of the refresh that
+    publishes the features: its hour, its input notes and its set-aside files
+    (each left out when empty). One dict for the JSON copy and the binary file."""
+    fields: dict[str, Any] = {}
+    if refreshed_hour is not None:
+        fields[contracts.FEATURES_REFRESHED_HOUR_FIELD] = refresh_hour_text(refreshed_hour)
+    if input_notes:
+        fields[contracts.FEATURES_INPUT_NOTES_FIELD] = [str(note) for note in input_notes]
+    if refused_inputs:
+        fields[contracts.FEATURES_REFUSED_INPUTS_FIELD] = [str(name) for name in refused_inputs]
+    return fields
+
+
+def checked_refresh(refresh: dict | None) -> dict[str, Any]:
+    """`refresh` (refresh_fields' dict) checked to hold the refresh's fields only."""
+    refresh = dict(refresh or {})
+    unknown = sorted(set(refresh) - set(contracts.FEATURES_REFRESH_FIELDS))
+    if unknown:
+        raise FeatureContractError(f"{unknown} are not refresh fields of the features header")
+    return refresh
 
 
 # --------------------------------------------------------------------------- reading

@@ -241,9 +241,7 @@ def _score_published(
     scored_at = event_time.strftime("%Y-%m-%dT%H:%M:%SZ")
     dates = [d for d in table.feature_dates if d]
     feature_date_max = max(dates) if dates else None
-    refused = table.header.get(contracts.FEATURES_REFUSED_INPUTS_FIELD)
-    refused = [str(n) for n in refused] if isinstance(refused, list) else []
-    run_health = health(feature_date_max, event_time, stale_after_hours, refused)
+    run_health = health(feature_date_max, event_time, stale_after_hours, table.header)
     counts = hour_counts(table.row_count, states)
     watched = None
     if model.monitoring is not None:

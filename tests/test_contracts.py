@@ -62,6 +62,10 @@ def test_serverless_yml_repeats_the_s3_layout_and_limits_of_the_contracts(server
     assert environment["APY_RUNWAY_STALE_AFTER_HOURS"] == "${self:custom.staleAfterHours}"
     # the 66-feature model's rows are ~2.5 kB: the deployed cap may only be lower
     assert 0 < int(environment["APY_RUNWAY_MAX_BATCH_ROWS"]) <= contracts.MAX_BATCH_ROWS
+    # the scorer's safety net runs after the hour's refresh should have published
+    [scorer] = [f for f in serverless["functions"].values() if f["handler"].endswith("scheduled")]
+    [schedule] = [event["schedule"] for event in scorer["events"] if "schedule" in event]
+    assert schedule["rate"] == contracts.SAFETY_NET_SCHEDULE
 
 
 def test_the_dbt_source_and_the_generator_use_the_raw_contract():

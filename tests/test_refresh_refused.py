@@ -86,9 +86,13 @@ def test_a_refused_reply_is_set_aside_and_does_not_stop_the_refresh(
     assert "data/landing/hours/h1.csv" in names
     header = published_header(s3_client)
     assert sorted(header[contracts.FEATURES_REFUSED_INPUTS_FIELD]) == refused
-    scored = health.health(header["feature_date"], now, refused_inputs=refused)
-    assert scored["status"] == "degraded" and health.REFUSED_INPUT in scored["reasons"]
-    assert scored["refused_inputs"] == refused
+    assert header[contracts.FEATURES_REFRESHED_HOUR_FIELD] == f"{now:%Y-%m-%dT%H}:00:00Z"
+    scored = health.health(header["feature_date"], now, refresh=header)
+    assert scored["status"] == "degraded" and scored["reasons"] == [health.REFUSED_INPUT]
+    assert sorted(scored["refused_inputs"]) == refused
+    # scored an hour later, the same file says the later hour's refresh did not publish
+    later = health.health(header["feature_date"], now + timedelta(hours=1), refresh=header)
+    assert later["reasons"] == [health.REFRESH_MISSED, health.REFUSED_INPUT]
 
     # the next hour: the refused files are not offered again, the refresh is clean
     hours_csv(paths.landing / "hours" / "h2.csv", START + timedelta(days=10, hours=1), 1)

@@ -1,12 +1,13 @@
 """Scoring follows the features: the S3 ObjectCreated event of the features key
 (its eventTime floored to the hour) or the hourly schedule; the run's health
-(features_stale); and the shrink rule, held by publish and by the Lambda,
-which scores a shrunken features file only when its header allows it."""
+(features_stale, and the refresh's: refresh_missed, input_warnings, refused_input);
+and the shrink rule, held by publish and by the Lambda, which scores a shrunken
+features file only when its header allows it."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from fixtures.tiny_model import feature_columns, feature_file, load_event
@@ -94,6 +95,77 @@ def test_health_is_degraded_when_the_features_are_stale(feature_date, event_time
     result = health.health(feature_date, moment, contracts.FEATURES_STALE_AFTER_HOURS)
     assert result == {"status": "degraded" if reasons else "ok", "reasons": reasons}
     assert set(reasons) <= set(health.REASONS)
+
+
+HOUR = datetime.fromisoformat("2025-06-06T13:00:00+00:00")
+NOTE = "collect 2025-06-06T13Z: Date header not trusted, the clock's hour used"
+
+
+@pytest.mark.parametrize(
+    ("refresh", "reasons"),
+    [
+        # this hour's refresh published, with nothing to say
+        (features.refresh_fields(HOUR.replace(minute=5)), []),
+        # an earlier hour's: this hour's refresh did not publish
+        (features.refresh_fields(HOUR - timedelta(hours=1)), [health.REFRESH_MISSED]),
+        # this hour's, with a warning on its input
+        (features.refresh_fields(HOUR, [NOTE]), [health.INPUT_WARNINGS]),
+        # both: an earlier refresh that warned
+        (
+            features.refresh_fields(HOUR - timedelta(hours=3), [NOTE], ["pools/x.json.gz"]),
+            [health.REFRESH_MISSED, health.INPUT_WARNINGS, health.REFUSED_INPUT],
+        ),
+        # no refreshed_hour (published by hand, or before the field): never refresh_missed
+        ({}, []),
+        (features.refresh_fields(input_notes=[NOTE]), [health.INPUT_WARNINGS]),
+        ({contracts.FEATURES_REFRESHED_HOUR_FIELD: "not an hour"}, []),
+    ],
+)
+def test_health_names_a_missed_refresh_and_warned_input(refresh, reasons):
+    found = health.health("2025-06-05", HOUR.replace(minute=50), refresh=refresh)
+    assert found["reasons"] == reasons
+    assert found["status"] == ("degraded" if reasons else "ok")
+    assert reasons == [r for r in health.REASONS if r in reasons]  # REASONS' order
+    assert ("refreshed_hour" in found) == (health.REFRESH_MISSED in reasons)
+    if health.REFRESH_MISSED in reasons:
+        assert found["refreshed_hour"] == refresh[contracts.FEATURES_REFRESHED_HOUR_FIELD]
+    assert found.get("input_notes", []) == refresh.get(contracts.FEATURES_INPUT_NOTES_FIELD, [])
+
+
+def test_refresh_fields_are_the_refreshs_only():
+    fields = features.refresh_fields(HOUR.replace(minute=59), ["a note"], ["pools/x.json.gz"])
+    assert tuple(fields) == contracts.FEATURES_REFRESH_FIELDS
+    assert fields[contracts.FEATURES_REFRESHED_HOUR_FIELD] == "2025-06-06T13:00:00Z"
+    assert features.refresh_fields() == {}
+    with pytest.raises(features.FeatureContractError, match="not refresh fields"):
+        feature_file(5, refresh={"allow_shrink": True})
+
+
+def test_the_lambda_reads_the_refresh_fields_of_the_features_header(lambda_env, context, s3_client):
+    """Scored at the safety net's minute 50 of the next hour, features a refresh
+    published with a note say both reasons, in the document and latest.json."""
+    published = datetime.fromisoformat("2025-06-06T00:05:00+00:00")
+    upload_features_binary(
+        s3_client,
+        lambda_env,
+        contracts.FEATURES_KEY,
+        feature_file(50, refresh=features.refresh_fields(published, [NOTE])),
+    )
+    same_hour = handler.scheduled(dict(load_event("scheduled.json"), time="2025-06-06T00:50:00Z"))
+    assert same_hour["health"] == "degraded" and same_hour["health_reasons"] == [
+        health.INPUT_WARNINGS
+    ]
+    next_hour = handler.scheduled(dict(load_event("scheduled.json"), time="2025-06-06T01:50:00Z"))
+    latest = json.loads(
+        s3_client.get_object(Bucket=lambda_env, Key="predictions/latest.json")["Body"].read()
+    )
+    assert next_hour["health_reasons"] == latest["health"]["reasons"]
+    assert latest["health"] == {
+        "status": "degraded",
+        "reasons": [health.REFRESH_MISSED, health.INPUT_WARNINGS],
+        "refreshed_hour": "2025-06-06T00:00:00Z",
+        "input_notes": [NOTE],
+    }
 
 
 def test_the_hourly_output_and_latest_carry_the_health(lambda_env, context, s3_client):

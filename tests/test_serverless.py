@@ -209,7 +209,8 @@ def test_functions_use_the_runtime_layer_and_environment(packaged):
         )
     assert set(handlers) == {"inference/handler.http", "inference/handler.scheduled"}
     [rule] = resources(packaged, "AWS::Events::Rule").values()
-    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    # the safety net runs at minute 50, after the hour's refresh should have published
+    assert rule["Properties"]["ScheduleExpression"] == contracts.SAFETY_NET_SCHEDULE
     [route] = resources(packaged, "AWS::ApiGatewayV2::Route").values()
     assert route["Properties"]["RouteKey"] == "POST /predictions"
 

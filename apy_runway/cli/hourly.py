@@ -4,11 +4,11 @@ build of the serving models -> export -> [publish to S3] -> [once a day, with
 --mature-labels: labels, ledger sync, prediction_outcomes] -> one summary line.
 
 Imports: anything below it (floor 8, cli). Idempotent: nothing new landed,
-nothing is built. Runs under the home's writer lock (foundation/lock.py). A
-landing file ingest refuses is set aside and named in the features header
-(health: refused_input); a failure at any other step publishes nothing and
-names the step. Export's shrink rule (contracts.is_shrunk): never 0 pools, and
-below half of the largest export of the last 24 hours only with --allow-shrink.
+nothing is built. Runs under the home's writer lock (foundation/lock.py). The
+features header names its hour, collect's and ingest's notes on suspect input and
+the files ingest set aside (health: refresh_missed, input_warnings, refused_input);
+a failure at any other step publishes nothing and names the step. Export's shrink
+rule: never 0 pools, below half of the 24-hour largest only with --allow-shrink.
 The loop as an operator runs it: docs/operations.md#the-live-hourly-loop.
 """
 
@@ -30,6 +30,10 @@ from apy_runway.foundation.lock import writer_lock
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
 
+# quarantine reasons of rows another row of the same pool and hour replaced:
+# ordinary (a re-ingest, an overlapping back-fill), never an input note
+REPLACED_ROW_REASONS = ("exact_duplicate", "superseded_in_hour", "superseded", "outranked")
+
 STEPS = ("collect", "ingest", "compact", "build", "export", "publish", "labels")
 
 
@@ -44,6 +48,8 @@ class RefreshSummary:
     total_seconds: float = 0.0
     # landing files this run's ingest refused and set aside (health: refused_input)
     refused_inputs: list[str] = field(default_factory=list)
+    # collect's and ingest's notes on input accepted yet suspect (health: input_warnings)
+    input_notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         done = "; ".join(
@@ -156,6 +162,7 @@ def refresh(
                     now=now,
                 )
                 summary.steps["collect"] = collected.summary()
+                summary.input_notes.extend(collected.notes)
         with _step(summary, "ingest"):
             _ingest(paths, limit, summary)
         with _step(summary, "compact"):
@@ -179,7 +186,7 @@ def refresh(
             summary.steps["export"] = f"{count:,} pools, features of {feature_date_max}"
         if bucket:
             with _step(summary, "publish"):
-                _publish(paths, bucket, s3, endpoint_url, allow_shrink, summary)
+                _publish(paths, bucket, s3, endpoint_url, allow_shrink, summary, now)
         _accept(paths, count, feature_date_max, now)
         if mature_labels:
             _mature(paths, bucket, s3, endpoint_url, now, summary)
@@ -227,6 +234,17 @@ def _ingest(paths: ProjectPaths, memory_limit: str, summary: RefreshSummary) -> 
         summary.steps["ingest"] = (
             f"landed {landed.files_landed} file(s), rows in {landed.rows_in:,} = "
             f"{landed.rows_staged:,} staged + {landed.rows_quarantined:,} quarantined"
+        )
+    faulty = {
+        reason: count
+        for reason, count in landed.by_reason.items()
+        if count and reason not in REPLACED_ROW_REASONS
+    }
+    if faulty:
+        summary.input_notes.append(
+            f"ingest: quarantined {sum(faulty.values()):,} faulty row(s) ("
+            + ", ".join(f"{count:,} {reason}" for reason, count in sorted(faulty.items()))
+            + ")"
         )
     summary.refused_inputs = [name for name, _ in landed.set_aside]
     if summary.refused_inputs:
@@ -331,14 +349,23 @@ def _publish(
     endpoint_url: str | None,
     allow_shrink: bool,
     summary: RefreshSummary,
+    now: datetime | None,
 ) -> None:
+    """Publish the export with the refresh's fields in its header: this hour
+    (health: refresh_missed when an hour scores features of an earlier one),
+    the input notes and the set-aside files."""
     from apy_runway.foundation.s3 import s3_client
     from apy_runway.operations.publish import load_latest_features, publish
+    from inference.features import refresh_fields
 
     latest = load_latest_features(
         paths,
         allow_shrink=allow_shrink,
-        refused_inputs=summary.refused_inputs,
+        refresh=refresh_fields(
+            refreshed_hour=now or datetime.now(UTC),
+            input_notes=summary.input_notes,
+            refused_inputs=summary.refused_inputs,
+        ),
         inactive_after_days=contracts.POOL_INACTIVE_AFTER_DAYS,
     )
     _log_newly_inactive(paths, latest.inactive)

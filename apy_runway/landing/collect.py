@@ -4,10 +4,12 @@ snapshot data/landing/pools/<YYYY-MM-DDTHH>Z.json.gz for `ingest` (`refresh` run
 The hour is the `Date` header's within DATE_HEADER_TRUST of the clock, else the clock's
 (warned). An hour collected once is never replaced (`ingest FILE` supersedes). A bad reply
 (error, not JSON, too deep, no usable item, a shrink) writes nothing; a junk item is dropped
-and counted (pools_snapshot.usable_items). Pools never seen (.known_pools, seeded from the raw
-store) get their /chart history back-filled, --backfill-max per run; a failed one is asked
-again after 1 h, 2 h, 4 h... at most a day (listed in fetch_failures.json). State:
-.collect_state.json. Details: docs/operations.md, "The live hourly loop".
+and counted (pools_snapshot.usable_items). A Date header not trusted, junk dropped and a shrink
+accepted (below SHRINK_NOTE_RATIO of the 24-hour largest) are CollectResult.notes: the refresh
+puts them in the features header (health: input_warnings). Pools never seen (.known_pools,
+seeded from the raw store) get their /chart history back-filled, --backfill-max per run; a
+failed one is asked again after 1 h, 2 h, 4 h... at most a day (listed in fetch_failures.json).
+State: .collect_state.json. Details: docs/operations.md, "The live hourly loop".
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ from apy_runway.landing.ingest.pools_snapshot import (
     usable_items,
 )
 from apy_runway.landing.ingest.store import write_atomically
-from inference.contracts import SHRINK_MIN_RATIO, SHRINK_WINDOW_HOURS, is_shrunk
+from inference.contracts import (
+    SHRINK_MIN_RATIO,
+    SHRINK_WINDOW_HOURS,
+    is_notable_shrink,
+    is_shrunk,
+)
 
 STATE_NAME = ".collect_state.json"
 KNOWN_NAME = ".known_pools"
@@ -54,6 +61,9 @@ class CollectResult:
     kept: bool = False  # the hour was collected before: nothing was landed
     dropped: dict[str, int] = field(default_factory=dict)  # junk items, by why
     warnings: list[str] = field(default_factory=list)
+    # short notes on input accepted yet suspect, for the features header
+    # (contracts.FEATURES_INPUT_NOTES_FIELD; health: input_warnings)
+    notes: list[str] = field(default_factory=list)
     previous_hour: datetime | None = None
     missing_hours: list[datetime] = field(default_factory=list)
     new_pools: int = 0
@@ -238,6 +248,7 @@ def collect(
         dropped=dict(sorted(dropped.items())),
         warnings=[warning] if warning else [],
     )
+    result.notes += _notes(key, warning, dropped)
     if key in hours or path.exists():
         result.kept = True
         log(
@@ -261,6 +272,7 @@ def collect(
             f"{SHRINK_WINDOW_HOURS} hours; nothing was written. "
             "Pass --allow-shrink if DefiLlama really lists fewer pools"
         )
+    _note_shrink(result, key, largest_key, largest)
 
     write_atomically(
         path, gzip.compress(_landed_body(response.body, response.payload, items), mtime=0)
@@ -294,6 +306,24 @@ def collect(
         hours[old].pop("pool_ids", None)
     save_state(paths, state)
     return result
+
+
+def _notes(key: str, warning: str | None, dropped: Counter | dict) -> list[str]:
+    """The input notes of a reply: its Date header not trusted, junk items dropped."""
+    notes = [f"collect {key}: Date header not trusted, the clock's hour used"] if warning else []
+    return notes + ([f"collect {key}: dropped {_counts(dropped)}"] if dropped else [])
+
+
+def _note_shrink(
+    result: CollectResult, key: str, largest_key: str | None, largest: int | None
+) -> None:
+    """A shrink accepted (below SHRINK_NOTE_RATIO of the 24-hour largest) is
+    warned and noted."""
+    if is_notable_shrink(result.pools, largest):
+        note = f"collect {key}: {result.pools:,} pools, below the {largest:,} of {largest_key}"
+        log(f"warning: {note} (accepted)")
+        result.warnings.append(note)
+        result.notes.append(f"{note} (accepted)")
 
 
 def _counts(counts: Counter | dict) -> str:

@@ -7,7 +7,8 @@ Imports: botocore, the standard library, apy_runway/foundation and operations,
 and inference/ (floor 6, operations). The binary file is written last: its S3
 ObjectCreated event starts the scoring Lambda, which must find the new model
 and the JSON already there. Its header carries row_count and allow_shrink, so
-the Lambda applies the same shrink rule (contracts.is_shrunk) publish did.
+the Lambda applies the same shrink rule (contracts.is_shrunk) publish did, and,
+published by `refresh`, the refresh's fields (features.refresh_fields) health reads.
 """
 
 from __future__ import annotations
@@ -136,9 +137,10 @@ def columnar_payload(
     feature_columns: dict,
     source: str = "",
     allow_shrink: bool = False,
-    refused_inputs: list[str] | None = None,
+    refresh: dict | None = None,
 ) -> dict[str, Any]:
-    """Column-wise features document (JSON, for people)."""
+    """Column-wise features document (JSON, for people); `refresh`
+    (features.refresh_fields) goes in it as in the binary file's header."""
     missing = [
         name
         for name in feature_columns["features"] + ["pool_id", "snapshot_date"]
@@ -148,9 +150,12 @@ def columnar_payload(
         raise UserError(f"latest features lack columns {missing} named by feature_columns.json")
     clean = {name: [_json_value(v) for v in values] for name, values in columns.items()}
     dates = [d for d in clean["snapshot_date"] if d]
-    refused = {contracts.FEATURES_REFUSED_INPUTS_FIELD: refused_inputs} if refused_inputs else {}
+    try:
+        refreshed = features.checked_refresh(refresh)
+    except features.FeatureContractError as error:
+        raise UserError(f"latest features: {error}") from error
     return {
-        **refused,
+        **refreshed,
         "format": contracts.FEATURES_JSON_FORMAT,
         "source": source,
         "published_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -210,7 +215,7 @@ def features_binary(
     feature_columns: dict,
     source: str = "",
     allow_shrink: bool = False,
-    refused_inputs: list[str] | None = None,
+    refresh: dict | None = None,
 ) -> bytes:
     try:
         return features.encode(
@@ -218,7 +223,7 @@ def features_binary(
             feature_columns,
             source=source,
             allow_shrink=allow_shrink,
-            refused_inputs=refused_inputs or (),
+            refresh=refresh,
         )
     except features.FeatureContractError as error:
         raise UserError(f"latest features: {error}") from error
@@ -244,11 +249,12 @@ def active_rows(table: Any, inactive_after_days: int) -> tuple[Any, list[str]]:
 def load_latest_features(
     paths: ProjectPaths,
     allow_shrink: bool = False,
-    refused_inputs: list[str] | None = None,
+    refresh: dict | None = None,
     inactive_after_days: int | None = None,
 ) -> LatestFeatures:
     """Read data/exports/latest_features.parquet + feature_columns.json once;
-    `refused_inputs` (the refresh's set-aside landing files) go in the header;
+    `refresh` (features.refresh_fields: the refresh's hour, input notes and
+    set-aside landing files) goes in both headers;
     with `inactive_after_days`, pools unseen that long are left out."""
     table, feature_columns = _read_latest(paths)
     inactive: list[str] = []
@@ -261,14 +267,14 @@ def load_latest_features(
             feature_columns,
             source=source,
             allow_shrink=allow_shrink,
-            refused_inputs=refused_inputs,
+            refresh=refresh,
         ),
         features_binary(
             table,
             feature_columns,
             source=source,
             allow_shrink=allow_shrink,
-            refused_inputs=refused_inputs,
+            refresh=refresh,
         ),
         inactive,
     )

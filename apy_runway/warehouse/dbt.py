@@ -143,7 +143,9 @@ def run_dbt(
     if not quiet:
         log("dbt " + (" ".join(call.args) if console.verbose else command))
     if session is not None:
-        return session.invoke(call, quiet=quiet)
+        # an incremental build of a warm session (the hourly refresh) skips dbt's
+        # JSON artifacts and its debug file log; a full build writes them
+        return session.invoke(call, quiet=quiet, light=bool(refresh_from_date))
     argv = [dbt_executable(), *(["--no-use-colors"] if quiet else []), *call.args]
     env = {**os.environ, **call.env}
     if console.verbose and not quiet:

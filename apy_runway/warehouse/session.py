@@ -114,12 +114,22 @@ class DbtSession:
         log(f"dbt parsed the project ({time.perf_counter() - began:.1f} s; kept for later builds)")
 
     @staticmethod
-    def _log_flags(quiet: bool = True) -> list[str]:
+    def _log_flags(quiet: bool = True, light: bool = False) -> list[str]:
         shown = [] if console.verbose and not quiet else ["--log-level", "none"]
+        if light:  # the file gets warnings and errors only, and no JSON artifact is written
+            return [*shown, "--log-level-file", "warn", "--no-write-json"]
         return [*shown, "--log-level-file", "debug"]
 
-    def invoke(self, call: DbtCall, quiet: bool = False) -> subprocess.CompletedProcess:
-        """Run `call` in this process; raise UserError naming each failed node."""
+    def invoke(
+        self, call: DbtCall, quiet: bool = False, light: bool = False
+    ) -> subprocess.CompletedProcess:
+        """Run `call` in this process; raise UserError naming each failed node.
+        `light` (an hourly incremental build) writes no manifest.json nor
+        run_results.json and logs only warnings and errors to dbt.log: the
+        manifest on disk stays the last parse's or full build's, which hold
+        the same project (a changed project is parsed again, and written)."""
+        import gc
+
         from dbt.cli.main import dbtRunner
 
         began = time.perf_counter()
@@ -127,9 +137,13 @@ class DbtSession:
             fingerprint = self._fingerprint(call)
             if self.manifest is None or fingerprint != self.fingerprint:
                 self._parse(call, fingerprint)
+                # the parsed manifest lives as long as the session: the cyclic
+                # collector need not walk its ~10^5 objects at every build again
+                gc.collect()
+                gc.freeze()
             try:
                 result = dbtRunner(manifest=self.manifest).invoke(
-                    [*call.args, *self._log_flags(quiet)]
+                    [*call.args, *self._log_flags(quiet, light)]
                 )
             finally:
                 _release_warehouse()
