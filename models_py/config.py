@@ -21,6 +21,9 @@ CV_FOLDS = 5
 CV_VALIDATION_FRACTION = 0.5
 
 MODEL_NAMES = ("prior", "heuristic", "logistic", "random_forest", "anchor")
+# The models built on the forest: they take the forest's chosen settings (rf_params);
+# the others are fitted while those settings are chosen.
+FOREST_MODELS = ("random_forest", "anchor")
 # Models that may become the production artefact (baselines never do).
 PRODUCTION_CANDIDATES = ("random_forest", "logistic", "anchor")
 # The forest ships by default. Another candidate ships only if its mean AUC

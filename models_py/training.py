@@ -52,11 +52,6 @@ if TYPE_CHECKING:
     from models_py.splits import Fold
 
 
-# Models fitted on a second thread while the forest's settings are chosen:
-# the ones whose pipeline does not take them (the anchor does).
-BESIDE_SETTINGS = ("prior", "heuristic", "logistic")
-
-
 @dataclass
 class Settings:
     models: tuple[str, ...] = config.MODEL_NAMES
@@ -442,7 +437,7 @@ def _fit_model(
             pipeline, X[train], y[train], folds, cache, matrix_name(data.features), train
         )
     )
-    if name in ("random_forest", "anchor"):
+    if name in config.FOREST_MODELS:
         # the OOB score is reported for this fit only (it costs a prediction
         # per tree; the folds, backtest and refit skip it)
         pipeline.set_params(classifier__oob_score=True)
@@ -485,7 +480,7 @@ def _forest_settings(
     cache: FitCache | None = None,
 ) -> tuple[dict, list, dict | None]:
     rf_params, rf_selection, rf_cv = dict(settings.rf_candidates[0]), [], None
-    if {"random_forest", "anchor"} & set(settings.models):
+    if set(config.FOREST_MODELS) & set(settings.models):
         if "random_forest" in settings.models and len(settings.rf_candidates) > 1:
             LOG.info(f"choosing random-forest settings on {len(folds)} walk-forward folds")
             train = split.train_index
@@ -592,7 +587,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         early = {
             name: beside.submit(_fit_model, name, data, split, folds, {}, None, settings, cache)
             for name in settings.models
-            if name in BESIDE_SETTINGS
+            if name not in config.FOREST_MODELS
         }
         rf_params, rf_selection, rf_cv = _forest_settings(data, split, folds, settings, cache)
         results = {}
@@ -620,7 +615,7 @@ def train_models(data: TrainingData, settings: Settings | None = None) -> Traini
         model=production,
         numeric=tuple(config.ANCHOR_NUMERIC if production == "anchor" else data.numeric),
         categorical=tuple(config.ANCHOR_CATEGORICAL if production == "anchor" else categorical),
-        rf_params=dict(rf_params) if production in ("random_forest", "anchor") else {},
+        rf_params=dict(rf_params) if production in config.FOREST_MODELS else {},
         rf_trees=settings.rf_trees,
     )
     calibration = _choose_calibration(recipe, data, train, folds, settings, cache)
@@ -741,7 +736,7 @@ def guard_size(
     ]
     if size_mb <= settings.max_artefact_mb:
         return recipe, model, history
-    if recipe.model not in ("random_forest", "anchor"):
+    if recipe.model not in config.FOREST_MODELS:
         raise TrainingError(
             f"{recipe.model} artefact is {size_mb:.1f} MB > "
             f"--max-artefact-mb {settings.max_artefact_mb}"

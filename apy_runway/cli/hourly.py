@@ -30,10 +30,6 @@ from apy_runway.foundation.lock import writer_lock
 from apy_runway.foundation.paths import ProjectPaths
 from inference import contracts
 
-# quarantine reasons of rows another row of the same pool and hour replaced:
-# ordinary (a re-ingest, an overlapping back-fill), never an input note
-REPLACED_ROW_REASONS = ("exact_duplicate", "superseded_in_hour", "superseded", "outranked")
-
 STEPS = ("collect", "ingest", "compact", "build", "export", "publish", "labels")
 
 
@@ -224,7 +220,7 @@ def _step(summary: RefreshSummary, name: str) -> Iterator[None]:
 def _ingest(paths: ProjectPaths, memory_limit: str, summary: RefreshSummary) -> None:
     """Land what waits in data/landing/; a file ingest refuses is set aside
     (data/landing/refused/) and named in the summary and the features header."""
-    from apy_runway.landing.ingest import has_landing, ingest
+    from apy_runway.landing.ingest import REPLACED_ROW_REASONS, has_landing, ingest
 
     summary.steps["ingest"] = "nothing new"
     if not has_landing(paths):

@@ -56,6 +56,9 @@ from inference.contracts import (
 
 CONTRACT = list(RAW_CONTRACT)
 
+# Quarantine reasons of rows another row of the same pool and hour replaced:
+# ordinary (a re-ingest, an overlapping back-fill), never a fault of the input.
+REPLACED_ROW_REASONS = ("exact_duplicate", "superseded_in_hour", "superseded", "outranked")
 # Every quarantine reason, in one place (the per-row reasons in the order
 # sql/flag_rows.sql checks them, then the ones that decide between rows).
 REASONS = (
@@ -70,13 +73,17 @@ REASONS = (
     "non_numeric_tvl",
     "negative_tvl",
     "tvl_out_of_range",
-    "exact_duplicate",
-    "superseded_in_hour",
-    "superseded",
-    "outranked",
+    *REPLACED_ROW_REASONS,
 )
 
-__all__ = ["CONTRACT", "POOLS_METADATA_FIELDS", "REASONS", "IngestResult", "ingest"]
+__all__ = [
+    "CONTRACT",
+    "POOLS_METADATA_FIELDS",
+    "REASONS",
+    "REPLACED_ROW_REASONS",
+    "IngestResult",
+    "ingest",
+]
 
 
 @dataclass
